@@ -1,0 +1,67 @@
+# Two commands matter to a newcomer: `make run` and `make test`. Both bootstrap .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ENV ?= dev
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
+export PYTHONDONTWRITEBYTECODE ?= 1
+
+.PHONY: run test test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
+
+# The venv is rebuilt only when a requirements file changes.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m local.stack
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+
+test-infra: $(STAMP)
+	$(BIN)/python -m pytest tests/infrastructure
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(wildcard layers/taskmill functions local infra app.py bench tests)
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+synth: $(STAMP)
+	$(BIN)/python app.py
+
+node_modules/.bin/cdk: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+diff: $(STAMP) node_modules/.bin/cdk
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff -c env=$(ENV) --all
+
+deploy: $(STAMP) node_modules/.bin/cdk
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy -c env=$(ENV) --all
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full pin set for the dev/local environment (pip freeze of requirements-dev.txt); refresh with `make lock`.' > constraints.txt
+
+clean:
+	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Taskmill: the code every Lambda function shares (shipped as a Lambda layer)."""

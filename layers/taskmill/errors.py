@@ -1,0 +1,63 @@
+"""Domain errors. The API maps each to one HTTP status and the SPEC's error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskmillError(Exception):
+    """Base of every error a client may see. `code` is stable; `message` is human."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(TaskmillError):
+    status = 400
+    code = "invalid_input"
+
+
+class Unauthorized(TaskmillError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(TaskmillError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(TaskmillError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(TaskmillError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(TaskmillError):
+    status = 413
+    code = "payload_too_large"
+
+
+class QuotaExceeded(TaskmillError):
+    status = 429
+    code = "quota_exceeded"
+
+
+class DependencyUnavailable(TaskmillError):
+    """Postgres or SQS is unreachable; the operation did not happen (or is safe to retry)."""
+
+    status = 503
+    code = "dependency_unavailable"
+
+
+class SettingsError(RuntimeError):
+    """The function's configuration is incomplete; raised at cold start, never per request."""

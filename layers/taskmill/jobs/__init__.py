@@ -1,0 +1,1 @@
+"""Jobs: the model, the retry policy and the state machine's storage."""

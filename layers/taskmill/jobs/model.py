@@ -1,0 +1,93 @@
+"""The job as stored in Postgres, and what a client asks for when creating one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from taskmill.topology import Priority
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    WAITING = "waiting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+UNFINISHED = (JobStatus.SCHEDULED, JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING)
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+# A job can be cancelled outright only before a worker holds it.
+CANCELLABLE = (JobStatus.SCHEDULED, JobStatus.WAITING, JobStatus.QUEUED)
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(BaseModel):
+    """A row of `jobs` (the truth about a job)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: UUID
+    owner_id: UUID
+    type: str
+    payload: dict[str, Any]
+    priority: Priority
+    status: JobStatus
+    external: bool
+    attempts: int
+    max_attempts: int
+    timeout_seconds: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    run_at: datetime
+    idempotency_key: str | None
+    depends_on: list[UUID]
+    webhook_url: str | None
+    name: str | None
+    description: str | None
+    tags: list[str]
+    progress: int
+    progress_message: str | None
+    result: Any
+    last_error: str | None
+    correlation_id: str | None
+    send_pending: bool
+    cancel_requested: bool
+    lease_token: UUID | None
+    lease_until: datetime | None
+    redrive_count: int
+    queued_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class NewJob(BaseModel):
+    """A validated request to create a job; defaults already resolved from its type."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    payload: dict[str, Any]
+    priority: Priority
+    max_attempts: int
+    timeout_seconds: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    external: bool = False
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+    depends_on: list[UUID] = []
+    webhook_url: str | None = None
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] = []
+    correlation_id: str | None = None

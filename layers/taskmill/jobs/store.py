@@ -1,0 +1,701 @@
+"""The job state machine in Postgres: every transition is one conditional statement.
+
+Each statement checks the state it expects in its WHERE clause and writes its job events
+in the same statement (a data-modifying CTE), so a transition and its history are never
+apart and two callers racing on the same job cannot both win.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, LiteralString
+from uuid import UUID, uuid4
+
+from psycopg.types.json import Jsonb
+
+from taskmill.db import Database
+from taskmill.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from taskmill.jobs.model import Job, JobStatus, NewJob
+from taskmill.jobs.retry import RetryDecision
+from taskmill.topology import SQS_MAX_DELAY_SECONDS
+
+# Seconds a lease outlives the job's timeout, so a worker finishing right at its timeout
+# still reports before the recovery sweep steps in.
+LEASE_SLACK_SECONDS = 30
+
+_UNFINISHED_SQL = "('scheduled', 'waiting', 'queued', 'running')"
+
+# Writes one job_events row per changed job. `changed` must return the job columns plus
+# `from_status`; `%(actor)s` and `%(event_detail)s` are bound by the caller.
+_WITH_EVENTS = """
+, events AS (
+    INSERT INTO job_events (job_id, from_status, to_status, actor, detail)
+    SELECT c.id, c.from_status, c.status, %(actor)s,
+           %(event_detail)s::jsonb || jsonb_strip_nulls(jsonb_build_object(
+               'attempt', c.attempts, 'error', c.last_error))
+    FROM changed c
+)
+SELECT * FROM changed
+"""
+
+
+def _transition(update: LiteralString) -> LiteralString:
+    return "WITH changed AS (" + update + ")" + _WITH_EVENTS
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    job: Job
+    created: bool
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    owner_id: UUID | None = None  # None: every owner (admin)
+    status: JobStatus | None = None
+    type: str | None = None
+    priority: str | None = None
+    tag: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Job]
+    next_cursor: str | None
+
+
+def encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), UUID(job_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("cursor is not valid") from exc
+
+
+def _jobs(rows: Iterable[dict[str, Any]]) -> list[Job]:
+    return [Job.model_validate(row) for row in rows]
+
+
+def _params(actor: str, detail: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
+    return {"actor": actor, "event_detail": Jsonb(detail or {}), **values}
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # ---- create ---------------------------------------------------------------------
+
+    def create_many(
+        self,
+        owner_id: UUID,
+        specs: Sequence[NewJob],
+        *,
+        actor: str,
+        unfinished_limit: int | None = None,
+    ) -> list[CreateResult]:
+        """Create jobs in one statement: quota, dependency ownership, idempotency and the
+        job events are all checked and written together.
+
+        A job is `waiting` while a dependency is unfinished, `scheduled` while its `run_at`
+        is further away than SQS can delay a message, else `queued` with its "to be sent"
+        mark set (external jobs are claimed over the API and are never sent).
+        """
+        if not specs:
+            return []
+        ids = [uuid4() for _ in specs]
+        rows = [
+            {
+                "ord": index,
+                "id": str(job_id),
+                **spec.model_dump(mode="json", exclude={"depends_on", "tags"}),
+                "depends_on": [str(dep) for dep in spec.depends_on],
+                "tags": spec.tags,
+            }
+            for index, (job_id, spec) in enumerate(zip(ids, specs, strict=True))
+        ]
+        summary = self._db.execute(
+            f"""
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+        ord int, id uuid, type text, payload jsonb, priority text, external boolean,
+        max_attempts int, timeout_seconds int, backoff_base_seconds float8,
+        backoff_max_seconds float8, run_at timestamptz, idempotency_key text,
+        depends_on jsonb, webhook_url text, name text, description text, tags jsonb,
+        correlation_id text)
+), prepared AS (
+    SELECT i.*,
+           ARRAY(SELECT jsonb_array_elements_text(i.depends_on))::uuid[] AS deps,
+           ARRAY(SELECT jsonb_array_elements_text(i.tags)) AS tag_list,
+           coalesce(i.run_at, now()) AS due
+    FROM input i
+), checked AS (
+    SELECT p.*,
+           EXISTS (SELECT 1 FROM unnest(p.deps) AS dep(id)
+                   WHERE NOT EXISTS (SELECT 1 FROM jobs d
+                                     WHERE d.id = dep.id AND d.owner_id = %(owner)s))
+               AS bad_deps,
+           CASE
+               WHEN EXISTS (SELECT 1 FROM jobs d
+                            WHERE d.id = ANY (p.deps) AND d.status <> 'succeeded')
+                   THEN 'waiting'
+               WHEN p.due > now() + make_interval(secs => %(max_delay)s) THEN 'scheduled'
+               ELSE 'queued'
+           END AS initial_status
+    FROM prepared p
+), quota AS (
+    SELECT count(*) AS unfinished FROM jobs
+    WHERE owner_id = %(owner)s AND status IN {_UNFINISHED_SQL}
+), changed AS (
+    INSERT INTO jobs (id, owner_id, type, payload, priority, status, external, max_attempts,
+                      timeout_seconds, backoff_base_seconds, backoff_max_seconds, run_at,
+                      idempotency_key, depends_on, webhook_url, name, description, tags,
+                      correlation_id, send_pending, queued_at)
+    SELECT c.id, %(owner)s, c.type, c.payload, c.priority, c.initial_status, c.external,
+           c.max_attempts, c.timeout_seconds, c.backoff_base_seconds, c.backoff_max_seconds,
+           c.due, c.idempotency_key, c.deps, c.webhook_url, c.name, c.description,
+           c.tag_list, c.correlation_id,
+           c.initial_status = 'queued' AND NOT c.external,
+           CASE WHEN c.initial_status = 'queued' THEN now() END
+    FROM checked c
+    WHERE NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps)
+      AND (%(limit)s::int IS NULL
+           OR (SELECT unfinished FROM quota) + (SELECT count(*) FROM checked) <= %(limit)s)
+    ORDER BY c.ord
+    ON CONFLICT (owner_id, idempotency_key) DO NOTHING
+    RETURNING jobs.*, NULL::text AS from_status
+), events AS (
+    INSERT INTO job_events (job_id, from_status, to_status, actor, detail)
+    SELECT c.id, NULL, c.status, %(actor)s, '{{}}'::jsonb FROM changed c
+)
+SELECT (SELECT unfinished FROM quota) AS unfinished,
+       ARRAY(SELECT ord FROM checked WHERE bad_deps ORDER BY ord) AS bad_dep_rows,
+       (SELECT coalesce(jsonb_agg(to_jsonb(c) - 'from_status'), '[]'::jsonb) FROM changed c)
+           AS created
+""",
+            {
+                "rows": Jsonb(rows),
+                "owner": owner_id,
+                "limit": unfinished_limit,
+                "actor": actor,
+                "max_delay": SQS_MAX_DELAY_SECONDS,
+            },
+        )[0]
+        if summary["bad_dep_rows"]:
+            raise InvalidInput(
+                "depends_on names a job that does not exist or is not yours",
+                details={"rows": summary["bad_dep_rows"]},
+            )
+        created = {job.id: job for job in _jobs(summary["created"])}
+        results: list[CreateResult | None] = [
+            CreateResult(created[job_id], True) if job_id in created else None for job_id in ids
+        ]
+        missing_keys = [
+            spec.idempotency_key
+            for spec, result in zip(specs, results, strict=True)
+            if result is None and spec.idempotency_key is not None
+        ]
+        existing: dict[str, Job] = {}
+        if missing_keys:
+            existing = {
+                str(job.idempotency_key): job
+                for job in _jobs(
+                    self._db.execute(
+                        "SELECT * FROM jobs WHERE owner_id = %s AND idempotency_key = ANY (%s)",
+                        (owner_id, missing_keys),
+                    )
+                )
+            }
+        final: list[CreateResult] = []
+        for spec, result in zip(specs, results, strict=True):
+            if result is None and spec.idempotency_key in existing:
+                result = CreateResult(existing[spec.idempotency_key], False)
+            if result is None:
+                if unfinished_limit is not None and (
+                    summary["unfinished"] + len(specs) > unfinished_limit
+                ):
+                    raise QuotaExceeded(
+                        f"at most {unfinished_limit} unfinished jobs are allowed per user",
+                        details={"unfinished": summary["unfinished"], "limit": unfinished_limit},
+                    )
+                # The conflicting row was deleted between the two statements.
+                raise InvalidInput("the job could not be created; try again")
+            final.append(result)
+        return final
+
+    def create(
+        self, owner_id: UUID, spec: NewJob, *, actor: str, unfinished_limit: int | None = None
+    ) -> CreateResult:
+        return self.create_many(owner_id, [spec], actor=actor, unfinished_limit=unfinished_limit)[0]
+
+    def mark_enqueued(self, job_ids: Sequence[UUID]) -> int:
+        """Clear the "to be sent" mark after SQS accepted the messages."""
+        if not job_ids:
+            return 0
+        rows = self._db.execute(
+            "UPDATE jobs SET send_pending = false WHERE id = ANY (%s) AND send_pending "
+            "RETURNING id",
+            (list(job_ids),),
+        )
+        return len(rows)
+
+    # ---- read -----------------------------------------------------------------------
+
+    def get(self, job_id: UUID) -> Job:
+        rows = self._db.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))
+        if not rows:
+            raise NotFound("job not found")
+        return Job.model_validate(rows[0])
+
+    def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
+        return _jobs(self._db.execute("SELECT * FROM jobs WHERE id = ANY (%s)", (list(job_ids),)))
+
+    def list_jobs(self, filters: JobFilter, *, limit: int = 50, cursor: str | None = None) -> Page:
+        clauses: list[LiteralString] = []
+        params: dict[str, Any] = {"limit": limit + 1}
+        conditions: list[tuple[LiteralString, str, Any]] = [
+            ("owner_id = %(owner_id)s", "owner_id", filters.owner_id),
+            ("status = %(status)s", "status", filters.status),
+            ("type = %(type)s", "type", filters.type),
+            ("priority = %(priority)s", "priority", filters.priority),
+            ("tags @> ARRAY[%(tag)s]::text[]", "tag", filters.tag),
+            ("created_at >= %(created_after)s", "created_after", filters.created_after),
+            ("created_at < %(created_before)s", "created_before", filters.created_before),
+        ]
+        for clause, name, value in conditions:
+            if value is not None:
+                clauses.append(clause)
+                params[name] = value
+        if cursor:
+            params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
+            clauses.append("(created_at, id) < (%(cursor_at)s, %(cursor_id)s)")
+        where: LiteralString = " AND ".join(clauses) if clauses else "true"
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE " + where + " ORDER BY created_at DESC, id DESC "
+            "LIMIT %(limit)s",
+            params,
+        )
+        items = _jobs(rows[:limit])
+        next_cursor = encode_cursor(items[-1]) if len(rows) > limit and items else None
+        return Page(items, next_cursor)
+
+    def events(self, job_id: UUID) -> list[dict[str, Any]]:
+        return self._db.execute(
+            "SELECT at, from_status, to_status, actor, detail FROM job_events "
+            "WHERE job_id = %s ORDER BY id",
+            (job_id,),
+        )
+
+    def count_unfinished(self, owner_id: UUID) -> int:
+        rows = self._db.execute(
+            f"SELECT count(*) AS n FROM jobs WHERE owner_id = %s AND status IN {_UNFINISHED_SQL}",
+            (owner_id,),
+        )
+        return int(rows[0]["n"])
+
+    # ---- run ------------------------------------------------------------------------
+
+    def claim_many(self, job_ids: Sequence[UUID], *, actor: str = "worker") -> list[Job]:
+        """Move `queued` jobs to `running` with a fresh lease. Jobs that are running,
+        finished or cancelled (a duplicate or late delivery) are simply not returned."""
+        if not job_ids:
+            return []
+        return _jobs(
+            self._db.execute(
+                _transition("""
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
+           lease_until = now() + make_interval(secs => timeout_seconds + %(slack)s),
+           started_at = now(), updated_at = now(), send_pending = false, progress = 0,
+           progress_message = NULL
+    WHERE id = ANY (%(ids)s) AND status = 'queued' AND NOT cancel_requested
+    RETURNING jobs.*, 'queued'::text AS from_status"""),
+                _params(actor, ids=list(job_ids), slack=LEASE_SLACK_SECONDS),
+            )
+        )
+
+    def claim(self, job_id: UUID, *, actor: str = "worker") -> Job | None:
+        claimed = self.claim_many([job_id], actor=actor)
+        return claimed[0] if claimed else None
+
+    def claim_external(self, *, types: Sequence[str] | None, limit: int, actor: str) -> list[Job]:
+        """Claim up to `limit` queued external jobs, highest priority and oldest first;
+        concurrent claimers skip each other's rows instead of waiting."""
+        return _jobs(
+            self._db.execute(
+                _transition("""
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
+           lease_until = now() + make_interval(secs => timeout_seconds + %(slack)s),
+           started_at = now(), updated_at = now(), progress = 0, progress_message = NULL
+    WHERE id IN (
+        SELECT id FROM jobs
+        WHERE external AND status = 'queued' AND run_at <= now()
+          AND (%(types)s::text[] IS NULL OR type = ANY (%(types)s::text[]))
+        ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, created_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED)
+    AND status = 'queued'
+    RETURNING jobs.*, 'queued'::text AS from_status"""),
+                _params(
+                    actor,
+                    types=list(types) if types else None,
+                    limit=limit,
+                    slack=LEASE_SLACK_SECONDS,
+                ),
+            )
+        )
+
+    def heartbeat(self, job_id: UUID, lease_token: UUID) -> Job | None:
+        """Extend the lease of a running job; None if the caller no longer holds it."""
+        rows = self._db.execute(
+            "UPDATE jobs SET lease_until = now() + make_interval(secs => timeout_seconds + %s), "
+            "updated_at = now() "
+            "WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING *",
+            (LEASE_SLACK_SECONDS, job_id, lease_token),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
+    def set_progress(
+        self, job_id: UUID, lease_token: UUID, percent: int, message: str | None
+    ) -> Job | None:
+        rows = self._db.execute(
+            "UPDATE jobs SET progress = %s, progress_message = %s, updated_at = now() "
+            "WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING *",
+            (percent, message, job_id, lease_token),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
+    def succeed_many(
+        self, outcomes: Sequence[tuple[UUID, UUID, Any]], *, actor: str = "worker"
+    ) -> list[Job]:
+        """Record successful attempts: (job id, lease token, result) each, in one statement.
+        An outcome whose lease is no longer held (recovered meanwhile) is not applied."""
+        if not outcomes:
+            return []
+        data = [
+            {"id": str(job_id), "token": str(token), "result": result}
+            for job_id, token, result in outcomes
+        ]
+        return _jobs(
+            self._db.execute(
+                _transition("""
+    UPDATE jobs j SET status = 'succeeded', result = o.result, progress = 100,
+           finished_at = now(), updated_at = now(), lease_until = NULL, lease_token = NULL,
+           last_error = NULL
+    FROM jsonb_to_recordset(%(data)s::jsonb) AS o(id uuid, token uuid, result jsonb)
+    WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
+    RETURNING j.*, 'running'::text AS from_status"""),
+                _params(actor, data=Jsonb(data)),
+            )
+        )
+
+    def succeed(
+        self, job_id: UUID, lease_token: UUID, result: Any, *, actor: str = "worker"
+    ) -> Job | None:
+        done = self.succeed_many([(job_id, lease_token, result)], actor=actor)
+        return done[0] if done else None
+
+    def fail(
+        self,
+        job_id: UUID,
+        lease_token: UUID,
+        error: str,
+        decision: RetryDecision,
+        *,
+        resend: bool,
+        actor: str = "worker",
+    ) -> Job | None:
+        """Record a failed attempt as the retry decision says.
+
+        - retry within SQS's delay range: back to `queued`; `resend` says whether a new
+          message must be sent (else the caller lets the current message reappear after
+          the delay, e.g. through its visibility timeout);
+        - retry further away: `scheduled` at now + delay, released by the recovery sweep;
+        - no retry: `failed`, with `last_error` kept.
+        """
+        if not decision.retry:
+            status, pending = JobStatus.FAILED, False
+        elif decision.held_in_database:
+            status, pending = JobStatus.SCHEDULED, False
+        else:
+            status, pending = JobStatus.QUEUED, resend
+        rows = self._db.execute(
+            _transition("""
+    UPDATE jobs SET status = %(status)s, last_error = %(error)s, lease_until = NULL,
+           lease_token = NULL, updated_at = now(),
+           run_at = now() + make_interval(secs => %(delay)s),
+           send_pending = %(pending)s,
+           queued_at = CASE WHEN %(status)s = 'queued' THEN now() ELSE queued_at END,
+           finished_at = CASE WHEN %(status)s = 'failed' THEN now() END
+    WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
+    RETURNING jobs.*, 'running'::text AS from_status"""),
+            _params(
+                actor,
+                {"reason": decision.reason, "delay_seconds": round(decision.delay_seconds, 3)},
+                status=status.value,
+                error=error[:4000],
+                delay=decision.delay_seconds,
+                pending=pending,
+                id=job_id,
+                token=lease_token,
+            ),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
+    # ---- operator and owner actions -------------------------------------------------
+
+    def cancel(self, job_id: UUID, *, actor: str, reason: str | None = None) -> Job | None:
+        """Cancel a job that has not started; ask a running one to stop (it sees
+        `cancelled()` become true). None if the job is already finished."""
+        rows = self._db.execute(
+            _transition("""
+    UPDATE jobs j SET
+        status = CASE WHEN old.status = 'running' THEN 'running' ELSE 'cancelled' END,
+        cancel_requested = true, send_pending = false, updated_at = now(),
+        finished_at = CASE WHEN old.status = 'running' THEN NULL ELSE now() END,
+        last_error = CASE WHEN old.status = 'running' THEN j.last_error
+                          ELSE coalesce(%(reason)s, j.last_error) END
+    FROM (SELECT id, status FROM jobs WHERE id = %(id)s FOR UPDATE) old
+    WHERE j.id = old.id AND j.status IN ('scheduled', 'waiting', 'queued', 'running')
+      AND NOT (j.status = 'running' AND j.cancel_requested)
+    RETURNING j.*, old.status AS from_status"""),
+            _params(actor, {"reason": reason} if reason else None, id=job_id, reason=reason),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
+    def acknowledge_cancel(
+        self, job_id: UUID, lease_token: UUID, *, actor: str = "worker"
+    ) -> Job | None:
+        """A running job stopped because it was asked to: it ends `cancelled`."""
+        rows = self._db.execute(
+            _transition("""
+    UPDATE jobs SET status = 'cancelled', lease_until = NULL, lease_token = NULL,
+           finished_at = now(), updated_at = now()
+    WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running' AND cancel_requested
+    RETURNING jobs.*, 'running'::text AS from_status"""),
+            _params(actor, id=job_id, token=lease_token),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
+    def retry(self, job_id: UUID, *, actor: str) -> Job | None:
+        """Re-run a `failed` or `cancelled` job with a fresh attempt budget."""
+        rows = self._db.execute(
+            _transition("""
+    UPDATE jobs j SET status = 'queued', attempts = 0, cancel_requested = false,
+           send_pending = NOT j.external, run_at = now(), queued_at = now(), updated_at = now(),
+           finished_at = NULL, result = NULL, progress = 0, progress_message = NULL
+    FROM (SELECT id, status FROM jobs WHERE id = %(id)s FOR UPDATE) old
+    WHERE j.id = old.id AND j.status IN ('failed', 'cancelled')
+    RETURNING j.*, old.status AS from_status"""),
+            _params(actor, id=job_id),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
+    def redrive_many(
+        self,
+        job_ids: Sequence[UUID],
+        *,
+        actor: str,
+        resend: bool,
+        expected_redrive_count: int | None = None,
+    ) -> list[Job]:
+        """Give `failed` jobs a fresh attempt budget and `redrive_count + 1`.
+
+        `resend=False` is for a message that is already back on its queue (the console's
+        DLQ redrive); `expected_redrive_count` makes a duplicate of that message a no-op.
+        """
+        if not job_ids:
+            return []
+        return _jobs(
+            self._db.execute(
+                _transition("""
+    UPDATE jobs j SET status = 'queued', attempts = 0, redrive_count = j.redrive_count + 1,
+           send_pending = %(resend)s AND NOT j.external, run_at = now(), queued_at = now(),
+           updated_at = now(), finished_at = NULL, cancel_requested = false
+    WHERE j.id = ANY (%(ids)s) AND j.status = 'failed'
+      AND (%(expected)s::int IS NULL OR j.redrive_count = %(expected)s::int)
+    RETURNING j.*, 'failed'::text AS from_status"""),
+                _params(
+                    actor,
+                    {"redrive": True},
+                    ids=list(job_ids),
+                    resend=resend,
+                    expected=expected_redrive_count,
+                ),
+            )
+        )
+
+    def update_details(
+        self,
+        job_id: UUID,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        priority: str | None = None,
+        run_at: datetime | None = None,
+    ) -> Job:
+        """Edit descriptive fields any time; `priority` and `run_at` only before it runs."""
+        if priority is not None or run_at is not None:
+            rows = self._db.execute(
+                """
+UPDATE jobs SET name = coalesce(%(name)s, name),
+       description = coalesce(%(description)s, description),
+       tags = coalesce(%(tags)s, tags), priority = coalesce(%(priority)s, priority),
+       run_at = coalesce(%(run_at)s, run_at), updated_at = now(),
+       send_pending = CASE WHEN status = 'queued' AND NOT external THEN true
+                           ELSE send_pending END,
+       status = CASE WHEN status = 'queued' AND coalesce(%(run_at)s, run_at)
+                          > now() + make_interval(secs => %(max_delay)s)
+                     THEN 'scheduled' ELSE status END
+WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""",
+                {
+                    "id": job_id,
+                    "name": name,
+                    "description": description,
+                    "tags": tags,
+                    "priority": priority,
+                    "run_at": run_at,
+                    "max_delay": SQS_MAX_DELAY_SECONDS,
+                },
+            )
+            if not rows:
+                self.get(job_id)  # raises NotFound
+                raise Conflict("priority and run_at can only change before the job runs")
+            return Job.model_validate(rows[0])
+        rows = self._db.execute(
+            "UPDATE jobs SET name = coalesce(%(name)s, name), "
+            "description = coalesce(%(description)s, description), "
+            "tags = coalesce(%(tags)s, tags), updated_at = now() WHERE id = %(id)s RETURNING *",
+            {"id": job_id, "name": name, "description": description, "tags": tags},
+        )
+        if not rows:
+            raise NotFound("job not found")
+        return Job.model_validate(rows[0])
+
+    def delete(self, job_id: UUID) -> bool:
+        """Delete a job that is not running. False if it is running."""
+        rows = self._db.execute(
+            "DELETE FROM jobs WHERE id = %s AND status <> 'running' RETURNING id", (job_id,)
+        )
+        return bool(rows)
+
+    # ---- recovery -------------------------------------------------------------------
+
+    def expired_leases(self, *, limit: int) -> list[Job]:
+        """Running jobs whose lease has expired (their worker crashed or timed out)."""
+        return _jobs(
+            self._db.execute(
+                "SELECT * FROM jobs WHERE status = 'running' AND lease_until < now() "
+                "ORDER BY lease_until LIMIT %s",
+                (limit,),
+            )
+        )
+
+    def recover_expired(
+        self, job: Job, error: str, decision: RetryDecision, *, actor: str = "recovery"
+    ) -> Job | None:
+        """Apply a retry decision to a job whose lease expired; conditional on the lease
+        still being the expired one, so a late report or a second sweep cannot clash."""
+        if job.lease_token is None:
+            return None
+        rows = self._db.execute(
+            "SELECT id FROM jobs WHERE id = %s AND lease_token = %s AND status = 'running' "
+            "AND lease_until < now()",
+            (job.id, job.lease_token),
+        )
+        if not rows:
+            return None
+        return self.fail(job.id, job.lease_token, error, decision, resend=True, actor=actor)
+
+    def release_due_scheduled(
+        self, *, limit: int, window_seconds: int = SQS_MAX_DELAY_SECONDS
+    ) -> list[Job]:
+        """Move `scheduled` jobs due within SQS's delay window to `queued` (to be sent with
+        the remaining delay)."""
+        return _jobs(
+            self._db.execute(
+                _transition("""
+    UPDATE jobs SET status = 'queued', send_pending = NOT external, queued_at = now(),
+           updated_at = now()
+    WHERE id IN (SELECT id FROM jobs
+                 WHERE status = 'scheduled' AND run_at <= now() + make_interval(secs => %(window)s)
+                 ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+      AND status = 'scheduled'
+    RETURNING jobs.*, 'scheduled'::text AS from_status"""),
+                _params("scheduler", window=window_seconds, limit=limit),
+            )
+        )
+
+    def release_waiting(self, *, limit: int, job_ids: Sequence[UUID] | None = None) -> list[Job]:
+        """Release `waiting` jobs whose dependencies all succeeded (optionally only those
+        depending on `job_ids`, which is what a worker does after finishing them)."""
+        return _jobs(
+            self._db.execute(
+                _transition("""
+    UPDATE jobs j SET
+        status = CASE WHEN j.run_at > now() + make_interval(secs => %(max_delay)s)
+                      THEN 'scheduled' ELSE 'queued' END,
+        send_pending = NOT j.external AND j.run_at <= now() + make_interval(secs => %(max_delay)s),
+        queued_at = now(), updated_at = now()
+    WHERE j.id IN (
+        SELECT w.id FROM jobs w
+        WHERE w.status = 'waiting'
+          AND (%(deps)s::uuid[] IS NULL OR w.depends_on && %(deps)s::uuid[])
+          AND NOT EXISTS (SELECT 1 FROM jobs d
+                          WHERE d.id = ANY (w.depends_on) AND d.status <> 'succeeded')
+        ORDER BY w.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+      AND j.status = 'waiting'
+    RETURNING j.*, 'waiting'::text AS from_status"""),
+                _params(
+                    "scheduler",
+                    deps=list(job_ids) if job_ids is not None else None,
+                    limit=limit,
+                    max_delay=SQS_MAX_DELAY_SECONDS,
+                ),
+            )
+        )
+
+    def cancel_waiting_on_failed(self, *, limit: int) -> list[Job]:
+        """Cancel `waiting` jobs whose dependency failed, was cancelled or was deleted."""
+        return _jobs(
+            self._db.execute(
+                _transition("""
+    UPDATE jobs j SET status = 'cancelled', finished_at = now(), updated_at = now(),
+           last_error = 'a dependency failed, was cancelled or was deleted'
+    WHERE j.id IN (
+        SELECT w.id FROM jobs w
+        WHERE w.status = 'waiting'
+          AND (EXISTS (SELECT 1 FROM jobs d WHERE d.id = ANY (w.depends_on)
+                       AND d.status IN ('failed', 'cancelled'))
+               OR cardinality(w.depends_on) >
+                  (SELECT count(*) FROM jobs d WHERE d.id = ANY (w.depends_on)))
+        ORDER BY w.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+      AND j.status = 'waiting'
+    RETURNING j.*, 'waiting'::text AS from_status"""),
+                _params("scheduler", {"reason": "dependency"}, limit=limit),
+            )
+        )
+
+    def pending_sends(self, *, older_than_seconds: float, limit: int) -> list[Job]:
+        """Queued jobs whose message was never confirmed sent (crash between commit and
+        send), older than a grace period so in-flight API requests finish first."""
+        return _jobs(
+            self._db.execute(
+                "SELECT * FROM jobs WHERE send_pending AND status = 'queued' "
+                "AND updated_at < now() - make_interval(secs => %s) "
+                "ORDER BY updated_at LIMIT %s",
+                (older_than_seconds, limit),
+            )
+        )

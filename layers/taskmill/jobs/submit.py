@@ -1,0 +1,113 @@
+"""Submitting jobs: resolve type defaults, write the rows, send the messages.
+
+Creation is one statement (row, quota, job event and the "to be sent" mark together),
+then one SQS batch send per ten jobs, then one statement clearing the mark for what was
+sent. A send that fails leaves the job `queued` and marked: the recovery sweep sends it
+later, so the client still gets its 201 and nothing is half-created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from taskmill.jobs.model import Job, NewJob
+from taskmill.jobs.store import CreateResult, JobStore
+from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.queue.sender import JobQueue
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a client (or the platform itself) asks for; unset fields take type defaults."""
+
+    type: str
+    payload: dict[str, Any]
+    priority: str | None = None
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+    backoff_base_seconds: float | None = None
+    backoff_max_seconds: float | None = None
+    run_at: datetime | None = None
+    delay_seconds: float | None = None
+    idempotency_key: str | None = None
+    depends_on: Sequence[UUID] = ()
+    webhook_url: str | None = None
+    name: str | None = None
+    description: str | None = None
+    tags: Sequence[str] = ()
+    correlation_id: str | None = None
+
+
+def resolve(
+    request: JobRequest, registry: JobTypeRegistry, *, now: datetime | None = None
+) -> NewJob:
+    """Validate the payload against its type and fill every default from the type."""
+    job_type = registry.get(request.type)
+    defaults = job_type.defaults
+    run_at = request.run_at
+    if run_at is None and request.delay_seconds:
+        run_at = (now or datetime.now(UTC)) + timedelta(seconds=request.delay_seconds)
+    return NewJob(
+        type=job_type.name,
+        payload=job_type.validate_payload(request.payload),
+        priority=request.priority or defaults.priority,
+        max_attempts=request.max_attempts or defaults.max_attempts,
+        timeout_seconds=request.timeout_seconds or defaults.timeout_seconds,
+        backoff_base_seconds=(
+            request.backoff_base_seconds
+            if request.backoff_base_seconds is not None
+            else defaults.backoff_base_seconds
+        ),
+        backoff_max_seconds=(
+            request.backoff_max_seconds
+            if request.backoff_max_seconds is not None
+            else defaults.backoff_max_seconds
+        ),
+        external=job_type.external,
+        run_at=run_at,
+        idempotency_key=request.idempotency_key,
+        depends_on=list(request.depends_on),
+        webhook_url=request.webhook_url,
+        name=request.name,
+        description=request.description,
+        tags=list(request.tags),
+        correlation_id=request.correlation_id,
+    )
+
+
+def send_pending(store: JobStore, queue: JobQueue, jobs: Sequence[Job]) -> list[UUID]:
+    """Send the messages of jobs still marked "to be sent" and clear the mark of those SQS
+    accepted. Returns the ids sent."""
+    to_send = [job for job in jobs if job.send_pending]
+    if not to_send:
+        return []
+    result = queue.send(to_send)
+    store.mark_enqueued(result.sent)
+    return result.sent
+
+
+def submit(
+    store: JobStore,
+    queue: JobQueue,
+    registry: JobTypeRegistry,
+    owner_id: UUID,
+    requests: Sequence[JobRequest],
+    *,
+    actor: str,
+    unfinished_limit: int | None = None,
+) -> list[CreateResult]:
+    specs = [resolve(request, registry) for request in requests]
+    results = store.create_many(owner_id, specs, actor=actor, unfinished_limit=unfinished_limit)
+    new_jobs = [result.job for result in results if result.created]
+    sent = set(send_pending(store, queue, new_jobs))
+    # Report the state the client would read back: sent jobs are no longer pending.
+    return [
+        CreateResult(result.job.model_copy(update={"send_pending": False}), result.created)
+        if result.job.id in sent
+        else result
+        for result in results
+    ]

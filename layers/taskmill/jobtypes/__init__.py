@@ -1,0 +1,1 @@
+"""Job types: a registry of named functions with payload models and defaults."""

@@ -1,0 +1,180 @@
+"""The job type registry (SPEC §4).
+
+A code type is a Python function registered under a name with a pydantic payload model
+and defaults. An external type has no code here: it is declared (name, payload JSON
+schema, defaults) and run by workers that claim it over the API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from taskmill.errors import InvalidInput
+from taskmill.topology import MAX_ATTEMPTS_LIMIT, Priority
+
+
+class JobContextProtocol(Protocol):
+    """What a job body may use; the worker provides the implementation."""
+
+    def progress(self, percent: int, message: str | None = None) -> None: ...
+    def cancelled(self) -> bool: ...
+    def remaining_time(self) -> float: ...
+
+
+JobFunction = Callable[[Any, Any], Any]
+
+
+class JobDefaults(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    priority: Priority = Priority.NORMAL
+    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    timeout_seconds: int = Field(default=60, ge=1, le=86400)
+    backoff_base_seconds: float = Field(default=2.0, ge=0, le=86400)
+    backoff_max_seconds: float = Field(default=300.0, ge=0, le=7 * 86400)
+
+
+class EmptyPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    description: str
+    defaults: JobDefaults
+    payload_model: type[BaseModel] | None = None
+    # For external types, declared as JSON schema; for code types, derived from the model.
+    declared_schema: dict[str, Any] | None = None
+    function: JobFunction | None = None
+    external: bool = False
+
+    def payload_schema(self) -> dict[str, Any]:
+        if self.payload_model is not None:
+            return self.payload_model.model_json_schema()
+        return dict(self.declared_schema or {"type": "object"})
+
+    def validate_payload(self, payload: Any) -> dict[str, Any]:
+        """Return the normalised payload or raise `InvalidInput` with the field errors."""
+        if self.payload_model is not None:
+            try:
+                return self.payload_model.model_validate(payload).model_dump(mode="json")
+            except ValidationError as exc:
+                raise InvalidInput(
+                    f"payload is not valid for job type {self.name!r}",
+                    details=[
+                        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                        for e in exc.errors(include_url=False, include_input=False)
+                    ],
+                ) from None
+        return _validate_declared(self, payload)
+
+    def parse_payload(self, payload: dict[str, Any]) -> Any:
+        """The payload as the job body receives it (a model instance for code types)."""
+        if self.payload_model is None:
+            return payload
+        return self.payload_model.model_validate(payload)
+
+
+def _validate_declared(job_type: JobType, payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"payload for job type {job_type.name!r} must be an object")
+    schema = job_type.declared_schema
+    if schema:
+        import jsonschema
+
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.path))
+        if errors:
+            raise InvalidInput(
+                f"payload is not valid for job type {job_type.name!r}",
+                details=[{"loc": list(e.path), "msg": e.message} for e in errors[:20]],
+            )
+    return payload
+
+
+@dataclass
+class JobTypeRegistry:
+    _types: dict[str, JobType] = field(default_factory=dict)
+
+    def add(self, job_type: JobType) -> JobType:
+        if job_type.name in self._types:
+            raise ValueError(f"job type {job_type.name!r} is already registered")
+        self._types[job_type.name] = job_type
+        return job_type
+
+    def register(
+        self,
+        name: str,
+        *,
+        payload: type[BaseModel] = EmptyPayload,
+        description: str = "",
+        **defaults: Any,
+    ) -> Callable[[JobFunction], JobFunction]:
+        """Decorator registering a code job type: `@registry.register("resize", payload=M)`."""
+
+        def decorate(function: JobFunction) -> JobFunction:
+            self.add(
+                JobType(
+                    name=name,
+                    description=description or (function.__doc__ or "").strip(),
+                    defaults=JobDefaults(**defaults),
+                    payload_model=payload,
+                    function=function,
+                )
+            )
+            return function
+
+        return decorate
+
+    def declare_external(
+        self,
+        name: str,
+        *,
+        schema: dict[str, Any] | None = None,
+        description: str = "",
+        **defaults: Any,
+    ) -> JobType:
+        return self.add(
+            JobType(
+                name=name,
+                description=description,
+                defaults=JobDefaults(**defaults),
+                declared_schema=schema,
+                external=True,
+            )
+        )
+
+    def get(self, name: str) -> JobType:
+        try:
+            return self._types[name]
+        except KeyError:
+            raise InvalidInput(f"unknown job type {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def all(self) -> list[JobType]:
+        return sorted(self._types.values(), key=lambda t: t.name)
+
+    def load_modules(self, module_names: Iterable[str]) -> None:
+        """Import user modules; each exposes `register(registry)` and adds its types."""
+        for module_name in module_names:
+            module = importlib.import_module(module_name)
+            hook = getattr(module, "register", None)
+            if not callable(hook):
+                raise ValueError(f"job module {module_name!r} has no register(registry) function")
+            hook(self)
+
+    def load_external(self, declarations: Iterable[dict[str, Any]]) -> None:
+        for declaration in declarations:
+            data = dict(declaration)
+            name = data.pop("name")
+            schema = data.pop("schema", None)
+            description = data.pop("description", "")
+            self.declare_external(name, schema=schema, description=description, **data)

@@ -1,0 +1,1 @@
+"""SQS: job messages, routing by priority, batch sends."""

@@ -1,0 +1,114 @@
+"""Settings: one pydantic model per function, validated once at cold start.
+
+Nothing else in the package reads os.environ: handlers build their settings object and
+pass it (or what it configures) down.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from taskmill.errors import SettingsError
+from taskmill.topology import Priority
+
+_PREFIX = "TASKMILL_"
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
+
+    stage: str = "local"
+
+
+class DatabaseSettings(_Base):
+    # Locally and in tests a plain URL; in AWS the RDS secret (host, port, username,
+    # password, dbname) and optionally the RDS Proxy endpoint that replaces its host.
+    database_url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
+    db_secret_arn: str | None = None
+    db_proxy_host: str | None = None
+    db_sslmode: str = "prefer"
+    db_connect_timeout_seconds: int = 5
+    db_statement_timeout_ms: int = 15_000
+
+    @model_validator(mode="after")
+    def _one_database_source(self) -> Self:
+        if self.database_url is None and self.db_secret_arn is None:
+            raise ValueError("set DATABASE_URL or TASKMILL_DB_SECRET_ARN")
+        return self
+
+
+class QueueSettings(_Base):
+    queue_url_high: str
+    queue_url_normal: str
+    queue_url_low: str
+    dlq_url_high: str
+    dlq_url_normal: str
+    dlq_url_low: str
+
+    def queue_url(self, priority: Priority | str) -> str:
+        return str(getattr(self, f"queue_url_{Priority(priority).value}"))
+
+    def dlq_url(self, priority: Priority | str) -> str:
+        return str(getattr(self, f"dlq_url_{Priority(priority).value}"))
+
+
+class JwtSettings(_Base):
+    # Locally a generated key; in AWS the key is read from Secrets Manager at cold start.
+    jwt_secret: SecretStr | None = None
+    jwt_secret_arn: str | None = None
+    jwt_issuer: str = "taskmill"
+    jwt_audience: str = "taskmill-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=24 * 3600)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Self:
+        if self.jwt_secret is None and self.jwt_secret_arn is None:
+            raise ValueError("set TASKMILL_JWT_SECRET or TASKMILL_JWT_SECRET_ARN")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("TASKMILL_JWT_SECRET must be at least 32 characters")
+        return self
+
+
+class JobTypeSettings(_Base):
+    # Comma-separated Python modules that register user job types at import.
+    job_modules: str = ""
+    # JSON list of external job type declarations (name, payload schema, defaults).
+    external_types: str = "[]"
+
+    @property
+    def job_module_names(self) -> list[str]:
+        return [name.strip() for name in self.job_modules.split(",") if name.strip()]
+
+
+class AuthorizerSettings(JwtSettings):
+    pass
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def _variable_name(cls: type[BaseSettings], field: str) -> str:
+    info = cls.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return f"{_PREFIX}{field.upper()}"
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings from the environment, turning validation errors into one clear message."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = [str(part) for part in error["loc"]]
+            if location:
+                name = _variable_name(cls, location[0])
+                problems.append(f"{name}: {error['msg'].lower()}")
+            else:
+                problems.append(error["msg"].removeprefix("Value error, "))
+        raise SettingsError(f"{cls.__name__} is invalid: " + "; ".join(problems)) from None

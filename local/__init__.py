@@ -1,0 +1,1 @@
+"""The embedded local stack and operator CLI; never shipped to Lambda."""
