@@ -10,10 +10,13 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from taskmill.db import Database
 from taskmill.db.migrate import migrate
+from taskmill.queue.sender import JobQueue
+from taskmill.settings import QueueSettings, load_settings
 
 from local.postgres import create_database, drop_database, embedded_postgres
 
@@ -54,3 +57,48 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     yield database
     database.close()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto for every AWS API, with fake credentials so nothing can reach a real account."""
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def sqs(aws: None) -> Any:
+    import boto3
+
+    return boto3.client("sqs")
+
+
+@pytest.fixture
+def queue_env(sqs: Any) -> dict[str, str]:
+    """The queues and DLQs as the cloud has them; the variables the functions read."""
+    from local.queues import create_queues
+
+    return create_queues(sqs, "test")
+
+
+@pytest.fixture
+def queue_settings(queue_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> QueueSettings:
+    for name, value in queue_env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings(QueueSettings)
+
+
+@pytest.fixture
+def job_queue(queue_settings: QueueSettings, sqs: Any) -> JobQueue:
+    return JobQueue(queue_settings, client_factory=lambda: sqs)
