@@ -58,7 +58,7 @@ deploy: $(STAMP) node_modules/.bin/cdk
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy -c env=$(ENV) --all
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full pin set for the dev/local environment (pip freeze of requirements-dev.txt); refresh with `make lock`.' > constraints.txt

@@ -40,7 +40,7 @@ def create_database(url: str, dbname: str, *, template: str | None = None) -> st
     with psycopg.connect(url, autocommit=True) as conn:
         query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
         if template:
-            query = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            query = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY WAL_LOG").format(
                 sql.Identifier(dbname), sql.Identifier(template)
             )
         conn.execute(query)

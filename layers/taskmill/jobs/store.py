@@ -43,8 +43,14 @@ SELECT * FROM changed
 """
 
 
-def _transition(update: LiteralString) -> LiteralString:
-    return "WITH changed AS (" + update + ")" + _WITH_EVENTS
+def _transition(update: LiteralString, *, picked: LiteralString | None = None) -> LiteralString:
+    """Wrap an UPDATE ... RETURNING with its job events. `picked` is an optional
+    `SELECT id ... FOR UPDATE SKIP LOCKED` the update joins as `picked`; it is materialised
+    once, because as an `IN (subquery)` Postgres may re-run it and update past its LIMIT."""
+    head: LiteralString = "WITH "
+    if picked is not None:
+        head = "WITH picked AS MATERIALIZED (" + picked + "), "
+    return head + "changed AS (" + update + ")" + _WITH_EVENTS
 
 
 @dataclass(frozen=True)
@@ -334,19 +340,20 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
         concurrent claimers skip each other's rows instead of waiting."""
         return _jobs(
             self._db.execute(
-                _transition("""
+                _transition(
+                    """
     UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
            lease_until = now() + make_interval(secs => timeout_seconds + %(slack)s),
            started_at = now(), updated_at = now(), progress = 0, progress_message = NULL
-    WHERE id IN (
-        SELECT id FROM jobs
-        WHERE external AND status = 'queued' AND run_at <= now()
-          AND (%(types)s::text[] IS NULL OR type = ANY (%(types)s::text[]))
-        ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, created_at
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED)
-    AND status = 'queued'
-    RETURNING jobs.*, 'queued'::text AS from_status"""),
+    FROM picked WHERE jobs.id = picked.id AND jobs.status = 'queued'
+    RETURNING jobs.*, 'queued'::text AS from_status""",
+                    picked="""
+    SELECT id FROM jobs
+    WHERE external AND status = 'queued' AND run_at <= now()
+      AND (%(types)s::text[] IS NULL OR type = ANY (%(types)s::text[]))
+    ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, created_at
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED""",
+                ),
                 _params(
                     actor,
                     types=list(types) if types else None,
@@ -626,14 +633,17 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         the remaining delay)."""
         return _jobs(
             self._db.execute(
-                _transition("""
+                _transition(
+                    """
     UPDATE jobs SET status = 'queued', send_pending = NOT external, queued_at = now(),
            updated_at = now()
-    WHERE id IN (SELECT id FROM jobs
-                 WHERE status = 'scheduled' AND run_at <= now() + make_interval(secs => %(window)s)
-                 ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-      AND status = 'scheduled'
-    RETURNING jobs.*, 'scheduled'::text AS from_status"""),
+    FROM picked WHERE jobs.id = picked.id AND jobs.status = 'scheduled'
+    RETURNING jobs.*, 'scheduled'::text AS from_status""",
+                    picked="""
+    SELECT id FROM jobs
+    WHERE status = 'scheduled' AND run_at <= now() + make_interval(secs => %(window)s)
+    ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED""",
+                ),
                 _params("scheduler", window=window_seconds, limit=limit),
             )
         )
@@ -643,21 +653,23 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         depending on `job_ids`, which is what a worker does after finishing them)."""
         return _jobs(
             self._db.execute(
-                _transition("""
+                _transition(
+                    """
     UPDATE jobs j SET
         status = CASE WHEN j.run_at > now() + make_interval(secs => %(max_delay)s)
                       THEN 'scheduled' ELSE 'queued' END,
         send_pending = NOT j.external AND j.run_at <= now() + make_interval(secs => %(max_delay)s),
         queued_at = now(), updated_at = now()
-    WHERE j.id IN (
-        SELECT w.id FROM jobs w
-        WHERE w.status = 'waiting'
-          AND (%(deps)s::uuid[] IS NULL OR w.depends_on && %(deps)s::uuid[])
-          AND NOT EXISTS (SELECT 1 FROM jobs d
-                          WHERE d.id = ANY (w.depends_on) AND d.status <> 'succeeded')
-        ORDER BY w.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-      AND j.status = 'waiting'
-    RETURNING j.*, 'waiting'::text AS from_status"""),
+    FROM picked WHERE j.id = picked.id AND j.status = 'waiting'
+    RETURNING j.*, 'waiting'::text AS from_status""",
+                    picked="""
+    SELECT w.id FROM jobs w
+    WHERE w.status = 'waiting'
+      AND (%(deps)s::uuid[] IS NULL OR w.depends_on && %(deps)s::uuid[])
+      AND NOT EXISTS (SELECT 1 FROM jobs d
+                      WHERE d.id = ANY (w.depends_on) AND d.status <> 'succeeded')
+    ORDER BY w.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED""",
+                ),
                 _params(
                     "scheduler",
                     deps=list(job_ids) if job_ids is not None else None,
@@ -671,19 +683,21 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         """Cancel `waiting` jobs whose dependency failed, was cancelled or was deleted."""
         return _jobs(
             self._db.execute(
-                _transition("""
+                _transition(
+                    """
     UPDATE jobs j SET status = 'cancelled', finished_at = now(), updated_at = now(),
            last_error = 'a dependency failed, was cancelled or was deleted'
-    WHERE j.id IN (
-        SELECT w.id FROM jobs w
-        WHERE w.status = 'waiting'
-          AND (EXISTS (SELECT 1 FROM jobs d WHERE d.id = ANY (w.depends_on)
-                       AND d.status IN ('failed', 'cancelled'))
-               OR cardinality(w.depends_on) >
-                  (SELECT count(*) FROM jobs d WHERE d.id = ANY (w.depends_on)))
-        ORDER BY w.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-      AND j.status = 'waiting'
-    RETURNING j.*, 'waiting'::text AS from_status"""),
+    FROM picked WHERE j.id = picked.id AND j.status = 'waiting'
+    RETURNING j.*, 'waiting'::text AS from_status""",
+                    picked="""
+    SELECT w.id FROM jobs w
+    WHERE w.status = 'waiting'
+      AND (EXISTS (SELECT 1 FROM jobs d WHERE d.id = ANY (w.depends_on)
+                   AND d.status IN ('failed', 'cancelled'))
+           OR cardinality(w.depends_on) >
+              (SELECT count(*) FROM jobs d WHERE d.id = ANY (w.depends_on)))
+    ORDER BY w.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED""",
+                ),
                 _params("scheduler", {"reason": "dependency"}, limit=limit),
             )
         )

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from taskmill.errors import InvalidInput, SettingsError
+from taskmill.jobs.retry import JobFailure
+from taskmill.jobtypes import builtin
+from taskmill.jobtypes.defaults import build_registry
+from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.settings import JobTypeSettings
+
+
+class Context:
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, str | None]] = []
+
+    def progress(self, percent: int, message: str | None = None) -> None:
+        self.reports.append((percent, message))
+
+    def cancelled(self) -> bool:
+        return False
+
+    def remaining_time(self) -> float:
+        return 60.0
+
+
+def test_builtin_types_are_registered_with_their_defaults() -> None:
+    registry = build_registry(JobTypeSettings())
+    assert {"noop", "sleep", "fail"} <= {t.name for t in registry.all()}
+    assert registry.get("noop").defaults.max_attempts == 1
+    assert registry.get("sleep").payload_schema()["required"] == ["seconds"]
+
+
+def test_unknown_type_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="unknown job type"):
+        build_registry(JobTypeSettings()).get("nope")
+
+
+def test_payload_errors_name_the_field() -> None:
+    registry = build_registry(JobTypeSettings())
+    with pytest.raises(InvalidInput) as caught:
+        registry.get("sleep").validate_payload({"seconds": "soon"})
+    assert caught.value.details[0]["loc"] == ["seconds"]
+    with pytest.raises(InvalidInput):
+        registry.get("noop").validate_payload({"unexpected": 1})
+
+
+def test_duplicate_registration_is_refused() -> None:
+    registry = JobTypeRegistry()
+    builtin.register(registry)
+    with pytest.raises(ValueError, match="already registered"):
+        builtin.register(registry)
+
+
+def test_user_modules_register_code_types() -> None:
+    registry = build_registry(JobTypeSettings(job_modules="tests.support.user_jobs"))
+    greet = registry.get("greet")
+    assert greet.defaults.priority == "high"
+    assert greet.defaults.max_attempts == 7
+    payload = greet.parse_payload(greet.validate_payload({"name": "Ada"}))
+    assert greet.function is not None
+    assert greet.function(Context(), payload) == {"greeting": "hello Ada"}
+
+
+def test_external_types_are_declared_by_configuration() -> None:
+    declarations = [
+        {
+            "name": "render.video",
+            "schema": {
+                "type": "object",
+                "properties": {"url": {"type": "string"}},
+                "required": ["url"],
+                "additionalProperties": False,
+            },
+            "timeout_seconds": 7200,
+            "priority": "low",
+        }
+    ]
+    registry = build_registry(JobTypeSettings(external_types=json.dumps(declarations)))
+    render = registry.get("render.video")
+    assert render.external
+    assert render.function is None
+    assert render.defaults.timeout_seconds == 7200
+    assert render.validate_payload({"url": "s3://x"}) == {"url": "s3://x"}
+    with pytest.raises(InvalidInput) as caught:
+        render.validate_payload({"link": "s3://x"})
+    assert any("url" in problem["msg"] for problem in caught.value.details)
+
+
+def test_broken_external_configuration_fails_at_cold_start() -> None:
+    with pytest.raises(SettingsError):
+        build_registry(JobTypeSettings(external_types="{not json"))
+
+
+def test_sleep_reports_progress_and_result() -> None:
+    context = Context()
+    assert builtin.sleep(context, builtin.SleepPayload(seconds=0.05)) == {"slept": 0.05}
+    assert context.reports
+    assert context.reports[-1][0] == 100
+
+
+def test_fail_fails_with_its_probability() -> None:
+    payload = builtin.FailPayload(probability=0.5, message="boom")
+    with pytest.raises(JobFailure, match="boom"):
+        builtin.fail(Context(), payload, rand=lambda: 0.2)
+    assert builtin.fail(Context(), payload, rand=lambda: 0.8) == {"failed": False}
