@@ -18,7 +18,9 @@ _PREFIX = "TASKMILL_"
 
 
 class _Base(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
 
     stage: str = "local"
 
@@ -112,3 +114,25 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
             else:
                 problems.append(error["msg"].removeprefix("Value error, "))
         raise SettingsError(f"{cls.__name__} is invalid: " + "; ".join(problems)) from None
+
+
+class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings):
+    """The SQS worker function."""
+
+    # Safety margin kept free before the Lambda deadline to record outcomes.
+    deadline_margin_seconds: float = Field(default=5.0, ge=0.5, le=60)
+    http_allow_private: bool = False
+    http_max_body_excerpt: int = Field(default=4096, ge=0, le=256 * 1024)
+    ses_sender: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_secret_arn: str | None = None
+    ecs_cluster_arn: str | None = None
+    ecs_subnets: str = ""
+    ecs_security_groups: str = ""
+    ecs_task_execution_role_arn: str | None = None
+    ecs_task_role_arn: str | None = None
+    ecs_log_group: str | None = None
+
+    @staticmethod
+    def split(value: str) -> list[str]:
+        return [item.strip() for item in value.split(",") if item.strip()]

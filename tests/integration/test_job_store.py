@@ -470,3 +470,13 @@ def test_cursor_pagination_visits_every_job_once(store: JobStore, owner) -> None
 def test_bad_cursor_is_invalid_input(store: JobStore) -> None:
     with pytest.raises(InvalidInput):
         store.list_jobs(JobFilter(), cursor="not-a-cursor")
+
+
+def test_deleting_jobs_deletes_their_history(store: JobStore, owner, db: Database) -> None:
+    job = create_job(store, owner)
+    kept = create_job(store, owner)
+    assert store.delete(job.id)
+    assert store.events(job.id) == []
+    assert len(store.events(kept.id)) == 1
+    db.execute("DELETE FROM users WHERE id = %s", (owner,))  # cascades to the jobs
+    assert db.execute("SELECT count(*) AS n FROM job_events")[0]["n"] == 0

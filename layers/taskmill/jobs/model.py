@@ -63,6 +63,7 @@ class Job(BaseModel):
     lease_token: UUID | None
     lease_until: datetime | None
     redrive_count: int
+    external_ref: str | None = None
     queued_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -43,6 +43,49 @@ SELECT * FROM changed
 """
 
 
+# Final transitions also create the completion webhook of jobs that asked for one, in the same
+# statement as the final state (so a webhook is never lost nor sent for a state that was not
+# committed). The new jobs come back flagged `followup` for the caller to send.
+_WITH_EVENTS_AND_WEBHOOKS = """
+, hooks AS (
+    INSERT INTO jobs (id, owner_id, type, payload, priority, status, max_attempts, timeout_seconds,
+                      backoff_base_seconds, backoff_max_seconds, correlation_id, send_pending,
+                      queued_at, name)
+    SELECT gen_random_uuid(), c.owner_id, 'webhook.deliver',
+           jsonb_build_object(
+               'url', c.webhook_url,
+               'event', jsonb_build_object(
+                   'type', 'job.' || c.status,
+                   'job', jsonb_build_object(
+                       'id', c.id, 'type', c.type, 'status', c.status, 'name', c.name,
+                       'tags', to_jsonb(c.tags), 'attempts', c.attempts, 'result', c.result,
+                       'last_error', c.last_error, 'finished_at', c.finished_at))),
+           'normal', 'queued', 5, 30, 5, 600, c.correlation_id, true, now(),
+           'webhook for ' || c.id
+    FROM changed c
+    WHERE c.webhook_url IS NOT NULL AND c.status IN ('succeeded', 'failed')
+    RETURNING jobs.*, NULL::text AS from_status
+), events AS (
+    INSERT INTO job_events (job_id, from_status, to_status, actor, detail)
+    SELECT c.id, c.from_status, c.status, %(actor)s,
+           %(event_detail)s::jsonb || jsonb_strip_nulls(jsonb_build_object(
+               'attempt', c.attempts, 'error', c.last_error))
+    FROM changed c
+    UNION ALL
+    SELECT h.id, NULL, h.status, %(actor)s,
+           jsonb_build_object('webhook_for', h.payload #> '{event,job,id}')
+    FROM hooks h
+)
+SELECT *, false AS followup FROM changed
+UNION ALL
+SELECT *, true AS followup FROM hooks
+"""
+
+
+def _final_transition(update: LiteralString) -> LiteralString:
+    return "WITH changed AS (" + update + ")" + _WITH_EVENTS_AND_WEBHOOKS
+
+
 def _transition(update: LiteralString, *, picked: LiteralString | None = None) -> LiteralString:
     """Wrap an UPDATE ... RETURNING with its job events. `picked` is an optional
     `SELECT id ... FOR UPDATE SKIP LOCKED` the update joins as `picked`; it is materialised
@@ -101,6 +144,17 @@ def _params(actor: str, detail: dict[str, Any] | None = None, **values: Any) -> 
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._followups: list[Job] = []
+
+    def take_followups(self) -> list[Job]:
+        """Jobs created as a side effect of final transitions (completion webhooks) since the
+        last call; the caller sends them (or the recovery sweep will)."""
+        taken, self._followups = self._followups, []
+        return taken
+
+    def _final(self, rows: list[dict[str, Any]]) -> list[Job]:
+        self._followups.extend(_jobs(row for row in rows if row["followup"]))
+        return _jobs(row for row in rows if not row["followup"])
 
     # ---- create ---------------------------------------------------------------------
 
@@ -394,9 +448,9 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
             {"id": str(job_id), "token": str(token), "result": result}
             for job_id, token, result in outcomes
         ]
-        return _jobs(
+        return self._final(
             self._db.execute(
-                _transition("""
+                _final_transition("""
     UPDATE jobs j SET status = 'succeeded', result = o.result, progress = 100,
            finished_at = now(), updated_at = now(), lease_until = NULL, lease_token = NULL,
            last_error = NULL
@@ -437,8 +491,9 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
             status, pending = JobStatus.SCHEDULED, False
         else:
             status, pending = JobStatus.QUEUED, resend
-        rows = self._db.execute(
-            _transition("""
+        rows = self._final(
+            self._db.execute(
+                _final_transition("""
     UPDATE jobs SET status = %(status)s, last_error = %(error)s, lease_until = NULL,
            lease_token = NULL, updated_at = now(),
            run_at = now() + make_interval(secs => %(delay)s),
@@ -447,16 +502,48 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
            finished_at = CASE WHEN %(status)s = 'failed' THEN now() END
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
     RETURNING jobs.*, 'running'::text AS from_status"""),
-            _params(
-                actor,
-                {"reason": decision.reason, "delay_seconds": round(decision.delay_seconds, 3)},
-                status=status.value,
-                error=error[:4000],
-                delay=decision.delay_seconds,
-                pending=pending,
-                id=job_id,
-                token=lease_token,
-            ),
+                _params(
+                    actor,
+                    {"reason": decision.reason, "delay_seconds": round(decision.delay_seconds, 3)},
+                    status=status.value,
+                    error=error[:4000],
+                    delay=decision.delay_seconds,
+                    pending=pending,
+                    id=job_id,
+                    token=lease_token,
+                ),
+            )
+        )
+        return rows[0] if rows else None
+
+    def release(
+        self, job_id: UUID, lease_token: UUID, reason: str, *, actor: str = "worker"
+    ) -> Job | None:
+        """Give a claimed job back without counting the attempt (the worker ran out of time
+        before the job could finish, through no fault of the job)."""
+        rows = self._db.execute(
+            _transition("""
+    UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL,
+           lease_token = NULL, updated_at = now(), queued_at = now(), send_pending = false,
+           external_ref = NULL
+    WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
+    RETURNING jobs.*, 'running'::text AS from_status"""),
+            _params(actor, {"released": reason}, id=job_id, token=lease_token),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
+    def set_external_ref(self, job_id: UUID, lease_token: UUID, ref: str) -> Job | None:
+        """Record the handle of work running elsewhere (an ECS task ARN)."""
+        rows = self._db.execute(
+            "UPDATE jobs SET external_ref = %s, updated_at = now() "
+            "WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING *",
+            (ref, job_id, lease_token),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
+    def running_by_external_ref(self, ref: str) -> Job | None:
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE external_ref = %s AND status = 'running'", (ref,)
         )
         return Job.model_validate(rows[0]) if rows else None
 

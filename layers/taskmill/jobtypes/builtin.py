@@ -1,4 +1,5 @@
-"""The demo job types every deployment has: noop, sleep, fail."""
+"""The job types every deployment has: the demo types (noop, sleep, fail) and the platform
+types (http.request, email.send, webhook.deliver, container.run)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,47 @@ def fail(
 
 
 def register(registry: JobTypeRegistry) -> None:
+    from taskmill.jobtypes.container_run import ContainerPayload, container_run
+    from taskmill.jobtypes.email_send import EmailPayload, email_send
+    from taskmill.jobtypes.http_request import HttpRequestPayload, http_request
+    from taskmill.jobtypes.webhook_deliver import WebhookPayload, webhook_deliver
+
+    registry.register(
+        "http.request",
+        payload=HttpRequestPayload,
+        description="Calls a URL.",
+        max_attempts=5,
+        timeout_seconds=60,
+        backoff_base_seconds=5,
+        backoff_max_seconds=600,
+    )(http_request)
+    registry.register(
+        "email.send",
+        payload=EmailPayload,
+        description="Sends an e-mail through SES.",
+        max_attempts=5,
+        timeout_seconds=30,
+        backoff_base_seconds=10,
+        backoff_max_seconds=900,
+    )(email_send)
+    registry.register(
+        "webhook.deliver",
+        payload=WebhookPayload,
+        description="Delivers a signed completion event to a job's webhook_url.",
+        max_attempts=5,
+        timeout_seconds=30,
+        backoff_base_seconds=5,
+        backoff_max_seconds=600,
+    )(webhook_deliver)
+    registry.register(
+        "container.run",
+        payload=ContainerPayload,
+        description="Runs a command in a container image on ECS Fargate.",
+        max_attempts=2,
+        timeout_seconds=3600,
+        backoff_base_seconds=30,
+        backoff_max_seconds=900,
+    )(container_run)
     registry.register("noop", description="Does nothing.", max_attempts=1, timeout_seconds=10)(noop)
     registry.register(
         "sleep",

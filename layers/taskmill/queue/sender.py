@@ -11,6 +11,7 @@ from uuid import UUID
 from taskmill.jobs.model import Job
 from taskmill.queue.messages import delay_seconds, message_attributes, message_body
 from taskmill.settings import QueueSettings
+from taskmill.topology import SQS_MAX_DELAY_SECONDS
 
 SQS_BATCH_LIMIT = 10
 
@@ -103,4 +104,22 @@ class JobQueue:
             QueueUrl=self.dlq_url(job.priority),
             MessageBody=message_body(job.id),
             MessageAttributes=message_attributes(job, extra),
+        )
+
+    def delay_redelivery(self, priority: str, receipt_handle: str, seconds: int) -> None:
+        """Make a received message visible again after `seconds` (a retry through SQS)."""
+        self.calls += 1
+        self.client.change_message_visibility(
+            QueueUrl=self.queue_url(priority),
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=max(0, min(seconds, SQS_MAX_DELAY_SECONDS)),
+        )
+
+    def dead_letter_raw(self, priority: str, body: str, reason: str) -> None:
+        """Put a message that is not a job message in the DLQ as it came, with the reason."""
+        self.calls += 1
+        self.client.send_message(
+            QueueUrl=self.dlq_url(priority),
+            MessageBody=body or "(empty)",
+            MessageAttributes={"failure_reason": {"DataType": "String", "StringValue": reason}},
         )

@@ -1,0 +1,74 @@
+"""`webhook.deliver`: POST an HMAC-signed event to a job's `webhook_url`.
+
+Receivers verify `Taskmill-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` computed over
+`"<t>.<raw body>"` with the shared webhook secret, and refuse stale timestamps (replays):
+see `verify_webhook_signature`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskmill.jobs.retry import JobFailure
+from taskmill.jobtypes.http_request import HttpRequestPayload, http_request
+
+SIGNATURE_HEADER = "Taskmill-Signature"
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+class WebhookPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2048)
+    event: dict[str, Any]
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify_webhook_signature(
+    secret: str,
+    header: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
+) -> bool:
+    """What a receiver runs: constant-time check of the signature and of its freshness."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+        received = fields["v1"]
+    except (KeyError, ValueError):
+        return False
+    if abs((now if now is not None else time.time()) - timestamp) > tolerance_seconds:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, received)
+
+
+def webhook_deliver(context: Any, payload: WebhookPayload) -> dict[str, Any]:
+    """Delivers a signed completion event; any non-2xx answer is retried."""
+    body = json.dumps(payload.event, separators=(",", ":"), sort_keys=True)
+    timestamp = int(time.time())
+    signature = sign(context.services.webhook_secret(), timestamp, body.encode())
+    outcome = http_request(
+        context,
+        HttpRequestPayload(
+            url=payload.url,
+            method="POST",
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+            body=body,
+            timeout_seconds=10,
+        ),
+    )
+    if not 200 <= outcome["status"] < 300:
+        raise JobFailure(f"webhook receiver answered {outcome['status']}")
+    return {"status": outcome["status"]}

@@ -1,0 +1,1 @@
+"""Running jobs delivered by SQS: claim, run, record, release dependents."""

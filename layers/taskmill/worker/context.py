@@ -1,0 +1,84 @@
+"""The context a job body receives: progress, cancellation, remaining time, logger, job."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from taskmill.jobs.model import Job
+from taskmill.jobs.store import JobStore
+from taskmill.worker.services import PlatformServices
+
+# How often `cancelled()` may ask Postgres; a body polling in a tight loop costs one query
+# per second, not one per call.
+CANCEL_POLL_SECONDS = 1.0
+
+
+class JobContext:
+    def __init__(
+        self,
+        job: Job,
+        store: JobStore,
+        services: PlatformServices,
+        *,
+        deadline: float,
+        logger: logging.Logger | Any,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.job = job
+        self.logger = logger
+        self.services = services
+        self._store = store
+        self._deadline = deadline
+        self._clock = clock
+        self._stop = threading.Event()
+        self._last_poll = clock()
+        self._cancel_seen = False
+        self.external_ref: str | None = None
+
+    @property
+    def lease_token(self) -> Any:
+        return self.job.lease_token
+
+    def progress(self, percent: int, message: str | None = None) -> None:
+        if self._stop.is_set() or self.job.lease_token is None:
+            return
+        percent = max(0, min(100, int(percent)))
+        self._store.set_progress(self.job.id, self.job.lease_token, percent, message)
+
+    def cancelled(self) -> bool:
+        """True once the job was cancelled, timed out or must stop before the deadline."""
+        if self._stop.is_set() or self._cancel_seen:
+            return True
+        now = self._clock()
+        if now - self._last_poll >= CANCEL_POLL_SECONDS:
+            self._last_poll = now
+            current = self._store.get_many([self.job.id])
+            if (
+                not current
+                or current[0].cancel_requested
+                or current[0].lease_token != self.job.lease_token
+            ):
+                self._cancel_seen = True
+        return self._cancel_seen
+
+    @property
+    def cancel_observed(self) -> bool:
+        return self._cancel_seen
+
+    def remaining_time(self) -> float:
+        return max(0.0, self._deadline - self._clock())
+
+    def stop(self) -> None:
+        """Ask the body to stop (timeout or deadline); later progress reports are dropped."""
+        self._stop.set()
+
+    def run_elsewhere(self, ref: str) -> None:
+        """Mark the job as continuing outside the worker (an ECS task): it stays `running`
+        and finishes when the completion event for `ref` arrives."""
+        if self.job.lease_token is not None:
+            self._store.set_external_ref(self.job.id, self.job.lease_token, ref)
+        self.external_ref = ref

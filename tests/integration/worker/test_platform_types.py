@@ -1,0 +1,220 @@
+"""The platform job types against moto (SES, ECS) and a local HTTP server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from taskmill.containers import complete_from_event
+from taskmill.jobs.model import JobStatus
+from taskmill.jobs.retry import JobFailure, PermanentJobFailure
+from taskmill.jobtypes.http_request import check_destination
+
+from functions.retry.container_events import handler as container_events_handler
+from tests.integration.worker.conftest import failures, queue_messages
+from tests.support.lambda_events import FakeLambdaContext
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x", "gopher://x"])
+def test_http_request_refuses_other_schemes(url: str) -> None:
+    with pytest.raises(PermanentJobFailure, match="only http and https"):
+        check_destination(url, allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://192.168.0.1/",
+    ],
+)
+def test_http_request_refuses_private_addresses_unless_allowed(url: str) -> None:
+    with pytest.raises(PermanentJobFailure, match="non-public"):
+        check_destination(url, allow_private=False)
+    check_destination(url, allow_private=True)
+
+
+def test_http_request_stores_status_and_excerpt(enqueue, deliver, store, http_receiver) -> None:
+    url, received = http_receiver
+    job = enqueue("http.request", {"url": url, "method": "POST", "body": "hi"})
+    assert failures(deliver()) == []
+    done = store.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result["status"] == 200
+    assert done.result["body_excerpt"] == "thanks"
+    assert received[0]["body"] == b"hi"
+
+
+def test_http_request_to_a_private_address_fails_permanently(
+    enqueue, deliver, store, worker, sqs, job_queue
+) -> None:
+    worker.services.settings = worker.services.settings.model_copy(
+        update={"http_allow_private": False}
+    )
+    job = enqueue("http.request", {"url": "http://127.0.0.1:9/"})
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.attempts == 1  # not retried: it can never succeed
+    assert "non-public" in (failed.last_error or "")
+
+
+def test_email_send_through_ses(enqueue, deliver, store, worker) -> None:
+    ses = boto3.client("ses")
+    ses.verify_email_identity(EmailAddress="jobs@example.com")
+    worker.services.settings = worker.services.settings.model_copy(
+        update={"ses_sender": "jobs@example.com"}
+    )
+    job = enqueue("email.send", {"to": ["ann@example.com"], "subject": "Hi", "text": "Hello"})
+    assert failures(deliver()) == []
+    done = store.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result["message_id"]
+    assert ses.get_send_quota()["SentLast24Hours"] == 1
+
+
+def test_email_without_a_sender_fails_with_a_clear_error(enqueue, deliver, store) -> None:
+    job = enqueue("email.send", {"to": ["a@example.com"], "subject": "s", "text": "t"})
+    deliver()
+    assert "TASKMILL_SES_SENDER" in (store.get(job.id).last_error or "")
+
+
+@pytest.fixture
+def ecs_cluster(worker) -> str:
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    # Task ENIs get DNS names, as in the VPC the CDK stack creates (moto needs it too).
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="jobs", Description="jobs", VpcId=vpc)["GroupId"]
+    arn = boto3.client("ecs").create_cluster(clusterName="taskmill-test")["cluster"]["clusterArn"]
+    worker.services.settings = worker.services.settings.model_copy(
+        update={"ecs_cluster_arn": arn, "ecs_subnets": subnet, "ecs_security_groups": group}
+    )
+    return arn
+
+
+def _stopped_event(task_arn: str, cluster: str, exit_code: int | None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "job", "lastStatus": "STOPPED"}
+    if exit_code is not None:
+        container["exitCode"] = exit_code
+    return {
+        "version": "0",
+        "source": "aws.ecs",
+        "detail-type": "ECS Task State Change",
+        "detail": {
+            "clusterArn": cluster,
+            "taskArn": task_arn,
+            "lastStatus": "STOPPED",
+            "desiredStatus": "STOPPED",
+            "stoppedReason": "Essential container in task exited",
+            "containers": [container],
+        },
+    }
+
+
+def test_container_run_finishes_on_the_task_stop_event(
+    enqueue, deliver, store, job_queue, ecs_cluster
+) -> None:
+    job = enqueue("container.run", {"image": "alpine:3", "command": ["echo", "hi"]})
+    assert failures(deliver()) == []
+    running = store.get(job.id)
+    assert running.status is JobStatus.RUNNING  # until ECS says the task stopped
+    assert running.external_ref
+    tasks = boto3.client("ecs").list_tasks(cluster=ecs_cluster)["taskArns"]
+    assert tasks == [running.external_ref]
+    # An event that is not the stop changes nothing.
+    running_event = _stopped_event(running.external_ref, ecs_cluster, None)
+    running_event["detail"]["lastStatus"] = "RUNNING"
+    assert complete_from_event(store, job_queue, running_event, logger=_logger()) is None
+    done = complete_from_event(
+        store, job_queue, _stopped_event(running.external_ref, ecs_cluster, 0), logger=_logger()
+    )
+    assert done is not None
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result["exit_code"] == 0
+    assert done.result["log_stream"].startswith("taskmill/job/")
+
+
+def test_container_non_zero_exit_is_retried_then_dead_lettered(
+    enqueue, deliver, store, job_queue, ecs_cluster, sqs
+) -> None:
+    job = enqueue("container.run", {"image": "alpine:3"}, max_attempts=1)
+    deliver()
+    ref = store.get(job.id).external_ref
+    assert ref
+    failed = complete_from_event(
+        store, job_queue, _stopped_event(ref, ecs_cluster, 3), logger=_logger()
+    )
+    assert failed is not None
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error == "container exited with 3"
+    assert len(queue_messages(sqs, job_queue.dlq_url("normal"))) == 1
+
+
+def test_container_events_handler(
+    enqueue, deliver, store, ecs_cluster, worker_settings, monkeypatch
+) -> None:
+    import functions.retry.container_events as module
+
+    job = enqueue("container.run", {"image": "alpine:3"})
+    deliver()
+    ref = store.get(job.id).external_ref
+    assert ref
+    monkeypatch.setattr(module, "_collaborators", None)
+    for name, value in _env(worker_settings).items():
+        monkeypatch.setenv(name, value)
+    context: Any = FakeLambdaContext()
+    answer = container_events_handler(_stopped_event(ref, ecs_cluster, 0), context)
+    assert answer == {"job_id": str(job.id), "status": "succeeded"}
+
+
+def test_container_run_without_a_runtime_fails_clearly(enqueue, deliver, store) -> None:
+    job = enqueue("container.run", {"image": "alpine:3"})
+    deliver()
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert "no container runtime" in (failed.last_error or "")
+
+
+def test_worker_handler_entry_point_builds_from_the_environment(
+    enqueue, sqs, job_queue, store, worker_settings, monkeypatch
+) -> None:
+    import functions.worker.handler as module
+    from tests.support.lambda_events import receive_event
+
+    monkeypatch.setattr(module, "_worker", None)
+    for name, value in _env(worker_settings).items():
+        monkeypatch.setenv(name, value)
+    job = enqueue("noop")
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    context: Any = FakeLambdaContext()
+    assert module.handler(event, context) == {"batchItemFailures": []}
+    assert store.get(job.id).status is JobStatus.SUCCEEDED
+
+
+def test_job_failure_is_retryable_by_default() -> None:
+    assert JobFailure("x").retryable
+
+
+def _env(settings: Any) -> dict[str, str]:
+    env = {"DATABASE_URL": settings.database_url.get_secret_value()}
+    for priority in ("high", "normal", "low"):
+        env[f"TASKMILL_QUEUE_URL_{priority.upper()}"] = settings.queue_url(priority)
+        env[f"TASKMILL_DLQ_URL_{priority.upper()}"] = settings.dlq_url(priority)
+    return env
+
+
+def _logger() -> Any:
+    import logging
+
+    return logging.getLogger("test")
+
+
+def _unused() -> None:
+    json.dumps({})

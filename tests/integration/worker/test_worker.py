@@ -1,0 +1,242 @@
+"""The worker handler on real SQS event shapes, real Postgres and moto."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from taskmill.jobs.model import JobStatus
+from taskmill.jobs.store import JobStore
+from taskmill.queue.messages import message_body
+
+from tests.integration.worker.conftest import failures, queue_messages
+from tests.support.lambda_events import receive_event
+
+
+def test_noop_job_succeeds(enqueue, deliver, store: JobStore) -> None:
+    job = enqueue("noop")
+    response = deliver()
+    assert failures(response) == []
+    done = store.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.attempts == 1
+    assert done.finished_at is not None
+
+
+def test_batch_of_ten_succeeds_in_three_statements(enqueue, deliver, store: JobStore, db) -> None:
+    jobs = [enqueue("noop") for _ in range(10)]
+    before = db.round_trips
+    assert failures(deliver()) == []
+    assert db.round_trips - before <= 3
+    assert {store.get(j.id).status for j in jobs} == {JobStatus.SUCCEEDED}
+
+
+def test_retry_then_success(enqueue, deliver, store: JobStore, calls) -> None:
+    job = enqueue("flaky")
+    first = deliver()
+    assert len(failures(first)) == 1  # the message comes back (visibility set to the delay)
+    retried = store.get(job.id)
+    assert retried.status is JobStatus.QUEUED
+    assert retried.last_error == "first attempt always fails"
+    assert failures(deliver()) == []
+    done = store.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.attempts == 2
+    assert calls.count == 2
+
+
+def test_retry_exhaustion_lands_in_the_dlq(enqueue, deliver, store, sqs, job_queue) -> None:
+    job = enqueue("fail", {"message": "broken"}, max_attempts=2, backoff_base_seconds=0)
+    assert len(failures(deliver())) == 1
+    assert failures(deliver()) == []  # final failure: acknowledged, moved to the DLQ
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error == "broken"
+    [dead] = queue_messages(sqs, job_queue.dlq_url("normal"))
+    assert json.loads(dead["Body"]) == {"job_id": str(job.id), "v": 1}
+    attributes = dead["MessageAttributes"]
+    assert attributes["failure_reason"]["StringValue"] == "all 2 attempts failed"
+    assert attributes["last_error"]["StringValue"] == "broken"
+    assert queue_messages(sqs, job_queue.queue_url("normal")) == []
+
+
+def test_malformed_message_goes_to_the_dlq_without_failing_siblings(
+    enqueue, deliver, store, sqs, job_queue
+) -> None:
+    sqs.send_message(QueueUrl=job_queue.queue_url("normal"), MessageBody="{not json")
+    job = enqueue("noop")
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    assert len(event["Records"]) == 2
+    assert failures(deliver(event=event)) == []
+    assert store.get(job.id).status is JobStatus.SUCCEEDED
+    [dead] = queue_messages(sqs, job_queue.dlq_url("normal"))
+    assert dead["Body"] == "{not json"
+    assert dead["MessageAttributes"]["failure_reason"]["StringValue"].startswith("malformed")
+
+
+def test_duplicate_delivery_of_a_finished_job_runs_once(
+    enqueue, deliver, sqs, job_queue, calls, store
+) -> None:
+    job = enqueue("counted")
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    assert failures(deliver(event=event)) == []
+    assert failures(deliver(event=event)) == []  # the same message delivered again
+    assert calls.count == 1
+    assert store.get(job.id).attempts == 1
+
+
+def test_duplicate_delivery_of_a_running_job_is_skipped(enqueue, deliver, store, calls) -> None:
+    job = enqueue("counted")
+    assert store.claim(job.id) is not None  # another worker holds it
+    assert failures(deliver()) == []
+    assert calls.count == 0
+    assert store.get(job.id).status is JobStatus.RUNNING
+
+
+def test_timeout_fails_the_attempt_and_retries(enqueue, deliver, store) -> None:
+    job = enqueue("sleep", {"seconds": 30}, timeout_seconds=1, backoff_base_seconds=0)
+    started = time.monotonic()
+    response = deliver()
+    assert time.monotonic() - started < 10
+    assert len(failures(response)) == 1
+    retried = store.get(job.id)
+    assert retried.status is JobStatus.QUEUED
+    assert retried.last_error == "timed out after 1 s"
+    assert retried.attempts == 1
+
+
+def test_work_that_cannot_finish_before_the_lambda_deadline_is_released(
+    enqueue, deliver, store
+) -> None:
+    job = enqueue("sleep", {"seconds": 30}, timeout_seconds=600)
+    response = deliver(remaining=2.0)  # 1 s margin: the body gets about one second
+    assert len(failures(response)) == 1
+    released = store.get(job.id)
+    assert released.status is JobStatus.QUEUED
+    assert released.attempts == 0  # not the job's fault: the attempt is not counted
+    assert released.lease_token is None
+
+
+def test_job_cancelled_before_delivery_is_skipped(enqueue, deliver, store, calls) -> None:
+    job = enqueue("counted")
+    store.cancel(job.id, actor="user")
+    assert failures(deliver()) == []
+    assert calls.count == 0
+    assert store.get(job.id).status is JobStatus.CANCELLED
+
+
+def test_running_job_stops_when_cancelled(enqueue, deliver, store) -> None:
+    job = enqueue("sleep", {"seconds": 20})
+
+    def cancel_soon() -> None:
+        time.sleep(0.3)
+        JobStore(store._db).cancel(job.id, actor="user")
+
+    threading.Thread(target=cancel_soon).start()
+    started = time.monotonic()
+    assert failures(deliver()) == []
+    assert time.monotonic() - started < 5
+    stopped = store.get(job.id)
+    assert stopped.status is JobStatus.CANCELLED
+    assert 0 < stopped.progress < 100
+
+
+def test_finished_dependencies_release_dependents(enqueue, deliver, store, sqs, job_queue) -> None:
+    parent = enqueue("noop")
+    child = enqueue("noop", depends_on=[parent.id], priority="high")
+    assert store.get(child.id).status is JobStatus.WAITING
+    assert failures(deliver()) == []
+    released = store.get(child.id)
+    assert released.status is JobStatus.QUEUED
+    assert not released.send_pending
+    assert failures(deliver("high")) == []
+    assert store.get(child.id).status is JobStatus.SUCCEEDED
+
+
+def test_console_redrive_runs_the_job_again_once(
+    enqueue, deliver, store, sqs, job_queue, calls
+) -> None:
+    job = enqueue("fail", max_attempts=1)
+    deliver()
+    assert store.get(job.id).status is JobStatus.FAILED
+    # What the console's "Start DLQ redrive" does: move the message, touch no database.
+    [dead] = sqs.receive_message(
+        QueueUrl=job_queue.dlq_url("normal"), MessageAttributeNames=["All"]
+    )["Messages"]
+    sqs.send_message(
+        QueueUrl=job_queue.queue_url("normal"),
+        MessageBody=dead["Body"],
+        MessageAttributes=dead["MessageAttributes"],
+    )
+    sqs.delete_message(QueueUrl=job_queue.dlq_url("normal"), ReceiptHandle=dead["ReceiptHandle"])
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    deliver(event=event)
+    again = store.get(job.id)
+    assert again.redrive_count == 1
+    assert again.attempts == 1  # a fresh budget, one attempt used by this run
+    assert again.status is JobStatus.FAILED  # `fail` fails again, as it should
+    # A duplicate of the moved message must not redrive a second time.
+    deliver(event=event)
+    assert store.get(job.id).redrive_count == 1
+
+
+def test_api_redrive_message_runs_with_a_fresh_budget(enqueue, deliver, store, job_queue) -> None:
+    job = enqueue("fail", max_attempts=1)
+    deliver()
+    [redriven] = store.redrive_many([job.id], actor="admin", resend=True)
+    job_queue.send([redriven])
+    deliver()
+    assert store.get(job.id).attempts == 1
+    assert store.get(job.id).redrive_count == 1
+
+
+def test_completion_webhook_is_signed_and_verifiable(
+    enqueue, deliver, store, http_receiver
+) -> None:
+    from taskmill.jobtypes.webhook_deliver import SIGNATURE_HEADER, verify_webhook_signature
+
+    url, received = http_receiver
+    job = enqueue("noop", webhook_url=url)
+    assert failures(deliver()) == []
+    hooks = [j for j in store.list_jobs(_all_filter()).items if j.type == "webhook.deliver"]
+    assert len(hooks) == 1
+    assert hooks[0].payload["url"] == url
+    assert failures(deliver()) == []  # the webhook job itself
+    [request] = received
+    assert verify_webhook_signature("w" * 40, request["headers"][SIGNATURE_HEADER], request["body"])
+    assert not verify_webhook_signature(
+        "x" * 40, request["headers"][SIGNATURE_HEADER], request["body"]
+    )
+    event = json.loads(request["body"])
+    assert event["type"] == "job.succeeded"
+    assert event["job"]["id"] == str(job.id)
+    assert store.get(hooks[0].id).status is JobStatus.SUCCEEDED
+
+
+def test_failed_job_also_gets_its_webhook(enqueue, deliver, store, http_receiver) -> None:
+    url, received = http_receiver
+    enqueue("fail", max_attempts=1, webhook_url=url)
+    deliver()
+    deliver()
+    assert json.loads(received[0]["body"])["type"] == "job.failed"
+
+
+def test_message_for_a_deleted_job_is_acknowledged(enqueue, deliver, store) -> None:
+    job = enqueue("noop")
+    store.delete(job.id)
+    assert failures(deliver()) == []
+
+
+def test_unknown_job_in_message_is_acknowledged(deliver, sqs, job_queue) -> None:
+    from uuid import uuid4
+
+    sqs.send_message(QueueUrl=job_queue.queue_url("low"), MessageBody=message_body(uuid4()))
+    assert failures(deliver("low")) == []
+
+
+def _all_filter() -> Any:
+    from taskmill.jobs.store import JobFilter
+
+    return JobFilter()
