@@ -136,3 +136,15 @@ class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings):
     @staticmethod
     def split(value: str) -> list[str]:
         return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings):
+    """The HTTP API function."""
+
+    allow_signup: bool = True
+    max_unfinished_jobs: int = Field(default=1000, ge=1)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_batch: int = Field(default=100, ge=1, le=100)
+    cors_origins: str = ""
+    external_lease_seconds: int = Field(default=300, ge=10)

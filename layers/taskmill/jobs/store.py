@@ -379,7 +379,7 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
            lease_until = now() + make_interval(secs => timeout_seconds + %(slack)s),
            started_at = now(), updated_at = now(), send_pending = false, progress = 0,
            progress_message = NULL
-    WHERE id = ANY (%(ids)s) AND status = 'queued' AND NOT cancel_requested
+    WHERE id = ANY (%(ids)s) AND status = 'queued' AND NOT cancel_requested AND NOT external
     RETURNING jobs.*, 'queued'::text AS from_status"""),
                 _params(actor, ids=list(job_ids), slack=LEASE_SLACK_SECONDS),
             )

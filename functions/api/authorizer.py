@@ -1,0 +1,39 @@
+"""The JWT authorizer Lambda that API Gateway calls before protected routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from taskmill.api.services import token_config
+from taskmill.auth.authorizer import AuthorizerDenied, authorize
+from taskmill.auth.tokens import TokenConfig
+from taskmill.lambda_support import PowertoolsMetrics
+from taskmill.settings import AuthorizerSettings, load_settings
+
+logger = Logger(service="taskmill-authorizer")
+_config: TokenConfig | None = None
+
+
+def container_config() -> TokenConfig:
+    global _config
+    if _config is None:
+        _config = token_config(load_settings(AuthorizerSettings))
+    return _config
+
+
+def check(event: dict[str, Any], config: TokenConfig) -> dict[str, Any]:
+    try:
+        policy, claims = authorize(event, config)
+    except AuthorizerDenied:
+        PowertoolsMetrics(service="taskmill-authorizer").emit({}, [("AuthFailures", 1, "Count")])
+        logger.info("token refused")
+        raise
+    logger.append_keys(user_id=claims.sub, role=claims.role)
+    return policy
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return check(event, container_config())

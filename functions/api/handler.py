@@ -1,0 +1,44 @@
+"""The HTTP API Lambda (behind API Gateway's REST API and the JWT authorizer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from taskmill.api.app import create_app, too_large
+from taskmill.api.services import ApiServices, build_services
+from taskmill.lambda_support import PowertoolsMetrics
+from taskmill.settings import ApiSettings, load_settings
+
+logger = Logger(service="taskmill-api")
+tracer = Tracer(service="taskmill-api")
+_app: tuple[APIGatewayRestResolver, ApiServices] | None = None
+
+
+def container_app() -> tuple[APIGatewayRestResolver, ApiServices]:
+    """Built on the first request of a container: settings validated, key read, routes set."""
+    global _app
+    if _app is None:
+        services = build_services(load_settings(ApiSettings), logger=logger)
+        _app = (create_app(services), services)
+    return _app
+
+
+def handle(
+    event: dict[str, Any], context: Any, app: APIGatewayRestResolver, services: ApiServices
+) -> dict[str, Any]:
+    response = too_large(event, services.settings.max_body_bytes) or app.resolve(event, context)
+    services.metrics.flush(PowertoolsMetrics(service="taskmill-api"))
+    return response
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    app, services = container_app()
+    return handle(event, context, app, services)

@@ -1,0 +1,137 @@
+"""The API application: routers, error envelope, body limits, OpenAPI and Swagger UI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+from taskmill.api import errors
+from taskmill.api.routes import admin, auth, jobs, users, workers
+from taskmill.api.services import ApiServices
+from taskmill.errors import PayloadTooLarge, TaskmillError
+
+TITLE = "Taskmill API"
+VERSION = "1.0.0"
+# Each module contributes one Router; a new concern is one more entry here.
+ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
+    auth.router,
+    users.router,
+    jobs.router,
+    workers.router,
+    admin.router,
+)
+SECURITY_SCHEMES: dict[str, Any] = {"bearer": HTTPBearer(bearerFormat="JWT")}
+
+
+def create_app(services: ApiServices) -> APIGatewayRestResolver:
+    origins = [o.strip() for o in services.settings.cors_origins.split(",") if o.strip()]
+    cors = (
+        CORSConfig(
+            allow_origin=origins[0],
+            extra_origins=origins[1:],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=[errors.CORRELATION_HEADER],
+        )
+        if origins
+        else None
+    )
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
+
+    def correlation_id() -> str | None:
+        return app.current_event.request_context.request_id
+
+    def with_correlation_id(
+        app: APIGatewayRestResolver, next_middleware: Callable[..., Response[Any]]
+    ) -> Response[Any]:
+        response = next_middleware(app)
+        response.headers[errors.CORRELATION_HEADER] = correlation_id() or ""
+        return response
+
+    app.use(middlewares=[with_correlation_id])
+
+    @app.exception_handler(TaskmillError)
+    def domain_error(error: TaskmillError) -> Response[str]:
+        return errors.from_domain(error, correlation_id=correlation_id())
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response[str]:
+        return errors.envelope(
+            400,
+            "invalid_input",
+            "the request is not valid",
+            errors.validation_details(list(error.errors())),
+            correlation_id=correlation_id(),
+        )
+
+    @app.exception_handler(json.JSONDecodeError)
+    def bad_json(error: json.JSONDecodeError) -> Response[str]:
+        return errors.envelope(
+            400, "invalid_input", "the body is not valid JSON", correlation_id=correlation_id()
+        )
+
+    @app.exception_handler(Exception)
+    def unexpected(error: Exception) -> Response[str]:
+        # The boundary of the API: log everything (with the id the client gets back) and
+        # answer without any internal detail.
+        services.logger.exception("unhandled error", extra={"correlation_id": correlation_id()})
+        return errors.envelope(
+            500,
+            "internal_error",
+            "something went wrong on our side; quote the correlation id when reporting it",
+            correlation_id=correlation_id(),
+        )
+
+    @app.not_found
+    def not_found(error: Exception) -> Response[str]:
+        return errors.envelope(404, "not_found", "no such route", correlation_id=correlation_id())
+
+    for build in ROUTERS:
+        app.include_router(build(services))
+
+    @app.get("/v1/openapi.json", include_in_schema=False)
+    def openapi() -> Response[str]:
+        return Response(200, "application/json", openapi_document(app))
+
+    app.enable_swagger(
+        path="/v1/docs",
+        title=TITLE,
+        version=VERSION,
+        security_schemes=SECURITY_SCHEMES,
+        security=[{"bearer": []}],
+    )
+    return app
+
+
+def too_large(event: dict[str, Any], limit: int) -> dict[str, Any] | None:
+    """A 413 answer for a body over `limit`, before anything parses it (API Gateway caps
+    bodies at 10 MB; this is the platform's own, smaller limit)."""
+    body = event.get("body") or ""
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    if size <= limit:
+        return None
+    correlation_id = (event.get("requestContext") or {}).get("requestId")
+    response = errors.from_domain(
+        PayloadTooLarge(f"request body is larger than {limit} bytes"), correlation_id=correlation_id
+    )
+    return {
+        "statusCode": response.status_code,
+        "multiValueHeaders": {k: [str(v)] for k, v in response.headers.items()},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }
+
+
+def openapi_document(app: APIGatewayRestResolver) -> str:
+    return app.get_openapi_json_schema(
+        title=TITLE,
+        version=VERSION,
+        security_schemes=SECURITY_SCHEMES,
+        security=[{"bearer": []}],
+        description="Submit, watch and operate jobs. Errors are "
+        '`{"error": {"code", "message", "details"}}`.',
+    )

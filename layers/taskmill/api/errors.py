@@ -1,0 +1,51 @@
+"""The SPEC's error envelope for every failure; nothing internal ever reaches a client."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from taskmill.errors import TaskmillError
+
+CORRELATION_HEADER = "X-Correlation-Id"
+
+
+def envelope(
+    status: int, code: str, message: str, details: Any = None, *, correlation_id: str | None
+) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(
+            {
+                "error": {
+                    "code": code,
+                    "message": message,
+                    "details": details,
+                    "correlation_id": correlation_id,
+                }
+            },
+            default=str,
+        ),
+        headers={CORRELATION_HEADER: correlation_id} if correlation_id else None,
+    )
+
+
+def from_domain(error: TaskmillError, *, correlation_id: str | None) -> Response[str]:
+    return envelope(
+        error.status, error.code, error.message, error.details, correlation_id=correlation_id
+    )
+
+
+def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Field errors without echoing the submitted values back."""
+    return [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": error.get("msg"),
+            "type": error.get("type"),
+        }
+        for error in errors[:50]
+    ]

@@ -1,0 +1,249 @@
+"""Request and response models: what the handler validates and what OpenAPI documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from taskmill.jobs.model import Job
+from taskmill.topology import MAX_ATTEMPTS_LIMIT
+
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
+    ),
+]
+Password = Annotated[
+    str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+]
+Role = Literal["admin", "user", "worker"]
+PriorityName = Literal["high", "normal", "low"]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+HttpUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Credentials(Strict):
+    email: Email
+    password: Password
+
+
+class RefreshRequest(Strict):
+    refresh_token: Annotated[str, StringConstraints(min_length=10, max_length=512)]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserList(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class UserCreate(Strict):
+    email: Email
+    password: Password
+    role: Role = "user"
+
+
+class UserUpdate(Strict):
+    email: Email | None = None
+    password: Password | None = None
+    disabled: bool | None = None
+
+
+class RoleChange(Strict):
+    role: Role
+
+
+class JobCreate(Strict):
+    type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: PriorityName | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    backoff_base_seconds: float | None = Field(default=None, ge=0, le=86400)
+    backoff_max_seconds: float | None = Field(default=None, ge=0, le=7 * 86400)
+    run_at: AwareDatetime | None = None
+    delay_seconds: float | None = Field(default=None, ge=0, le=365 * 86400)
+    depends_on: list[UUID] = Field(default_factory=list, max_length=100)
+    webhook_url: HttpUrl | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+
+
+class JobBatchCreate(Strict):
+    jobs: list[JobCreate] = Field(min_length=1, max_length=100)
+
+
+class JobPatch(Strict):
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=20)
+    priority: PriorityName | None = None
+    run_at: AwareDatetime | None = None
+
+
+class JobOut(BaseModel):
+    """A job as clients see it (the fields of SPEC §2)."""
+
+    id: UUID
+    owner_id: UUID
+    type: str
+    payload: dict[str, Any]
+    priority: PriorityName
+    status: str
+    attempts: int
+    max_attempts: int
+    timeout_seconds: int
+    run_at: datetime
+    idempotency_key: str | None
+    depends_on: list[UUID]
+    webhook_url: str | None
+    name: str | None
+    description: str | None
+    tags: list[str]
+    progress: int
+    progress_message: str | None
+    result: Any
+    last_error: str | None
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    lease_until: datetime | None
+    redrive_count: int
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls.model_validate(job.model_dump())
+
+
+class ClaimedJob(JobOut):
+    lease_token: UUID
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class JobBatchOut(BaseModel):
+    items: list[JobOut]
+
+
+class JobStatusOut(BaseModel):
+    id: UUID
+    status: str
+    progress: int
+    progress_message: str | None
+    attempts: int
+    updated_at: datetime
+
+
+class JobEventOut(BaseModel):
+    at: datetime
+    from_status: str | None
+    to_status: str
+    actor: str
+    detail: dict[str, Any]
+
+
+class JobTypeOut(BaseModel):
+    name: str
+    description: str
+    external: bool
+    payload_schema: dict[str, Any]
+    defaults: dict[str, Any]
+
+
+class ClaimRequest(Strict):
+    types: list[str] | None = Field(default=None, max_length=50)
+    limit: int = Field(default=1, ge=1, le=10)
+
+
+class LeaseRequest(Strict):
+    lease_token: UUID
+
+
+class ProgressRequest(Strict):
+    lease_token: UUID
+    percent: int = Field(ge=0, le=100)
+    message: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class CompleteRequest(Strict):
+    lease_token: UUID
+    result: Any = None
+
+
+class FailRequest(Strict):
+    lease_token: UUID
+    error: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    retryable: bool = True
+
+
+class QueueOut(BaseModel):
+    priority: PriorityName
+    visible: int
+    in_flight: int
+    delayed: int
+    dlq_depth: int
+    oldest_age_seconds: float | None
+
+
+class QueueList(BaseModel):
+    items: list[QueueOut]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor_id: UUID | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    detail: dict[str, Any]
+    correlation_id: str | None
+
+
+class AuditList(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: bool
+    queues: bool

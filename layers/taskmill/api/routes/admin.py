@@ -1,0 +1,82 @@
+"""Operators: queues, stats, audit; and the public health check."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from taskmill.api.caller import caller_from_event
+from taskmill.api.models import AuditEntry, AuditList, Health, QueueList, QueueOut
+from taskmill.api.services import ApiServices
+from taskmill.errors import DependencyUnavailable, InvalidInput
+from taskmill.jobs.stats import job_stats, oldest_queued_age
+from taskmill.queue.depths import queue_depths
+from taskmill.queue.sender import sqs_errors
+
+
+def router(services: ApiServices) -> Router:
+    r = Router()
+
+    def admin() -> None:
+        caller_from_event(r.current_event.raw_event).require("admin")
+
+    @r.get("/v1/queues", tags=["operations"])
+    def queues() -> QueueList:
+        admin()
+        try:
+            depths = queue_depths(services.queue)
+        except sqs_errors() as exc:
+            raise DependencyUnavailable("SQS did not answer") from exc
+        ages = oldest_queued_age(services.db)
+        return QueueList(
+            items=[
+                QueueOut(priority=priority, oldest_age_seconds=ages.get(priority), **figures)
+                for priority, figures in depths.items()
+            ]
+        )
+
+    @r.get("/v1/stats", tags=["operations"])
+    def stats(window_hours: Annotated[int, Query(ge=1, le=24 * 30)] = 24) -> dict[str, Any]:
+        admin()
+        return job_stats(services.db, window_hours=window_hours)
+
+    @r.get("/v1/audit", tags=["operations"])
+    def audit(
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=20)] = None,
+        action: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> AuditList:
+        admin()
+        if cursor is not None and not cursor.isdigit():
+            raise InvalidInput("cursor is not valid")
+        rows = services.audit.list(
+            limit=limit + 1, before_id=int(cursor) if cursor else None, action=action
+        )
+        page = rows[:limit]
+        return AuditList(
+            items=[AuditEntry.model_validate(row) for row in page],
+            next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
+        )
+
+    @r.get("/v1/health", tags=["operations"])
+    def health() -> Response[Health]:
+        database = queues_ok = True
+        try:
+            services.db.execute("SELECT 1")
+        except DependencyUnavailable:
+            database = False
+        try:
+            services.queue.calls += 1
+            services.queue.client.get_queue_attributes(
+                QueueUrl=services.queue.queue_url("high"), AttributeNames=["QueueArn"]
+            )
+        except sqs_errors():
+            queues_ok = False
+        ok = database and queues_ok
+        body = Health(status="ok" if ok else "degraded", database=database, queues=queues_ok)
+        return Response(200 if ok else 503, "application/json", body)
+
+    return r

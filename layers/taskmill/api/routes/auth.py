@@ -1,0 +1,48 @@
+"""/v1/auth: register, login, refresh, logout, me."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from taskmill.api.caller import caller_from_event, request_id
+from taskmill.api.models import Credentials, RefreshRequest, TokenResponse, UserOut
+from taskmill.api.services import ApiServices
+from taskmill.errors import Forbidden
+
+
+def router(services: ApiServices) -> Router:
+    r = Router()
+
+    def correlation_id() -> str | None:
+        return request_id(r.current_event.raw_event)
+
+    @r.post("/v1/auth/register", tags=["auth"])
+    def register(body: Credentials) -> Response[UserOut]:
+        if not services.settings.allow_signup:
+            raise Forbidden("sign-up is disabled; ask an admin for an account")
+        user = services.auth.register(body.email, body.password)
+        return Response(201, "application/json", UserOut.model_validate(user.model_dump()))
+
+    @r.post("/v1/auth/login", tags=["auth"])
+    def login(body: Credentials) -> TokenResponse:
+        pair = services.auth.login(body.email, body.password, correlation_id=correlation_id())
+        return TokenResponse(**pair.__dict__)
+
+    @r.post("/v1/auth/refresh", tags=["auth"])
+    def refresh(body: RefreshRequest) -> TokenResponse:
+        pair = services.auth.refresh(body.refresh_token, correlation_id=correlation_id())
+        return TokenResponse(**pair.__dict__)
+
+    @r.post("/v1/auth/logout", tags=["auth"])
+    def logout(body: RefreshRequest) -> Response[None]:
+        caller = caller_from_event(r.current_event.raw_event)
+        services.auth.logout(body.refresh_token, caller.id)
+        return Response(204)
+
+    @r.get("/v1/auth/me", tags=["auth"])
+    def me() -> UserOut:
+        caller = caller_from_event(r.current_event.raw_event)
+        return UserOut.model_validate(services.users.get(caller.id).model_dump())
+
+    return r

@@ -1,0 +1,195 @@
+"""/v1/jobs and /v1/job-types."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+
+from taskmill.api.caller import Caller, caller_from_event, request_id
+from taskmill.api.models import (
+    JobBatchCreate,
+    JobBatchOut,
+    JobCreate,
+    JobEventOut,
+    JobList,
+    JobOut,
+    JobPatch,
+    JobStatusOut,
+    JobTypeOut,
+    PriorityName,
+)
+from taskmill.api.services import ApiServices
+from taskmill.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from taskmill.jobs.model import Job, JobStatus
+from taskmill.jobs.store import JobFilter
+from taskmill.jobs.submit import JobRequest, send_pending, submit
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def router(services: ApiServices) -> Router:
+    r = Router()
+
+    def caller() -> Caller:
+        return caller_from_event(r.current_event.raw_event).require("user", "admin")
+
+    def owned(job_id: UUID, who: Caller) -> Job:
+        job = services.jobs.get(job_id)
+        if not who.is_admin and job.owner_id != who.id:
+            # Another user's job is indistinguishable from a missing one.
+            raise NotFound("job not found")
+        return job
+
+    def request_of(body: JobCreate, key: str | None) -> JobRequest:
+        size = len(json.dumps(body.payload, separators=(",", ":")).encode())
+        if size > services.settings.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload is {size} bytes; the limit is {services.settings.max_payload_bytes}"
+            )
+        return JobRequest(
+            **body.model_dump(exclude={"payload"}),
+            payload=body.payload,
+            idempotency_key=key,
+            correlation_id=request_id(r.current_event.raw_event),
+        )
+
+    def count_created(jobs: list[Job]) -> None:
+        for job in jobs:
+            services.metrics.add("JobsCreated", job_type=job.type, priority=job.priority.value)
+
+    @r.post("/v1/jobs", tags=["jobs"])
+    def create_job(body: JobCreate, idempotency_key: IdempotencyKey = None) -> Response[JobOut]:
+        who = caller()
+        [result] = submit(
+            services.jobs,
+            services.queue,
+            services.registry,
+            who.id,
+            [request_of(body, idempotency_key)],
+            actor=who.actor,
+            unfinished_limit=services.settings.max_unfinished_jobs,
+        )
+        if result.created:
+            count_created([result.job])
+        return Response(201 if result.created else 200, "application/json", JobOut.of(result.job))
+
+    @r.post("/v1/jobs/batch", tags=["jobs"])
+    def create_batch(
+        body: JobBatchCreate, idempotency_key: IdempotencyKey = None
+    ) -> Response[JobBatchOut]:
+        who = caller()
+        if len(body.jobs) > services.settings.max_batch:
+            raise InvalidInput(f"at most {services.settings.max_batch} jobs per batch")
+        requests = [
+            request_of(job, f"{idempotency_key}#{index}" if idempotency_key else None)
+            for index, job in enumerate(body.jobs)
+        ]
+        results = submit(
+            services.jobs,
+            services.queue,
+            services.registry,
+            who.id,
+            requests,
+            actor=who.actor,
+            unfinished_limit=services.settings.max_unfinished_jobs,
+        )
+        count_created([res.job for res in results if res.created])
+        status = 201 if any(res.created for res in results) else 200
+        return Response(
+            status, "application/json", JobBatchOut(items=[JobOut.of(res.job) for res in results])
+        )
+
+    @r.get("/v1/jobs", tags=["jobs"])
+    def list_jobs(
+        status: Annotated[JobStatus | None, Query()] = None,
+        type: Annotated[str | None, Query(max_length=100)] = None,
+        priority: Annotated[PriorityName | None, Query()] = None,
+        tag: Annotated[str | None, Query(max_length=64)] = None,
+        created_after: Annotated[datetime | None, Query()] = None,
+        created_before: Annotated[datetime | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> JobList:
+        who = caller()
+        page = services.jobs.list_jobs(
+            JobFilter(
+                owner_id=None if who.is_admin else who.id,
+                status=status,
+                type=type,
+                priority=priority,
+                tag=tag,
+                created_after=created_after,
+                created_before=created_before,
+            ),
+            limit=limit,
+            cursor=cursor,
+        )
+        return JobList(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
+
+    @r.get("/v1/jobs/<job_id>", tags=["jobs"])
+    def get_job(job_id: UUID) -> JobOut:
+        return JobOut.of(owned(job_id, caller()))
+
+    @r.get("/v1/jobs/<job_id>/status", tags=["jobs"])
+    def job_status(job_id: UUID) -> JobStatusOut:
+        return JobStatusOut.model_validate(owned(job_id, caller()).model_dump())
+
+    @r.get("/v1/jobs/<job_id>/events", tags=["jobs"])
+    def job_events(job_id: UUID) -> list[JobEventOut]:
+        owned(job_id, caller())
+        return [JobEventOut.model_validate(e) for e in services.jobs.events(job_id)]
+
+    @r.patch("/v1/jobs/<job_id>", tags=["jobs"])
+    def edit_job(job_id: UUID, body: JobPatch) -> JobOut:
+        owned(job_id, caller())
+        job = services.jobs.update_details(job_id, **body.model_dump(exclude_none=True))
+        send_pending(services.jobs, services.queue, [job])
+        return JobOut.of(services.jobs.get(job_id))
+
+    @r.post("/v1/jobs/<job_id>/cancel", tags=["jobs"])
+    def cancel_job(job_id: UUID) -> JobOut:
+        who = caller()
+        owned(job_id, who)
+        job = services.jobs.cancel(job_id, actor=who.actor, reason=f"cancelled by {who.actor}")
+        if job is None:
+            raise Conflict("the job has already finished or is already being cancelled")
+        return JobOut.of(job)
+
+    @r.post("/v1/jobs/<job_id>/retry", tags=["jobs"])
+    def retry_job(job_id: UUID) -> JobOut:
+        who = caller()
+        owned(job_id, who)
+        job = services.jobs.retry(job_id, actor=who.actor)
+        if job is None:
+            raise Conflict("only a failed or cancelled job can be retried")
+        send_pending(services.jobs, services.queue, [job])
+        return JobOut.of(services.jobs.get(job_id))
+
+    @r.delete("/v1/jobs/<job_id>", tags=["jobs"])
+    def delete_job(job_id: UUID) -> Response[None]:
+        owned(job_id, caller())
+        if not services.jobs.delete(job_id):
+            raise Conflict("a running job cannot be deleted; cancel it first")
+        return Response(204)
+
+    @r.get("/v1/job-types", tags=["jobs"])
+    def job_types() -> list[JobTypeOut]:
+        caller_from_event(r.current_event.raw_event)
+        return [
+            JobTypeOut(
+                name=t.name,
+                description=t.description,
+                external=t.external,
+                payload_schema=t.payload_schema(),
+                defaults=t.defaults.model_dump(mode="json"),
+            )
+            for t in services.registry.all()
+        ]
+
+    return r

@@ -1,0 +1,108 @@
+"""/v1/users: admin CRUD; a user may read, update and delete itself (not its own role)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from taskmill.api.caller import Caller, caller_from_event, request_id
+from taskmill.api.models import RoleChange, UserCreate, UserList, UserOut, UserUpdate
+from taskmill.api.services import ApiServices
+from taskmill.auth.passwords import hash_password
+from taskmill.errors import InvalidInput, NotFound
+
+
+def _out(user: object) -> UserOut:
+    return UserOut.model_validate(user.model_dump())  # type: ignore[attr-defined]
+
+
+def router(services: ApiServices) -> Router:
+    r = Router()
+
+    def caller() -> Caller:
+        return caller_from_event(r.current_event.raw_event)
+
+    def self_or_admin(user_id: UUID) -> Caller:
+        who = caller()
+        if not who.is_admin and who.id != user_id:
+            # Someone else's account is not even acknowledged to exist.
+            raise NotFound("user not found")
+        return who
+
+    def audit(action: str, who: Caller, user_id: UUID, **detail: object) -> None:
+        services.audit.record(
+            action,
+            actor_id=who.id,
+            target_type="user",
+            target_id=str(user_id),
+            detail=detail,
+            correlation_id=request_id(r.current_event.raw_event),
+        )
+
+    @r.get("/v1/users", tags=["users"])
+    def list_users(
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> UserList:
+        caller().require("admin")
+        try:
+            after = UUID(cursor) if cursor else None
+        except ValueError:
+            raise InvalidInput("cursor is not valid") from None
+        users = services.users.list(limit=limit + 1, after=after)
+        page = users[:limit]
+        more = len(users) > limit
+        return UserList(
+            items=[_out(u) for u in page], next_cursor=str(page[-1].id) if more else None
+        )
+
+    @r.post("/v1/users", tags=["users"])
+    def create_user(body: UserCreate) -> Response[UserOut]:
+        who = caller().require("admin")
+        user = services.auth.register(body.email, body.password, role=body.role)
+        audit("user.created", who, user.id, role=body.role)
+        return Response(201, "application/json", _out(user))
+
+    @r.get("/v1/users/<user_id>", tags=["users"])
+    def get_user(user_id: UUID) -> UserOut:
+        self_or_admin(user_id)
+        return _out(services.users.get(user_id))
+
+    @r.patch("/v1/users/<user_id>", tags=["users"])
+    def update_user(user_id: UUID, body: UserUpdate) -> UserOut:
+        who = self_or_admin(user_id)
+        if body.disabled is not None and not who.is_admin:
+            raise InvalidInput("only an admin can disable or enable an account")
+        user = services.users.update(
+            user_id,
+            email=body.email,
+            password_hash=hash_password(body.password) if body.password else None,
+            disabled=body.disabled,
+        )
+        if body.password or body.disabled:
+            services.auth.tokens.revoke_user(user_id)  # sessions end with the old password
+        if who.id != user_id:
+            audit("user.updated", who, user_id, fields=sorted(body.model_dump(exclude_none=True)))
+        return _out(user)
+
+    @r.delete("/v1/users/<user_id>", tags=["users"])
+    def delete_user(user_id: UUID) -> Response[None]:
+        who = self_or_admin(user_id)
+        services.users.delete(user_id)
+        audit("user.deleted", who, user_id)
+        return Response(204)
+
+    @r.put("/v1/users/<user_id>/role", tags=["users"])
+    def set_role(user_id: UUID, body: RoleChange) -> UserOut:
+        who = caller().require("admin")
+        before = services.users.get(user_id)
+        user = services.users.set_role(user_id, body.role)
+        services.auth.tokens.revoke_user(user_id)  # the next login carries the new role
+        audit("user.role_changed", who, user_id, before=before.role, after=body.role)
+        return _out(user)
+
+    return r

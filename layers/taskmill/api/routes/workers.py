@@ -1,0 +1,96 @@
+"""External workers: claim jobs of external types and report on them with the lease."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from taskmill.api.caller import Caller, caller_from_event
+from taskmill.api.models import (
+    ClaimedJob,
+    ClaimRequest,
+    CompleteRequest,
+    FailRequest,
+    JobOut,
+    LeaseRequest,
+    ProgressRequest,
+)
+from taskmill.api.services import ApiServices
+from taskmill.errors import Conflict
+from taskmill.jobs.model import Job
+from taskmill.jobs.retry import JobFailure, RetryPolicy, decide_retry
+from taskmill.jobs.submit import send_pending
+
+LEASE_LOST = "the lease is not held: the job was recovered, finished or never claimed"
+
+
+def router(services: ApiServices) -> Router:
+    r = Router()
+
+    def worker() -> Caller:
+        return caller_from_event(r.current_event.raw_event).require("worker", "admin")
+
+    def held(job: Job | None) -> Job:
+        if job is None:
+            raise Conflict(LEASE_LOST)
+        return job
+
+    def external_only(job_id: UUID) -> None:
+        # Jobs run by the Lambda worker are not reported on over the API.
+        if not services.jobs.get(job_id).external:
+            raise Conflict("this job is not of an external type")
+
+    @r.post("/v1/workers/claim", tags=["workers"])
+    def claim(body: ClaimRequest) -> list[ClaimedJob]:
+        who = worker()
+        jobs = services.jobs.claim_external(types=body.types, limit=body.limit, actor=who.actor)
+        return [ClaimedJob.model_validate(job.model_dump()) for job in jobs]
+
+    @r.post("/v1/jobs/<job_id>/heartbeat", tags=["workers"])
+    def heartbeat(job_id: UUID, body: LeaseRequest) -> dict[str, Any]:
+        worker()
+        job = held(services.jobs.heartbeat(job_id, body.lease_token))
+        return {"lease_until": job.lease_until, "cancel_requested": job.cancel_requested}
+
+    @r.post("/v1/jobs/<job_id>/progress", tags=["workers"])
+    def progress(job_id: UUID, body: ProgressRequest) -> dict[str, Any]:
+        worker()
+        job = held(services.jobs.set_progress(job_id, body.lease_token, body.percent, body.message))
+        return {"progress": job.progress, "cancel_requested": job.cancel_requested}
+
+    @r.post("/v1/jobs/<job_id>/complete", tags=["workers"])
+    def complete(job_id: UUID, body: CompleteRequest) -> JobOut:
+        who = worker()
+        external_only(job_id)
+        job = held(services.jobs.succeed(job_id, body.lease_token, body.result, actor=who.actor))
+        send_pending(
+            services.jobs,
+            services.queue,
+            services.jobs.release_waiting(limit=500, job_ids=[job_id]),
+        )
+        send_pending(services.jobs, services.queue, services.jobs.take_followups())
+        return JobOut.of(job)
+
+    @r.post("/v1/jobs/<job_id>/fail", tags=["workers"])
+    def fail(job_id: UUID, body: FailRequest) -> JobOut:
+        who = worker()
+        external_only(job_id)
+        current = services.jobs.get(job_id)
+        decision = decide_retry(
+            JobFailure(body.error, retryable=body.retryable),
+            current.attempts,
+            RetryPolicy(
+                current.max_attempts, current.backoff_base_seconds, current.backoff_max_seconds
+            ),
+        )
+        job = held(
+            services.jobs.fail(
+                job_id, body.lease_token, body.error, decision, resend=False, actor=who.actor
+            )
+        )
+        send_pending(services.jobs, services.queue, services.jobs.take_followups())
+        return JobOut.of(job)
+
+    return r

@@ -1,0 +1,90 @@
+"""Register, log in, refresh (rotation with reuse detection), log out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from taskmill.audit import AuditLog
+from taskmill.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from taskmill.auth.tokens import (
+    TokenConfig,
+    hash_refresh_token,
+    issue_access_token,
+    new_refresh_token,
+)
+from taskmill.errors import Forbidden, Unauthorized
+from taskmill.users.store import RefreshTokenStore, User, UserStore
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
+
+
+class AuthService:
+    def __init__(
+        self, users: UserStore, tokens: RefreshTokenStore, audit: AuditLog, config: TokenConfig
+    ) -> None:
+        self.users = users
+        self.tokens = tokens
+        self.audit = audit
+        self.config = config
+
+    def register(self, email: str, password: str, *, role: str = "user") -> User:
+        return self.users.create(email, hash_password(password), role=role)
+
+    def _issue(self, user: User, family_id: UUID | None = None) -> TokenPair:
+        access, ttl = issue_access_token(
+            self.config, user_id=str(user.id), role=user.role, email=user.email
+        )
+        refresh, refresh_hash = new_refresh_token()
+        self.tokens.add(
+            user.id, refresh_hash, family_id=family_id, ttl_seconds=self.config.refresh_ttl_seconds
+        )
+        return TokenPair(access, refresh, ttl)
+
+    def login(self, email: str, password: str, *, correlation_id: str | None = None) -> TokenPair:
+        user = self.users.find_by_email(email)
+        # Unknown accounts cost the same scrypt as wrong passwords: no enumeration by timing.
+        ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+        if user is None or not ok or user.disabled:
+            self.audit.record(
+                "auth.login_failed",
+                actor_id=user.id if user else None,
+                detail={
+                    "email": email[:320],
+                    "reason": "disabled" if ok and user else "credentials",
+                },
+                correlation_id=correlation_id,
+            )
+            raise Unauthorized("e-mail or password is wrong")
+        return self._issue(user)
+
+    def refresh(self, refresh_token: str, *, correlation_id: str | None = None) -> TokenPair:
+        row = self.tokens.use(hash_refresh_token(refresh_token))
+        if row is None or row["expired"] or (row["revoked"] and not row["reused"]):
+            raise Unauthorized("refresh token invalid or expired")
+        if row["reused"]:
+            # A rotated (or revoked) token came back: someone else holds a copy. End the
+            # whole login so neither copy works any more.
+            revoked = self.tokens.revoke_family(row["family_id"])
+            self.audit.record(
+                "auth.refresh_reuse",
+                actor_id=row["user_id"],
+                target_type="token_family",
+                target_id=str(row["family_id"]),
+                detail={"revoked_tokens": revoked},
+                correlation_id=correlation_id,
+            )
+            raise Unauthorized("refresh token was already used; sign in again")
+        user = self.users.get(row["user_id"])
+        if user.disabled:
+            raise Forbidden("account disabled")
+        return self._issue(user, family_id=row["family_id"])
+
+    def logout(self, refresh_token: str, user_id: UUID) -> bool:
+        return self.tokens.revoke(hash_refresh_token(refresh_token), user_id)

@@ -1,0 +1,183 @@
+"""Users and refresh tokens in Postgres: all their SQL in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict
+
+from taskmill.db import Database
+from taskmill.errors import Conflict, NotFound
+
+
+class User(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: UUID
+    email: str
+    role: str
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+    password_hash: str
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, email: str, password_hash: str, role: str = "user") -> User:
+        rows = self._db.execute(
+            "INSERT INTO users (id, email, password_hash, role) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (lower(email)) DO NOTHING RETURNING *",
+            (uuid4(), email, password_hash, role),
+        )
+        if not rows:
+            raise Conflict("an account with this e-mail already exists")
+        return User.model_validate(rows[0])
+
+    def get(self, user_id: UUID) -> User:
+        rows = self._db.execute("SELECT * FROM users WHERE id = %s", (user_id,))
+        if not rows:
+            raise NotFound("user not found")
+        return User.model_validate(rows[0])
+
+    def find_by_email(self, email: str) -> User | None:
+        rows = self._db.execute("SELECT * FROM users WHERE lower(email) = lower(%s)", (email,))
+        return User.model_validate(rows[0]) if rows else None
+
+    def list(self, *, limit: int, after: UUID | None = None) -> list[User]:
+        rows = self._db.execute(
+            "SELECT * FROM users WHERE (%(after)s::uuid IS NULL OR id > %(after)s::uuid) "
+            "ORDER BY id LIMIT %(limit)s",
+            {"after": after, "limit": limit},
+        )
+        return [User.model_validate(row) for row in rows]
+
+    def update(
+        self,
+        user_id: UUID,
+        *,
+        email: str | None = None,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+    ) -> User:
+        rows = self._db.execute(
+            "UPDATE users SET email = coalesce(%(email)s, email), "
+            "password_hash = coalesce(%(hash)s, password_hash), "
+            "disabled = coalesce(%(disabled)s, disabled), updated_at = now() "
+            "WHERE id = %(id)s RETURNING *",
+            {"email": email, "hash": password_hash, "disabled": disabled, "id": user_id},
+        )
+        if not rows:
+            raise NotFound("user not found")
+        return User.model_validate(rows[0])
+
+    def set_role(self, user_id: UUID, role: str) -> User:
+        """Change a role; refused when it would leave no enabled admin (one statement, so
+        two admins demoting each other at once cannot both succeed)."""
+        rows = self._db.execute(
+            """
+UPDATE users SET role = %(role)s, updated_at = now()
+WHERE id = %(id)s
+  AND (%(role)s = 'admin' OR role <> 'admin'
+       OR (SELECT count(*) FROM (SELECT 1 FROM users
+                                 WHERE role = 'admin' AND NOT disabled AND id <> %(id)s
+                                 FOR UPDATE) others) > 0)
+RETURNING *""",
+            {"role": role, "id": user_id},
+        )
+        if not rows:
+            self.get(user_id)
+            raise Conflict("the last admin cannot be demoted")
+        return User.model_validate(rows[0])
+
+    def delete(self, user_id: UUID) -> None:
+        rows = self._db.execute(
+            """
+DELETE FROM users WHERE id = %(id)s
+  AND (role <> 'admin'
+       OR (SELECT count(*) FROM (SELECT 1 FROM users
+                                 WHERE role = 'admin' AND NOT disabled AND id <> %(id)s
+                                 FOR UPDATE) others) > 0)
+RETURNING id""",
+            {"id": user_id},
+        )
+        if not rows:
+            self.get(user_id)
+            raise Conflict("the last admin cannot be deleted")
+
+    def ensure_admin(self, email: str, password_hash: str) -> tuple[User, bool]:
+        """The first-admin bootstrap: create the account as admin if it does not exist.
+        Never changes an existing account (its password may have been changed since)."""
+        existing = self.find_by_email(email)
+        if existing is not None:
+            return existing, False
+        try:
+            return self.create(email, password_hash, role="admin"), True
+        except Conflict:
+            found = self.find_by_email(email)
+            assert found is not None
+            return found, False
+
+
+class RefreshTokenStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(
+        self, user_id: UUID, token_hash: bytes, *, family_id: UUID | None, ttl_seconds: int
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) "
+            "VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))",
+            (uuid4(), user_id, family_id or uuid4(), token_hash, ttl_seconds),
+        )
+
+    def use(self, token_hash: bytes) -> dict[str, Any] | None:
+        """Mark a refresh token used, once. Returns its row with `reused` telling whether it
+        had been used before (the sign of a stolen token) and `revoked`/`expired`."""
+        rows = self._db.execute(
+            """
+WITH target AS (SELECT * FROM refresh_tokens WHERE token_hash = %(hash)s FOR UPDATE),
+used AS (
+    UPDATE refresh_tokens r SET used_at = now()
+    FROM target t
+    WHERE r.id = t.id AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > now()
+    RETURNING r.id
+)
+SELECT t.user_id, t.family_id, t.expires_at,
+       t.used_at IS NOT NULL AS reused,
+       t.revoked_at IS NOT NULL AS revoked,
+       t.expires_at <= now() AS expired
+FROM target t""",
+            {"hash": token_hash},
+        )
+        return rows[0] if rows else None
+
+    def revoke_family(self, family_id: UUID) -> int:
+        rows = self._db.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() "
+            "WHERE family_id = %s AND revoked_at IS NULL RETURNING id",
+            (family_id,),
+        )
+        return len(rows)
+
+    def revoke(self, token_hash: bytes, user_id: UUID) -> bool:
+        rows = self._db.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = %s AND user_id = %s "
+            "AND revoked_at IS NULL RETURNING family_id",
+            (token_hash, user_id),
+        )
+        if rows:
+            self.revoke_family(rows[0]["family_id"])
+        return bool(rows)
+
+    def revoke_user(self, user_id: UUID) -> None:
+        self._db.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() "
+            "WHERE user_id = %s AND revoked_at IS NULL",
+            (user_id,),
+        )

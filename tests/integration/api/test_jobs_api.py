@@ -1,0 +1,355 @@
+"""Jobs, job types, external workers and operations over the API handler."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from taskmill.jobs.store import JobStore
+from taskmill.jobs.submit import send_pending
+
+from tests.integration.worker.conftest import queue_messages
+
+
+def test_create_sends_one_message_and_answers_201(as_user, sqs, job_queue, db) -> None:
+    before = db.round_trips
+    r = as_user.post(
+        "/v1/jobs",
+        {
+            "type": "sleep",
+            "payload": {"seconds": 1},
+            "priority": "high",
+            "tags": ["nightly"],
+            "name": "n1",
+        },
+    )
+    assert r.status == 201, r.body
+    assert db.round_trips - before <= 2 + 0  # create + clear the "to be sent" mark
+    assert r.body["status"] == "queued"
+    assert r.body["max_attempts"] == 3  # the type's default
+    assert r.headers["X-Correlation-Id"]
+    [message] = queue_messages(sqs, job_queue.queue_url("high"))
+    assert json.loads(message["Body"]) == {"job_id": r.body["id"], "v": 1}
+
+
+def test_idempotency_key_returns_the_original(as_user, sqs, job_queue) -> None:
+    first = as_user.post("/v1/jobs", {"type": "noop"}, headers={"Idempotency-Key": "abc"})
+    again = as_user.post("/v1/jobs", {"type": "noop"}, headers={"Idempotency-Key": "abc"})
+    assert (first.status, again.status) == (201, 200)
+    assert first.body["id"] == again.body["id"]
+    assert len(queue_messages(sqs, job_queue.queue_url("normal"))) == 1
+
+
+def test_invalid_jobs_are_refused_with_the_envelope(as_user) -> None:
+    unknown_type = as_user.post("/v1/jobs", {"type": "nope"})
+    assert unknown_type.status == 400
+    assert unknown_type.error_code == "invalid_input"
+    bad_payload = as_user.post("/v1/jobs", {"type": "sleep", "payload": {"seconds": "x"}})
+    assert bad_payload.status == 400
+    assert bad_payload.body["error"]["details"][0]["loc"] == ["seconds"]
+    unknown_field = as_user.post("/v1/jobs", {"type": "noop", "colour": "red"})
+    assert unknown_field.status == 400
+    bad_json = as_user.post("/v1/jobs", raw_body="{not json")
+    assert bad_json.status == 400
+    naive_time = as_user.post("/v1/jobs", {"type": "noop", "run_at": "2030-01-01T00:00:00"})
+    assert naive_time.status == 400
+    bad_hook = as_user.post("/v1/jobs", {"type": "noop", "webhook_url": "file:///etc/passwd"})
+    assert bad_hook.status == 400
+    for response in (unknown_type, bad_payload, unknown_field, bad_json):
+        assert "Traceback" not in json.dumps(response.body)
+
+
+def test_size_limits_answer_413(as_user) -> None:
+    big_payload = as_user.post(
+        "/v1/jobs", {"type": "fail", "payload": {"message": "x" * 900}} | {"description": "d"}
+    )
+    assert big_payload.status == 201  # under the 8 KiB payload limit of these tests
+    too_big = as_user.post("/v1/jobs", {"type": "render", "payload": {"blob": "x" * 9000}})
+    assert too_big.status == 413
+    assert too_big.error_code == "payload_too_large"
+    huge_body = as_user.post("/v1/jobs", raw_body=json.dumps({"type": "noop", "name": "y" * 70000}))
+    assert huge_body.status == 413
+
+
+def test_quota_of_unfinished_jobs(as_user, services) -> None:
+    services.settings = services.settings.model_copy(update={"max_unfinished_jobs": 2})
+    assert as_user.post("/v1/jobs", {"type": "noop"}).status == 201
+    assert as_user.post("/v1/jobs", {"type": "noop"}).status == 201
+    third = as_user.post("/v1/jobs", {"type": "noop"})
+    assert third.status == 429
+    assert third.error_code == "quota_exceeded"
+
+
+def test_batch_create(as_user, sqs, job_queue) -> None:
+    r = as_user.post("/v1/jobs/batch", {"jobs": [{"type": "noop"} for _ in range(12)]})
+    assert r.status == 201
+    assert len(r.body["items"]) == 12
+    assert as_user.post("/v1/jobs/batch", {"jobs": []}).status == 400
+    too_many = as_user.post("/v1/jobs/batch", {"jobs": [{"type": "noop"}] * 101})
+    assert too_many.status == 400
+    # One invalid job refuses the whole batch: nothing is half-created.
+    mixed = as_user.post("/v1/jobs/batch", {"jobs": [{"type": "noop"}, {"type": "nope"}]})
+    assert mixed.status == 400
+    assert len(as_user.get("/v1/jobs?limit=200").body["items"]) == 12
+
+
+def test_sqs_outage_leaves_the_job_for_the_sweep(as_user, services, job_queue, db) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    class Down:
+        def send_message_batch(self, **_: Any) -> Any:
+            raise EndpointConnectionError(endpoint_url="http://sqs")
+
+    working_client = job_queue.client
+    job_queue._client = Down()
+    r = as_user.post("/v1/jobs", {"type": "noop"})
+    assert r.status == 201  # accepted: the recovery sweep will send it
+    store = JobStore(db)
+    job = store.get(r.body["id"])
+    assert job.send_pending
+    job_queue._client = working_client
+    assert send_pending(store, job_queue, store.pending_sends(older_than_seconds=0, limit=10)) == [
+        job.id
+    ]
+    assert not store.get(job.id).send_pending
+
+
+def test_ownership_isolation(as_user, as_other, as_admin) -> None:
+    mine = as_user.post("/v1/jobs", {"type": "noop"}).body["id"]
+    assert as_other.get(f"/v1/jobs/{mine}").status == 404
+    assert as_other.get(f"/v1/jobs/{mine}/status").status == 404
+    assert as_other.post(f"/v1/jobs/{mine}/cancel").status == 404
+    assert as_other.patch(f"/v1/jobs/{mine}", {"name": "x"}).status == 404
+    assert as_other.delete(f"/v1/jobs/{mine}").status == 404
+    assert as_other.get("/v1/jobs").body["items"] == []
+    assert as_admin.get(f"/v1/jobs/{mine}").status == 200
+    assert len(as_admin.get("/v1/jobs").body["items"]) == 1
+
+
+def test_list_filters_and_pagination(as_user) -> None:
+    for index in range(5):
+        as_user.post(
+            "/v1/jobs",
+            {
+                "type": "noop",
+                "priority": "low" if index % 2 else "high",
+                "tags": ["even"] if index % 2 == 0 else [],
+            },
+        )
+    high = as_user.get("/v1/jobs?priority=high")
+    assert len(high.body["items"]) == 3
+    assert len(as_user.get("/v1/jobs?tag=even").body["items"]) == 3
+    assert len(as_user.get("/v1/jobs?status=queued&type=noop").body["items"]) == 5
+    first = as_user.get("/v1/jobs?limit=2")
+    second = as_user.get(f"/v1/jobs?limit=2&cursor={first.body['next_cursor']}")
+    assert {j["id"] for j in first.body["items"]}.isdisjoint(
+        {j["id"] for j in second.body["items"]}
+    )
+    assert as_user.get("/v1/jobs?status=bogus").status == 400
+    assert as_user.get("/v1/jobs?cursor=bogus").status == 400
+    assert as_user.get("/v1/jobs?limit=0").status == 400
+
+
+def test_get_status_events_edit_cancel_retry_delete(as_user, db) -> None:
+    job = as_user.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body
+    assert job["status"] == "scheduled"
+    status = as_user.get(f"/v1/jobs/{job['id']}/status")
+    assert set(status.body) == {
+        "id",
+        "status",
+        "progress",
+        "progress_message",
+        "attempts",
+        "updated_at",
+    }
+    edited = as_user.patch(f"/v1/jobs/{job['id']}", {"name": "renamed", "priority": "high"})
+    assert edited.status == 200
+    assert (edited.body["name"], edited.body["priority"]) == ("renamed", "high")
+    cancelled = as_user.post(f"/v1/jobs/{job['id']}/cancel")
+    assert cancelled.body["status"] == "cancelled"
+    assert as_user.post(f"/v1/jobs/{job['id']}/cancel").status == 409
+    assert as_user.patch(f"/v1/jobs/{job['id']}", {"priority": "low"}).status == 409
+    retried = as_user.post(f"/v1/jobs/{job['id']}/retry")
+    assert retried.body["status"] == "queued"
+    assert as_user.post(f"/v1/jobs/{job['id']}/retry").status == 409
+    events = as_user.get(f"/v1/jobs/{job['id']}/events").body
+    assert [e["to_status"] for e in events] == ["scheduled", "cancelled", "queued"]
+    JobStore(db).claim(job["id"])
+    assert as_user.delete(f"/v1/jobs/{job['id']}").status == 409
+    other = as_user.post("/v1/jobs", {"type": "noop"}).body
+    assert as_user.delete(f"/v1/jobs/{other['id']}").status == 204
+    assert as_user.get(f"/v1/jobs/{other['id']}").status == 404
+    assert as_user.get("/v1/jobs/not-a-uuid").status == 400
+
+
+def test_depends_on_waits_and_must_be_own(as_user, as_other) -> None:
+    parent = as_user.post("/v1/jobs", {"type": "noop"}).body
+    child = as_user.post("/v1/jobs", {"type": "noop", "depends_on": [parent["id"]]})
+    assert child.body["status"] == "waiting"
+    theirs = as_other.post("/v1/jobs", {"type": "noop", "depends_on": [parent["id"]]})
+    assert theirs.status == 400
+
+
+def test_job_types_list_schemas_and_defaults(as_user) -> None:
+    types = {t["name"]: t for t in as_user.get("/v1/job-types").body}
+    assert {"noop", "sleep", "fail", "http.request", "render"} <= set(types)
+    assert types["sleep"]["payload_schema"]["required"] == ["seconds"]
+    assert types["render"]["external"] is True
+    assert types["noop"]["defaults"]["max_attempts"] == 1
+
+
+def test_external_worker_flow(as_user, as_worker) -> None:
+    job = as_user.post("/v1/jobs", {"type": "render", "payload": {"frame": 1}}).body
+    assert as_user.post("/v1/workers/claim", {"limit": 1}).status == 403
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"], "limit": 5}).body
+    assert claimed["id"] == job["id"]
+    token = claimed["lease_token"]
+    assert as_worker.post("/v1/workers/claim", {}).body == []
+    beat = as_worker.post(f"/v1/jobs/{job['id']}/heartbeat", {"lease_token": token})
+    assert beat.status == 200
+    assert beat.body["cancel_requested"] is False
+    progress = as_worker.post(
+        f"/v1/jobs/{job['id']}/progress", {"lease_token": token, "percent": 40, "message": "frames"}
+    )
+    assert progress.body["progress"] == 40
+    wrong = as_worker.post(
+        f"/v1/jobs/{job['id']}/complete", {"lease_token": "00000000-0000-0000-0000-000000000000"}
+    )
+    assert wrong.status == 409
+    done = as_worker.post(
+        f"/v1/jobs/{job['id']}/complete", {"lease_token": token, "result": {"ok": 1}}
+    )
+    assert done.body["status"] == "succeeded"
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["result"] == {"ok": 1}
+
+
+def test_external_worker_failure_is_retried_then_final(as_user, as_worker) -> None:
+    job = as_user.post(
+        "/v1/jobs", {"type": "render", "max_attempts": 2, "backoff_base_seconds": 0}
+    ).body
+    [first] = as_worker.post("/v1/workers/claim", {}).body
+    failed_once = as_worker.post(
+        f"/v1/jobs/{job['id']}/fail", {"lease_token": first["lease_token"], "error": "gpu lost"}
+    )
+    assert failed_once.body["status"] == "queued"
+    [second] = as_worker.post("/v1/workers/claim", {}).body
+    final = as_worker.post(
+        f"/v1/jobs/{job['id']}/fail", {"lease_token": second["lease_token"], "error": "gpu lost"}
+    )
+    assert final.body["status"] == "failed"
+    assert final.body["last_error"] == "gpu lost"
+
+
+def test_worker_routes_refuse_lambda_jobs(as_user, as_worker, db) -> None:
+    job = as_user.post("/v1/jobs", {"type": "noop"}).body
+    claimed = JobStore(db).claim(job["id"])
+    assert claimed is not None
+    r = as_worker.post(f"/v1/jobs/{job['id']}/complete", {"lease_token": str(claimed.lease_token)})
+    assert r.status == 409
+
+
+def test_operations_routes(as_admin, as_user) -> None:
+    as_user.post("/v1/jobs", {"type": "noop", "priority": "low"})
+    queues = as_admin.get("/v1/queues")
+    assert queues.status == 200, queues.body
+    low = next(q for q in queues.body["items"] if q["priority"] == "low")
+    assert low["visible"] == 1
+    assert low["dlq_depth"] == 0
+    assert low["oldest_age_seconds"] is not None
+    stats = as_admin.get("/v1/stats")
+    assert stats.body["by_status"] == {"queued": 1}
+    assert as_user.get("/v1/queues").status == 403
+    assert as_user.get("/v1/stats").status == 403
+    assert as_user.get("/v1/audit").status == 403
+
+
+def test_health_is_public_and_reports_dependencies(client, services) -> None:
+    ok = client.get("/v1/health", token=None)
+    assert ok.status == 200
+    assert ok.body == {"status": "ok", "database": True, "queues": True}
+
+    class Down:
+        def get_queue_attributes(self, **_: Any) -> Any:
+            from botocore.exceptions import EndpointConnectionError
+
+            raise EndpointConnectionError(endpoint_url="http://sqs")
+
+    services.queue._client = Down()
+    degraded = client.get("/v1/health", token=None)
+    assert degraded.status == 503
+    assert degraded.body["queues"] is False
+
+
+def test_unexpected_errors_hide_internals_and_return_a_correlation_id(
+    as_user, services, caplog
+) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    services.registry.get = broken
+    r = as_user.post("/v1/jobs", {"type": "noop"})
+    assert r.status == 500
+    assert "secret internal detail" not in json.dumps(r.body)
+    assert r.body["error"]["correlation_id"] == r.headers["X-Correlation-Id"]
+    assert "secret internal detail" in caplog.text
+
+
+def test_unknown_route_is_404_in_the_envelope(as_user) -> None:
+    r = as_user.get("/v1/nothing-here")
+    assert r.status == 404
+    assert r.error_code == "not_found"
+
+
+def test_openapi_document_is_valid_and_lists_every_route(client, app) -> None:
+    from openapi_spec_validator import validate
+
+    doc = client.get("/v1/openapi.json", token=None)
+    assert doc.status == 200
+    validate(doc.body)
+    documented = {
+        (method.upper(), path) for path, item in doc.body["paths"].items() for method in item
+    }
+    served = set()
+    for route in app._static_routes + app._dynamic_routes:
+        for method in route.method.split("|") if isinstance(route.method, str) else route.method:
+            served.add((method, route.path))
+    expected = {
+        ("POST", "/v1/auth/register"),
+        ("POST", "/v1/auth/login"),
+        ("POST", "/v1/auth/refresh"),
+        ("POST", "/v1/auth/logout"),
+        ("GET", "/v1/auth/me"),
+        ("GET", "/v1/users"),
+        ("POST", "/v1/users"),
+        ("GET", "/v1/users/{user_id}"),
+        ("PATCH", "/v1/users/{user_id}"),
+        ("DELETE", "/v1/users/{user_id}"),
+        ("PUT", "/v1/users/{user_id}/role"),
+        ("POST", "/v1/jobs"),
+        ("POST", "/v1/jobs/batch"),
+        ("GET", "/v1/jobs"),
+        ("GET", "/v1/jobs/{job_id}"),
+        ("PATCH", "/v1/jobs/{job_id}"),
+        ("GET", "/v1/jobs/{job_id}/status"),
+        ("POST", "/v1/jobs/{job_id}/cancel"),
+        ("POST", "/v1/jobs/{job_id}/retry"),
+        ("DELETE", "/v1/jobs/{job_id}"),
+        ("GET", "/v1/job-types"),
+        ("POST", "/v1/workers/claim"),
+        ("POST", "/v1/jobs/{job_id}/heartbeat"),
+        ("POST", "/v1/jobs/{job_id}/progress"),
+        ("POST", "/v1/jobs/{job_id}/complete"),
+        ("POST", "/v1/jobs/{job_id}/fail"),
+        ("GET", "/v1/queues"),
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/audit"),
+        ("GET", "/v1/health"),
+    }
+    assert expected <= documented
+    assert served  # the resolver really has routes
+
+
+def test_swagger_ui_is_served(client) -> None:
+    r = client.get("/v1/docs", token=None)
+    assert r.status == 200
+    assert "swagger" in str(r.body).lower()
