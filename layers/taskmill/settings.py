@@ -6,10 +6,11 @@ pass it (or what it configures) down.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any, Self, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from taskmill.errors import SettingsError
 from taskmill.topology import Priority
@@ -17,10 +18,10 @@ from taskmill.topology import Priority
 _PREFIX = "TASKMILL_"
 
 
-class _Base(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=_PREFIX, extra="ignore", frozen=True, populate_by_name=True
-    )
+class _Base(BaseModel):
+    # Plain pydantic models filled from the environment by `load_settings`: pydantic-settings
+    # would cost every cold start ~40 ms of imports for what is a dictionary lookup here.
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     stage: str = "local"
 
@@ -90,20 +91,28 @@ class AuthorizerSettings(JwtSettings):
     pass
 
 
-S = TypeVar("S", bound=BaseSettings)
+S = TypeVar("S", bound=_Base)
 
 
-def _variable_name(cls: type[BaseSettings], field: str) -> str:
+def _variable_name(cls: type[BaseModel], field: str) -> str:
     info = cls.model_fields.get(field)
     if info is not None and isinstance(info.validation_alias, str):
         return info.validation_alias
     return f"{_PREFIX}{field.upper()}"
 
 
-def load_settings(cls: type[S], **overrides: Any) -> S:
-    """Build settings from the environment, turning validation errors into one clear message."""
+def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
+    """Build settings from the environment (`TASKMILL_<FIELD>`, or the field's alias such as
+    `DATABASE_URL`), turning validation errors into one clear message naming the variables."""
+    source = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in cls.model_fields:
+        name = _variable_name(cls, field)
+        if name in source:
+            values[field] = source[name]
+    values.update(overrides)
     try:
-        return cls(**overrides)
+        return cls.model_validate(values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -148,3 +157,12 @@ class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings)
     max_batch: int = Field(default=100, ge=1, le=100)
     cors_origins: str = ""
     external_lease_seconds: int = Field(default=300, ge=10)
+
+
+class MigrationSettings(DatabaseSettings):
+    """The deploy-time migrations function (and the local stack's start-up)."""
+
+    # The first admin: created once if the e-mail has no account, never changed afterwards.
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    bootstrap_admin_secret_arn: str | None = None

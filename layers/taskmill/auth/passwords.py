@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -68,6 +69,9 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-# Verified against when the account does not exist, so a login for an unknown e-mail takes
-# as long as one with a wrong password (no user enumeration by timing).
-DUMMY_HASH = hash_password(secrets.token_urlsafe(16), ScryptParams(n=2**14))
+@functools.cache
+def dummy_hash() -> str:
+    """Verified against when the account does not exist, so a login for an unknown e-mail
+    takes as long as one with a wrong password (no user enumeration by timing). Made on first
+    use: it costs a full scrypt, which cold start should not pay."""
+    return hash_password(secrets.token_urlsafe(16))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from taskmill.audit import AuditLog
-from taskmill.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from taskmill.auth.passwords import dummy_hash, hash_password, verify_password
 from taskmill.auth.tokens import (
     TokenConfig,
     hash_refresh_token,
@@ -50,7 +50,7 @@ class AuthService:
     def login(self, email: str, password: str, *, correlation_id: str | None = None) -> TokenPair:
         user = self.users.find_by_email(email)
         # Unknown accounts cost the same scrypt as wrong passwords: no enumeration by timing.
-        ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+        ok = verify_password(password, user.password_hash if user else dummy_hash())
         if user is None or not ok or user.disabled:
             self.audit.record(
                 "auth.login_failed",

@@ -9,8 +9,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from taskmill.errors import Unauthorized
 
 ALGORITHM = "HS256"  # pinned: verification never trusts the token's own `alg` header
@@ -57,11 +55,15 @@ def issue_access_token(
     }
     if email is not None:
         claims["email"] = email
+    import jwt
+
     return jwt.encode(claims, config.secret, algorithm=ALGORITHM), config.access_ttl_seconds
 
 
 def verify_access_token(config: TokenConfig, token: str, *, leeway: int = 5) -> Claims:
     """Verify signature, algorithm, issuer, audience and expiry; raise `Unauthorized`."""
+    import jwt
+
     try:
         claims = jwt.decode(
             token,

@@ -31,28 +31,36 @@ def conninfo_from_secret(secret: dict[str, Any], *, host: str | None, sslmode: s
     )
 
 
+def conninfo_source(
+    settings: DatabaseSettings,
+    secrets_client_factory: Callable[[], Any] = default_secrets_client,
+) -> Callable[[], str]:
+    """Where to connect: the URL, or (in AWS) the RDS secret read at each call, so a rotated
+    password is picked up by the next connect."""
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+        return lambda: url
+    arn = settings.db_secret_arn
+
+    def conninfo_from_secrets_manager() -> str:
+        response = secrets_client_factory().get_secret_value(SecretId=arn)
+        return conninfo_from_secret(
+            json.loads(response["SecretString"]),
+            host=settings.db_proxy_host,
+            sslmode=settings.db_sslmode,
+        )
+
+    return conninfo_from_secrets_manager
+
+
 def database_from_settings(
     settings: DatabaseSettings,
     *,
     application_name: str,
     secrets_client_factory: Callable[[], Any] = default_secrets_client,
 ) -> Database:
-    """A `Database` that opens its connection on first use. With a secret ARN, the secret
-    is read at each (re)connect, so a rotated password is picked up after a reconnect."""
-    if settings.database_url is not None:
-        conninfo: str | Callable[[], str] = settings.database_url.get_secret_value()
-    else:
-        arn = settings.db_secret_arn
-
-        def conninfo_from_secrets_manager() -> str:
-            response = secrets_client_factory().get_secret_value(SecretId=arn)
-            return conninfo_from_secret(
-                json.loads(response["SecretString"]),
-                host=settings.db_proxy_host,
-                sslmode=settings.db_sslmode,
-            )
-
-        conninfo = conninfo_from_secrets_manager
+    """A `Database` that opens its connection on first use."""
+    conninfo = conninfo_source(settings, secrets_client_factory)
     return Database(
         conninfo,
         connect_timeout=settings.db_connect_timeout_seconds,
