@@ -166,3 +166,11 @@ class MigrationSettings(DatabaseSettings):
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None
     bootstrap_admin_secret_arn: str | None = None
+
+
+class RecoverySettings(DatabaseSettings, QueueSettings):
+    """The scheduled recovery sweep."""
+
+    retention_days: float = Field(default=30, gt=0)
+    sweep_batch_limit: int = Field(default=500, ge=1, le=10_000)
+    send_grace_seconds: float = Field(default=30, ge=0)

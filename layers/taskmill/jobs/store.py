@@ -790,13 +790,34 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         )
 
     def pending_sends(self, *, older_than_seconds: float, limit: int) -> list[Job]:
-        """Queued jobs whose message was never confirmed sent (crash between commit and
-        send), older than a grace period so in-flight API requests finish first."""
+        """Take queued jobs whose message was never confirmed sent (crash between commit and
+        send), older than a grace period so in-flight API requests finish first. Taking them
+        touches `updated_at`, so a second sweep running at the same time skips them."""
         return _jobs(
             self._db.execute(
-                "SELECT * FROM jobs WHERE send_pending AND status = 'queued' "
-                "AND updated_at < now() - make_interval(secs => %s) "
-                "ORDER BY updated_at LIMIT %s",
-                (older_than_seconds, limit),
+                """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE send_pending AND status = 'queued'
+      AND updated_at < now() - make_interval(secs => %(grace)s)
+    ORDER BY updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+UPDATE jobs SET updated_at = now() FROM picked
+WHERE jobs.id = picked.id AND jobs.send_pending AND jobs.status = 'queued'
+RETURNING jobs.*""",
+                {"grace": older_than_seconds, "limit": limit},
             )
         )
+
+    def delete_finished(self, *, older_than_days: float, limit: int) -> int:
+        """Retention: delete finished jobs (and, by trigger, their events) in one bounded batch."""
+        rows = self._db.execute(
+            """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE status IN ('succeeded', 'failed', 'cancelled')
+      AND finished_at < now() - make_interval(days => 0, secs => %(age)s)
+    ORDER BY finished_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+DELETE FROM jobs USING picked WHERE jobs.id = picked.id RETURNING jobs.id""",
+            {"age": older_than_days * 86400, "limit": limit},
+        )
+        return len(rows)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from taskmill.jobs.store import JobStore
-from taskmill.jobs.submit import send_pending
+from taskmill.recovery.sweep import Sweeper, SweepLimits
 
 from tests.integration.worker.conftest import queue_messages
 
@@ -93,7 +93,7 @@ def test_batch_create(as_user, sqs, job_queue) -> None:
     assert len(as_user.get("/v1/jobs?limit=200").body["items"]) == 12
 
 
-def test_sqs_outage_leaves_the_job_for_the_sweep(as_user, services, job_queue, db) -> None:
+def test_sqs_outage_leaves_the_job_for_the_sweep(as_user, services, job_queue, db, sqs) -> None:
     from botocore.exceptions import EndpointConnectionError
 
     class Down:
@@ -108,10 +108,11 @@ def test_sqs_outage_leaves_the_job_for_the_sweep(as_user, services, job_queue, d
     job = store.get(r.body["id"])
     assert job.send_pending
     job_queue._client = working_client
-    assert send_pending(store, job_queue, store.pending_sends(older_than_seconds=0, limit=10)) == [
-        job.id
-    ]
+    report, _ = Sweeper(store, job_queue, SweepLimits(send_grace_seconds=0)).run()
+    assert report.resent == 1
     assert not store.get(job.id).send_pending
+    [message] = queue_messages(sqs, job_queue.queue_url("normal"))
+    assert json.loads(message["Body"])["job_id"] == str(job.id)
 
 
 def test_ownership_isolation(as_user, as_other, as_admin) -> None:

@@ -1,0 +1,48 @@
+"""The recovery sweep Lambda, run by an EventBridge schedule every minute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from taskmill.db.credentials import database_from_settings
+from taskmill.jobs.store import JobStore
+from taskmill.lambda_support import PowertoolsMetrics
+from taskmill.queue.sender import JobQueue
+from taskmill.recovery.sweep import Sweeper, SweepLimits
+from taskmill.settings import RecoverySettings, load_settings
+
+logger = Logger(service="taskmill-recovery")
+tracer = Tracer(service="taskmill-recovery")
+_sweeper: Sweeper | None = None
+
+
+def container_sweeper() -> Sweeper:
+    global _sweeper
+    if _sweeper is None:
+        settings = load_settings(RecoverySettings)
+        db = database_from_settings(settings, application_name="taskmill-recovery")
+        _sweeper = Sweeper(
+            JobStore(db),
+            JobQueue(settings),
+            SweepLimits(
+                batch=settings.sweep_batch_limit,
+                send_grace_seconds=settings.send_grace_seconds,
+                retention_days=settings.retention_days,
+            ),
+            logger=logger,
+        )
+    return _sweeper
+
+
+def sweep(sweeper: Sweeper) -> dict[str, Any]:
+    report, metrics = sweeper.run()
+    metrics.flush(PowertoolsMetrics(service="taskmill-recovery"))
+    return report.as_dict()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return sweep(container_sweeper())

@@ -1,0 +1,1 @@
+"""The recovery sweep: nothing lost, stuck or forgotten."""

@@ -1,0 +1,212 @@
+"""Each part of the recovery sweep on real Postgres and moto SQS, and two sweeps racing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from taskmill.db import Database
+from taskmill.jobs.model import JobStatus
+from taskmill.jobs.store import JobStore
+from taskmill.queue.sender import JobQueue
+from taskmill.recovery.sweep import LEASE_EXPIRED, Sweeper, SweepLimits
+
+from functions.retry.handler import handler as sweep_handler
+from tests.integration.worker.conftest import queue_messages
+from tests.support.factories import create_job, make_user
+from tests.support.lambda_events import FakeLambdaContext
+
+NOW_LIMITS = SweepLimits(batch=100, send_grace_seconds=0, retention_days=30)
+
+
+@pytest.fixture
+def store(db: Database) -> JobStore:
+    return JobStore(db)
+
+
+@pytest.fixture
+def owner(db: Database) -> Any:
+    return make_user(db)
+
+
+@pytest.fixture
+def sweeper(store: JobStore, job_queue: JobQueue) -> Sweeper:
+    return Sweeper(store, job_queue, NOW_LIMITS)
+
+
+def message_ids(sqs: Any, url: str) -> list[str]:
+    return [json.loads(m["Body"])["job_id"] for m in queue_messages(sqs, url)]
+
+
+def drain(sqs: Any, url: str) -> list[str]:
+    """Every job id waiting on a queue (received messages stay invisible meanwhile)."""
+    found: list[str] = []
+    while batch := message_ids(sqs, url):
+        found.extend(batch)
+    return found
+
+
+def test_unsent_jobs_are_sent_after_the_grace_period(store, owner, sqs, job_queue, db) -> None:
+    job = create_job(store, owner)  # committed, never sent: the crash-between case
+    careful = Sweeper(store, job_queue, SweepLimits(send_grace_seconds=60))
+    assert careful.run()[0].resent == 0  # an API request may still be sending it
+    db.execute("UPDATE jobs SET updated_at = now() - interval '2 minutes'")
+    report, _ = careful.run()
+    assert report.resent == 1
+    assert message_ids(sqs, job_queue.queue_url("normal")) == [str(job.id)]
+    assert not store.get(job.id).send_pending
+    assert careful.run()[0].resent == 0
+
+
+def test_due_scheduled_jobs_are_released_with_the_remaining_delay(
+    store, owner, sweeper, sqs, job_queue, db
+) -> None:
+    job = create_job(store, owner, run_at=datetime.now(UTC) + timedelta(hours=3))
+    assert sweeper.run()[0].released_scheduled == 0
+    db.execute("UPDATE jobs SET run_at = now() + interval '10 minutes' WHERE id = %s", (job.id,))
+    assert sweeper.run()[0].released_scheduled == 1
+    assert store.get(job.id).status is JobStatus.QUEUED
+    # Sent with the time left as DelaySeconds: not visible yet.
+    assert queue_messages(sqs, job_queue.queue_url("normal")) == []
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=job_queue.queue_url("normal"),
+        AttributeNames=["ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+
+
+def test_expired_leases_are_retried_or_failed_to_the_dlq(
+    store, owner, sweeper, sqs, job_queue, db
+) -> None:
+    retry = create_job(store, owner, max_attempts=3, backoff_base_seconds=0)
+    final = create_job(store, owner, max_attempts=1, priority="high")
+    store.claim_many([retry.id, final.id])
+    store.mark_enqueued([retry.id, final.id])
+    db.execute("UPDATE jobs SET lease_until = now() - interval '1 second'")
+    report, _ = sweeper.run()
+    assert (report.recovered_retried, report.recovered_failed) == (1, 1)
+    again = store.get(retry.id)
+    assert again.status is JobStatus.QUEUED
+    assert again.last_error == LEASE_EXPIRED
+    assert str(retry.id) in message_ids(sqs, job_queue.queue_url("normal"))
+    failed = store.get(final.id)
+    assert failed.status is JobStatus.FAILED
+    [dead] = queue_messages(sqs, job_queue.dlq_url("high"))
+    assert json.loads(dead["Body"])["job_id"] == str(final.id)
+    assert dead["MessageAttributes"]["failure_reason"]["StringValue"] == "all 1 attempts failed"
+
+
+def test_waiting_jobs_are_released_or_cancelled(store, owner, sweeper, db) -> None:
+    ok_parent = create_job(store, owner)
+    bad_parent = create_job(store, owner)
+    released_child = create_job(store, owner, depends_on=[ok_parent.id])
+    cancelled_child = create_job(store, owner, depends_on=[bad_parent.id])
+    db.execute(
+        "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = %s", (ok_parent.id,)
+    )
+    store.cancel(bad_parent.id, actor="t")
+    report, _ = sweeper.run()
+    assert (report.released_waiting, report.cancelled_waiting) == (1, 1)
+    assert store.get(released_child.id).status is JobStatus.QUEUED
+    cancelled = store.get(cancelled_child.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert "dependency" in (cancelled.last_error or "")
+
+
+def test_retention_deletes_old_finished_jobs_in_batches(store, owner, job_queue, db) -> None:
+    old = [create_job(store, owner) for _ in range(5)]
+    recent = create_job(store, owner)
+    unfinished_old = create_job(store, owner)
+    db.execute(
+        "UPDATE jobs SET status = 'succeeded', finished_at = now() - interval '40 days' "
+        "WHERE id = ANY (%s)",
+        ([j.id for j in old],),
+    )
+    db.execute(
+        "UPDATE jobs SET status = 'failed', finished_at = now() - interval '1 day' WHERE id = %s",
+        (recent.id,),
+    )
+    db.execute(
+        "UPDATE jobs SET created_at = now() - interval '90 days' WHERE id = %s",
+        (unfinished_old.id,),
+    )
+    small = Sweeper(store, job_queue, SweepLimits(batch=3, retention_days=30))
+    assert small.run()[0].deleted_finished == 3
+    assert small.run()[0].deleted_finished == 2
+    assert small.run()[0].deleted_finished == 0
+    remaining = {row["id"] for row in db.execute("SELECT id FROM jobs")}
+    assert remaining == {recent.id, unfinished_old.id}
+    assert (
+        db.execute(
+            "SELECT count(*) AS n FROM job_events WHERE job_id = ANY (%s)", ([j.id for j in old],)
+        )[0]["n"]
+        == 0
+    )
+
+
+def test_two_sweeps_racing_act_once_per_job(store, owner, job_queue, sqs, database_url, db) -> None:
+    for _ in range(20):
+        create_job(store, owner)
+    expired = [create_job(store, owner, max_attempts=1) for _ in range(10)]
+    store.claim_many([j.id for j in expired])
+    db.execute(
+        "UPDATE jobs SET lease_until = now() - interval '1 second', "
+        "updated_at = now() - interval '1 minute'"
+    )
+    reports: list[Any] = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        own = Database(database_url)
+        barrier.wait()
+        reports.append(Sweeper(JobStore(own), job_queue, NOW_LIMITS).run()[0])
+        own.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r.resent for r in reports) == 20
+    assert sum(r.recovered_failed for r in reports) == 10
+    sent = drain(sqs, job_queue.queue_url("normal"))
+    dead = drain(sqs, job_queue.dlq_url("normal"))
+    assert len(set(sent)) == len(sent) == 20
+    assert len(set(dead)) == len(dead) == 10
+
+
+def test_sweep_handler_runs_and_emits_metrics(
+    store, owner, queue_env, database_url, monkeypatch, capsys, db
+) -> None:
+    import functions.retry.handler as module
+
+    monkeypatch.setattr(module, "_sweeper", None)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("TASKMILL_SEND_GRACE_SECONDS", "0")
+    for name, value in queue_env.items():
+        monkeypatch.setenv(name, value)
+    create_job(store, owner)
+    context: Any = FakeLambdaContext()
+    result = sweep_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
+    assert result["resent"] == 1
+    output = capsys.readouterr().out
+    assert '"Sweep_resent":[1.0]' in output.replace(" ", "")
+
+
+def test_each_run_logs_one_structured_line(store, owner, job_queue) -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.lines: list[tuple[str, dict[str, Any]]] = []
+
+        def info(self, message: str, *, extra: dict[str, Any]) -> None:
+            self.lines.append((message, extra))
+
+    recorder = Recorder()
+    create_job(store, owner)
+    Sweeper(store, job_queue, NOW_LIMITS, logger=recorder).run()
+    [(message, extra)] = recorder.lines
+    assert message == "recovery sweep"
+    assert extra["sweep"]["resent"] == 1
