@@ -8,9 +8,11 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskmill.db.credentials import database_from_settings
 from taskmill.jobs.store import JobStore
+from taskmill.jobtypes.defaults import build_registry
 from taskmill.lambda_support import PowertoolsMetrics
 from taskmill.queue.sender import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
+from taskmill.schedules.store import ScheduleStore
 from taskmill.settings import RecoverySettings, load_settings
 
 logger = Logger(service="taskmill-recovery")
@@ -31,6 +33,8 @@ def container_sweeper() -> Sweeper:
                 send_grace_seconds=settings.send_grace_seconds,
                 retention_days=settings.retention_days,
             ),
+            schedules=ScheduleStore(db),
+            registry=build_registry(settings),
             logger=logger,
         )
     return _sweeper

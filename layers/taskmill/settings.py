@@ -168,7 +168,7 @@ class MigrationSettings(DatabaseSettings):
     bootstrap_admin_secret_arn: str | None = None
 
 
-class RecoverySettings(DatabaseSettings, QueueSettings):
+class RecoverySettings(DatabaseSettings, QueueSettings, JobTypeSettings):
     """The scheduled recovery sweep."""
 
     retention_days: float = Field(default=30, gt=0)

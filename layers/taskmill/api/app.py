@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from taskmill.api import errors
-from taskmill.api.routes import admin, auth, jobs, users, workers
+from taskmill.api.routes import admin, auth, jobs, operations, schedules, users, workers
 from taskmill.api.services import ApiServices
 from taskmill.errors import PayloadTooLarge, TaskmillError
 
@@ -24,6 +24,8 @@ ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
     jobs.router,
     workers.router,
     admin.router,
+    operations.router,
+    schedules.router,
 )
 SECURITY_SCHEMES: dict[str, Any] = {"bearer": HTTPBearer(bearerFormat="JWT")}
 

@@ -808,6 +808,36 @@ RETURNING jobs.*""",
             )
         )
 
+    def failed_jobs(self, *, priority: str, limit: int) -> list[Job]:
+        """Failed jobs of one priority that had SQS messages (for DLQ reconciliation)."""
+        return _jobs(
+            self._db.execute(
+                "SELECT * FROM jobs WHERE status = 'failed' AND priority = %s AND NOT external "
+                "ORDER BY finished_at DESC LIMIT %s",
+                (priority, limit),
+            )
+        )
+
+    def stale(self, *, status: JobStatus, older_than_seconds: float, limit: int) -> list[Job]:
+        """Jobs in `status` not updated for a while (manual recovery)."""
+        return _jobs(
+            self._db.execute(
+                "SELECT * FROM jobs WHERE status = %s "
+                "AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
+                (status.value, older_than_seconds, limit),
+            )
+        )
+
+    def mark_to_send(self, job_ids: Sequence[UUID]) -> list[Job]:
+        """Set the "to be sent" mark again on queued jobs (their message is presumed lost)."""
+        return _jobs(
+            self._db.execute(
+                "UPDATE jobs SET send_pending = true, updated_at = now() "
+                "WHERE id = ANY (%s) AND status = 'queued' AND NOT external RETURNING *",
+                (list(job_ids),),
+            )
+        )
+
     def delete_finished(self, *, older_than_days: float, limit: int) -> int:
         """Retention: delete finished jobs (and, by trigger, their events) in one bounded batch."""
         rows = self._db.execute(

@@ -12,8 +12,10 @@ from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.retry import JobFailure, RetryPolicy, decide_retry
 from taskmill.jobs.store import JobStore
 from taskmill.jobs.submit import send_pending
+from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.observability import MetricBatch
 from taskmill.queue.sender import JobQueue, sqs_errors
+from taskmill.schedules.store import ScheduleStore, fire_due
 
 LEASE_EXPIRED = "the lease expired: the worker crashed, timed out or lost its connection"
 
@@ -28,6 +30,7 @@ class SweepReport:
     resent: int = 0
     sent: int = 0
     deleted_finished: int = 0
+    schedule_runs: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -47,16 +50,29 @@ class Sweeper:
         queue: JobQueue,
         limits: SweepLimits,
         *,
+        schedules: ScheduleStore | None = None,
+        registry: JobTypeRegistry | None = None,
         logger: logging.Logger | Any = None,
     ) -> None:
         self.store = store
         self.queue = queue
         self.limits = limits
+        self.schedules = schedules
+        self.registry = registry
         self.logger = logger or logging.getLogger("taskmill.recovery")
 
     def run(self) -> tuple[SweepReport, MetricBatch]:
         report = SweepReport()
         batch = self.limits.batch
+        if self.schedules is not None and self.registry is not None:
+            report.schedule_runs = fire_due(
+                self.schedules,
+                self.store,
+                self.queue,
+                self.registry,
+                limit=batch,
+                logger=self.logger,
+            )
         released = self.store.release_due_scheduled(limit=batch)
         report.released_scheduled = len(released)
         report.sent += len(send_pending(self.store, self.queue, released))

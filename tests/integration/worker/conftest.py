@@ -70,7 +70,7 @@ def worker_settings(queue_settings: Any, database_url: str) -> WorkerSettings:
 
 
 @pytest.fixture
-def services(worker_settings: WorkerSettings, sqs: Any) -> PlatformServices:
+def platform_services(worker_settings: WorkerSettings, sqs: Any) -> PlatformServices:
     import boto3
 
     return PlatformServices(worker_settings, client_factory=boto3.client)
@@ -82,8 +82,10 @@ def store(db: Database) -> JobStore:
 
 
 @pytest.fixture
-def worker(store: JobStore, job_queue: JobQueue, registry: JobTypeRegistry, services) -> Worker:
-    return Worker(store, job_queue, registry, services, deadline_margin_seconds=1.0)
+def worker(
+    store: JobStore, job_queue: JobQueue, registry: JobTypeRegistry, platform_services: Any
+) -> Worker:
+    return Worker(store, job_queue, registry, platform_services, deadline_margin_seconds=1.0)
 
 
 @pytest.fixture

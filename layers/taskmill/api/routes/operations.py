@@ -1,0 +1,113 @@
+"""/v1/dlq/{priority} (peek, redrive) and /v1/admin/requeue: operators' recovery tools."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskmill.api.caller import Caller, caller_from_event, request_id
+from taskmill.api.services import ApiServices
+from taskmill.errors import DependencyUnavailable
+from taskmill.jobs.model import JobStatus
+from taskmill.jobs.submit import send_pending
+from taskmill.queue.sender import sqs_errors
+from taskmill.recovery import dlq
+from taskmill.topology import Priority
+
+
+class RedriveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_ids: list[UUID] | None = Field(default=None, max_length=500)
+    type: str | None = Field(default=None, max_length=100)
+    limit: int = Field(default=100, ge=1, le=500)
+    dry_run: bool = False
+    purge_orphans: bool = False
+
+
+class RequeueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["queued", "failed"]
+    older_than_seconds: int = Field(ge=0, le=30 * 86400)
+    limit: int = Field(default=100, ge=1, le=1000)
+    dry_run: bool = False
+
+
+def router(services: ApiServices) -> Router:
+    r = Router()
+
+    def admin() -> Caller:
+        return caller_from_event(r.current_event.raw_event).require("admin")
+
+    def audit(who: Caller, action: str, detail: dict[str, Any]) -> None:
+        services.audit.record(
+            action,
+            actor_id=who.id,
+            target_type="dlq",
+            detail=detail,
+            correlation_id=request_id(r.current_event.raw_event),
+        )
+
+    @r.get("/v1/dlq/<priority>", tags=["operations"])
+    def peek(
+        priority: Priority, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    ) -> dict[str, Any]:
+        admin()
+        try:
+            result = dlq.peek(services.jobs, services.queue, priority, limit=limit)
+        except sqs_errors() as exc:
+            raise DependencyUnavailable("SQS did not answer") from exc
+        return {
+            "priority": priority.value,
+            "items": [letter.summary() for letter in result.messages],
+            "complete": result.complete,
+            # Reconciliation: failed jobs with no DLQ message (only when the whole DLQ was read).
+            "failed_without_message": [str(job_id) for job_id in result.missing_messages],
+        }
+
+    @r.post("/v1/dlq/<priority>/redrive", tags=["operations"])
+    def redrive(priority: Priority, body: RedriveRequest) -> dict[str, Any]:
+        who = admin()
+        try:
+            result = dlq.redrive(
+                services.jobs,
+                services.queue,
+                priority,
+                actor=who.actor,
+                job_ids=set(body.job_ids) if body.job_ids is not None else None,
+                job_type=body.type,
+                limit=body.limit,
+                dry_run=body.dry_run,
+                purge_orphans=body.purge_orphans,
+            )
+        except sqs_errors() as exc:
+            raise DependencyUnavailable("SQS did not answer; nothing was deleted") from exc
+        answer = dlq.describe(result)
+        if not body.dry_run:
+            audit(who, "dlq.redrive", {"priority": priority.value, **answer})
+        return answer
+
+    @r.post("/v1/admin/requeue", tags=["operations"])
+    def requeue(body: RequeueRequest) -> dict[str, Any]:
+        """Manual recovery: re-send jobs that look stuck, like a recovery worker run by hand."""
+        who = admin()
+        stale = services.jobs.stale(
+            status=JobStatus(body.status),
+            older_than_seconds=body.older_than_seconds,
+            limit=body.limit,
+        )
+        ids = [job.id for job in stale if not job.external]
+        if not body.dry_run and ids:
+            if body.status == "queued":
+                jobs = services.jobs.mark_to_send(ids)
+            else:
+                jobs = services.jobs.redrive_many(ids, actor=who.actor, resend=True)
+            ids = [job.id for job in jobs]
+            send_pending(services.jobs, services.queue, jobs)
+            audit(who, "admin.requeue", {"status": body.status, "jobs": [str(i) for i in ids]})
+        return {"requeued": [str(i) for i in ids], "dry_run": body.dry_run}
+
+    return r

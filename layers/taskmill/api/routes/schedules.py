@@ -1,0 +1,91 @@
+"""/v1/schedules: recurring jobs from a cron expression (UTC)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from taskmill.api.caller import Caller, caller_from_event
+from taskmill.api.models import JobCreate
+from taskmill.api.services import ApiServices
+from taskmill.errors import NotFound
+from taskmill.jobs.submit import JobRequest, resolve
+from taskmill.schedules.cron import CronExpression
+from taskmill.schedules.store import Schedule, ScheduleStore
+
+
+class ScheduleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    cron: Annotated[str, StringConstraints(min_length=9, max_length=200)]
+    job: JobCreate
+    enabled: bool = True
+
+
+class ScheduleOut(BaseModel):
+    id: UUID
+    owner_id: UUID
+    name: str
+    cron: str
+    job: dict[str, Any]
+    enabled: bool
+    next_fire_at: datetime
+    last_fire_at: datetime | None
+    last_job_id: UUID | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, schedule: Schedule) -> ScheduleOut:
+        return cls(
+            **schedule.model_dump(exclude={"job_template", "updated_at"}), job=schedule.job_template
+        )
+
+
+def router(services: ApiServices) -> Router:
+    r = Router()
+
+    def caller() -> Caller:
+        return caller_from_event(r.current_event.raw_event).require("user", "admin")
+
+    def owned(schedule_id: UUID, who: Caller) -> Schedule:
+        schedule = ScheduleStore(services.db).get(schedule_id)
+        if not who.is_admin and schedule.owner_id != who.id:
+            raise NotFound("schedule not found")
+        return schedule
+
+    @r.post("/v1/schedules", tags=["schedules"])
+    def create(body: ScheduleCreate) -> Response[ScheduleOut]:
+        who = caller()
+        cron = CronExpression.parse(body.cron)
+        template = body.job.model_dump(mode="json", exclude_none=True)
+        resolve(JobRequest(**template), services.registry)  # refuse a template that cannot run
+        schedule = ScheduleStore(services.db).create(
+            who.id, body.name, cron, template, enabled=body.enabled
+        )
+        return Response(201, "application/json", ScheduleOut.of(schedule))
+
+    @r.get("/v1/schedules", tags=["schedules"])
+    def list_schedules() -> dict[str, Any]:
+        who = caller()
+        schedules = ScheduleStore(services.db).list_for(None if who.is_admin else who.id)
+        return {
+            "items": [ScheduleOut.of(s).model_dump(mode="json") for s in schedules],
+            "next_cursor": None,
+        }
+
+    @r.get("/v1/schedules/<schedule_id>", tags=["schedules"])
+    def get(schedule_id: UUID) -> ScheduleOut:
+        return ScheduleOut.of(owned(schedule_id, caller()))
+
+    @r.delete("/v1/schedules/<schedule_id>", tags=["schedules"])
+    def delete(schedule_id: UUID) -> Response[None]:
+        owned(schedule_id, caller())
+        ScheduleStore(services.db).delete(schedule_id)
+        return Response(204)
+
+    return r

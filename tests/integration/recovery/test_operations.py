@@ -1,0 +1,261 @@
+"""Schedules, DLQ peek/redrive/reconciliation and manual requeue, through the real API,
+worker and sweep on Postgres and moto SQS."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from taskmill.jobs.model import JobStatus
+from taskmill.jobs.store import JobFilter, JobStore
+from taskmill.recovery.sweep import Sweeper, SweepLimits
+from taskmill.schedules.store import ScheduleStore, fire_due
+
+from tests.integration.worker.conftest import failures, queue_messages
+
+
+def fail_to_dlq(as_user: Any, deliver: Any, job_type: str = "fail", **fields: Any) -> str:
+    job = as_user.post("/v1/jobs", {"type": job_type, "max_attempts": 1, **fields}).body
+    deliver(fields.get("priority", "normal"))
+    return job["id"]
+
+
+def depth(sqs: Any, url: str) -> int:
+    """Messages on a queue, visible or not, without receiving (which would hide them)."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+# ---- schedules ----------------------------------------------------------------------
+
+
+def test_schedule_crud_and_validation(as_user, as_other, as_admin) -> None:
+    created = as_user.post(
+        "/v1/schedules",
+        {"name": "nightly", "cron": "0 3 * * *", "job": {"type": "noop", "tags": ["cron"]}},
+    )
+    assert created.status == 201, created.body
+    schedule = created.body
+    assert schedule["next_fire_at"].endswith(("03:00:00Z", "03:00:00+00:00"))
+    assert (
+        as_user.post(
+            "/v1/schedules", {"name": "x", "cron": "61 * * * *", "job": {"type": "noop"}}
+        ).status
+        == 400
+    )
+    assert (
+        as_user.post(
+            "/v1/schedules", {"name": "x", "cron": "* * * * *", "job": {"type": "nope"}}
+        ).status
+        == 400
+    )
+    assert [s["id"] for s in as_user.get("/v1/schedules").body["items"]] == [schedule["id"]]
+    assert as_other.get("/v1/schedules").body["items"] == []
+    assert as_other.get(f"/v1/schedules/{schedule['id']}").status == 404
+    assert as_other.delete(f"/v1/schedules/{schedule['id']}").status == 404
+    assert as_admin.get(f"/v1/schedules/{schedule['id']}").status == 200
+    assert as_user.delete(f"/v1/schedules/{schedule['id']}").status == 204
+    assert as_user.get(f"/v1/schedules/{schedule['id']}").status == 404
+
+
+def _due_schedule(as_user: Any, db: Any) -> str:
+    schedule = as_user.post(
+        "/v1/schedules", {"name": "m", "cron": "*/5 * * * *", "job": {"type": "noop"}}
+    ).body
+    db.execute(
+        "UPDATE schedules SET next_fire_at = date_trunc('minute', now()) - interval '2 minutes'"
+    )
+    return schedule["id"]
+
+
+def test_schedule_fires_once_per_slot_across_overlapping_sweeps(
+    as_user, db, database_url, job_queue, services
+) -> None:
+    import threading
+
+    from taskmill.db import Database
+
+    schedule_id = _due_schedule(as_user, db)
+    created: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def sweep() -> None:
+        own = Database(database_url)
+        barrier.wait()
+        created.append(
+            fire_due(ScheduleStore(own), JobStore(own), job_queue, services.registry, limit=10)
+        )
+        own.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(created) == 1
+    jobs = JobStore(db).list_jobs(JobFilter()).items
+    assert len(jobs) == 1
+    assert str(jobs[0].idempotency_key).startswith(f"schedule:{schedule_id}:")
+    after = ScheduleStore(db).get(UUID(schedule_id))
+    assert after.next_fire_at > datetime.now(UTC)
+    assert after.last_job_id == jobs[0].id
+    # Not due any more: a later sweep in the same slot creates nothing.
+    assert fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10) == 0
+
+
+def test_missed_window_runs_once(as_user, db, job_queue, services) -> None:
+    schedule_id = _due_schedule(as_user, db)
+    db.execute("UPDATE schedules SET next_fire_at = now() - interval '3 hours'")  # 36 slots missed
+    assert fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10) == 1
+    assert fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10) == 0
+    next_fire = ScheduleStore(db).get(UUID(schedule_id)).next_fire_at
+    assert datetime.now(UTC) < next_fire <= datetime.now(UTC) + timedelta(minutes=5)
+
+
+def test_the_sweep_fires_schedules(as_user, db, job_queue, services, sqs) -> None:
+    _due_schedule(as_user, db)
+    sweeper = Sweeper(
+        JobStore(db),
+        job_queue,
+        SweepLimits(),
+        schedules=ScheduleStore(db),
+        registry=services.registry,
+    )
+    assert sweeper.run()[0].schedule_runs == 1
+    assert len(queue_messages(sqs, job_queue.queue_url("normal"))) == 1
+
+
+# ---- DLQ ------------------------------------------------------------------------------
+
+
+def test_failed_job_is_redriven_through_the_api_and_runs_again(
+    as_user, as_admin, deliver, sqs, job_queue, db
+) -> None:
+    job_id = fail_to_dlq(as_user, deliver, "flaky")  # fails its first attempt, then succeeds
+    peek = as_admin.get("/v1/dlq/normal")
+    assert peek.status == 200, peek.body
+    [item] = peek.body["items"]
+    assert item["job_id"] == job_id
+    assert item["type"] == "flaky"
+    assert item["last_error"] == "first attempt always fails"
+    assert item["problem"] is None
+    assert peek.body["complete"] is True
+    assert peek.body["failed_without_message"] == []
+    redrive = as_admin.post("/v1/dlq/normal/redrive", {})
+    assert redrive.status == 200, redrive.body
+    assert redrive.body["redriven"] == [job_id]
+    assert depth(sqs, job_queue.dlq_url("normal")) == 0
+    assert failures(deliver()) == []
+    done = as_user.get(f"/v1/jobs/{job_id}").body
+    assert done["status"] == "succeeded"
+    assert done["redrive_count"] == 1
+    assert (
+        db.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'dlq.redrive'")[0]["n"] == 1
+    )
+
+
+def test_selective_redrive_by_id_and_by_type_and_dry_run(
+    as_user, as_admin, deliver, sqs, job_queue
+) -> None:
+    first = fail_to_dlq(as_user, deliver)
+    second = fail_to_dlq(as_user, deliver)
+    dry = as_admin.post("/v1/dlq/normal/redrive", {"job_ids": [first], "dry_run": True})
+    assert dry.body["redriven"] == [first]
+    assert dry.body["dry_run"] is True
+    assert len(as_admin.get("/v1/dlq/normal").body["items"]) == 2  # nothing moved
+    assert as_user.get(f"/v1/jobs/{first}").body["status"] == "failed"
+    by_id = as_admin.post("/v1/dlq/normal/redrive", {"job_ids": [first]})
+    assert by_id.body["redriven"] == [first]
+    assert [i["job_id"] for i in as_admin.get("/v1/dlq/normal").body["items"]] == [second]
+    assert as_admin.post("/v1/dlq/normal/redrive", {"type": "noop"}).body["redriven"] == []
+    by_type = as_admin.post("/v1/dlq/normal/redrive", {"type": "fail"})
+    assert by_type.body["redriven"] == [second]
+
+
+def test_redrive_of_a_job_deleted_meanwhile_reports_and_purges_the_orphan(
+    as_user, as_admin, deliver, sqs, job_queue
+) -> None:
+    job_id = fail_to_dlq(as_user, deliver)
+    assert as_user.delete(f"/v1/jobs/{job_id}").status == 204
+    peek = as_admin.get("/v1/dlq/normal").body
+    assert peek["items"][0]["problem"] == "job_missing"
+    kept = as_admin.post("/v1/dlq/normal/redrive", {})
+    assert kept.body["redriven"] == []
+    assert len(kept.body["orphans"]) == 1
+    assert depth(sqs, job_queue.dlq_url("normal")) == 1  # still there
+    purged = as_admin.post("/v1/dlq/normal/redrive", {"purge_orphans": True})
+    assert purged.body["purged"] == kept.body["orphans"]
+    assert depth(sqs, job_queue.dlq_url("normal")) == 0
+
+
+def test_reconciliation_reports_drift_both_ways(
+    as_user, as_admin, deliver, sqs, job_queue, db
+) -> None:
+    retried = fail_to_dlq(as_user, deliver)
+    lost = fail_to_dlq(as_user, deliver)
+    # Retried by its owner: running again, yet its old message still sits in the DLQ.
+    assert as_user.post(f"/v1/jobs/{retried}/retry").status == 200
+    for message in sqs.receive_message(
+        QueueUrl=job_queue.dlq_url("normal"), MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]:
+        if json.loads(message["Body"])["job_id"] == lost:
+            sqs.delete_message(
+                QueueUrl=job_queue.dlq_url("normal"), ReceiptHandle=message["ReceiptHandle"]
+            )
+        else:
+            sqs.change_message_visibility(
+                QueueUrl=job_queue.dlq_url("normal"),
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+    peek = as_admin.get("/v1/dlq/normal").body
+    assert [(i["job_id"], i["problem"]) for i in peek["items"]] == [(retried, "job_not_failed")]
+    assert peek["failed_without_message"] == [lost]
+
+
+def test_dlq_routes_are_admin_only_and_validate_priority(as_user, as_admin) -> None:
+    assert as_user.get("/v1/dlq/normal").status == 403
+    assert as_user.post("/v1/dlq/normal/redrive", {}).status == 403
+    assert as_admin.get("/v1/dlq/urgent").status == 400
+    assert as_admin.post("/v1/dlq/normal/redrive", {"limit": 0}).status == 400
+
+
+# ---- manual requeue -------------------------------------------------------------------
+
+
+def test_admin_requeue_resends_stuck_and_failed_jobs(
+    as_user, as_admin, deliver, sqs, job_queue, db
+) -> None:
+    stuck = as_user.post("/v1/jobs", {"type": "noop"}).body["id"]
+    sqs.purge_queue(QueueUrl=job_queue.queue_url("normal"))  # its message is lost
+    failed = fail_to_dlq(as_user, deliver)
+    db.execute("UPDATE jobs SET updated_at = now() - interval '10 minutes'")
+    dry = as_admin.post(
+        "/v1/admin/requeue", {"status": "queued", "older_than_seconds": 300, "dry_run": True}
+    )
+    assert dry.body == {"requeued": [stuck], "dry_run": True}
+    assert queue_messages(sqs, job_queue.queue_url("normal")) == []
+    assert as_admin.post("/v1/admin/requeue", {"status": "queued", "older_than_seconds": 300}).body[
+        "requeued"
+    ] == [stuck]
+    assert as_admin.post("/v1/admin/requeue", {"status": "failed", "older_than_seconds": 300}).body[
+        "requeued"
+    ] == [failed]
+    sent = sorted(
+        json.loads(m["Body"])["job_id"] for m in queue_messages(sqs, job_queue.queue_url("normal"))
+    )
+    assert sent == sorted([stuck, failed])
+    assert JobStore(db).get(UUID(failed)).status is JobStatus.QUEUED
+    assert (
+        as_user.post("/v1/admin/requeue", {"status": "queued", "older_than_seconds": 0}).status
+        == 403
+    )
+    actions = [r["action"] for r in db.execute("SELECT action FROM audit_log")]
+    assert actions.count("admin.requeue") == 2
