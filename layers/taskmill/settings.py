@@ -157,6 +157,8 @@ class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings)
     max_batch: int = Field(default=100, ge=1, le=100)
     cors_origins: str = ""
     external_lease_seconds: int = Field(default=300, ge=10)
+    # The async DLQ redrive function; unset locally, where large redrives run on a thread.
+    redrive_function_name: str | None = None
 
 
 class MigrationSettings(DatabaseSettings):

@@ -17,6 +17,7 @@ from taskmill.jobtypes.defaults import build_registry
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.observability import MetricBatch
 from taskmill.queue.sender import JobQueue, default_sqs_client
+from taskmill.recovery.redrive_tasks import LambdaLauncher, TaskLauncher, ThreadLauncher, run_task
 from taskmill.settings import ApiSettings, JwtSettings
 from taskmill.users.store import RefreshTokenStore, UserStore
 
@@ -50,6 +51,12 @@ class ApiServices:
     logger: logging.Logger | Any
     # Per-invocation counts (jobs created per type and priority), flushed by the handler.
     metrics: MetricBatch = field(default_factory=MetricBatch)
+    launcher: TaskLauncher | None = None
+
+    def redrive_launcher(self) -> TaskLauncher:
+        if self.launcher is None:
+            self.launcher = default_launcher(self)
+        return self.launcher
 
     @property
     def jobs(self) -> JobStore:
@@ -66,6 +73,28 @@ class ApiServices:
     @property
     def auth(self) -> AuthService:
         return AuthService(self.users, RefreshTokenStore(self.db), self.audit, self.tokens)
+
+
+def default_lambda_client() -> Any:
+    import boto3
+
+    return boto3.client("lambda")
+
+
+def default_launcher(services: ApiServices) -> TaskLauncher:
+    name = services.settings.redrive_function_name
+    if name:
+        return LambdaLauncher(name, default_lambda_client)
+
+    def run_here(task_id: Any) -> None:
+        # Its own connection: the API's is not for sharing with a background thread.
+        db = database_from_settings(services.settings, application_name="taskmill-redrive")
+        try:
+            run_task(db, services.queue, task_id, logger=services.logger)
+        finally:
+            db.close()
+
+    return ThreadLauncher(run_here)
 
 
 def build_services(

@@ -14,6 +14,7 @@ from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore, fire_due
 
 from tests.integration.worker.conftest import failures, queue_messages
+from tests.support.lambda_events import FakeLambdaContext
 
 
 def fail_to_dlq(as_user: Any, deliver: Any, job_type: str = "fail", **fields: Any) -> str:
@@ -259,3 +260,63 @@ def test_admin_requeue_resends_stuck_and_failed_jobs(
     )
     actions = [r["action"] for r in db.execute("SELECT action FROM audit_log")]
     assert actions.count("admin.requeue") == 2
+
+
+# ---- large redrives, asynchronously ---------------------------------------------------
+
+
+class RecordingLauncher:
+    def __init__(self) -> None:
+        self.launched: list[Any] = []
+
+    def launch(self, task_id: Any) -> None:
+        self.launched.append(task_id)
+
+
+def test_large_redrive_runs_in_the_redrive_function_and_reports_progress(
+    as_user, as_admin, deliver, services, job_queue, queue_env, database_url, monkeypatch, sqs
+) -> None:
+    import functions.retry.redrive as module
+
+    failed = [fail_to_dlq(as_user, deliver) for _ in range(3)]
+    launcher = RecordingLauncher()
+    services.launcher = launcher
+    started = as_admin.post("/v1/dlq/normal/redrive", {"limit": 1000})
+    assert started.status == 202, started.body
+    task_id = started.body["id"]
+    assert launcher.launched == [UUID(task_id)]
+    assert as_admin.get(f"/v1/dlq/redrives/{task_id}").body["status"] == "pending"
+
+    # What the asynchronous Lambda invocation does, through the real handler.
+    monkeypatch.setattr(module, "_collaborators", None)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    for name, value in queue_env.items():
+        monkeypatch.setenv(name, value)
+    context: Any = FakeLambdaContext()
+    outcome = module.handler({"task_id": task_id}, context)
+    assert outcome["status"] == "done"
+    assert outcome["redriven"] == 3
+    progress = as_admin.get(f"/v1/dlq/redrives/{task_id}").body
+    assert (progress["status"], progress["redriven"]) == ("done", 3)
+    assert depth(sqs, job_queue.dlq_url("normal")) == 0
+    assert {as_user.get(f"/v1/jobs/{j}").body["redrive_count"] for j in failed} == {1}
+    # A duplicate invocation (Lambda's async retry) finds the task done and does nothing.
+    assert module.handler({"task_id": task_id}, context)["redriven"] == 3
+
+
+def test_local_redrive_runs_on_a_thread(
+    as_user, as_admin, deliver, services, sqs, job_queue
+) -> None:
+    import time
+
+    fail_to_dlq(as_user, deliver)
+    started = as_admin.post("/v1/dlq/normal/redrive", {"background": True})
+    assert started.status == 202
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        progress = as_admin.get(f"/v1/dlq/redrives/{started.body['id']}").body
+        if progress["status"] == "done":
+            break
+        time.sleep(0.05)
+    assert progress["status"] == "done"
+    assert progress["redriven"] == 1

@@ -162,7 +162,10 @@ def test_two_sweeps_racing_act_once_per_job(store, owner, job_queue, sqs, databa
     def run() -> None:
         own = Database(database_url)
         barrier.wait()
-        reports.append(Sweeper(JobStore(own), job_queue, NOW_LIMITS).run()[0])
+        # A real grace period: taking a job to resend touches it, which is what keeps the
+        # other sweep away from it (with no grace at all both may resend: duplicates only).
+        limits = SweepLimits(batch=100, send_grace_seconds=5)
+        reports.append(Sweeper(JobStore(own), job_queue, limits).run()[0])
         own.close()
 
     threads = [threading.Thread(target=run) for _ in range(2)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,16 +17,21 @@ from taskmill.jobs.model import JobStatus
 from taskmill.jobs.submit import send_pending
 from taskmill.queue.sender import sqs_errors
 from taskmill.recovery import dlq
+from taskmill.recovery.redrive_tasks import RedriveTaskStore
 from taskmill.topology import Priority
+
+SYNC_REDRIVE_LIMIT = 100
 
 
 class RedriveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    job_ids: list[UUID] | None = Field(default=None, max_length=500)
+    job_ids: list[UUID] | None = Field(default=None, max_length=1000)
     type: str | None = Field(default=None, max_length=100)
-    limit: int = Field(default=100, ge=1, le=500)
+    limit: int = Field(default=SYNC_REDRIVE_LIMIT, ge=1, le=100_000)
     dry_run: bool = False
     purge_orphans: bool = False
+    # Larger redrives (or any, when asked) run in the retry function; poll their progress.
+    background: bool = False
 
 
 class RequeueRequest(BaseModel):
@@ -69,8 +75,18 @@ def router(services: ApiServices) -> Router:
         }
 
     @r.post("/v1/dlq/<priority>/redrive", tags=["operations"])
-    def redrive(priority: Priority, body: RedriveRequest) -> dict[str, Any]:
+    def redrive(priority: Priority, body: RedriveRequest) -> Response[dict[str, Any]]:
         who = admin()
+        if not body.dry_run and (body.background or body.limit > SYNC_REDRIVE_LIMIT):
+            criteria = body.model_dump(mode="json", exclude={"background", "dry_run"})
+            task = RedriveTaskStore(services.db).create(priority, criteria, who.id)
+            services.redrive_launcher().launch(task.id)
+            audit(
+                who,
+                "dlq.redrive_started",
+                {"priority": priority.value, "task_id": str(task.id), **criteria},
+            )
+            return Response(202, "application/json", task.model_dump(mode="json"))
         try:
             result = dlq.redrive(
                 services.jobs,
@@ -88,7 +104,12 @@ def router(services: ApiServices) -> Router:
         answer = dlq.describe(result)
         if not body.dry_run:
             audit(who, "dlq.redrive", {"priority": priority.value, **answer})
-        return answer
+        return Response(200, "application/json", answer)
+
+    @r.get("/v1/dlq/redrives/<task_id>", tags=["operations"])
+    def redrive_progress(task_id: UUID) -> dict[str, Any]:
+        admin()
+        return RedriveTaskStore(services.db).get(task_id).model_dump(mode="json")
 
     @r.post("/v1/admin/requeue", tags=["operations"])
     def requeue(body: RequeueRequest) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""Asynchronous DLQ redrives: a task row the API creates, the retry function works through
+in chunks, and the API and CLI poll for progress."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict
+
+from taskmill.db import Database
+from taskmill.errors import NotFound
+from taskmill.jobs.store import JobStore
+from taskmill.queue.sender import JobQueue
+from taskmill.recovery import dlq
+from taskmill.topology import Priority
+
+CHUNK = 100
+
+
+class RedriveTask(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: UUID
+    priority: Priority
+    criteria: dict[str, Any]
+    status: str
+    redriven: int
+    orphans: int
+    purged: int
+    error: str | None
+    requested_by: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class RedriveTaskStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(
+        self, priority: Priority, criteria: dict[str, Any], requested_by: UUID
+    ) -> RedriveTask:
+        rows = self._db.execute(
+            "INSERT INTO redrive_tasks (id, priority, criteria, requested_by) "
+            "VALUES (%s, %s, %s, %s) RETURNING *",
+            (uuid4(), priority.value, Jsonb(criteria), requested_by),
+        )
+        return RedriveTask.model_validate(rows[0])
+
+    def get(self, task_id: UUID) -> RedriveTask:
+        rows = self._db.execute("SELECT * FROM redrive_tasks WHERE id = %s", (task_id,))
+        if not rows:
+            raise NotFound("redrive task not found")
+        return RedriveTask.model_validate(rows[0])
+
+    def start(self, task_id: UUID) -> RedriveTask | None:
+        """Claim a pending task (a duplicate async invocation finds nothing to do)."""
+        rows = self._db.execute(
+            "UPDATE redrive_tasks SET status = 'running', updated_at = now() "
+            "WHERE id = %s AND status = 'pending' RETURNING *",
+            (task_id,),
+        )
+        return RedriveTask.model_validate(rows[0]) if rows else None
+
+    def progress(self, task_id: UUID, *, redriven: int, orphans: int, purged: int) -> None:
+        self._db.execute(
+            "UPDATE redrive_tasks SET redriven = redriven + %s, orphans = orphans + %s, "
+            "purged = purged + %s, updated_at = now() WHERE id = %s",
+            (redriven, orphans, purged, task_id),
+        )
+
+    def finish(self, task_id: UUID, *, error: str | None = None) -> None:
+        self._db.execute(
+            "UPDATE redrive_tasks SET status = %s, error = %s, finished_at = now(), "
+            "updated_at = now() WHERE id = %s",
+            ("failed" if error else "done", error, task_id),
+        )
+
+
+def run_task(
+    db: Database, queue: JobQueue, task_id: UUID, *, logger: logging.Logger | Any = None
+) -> RedriveTask:
+    """Work through a task in chunks, recording progress after each."""
+    tasks = RedriveTaskStore(db)
+    task = tasks.start(task_id)
+    if task is None:
+        return tasks.get(task_id)
+    criteria = task.criteria
+    remaining = int(criteria.get("limit") or 10**9)
+    job_ids = {UUID(i) for i in criteria["job_ids"]} if criteria.get("job_ids") else None
+    store = JobStore(db)
+    try:
+        while remaining > 0:
+            result = dlq.redrive(
+                store,
+                queue,
+                task.priority,
+                actor=f"redrive-task:{task.id}",
+                job_ids=job_ids,
+                job_type=criteria.get("type"),
+                limit=min(CHUNK, remaining),
+                purge_orphans=bool(criteria.get("purge_orphans")),
+            )
+            tasks.progress(
+                task.id,
+                redriven=len(result.redriven),
+                orphans=len(result.orphans),
+                purged=len(result.purged),
+            )
+            remaining -= len(result.redriven)
+            if not result.redriven and not result.purged:
+                break
+    except Exception as exc:
+        # The task row must not stay `running` forever: record the failure, then re-raise
+        # so the invocation fails visibly too.
+        tasks.finish(task.id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    tasks.finish(task.id)
+    (logger or logging.getLogger("taskmill.redrive")).info(
+        "redrive task done", extra={"task_id": str(task.id)}
+    )
+    return tasks.get(task.id)
+
+
+class TaskLauncher(Protocol):
+    def launch(self, task_id: UUID) -> None: ...
+
+
+class LambdaLauncher:
+    """In AWS: invoke the redrive function asynchronously (it retries on its own failure)."""
+
+    def __init__(self, function_name: str, client_factory: Callable[[], Any]) -> None:
+        self.function_name = function_name
+        self.client_factory = client_factory
+
+    def launch(self, task_id: UUID) -> None:
+        self.client_factory().invoke(
+            FunctionName=self.function_name,
+            InvocationType="Event",
+            Payload=json.dumps({"task_id": str(task_id)}).encode(),
+        )
+
+
+class ThreadLauncher:
+    """Locally (no Lambda): run the task on a background thread of the same process."""
+
+    def __init__(self, run: Callable[[UUID], Any]) -> None:
+        self.run = run
+
+    def launch(self, task_id: UUID) -> None:
+        threading.Thread(
+            target=self.run, args=(task_id,), name=f"redrive-{task_id}", daemon=True
+        ).start()
