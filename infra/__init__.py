@@ -1,0 +1,1 @@
+"""CDK infrastructure: per-environment config, constants, constructs and stacks."""
