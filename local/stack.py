@@ -1,14 +1,222 @@
-"""`make run`: the whole platform on one machine (see issue: local stack)."""
+"""`make run`: the whole platform on one machine, running the same handlers as the cloud.
+
+Embedded Postgres (unless DATABASE_URL), a moto SQS server (unless AWS_ENDPOINT_URL) with the
+cloud's queues, the API behind an API Gateway emulation on TASKMILL_PORT (8000), worker
+pollers per queue, the recovery sweep every few seconds, and a first admin account.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
 import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.queues import create_queues
+
+DEFAULT_ADMIN_EMAIL = "admin@taskmill.local"
+QUEUE_PREFIX = "taskmill-local"
+SWEEP_SECONDS = 5.0
+log = logging.getLogger("taskmill.local")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalConfig:
+    data_dir: Path
+    port: int
+    database_url: str | None = None
+    aws_endpoint_url: str | None = None
+    admin_email: str = DEFAULT_ADMIN_EMAIL
+    admin_password: str | None = None
+    pollers_per_queue: int = 2
+    sweep_seconds: float = SWEEP_SECONDS
+
+    @classmethod
+    def from_environment(cls) -> LocalConfig:
+        return cls(
+            data_dir=Path(os.environ.get("TASKMILL_DATA_DIR", ".taskmill")).resolve(),
+            port=int(os.environ.get("TASKMILL_PORT", "8000")),
+            database_url=os.environ.get("DATABASE_URL") or None,
+            aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            admin_email=os.environ.get("TASKMILL_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
+            admin_password=os.environ.get("TASKMILL_ADMIN_PASSWORD") or None,
+        )
+
+
+def _secret_file(path: Path, size: int = 32) -> str:
+    """A generated secret kept under the data dir, so tokens survive a restart."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(size))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class LocalStack:
+    config: LocalConfig
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    _exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    admin_password: str = ""
+    url: str = ""
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        database_url = config.database_url or self._exits.enter_context(self._postgres())
+        endpoint = config.aws_endpoint_url or self._sqs_server()
+        env = {
+            "DATABASE_URL": database_url,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "TASKMILL_STAGE": "local",
+            "TASKMILL_JWT_SECRET": _secret_file(config.data_dir / "jwt.key", 48),
+            "TASKMILL_WEBHOOK_SECRET": _secret_file(config.data_dir / "webhook.key", 48),
+            "TASKMILL_SEND_GRACE_SECONDS": "10",
+            "POWERTOOLS_METRICS_NAMESPACE": "Taskmill",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        os.environ.update(env)  # the handlers read their settings from here, as in Lambda
+        import boto3
+
+        sqs = boto3.client("sqs")
+        os.environ.update(create_queues(sqs, QUEUE_PREFIX))
+
+        from taskmill.db import Database
+        from taskmill.db.migrate import migrate
+        from taskmill.users.bootstrap import ensure_first_admin
+
+        migrate(database_url)
+        self.admin_password = config.admin_password or _secret_file(
+            config.data_dir / "admin.password", 12
+        )
+        db = Database(database_url, application_name="taskmill-local")
+        try:
+            ensure_first_admin(db, config.admin_email, self.admin_password)
+        finally:
+            db.close()
+        self._start_handlers(sqs)
+
+    @contextlib.contextmanager
+    def _postgres(self) -> Iterator[str]:
+        from local.postgres import embedded_postgres, ensure_database
+
+        with embedded_postgres(self.config.data_dir / "pgdata", keep_data=True) as server_url:
+            yield ensure_database(server_url, "taskmill")
+
+    def _sqs_server(self) -> str:
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        self._exits.callback(server.stop)
+        return f"http://127.0.0.1:{port}"
+
+    def _start_handlers(self, sqs: Any) -> None:
+        from taskmill.topology import QUEUES
+
+        import functions.api.authorizer as authorizer
+        import functions.api.handler as api
+        import functions.retry.handler as recovery
+        import functions.worker.handler as worker
+        from local.gateway import Gateway
+        from local.lambda_runtime import LocalContext
+        from local.pollers import QueuePoller
+
+        gateway = Gateway(api.handler, authorizer.handler, host="127.0.0.1", port=self.config.port)
+        gateway.start()
+        self._exits.callback(gateway.stop)
+        self.url = f"http://127.0.0.1:{gateway.port}"
+        for definition in QUEUES:
+            url = os.environ[f"TASKMILL_QUEUE_URL_{definition.priority.value.upper()}"]
+            for index in range(min(self.config.pollers_per_queue, definition.max_concurrency)):
+                poller = QueuePoller(sqs, url, definition, worker.handler, self.stop_event)
+                self._spawn(poller.run, f"poller-{definition.priority.value}-{index}")
+
+        def sweep_forever() -> None:
+            while not self.stop_event.wait(self.config.sweep_seconds):
+                try:
+                    recovery.handler(
+                        {"source": "local.schedule"}, LocalContext("taskmill-recovery", 60)
+                    )
+                except Exception:
+                    log.exception(
+                        "recovery sweep failed; next run in %ss", self.config.sweep_seconds
+                    )
+
+        self._spawn(sweep_forever, "sweep")
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._exits.close()
 
 
 def main() -> int:
-    print("make run: the local stack is not implemented yet", file=sys.stderr)
-    return 1
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    config = LocalConfig.from_environment()
+    stack = LocalStack(config)
+    print("starting Taskmill locally…", flush=True)
+    stack.start()
+    where = (
+        "" if config.admin_password else f"  (generated; kept in {config.data_dir}/admin.password)"
+    )
+    print(
+        f"\nTaskmill is running.\n"
+        f"  API:        {stack.url}/v1\n"
+        f"  Swagger UI: {stack.url}/v1/docs\n"
+        f"  health:     {stack.url}/v1/health\n"
+        f"  admin:      {config.admin_email} / {stack.admin_password}"
+        f"{where}\n"
+        f"  data:       {config.data_dir}\n"
+        f"Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("stopping…", flush=True)
+    stack.stop()
+    print("stopped.", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""An API Gateway emulation: HTTP in, REST proxy event to the real authorizer and API
+handlers, HTTP out (status, headers, base64 bodies), with an authorizer cache like API
+Gateway's (per token, TTL)."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from taskmill.api.public import is_public
+from taskmill.auth.authorizer import AuthorizerDenied
+
+from local.lambda_runtime import LocalContext
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+STAGE = "local"
+API_ID = "local"
+ARN_PREFIX = f"arn:aws:execute-api:local:000000000000:{API_ID}/{STAGE}"
+
+
+class AuthorizerCache:
+    def __init__(self, ttl_seconds: float = 300) -> None:
+        self.ttl = ttl_seconds
+        self._entries: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> tuple[bool, dict[str, Any] | None]:
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry and entry[0] > time.monotonic():
+                return True, entry[1]
+            return False, None
+
+    def put(self, token: str, policy: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._entries[token] = (time.monotonic() + self.ttl, policy)
+
+
+def _allows(policy: dict[str, Any], method: str, path: str) -> bool:
+    arn = f"{ARN_PREFIX}/{method}{path}"
+    allowed = False
+    for statement in policy.get("policyDocument", {}).get("Statement", []):
+        resources = statement.get("Resource")
+        for resource in [resources] if isinstance(resources, str) else resources or []:
+            prefix = resource.split("*", 1)[0]
+            if arn.startswith(prefix) or resource == arn:
+                if statement.get("Effect") == "Deny":
+                    return False
+                allowed = True
+    return allowed
+
+
+def rest_event(
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    authorizer: dict[str, Any] | None,
+) -> dict[str, Any]:
+    parts = urlsplit(raw_path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    text_types = ("json", "text", "xml", "x-www-form-urlencoded")
+    is_text = not body or any(t in headers.get("Content-Type", "") for t in text_types)
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": parts.path,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": parts.path,
+            "httpMethod": method,
+            "path": f"/{STAGE}{parts.path}",
+            "accountId": "000000000000",
+            "apiId": API_ID,
+            "stage": STAGE,
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent")},
+            "authorizer": authorizer,
+        },
+        "body": (body.decode() if is_text else base64.b64encode(body).decode()) if body else None,
+        "isBase64Encoded": bool(body) and not is_text,
+    }
+
+
+class Gateway:
+    def __init__(
+        self,
+        api: Handler,
+        authorizer: Handler,
+        *,
+        host: str,
+        port: int,
+        max_body_bytes: int = 10 * 1024 * 1024,
+    ) -> None:
+        self.api = api
+        self.authorizer = authorizer
+        self.cache = AuthorizerCache()
+        self.max_body_bytes = max_body_bytes
+        gateway = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def _serve(self) -> None:
+                gateway.serve(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+        self.server = ThreadingHTTPServer((host, port), RequestHandler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="gateway", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _authorize(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any] | None]:
+        token = headers.get("Authorization", "")
+        if not token:
+            return 401, None
+        hit, policy = self.cache.get(token)
+        if not hit:
+            event = {
+                "type": "TOKEN",
+                "authorizationToken": token,
+                "methodArn": f"{ARN_PREFIX}/{method}{path}",
+            }
+            try:
+                policy = self.authorizer(event, LocalContext("taskmill-authorizer", 10))
+            except AuthorizerDenied:
+                policy = None
+            self.cache.put(token, policy)
+        if policy is None:
+            return 401, None
+        if not _allows(policy, method, path):
+            return 403, None
+        return 200, {**policy.get("context", {}), "principalId": policy.get("principalId")}
+
+    def serve(self, request: BaseHTTPRequestHandler) -> None:
+        method = request.command
+        path = urlsplit(request.path).path
+        headers = {k: v for k, v in request.headers.items()}
+        length = int(headers.get("Content-Length") or 0)
+        if length > self.max_body_bytes:
+            self._reply(
+                request,
+                413,
+                {"Content-Type": "application/json"},
+                b'{"message":"Request Too Long"}',
+            )
+            return
+        body = request.rfile.read(length) if length else b""
+        authorizer = None
+        if not is_public(method, path) and method != "OPTIONS":
+            status, authorizer = self._authorize(method, path, headers)
+            if status != 200:
+                message = (
+                    b'{"message":"Unauthorized"}' if status == 401 else b'{"message":"Forbidden"}'
+                )
+                self._reply(request, status, {"Content-Type": "application/json"}, message)
+                return
+        event = rest_event(method, request.path, headers, body, authorizer)
+        response = self.api(event, LocalContext("taskmill-api", 29))
+        out_headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            out_headers[name] = ", ".join(str(v) for v in values)
+        payload = response.get("body") or ""
+        data = (
+            base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
+        )
+        self._reply(request, int(response.get("statusCode", 502)), out_headers, data)
+
+    @staticmethod
+    def _reply(
+        request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
+        request.send_response(status)
+        for name, value in headers.items():
+            if name.lower() != "content-length":
+                request.send_header(name, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)

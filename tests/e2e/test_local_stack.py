@@ -1,0 +1,96 @@
+"""A user's and an operator's journeys through `make run`'s stack over real HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, RunningStack, start_stack
+
+
+def register_and_login(http: Http) -> str:
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    status, body = http.call(
+        "POST", "/v1/auth/register", {"email": email, "password": "a long password"}
+    )
+    assert status == 201, body
+    http.login(email, "a long password")
+    return email
+
+
+def test_a_user_creates_a_job_and_polls_until_done(http: Http) -> None:
+    register_and_login(http)
+    status, job = http.call("POST", "/v1/jobs", {"type": "sleep", "payload": {"seconds": 0.2}})
+    assert status == 201, job
+    done = http.wait_for(job["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded"
+    assert done["result"] == {"slept": 0.2}
+    status, polled = http.call("GET", f"/v1/jobs/{job['id']}/status")
+    assert (status, polled["progress"]) == (200, 100)
+
+
+def test_every_priority_runs(http: Http) -> None:
+    register_and_login(http)
+    ids = [
+        http.call("POST", "/v1/jobs", {"type": "noop", "priority": p})[1]["id"]
+        for p in ("high", "normal", "low")
+    ]
+    assert {http.wait_for(i, {"succeeded"})["status"] for i in ids} == {"succeeded"}
+
+
+def test_scheduled_job_runs_after_its_delay(http: Http) -> None:
+    register_and_login(http)
+    status, job = http.call("POST", "/v1/jobs", {"type": "noop", "delay_seconds": 2})
+    assert status == 201
+    status, early = http.call("GET", f"/v1/jobs/{job['id']}")
+    assert early["status"] == "queued"
+    assert http.wait_for(job["id"], {"succeeded"})["status"] == "succeeded"
+
+
+def test_running_job_is_cancelled(http: Http) -> None:
+    register_and_login(http)
+    job = http.call("POST", "/v1/jobs", {"type": "sleep", "payload": {"seconds": 30}})[1]
+    http.wait_for(job["id"], {"running"})
+    status, asked = http.call("POST", f"/v1/jobs/{job['id']}/cancel")
+    assert status == 200, asked
+    assert http.wait_for(job["id"], {"cancelled"}, timeout=10)["status"] == "cancelled"
+
+
+def test_retries_end_in_the_dlq_and_an_admin_redrives(http: Http, stack: RunningStack) -> None:
+    register_and_login(http)
+    job = http.call(
+        "POST", "/v1/jobs", {"type": "fail", "max_attempts": 2, "backoff_base_seconds": 0}
+    )[1]
+    failed = http.wait_for(job["id"], {"failed"})
+    assert failed["attempts"] == 2
+    admin = Http(stack.url)
+    admin.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    status, dlq = admin.call("GET", "/v1/dlq/normal")
+    assert status == 200
+    assert job["id"] in [item["job_id"] for item in dlq["items"]]
+    status, redriven = admin.call("POST", "/v1/dlq/normal/redrive", {"job_ids": [job["id"]]})
+    assert (status, redriven["redriven"]) == (200, [job["id"]])
+    again = http.wait_for(job["id"], {"failed"}, timeout=20)
+    assert again["redrive_count"] == 1
+
+
+def test_stop_leaves_nothing_behind_and_restart_keeps_jobs(tmp_path) -> None:
+    from tests.e2e.conftest import free_port
+
+    data_dir = tmp_path / "data"
+    first = start_stack(data_dir, free_port())
+    http = Http(first.url)
+    http.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    job = http.call("POST", "/v1/jobs", {"type": "noop"})[1]
+    http.wait_for(job["id"], {"succeeded"})
+    assert first.stop() == 0
+    leftovers = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ""
+    second = start_stack(data_dir, free_port())
+    try:
+        again = Http(second.url)
+        again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        status, kept = again.call("GET", f"/v1/jobs/{job['id']}")
+        assert (status, kept["status"]) == (200, "succeeded")
+    finally:
+        assert second.stop() == 0
