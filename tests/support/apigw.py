@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from taskmill.api.public import is_public
 from taskmill.auth.authorizer import AuthorizerDenied
 
 from functions.api.authorizer import check
 from functions.api.handler import handle
+from local.gateway import rest_event as gateway_event
 from tests.support.lambda_events import FakeLambdaContext
 
 API_ID = "a1b2c3d4e5"
@@ -29,43 +29,14 @@ def rest_event(
     raw_body: str | None = None,
     authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A REST API Lambda proxy integration event, shaped like API Gateway's."""
-    parts = urlsplit(path)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    request_id = str(uuid.uuid4())
+    """A REST API Lambda proxy integration event, built by the local gateway's converter."""
     all_headers = {
         "Content-Type": "application/json",
         "Host": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
         **(headers or {}),
     }
-    text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
-    return {
-        "resource": parts.path,
-        "path": parts.path,
-        "httpMethod": method,
-        "headers": all_headers,
-        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-        "multiValueQueryStringParameters": query or None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": parts.path,
-            "httpMethod": method,
-            "path": f"/{STAGE}{parts.path}",
-            "accountId": ACCOUNT,
-            "apiId": API_ID,
-            "stage": STAGE,
-            "requestId": request_id,
-            "extendedRequestId": request_id,
-            "requestTimeEpoch": 1_700_000_000_000,
-            "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
-            "authorizer": authorizer,
-        },
-        "body": text,
-        "isBase64Encoded": False,
-    }
+    text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else "")
+    return gateway_event(method, path, all_headers, text.encode(), authorizer)
 
 
 def token_event(method: str, path: str, token: str | None) -> dict[str, Any]:
