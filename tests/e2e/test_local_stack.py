@@ -94,3 +94,62 @@ def test_stop_leaves_nothing_behind_and_restart_keeps_jobs(tmp_path) -> None:
         assert (status, kept["status"]) == (200, "succeeded")
     finally:
         assert second.stop() == 0
+
+
+def cli(stack: RunningStack, config_dir: str, *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    env = {**os.environ, "TASKMILL_CONFIG_DIR": config_dir}
+    return subprocess.run(
+        [sys.executable, "-m", "local.cli", "--url", stack.url, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_operator_redrives_a_dead_lettered_job_with_the_cli(stack: RunningStack, tmp_path) -> None:
+    import json
+
+    config = str(tmp_path / "cli")
+    assert (
+        cli(
+            stack, config, "login", "--email", ADMIN_EMAIL, "--password", "wrong-password!"
+        ).returncode
+        == 1
+    )
+    login = cli(stack, config, "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    assert login.returncode == 0, login.stderr
+    created = cli(
+        stack,
+        config,
+        "--json",
+        "jobs",
+        "create",
+        "fail",
+        "--max-attempts",
+        "1",
+        "--payload",
+        '{"message": "boom"}',
+        "--watch",
+        "--interval",
+        "0.1",
+    )
+    assert created.returncode == 0, created.stderr
+    job = json.loads(created.stdout)
+    assert (job["status"], job["last_error"]) == ("failed", "boom")
+    listed = cli(stack, config, "dlq", "list", "normal")
+    assert job["id"] in listed.stdout
+    assert "JOB_ID" in listed.stdout  # a table for people
+    redriven = cli(stack, config, "--json", "dlq", "redrive", "normal", "--job-id", job["id"])
+    assert json.loads(redriven.stdout)["redriven"] == [job["id"]], redriven.stderr
+    watched = cli(stack, config, "--json", "jobs", "watch", job["id"], "--interval", "0.1")
+    assert json.loads(watched.stdout)["redrive_count"] == 1
+    queues = cli(stack, config, "queues")
+    assert "DLQ_DEPTH" in queues.stdout
+    bad = cli(stack, config, "jobs", "create", "nope")
+    assert bad.returncode == 1
+    assert "invalid_input" in bad.stderr
