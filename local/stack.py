@@ -100,6 +100,10 @@ class LocalStack:
             "TASKMILL_SEND_GRACE_SECONDS": "10",
             "POWERTOOLS_METRICS_NAMESPACE": "Taskmill",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # No CloudWatch here: EMF lines and the sweep's line every few seconds would
+            # drown the console. Set them yourself to see them.
+            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         }
         os.environ.update(env)  # the handlers read their settings from here, as in Lambda
         import boto3
@@ -185,8 +189,9 @@ class LocalStack:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    # Libraries (pgserver, botocore, moto's werkzeug) speak up only for warnings.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)
     config = LocalConfig.from_environment()
     stack = LocalStack(config)
     print("starting Taskmill locally…", flush=True)
@@ -206,12 +211,10 @@ def main() -> int:
         flush=True,
     )
     stopping = threading.Event()
+    # Both explicitly: a shell that starts us in the background ignores SIGINT for us.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    try:
-        while not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    stopping.wait()
     print("stopping…", flush=True)
     stack.stop()
     print("stopped.", flush=True)
