@@ -17,6 +17,37 @@ from taskmill.worker.services import PlatformServices
 CANCEL_POLL_SECONDS = 1.0
 
 
+class JobLogger:
+    """The logger a job body gets: every line carries the job id and correlation id."""
+
+    def __init__(self, logger: logging.Logger | Any, job: Job) -> None:
+        self._logger = logger
+        self._keys = {
+            "job_id": str(job.id),
+            "job_type": job.type,
+            "correlation_id": job.correlation_id,
+            "attempt": job.attempts,
+        }
+
+    def _log(self, level: str, message: str, extra: dict[str, Any] | None, **kwargs: Any) -> None:
+        getattr(self._logger, level)(message, extra={**self._keys, **(extra or {})}, **kwargs)
+
+    def debug(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        self._log("debug", message, extra)
+
+    def info(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        self._log("info", message, extra)
+
+    def warning(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        self._log("warning", message, extra)
+
+    def error(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        self._log("error", message, extra)
+
+    def exception(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        self._log("exception", message, extra)
+
+
 class JobContext:
     def __init__(
         self,
@@ -29,7 +60,7 @@ class JobContext:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job = job
-        self.logger = logger
+        self.logger = JobLogger(logger, job)
         self.services = services
         self._store = store
         self._deadline = deadline

@@ -295,11 +295,9 @@ class Worker:
         message = _describe(attempt.error)
         decision = decide_retry(attempt.error, job.attempts, _policy(job))
         updated = self.store.fail(job.id, job.lease_token, message, decision, resend=False)
-        self.logger.warning(
+        attempt.context.logger.warning(
             "job attempt failed",
             extra={
-                "job_id": str(job.id),
-                "attempt": job.attempts,
                 "error": message,
                 "retry": decision.retry,
                 "delay_seconds": round(decision.delay_seconds, 3),

@@ -240,3 +240,32 @@ def _all_filter() -> Any:
     from taskmill.jobs.store import JobFilter
 
     return JobFilter()
+
+
+def test_job_logs_carry_the_job_and_correlation_ids(
+    enqueue, deliver, store, registry, worker
+) -> None:
+    lines: list[tuple[str, dict[str, Any]]] = []
+
+    class Recorder:
+        def info(self, message: str, *, extra: dict[str, Any]) -> None:
+            lines.append((message, extra))
+
+        warning = info
+
+    @registry.register("chatty", max_attempts=1)
+    def chatty(context: Any, payload: Any) -> None:
+        context.logger.info("working", extra={"step": 1})
+
+    worker.logger = Recorder()
+    job = enqueue("chatty", correlation_id="req-123")
+    deliver()
+    [(message, extra)] = lines
+    assert message == "working"
+    assert extra == {
+        "job_id": str(job.id),
+        "job_type": "chatty",
+        "correlation_id": "req-123",
+        "attempt": 1,
+        "step": 1,
+    }
