@@ -354,3 +354,13 @@ def test_swagger_ui_is_served(client) -> None:
     r = client.get("/v1/docs", token=None)
     assert r.status == 200
     assert "swagger" in str(r.body).lower()
+
+
+def test_external_completion_sends_its_webhook_at_once(as_user, as_worker, sqs, job_queue) -> None:
+    job = as_user.post(
+        "/v1/jobs", {"type": "render", "webhook_url": "https://example.com/hook"}
+    ).body
+    [claimed] = as_worker.post("/v1/workers/claim", {}).body
+    as_worker.post(f"/v1/jobs/{job['id']}/complete", {"lease_token": claimed["lease_token"]})
+    [message] = queue_messages(sqs, job_queue.queue_url("normal"))
+    assert message["MessageAttributes"]["job_type"]["StringValue"] == "webhook.deliver"

@@ -64,20 +64,18 @@ def router(services: ApiServices) -> Router:
     def complete(job_id: UUID, body: CompleteRequest) -> JobOut:
         who = worker()
         external_only(job_id)
-        job = held(services.jobs.succeed(job_id, body.lease_token, body.result, actor=who.actor))
-        send_pending(
-            services.jobs,
-            services.queue,
-            services.jobs.release_waiting(limit=500, job_ids=[job_id]),
-        )
-        send_pending(services.jobs, services.queue, services.jobs.take_followups())
+        store = services.jobs  # one store: it holds the webhook jobs its transitions created
+        job = held(store.succeed(job_id, body.lease_token, body.result, actor=who.actor))
+        send_pending(store, services.queue, store.release_waiting(limit=500, job_ids=[job_id]))
+        send_pending(store, services.queue, store.take_followups())
         return JobOut.of(job)
 
     @r.post("/v1/jobs/<job_id>/fail", tags=["workers"])
     def fail(job_id: UUID, body: FailRequest) -> JobOut:
         who = worker()
         external_only(job_id)
-        current = services.jobs.get(job_id)
+        store = services.jobs  # one store: it holds the webhook jobs its transitions created
+        current = store.get(job_id)
         decision = decide_retry(
             JobFailure(body.error, retryable=body.retryable),
             current.attempts,
@@ -86,11 +84,11 @@ def router(services: ApiServices) -> Router:
             ),
         )
         job = held(
-            services.jobs.fail(
+            store.fail(
                 job_id, body.lease_token, body.error, decision, resend=False, actor=who.actor
             )
         )
-        send_pending(services.jobs, services.queue, services.jobs.take_followups())
+        send_pending(store, services.queue, store.take_followups())
         return JobOut.of(job)
 
     return r
