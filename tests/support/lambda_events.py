@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.pollers import lambda_record
+
 
 @dataclass
 class FakeLambdaContext:
@@ -23,31 +25,10 @@ class FakeLambdaContext:
         return int(max(0.0, self.remaining_seconds - (time.monotonic() - self._started)) * 1000)
 
 
-def _attribute(value: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "stringValue": value.get("StringValue"),
-        "binaryValue": value.get("BinaryValue"),
-        "stringListValues": [],
-        "binaryListValues": [],
-        "dataType": value["DataType"],
-    }
-
-
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """Turn a ReceiveMessage result into the record Lambda's event source mapping sends."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": dict(message.get("Attributes", {})),
-        "messageAttributes": {
-            name: _attribute(value) for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": queue_arn.split(":")[3],
-    }
+    """Turn a ReceiveMessage result into the record Lambda's event source mapping sends
+    (the local stack's pollers build them the same way)."""
+    return lambda_record(message, queue_arn, queue_arn.split(":")[3])
 
 
 def receive_event(sqs: Any, queue_url: str, *, max_messages: int = 10) -> dict[str, Any]:
