@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from taskmill.api.gateway_responses import ACCESS_DENIED, TOO_LARGE, UNAUTHORIZED
 from taskmill.api.public import is_public
 from taskmill.auth.authorizer import AuthorizerDenied
 
@@ -175,7 +176,7 @@ class Gateway:
                 request,
                 413,
                 {"Content-Type": "application/json"},
-                b'{"message":"Request Too Long"}',
+                TOO_LARGE.body().encode(),
             )
             return
         body = request.rfile.read(length) if length else b""
@@ -183,10 +184,10 @@ class Gateway:
         if not is_public(method, path) and method != "OPTIONS":
             status, authorizer = self._authorize(method, path, headers)
             if status != 200:
-                message = (
-                    b'{"message":"Unauthorized"}' if status == 401 else b'{"message":"Forbidden"}'
+                error = UNAUTHORIZED if status == 401 else ACCESS_DENIED
+                self._reply(
+                    request, status, {"Content-Type": "application/json"}, error.body().encode()
                 )
-                self._reply(request, status, {"Content-Type": "application/json"}, message)
                 return
         event = rest_event(method, request.path, headers, body, authorizer)
         response = self.api(event, LocalContext("taskmill-api", 29))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from taskmill.api.gateway_responses import UNAUTHORIZED
 from taskmill.api.public import is_public
 from taskmill.auth.authorizer import AuthorizerDenied
 
@@ -88,7 +89,7 @@ class ApiClient:
             try:
                 policy = check(token_event(method, route, token), self.services.tokens)
             except AuthorizerDenied:
-                return ApiResponse(401, {"message": "Unauthorized"}, {})
+                return ApiResponse(UNAUTHORIZED.status, json.loads(UNAUTHORIZED.body()), {})
             authorizer = {**policy["context"], "principalId": policy["principalId"]}
         all_headers = dict(headers or {})
         if token:

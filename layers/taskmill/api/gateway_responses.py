@@ -1,0 +1,43 @@
+"""Errors API Gateway answers itself (before the API function runs), in the SPEC's error
+envelope. The CDK stack installs these as gateway responses; the local gateway and the test
+client answer with the same bodies, so a client sees one error shape everywhere."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewayError:
+    status: int
+    code: str
+    message: str
+
+    def body(self) -> str:
+        return json.dumps({"error": {"code": self.code, "message": self.message}})
+
+
+UNAUTHORIZED = GatewayError(401, "unauthorized", "a valid bearer token is required")
+ACCESS_DENIED = GatewayError(403, "forbidden", "this token may not call this route")
+TOO_LARGE = GatewayError(413, "too_large", "the request body is too large")
+THROTTLED = GatewayError(429, "throttled", "too many requests; retry later")
+BAD_REQUEST = GatewayError(400, "invalid_request", "the request is invalid")
+UNAVAILABLE = GatewayError(503, "unavailable", "the service is unavailable; retry later")
+NOT_FOUND = GatewayError(404, "not_found", "no such route")
+WAF_BLOCKED = GatewayError(403, "forbidden", "the request was blocked")
+
+# API Gateway response type -> what it answers.
+GATEWAY_RESPONSES: dict[str, GatewayError] = {
+    "UNAUTHORIZED": UNAUTHORIZED,
+    "ACCESS_DENIED": ACCESS_DENIED,
+    "REQUEST_TOO_LARGE": TOO_LARGE,
+    "THROTTLED": THROTTLED,
+    "QUOTA_EXCEEDED": THROTTLED,
+    "WAF_FILTERED": WAF_BLOCKED,
+    "MISSING_AUTHENTICATION_TOKEN": NOT_FOUND,  # API Gateway's answer to an unknown route
+    "INTEGRATION_TIMEOUT": UNAVAILABLE,
+    "BAD_REQUEST_PARAMETERS": UNAUTHORIZED,  # the only required parameter is Authorization
+    "DEFAULT_4XX": BAD_REQUEST,
+    "DEFAULT_5XX": UNAVAILABLE,
+}
