@@ -3,6 +3,7 @@ template, because both read cdk.json and write to cdk.out."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -33,5 +34,14 @@ def build_app(
     return app
 
 
+def main(argv: list[str] | None = None) -> None:
+    """`python app.py [--env NAME]`: `make synth ENV=...` without the CDK CLI. Under the CLI
+    (`cdk synth -c env=NAME`) the context it passes wins over this default."""
+    parser = argparse.ArgumentParser(description="Synthesize the Taskmill CDK app")
+    parser.add_argument("--env", help="an environment declared in cdk.json (default: dev)")
+    args = parser.parse_args(argv)
+    build_app({"env": args.env} if args.env else None).synth()
+
+
 if __name__ == "__main__":
-    build_app().synth()
+    main()

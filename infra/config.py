@@ -1,28 +1,146 @@
 """The per-environment configuration, read once from `cdk.json` context by `app.py`.
 
 Constructs receive this object; they never read context or the environment themselves.
+Every field has a safe default; `cdk.json` states what differs per environment.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from taskmill.topology import QUEUES, Priority
 
 
-class EnvironmentConfig(BaseModel):
+class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+
+# What each interface endpoint name in `network.interface_endpoints` serves.
+ENDPOINT_PURPOSES: dict[str, str] = {
+    "sqs": "job queues (API, worker, recovery)",
+    "secretsmanager": "database, JWT, webhook and first-admin secrets; secret rotation",
+    "lambda": "the API starting an asynchronous DLQ redrive",
+    "ecs": "container.run starting Fargate tasks",
+    "ecr.api": "Fargate tasks pulling images from ECR",
+    "ecr.dkr": "Fargate tasks pulling images from ECR",
+    "logs": "Fargate task logs",
+    "email": "email.send through SES",
+}
+
+
+class NetworkConfig(_Section):
+    max_azs: int = Field(default=2, ge=2, le=3)  # RDS subnet groups need two AZs
+    # 0: no NAT and no internet route; Lambdas reach AWS through interface endpoints only,
+    # and job types calling the internet (http.request, webhooks) cannot reach it.
+    nat_gateways: int = Field(default=0, ge=0, le=3)
+    interface_endpoints: tuple[str, ...] = tuple(ENDPOINT_PURPOSES)
+
+    @model_validator(mode="after")
+    def _known_endpoints(self) -> Self:
+        unknown = set(self.interface_endpoints) - set(ENDPOINT_PURPOSES)
+        if unknown:
+            raise ValueError(f"unknown interface endpoints: {sorted(unknown)}")
+        return self
+
+
+class DatabaseConfig(_Section):
+    engine_version: str = "17.9"
+    instance_type: str = "t4g.micro"
+    allocated_storage_gb: int = Field(default=20, ge=20)
+    max_allocated_storage_gb: int = Field(default=100, ge=20)
+    multi_az: bool = False
+    backup_retention_days: int = Field(default=7, ge=1, le=35)
+    deletion_protection: bool = True
+    # Postgres max_connections of the instance class (t4g.micro: ~80 usable); the proxy may
+    # use `proxy_max_connections_percent` of it. The Lambda concurrency below must fit in it.
+    max_connections: int = Field(default=80, ge=20)
+    proxy_max_connections_percent: int = Field(default=90, ge=10, le=100)
+    rotation_days: int = Field(default=30, ge=1, le=365)
+
+    @property
+    def proxy_connections(self) -> int:
+        return self.max_connections * self.proxy_max_connections_percent // 100
+
+
+class ApiConfig(_Section):
+    throttle_rate_limit: float = Field(default=50, gt=0)
+    throttle_burst_limit: int = Field(default=100, ge=1)
+    reserved_concurrency: int = Field(default=20, ge=1)
+    memory_mb: int = Field(default=512, ge=128)
+    cors_origins: tuple[str, ...] = ()
+    # WAF in front of the stage with a per-IP rate-based rule (requests per 5 minutes).
+    waf: bool = False
+    waf_rate_limit: int = Field(default=2000, ge=100)
+
+
+class WorkerConfig(_Section):
+    memory_mb: int = Field(default=1024, ge=128)
+    # MaximumConcurrency of each queue's event source mapping (Lambda's minimum is 2).
+    queue_concurrency: dict[Priority, int] = Field(
+        default_factory=lambda: {d.priority: d.max_concurrency for d in QUEUES}
+    )
+    ses_sender: str | None = None
+
+    @model_validator(mode="after")
+    def _concurrency(self) -> Self:
+        if set(self.queue_concurrency) != set(Priority):
+            raise ValueError("queue_concurrency needs high, normal and low")
+        if any(value < 2 or value > 1000 for value in self.queue_concurrency.values()):
+            raise ValueError("queue_concurrency values must be between 2 and 1000")
+        if self.queue_concurrency[Priority.HIGH] < max(self.queue_concurrency.values()):
+            raise ValueError("high must have the most concurrency, so it is never starved")
+        return self
+
+
+# Functions that hold a database connection besides the API and the workers, with the
+# reserved concurrency each gets (recovery, redrive, container events, migrations).
+OTHER_DATABASE_CONCURRENCY: dict[str, int] = {
+    "recovery": 1,
+    "redrive": 2,
+    "container-events": 2,
+    "migrations": 1,
+}
+
+
+class EnvironmentConfig(_Section):
     name: str
     account: str | None = None
     region: str | None = None
     resource_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{2,40}$")
     alarm_email: str | None = None
+    # The first admin's e-mail; the password is generated into Secrets Manager on deploy.
+    admin_email: str | None = None
     allow_signup: bool = False
     max_unfinished_jobs: int = Field(default=1000, ge=1)
     retention_days: int = Field(default=30, ge=1)
     log_retention_days: int = Field(default=30, ge=1)
     removal_policy: Literal["destroy", "retain"] = "retain"
+    network: NetworkConfig = NetworkConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    api: ApiConfig = ApiConfig()
+    worker: WorkerConfig = WorkerConfig()
+
+    @property
+    def database_clients(self) -> int:
+        """The most Lambda containers that can hold a database connection at once (each
+        holds one): every function's concurrency is capped, so this is a hard bound."""
+        return (
+            sum(self.worker.queue_concurrency.values())
+            + self.api.reserved_concurrency
+            + sum(OTHER_DATABASE_CONCURRENCY.values())
+        )
+
+    @model_validator(mode="after")
+    def _connections_fit(self) -> Self:
+        if self.database_clients > self.database.proxy_connections:
+            raise ValueError(
+                f"{self.name}: up to {self.database_clients} Lambda containers may connect "
+                f"but the proxy may open only {self.database.proxy_connections} connections; "
+                "lower api.reserved_concurrency/worker.queue_concurrency or raise "
+                "database.max_connections (a larger instance class)"
+            )
+        return self
 
 
 def load_environment(context: dict[str, Any], name: str) -> EnvironmentConfig:
@@ -32,4 +150,7 @@ def load_environment(context: dict[str, Any], name: str) -> EnvironmentConfig:
         raise SystemExit(
             f"unknown environment {name!r} (cdk.json declares: {known}); use -c env=NAME"
         )
-    return EnvironmentConfig(name=name, **environments[name])
+    try:
+        return EnvironmentConfig(name=name, **environments[name])
+    except ValidationError as exc:
+        raise SystemExit(f"cdk.json environment {name!r} is invalid:\n{exc}") from None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from taskmill.topology import (
@@ -52,3 +53,38 @@ class JobQueues(Construct):
             )
             self.queues[priority] = queue
             self.dead_letter_queues[priority] = dlq
+
+    def environment(self) -> dict[str, str]:
+        """The queue URLs every function that sends or inspects jobs is configured with."""
+        variables: dict[str, str] = {}
+        for priority in Priority:
+            variables[f"TASKMILL_QUEUE_URL_{priority.value.upper()}"] = self.queues[
+                priority
+            ].queue_url
+            variables[f"TASKMILL_DLQ_URL_{priority.value.upper()}"] = self.dead_letter_queues[
+                priority
+            ].queue_url
+        return variables
+
+    def grant_send_jobs(self, grantee: iam.IGrantable) -> None:
+        for queue in self.queues.values():
+            queue.grant_send_messages(grantee)
+
+    def grant_dead_letter(self, grantee: iam.IGrantable) -> None:
+        """Moving a job's message to its DLQ (exhausted retries, poison messages)."""
+        for dlq in self.dead_letter_queues.values():
+            dlq.grant_send_messages(grantee)
+
+    def grant_delay_redelivery(self, grantee: iam.IGrantable) -> None:
+        """A retry's backoff: the worker extends the received message's visibility."""
+        for queue in self.queues.values():
+            queue.grant(grantee, "sqs:ChangeMessageVisibility")
+
+    def grant_redrive(self, grantee: iam.IGrantable) -> None:
+        """Peeking at and moving messages out of the DLQs."""
+        for dlq in self.dead_letter_queues.values():
+            dlq.grant_consume_messages(grantee)
+
+    def grant_read_depths(self, grantee: iam.IGrantable) -> None:
+        for queue in [*self.queues.values(), *self.dead_letter_queues.values()]:
+            queue.grant(grantee, "sqs:GetQueueAttributes")

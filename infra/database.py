@@ -1,0 +1,223 @@
+"""The database: RDS Postgres behind RDS Proxy, its secret, and the schema migrations that
+run on every deploy (a custom resource calling the same runner the local stack uses)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from infra.bundling import IGNORED, PACKAGE_DIR
+from infra.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
+from infra.functions import FunctionFactory
+from infra.log_groups import log_group
+from infra.network import POSTGRES_PORT, Network
+
+DATABASE_NAME = "taskmill"
+MASTER_USER = "taskmill"
+EXPORTED_LOGS = ("postgresql", "upgrade")
+
+
+def package_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
+    """A hash of the taskmill package (migrations included): the migrations resource runs
+    again whenever the code deployed with it changes."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*")):
+        if (
+            path.is_file()
+            and not any(path.match(pattern) for pattern in IGNORED)
+            and ("__pycache__" not in path.parts)
+        ):
+            digest.update(str(path.relative_to(package_dir)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class Database(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        network: Network,
+        functions: FunctionFactory,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = config.database
+        vpc = network.vpc
+        engine = rds.DatabaseInstanceEngine.postgres(
+            version=rds.PostgresEngineVersion.of(
+                settings.engine_version, settings.engine_version.split(".")[0]
+            )
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="Taskmill Postgres",
+            allow_all_outbound=False,
+        )
+        self.proxy_security_group = ec2.SecurityGroup(
+            self,
+            "ProxySecurityGroup",
+            vpc=vpc,
+            description="Taskmill RDS Proxy",
+            allow_all_outbound=True,
+        )
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=engine,
+            description="Taskmill: TLS required, slow statements logged",
+            parameters={"rds.force_ssl": "1", "log_min_duration_statement": "1000"},
+        )
+        instance_identifier = f"{config.resource_prefix}-db"
+        removal = (
+            RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.SNAPSHOT
+        )
+        self.instance = rds.DatabaseInstance(
+            self,
+            "Instance",
+            engine=engine,
+            instance_type=ec2.InstanceType(settings.instance_type),
+            instance_identifier=instance_identifier,
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            security_groups=[self.security_group],
+            port=POSTGRES_PORT,
+            credentials=rds.Credentials.from_generated_secret(
+                MASTER_USER, secret_name=f"{config.resource_prefix}/database"
+            ),
+            database_name=DATABASE_NAME,
+            parameter_group=parameters,
+            storage_encrypted=True,
+            storage_type=rds.StorageType.GP3,
+            allocated_storage=settings.allocated_storage_gb,
+            max_allocated_storage=settings.max_allocated_storage_gb,
+            multi_az=settings.multi_az,
+            backup_retention=Duration.days(settings.backup_retention_days),
+            deletion_protection=settings.deletion_protection,
+            removal_policy=removal,
+            iam_authentication=True,
+            auto_minor_version_upgrade=True,
+            publicly_accessible=False,
+            cloudwatch_logs_exports=list(EXPORTED_LOGS),
+            copy_tags_to_snapshot=True,
+        )
+        # The exported logs' groups are created here, with the environment's retention, before
+        # RDS would create them without one (CDK's alternative is a log-retention Lambda).
+        for exported in EXPORTED_LOGS:
+            group = log_group(
+                self,
+                f"{exported.title()}Logs",
+                config,
+                name=f"/aws/rds/instance/{instance_identifier}/{exported}",
+            )
+            self.instance.node.add_dependency(group)
+        assert self.instance.secret is not None
+        self.secret = self.instance.secret
+        # Rotation runs in the application subnets and reaches Secrets Manager through its
+        # endpoint; the functions read the secret at each connect, so they follow it.
+        self.instance.add_rotation_single_user(
+            automatically_after=Duration.days(settings.rotation_days),
+            vpc_subnets=network.app_subnets,
+            endpoint=network.endpoints.get("secretsmanager"),
+        )
+        self.proxy = rds.DatabaseProxy(
+            self,
+            "Proxy",
+            db_proxy_name=f"{config.resource_prefix}-proxy",
+            proxy_target=rds.ProxyTarget.from_instance(self.instance),
+            secrets=[self.secret],
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            security_groups=[self.proxy_security_group],
+            require_tls=True,
+            max_connections_percent=settings.proxy_max_connections_percent,
+            idle_client_timeout=Duration.minutes(30),
+        )
+        # Lambdas -> proxy -> database. DatabaseProxy has no default port: name it.
+        port = ec2.Port.tcp(POSTGRES_PORT)
+        self.proxy_security_group.add_ingress_rule(
+            network.lambda_security_group, port, "Taskmill Lambdas to RDS Proxy"
+        )
+        self.security_group.add_ingress_rule(self.proxy_security_group, port, "RDS Proxy")
+        # Migrations talk to the instance itself (rotation gets its own group from CDK).
+        self.security_group.add_ingress_rule(
+            network.lambda_security_group, port, "Migrations (straight to the instance)"
+        )
+
+        self.migrations = self._migrations(config, functions)
+
+    def environment(self, *, through_proxy: bool = True) -> dict[str, str]:
+        """What a function needs to connect: the secret's ARN (never its value) and the proxy."""
+        variables = {
+            "TASKMILL_DB_SECRET_ARN": self.secret.secret_arn,
+            "TASKMILL_DB_SSLMODE": "require",
+        }
+        if through_proxy:
+            variables["TASKMILL_DB_PROXY_HOST"] = self.proxy.endpoint
+        return variables
+
+    def grant_connect(self, grantee: iam.IGrantable) -> None:
+        self.secret.grant_read(grantee)
+
+    def _migrations(self, config: EnvironmentConfig, functions: FunctionFactory) -> CustomResource:
+        environment = self.environment(through_proxy=False)
+        admin_secret: secretsmanager.Secret | None = None
+        if config.admin_email:
+            # A generated password for the first admin; read it once from Secrets Manager
+            # and change it after the first login.
+            admin_secret = secretsmanager.Secret(
+                self,
+                "FirstAdminPassword",
+                secret_name=f"{config.resource_prefix}/first-admin-password",
+                description=f"Initial password of {config.admin_email}",
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    password_length=32, exclude_punctuation=True
+                ),
+            )
+            environment["TASKMILL_BOOTSTRAP_ADMIN_EMAIL"] = config.admin_email
+            environment["TASKMILL_BOOTSTRAP_ADMIN_SECRET_ARN"] = admin_secret.secret_arn
+        self.admin_secret = admin_secret
+        function = functions.function(
+            self,
+            "Migrations",
+            name="migrations",
+            asset="retry",
+            handler="migrations.handler",
+            description="Applies schema migrations and creates the first admin (deploy time)",
+            environment=environment,
+            reserved_concurrency=OTHER_DATABASE_CONCURRENCY["migrations"],
+            timeout=Duration.minutes(5),
+        )
+        self.grant_connect(function)
+        if admin_secret is not None:
+            admin_secret.grant_read(function)
+        provider = cr.Provider(
+            self,
+            "MigrationsProvider",
+            on_event_handler=function,
+            log_group=log_group(self, "MigrationsProviderLogs", config),
+        )
+        resource = CustomResource(
+            self,
+            "Schema",
+            service_token=provider.service_token,
+            resource_type="Custom::TaskmillSchema",
+            properties={
+                "PackageFingerprint": package_fingerprint(),
+                "AdminEmail": config.admin_email or "",
+            },
+        )
+        resource.node.add_dependency(self.instance)
+        self.migrations_function = function
+        return resource

@@ -1,0 +1,97 @@
+"""The two layers and the one way every Taskmill Lambda is built.
+
+Each function gets the runtime and architecture from `infra.runtime`, both layers, its own
+log group with the environment's retention, active tracing, a concurrency cap and (when it
+talks to the database) the VPC's application subnets. Permissions are not granted here:
+each construct grants what its functions call, where both sides are in hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.bundling import dependency_layer_code, function_code, package_layer_code
+from infra.config import EnvironmentConfig
+from infra.log_groups import log_group
+from infra.network import Network
+from infra.runtime import ARCHITECTURE, RUNTIME
+
+METRICS_NAMESPACE = "Taskmill"  # taskmill.lambda_support.NAMESPACE
+DEFAULT_TIMEOUT = Duration.seconds(30)
+
+
+class Layers(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.dependencies = lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            code=dependency_layer_code(),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="Taskmill's third-party packages (requirements.txt)",
+        )
+        self.package = lambda_.LayerVersion(
+            self,
+            "Package",
+            code=package_layer_code(),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="The taskmill package (layers/taskmill)",
+        )
+
+
+class FunctionFactory:
+    def __init__(self, config: EnvironmentConfig, layers: Layers, network: Network) -> None:
+        self.config = config
+        self.layers = layers
+        self.network = network
+
+    def function(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        asset: str,
+        handler: str,
+        description: str,
+        environment: Mapping[str, str],
+        reserved_concurrency: int | None,
+        timeout: Duration | None = None,
+        memory_mb: int = 256,
+        in_vpc: bool = True,
+    ) -> lambda_.Function:
+        function_name = f"{self.config.resource_prefix}-{name}"
+        return lambda_.Function(
+            scope,
+            construct_id,
+            function_name=function_name,
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=function_code(asset),
+            handler=handler,
+            layers=[self.layers.dependencies, self.layers.package],
+            environment={
+                "TASKMILL_STAGE": self.config.name,
+                "POWERTOOLS_SERVICE_NAME": f"taskmill-{name}",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **environment,
+            },
+            timeout=timeout or DEFAULT_TIMEOUT,
+            memory_size=memory_mb,
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group(
+                scope, f"{construct_id}Logs", self.config, name=f"/aws/lambda/{function_name}"
+            ),
+            vpc=self.network.vpc if in_vpc else None,
+            vpc_subnets=self.network.app_subnets if in_vpc else None,
+            security_groups=[self.network.lambda_security_group] if in_vpc else None,
+        )

@@ -1,0 +1,323 @@
+"""Monitoring: one CloudWatch dashboard per environment and the alarms an operator is paged
+for, sent to an SNS topic (with the configured e-mail subscribed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+from taskmill.topology import Priority
+
+from infra.config import EnvironmentConfig
+from infra.functions import METRICS_NAMESPACE
+from infra.queues import JobQueues
+
+FIVE_MINUTES = Duration.minutes(5)
+ONE_MINUTE = Duration.minutes(1)
+# A queue whose oldest message waits longer than this is falling behind.
+OLDEST_MESSAGE_AGE_SECONDS: dict[Priority, int] = {
+    Priority.HIGH: 5 * 60,
+    Priority.NORMAL: 15 * 60,
+    Priority.LOW: 60 * 60,
+}
+API_5XX_PERCENT = 5
+RDS_CPU_PERCENT = 80
+RDS_FREE_STORAGE_BYTES = 2 * 1024**3
+JOB_METRICS = ("JobsCreated", "JobsSucceeded", "JobsFailed", "JobsRetried")
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        queues: JobQueues,
+        functions: Mapping[str, lambda_.Function],
+        rest_api: apigw.RestApi,
+        database: rds.DatabaseInstance,
+        proxy: rds.DatabaseProxy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="Encrypts Taskmill's alarm topic",
+            enable_key_rotation=True,
+        )
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{config.resource_prefix}-alarms",
+            display_name=f"Taskmill {config.name} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self.action = cw_actions.SnsAction(self.topic)
+        self.alarms: list[cw.Alarm] = []
+
+        self.dashboard = cw.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=config.resource_prefix,
+            default_interval=Duration.hours(3),
+        )
+        self.dashboard.add_widgets(
+            cw.TextWidget(
+                markdown=f"# Taskmill `{config.name}`\nQueues, functions, API, database and "
+                "jobs. Alarms go to the SNS topic "
+                f"`{config.resource_prefix}-alarms`.",
+                width=24,
+                height=2,
+            )
+        )
+        self._queues(queues)
+        self._functions(functions)
+        self._api(rest_api)
+        self._database(database, proxy)
+        self._jobs()
+
+    def _alarm(
+        self,
+        construct_id: str,
+        description: str,
+        *,
+        metric: cw.IMetric,
+        threshold: float,
+        comparison_operator: cw.ComparisonOperator,
+        evaluation_periods: int,
+    ) -> cw.Alarm:
+        alarm = cw.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison_operator,
+            evaluation_periods=evaluation_periods,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self.action)
+        alarm.add_ok_action(self.action)
+        self.alarms.append(alarm)
+        return alarm
+
+    def _queues(self, queues: JobQueues) -> None:
+        widgets: list[cw.IWidget] = []
+        for priority, queue in queues.queues.items():
+            dlq = queues.dead_letter_queues[priority]
+            name = priority.value
+            visible = queue.metric_approximate_number_of_messages_visible(
+                label="visible", period=ONE_MINUTE, statistic="Maximum"
+            )
+            in_flight = queue.metric_approximate_number_of_messages_not_visible(
+                label="in flight", period=ONE_MINUTE, statistic="Maximum"
+            )
+            oldest = queue.metric_approximate_age_of_oldest_message(
+                label="age of oldest (s)", period=ONE_MINUTE, statistic="Maximum"
+            )
+            dlq_depth = dlq.metric_approximate_number_of_messages_visible(
+                label="DLQ depth", period=ONE_MINUTE, statistic="Maximum"
+            )
+            widgets.append(
+                cw.GraphWidget(
+                    title=f"queue {name}",
+                    left=[visible, in_flight, dlq_depth],
+                    right=[oldest],
+                    width=8,
+                )
+            )
+            self._alarm(
+                f"{name.title()}DlqNotEmpty",
+                f"Jobs were dead-lettered on the {name} queue: inspect and redrive them",
+                metric=dlq_depth,
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+            )
+            self._alarm(
+                f"{name.title()}OldestMessage",
+                f"The {name} queue is falling behind (oldest message older than "
+                f"{OLDEST_MESSAGE_AGE_SECONDS[priority]} s)",
+                metric=oldest,
+                threshold=OLDEST_MESSAGE_AGE_SECONDS[priority],
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=5,
+            )
+        self.dashboard.add_widgets(*widgets)
+
+    def _functions(self, functions: Mapping[str, lambda_.Function]) -> None:
+        widgets: list[cw.IWidget] = []
+        for name, function in functions.items():
+            errors = function.metric_errors(label="errors", period=FIVE_MINUTES, statistic="Sum")
+            widgets.append(
+                cw.GraphWidget(
+                    title=f"{name}: invocations, errors, throttles",
+                    left=[
+                        function.metric_invocations(label="invocations", period=FIVE_MINUTES),
+                        errors,
+                        function.metric_throttles(label="throttles", period=FIVE_MINUTES),
+                    ],
+                    right=[
+                        function.metric(
+                            "ConcurrentExecutions",
+                            label="concurrency",
+                            statistic="Maximum",
+                            period=FIVE_MINUTES,
+                        )
+                    ],
+                    width=8,
+                )
+            )
+            widgets.append(
+                cw.GraphWidget(
+                    title=f"{name}: duration",
+                    left=[
+                        function.metric_duration(label="p50", statistic="p50", period=FIVE_MINUTES),
+                        function.metric_duration(label="p99", statistic="p99", period=FIVE_MINUTES),
+                    ],
+                    width=4,
+                )
+            )
+            self._alarm(
+                f"{name.title().replace('-', '')}Errors",
+                f"The {name} function failed whole invocations (see its log group)",
+                metric=errors,
+                threshold=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+            )
+        self.dashboard.add_widgets(*widgets)
+
+    def _api(self, rest_api: apigw.RestApi) -> None:
+        count = rest_api.metric_count(label="requests", period=FIVE_MINUTES, statistic="Sum")
+        server_errors = rest_api.metric_server_error(
+            label="5xx", period=FIVE_MINUTES, statistic="Sum"
+        )
+        client_errors = rest_api.metric_client_error(
+            label="4xx", period=FIVE_MINUTES, statistic="Sum"
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="API requests", left=[count, client_errors, server_errors], width=12
+            ),
+            cw.GraphWidget(
+                title="API latency",
+                left=[
+                    rest_api.metric_latency(label="p50", statistic="p50", period=FIVE_MINUTES),
+                    rest_api.metric_latency(label="p99", statistic="p99", period=FIVE_MINUTES),
+                ],
+                width=12,
+            ),
+        )
+        self._alarm(
+            "Api5xxRate",
+            f"More than {API_5XX_PERCENT}% of API requests failed with a 5xx",
+            metric=cw.MathExpression(
+                expression="IF(requests > 0, 100 * errors / requests, 0)",
+                using_metrics={"errors": server_errors, "requests": count},
+                label="5xx %",
+                period=FIVE_MINUTES,
+            ),
+            threshold=API_5XX_PERCENT,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+        )
+
+    def _database(self, database: rds.DatabaseInstance, proxy: rds.DatabaseProxy) -> None:
+        cpu = database.metric_cpu_utilization(period=FIVE_MINUTES, label="CPU %")
+        free_storage = database.metric_free_storage_space(period=FIVE_MINUTES, label="free storage")
+        proxy_clients = cw.Metric(
+            namespace="AWS/RDS",
+            metric_name="ClientConnections",
+            dimensions_map={"ProxyName": proxy.db_proxy_name},
+            statistic="Maximum",
+            period=FIVE_MINUTES,
+            label="proxy client connections",
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="RDS CPU", left=[cpu], width=8),
+            cw.GraphWidget(
+                title="RDS connections",
+                left=[
+                    database.metric_database_connections(
+                        period=FIVE_MINUTES, statistic="Maximum", label="database connections"
+                    ),
+                    proxy_clients,
+                ],
+                width=8,
+            ),
+            cw.GraphWidget(title="RDS free storage", left=[free_storage], width=8),
+        )
+        self._alarm(
+            "RdsCpuHigh",
+            f"Database CPU above {RDS_CPU_PERCENT}% for 15 minutes",
+            metric=cpu,
+            threshold=RDS_CPU_PERCENT,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+        )
+        self._alarm(
+            "RdsStorageLow",
+            "Database free storage below 2 GiB",
+            metric=free_storage,
+            threshold=RDS_FREE_STORAGE_BYTES,
+            comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=1,
+        )
+
+    def _jobs(self) -> None:
+        """Taskmill's own metrics (EMF from the API and worker), one line per job type."""
+
+        def per_type(metric: str, statistic: str) -> cw.MathExpression:
+            return cw.MathExpression(
+                expression=(
+                    f"SEARCH('{{{METRICS_NAMESPACE},job_type,service}} "
+                    f"MetricName=\"{metric}\"', '{statistic}', 300)"
+                ),
+                label=metric,
+                period=FIVE_MINUTES,
+            )
+
+        created = cw.MathExpression(
+            expression=(
+                f"SEARCH('{{{METRICS_NAMESPACE},job_type,priority,service}} "
+                "MetricName=\"JobsCreated\"', 'Sum', 300)"
+            ),
+            label="JobsCreated",
+            period=FIVE_MINUTES,
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="jobs created per type", left=[created], width=6),
+            *[
+                cw.GraphWidget(title=f"{name} per type", left=[per_type(name, "Sum")], width=6)
+                for name in JOB_METRICS[1:]
+            ],
+            cw.GraphWidget(
+                title="queue wait per type (s, max)",
+                left=[per_type("QueueWait", "Maximum")],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="job duration per type (s, max)",
+                left=[per_type("JobDuration", "Maximum")],
+                width=12,
+            ),
+        )

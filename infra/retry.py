@@ -1,0 +1,104 @@
+"""Recovery: the sweep every minute (nothing lost, stuck or forgotten), the asynchronous DLQ
+redrive, and the ECS task-state-change rule that finishes `container.run` jobs."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from constructs import Construct
+
+from infra.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
+from infra.containers import Containers
+from infra.database import Database
+from infra.functions import FunctionFactory
+from infra.queues import JobQueues
+
+SWEEP_INTERVAL = Duration.minutes(1)
+
+
+class Retry(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        functions: FunctionFactory,
+        database: Database,
+        queues: JobQueues,
+        containers: Containers,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        environment = {**database.environment(), **queues.environment()}
+
+        self.recovery_function = functions.function(
+            self,
+            "Recovery",
+            name="recovery",
+            asset="retry",
+            handler="handler.handler",
+            description="Recovery sweep: unsent, scheduled, stuck and waiting jobs; retention",
+            environment={**environment, "TASKMILL_RETENTION_DAYS": str(config.retention_days)},
+            reserved_concurrency=OTHER_DATABASE_CONCURRENCY["recovery"],
+            # Shorter than the interval, so one sweep ends before the next begins.
+            timeout=Duration.seconds(55),
+            memory_mb=512,
+        )
+        database.grant_connect(self.recovery_function)
+        queues.grant_send_jobs(self.recovery_function)
+        queues.grant_dead_letter(self.recovery_function)
+        self.schedule = events.Rule(
+            self,
+            "SweepSchedule",
+            rule_name=f"{config.resource_prefix}-recovery-sweep",
+            description="Runs the Taskmill recovery sweep",
+            schedule=events.Schedule.rate(SWEEP_INTERVAL),
+            targets=[targets.LambdaFunction(self.recovery_function, retry_attempts=0)],
+        )
+
+        self.redrive_function = functions.function(
+            self,
+            "Redrive",
+            name="redrive",
+            asset="retry",
+            handler="redrive.handler",
+            description="Large DLQ redrives started from the API, with progress in Postgres",
+            environment=environment,
+            reserved_concurrency=OTHER_DATABASE_CONCURRENCY["redrive"],
+            timeout=Duration.minutes(15),
+            memory_mb=512,
+        )
+        database.grant_connect(self.redrive_function)
+        queues.grant_redrive(self.redrive_function)
+        queues.grant_send_jobs(self.redrive_function)
+
+        self.container_events_function = functions.function(
+            self,
+            "ContainerEvents",
+            name="container-events",
+            asset="retry",
+            handler="container_events.handler",
+            description="Finishes container.run jobs when their ECS task stops",
+            environment={**environment, **containers.environment()},
+            reserved_concurrency=OTHER_DATABASE_CONCURRENCY["container-events"],
+            timeout=Duration.seconds(30),
+        )
+        database.grant_connect(self.container_events_function)
+        queues.grant_send_jobs(self.container_events_function)
+        queues.grant_dead_letter(self.container_events_function)
+        self.container_events = events.Rule(
+            self,
+            "ContainerStopped",
+            rule_name=f"{config.resource_prefix}-container-stopped",
+            description="container.run tasks that stopped",
+            event_pattern=events.EventPattern(
+                source=["aws.ecs"],
+                detail_type=["ECS Task State Change"],
+                detail={
+                    "clusterArn": [containers.cluster.cluster_arn],
+                    "lastStatus": ["STOPPED"],
+                },
+            ),
+            targets=[targets.LambdaFunction(self.container_events_function, retry_attempts=10)],
+        )

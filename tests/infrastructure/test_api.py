@@ -1,0 +1,156 @@
+"""API Gateway: which routes the authorizer guards, stage settings, error shapes, WAF."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from taskmill.api.gateway_responses import GATEWAY_RESPONSES
+from taskmill.api.public import PUBLIC_ROUTES
+
+from tests.infrastructure.conftest import Synthesized
+
+
+class Routes:
+    """API Gateway's REST routing over the synthesized resources: an exact path part wins,
+    then `{proxy+}`; a method wins over ANY; no backtracking to a sibling branch."""
+
+    def __init__(self, synthesized: Synthesized) -> None:
+        [(api_id, _)] = synthesized.of_type("AWS::ApiGateway::RestApi").items()
+        self.root = {"Fn::GetAtt": [api_id, "RootResourceId"]}
+        self.children: dict[str, dict[str, str]] = {}
+        for logical, resource in synthesized.of_type("AWS::ApiGateway::Resource").items():
+            parent = json.dumps(resource["Properties"]["ParentId"], sort_keys=True)
+            self.children.setdefault(parent, {})[resource["Properties"]["PathPart"]] = logical
+        self.methods: dict[tuple[str, str], dict[str, Any]] = {}
+        for method in synthesized.of_type("AWS::ApiGateway::Method").values():
+            props = method["Properties"]
+            self.methods[(json.dumps(props["ResourceId"], sort_keys=True), props["HttpMethod"])] = (
+                props
+            )
+
+    def resolve(self, verb: str, path: str) -> dict[str, Any] | None:
+        node = json.dumps(self.root, sort_keys=True)
+        parts = [p for p in path.split("/") if p]
+        for index, part in enumerate(parts):
+            children = self.children.get(node, {})
+            if part in children:
+                node = json.dumps({"Ref": children[part]}, sort_keys=True)
+            elif "{proxy+}" in children:
+                node = json.dumps({"Ref": children["{proxy+}"]}, sort_keys=True)
+                break
+            else:
+                return None
+            if index == len(parts) - 1:
+                break
+        return self.methods.get((node, verb)) or self.methods.get((node, "ANY"))
+
+
+PROTECTED_REQUESTS = [
+    ("GET", "/v1/auth/me"),
+    ("POST", "/v1/auth/logout"),
+    ("POST", "/v1/jobs"),
+    ("GET", "/v1/jobs/2f1e/status"),
+    ("POST", "/v1/jobs/2f1e/cancel"),
+    ("GET", "/v1/users"),
+    ("POST", "/v1/workers/claim"),
+    ("GET", "/v1/admin/dlq"),
+    ("POST", "/v1/health"),  # a public path with another verb
+    ("GET", "/v1/auth/login"),
+    ("GET", "/v1/docs/extra"),
+    ("GET", "/elsewhere"),
+]
+
+
+def test_authorizer_guards_every_route_but_the_public_ones(dev: Synthesized) -> None:
+    routes = Routes(dev)
+    [(authorizer_id, authorizer)] = dev.of_type("AWS::ApiGateway::Authorizer").items()
+    assert authorizer["Properties"]["Type"] == "TOKEN"
+    assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
+    function = dev.logical_id(dev.stack.api.authorizer_function)
+    assert function in json.dumps(authorizer["Properties"]["AuthorizerUri"])
+    for verb, path in sorted(PUBLIC_ROUTES):
+        method = routes.resolve(verb, path)
+        assert method is not None, (verb, path)
+        assert method["AuthorizationType"] == "NONE", (verb, path)
+    for verb, path in PROTECTED_REQUESTS:
+        method = routes.resolve(verb, path)
+        assert method is not None, (verb, path)
+        assert method["AuthorizationType"] == "CUSTOM", (verb, path)
+        assert method["AuthorizerId"] == {"Ref": authorizer_id}
+        assert method["RequestParameters"] == {"method.request.header.Authorization": True}
+
+
+def test_no_method_is_open_by_accident(dev: Synthesized) -> None:
+    open_methods = [
+        m["Properties"]
+        for m in dev.of_type("AWS::ApiGateway::Method").values()
+        if m["Properties"]["AuthorizationType"] == "NONE"
+    ]
+    verbs = sorted(m["HttpMethod"] for m in open_methods if m["HttpMethod"] != "OPTIONS")
+    assert verbs == sorted(verb for verb, _ in PUBLIC_ROUTES)
+    # OPTIONS (CORS preflight) is answered by API Gateway itself, never by a function.
+    for method in open_methods:
+        if method["HttpMethod"] == "OPTIONS":
+            assert method["Integration"]["Type"] == "MOCK"
+
+
+def test_stage_throttles_logs_and_traces(dev: Synthesized, prod: Synthesized) -> None:
+    for synthesized in (dev, prod):
+        [stage] = synthesized.of_type("AWS::ApiGateway::Stage").values()
+        props = stage["Properties"]
+        assert props["StageName"] == synthesized.config.name
+        assert props["TracingEnabled"] is True
+        assert "DestinationArn" in props["AccessLogSetting"]
+        access_format = json.loads(props["AccessLogSetting"]["Format"])
+        assert {"requestId", "status", "ip"} <= set(access_format)
+        [settings] = props["MethodSettings"]
+        assert settings["ThrottlingRateLimit"] == synthesized.config.api.throttle_rate_limit
+        assert settings["ThrottlingBurstLimit"] == synthesized.config.api.throttle_burst_limit
+        assert settings["DataTraceEnabled"] is False
+
+
+@pytest.mark.parametrize("response_type", sorted(GATEWAY_RESPONSES))
+def test_gateway_errors_use_the_error_envelope(dev: Synthesized, response_type: str) -> None:
+    [response] = [
+        r["Properties"]
+        for r in dev.of_type("AWS::ApiGateway::GatewayResponse").values()
+        if r["Properties"]["ResponseType"] == response_type
+    ]
+    body = json.loads(response["ResponseTemplates"]["application/json"])
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert response["StatusCode"] == str(GATEWAY_RESPONSES[response_type].status)
+
+
+def test_cors_follows_the_config(dev: Synthesized, prod: Synthesized) -> None:
+    for synthesized in (dev, prod):
+        api = synthesized.resources[synthesized.logical_id(synthesized.stack.api.function)]
+        origins = api["Properties"]["Environment"]["Variables"]["TASKMILL_CORS_ORIGINS"]
+        assert origins == ",".join(synthesized.config.api.cors_origins)
+    preflight = [
+        m["Properties"]
+        for m in prod.of_type("AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] == "OPTIONS"
+    ]
+    assert preflight
+    headers = preflight[0]["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
+    assert headers["method.response.header.Access-Control-Allow-Origin"] == (
+        "'https://app.example.com'"
+    )
+
+
+def test_prod_has_a_rate_limiting_waf_on_the_stage_and_dev_none(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    assert dev.of_type("AWS::WAFv2::WebACL") == {}
+    [(acl_id, acl)] = prod.of_type("AWS::WAFv2::WebACL").items()
+    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+    rate = rules["RatePerIp"]["Statement"]["RateBasedStatement"]
+    assert rate == {"AggregateKeyType": "IP", "Limit": prod.config.api.waf_rate_limit}
+    assert rules["RatePerIp"]["Action"] == {"Block": {}}
+    [association] = prod.of_type("AWS::WAFv2::WebACLAssociation").values()
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    [stage_id] = prod.of_type("AWS::ApiGateway::Stage")
+    assert stage_id in json.dumps(association["Properties"]["ResourceArn"])

@@ -1,0 +1,170 @@
+"""Functions, packaging, event source mappings, schedules and the connection budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from taskmill.topology import QUEUES, VISIBILITY_TIMEOUT_SECONDS, Priority
+
+from infra.config import EnvironmentConfig, load_environment
+from infra.runtime import ARCHITECTURE, RUNTIME
+from tests.infrastructure.conftest import Synthesized
+
+
+def taskmill_functions(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    """Our functions (the ones with the two layers), not CDK's framework functions."""
+    return {
+        logical: resource
+        for logical, resource in synthesized.of_type("AWS::Lambda::Function").items()
+        if len(resource["Properties"].get("Layers", [])) == 2
+    }
+
+
+def test_every_function_runs_the_chosen_runtime_with_both_layers(dev: Synthesized) -> None:
+    functions = taskmill_functions(dev)
+    handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
+    assert handlers == [
+        "authorizer.handler",
+        "container_events.handler",
+        "handler.handler",  # api
+        "handler.handler",  # recovery
+        "handler.handler",  # worker
+        "migrations.handler",
+        "redrive.handler",
+    ]
+    for function in functions.values():
+        props = function["Properties"]
+        assert props["Runtime"] == RUNTIME.name == "python3.14"
+        assert props["Architectures"] == [ARCHITECTURE.name]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert "LogGroup" in props["LoggingConfig"]
+
+
+def test_event_source_mappings_report_partial_failures_with_per_queue_caps(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized in (dev, prod):
+        worker = synthesized.logical_id(synthesized.stack.workers.function)
+        mappings = {
+            m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
+            for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+        }
+        assert len(mappings) == 3
+        for definition in QUEUES:
+            queue = synthesized.logical_id(synthesized.stack.job_queues.queues[definition.priority])
+            mapping = mappings[queue]
+            assert mapping["FunctionName"] == {"Ref": worker}
+            assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+            assert mapping["BatchSize"] == definition.batch_size
+            assert mapping.get("MaximumBatchingWindowInSeconds", 0) == (
+                definition.max_batching_window_seconds
+            )
+            assert (
+                mapping["ScalingConfig"]["MaximumConcurrency"]
+                == (synthesized.config.worker.queue_concurrency[definition.priority])
+            )
+        caps = {p: synthesized.config.worker.queue_concurrency[p] for p in Priority}
+        assert caps[Priority.HIGH] > caps[Priority.NORMAL] > caps[Priority.LOW]
+    assert prod.config.worker.queue_concurrency != dev.config.worker.queue_concurrency
+
+
+def test_queue_visibility_is_six_times_the_worker_timeout(dev: Synthesized) -> None:
+    worker = dev.resources[dev.logical_id(dev.stack.workers.function)]
+    assert 6 * worker["Properties"]["Timeout"] <= VISIBILITY_TIMEOUT_SECONDS
+
+
+def test_database_clients_are_capped_below_the_proxy_pool(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized in (dev, prod):
+        functions = taskmill_functions(synthesized)
+        worker = synthesized.logical_id(synthesized.stack.workers.function)
+        authorizer = synthesized.logical_id(synthesized.stack.api.authorizer_function)
+        in_vpc = {k: f for k, f in functions.items() if "VpcConfig" in f["Properties"]}
+        assert authorizer not in in_vpc  # no database, no VPC
+        capped = 0
+        for logical, function in in_vpc.items():
+            if logical == worker:
+                capped += sum(
+                    m["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+                    for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+                )
+            else:
+                capped += function["Properties"]["ReservedConcurrentExecutions"]
+        assert capped == synthesized.config.database_clients
+        assert capped <= synthesized.config.database.proxy_connections
+
+
+def test_a_config_that_could_exhaust_the_proxy_is_refused() -> None:
+    with pytest.raises(ValueError, match="proxy may open only"):
+        EnvironmentConfig(
+            name="tiny",
+            resource_prefix="taskmill-tiny",
+            database={"max_connections": 20},
+            api={"reserved_concurrency": 50},
+        )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"worker": {"queue_concurrency": {"high": 2, "normal": 5, "low": 2}}}, "high must"),
+        ({"worker": {"queue_concurrency": {"high": 10, "normal": 1, "low": 2}}}, "between 2"),
+        ({"network": {"interface_endpoints": ["sqs", "carrier-pigeon"]}}, "unknown interface"),
+        ({"surprise": True}, "surprise"),
+    ],
+)
+def test_invalid_environments_fail_the_synth_clearly(
+    override: dict[str, Any], message: str
+) -> None:
+    context = {"environments": {"x": {"resource_prefix": "taskmill-x", **override}}}
+    with pytest.raises(SystemExit, match=message):
+        load_environment(context, "x")
+
+
+def test_unknown_environment_names_the_known_ones() -> None:
+    with pytest.raises(SystemExit, match="declares: dev, prod"):
+        load_environment({"environments": {"dev": {}, "prod": {}}}, "staging")
+
+
+def test_recovery_runs_every_minute(dev: Synthesized) -> None:
+    recovery = dev.logical_id(dev.stack.retry.recovery_function)
+    [rule] = [
+        r
+        for r in dev.of_type("AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert rule["Properties"]["State"] == "ENABLED"
+    assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [{"Fn::GetAtt": [recovery, "Arn"]}]
+    assert dev.resources[recovery]["Properties"]["Timeout"] < 60
+
+
+def test_stopped_container_tasks_reach_the_container_events_function(dev: Synthesized) -> None:
+    handler = dev.logical_id(dev.stack.retry.container_events_function)
+    cluster = dev.logical_id(dev.stack.containers.cluster)
+    [rule] = [
+        r for r in dev.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]
+    ]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.ecs"]
+    assert pattern["detail-type"] == ["ECS Task State Change"]
+    assert pattern["detail"] == {
+        "clusterArn": [{"Fn::GetAtt": [cluster, "Arn"]}],
+        "lastStatus": ["STOPPED"],
+    }
+    assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [{"Fn::GetAtt": [handler, "Arn"]}]
+    worker = dev.resources[dev.logical_id(dev.stack.workers.function)]
+    variables = worker["Properties"]["Environment"]["Variables"]
+    assert variables["TASKMILL_ECS_CLUSTER_ARN"] == {"Fn::GetAtt": [cluster, "Arn"]}
+    assert variables["TASKMILL_ECS_TASK_ROLE_ARN"] == {
+        "Fn::GetAtt": [dev.logical_id(dev.stack.containers.task_role), "Arn"]
+    }
+
+
+def test_api_knows_the_redrive_function(dev: Synthesized) -> None:
+    api = dev.resources[dev.logical_id(dev.stack.api.function)]
+    assert api["Properties"]["Environment"]["Variables"]["TASKMILL_REDRIVE_FUNCTION_NAME"] == {
+        "Ref": dev.logical_id(dev.stack.retry.redrive_function)
+    }

@@ -1,0 +1,189 @@
+"""Least privilege, secrets, logs and tags; the dashboard and the alarms."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from taskmill.topology import Priority
+
+from infra.nag import ACTIONS_WITHOUT_RESOURCES
+from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.test_compute import taskmill_functions
+
+
+def statements(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for logical, policy in synthesized.of_type("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            found.append((logical, statement))
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def actions_of(synthesized: Synthesized, function: Any) -> set[str]:
+    role = synthesized.stack.get_logical_id(function.role.node.default_child)
+    actions: set[str] = set()
+    for policy in synthesized.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions.update(as_list(statement["Action"]))
+    return actions
+
+
+def test_no_wildcard_actions_and_star_resources_only_where_unavoidable(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized in (dev, prod):
+        for logical, statement in statements(synthesized):
+            for action in as_list(statement["Action"]):
+                assert "*" not in action.split(":", 1)[1], (logical, action)
+            if "*" in as_list(statement["Resource"]):
+                assert set(as_list(statement["Action"])) <= ACTIONS_WITHOUT_RESOURCES, logical
+
+
+def test_each_function_may_call_only_what_it_calls(dev: Synthesized) -> None:
+    stack = dev.stack
+    xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    read_secret = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+    assert actions_of(dev, stack.api.authorizer_function) == xray | read_secret
+    api = actions_of(dev, stack.api.function)
+    assert "lambda:InvokeFunction" in api
+    assert "sqs:SendMessage" in api
+    assert not any(a.startswith(("ecs:", "ses:", "iam:")) for a in api)
+    worker = actions_of(dev, stack.workers.function)
+    assert {"ecs:RunTask", "iam:PassRole", "sqs:ChangeMessageVisibility"} <= worker
+    assert "lambda:InvokeFunction" not in worker
+    assert not any(a.startswith("ses:") for a in worker)  # no sender configured in dev
+    recovery = actions_of(dev, stack.retry.recovery_function)
+    assert not any(a.startswith(("ecs:", "lambda:", "iam:")) for a in recovery)
+    migrations = actions_of(dev, stack.database.migrations_function)
+    assert migrations == xray | read_secret
+
+
+def test_run_task_is_limited_to_the_environments_cluster(dev: Synthesized) -> None:
+    cluster = dev.logical_id(dev.stack.containers.cluster)
+    [run_task] = [s for _, s in statements(dev) if s["Action"] == "ecs:RunTask"]
+    assert run_task["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
+    [pass_role] = [s for _, s in statements(dev) if s["Action"] == "iam:PassRole"]
+    assert len(as_list(pass_role["Resource"])) == 2
+
+
+def test_secrets_reach_functions_by_arn_only(dev: Synthesized, prod: Synthesized) -> None:
+    for synthesized in (dev, prod):
+        for function in synthesized.of_type("AWS::Lambda::Function").values():
+            variables = function["Properties"].get("Environment", {}).get("Variables", {})
+            for name, value in variables.items():
+                if any(word in name for word in ("SECRET", "PASSWORD", "KEY", "TOKEN")):
+                    assert name.endswith("_ARN"), name
+                    assert isinstance(value, dict), name  # a reference, never a literal
+        template = json.dumps(synthesized.template.to_json())
+        assert "BOOTSTRAP_ADMIN_PASSWORD" not in template
+        assert 'JWT_SECRET"' not in template
+
+
+def test_every_log_group_has_a_retention_and_every_resource_its_tags(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized in (dev, prod):
+        groups = synthesized.of_type("AWS::Logs::LogGroup").values()
+        days = synthesized.config.log_retention_days
+        assert groups
+        assert all(g["Properties"]["RetentionInDays"] >= days for g in groups)
+        for function in taskmill_functions(synthesized).values():
+            tags = {t["Key"]: t["Value"] for t in function["Properties"]["Tags"]}
+            assert tags["environment"] == synthesized.config.name
+            assert tags["project"] == "taskmill"
+        [instance] = synthesized.of_type("AWS::RDS::DBInstance").values()
+        assert {"Key": "environment", "Value": synthesized.config.name} in instance["Properties"][
+            "Tags"
+        ]
+
+
+def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
+    dev: Synthesized,
+) -> None:
+    [dashboard] = dev.of_type("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    stack = dev.stack
+    for priority in Priority:
+        for queue in (
+            stack.job_queues.queues[priority],
+            stack.job_queues.dead_letter_queues[priority],
+        ):
+            assert dev.logical_id(queue) in body
+    for metric in (
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateAgeOfOldestMessage",
+    ):
+        assert metric in body
+    for function in (
+        stack.api.function,
+        stack.api.authorizer_function,
+        stack.workers.function,
+        stack.retry.recovery_function,
+        stack.retry.redrive_function,
+        stack.retry.container_events_function,
+        stack.database.migrations_function,
+    ):
+        assert dev.logical_id(function) in body
+    for metric in ("Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"):
+        assert f'\\"{metric}\\"' in body
+    assert '\\"p50\\"' in body
+    assert '\\"p99\\"' in body
+    for metric in ("Count", "4XXError", "5XXError", "Latency"):
+        assert f'\\"{metric}\\"' in body
+    for metric in (
+        "CPUUtilization",
+        "DatabaseConnections",
+        "FreeStorageSpace",
+        "ClientConnections",
+    ):
+        assert metric in body
+    for metric in ("JobsCreated", "JobsSucceeded", "JobsFailed", "JobsRetried", "QueueWait"):
+        assert f'MetricName=\\\\\\"{metric}\\\\\\"' in body, metric
+
+
+def alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        alarm["Properties"]["AlarmDescription"]: alarm["Properties"]
+        for alarm in synthesized.of_type("AWS::CloudWatch::Alarm").values()
+    }
+
+
+def test_alarms_page_the_topic(dev: Synthesized, prod: Synthesized) -> None:
+    topic = {"Ref": dev.logical_id(dev.stack.monitoring.topic)}
+    found = alarms(dev)
+    for properties in found.values():
+        assert properties["AlarmActions"] == [topic]
+        assert properties["OKActions"] == [topic]
+    descriptions = " | ".join(found)
+    for priority in Priority:
+        assert f"dead-lettered on the {priority.value} queue" in descriptions
+        assert f"The {priority.value} queue is falling behind" in descriptions
+    assert "of API requests failed with a 5xx" in descriptions
+    assert "The worker function failed" in descriptions
+    assert "Database CPU" in descriptions
+    assert "free storage" in descriptions
+    dlq_alarm = next(p for d, p in found.items() if "dead-lettered on the high" in d)
+    assert dlq_alarm["Threshold"] == 1
+    [query] = dlq_alarm["Metrics"]
+    metric = query["MetricStat"]["Metric"]
+    assert metric["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert metric["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": [
+            dev.logical_id(dev.stack.job_queues.dead_letter_queues[Priority.HIGH]),
+            "QueueName",
+        ]
+    }
+    # The configured e-mail is subscribed where one is configured.
+    assert dev.of_type("AWS::SNS::Subscription") == {}
+    [subscription] = prod.of_type("AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["Endpoint"] == prod.config.alarm_email
+    [topic_resource] = dev.of_type("AWS::SNS::Topic").values()
+    assert "KmsMasterKeyId" in topic_resource["Properties"]

@@ -1,0 +1,189 @@
+"""Docker-less packaging: the dependency layer's wheels, the package layer, the function
+assets, and a proof that each handler imports from exactly what is deployed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.bundling import RUNTIME_PROVIDED, install_layer
+from tests.infrastructure.conftest import Synthesized
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def asset_dirs(synthesized: Synthesized) -> dict[str, Path]:
+    """Layer/function logical id -> its asset directory in the cloud assembly (through the
+    assets manifest: the template's S3 key names the asset)."""
+    manifest = json.loads(
+        (synthesized.outdir / f"{synthesized.stack.stack_name}.assets.json").read_text()
+    )
+    by_key = {
+        destination["objectKey"]: synthesized.outdir / asset["source"]["path"]
+        for asset in manifest["files"].values()
+        for destination in asset["destinations"].values()
+    }
+    found = {}
+    for logical, resource in synthesized.resources.items():
+        properties = resource.get("Properties", {})
+        location = properties.get("Content") or properties.get("Code") or {}
+        if resource["Type"] in ("AWS::Lambda::LayerVersion", "AWS::Lambda::Function") and (
+            location.get("S3Key") in by_key
+        ):
+            found[logical] = by_key[location["S3Key"]]
+    return found
+
+
+@pytest.fixture(scope="module")
+def assets(dev: Synthesized) -> dict[str, Path]:
+    stack = dev.stack
+    dirs = asset_dirs(dev)
+    return {
+        "dependencies": dirs[dev.logical_id(stack.functions.layers.dependencies)],
+        "package": dirs[dev.logical_id(stack.functions.layers.package)],
+        "api": dirs[dev.logical_id(stack.api.function)],
+        "worker": dirs[dev.logical_id(stack.workers.function)],
+        "retry": dirs[dev.logical_id(stack.retry.recovery_function)],
+    }
+
+
+def wheel_tags(layer: Path, distribution: str) -> list[str]:
+    [dist_info] = (layer / "python").glob(f"{distribution}-*.dist-info")
+    return [
+        line.split(": ", 1)[1]
+        for line in (dist_info / "WHEEL").read_text().splitlines()
+        if line.startswith("Tag: ")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("distribution", "module", "extension"),
+    [
+        ("psycopg_binary", "psycopg_binary", "_psycopg"),
+        ("pydantic_core", "pydantic_core", "_pydantic_core"),
+    ],
+)
+def test_dependency_layer_has_linux_x86_64_wheels_for_the_runtime_python(
+    assets: dict[str, Path], distribution: str, module: str, extension: str
+) -> None:
+    layer = assets["dependencies"]
+    tags = wheel_tags(layer, distribution)
+    assert tags
+    assert all(t.startswith("cp314-cp314-manylinux") for t in tags), tags
+    assert all(t.endswith("x86_64") for t in tags)
+    assert (layer / "python" / module / f"{extension}.cpython-314-x86_64-linux-gnu.so").is_file()
+
+
+def test_dependency_layer_leaves_out_the_runtime_sdk_and_bytecode(assets: dict[str, Path]) -> None:
+    layer = assets["dependencies"] / "python"
+    for name in RUNTIME_PROVIDED:
+        assert not list(layer.glob(f"{name}-*.dist-info")), name
+    assert not (layer / "botocore").exists()
+    assert not list(layer.rglob("__pycache__"))
+    for required in ("aws_lambda_powertools", "aws_xray_sdk", "pydantic", "psycopg", "jwt"):
+        assert (layer / required).is_dir(), required
+
+
+def test_package_layer_and_function_assets_hold_only_their_code(assets: dict[str, Path]) -> None:
+    package = assets["package"]
+    assert sorted(p.name for p in package.iterdir()) == ["python"]
+    assert (package / "python" / "taskmill" / "__init__.py").is_file()
+    assert list((package / "python" / "taskmill" / "migrations").glob("0001_*.sql"))
+    assert not list(package.rglob("__pycache__"))
+    expected = {
+        "api": {"__init__.py", "authorizer.py", "handler.py"},
+        "worker": {"__init__.py", "handler.py"},
+        "retry": {
+            "__init__.py",
+            "handler.py",
+            "migrations.py",
+            "redrive.py",
+            "container_events.py",
+        },
+    }
+    for name, files in expected.items():
+        assert {p.name for p in assets[name].iterdir()} == files, name
+
+
+def test_layer_hash_changes_with_the_pinned_requirements(tmp_path: Path) -> None:
+    from infra.bundling import dependency_layer_code
+
+    def asset_hash(requirements: Path) -> Any:
+        import aws_cdk as cdk
+        from aws_cdk import aws_lambda as lambda_
+
+        stack = cdk.Stack(cdk.App(context={"aws:cdk:bundling-stacks": []}), "probe")
+        layer = lambda_.LayerVersion(stack, "L", code=dependency_layer_code(requirements))
+        child = layer.node.default_child
+        return stack.resolve(child.content)  # type: ignore[union-attr]
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydantic==2.14.3\n")
+    first = asset_hash(requirements)
+    assert asset_hash(requirements) == first
+    requirements.write_text("pydantic==2.14.2\n")
+    assert asset_hash(requirements) != first
+
+
+HANDLERS = {
+    "api": ["handler", "authorizer"],
+    "worker": ["handler"],
+    "retry": ["handler", "migrations", "redrive", "container_events"],
+}
+
+
+def test_every_handler_imports_from_the_deployed_layout_alone(
+    assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same requirements.txt installed for this Python (the layer's wheels are for the
+    runtime's), the package layer and each function asset as they were bundled, plus only
+    what the Lambda runtime ships (boto3): each handler module must import and expose
+    `handler`. A dependency missing from requirements.txt fails here."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    deps = tmp_path / "deps"
+    install_layer(deps, python_version=version)
+    runtime = tmp_path / "runtime"
+    boto3_pin = next(
+        line
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.startswith("boto3==")
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--target",
+            str(runtime),
+            boto3_pin,
+        ],
+        check=True,
+    )
+    for asset, modules in HANDLERS.items():
+        path = [str(assets[asset]), str(assets["package"] / "python"), str(deps), str(runtime)]
+        script = (
+            "import sys, json; sys.path[:0] = json.loads(sys.argv[1]);\n"
+            "import importlib\n"
+            "for name in json.loads(sys.argv[2]):\n"
+            "    module = importlib.import_module(name)\n"
+            "    assert callable(module.handler), name\n"
+            "import taskmill, aws_xray_sdk\n"
+            "assert taskmill.__file__.startswith(sys.path[1]), taskmill.__file__\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", script, json.dumps(path), json.dumps(modules)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+        )
+        assert result.returncode == 0, f"{asset}: {result.stderr}"
