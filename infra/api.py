@@ -23,6 +23,7 @@ from infra.database import Database
 from infra.functions import FunctionFactory
 from infra.log_groups import log_group
 from infra.queues import JobQueues
+from infra.removal import data_removal_policy
 
 AUTHORIZATION_FORMAT = r"^Bearer [-0-9A-Za-z_.~+/]+=*$"
 AUTHORIZATION_HEADER = "method.request.header.Authorization"
@@ -54,6 +55,7 @@ class Api(Construct):
                 password_length=64, exclude_punctuation=True
             ),
         )
+        self.jwt_secret.apply_removal_policy(data_removal_policy(config))
         jwt_environment = {"TASKMILL_JWT_SECRET_ARN": self.jwt_secret.secret_arn}
 
         # Verifies a signature only: no database, so it stays outside the VPC.

@@ -29,6 +29,10 @@ ENDPOINT_PURPOSES: dict[str, str] = {
 }
 
 
+# What the functions cannot work without when there is no NAT.
+REQUIRED_WITHOUT_NAT = frozenset({"sqs", "secretsmanager", "lambda"})
+
+
 class NetworkConfig(_Section):
     max_azs: int = Field(default=2, ge=2, le=3)  # RDS subnet groups need two AZs
     # 0: no NAT and no internet route; Lambdas reach AWS through interface endpoints only,
@@ -41,6 +45,11 @@ class NetworkConfig(_Section):
         unknown = set(self.interface_endpoints) - set(ENDPOINT_PURPOSES)
         if unknown:
             raise ValueError(f"unknown interface endpoints: {sorted(unknown)}")
+        missing = REQUIRED_WITHOUT_NAT - set(self.interface_endpoints)
+        if self.nat_gateways == 0 and missing:
+            raise ValueError(
+                f"without NAT the functions reach AWS only through endpoints: add {sorted(missing)}"
+            )
         return self
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import EnvironmentConfig
+from infra.removal import data_removal_policy
 
 _RETENTION: tuple[tuple[int, logs.RetentionDays], ...] = (
     (1, logs.RetentionDays.ONE_DAY),
@@ -42,7 +42,5 @@ def log_group(
         construct_id,
         log_group_name=name,
         retention=retention(config.log_retention_days),
-        removal_policy=(
-            RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN
-        ),
+        removal_policy=data_removal_policy(config),
     )

@@ -21,6 +21,7 @@ from taskmill.topology import Priority
 from infra.config import EnvironmentConfig
 from infra.functions import METRICS_NAMESPACE
 from infra.queues import JobQueues
+from infra.removal import data_removal_policy
 
 FIVE_MINUTES = Duration.minutes(5)
 ONE_MINUTE = Duration.minutes(1)
@@ -51,11 +52,12 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
-        key = kms.Key(
+        self.topic_key = key = kms.Key(
             self,
             "AlarmTopicKey",
             description="Encrypts Taskmill's alarm topic",
             enable_key_rotation=True,
+            removal_policy=data_removal_policy(config),
         )
         key.grant(
             iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -17,14 +17,13 @@ from taskmill.topology import (
 )
 
 from infra.config import EnvironmentConfig
+from infra.removal import data_removal_policy
 
 
 class JobQueues(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
-        removal = (
-            RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN
-        )
+        removal = data_removal_policy(config)
         self.queues: dict[Priority, sqs.Queue] = {}
         self.dead_letter_queues: dict[Priority, sqs.Queue] = {}
         for definition in QUEUES:

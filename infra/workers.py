@@ -20,6 +20,7 @@ from infra.containers import Containers
 from infra.database import Database
 from infra.functions import FunctionFactory
 from infra.queues import JobQueues
+from infra.removal import data_removal_policy
 
 
 class Workers(Construct):
@@ -45,6 +46,7 @@ class Workers(Construct):
                 password_length=64, exclude_punctuation=True
             ),
         )
+        self.webhook_secret.apply_removal_policy(data_removal_policy(config))
         environment = {
             **database.environment(),
             **queues.environment(),

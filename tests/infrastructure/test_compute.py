@@ -112,6 +112,7 @@ def test_a_config_that_could_exhaust_the_proxy_is_refused() -> None:
         ({"worker": {"queue_concurrency": {"high": 2, "normal": 5, "low": 2}}}, "high must"),
         ({"worker": {"queue_concurrency": {"high": 10, "normal": 1, "low": 2}}}, "between 2"),
         ({"network": {"interface_endpoints": ["sqs", "carrier-pigeon"]}}, "unknown interface"),
+        ({"network": {"interface_endpoints": ["sqs", "lambda"]}}, "add \\['secretsmanager'\\]"),
         ({"surprise": True}, "surprise"),
     ],
 )

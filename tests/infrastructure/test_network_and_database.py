@@ -165,3 +165,19 @@ def test_package_fingerprint_follows_the_code_not_the_caches(tmp_path: Path) -> 
     assert package_fingerprint(package) == before
     (package / "migrations" / "0002_more.sql").write_text("alter table t add x int;")
     assert package_fingerprint(package) != before
+
+
+def test_prod_keeps_its_data_and_keys_when_the_stack_goes(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized, expected in ((dev, "Delete"), (prod, "Retain")):
+        stack = synthesized.stack
+        for construct in (
+            stack.api.jwt_secret,
+            stack.workers.webhook_secret,
+            stack.monitoring.topic_key,
+        ):
+            resource = synthesized.resources[synthesized.logical_id(construct)]
+            assert resource["DeletionPolicy"] == expected, construct.node.path
+        for group in synthesized.of_type("AWS::Logs::LogGroup").values():
+            assert group["DeletionPolicy"] == expected

@@ -1,0 +1,12 @@
+"""What `cdk destroy` does to data: kept in environments that retain it (prod), removed in
+disposable ones (dev). Every stateful resource takes its policy from here."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+
+from infra.config import EnvironmentConfig
+
+
+def data_removal_policy(config: EnvironmentConfig) -> RemovalPolicy:
+    return RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN
