@@ -85,6 +85,7 @@ class Api(Construct):
                 **database.environment(),
                 **queues.environment(),
                 **jwt_environment,
+                **functions.job_types,
                 "TASKMILL_ALLOW_SIGNUP": str(config.allow_signup).lower(),
                 "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
                 "TASKMILL_CORS_ORIGINS": ",".join(settings.cors_origins),

@@ -3,7 +3,8 @@
 Three kinds of asset:
 - the dependency layer: `pip install` of requirements.txt for the Lambda runtime's Python
   and platform (Linux wheels only, no bytecode), under `python/`;
-- the `taskmill` layer: the package copied under `python/taskmill`;
+- the package layer: `taskmill` (and packages of your own job types beside it in `layers/`)
+  copied under `python/`;
 - one asset per function directory holding only its handler modules.
 
 The bundler objects are not part of CDK's asset hash, so every input that changes an output
@@ -27,9 +28,9 @@ from infra.runtime import PIP_PLATFORM, PYTHON_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements.txt"
-PACKAGE_DIR = ROOT / "layers" / "taskmill"
+LAYERS_DIR = ROOT / "layers"
 FUNCTIONS_DIR = ROOT / "functions"
-IGNORED = ("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache")
+IGNORED = ("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "*.egg-info")
 
 # The Lambda Python runtime ships boto3 and what it depends on. A copy in a layer would come
 # first on sys.path and pair the runtime's boto3 with a botocore it was not released with, so
@@ -113,21 +114,33 @@ def remove_distributions(target: Path, names: tuple[str, ...]) -> None:
             shutil.rmtree(directory)
 
 
-@jsii.implements(ILocalBundling)
-class CopyBundling:
-    """Copies a source tree to `<output>/<prefix>`, leaving out caches."""
+def layer_packages(layers_dir: Path = LAYERS_DIR) -> list[Path]:
+    """The Python packages under `layers/`: `taskmill`, and any package of your own job
+    types placed beside it (named in a job_modules setting)."""
+    return sorted(
+        path
+        for path in layers_dir.iterdir()
+        if path.is_dir()
+        and (path / "__init__.py").is_file()
+        and not path.name.endswith(".egg-info")
+    )
 
-    def __init__(self, source: Path, prefix: str) -> None:
-        self.source = source
-        self.prefix = prefix
+
+@jsii.implements(ILocalBundling)
+class PackageLayerBundling:
+    """Copies each package under `layers/` to `<output>/python/<package>`, minus caches."""
+
+    def __init__(self, layers_dir: Path) -> None:
+        self.layers_dir = layers_dir
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
-        shutil.copytree(
-            self.source,
-            Path(output_dir) / self.prefix,
-            ignore=shutil.ignore_patterns(*IGNORED),
-            dirs_exist_ok=True,
-        )
+        for package in layer_packages(self.layers_dir):
+            shutil.copytree(
+                package,
+                Path(output_dir) / "python" / package.name,
+                ignore=shutil.ignore_patterns(*IGNORED),
+                dirs_exist_ok=True,
+            )
         return True
 
 
@@ -152,14 +165,12 @@ def dependency_layer_code(requirements: Path = REQUIREMENTS) -> lambda_.Code:
     )
 
 
-def package_layer_code(package_dir: Path = PACKAGE_DIR) -> lambda_.Code:
+def package_layer_code(layers_dir: Path = LAYERS_DIR) -> lambda_.Code:
     return lambda_.Code.from_asset(
-        str(package_dir),
+        str(layers_dir),
         exclude=list(IGNORED),
         asset_hash_type=AssetHashType.SOURCE,
-        bundling=BundlingOptions(
-            image=_NO_DOCKER, local=CopyBundling(package_dir, f"python/{package_dir.name}")
-        ),
+        bundling=BundlingOptions(image=_NO_DOCKER, local=PackageLayerBundling(layers_dir)),
     )
 
 

@@ -125,6 +125,10 @@ class EnvironmentConfig(_Section):
     retention_days: int = Field(default=30, ge=1)
     log_retention_days: int = Field(default=30, ge=1)
     removal_policy: Literal["destroy", "retain"] = "retain"
+    # Your job types: modules (packages placed in layers/, beside taskmill) that register
+    # code types, and declarations of external types; see README "Adding a job type".
+    job_modules: tuple[str, ...] = ()
+    external_job_types: tuple[dict[str, Any], ...] = ()
     network: NetworkConfig = NetworkConfig()
     database: DatabaseConfig = DatabaseConfig()
     api: ApiConfig = ApiConfig()

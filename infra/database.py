@@ -14,7 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.bundling import IGNORED, PACKAGE_DIR
+from infra.bundling import IGNORED, LAYERS_DIR, layer_packages
 from infra.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
 from infra.functions import FunctionFactory
 from infra.log_groups import log_group
@@ -25,18 +25,18 @@ MASTER_USER = "taskmill"
 EXPORTED_LOGS = ("postgresql", "upgrade")
 
 
-def package_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
-    """A hash of the taskmill package (migrations included): the migrations resource runs
-    again whenever the code deployed with it changes."""
+def package_fingerprint(layers_dir: Path = LAYERS_DIR) -> str:
+    """A hash of the packages in the package layer (migrations included): the migrations
+    resource runs again whenever the code deployed with it changes."""
     digest = hashlib.sha256()
-    for path in sorted(package_dir.rglob("*")):
-        if (
-            path.is_file()
-            and not any(path.match(pattern) for pattern in IGNORED)
-            and ("__pycache__" not in path.parts)
-        ):
-            digest.update(str(path.relative_to(package_dir)).encode())
-            digest.update(path.read_bytes())
+    for package in layer_packages(layers_dir):
+        for path in sorted(package.rglob("*")):
+            ignored = any(
+                part.endswith(".egg-info") or part == "__pycache__" for part in path.parts
+            )
+            if path.is_file() and not ignored and not any(path.match(p) for p in IGNORED):
+                digest.update(str(path.relative_to(layers_dir)).encode())
+                digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

@@ -8,13 +8,23 @@ each construct grants what its functions call, where both sides are in hand.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from taskmill.jobtypes.defaults import build_registry
+from taskmill.settings import JobTypeSettings
 
-from infra.bundling import dependency_layer_code, function_code, package_layer_code
+from infra.bundling import (
+    LAYERS_DIR,
+    dependency_layer_code,
+    function_code,
+    layer_packages,
+    package_layer_code,
+)
 from infra.config import EnvironmentConfig
 from infra.log_groups import log_group
 from infra.network import Network
@@ -45,11 +55,36 @@ class Layers(Construct):
         )
 
 
+def job_type_environment(
+    config: EnvironmentConfig, layers_dir: Path = LAYERS_DIR
+) -> dict[str, str]:
+    """What the functions that build the job type registry (API, worker, sweep, container
+    events) are configured with. The registry is built here once, from the same code, so a
+    misspelt module or a bad declaration fails the synth instead of every cold start."""
+    settings = JobTypeSettings(
+        job_modules=",".join(config.job_modules),
+        external_types=json.dumps(list(config.external_job_types)),
+    )
+    shipped = {package.name for package in layer_packages(layers_dir)}
+    for module in settings.job_module_names:
+        if module.split(".")[0] not in shipped:
+            raise ValueError(
+                f"job module {module!r} is not in the package layer: put its package in "
+                f"layers/ (found: {', '.join(sorted(shipped))})"
+            )
+    build_registry(settings)
+    return {
+        "TASKMILL_JOB_MODULES": settings.job_modules,
+        "TASKMILL_EXTERNAL_TYPES": settings.external_types,
+    }
+
+
 class FunctionFactory:
     def __init__(self, config: EnvironmentConfig, layers: Layers, network: Network) -> None:
         self.config = config
         self.layers = layers
         self.network = network
+        self.job_types = job_type_environment(config)
 
     def function(
         self,

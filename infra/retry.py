@@ -30,7 +30,11 @@ class Retry(Construct):
         containers: Containers,
     ) -> None:
         super().__init__(scope, construct_id)
-        environment = {**database.environment(), **queues.environment()}
+        environment = {
+            **database.environment(),
+            **queues.environment(),
+            **functions.job_types,
+        }
 
         self.recovery_function = functions.function(
             self,

@@ -51,6 +51,7 @@ class Workers(Construct):
             **database.environment(),
             **queues.environment(),
             **containers.environment(),
+            **functions.job_types,
             "TASKMILL_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
         }
         if settings.ses_sender:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from taskmill.topology import QUEUES, VISIBILITY_TIMEOUT_SECONDS, Priority
 
 from infra.config import EnvironmentConfig, load_environment
+from infra.functions import job_type_environment
 from infra.runtime import ARCHITECTURE, RUNTIME
 from tests.infrastructure.conftest import Synthesized
 
@@ -169,3 +172,71 @@ def test_api_knows_the_redrive_function(dev: Synthesized) -> None:
     assert api["Properties"]["Environment"]["Variables"]["TASKMILL_REDRIVE_FUNCTION_NAME"] == {
         "Ref": dev.logical_id(dev.stack.retry.redrive_function)
     }
+
+
+def test_job_types_are_checked_at_synth_and_reach_the_functions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layers = tmp_path / "layers"
+    (layers / "acme_jobs").mkdir(parents=True)
+    (layers / "taskmill").mkdir()
+    (layers / "taskmill" / "__init__.py").write_text("")
+    (layers / "acme_jobs" / "__init__.py").write_text("")
+    (layers / "acme_jobs" / "resize.py").write_text(
+        "def register(registry):\n"
+        "    @registry.register('image.resize')\n"
+        "    def resize(context, payload):\n"
+        "        return {}\n"
+    )
+    monkeypatch.syspath_prepend(str(layers))
+    external = {"name": "video.render", "schema": {"type": "object"}, "timeout_seconds": 7200}
+    config = EnvironmentConfig(
+        name="x",
+        resource_prefix="taskmill-x",
+        job_modules=("acme_jobs.resize",),
+        external_job_types=(external,),
+    )
+    variables = job_type_environment(config, layers)
+    assert variables["TASKMILL_JOB_MODULES"] == "acme_jobs.resize"
+    assert json.loads(variables["TASKMILL_EXTERNAL_TYPES"]) == [external]
+
+    misspelt = config.model_copy(update={"job_modules": ("acme_jobs.resise",)})
+    with pytest.raises(Exception, match="resise"):
+        job_type_environment(misspelt, layers)
+    elsewhere = config.model_copy(update={"job_modules": ("somewhere_else.jobs",)})
+    with pytest.raises(ValueError, match="not in the package layer"):
+        job_type_environment(elsewhere, layers)
+    bad = config.model_copy(update={"external_job_types": ({"schema": {}},)})
+    with pytest.raises(Exception, match="name"):
+        job_type_environment(bad, layers)
+
+
+def test_functions_that_build_the_registry_get_the_job_type_settings(dev: Synthesized) -> None:
+    stack = dev.stack
+    for function in (
+        stack.api.function,
+        stack.workers.function,
+        stack.retry.recovery_function,
+        stack.retry.container_events_function,
+    ):
+        variables = dev.resources[dev.logical_id(function)]["Properties"]["Environment"][
+            "Variables"
+        ]
+        assert variables["TASKMILL_JOB_MODULES"] == ""
+        assert variables["TASKMILL_EXTERNAL_TYPES"] == "[]"
+
+
+def test_package_layer_ships_every_package_in_layers_and_nothing_else(tmp_path: Path) -> None:
+    from infra.bundling import PackageLayerBundling
+
+    layers = tmp_path / "layers"
+    for package in ("taskmill", "acme_jobs"):
+        (layers / package / "__pycache__").mkdir(parents=True)
+        (layers / package / "__init__.py").write_text("")
+        (layers / package / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (layers / "taskmill.egg-info").mkdir()
+    (layers / "notes").mkdir()  # not a package
+    out = tmp_path / "out"
+    assert PackageLayerBundling(layers).try_bundle(str(out), image=None)  # type: ignore[arg-type]
+    assert sorted(p.name for p in (out / "python").iterdir()) == ["acme_jobs", "taskmill"]
+    assert not list(out.rglob("__pycache__"))

@@ -158,13 +158,21 @@ def test_migrations_run_on_deploy_with_the_shared_runner(dev: Synthesized) -> No
 def test_package_fingerprint_follows_the_code_not_the_caches(tmp_path: Path) -> None:
     package = tmp_path / "taskmill"
     (package / "migrations").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
     (package / "migrations" / "0001_initial.sql").write_text("create table t (id int);")
-    before = package_fingerprint(package)
+    before = package_fingerprint(tmp_path)
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
-    assert package_fingerprint(package) == before
+    (tmp_path / "taskmill.egg-info").mkdir()
+    (tmp_path / "taskmill.egg-info" / "PKG-INFO").write_text("machine-specific")
+    assert package_fingerprint(tmp_path) == before
     (package / "migrations" / "0002_more.sql").write_text("alter table t add x int;")
-    assert package_fingerprint(package) != before
+    changed = package_fingerprint(tmp_path)
+    assert changed != before
+    jobs = tmp_path / "acme_jobs"
+    jobs.mkdir()
+    (jobs / "__init__.py").write_text("def register(registry): ...")
+    assert package_fingerprint(tmp_path) != changed  # your own job types count too
 
 
 def test_prod_keeps_its_data_and_keys_when_the_stack_goes(
