@@ -181,7 +181,10 @@ class Api(Construct):
             self.web_acl = self._waf(config)
 
     def _routes(self) -> None:
-        integration = apigw.LambdaIntegration(self.function, allow_test_invoke=False)
+        # One resource-policy statement for the whole API rather than one per method.
+        integration = apigw.LambdaIntegration(
+            self.function, allow_test_invoke=False, scope_permission_to_method=False
+        )
         protected: dict[str, Any] = {
             "authorizer": self.authorizer,
             "authorization_type": apigw.AuthorizationType.CUSTOM,

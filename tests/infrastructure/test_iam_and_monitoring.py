@@ -187,3 +187,16 @@ def test_alarms_page_the_topic(dev: Synthesized, prod: Synthesized) -> None:
     assert subscription["Properties"]["Endpoint"] == prod.config.alarm_email
     [topic_resource] = dev.of_type("AWS::SNS::Topic").values()
     assert "KmsMasterKeyId" in topic_resource["Properties"]
+
+
+def test_email_is_allowed_only_from_the_configured_sender(prod: Synthesized) -> None:
+    sender = prod.config.worker.ses_sender
+    assert sender == "noreply@example.com"
+    worker = prod.resources[prod.logical_id(prod.stack.workers.function)]
+    assert worker["Properties"]["Environment"]["Variables"]["TASKMILL_SES_SENDER"] == sender
+    [statement] = [s for _, s in statements(prod) if "ses:SendEmail" in as_list(s["Action"])]
+    identities = [json.dumps(resource) for resource in as_list(statement["Resource"])]
+    assert len(identities) == 2
+    assert any(":identity/noreply@example.com" in identity for identity in identities)
+    assert any(identity.endswith(':identity/example.com"]]}') for identity in identities)
+    assert "ses:SendEmail" in actions_of(prod, prod.stack.workers.function)
