@@ -12,7 +12,6 @@ from typing import Any
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 from taskmill.api.gateway_responses import GATEWAY_RESPONSES
@@ -23,7 +22,7 @@ from infra.database import Database
 from infra.functions import FunctionFactory
 from infra.log_groups import log_group
 from infra.queues import JobQueues
-from infra.removal import data_removal_policy
+from infra.secrets import generated_secret
 
 AUTHORIZATION_FORMAT = r"^Bearer [-0-9A-Za-z_.~+/]+=*$"
 AUTHORIZATION_HEADER = "method.request.header.Authorization"
@@ -46,16 +45,13 @@ class Api(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.api
-        self.jwt_secret = secretsmanager.Secret(
+        self.jwt_secret = generated_secret(
             self,
             "JwtSigningKey",
-            secret_name=f"{config.resource_prefix}/jwt-signing-key",
+            config,
+            name="jwt-signing-key",
             description="HS256 key signing Taskmill access tokens",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True
-            ),
         )
-        self.jwt_secret.apply_removal_policy(data_removal_policy(config))
         jwt_environment = {"TASKMILL_JWT_SECRET_ARN": self.jwt_secret.secret_arn}
 
         # Verifies a signature only: no database, so it stays outside the VPC.

@@ -19,6 +19,7 @@ from infra.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
 from infra.functions import FunctionFactory
 from infra.log_groups import log_group
 from infra.network import POSTGRES_PORT, Network
+from infra.secrets import generated_secret
 
 DATABASE_NAME = "taskmill"
 MASTER_USER = "taskmill"
@@ -176,14 +177,13 @@ class Database(Construct):
         if config.admin_email:
             # A generated password for the first admin; read it once from Secrets Manager
             # and change it after the first login.
-            admin_secret = secretsmanager.Secret(
+            admin_secret = generated_secret(
                 self,
                 "FirstAdminPassword",
-                secret_name=f"{config.resource_prefix}/first-admin-password",
+                config,
+                name="first-admin-password",
                 description=f"Initial password of {config.admin_email}",
-                generate_secret_string=secretsmanager.SecretStringGenerator(
-                    password_length=32, exclude_punctuation=True
-                ),
+                length=32,
             )
             environment["TASKMILL_BOOTSTRAP_ADMIN_EMAIL"] = config.admin_email
             environment["TASKMILL_BOOTSTRAP_ADMIN_SECRET_ARN"] = admin_secret.secret_arn

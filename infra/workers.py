@@ -11,7 +11,6 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from taskmill.topology import QUEUES, WORKER_TIMEOUT_SECONDS
 
@@ -20,7 +19,7 @@ from infra.containers import Containers
 from infra.database import Database
 from infra.functions import FunctionFactory
 from infra.queues import JobQueues
-from infra.removal import data_removal_policy
+from infra.secrets import generated_secret
 
 
 class Workers(Construct):
@@ -37,16 +36,13 @@ class Workers(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.worker
-        self.webhook_secret = secretsmanager.Secret(
+        self.webhook_secret = generated_secret(
             self,
             "WebhookSigningKey",
-            secret_name=f"{config.resource_prefix}/webhook-signing-key",
+            config,
+            name="webhook-signing-key",
             description="HMAC key signing Taskmill's outgoing webhooks",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True
-            ),
         )
-        self.webhook_secret.apply_removal_policy(data_removal_policy(config))
         environment = {
             **database.environment(),
             **queues.environment(),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from infra.bundling import RUNTIME_PROVIDED, install_layer
+from infra.bundling import RUNTIME_PROVIDED, install_layer, pip_arguments
 from tests.infrastructure.conftest import Synthesized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,21 +153,9 @@ def test_every_handler_imports_from_the_deployed_layout_alone(
         for line in (ROOT / "constraints.txt").read_text().splitlines()
         if line.startswith("boto3==")
     )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--target",
-            str(runtime),
-            boto3_pin,
-        ],
-        check=True,
-    )
+    runtime_requirements = tmp_path / "runtime.txt"
+    runtime_requirements.write_text(boto3_pin + "\n")
+    subprocess.run(pip_arguments(runtime_requirements, runtime, python_version=version), check=True)
     for asset, modules in HANDLERS.items():
         path = [str(assets[asset]), str(assets["package"] / "python"), str(deps), str(runtime)]
         script = (
