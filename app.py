@@ -23,7 +23,14 @@ def build_app(
     context_overrides: dict[str, Any] | None = None, outdir: str | None = None
 ) -> cdk.App:
     settings = json.loads((ROOT / "cdk.json").read_text())
-    context = {**settings["context"], **(context_overrides or {})}
+    # The CDK CLI adds these to the context it passes; set here too, `python app.py` and
+    # `cdk synth` write the same template (path metadata, asset metadata, version reporting).
+    cli_defaults = {
+        "aws:cdk:enable-path-metadata": True,
+        "aws:cdk:enable-asset-metadata": True,
+        "aws:cdk:version-reporting": True,
+    }
+    context = {**cli_defaults, **settings["context"], **(context_overrides or {})}
     app = cdk.App(context=context, outdir=outdir or str(ROOT / settings.get("output", "cdk.out")))
     name = str(app.node.try_get_context("env") or "dev")
     config = load_environment(context, name)
