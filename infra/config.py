@@ -102,6 +102,22 @@ class WorkerConfig(_Section):
         return self
 
 
+class AlarmConfig(_Section):
+    # A queue whose oldest message waits longer than this (5 minutes running) is behind.
+    oldest_message_age_seconds: dict[Priority, int] = Field(
+        default_factory=lambda: {Priority.HIGH: 300, Priority.NORMAL: 900, Priority.LOW: 3600}
+    )
+    api_5xx_percent: float = Field(default=5, gt=0, le=100)
+    rds_cpu_percent: float = Field(default=80, gt=0, le=100)
+    rds_free_storage_gb: float = Field(default=2, gt=0)
+
+    @model_validator(mode="after")
+    def _every_queue(self) -> Self:
+        if set(self.oldest_message_age_seconds) != set(Priority):
+            raise ValueError("oldest_message_age_seconds needs high, normal and low")
+        return self
+
+
 # Functions that hold a database connection besides the API and the workers, with the
 # reserved concurrency each gets (recovery, redrive, container events, migrations).
 OTHER_DATABASE_CONCURRENCY: dict[str, int] = {
@@ -133,6 +149,7 @@ class EnvironmentConfig(_Section):
     database: DatabaseConfig = DatabaseConfig()
     api: ApiConfig = ApiConfig()
     worker: WorkerConfig = WorkerConfig()
+    alarms: AlarmConfig = AlarmConfig()
 
     @property
     def database_clients(self) -> int:

@@ -16,7 +16,6 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from taskmill.topology import Priority
 
 from infra.config import EnvironmentConfig
 from infra.functions import METRICS_NAMESPACE
@@ -25,15 +24,6 @@ from infra.removal import data_removal_policy
 
 FIVE_MINUTES = Duration.minutes(5)
 ONE_MINUTE = Duration.minutes(1)
-# A queue whose oldest message waits longer than this is falling behind.
-OLDEST_MESSAGE_AGE_SECONDS: dict[Priority, int] = {
-    Priority.HIGH: 5 * 60,
-    Priority.NORMAL: 15 * 60,
-    Priority.LOW: 60 * 60,
-}
-API_5XX_PERCENT = 5
-RDS_CPU_PERCENT = 80
-RDS_FREE_STORAGE_BYTES = 2 * 1024**3
 JOB_METRICS = ("JobsCreated", "JobsSucceeded", "JobsFailed", "JobsRetried")
 
 
@@ -90,6 +80,7 @@ class Monitoring(Construct):
                 height=2,
             )
         )
+        self.thresholds = config.alarms
         self._queues(queues)
         self._functions(functions)
         self._api(rest_api)
@@ -157,9 +148,9 @@ class Monitoring(Construct):
             self._alarm(
                 f"{name.title()}OldestMessage",
                 f"The {name} queue is falling behind (oldest message older than "
-                f"{OLDEST_MESSAGE_AGE_SECONDS[priority]} s)",
+                f"{self.thresholds.oldest_message_age_seconds[priority]} s)",
                 metric=oldest,
-                threshold=OLDEST_MESSAGE_AGE_SECONDS[priority],
+                threshold=self.thresholds.oldest_message_age_seconds[priority],
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 evaluation_periods=5,
             )
@@ -231,14 +222,14 @@ class Monitoring(Construct):
         )
         self._alarm(
             "Api5xxRate",
-            f"More than {API_5XX_PERCENT}% of API requests failed with a 5xx",
+            f"More than {self.thresholds.api_5xx_percent}% of API requests failed with a 5xx",
             metric=cw.MathExpression(
                 expression="IF(requests > 0, 100 * errors / requests, 0)",
                 using_metrics={"errors": server_errors, "requests": count},
                 label="5xx %",
                 period=FIVE_MINUTES,
             ),
-            threshold=API_5XX_PERCENT,
+            threshold=self.thresholds.api_5xx_percent,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=2,
         )
@@ -270,17 +261,17 @@ class Monitoring(Construct):
         )
         self._alarm(
             "RdsCpuHigh",
-            f"Database CPU above {RDS_CPU_PERCENT}% for 15 minutes",
+            f"Database CPU above {self.thresholds.rds_cpu_percent}% for 15 minutes",
             metric=cpu,
-            threshold=RDS_CPU_PERCENT,
+            threshold=self.thresholds.rds_cpu_percent,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=3,
         )
         self._alarm(
             "RdsStorageLow",
-            "Database free storage below 2 GiB",
+            f"Database free storage below {self.thresholds.rds_free_storage_gb} GiB",
             metric=free_storage,
-            threshold=RDS_FREE_STORAGE_BYTES,
+            threshold=self.thresholds.rds_free_storage_gb * 1024**3,
             comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
             evaluation_periods=1,
         )

@@ -200,3 +200,16 @@ def test_email_is_allowed_only_from_the_configured_sender(prod: Synthesized) -> 
     assert any(":identity/noreply@example.com" in identity for identity in identities)
     assert any(identity.endswith(':identity/example.com"]]}') for identity in identities)
     assert "ses:SendEmail" in actions_of(prod, prod.stack.workers.function)
+
+
+def test_alarm_thresholds_come_from_the_environment(dev: Synthesized) -> None:
+    thresholds = dev.config.alarms
+    found = alarms(dev)
+    for priority in Priority:
+        [age] = [p for d, p in found.items() if f"The {priority.value} queue is falling" in d]
+        assert age["Threshold"] == thresholds.oldest_message_age_seconds[priority]
+        assert age["EvaluationPeriods"] == 5
+    [api] = [p for d, p in found.items() if "5xx" in d]
+    assert api["Threshold"] == thresholds.api_5xx_percent
+    [storage] = [p for d, p in found.items() if "free storage" in d]
+    assert storage["Threshold"] == thresholds.rds_free_storage_gb * 1024**3
