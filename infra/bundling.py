@@ -18,6 +18,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 
 import jsii
@@ -142,6 +143,20 @@ class PackageLayerBundling:
                 dirs_exist_ok=True,
             )
         return True
+
+
+def package_layer_fingerprint(layers_dir: Path = LAYERS_DIR) -> str:
+    """A hash of what the package layer ships (migrations included): the migrations resource
+    runs again whenever the code deployed with it changes."""
+    digest = hashlib.sha256()
+    for package in layer_packages(layers_dir):
+        for path in sorted(package.rglob("*")):
+            relative = path.relative_to(layers_dir)
+            ignored = any(fnmatch(part, p) for part in relative.parts for p in IGNORED)
+            if path.is_file() and not ignored:
+                digest.update(str(relative).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _hash_inputs(*parts: bytes) -> str:

@@ -8,13 +8,13 @@ from aws_cdk import Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+from taskmill.jobtypes.container_run import TASK_FAMILY_PREFIX
 
 from infra.config import EnvironmentConfig
 from infra.log_groups import log_group
 from infra.network import Network
 
-# container.run registers task definitions in families named `taskmill-<hash>`.
-TASK_FAMILY_PREFIX = "taskmill-"
+ECS_TASKS = "ecs-tasks.amazonaws.com"
 
 
 class Containers(Construct):
@@ -31,7 +31,7 @@ class Containers(Construct):
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
         self.log_group = log_group(self, "TaskLogs", config)
-        ecs_tasks = iam.ServicePrincipal("ecs-tasks.amazonaws.com")
+        ecs_tasks = iam.ServicePrincipal(ECS_TASKS)
         # Pulls the image and writes the task's logs; nothing else.
         self.execution_role = iam.Role(
             self, "TaskExecutionRole", assumed_by=ecs_tasks, description="container.run: pull, log"
@@ -98,5 +98,5 @@ class Containers(Construct):
             grantee=grantee,
             actions=["iam:PassRole"],
             resource_arns=[self.execution_role.role_arn, self.task_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            conditions={"StringEquals": {"iam:PassedToService": ECS_TASKS}},
         )

@@ -3,10 +3,7 @@ run on every deploy (a custom resource calling the same runner the local stack u
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
-from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_rds as rds
@@ -14,31 +11,17 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.bundling import IGNORED, LAYERS_DIR, layer_packages
+from infra.bundling import package_layer_fingerprint
 from infra.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
 from infra.functions import FunctionFactory
 from infra.log_groups import log_group
 from infra.network import POSTGRES_PORT, Network
+from infra.removal import database_removal_policy
 from infra.secrets import generated_secret
 
 DATABASE_NAME = "taskmill"
 MASTER_USER = "taskmill"
 EXPORTED_LOGS = ("postgresql", "upgrade")
-
-
-def package_fingerprint(layers_dir: Path = LAYERS_DIR) -> str:
-    """A hash of the packages in the package layer (migrations included): the migrations
-    resource runs again whenever the code deployed with it changes."""
-    digest = hashlib.sha256()
-    for package in layer_packages(layers_dir):
-        for path in sorted(package.rglob("*")):
-            ignored = any(
-                part.endswith(".egg-info") or part == "__pycache__" for part in path.parts
-            )
-            if path.is_file() and not ignored and not any(path.match(p) for p in IGNORED):
-                digest.update(str(path.relative_to(layers_dir)).encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 class Database(Construct):
@@ -81,9 +64,6 @@ class Database(Construct):
             parameters={"rds.force_ssl": "1", "log_min_duration_statement": "1000"},
         )
         instance_identifier = f"{config.resource_prefix}-db"
-        removal = (
-            RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.SNAPSHOT
-        )
         self.instance = rds.DatabaseInstance(
             self,
             "Instance",
@@ -106,7 +86,7 @@ class Database(Construct):
             multi_az=settings.multi_az,
             backup_retention=Duration.days(settings.backup_retention_days),
             deletion_protection=settings.deletion_protection,
-            removal_policy=removal,
+            removal_policy=database_removal_policy(config),
             iam_authentication=True,
             auto_minor_version_upgrade=True,
             publicly_accessible=False,
@@ -214,7 +194,7 @@ class Database(Construct):
             service_token=provider.service_token,
             resource_type="Custom::TaskmillSchema",
             properties={
-                "PackageFingerprint": package_fingerprint(),
+                "PackageFingerprint": package_layer_fingerprint(),
                 "AdminEmail": config.admin_email or "",
             },
         )

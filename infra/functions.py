@@ -16,6 +16,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from taskmill.jobtypes.defaults import build_registry
+from taskmill.lambda_support import NAMESPACE as METRICS_NAMESPACE
 from taskmill.settings import JobTypeSettings
 
 from infra.bundling import (
@@ -30,7 +31,6 @@ from infra.log_groups import log_group
 from infra.network import Network
 from infra.runtime import ARCHITECTURE, RUNTIME
 
-METRICS_NAMESPACE = "Taskmill"  # taskmill.lambda_support.NAMESPACE
 DEFAULT_TIMEOUT = Duration.seconds(30)
 
 
@@ -51,7 +51,7 @@ class Layers(Construct):
             code=package_layer_code(),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
-            description="The taskmill package (layers/taskmill)",
+            description="The taskmill package and your job types (layers/)",
         )
 
 

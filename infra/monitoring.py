@@ -16,9 +16,9 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from taskmill.lambda_support import NAMESPACE as METRICS_NAMESPACE
 
 from infra.config import EnvironmentConfig
-from infra.functions import METRICS_NAMESPACE
 from infra.queues import JobQueues
 from infra.removal import data_removal_policy
 
@@ -63,7 +63,6 @@ class Monitoring(Construct):
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         self.action = cw_actions.SnsAction(self.topic)
-        self.alarms: list[cw.Alarm] = []
 
         self.dashboard = cw.Dashboard(
             self,
@@ -96,7 +95,7 @@ class Monitoring(Construct):
         threshold: float,
         comparison_operator: cw.ComparisonOperator,
         evaluation_periods: int,
-    ) -> cw.Alarm:
+    ) -> None:
         alarm = cw.Alarm(
             self,
             construct_id,
@@ -109,8 +108,17 @@ class Monitoring(Construct):
         )
         alarm.add_alarm_action(self.action)
         alarm.add_ok_action(self.action)
-        self.alarms.append(alarm)
-        return alarm
+
+    def _alarm_on_any(self, construct_id: str, description: str, metric: cw.IMetric) -> None:
+        """Pages on a single occurrence (a dead-lettered job, a failed invocation)."""
+        self._alarm(
+            construct_id,
+            description,
+            metric=metric,
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+        )
 
     def _queues(self, queues: JobQueues) -> None:
         widgets: list[cw.IWidget] = []
@@ -137,13 +145,10 @@ class Monitoring(Construct):
                     width=8,
                 )
             )
-            self._alarm(
+            self._alarm_on_any(
                 f"{name.title()}DlqNotEmpty",
                 f"Jobs were dead-lettered on the {name} queue: inspect and redrive them",
-                metric=dlq_depth,
-                threshold=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
+                dlq_depth,
             )
             self._alarm(
                 f"{name.title()}OldestMessage",
@@ -189,13 +194,10 @@ class Monitoring(Construct):
                     width=4,
                 )
             )
-            self._alarm(
+            self._alarm_on_any(
                 f"{name.title().replace('-', '')}Errors",
                 f"The {name} function failed whole invocations (see its log group)",
-                metric=errors,
-                threshold=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
+                errors,
             )
         self.dashboard.add_widgets(*widgets)
 

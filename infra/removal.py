@@ -10,3 +10,9 @@ from infra.config import EnvironmentConfig
 
 def data_removal_policy(config: EnvironmentConfig) -> RemovalPolicy:
     return RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN
+
+
+def database_removal_policy(config: EnvironmentConfig) -> RemovalPolicy:
+    """Where data is retained, RDS leaves a final snapshot rather than a running instance."""
+    retained = data_removal_policy(config) == RemovalPolicy.RETAIN
+    return RemovalPolicy.SNAPSHOT if retained else RemovalPolicy.DESTROY

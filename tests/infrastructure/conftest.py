@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,13 @@ class Synthesized:
     stack: Any  # infra.stack.TaskmillStack
     config: Any  # infra.config.EnvironmentConfig
 
-    @property
+    @cached_property
     def resources(self) -> dict[str, dict[str, Any]]:
+        # One jsii round trip per session rather than one per question.
         return dict(self.template.to_json()["Resources"])
 
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return dict(self.template.find_resources(resource_type))
+        return {k: r for k, r in self.resources.items() if r["Type"] == resource_type}
 
     def logical_id(self, construct: Any) -> str:
         return str(self.stack.get_logical_id(construct.node.default_child))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infra.database import package_fingerprint
+from infra.bundling import package_layer_fingerprint as package_fingerprint
 from tests.infrastructure.conftest import Synthesized
 
 

@@ -18,25 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def asset_dirs(synthesized: Synthesized) -> dict[str, Path]:
-    """Layer/function logical id -> its asset directory in the cloud assembly (through the
-    assets manifest: the template's S3 key names the asset)."""
-    manifest = json.loads(
-        (synthesized.outdir / f"{synthesized.stack.stack_name}.assets.json").read_text()
-    )
-    by_key = {
-        destination["objectKey"]: synthesized.outdir / asset["source"]["path"]
-        for asset in manifest["files"].values()
-        for destination in asset["destinations"].values()
+    """Layer/function logical id -> its asset directory in the cloud assembly (the asset
+    metadata the app writes, as the CDK CLI does)."""
+    return {
+        logical: synthesized.outdir / resource["Metadata"]["aws:asset:path"]
+        for logical, resource in synthesized.resources.items()
+        if "aws:asset:path" in resource.get("Metadata", {})
     }
-    found = {}
-    for logical, resource in synthesized.resources.items():
-        properties = resource.get("Properties", {})
-        location = properties.get("Content") or properties.get("Code") or {}
-        if resource["Type"] in ("AWS::Lambda::LayerVersion", "AWS::Lambda::Function") and (
-            location.get("S3Key") in by_key
-        ):
-            found[logical] = by_key[location["S3Key"]]
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 
 CONTAINER_NAME = "job"
+# Task definition families are `taskmill-<hash>`; the deployed RunTask permission is scoped
+# to this prefix.
+TASK_FAMILY_PREFIX = "taskmill-"
 
 
 class ContainerPayload(BaseModel):
@@ -36,7 +39,7 @@ def container_run(context: Any, payload: ContainerPayload) -> dict[str, Any]:
         )
     ecs = context.services.client("ecs")
     family = (
-        "taskmill-"
+        TASK_FAMILY_PREFIX
         + hashlib.sha256(f"{payload.image}|{payload.cpu}|{payload.memory}".encode()).hexdigest()[
             :16
         ]
