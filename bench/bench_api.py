@@ -42,6 +42,34 @@ print((time.perf_counter() - started) * 1000)
 """
 
 
+HANDLERS = (
+    "functions.api.handler",
+    "functions.api.authorizer",
+    "functions.worker.handler",
+    "functions.retry.sweep",
+    "functions.retry.redrive",
+    "functions.retry.ecs_events",
+    "functions.migrations.handler",
+)
+MODULES_LOADED = """
+import json, sys
+import {module}
+print(json.dumps(sorted(m for m in sys.modules if m == "taskmill" or m.startswith(
+    ("taskmill.", "psycopg")))))
+"""
+
+
+def modules_loaded(module: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", MODULES_LOADED.format(module=module)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -84,7 +112,7 @@ def latency(server_url: str) -> None:
     from taskmill.db import Database
     from taskmill.db.migrate import migrate
     from taskmill.jobtypes.defaults import build_registry
-    from taskmill.queue.sender import JobQueue
+    from taskmill.queue.sqs import JobQueue
     from taskmill.settings import ApiSettings, JobTypeSettings
     from taskmill.users.store import UserStore
 
@@ -178,6 +206,14 @@ def main() -> None:
         f"cold start functions.api.authorizer: median {authorizer:.0f} ms "
         f"(fresh process, import + init + first verification, median of {COLD_STARTS})"
     )
+    for module in HANDLERS:
+        loaded = modules_loaded(module)
+        own = [m for m in loaded if m == "taskmill" or m.startswith("taskmill.")]
+        psycopg = any(m.startswith("psycopg") for m in loaded)
+        print(
+            f"import {module}: {len(own)} taskmill modules, "
+            f"psycopg {'loaded' if psycopg else 'not loaded'}"
+        )
     print(
         json.dumps(
             {"targets": "<= 2 SQL round trips and 1 SQS call per create; cold start <= 450 ms"}

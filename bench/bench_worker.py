@@ -26,7 +26,7 @@ from taskmill.jobs.model import NewJob
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.queue.messages import message_body
-from taskmill.queue.sender import JobQueue
+from taskmill.queue.sqs import JobQueue
 from taskmill.settings import WorkerSettings
 from taskmill.worker.runner import Worker
 from taskmill.worker.services import PlatformServices
@@ -109,11 +109,12 @@ def work(url: str, events: list[dict[str, Any]], results: Any) -> None:
     """One concurrent 'Lambda invocation stream': its own container, connection and worker."""
     db = Database(url)
     store = JobStore(db)
-    urls: dict[str, Any] = {
-        f"{kind}_url_{p}": f"http://unused/{kind}-{p}"
-        for kind in ("queue", "dlq")
-        for p in ("high", "normal", "low")
-    }
+    # The same names as ARN's queue: the worker knows a record's queue by its ARN.
+    base = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-jobs"
+    urls: dict[str, Any] = {}
+    for p in ("high", "normal", "low"):
+        urls[f"queue_url_{p}"] = f"{base}-{p}"
+        urls[f"dlq_url_{p}"] = f"{base}-{p}-dlq"
     settings = WorkerSettings(database_url=url, **urls)
     queue = JobQueue(settings, client_factory=UnusedSqs)
     worker = Worker(store, queue, build_registry(settings), PlatformServices(settings))

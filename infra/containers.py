@@ -1,5 +1,5 @@
 """What `container.run` jobs run on: an ECS cluster for Fargate tasks, the roles those tasks
-get, and their log group. The worker starts tasks here; the retry construct listens for their
+get, and their log group. The worker starts tasks here; the recovery construct listens for their
 state changes."""
 
 from __future__ import annotations

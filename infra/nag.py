@@ -89,7 +89,7 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
     )
     _ack(
         api.function,
-        f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(stack.retry.redrive_function))}.Arn>:*]",
+        f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(stack.recovery.redrive_function))}.Arn>:*]",
         "Invoking the redrive function's versions/aliases (grantInvoke's shape); one function.",
     )
     _ack(

@@ -16,7 +16,7 @@ from infra.monitoring import Monitoring
 from infra.nag import acknowledge_findings
 from infra.network import Network
 from infra.queues import JobQueues
-from infra.retry import Retry
+from infra.recovery import Recovery
 from infra.workers import Workers
 
 
@@ -38,7 +38,9 @@ class TaskmillStack(Stack):
             self, "Database", config=config, network=self.network, functions=self.functions
         )
         self.containers = Containers(self, "Containers", config=config, network=self.network)
-        self.retry = Retry(
+        # "Retry" is this construct's id from before it was named for what it holds; kept so
+        # logical ids (and so the deployed functions, log groups and alarms) stay as they are.
+        self.recovery = Recovery(
             self,
             "Retry",
             config=config,
@@ -63,10 +65,10 @@ class TaskmillStack(Stack):
             functions=self.functions,
             database=self.database,
             queues=self.job_queues,
-            redrive_function=self.retry.redrive_function,
+            redrive_function=self.recovery.redrive_function,
         )
         # Everything a schema change could break waits for the migrations.
-        for function in (self.api.function, self.workers.function, self.retry.recovery_function):
+        for function in (self.api.function, self.workers.function, self.recovery.sweep_function):
             function.node.add_dependency(self.database.migrations)
         self.monitoring = Monitoring(
             self,
@@ -77,9 +79,9 @@ class TaskmillStack(Stack):
                 "api": self.api.function,
                 "authorizer": self.api.authorizer_function,
                 "worker": self.workers.function,
-                "recovery": self.retry.recovery_function,
-                "redrive": self.retry.redrive_function,
-                "container-events": self.retry.container_events_function,
+                "recovery": self.recovery.sweep_function,
+                "redrive": self.recovery.redrive_function,
+                "container-events": self.recovery.ecs_events_function,
                 "migrations": self.database.migrations_function,
             },
             rest_api=self.api.rest_api,

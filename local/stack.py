@@ -111,9 +111,9 @@ class LocalStack:
         sqs = boto3.client("sqs")
         os.environ.update(create_queues(sqs, QUEUE_PREFIX))
 
+        from taskmill.auth.bootstrap import ensure_first_admin
         from taskmill.db import Database
         from taskmill.db.migrate import migrate
-        from taskmill.users.bootstrap import ensure_first_admin
 
         migrate(database_url)
         self.admin_password = config.admin_password or _secret_file(
@@ -147,7 +147,7 @@ class LocalStack:
 
         import functions.api.authorizer as authorizer
         import functions.api.handler as api
-        import functions.retry.handler as recovery
+        import functions.retry.sweep as recovery
         import functions.worker.handler as worker
         from local.gateway import Gateway
         from local.lambda_runtime import LocalContext

@@ -16,8 +16,10 @@ import psycopg
 import pytest
 from taskmill.db import Database
 from taskmill.db.migrate import migrate
-from taskmill.queue.sender import JobQueue
-from taskmill.settings import QueueSettings, load_settings
+from taskmill.jobtypes.defaults import build_registry
+from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.queue.sqs import JobQueue
+from taskmill.settings import JobTypeSettings, QueueSettings, load_settings
 
 from local.postgres import create_database, drop_database, embedded_postgres
 
@@ -109,3 +111,9 @@ def queue_settings(queue_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
 @pytest.fixture
 def job_queue(queue_settings: QueueSettings, sqs: Any) -> JobQueue:
     return JobQueue(queue_settings, client_factory=lambda: sqs)
+
+
+@pytest.fixture
+def job_registry() -> JobTypeRegistry:
+    """The registry every deployment has (the built-in types)."""
+    return build_registry(JobTypeSettings())

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskmill.db import Database
 from taskmill.db.credentials import database_from_settings
-from taskmill.queue.sender import JobQueue
+from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.redrive_tasks import run_task
 from taskmill.settings import RecoverySettings, load_settings
 

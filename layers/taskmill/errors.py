@@ -59,5 +59,9 @@ class DependencyUnavailable(TaskmillError):
     code = "dependency_unavailable"
 
 
+class QueueUnavailable(DependencyUnavailable):
+    """An SQS call failed (timeout, throttling, a missing queue, no permission)."""
+
+
 class SettingsError(RuntimeError):
     """The function's configuration is incomplete; raised at cold start, never per request."""

@@ -150,6 +150,10 @@ class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings):
 class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings):
     """The HTTP API function."""
 
+    # A request must answer within API Gateway's 29 s: no statement of it may take long
+    # (docs/ARCHITECTURE.md, "Time budget of a request").
+    db_statement_timeout_ms: int = Field(default=5_000, ge=100, le=20_000)
+
     allow_signup: bool = True
     max_unfinished_jobs: int = Field(default=1000, ge=1)
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)

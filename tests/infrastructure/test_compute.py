@@ -29,12 +29,12 @@ def test_every_function_runs_the_chosen_runtime_with_both_layers(dev: Synthesize
     handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
     assert handlers == [
         "authorizer.handler",
-        "container_events.handler",
+        "ecs_events.handler",
         "handler.handler",  # api
-        "handler.handler",  # recovery
+        "handler.handler",  # migrations
         "handler.handler",  # worker
-        "migrations.handler",
         "redrive.handler",
+        "sweep.handler",
     ]
     for function in functions.values():
         props = function["Properties"]
@@ -133,7 +133,7 @@ def test_unknown_environment_names_the_known_ones() -> None:
 
 
 def test_recovery_runs_every_minute(dev: Synthesized) -> None:
-    recovery = dev.logical_id(dev.stack.retry.recovery_function)
+    recovery = dev.logical_id(dev.stack.recovery.sweep_function)
     [rule] = [
         r
         for r in dev.of_type("AWS::Events::Rule").values()
@@ -146,7 +146,7 @@ def test_recovery_runs_every_minute(dev: Synthesized) -> None:
 
 
 def test_stopped_container_tasks_reach_the_container_events_function(dev: Synthesized) -> None:
-    handler = dev.logical_id(dev.stack.retry.container_events_function)
+    handler = dev.logical_id(dev.stack.recovery.ecs_events_function)
     cluster = dev.logical_id(dev.stack.containers.cluster)
     [rule] = [
         r for r in dev.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]
@@ -170,7 +170,7 @@ def test_stopped_container_tasks_reach_the_container_events_function(dev: Synthe
 def test_api_knows_the_redrive_function(dev: Synthesized) -> None:
     api = dev.resources[dev.logical_id(dev.stack.api.function)]
     assert api["Properties"]["Environment"]["Variables"]["TASKMILL_REDRIVE_FUNCTION_NAME"] == {
-        "Ref": dev.logical_id(dev.stack.retry.redrive_function)
+        "Ref": dev.logical_id(dev.stack.recovery.redrive_function)
     }
 
 
@@ -216,8 +216,8 @@ def test_functions_that_build_the_registry_get_the_job_type_settings(dev: Synthe
     for function in (
         stack.api.function,
         stack.workers.function,
-        stack.retry.recovery_function,
-        stack.retry.container_events_function,
+        stack.recovery.sweep_function,
+        stack.recovery.ecs_events_function,
     ):
         variables = dev.resources[dev.logical_id(function)]["Properties"]["Environment"][
             "Variables"

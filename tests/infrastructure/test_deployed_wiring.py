@@ -30,8 +30,8 @@ from taskmill.topology import Priority
 
 import functions.api.authorizer as authorizer_module
 import functions.api.handler as api_module
-import functions.retry.handler as recovery_module
-import functions.retry.migrations as migrations_module
+import functions.migrations.handler as migrations_module
+import functions.retry.sweep as recovery_module
 import functions.worker.handler as worker_module
 from local.postgres import create_database, drop_database
 from local.queues import create_queues
@@ -68,7 +68,7 @@ class Deployment:
             self.key(stack.database.proxy.endpoint): host,
             self.key(stack.api.jwt_secret.secret_arn): secret("jwt", "k" * 64),
             self.key(stack.workers.webhook_secret.secret_arn): secret("webhook", "w" * 64),
-            self.key(stack.retry.redrive_function.function_name): "taskmill-dev-redrive",
+            self.key(stack.recovery.redrive_function.function_name): "taskmill-dev-redrive",
         }
         assert stack.database.admin_secret is not None
         self.values[self.key(stack.database.admin_secret.secret_arn)] = secret(
@@ -156,9 +156,9 @@ def functions_by_name(dev: Synthesized) -> dict[str, Any]:
         "api": stack.api.function,
         "authorizer": stack.api.authorizer_function,
         "worker": stack.workers.function,
-        "recovery": stack.retry.recovery_function,
-        "redrive": stack.retry.redrive_function,
-        "container-events": stack.retry.container_events_function,
+        "recovery": stack.recovery.sweep_function,
+        "redrive": stack.recovery.redrive_function,
+        "container-events": stack.recovery.ecs_events_function,
         "migrations": stack.database.migrations_function,
     }
 

@@ -58,7 +58,7 @@ def test_each_function_may_call_only_what_it_calls(dev: Synthesized) -> None:
     assert {"ecs:RunTask", "iam:PassRole", "sqs:ChangeMessageVisibility"} <= worker
     assert "lambda:InvokeFunction" not in worker
     assert not any(a.startswith("ses:") for a in worker)  # no sender configured in dev
-    recovery = actions_of(dev, stack.retry.recovery_function)
+    recovery = actions_of(dev, stack.recovery.sweep_function)
     assert not any(a.startswith(("ecs:", "lambda:", "iam:")) for a in recovery)
     migrations = actions_of(dev, stack.database.migrations_function)
     assert migrations == xray | read_secret
@@ -125,9 +125,9 @@ def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
         stack.api.function,
         stack.api.authorizer_function,
         stack.workers.function,
-        stack.retry.recovery_function,
-        stack.retry.redrive_function,
-        stack.retry.container_events_function,
+        stack.recovery.sweep_function,
+        stack.recovery.redrive_function,
+        stack.recovery.ecs_events_function,
         stack.database.migrations_function,
     ):
         assert dev.logical_id(function) in body

@@ -133,7 +133,7 @@ def test_migrations_run_on_deploy_with_the_shared_runner(dev: Synthesized) -> No
     assert props["PackageFingerprint"] == package_fingerprint()
     assert props["AdminEmail"] == dev.config.admin_email
     migrations = dev.resources[dev.logical_id(dev.stack.database.migrations_function)]
-    assert migrations["Properties"]["Handler"] == "migrations.handler"
+    assert migrations["Properties"]["Handler"] == "handler.handler"  # functions/migrations
     variables = migrations["Properties"]["Environment"]["Variables"]
     assert "TASKMILL_DB_PROXY_HOST" not in variables  # straight to the instance
     assert set(variables) >= {

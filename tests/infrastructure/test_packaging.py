@@ -36,7 +36,8 @@ def assets(dev: Synthesized) -> dict[str, Path]:
         "package": dirs[dev.logical_id(stack.functions.layers.package)],
         "api": dirs[dev.logical_id(stack.api.function)],
         "worker": dirs[dev.logical_id(stack.workers.function)],
-        "retry": dirs[dev.logical_id(stack.retry.recovery_function)],
+        "retry": dirs[dev.logical_id(stack.recovery.sweep_function)],
+        "migrations": dirs[dev.logical_id(stack.database.migrations_function)],
     }
 
 
@@ -86,13 +87,8 @@ def test_package_layer_and_function_assets_hold_only_their_code(assets: dict[str
     expected = {
         "api": {"__init__.py", "authorizer.py", "handler.py"},
         "worker": {"__init__.py", "handler.py"},
-        "retry": {
-            "__init__.py",
-            "handler.py",
-            "migrations.py",
-            "redrive.py",
-            "container_events.py",
-        },
+        "retry": {"__init__.py", "sweep.py", "redrive.py", "ecs_events.py"},
+        "migrations": {"__init__.py", "handler.py"},
     }
     for name, files in expected.items():
         assert {p.name for p in assets[name].iterdir()} == files, name
@@ -121,7 +117,8 @@ def test_layer_hash_changes_with_the_pinned_requirements(tmp_path: Path) -> None
 HANDLERS = {
     "api": ["handler", "authorizer"],
     "worker": ["handler"],
-    "retry": ["handler", "migrations", "redrive", "container_events"],
+    "retry": ["sweep", "redrive", "ecs_events"],
+    "migrations": ["handler"],
 }
 
 

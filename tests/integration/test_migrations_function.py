@@ -8,7 +8,7 @@ from taskmill.auth.passwords import verify_password
 from taskmill.db import Database
 from taskmill.users.store import UserStore
 
-from functions.retry.migrations import handler
+from functions.migrations.handler import handler
 from local.postgres import create_database, drop_database
 from tests.support.lambda_events import FakeLambdaContext
 

@@ -81,6 +81,7 @@ class ApiClient:
         token: str | None = "default",
         headers: dict[str, str] | None = None,
         raw_body: str | None = None,
+        remaining_seconds: float = 29.0,
     ) -> ApiResponse:
         token = self.token if token == "default" else token
         authorizer = None
@@ -97,7 +98,8 @@ class ApiClient:
         event = rest_event(
             method, path, body=body, headers=all_headers, raw_body=raw_body, authorizer=authorizer
         )
-        response = handle(event, FakeLambdaContext(), self.app, self.services)
+        context = FakeLambdaContext(remaining_seconds=remaining_seconds)
+        response = handle(event, context, self.app, self.services)
         text = response.get("body") or ""
         try:
             parsed = json.loads(text) if text else None

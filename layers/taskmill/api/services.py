@@ -3,42 +3,30 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from taskmill.audit import AuditLog
+from taskmill.auth.keys import token_config
 from taskmill.auth.service import AuthService
 from taskmill.auth.tokens import TokenConfig
+from taskmill.aws import new_client
 from taskmill.db import Database
-from taskmill.db.credentials import database_from_settings, default_secrets_client
+from taskmill.db.credentials import database_from_settings
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.lifecycle.outcomes import Outcomes
 from taskmill.observability import MetricBatch
-from taskmill.queue.sender import JobQueue, default_sqs_client
+from taskmill.queue.sqs import JobQueue, default_sqs_client
 from taskmill.recovery.redrive_tasks import LambdaLauncher, TaskLauncher, ThreadLauncher, run_task
-from taskmill.settings import ApiSettings, JwtSettings
+from taskmill.settings import ApiSettings
 from taskmill.users.store import RefreshTokenStore, UserStore
 
-
-def token_config(
-    settings: JwtSettings, secrets_client_factory: Callable[[], Any] = default_secrets_client
-) -> TokenConfig:
-    """The signing key comes from the environment locally and from Secrets Manager in AWS
-    (read once per container, never put in an environment variable)."""
-    if settings.jwt_secret is not None:
-        secret = settings.jwt_secret.get_secret_value()
-    else:
-        response = secrets_client_factory().get_secret_value(SecretId=settings.jwt_secret_arn)
-        secret = str(response["SecretString"])
-    return TokenConfig(
-        secret=secret,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        access_ttl_seconds=settings.access_token_ttl_seconds,
-        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-    )
+# Kept free at the end of a request for the answer itself.
+RESPONSE_MARGIN_SECONDS = 1.0
 
 
 @dataclass
@@ -53,14 +41,30 @@ class ApiServices:
     metrics: MetricBatch = field(default_factory=MetricBatch)
     launcher: TaskLauncher | None = None
 
+    def send_deadline(self, lambda_context: Any) -> float | None:
+        """When the request's last SQS call must be over (a `time.monotonic()` value): the
+        invocation's remaining time, less one statement (clearing the "to be sent" mark)
+        and the answer. Sends past it are left to the recovery sweep, so the client gets
+        its answer before API Gateway's 29 s instead of a 504 it would retry."""
+        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+        if remaining is None:
+            return None
+        budget = remaining() / 1000 - self.settings.db_statement_timeout_ms / 1000
+        return time.monotonic() + budget - RESPONSE_MARGIN_SECONDS
+
     def redrive_launcher(self) -> TaskLauncher:
         if self.launcher is None:
             self.launcher = default_launcher(self)
         return self.launcher
 
+    # Stores hold no state of their own: a new one per use costs nothing.
     @property
     def jobs(self) -> JobStore:
         return JobStore(self.db)
+
+    @property
+    def outcomes(self) -> Outcomes:
+        return Outcomes(self.jobs, self.queue, self.registry, logger=self.logger)
 
     @property
     def users(self) -> UserStore:
@@ -75,16 +79,10 @@ class ApiServices:
         return AuthService(self.users, RefreshTokenStore(self.db), self.audit, self.tokens)
 
 
-def default_lambda_client() -> Any:
-    import boto3
-
-    return boto3.client("lambda")
-
-
 def default_launcher(services: ApiServices) -> TaskLauncher:
     name = services.settings.redrive_function_name
     if name:
-        return LambdaLauncher(name, default_lambda_client)
+        return LambdaLauncher(name, lambda: new_client("lambda"))
 
     def run_here(task_id: Any) -> None:
         # Its own connection: the API's is not for sharing with a background thread.

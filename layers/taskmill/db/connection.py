@@ -61,8 +61,10 @@ class Database:
         connect_timeout: int = 5,
         statement_timeout_ms: int = 15_000,
         application_name: str = "taskmill",
+        on_connect_error: Callable[[], None] | None = None,
     ) -> None:
         self._conninfo = conninfo
+        self._on_connect_error = on_connect_error
         self._connect_timeout = connect_timeout
         self._statement_timeout_ms = statement_timeout_ms
         self._application_name = application_name
@@ -72,6 +74,14 @@ class Database:
 
     def _open(self) -> Connection:
         conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
+        try:
+            return self._connect(conninfo)
+        except DependencyUnavailable:
+            if self._on_connect_error is not None:
+                self._on_connect_error()
+            raise
+
+    def _connect(self, conninfo: str) -> Connection:
         with translate_errors():
             return psycopg.connect(
                 conninfo,

@@ -9,13 +9,8 @@ from typing import Any
 from psycopg.conninfo import make_conninfo
 
 from taskmill.db.connection import Database
+from taskmill.secrets import Secret
 from taskmill.settings import DatabaseSettings
-
-
-def default_secrets_client() -> Any:
-    import boto3
-
-    return boto3.client("secretsmanager")
 
 
 def conninfo_from_secret(secret: dict[str, Any], *, host: str | None, sslmode: str) -> str:
@@ -31,39 +26,35 @@ def conninfo_from_secret(secret: dict[str, Any], *, host: str | None, sslmode: s
     )
 
 
-def conninfo_source(
-    settings: DatabaseSettings,
-    secrets_client_factory: Callable[[], Any] = default_secrets_client,
-) -> Callable[[], str]:
-    """Where to connect: the URL, or (in AWS) the RDS secret read at each call, so a rotated
-    password is picked up by the next connect."""
+def database_secret(settings: DatabaseSettings) -> Secret:
+    return Secret.from_settings("DATABASE_URL", settings.database_url, settings.db_secret_arn)
+
+
+def conninfo_source(settings: DatabaseSettings, secret: Secret | None = None) -> Callable[[], str]:
+    """Where to connect: the URL, or (in AWS) the RDS secret, read through the secret's
+    cache at each connect so a rotated password is picked up."""
+    source = secret or database_secret(settings)
     if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
-        return lambda: url
-    arn = settings.db_secret_arn
+        return source.get
 
     def conninfo_from_secrets_manager() -> str:
-        response = secrets_client_factory().get_secret_value(SecretId=arn)
         return conninfo_from_secret(
-            json.loads(response["SecretString"]),
-            host=settings.db_proxy_host,
-            sslmode=settings.db_sslmode,
+            json.loads(source.get()), host=settings.db_proxy_host, sslmode=settings.db_sslmode
         )
 
     return conninfo_from_secrets_manager
 
 
 def database_from_settings(
-    settings: DatabaseSettings,
-    *,
-    application_name: str,
-    secrets_client_factory: Callable[[], Any] = default_secrets_client,
+    settings: DatabaseSettings, *, application_name: str, secret: Secret | None = None
 ) -> Database:
-    """A `Database` that opens its connection on first use."""
-    conninfo = conninfo_source(settings, secrets_client_factory)
+    """A `Database` that opens its connection on first use. A failed connect forgets the
+    cached secret, so a password rotated since it was read is re-read on the next try."""
+    source = secret or database_secret(settings)
     return Database(
-        conninfo,
+        conninfo_source(settings, source),
         connect_timeout=settings.db_connect_timeout_seconds,
         statement_timeout_ms=settings.db_statement_timeout_ms,
         application_name=application_name,
+        on_connect_error=source.invalidate,
     )

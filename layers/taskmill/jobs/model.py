@@ -59,6 +59,7 @@ class Job(BaseModel):
     last_error: str | None
     correlation_id: str | None
     send_pending: bool
+    webhook_pending: bool = False
     cancel_requested: bool
     lease_token: UUID | None
     lease_until: datetime | None
@@ -69,6 +70,16 @@ class Job(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+def log_keys(job: Job) -> dict[str, str | int | None]:
+    """What every log line about a job carries, whoever writes it."""
+    return {
+        "job_id": str(job.id),
+        "job_type": job.type,
+        "correlation_id": job.correlation_id,
+        "attempt": job.attempts,
+    }
 
 
 class NewJob(BaseModel):

@@ -43,49 +43,6 @@ SELECT * FROM changed
 """
 
 
-# Final transitions also create the completion webhook of jobs that asked for one, in the same
-# statement as the final state (so a webhook is never lost nor sent for a state that was not
-# committed). The new jobs come back flagged `followup` for the caller to send.
-_WITH_EVENTS_AND_WEBHOOKS = """
-, hooks AS (
-    INSERT INTO jobs (id, owner_id, type, payload, priority, status, max_attempts, timeout_seconds,
-                      backoff_base_seconds, backoff_max_seconds, correlation_id, send_pending,
-                      queued_at, name)
-    SELECT gen_random_uuid(), c.owner_id, 'webhook.deliver',
-           jsonb_build_object(
-               'url', c.webhook_url,
-               'event', jsonb_build_object(
-                   'type', 'job.' || c.status,
-                   'job', jsonb_build_object(
-                       'id', c.id, 'type', c.type, 'status', c.status, 'name', c.name,
-                       'tags', to_jsonb(c.tags), 'attempts', c.attempts, 'result', c.result,
-                       'last_error', c.last_error, 'finished_at', c.finished_at))),
-           'normal', 'queued', 5, 30, 5, 600, c.correlation_id, true, now(),
-           'webhook for ' || c.id
-    FROM changed c
-    WHERE c.webhook_url IS NOT NULL AND c.status IN ('succeeded', 'failed')
-    RETURNING jobs.*, NULL::text AS from_status
-), events AS (
-    INSERT INTO job_events (job_id, from_status, to_status, actor, detail)
-    SELECT c.id, c.from_status, c.status, %(actor)s,
-           %(event_detail)s::jsonb || jsonb_strip_nulls(jsonb_build_object(
-               'attempt', c.attempts, 'error', c.last_error))
-    FROM changed c
-    UNION ALL
-    SELECT h.id, NULL, h.status, %(actor)s,
-           jsonb_build_object('webhook_for', h.payload #> '{event,job,id}')
-    FROM hooks h
-)
-SELECT *, false AS followup FROM changed
-UNION ALL
-SELECT *, true AS followup FROM hooks
-"""
-
-
-def _final_transition(update: LiteralString) -> LiteralString:
-    return "WITH changed AS (" + update + ")" + _WITH_EVENTS_AND_WEBHOOKS
-
-
 def _transition(update: LiteralString, *, picked: LiteralString | None = None) -> LiteralString:
     """Wrap an UPDATE ... RETURNING with its job events. `picked` is an optional
     `SELECT id ... FOR UPDATE SKIP LOCKED` the update joins as `picked`; it is materialised
@@ -144,17 +101,6 @@ def _params(actor: str, detail: dict[str, Any] | None = None, **values: Any) -> 
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._followups: list[Job] = []
-
-    def take_followups(self) -> list[Job]:
-        """Jobs created as a side effect of final transitions (completion webhooks) since the
-        last call; the caller sends them (or the recovery sweep will)."""
-        taken, self._followups = self._followups, []
-        return taken
-
-    def _final(self, rows: list[dict[str, Any]]) -> list[Job]:
-        self._followups.extend(_jobs(row for row in rows if row["followup"]))
-        return _jobs(row for row in rows if not row["followup"])
 
     # ---- create ---------------------------------------------------------------------
 
@@ -448,12 +394,12 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
             {"id": str(job_id), "token": str(token), "result": result}
             for job_id, token, result in outcomes
         ]
-        return self._final(
+        return _jobs(
             self._db.execute(
-                _final_transition("""
+                _transition("""
     UPDATE jobs j SET status = 'succeeded', result = o.result, progress = 100,
            finished_at = now(), updated_at = now(), lease_until = NULL, lease_token = NULL,
-           last_error = NULL
+           last_error = NULL, webhook_pending = j.webhook_url IS NOT NULL
     FROM jsonb_to_recordset(%(data)s::jsonb) AS o(id uuid, token uuid, result jsonb)
     WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
     RETURNING j.*, 'running'::text AS from_status"""),
@@ -481,7 +427,7 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
 
         - retry within SQS's delay range: back to `queued`; `resend` says whether a new
           message must be sent (else the caller lets the current message reappear after
-          the delay, e.g. through its visibility timeout);
+          the delay, e.g. through its visibility timeout); external jobs never get one;
         - retry further away: `scheduled` at now + delay, released by the recovery sweep;
         - no retry: `failed`, with `last_error` kept.
         """
@@ -491,15 +437,16 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
             status, pending = JobStatus.SCHEDULED, False
         else:
             status, pending = JobStatus.QUEUED, resend
-        rows = self._final(
+        rows = _jobs(
             self._db.execute(
-                _final_transition("""
+                _transition("""
     UPDATE jobs SET status = %(status)s, last_error = %(error)s, lease_until = NULL,
            lease_token = NULL, updated_at = now(),
            run_at = now() + make_interval(secs => %(delay)s),
-           send_pending = %(pending)s,
+           send_pending = %(pending)s AND NOT external,
            queued_at = CASE WHEN %(status)s = 'queued' THEN now() ELSE queued_at END,
-           finished_at = CASE WHEN %(status)s = 'failed' THEN now() END
+           finished_at = CASE WHEN %(status)s = 'failed' THEN now() END,
+           webhook_pending = %(status)s = 'failed' AND webhook_url IS NOT NULL
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
     RETURNING jobs.*, 'running'::text AS from_status"""),
                 _params(
@@ -807,6 +754,36 @@ RETURNING jobs.*""",
                 {"grace": older_than_seconds, "limit": limit},
             )
         )
+
+    def pending_webhooks(self, *, older_than_seconds: float, limit: int) -> list[Job]:
+        """Take finished jobs whose completion webhook job was never created (crash right
+        after the final statement), older than a grace period; taking them touches
+        `updated_at`, so a second sweep running at the same time skips them."""
+        return _jobs(
+            self._db.execute(
+                """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE webhook_pending AND status IN ('succeeded', 'failed')
+      AND updated_at < now() - make_interval(secs => %(grace)s)
+    ORDER BY updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+UPDATE jobs SET updated_at = now() FROM picked
+WHERE jobs.id = picked.id AND jobs.webhook_pending
+RETURNING jobs.*""",
+                {"grace": older_than_seconds, "limit": limit},
+            )
+        )
+
+    def clear_webhook_pending(self, job_ids: Sequence[UUID]) -> int:
+        """Clear the "webhook to be created" mark once the webhook jobs exist."""
+        if not job_ids:
+            return 0
+        rows = self._db.execute(
+            "UPDATE jobs SET webhook_pending = false WHERE id = ANY (%s) AND webhook_pending "
+            "RETURNING id",
+            (list(job_ids),),
+        )
+        return len(rows)
 
     def failed_jobs(self, *, priority: str, limit: int) -> list[Job]:
         """Failed jobs of one priority that had SQS messages (for DLQ reconciliation)."""

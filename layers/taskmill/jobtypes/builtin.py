@@ -54,7 +54,7 @@ def register(registry: JobTypeRegistry) -> None:
     from taskmill.jobtypes.container_run import ContainerPayload, container_run
     from taskmill.jobtypes.email_send import EmailPayload, email_send
     from taskmill.jobtypes.http_request import HttpRequestPayload, http_request
-    from taskmill.jobtypes.webhook_deliver import WebhookPayload, webhook_deliver
+    from taskmill.jobtypes.webhook_deliver import WEBHOOK_TYPE, WebhookPayload, webhook_deliver
 
     registry.register(
         "http.request",
@@ -75,7 +75,7 @@ def register(registry: JobTypeRegistry) -> None:
         backoff_max_seconds=900,
     )(email_send)
     registry.register(
-        "webhook.deliver",
+        WEBHOOK_TYPE,
         payload=WebhookPayload,
         description="Delivers a signed completion event to a job's webhook_url.",
         max_attempts=5,

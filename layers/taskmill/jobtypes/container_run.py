@@ -1,7 +1,7 @@
 """`container.run`: run a command in a container image on ECS Fargate.
 
 The job body only starts the task; the job stays `running` until the ECS "Task State
-Change" event for that task arrives (see `taskmill.containers`). Its lease is its timeout,
+Change" event for that task arrives (see `taskmill.lifecycle.ecs_events`). Its lease is its timeout,
 so a task whose event never comes is recovered by the sweep like any stuck job.
 """
 

@@ -1,5 +1,9 @@
 """`webhook.deliver`: POST an HMAC-signed event to a job's `webhook_url`.
 
+The platform creates one such job when a job that has a `webhook_url` succeeds or fails; its
+payload is `{"url", "event": completion_event(job)}` and its defaults (attempts, timeout,
+backoff, priority) are this type's registry defaults.
+
 Receivers verify `Taskmill-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` computed over
 `"<t>.<raw body>"` with the shared webhook secret, and refuse stale timestamps (replays):
 see `verify_webhook_signature`.
@@ -15,9 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from taskmill.jobs.model import Job
 from taskmill.jobs.retry import JobFailure
-from taskmill.jobtypes.http_request import HttpRequestPayload, http_request
 
+WEBHOOK_TYPE = "webhook.deliver"
 SIGNATURE_HEADER = "Taskmill-Signature"
 DEFAULT_TOLERANCE_SECONDS = 300
 
@@ -26,6 +31,25 @@ class WebhookPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(max_length=2048)
     event: dict[str, Any]
+
+
+def completion_event(job: Job) -> dict[str, Any]:
+    """The event a finished job's completion webhook delivers (the one place its shape is
+    defined)."""
+    return {
+        "type": f"job.{job.status.value}",
+        "job": {
+            "id": str(job.id),
+            "type": job.type,
+            "status": job.status.value,
+            "name": job.name,
+            "tags": list(job.tags),
+            "attempts": job.attempts,
+            "result": job.result,
+            "last_error": job.last_error,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        },
+    }
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -56,6 +80,10 @@ def verify_webhook_signature(
 
 def webhook_deliver(context: Any, payload: WebhookPayload) -> dict[str, Any]:
     """Delivers a signed completion event; any non-2xx answer is retried."""
+    # Imported here: the API builds completion events but never delivers them, and the HTTP
+    # client (urllib, sockets) is not worth its cold-start milliseconds there.
+    from taskmill.jobtypes.http_request import HttpRequestPayload, http_request
+
     body = json.dumps(payload.event, separators=(",", ":"), sort_keys=True)
     timestamp = int(time.time())
     signature = sign(context.services.webhook_secret(), timestamp, body.encode())

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import JobStore
-from taskmill.jobs.submit import send_pending
+from taskmill.lifecycle.sending import send_pending
 from taskmill.queue.messages import MalformedMessage, parse_message
-from taskmill.queue.sender import JobQueue
+from taskmill.queue.sqs import JobQueue
 from taskmill.topology import Priority
 
 PEEK_SCAN_LIMIT = 500
-_RECEIVE = {
-    "MaxNumberOfMessages": 10,
-    "MessageAttributeNames": ["All"],
-    "AttributeNames": ["SentTimestamp", "ApproximateReceiveCount"],
-}
 
 
 @dataclass
@@ -74,37 +69,25 @@ class Peek:
 def _read(
     queue: JobQueue, priority: Priority, *, limit: int, visibility: int
 ) -> tuple[list[DeadLetter], bool]:
-    url = queue.dlq_url(priority)
     seen: dict[str, DeadLetter] = {}
     complete = False
     while len(seen) < limit:
-        queue.calls += 1
-        messages = queue.client.receive_message(
-            QueueUrl=url, VisibilityTimeout=visibility, WaitTimeSeconds=0, **_RECEIVE
-        ).get("Messages", [])
-        fresh = [m for m in messages if m["MessageId"] not in seen]
+        messages = queue.receive_dead_letters(priority, visibility_seconds=visibility)
+        fresh = [m for m in messages if m.message_id not in seen]
         if not fresh:
             complete = True
             break
         for message in fresh:
             try:
-                parsed = parse_message(message["Body"], message.get("MessageAttributes"))
-                job_id: UUID | None = parsed.job_id
-                reason = parsed.attributes.get("failure_reason")
+                job_id: UUID | None = parse_message(message.body).job_id
             except MalformedMessage:
                 job_id = None
-                reason = (
-                    (message.get("MessageAttributes") or {})
-                    .get("failure_reason", {})
-                    .get("StringValue")
-                )
-            sent = message.get("Attributes", {}).get("SentTimestamp")
-            seen[message["MessageId"]] = DeadLetter(
-                message_id=message["MessageId"],
-                receipt_handle=message["ReceiptHandle"],
+            seen[message.message_id] = DeadLetter(
+                message_id=message.message_id,
+                receipt_handle=message.receipt_handle,
                 job_id=job_id,
-                dead_lettered_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
-                failure_reason=reason,
+                dead_lettered_at=message.sent_at,
+                failure_reason=message.attributes.get("failure_reason"),
             )
     return list(seen.values()), complete
 
@@ -193,20 +176,12 @@ def redrive(
         result.redriven = sorted(done, key=str)
         result.skipped = [c.message_id for c in chosen if c.job_id not in done]
     for letter in release:
-        queue.calls += 1
-        queue.client.change_message_visibility(
-            QueueUrl=queue.dlq_url(priority),
-            ReceiptHandle=letter.receipt_handle,
-            VisibilityTimeout=0,
-        )
+        queue.release_dead_letter(priority, letter.receipt_handle)
     return result
 
 
 def _delete(queue: JobQueue, priority: Priority, letter: DeadLetter) -> None:
-    queue.calls += 1
-    queue.client.delete_message(
-        QueueUrl=queue.dlq_url(priority), ReceiptHandle=letter.receipt_handle
-    )
+    queue.delete_dead_letter(priority, letter.receipt_handle)
 
 
 def describe(result: RedriveResult) -> dict[str, Any]:

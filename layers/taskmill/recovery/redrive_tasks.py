@@ -14,10 +14,11 @@ from uuid import UUID, uuid4
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict
 
+from taskmill.aws import aws_errors
 from taskmill.db import Database
-from taskmill.errors import NotFound
+from taskmill.errors import DependencyUnavailable, NotFound
 from taskmill.jobs.store import JobStore
-from taskmill.queue.sender import JobQueue
+from taskmill.queue.sqs import JobQueue
 from taskmill.recovery import dlq
 from taskmill.topology import Priority
 
@@ -142,11 +143,14 @@ class LambdaLauncher:
         self.client_factory = client_factory
 
     def launch(self, task_id: UUID) -> None:
-        self.client_factory().invoke(
-            FunctionName=self.function_name,
-            InvocationType="Event",
-            Payload=json.dumps({"task_id": str(task_id)}).encode(),
-        )
+        try:
+            self.client_factory().invoke(
+                FunctionName=self.function_name,
+                InvocationType="Event",
+                Payload=json.dumps({"task_id": str(task_id)}).encode(),
+            )
+        except aws_errors() as exc:
+            raise DependencyUnavailable("the redrive function could not be started") from exc
 
 
 class ThreadLauncher:

@@ -8,16 +8,16 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from taskmill.jobs.model import Job, JobStatus
-from taskmill.jobs.retry import JobFailure, RetryPolicy, decide_retry
+from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
-from taskmill.jobs.submit import send_pending
 from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.lifecycle.outcomes import Outcomes
+from taskmill.lifecycle.schedules import fire_due
+from taskmill.lifecycle.sending import send_pending
+from taskmill.lifecycle.webhooks import create_completion_webhooks
 from taskmill.observability import MetricBatch
-from taskmill.queue.sender import JobQueue, sqs_errors
-from taskmill.schedules.store import ScheduleStore, fire_due
-
-LEASE_EXPIRED = "the lease expired: the worker crashed, timed out or lost its connection"
+from taskmill.queue.sqs import JobQueue
+from taskmill.schedules.store import ScheduleStore
 
 
 @dataclass
@@ -29,6 +29,7 @@ class SweepReport:
     cancelled_waiting: int = 0
     resent: int = 0
     sent: int = 0
+    webhooks_created: int = 0
     deleted_finished: int = 0
     schedule_runs: int = 0
 
@@ -39,6 +40,8 @@ class SweepReport:
 @dataclass(frozen=True)
 class SweepLimits:
     batch: int = 500
+    # How long a "to be sent" (or "webhook to be created") mark may stand before the sweep
+    # takes it over: in-flight requests and workers finish their own sends first.
     send_grace_seconds: float = 30.0
     retention_days: float = 30.0
 
@@ -48,23 +51,24 @@ class Sweeper:
         self,
         store: JobStore,
         queue: JobQueue,
+        registry: JobTypeRegistry,
         limits: SweepLimits,
         *,
         schedules: ScheduleStore | None = None,
-        registry: JobTypeRegistry | None = None,
         logger: logging.Logger | Any = None,
     ) -> None:
         self.store = store
         self.queue = queue
+        self.registry = registry
         self.limits = limits
         self.schedules = schedules
-        self.registry = registry
         self.logger = logger or logging.getLogger("taskmill.recovery")
+        self.outcomes = Outcomes(store, queue, registry, logger=self.logger)
 
     def run(self) -> tuple[SweepReport, MetricBatch]:
         report = SweepReport()
         batch = self.limits.batch
-        if self.schedules is not None and self.registry is not None:
+        if self.schedules is not None:
             report.schedule_runs = fire_due(
                 self.schedules,
                 self.store,
@@ -81,14 +85,21 @@ class Sweeper:
         report.released_waiting = len(waiting)
         report.sent += len(send_pending(self.store, self.queue, waiting))
         report.cancelled_waiting = len(self.store.cancel_waiting_on_failed(limit=batch))
+        grace = self.limits.send_grace_seconds
+        report.webhooks_created = len(
+            create_completion_webhooks(
+                self.store,
+                self.queue,
+                self.registry,
+                self.store.pending_webhooks(older_than_seconds=grace, limit=batch),
+                logger=self.logger,
+            )
+        )
         # Last, so everything made `queued` above but not sent (SQS trouble) is retried at
         # the next run, after the grace period, like any other unsent job.
-        stuck = self.store.pending_sends(
-            older_than_seconds=self.limits.send_grace_seconds, limit=batch
-        )
+        stuck = self.store.pending_sends(older_than_seconds=grace, limit=batch)
         report.resent = len(send_pending(self.store, self.queue, stuck))
         report.sent += report.resent
-        report.sent += len(send_pending(self.store, self.queue, self.store.take_followups()))
         report.deleted_finished = self.store.delete_finished(
             older_than_days=self.limits.retention_days, limit=batch
         )
@@ -100,27 +111,11 @@ class Sweeper:
 
     def _recover_expired_leases(self, report: SweepReport) -> None:
         for job in self.store.expired_leases(limit=self.limits.batch):
-            decision = decide_retry(
-                JobFailure(LEASE_EXPIRED),
-                job.attempts,
-                RetryPolicy(job.max_attempts, job.backoff_base_seconds, job.backoff_max_seconds),
-            )
-            recovered = self.store.recover_expired(job, LEASE_EXPIRED, decision)
-            if recovered is None:
+            failure = self.outcomes.lease_expired(job)
+            if failure is None or failure.job is None:
                 continue  # reported on meanwhile, or another sweep got it first
-            if recovered.status is JobStatus.FAILED:
+            if failure.job.status is JobStatus.FAILED:
                 report.recovered_failed += 1
-                self._dead_letter(recovered, decision.reason)
             else:
                 report.recovered_retried += 1
-                report.sent += len(send_pending(self.store, self.queue, [recovered]))
-
-    def _dead_letter(self, job: Job, reason: str) -> None:
-        if job.external:
-            return  # external jobs never had a message; `failed` in Postgres is their record
-        try:
-            self.queue.dead_letter(job, reason, error=LEASE_EXPIRED)
-        except sqs_errors():
-            self.logger.exception(
-                "could not send a failed job to its DLQ", extra={"job_id": str(job.id)}
-            )
+                report.sent += int(failure.sent)

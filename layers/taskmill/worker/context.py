@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from taskmill.jobs.model import Job
+from taskmill.jobs.model import Job, log_keys
 from taskmill.jobs.store import JobStore
 from taskmill.worker.services import PlatformServices
 
@@ -22,12 +22,7 @@ class JobLogger:
 
     def __init__(self, logger: logging.Logger | Any, job: Job) -> None:
         self._logger = logger
-        self._keys = {
-            "job_id": str(job.id),
-            "job_type": job.type,
-            "correlation_id": job.correlation_id,
-            "attempt": job.attempts,
-        }
+        self._keys = log_keys(job)
 
     def _log(self, level: str, message: str, extra: dict[str, Any] | None, **kwargs: Any) -> None:
         getattr(self._logger, level)(message, extra={**self._keys, **(extra or {})}, **kwargs)

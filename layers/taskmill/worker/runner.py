@@ -1,16 +1,15 @@
-"""One SQS batch: parse, claim (one statement), run, record (one statement), release.
+"""One SQS batch: parse, claim (one statement), run, record the outcomes.
 
 SQL per batch of successful jobs: claim, complete, release dependents — three round trips
 whatever the batch size. Failures, cancellations and redrives add a statement each, which
-is fine: they are the exception.
+is fine: they are the exception. Outcomes are recorded by `taskmill.lifecycle.outcomes`, like
+every other outcome of the platform.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,20 +19,20 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from taskmill.errors import QueueUnavailable
 from taskmill.jobs.model import Job, JobStatus
-from taskmill.jobs.retry import JobFailure, PermanentJobFailure, RetryPolicy, decide_retry
+from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobs.store import JobStore
-from taskmill.jobs.submit import send_pending
 from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.lifecycle.outcomes import HeldMessage, Outcomes, Success
 from taskmill.observability import MetricBatch
 from taskmill.queue.messages import JobMessage, MalformedMessage, parse_message
-from taskmill.queue.sender import JobQueue, sqs_errors
+from taskmill.queue.sqs import JobQueue
 from taskmill.topology import Priority
 from taskmill.worker.context import JobContext
 from taskmill.worker.services import PlatformServices
 
-_QUEUE_NAME = re.compile(r"-jobs-(high|normal|low)$")
-RELEASE_BATCH_LIMIT = 500
+ACTOR = "worker"
 MAX_PARALLEL_BODIES = 10  # Lambda's SQS batch size for standard queues tops out here per poll
 
 
@@ -53,23 +52,23 @@ class Delivery:
     receipt_handle: str
     body: str
     message_attributes: dict[str, Any]
-    priority: Priority
+    source_arn: str
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Delivery:
-        match = _QUEUE_NAME.search(str(record.get("eventSourceARN", "")))
         return cls(
             message_id=record["messageId"],
             receipt_handle=record["receiptHandle"],
             body=record.get("body") or "",
             message_attributes=record.get("messageAttributes") or {},
-            priority=Priority(match[1]) if match else Priority.NORMAL,
+            source_arn=str(record.get("eventSourceARN", "")),
         )
 
 
 @dataclass
 class Attempt:
     delivery: Delivery
+    message: HeldMessage
     job: Job
     context: JobContext
     outcome: Outcome | None = None
@@ -88,15 +87,6 @@ class BatchReport:
     metrics: MetricBatch = field(default_factory=MetricBatch)
 
 
-def _policy(job: Job) -> RetryPolicy:
-    return RetryPolicy(job.max_attempts, job.backoff_base_seconds, job.backoff_max_seconds)
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text if isinstance(error, JobFailure) else f"{type(error).__name__}: {text}"
-
-
 class Worker:
     def __init__(
         self,
@@ -108,12 +98,14 @@ class Worker:
         logger: logging.Logger | Any = None,
         clock: Callable[[], float] = time.monotonic,
         deadline_margin_seconds: float = 5.0,
+        outcomes: Outcomes | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
         self.registry = registry
         self.services = services
         self.logger = logger or logging.getLogger("taskmill.worker")
+        self.outcomes = outcomes or Outcomes(store, queue, registry, logger=self.logger)
         self.clock = clock
         self.margin = deadline_margin_seconds
         self._pool: ThreadPoolExecutor | None = None
@@ -141,50 +133,63 @@ class Worker:
         deadline = self.clock() + remaining_seconds - self.margin
         messages = self._parse(records, report)
         self._redrive_moved_back(messages)
-        claimed = {job.id: job for job in self.store.claim_many([m.job_id for _, m in messages])}
+        claimed = {job.id: job for job in self.store.claim_many([m.job_id for _, _, m in messages])}
         attempts = []
-        for delivery, message in messages:
+        for delivery, priority, message in messages:
             job = claimed.pop(message.job_id, None)
             if job is None:
                 # Running elsewhere, finished, cancelled or deleted: a duplicate or late
                 # delivery. Acknowledge it so it is not delivered again.
                 report.skipped.append(delivery.message_id)
                 continue
-            attempts.append(self._prepare(delivery, job, deadline))
+            held = HeldMessage(priority, delivery.receipt_handle)
+            attempts.append(self._prepare(delivery, held, job, deadline))
         self._run(attempts, deadline)
         self._record(attempts, report)
         return report
 
     def _parse(
         self, records: Sequence[dict[str, Any]], report: BatchReport
-    ) -> list[tuple[Delivery, JobMessage]]:
+    ) -> list[tuple[Delivery, Priority, JobMessage]]:
         parsed = []
         for record in records:
             delivery = Delivery.from_record(record)
+            priority = self.queue.priority_of_source(delivery.source_arn)
+            if priority is None:
+                # Not one of this deployment's queues (a miswired event source): leave the
+                # message alone; its own queue's redrive policy deals with it.
+                self.logger.error(
+                    "message from an unknown queue left on it",
+                    extra={"message_id": delivery.message_id, "source": delivery.source_arn},
+                )
+                report.failed_message_ids.append(delivery.message_id)
+                continue
             try:
-                parsed.append((delivery, parse_message(delivery.body, delivery.message_attributes)))
+                message = parse_message(delivery.body, delivery.message_attributes)
             except MalformedMessage as exc:
                 self.logger.error(
                     "malformed message sent to the DLQ",
                     extra={"message_id": delivery.message_id, "reason": str(exc)},
                 )
                 try:
-                    self.queue.dead_letter_raw(
-                        delivery.priority, delivery.body, f"malformed: {exc}"
-                    )
-                except sqs_errors():
+                    self.queue.dead_letter_raw(priority, delivery.body, f"malformed: {exc}")
+                except QueueUnavailable:
                     # Leave it on the queue: SQS's maxReceiveCount moves it to the DLQ.
                     report.failed_message_ids.append(delivery.message_id)
                     continue
                 report.malformed.append(delivery.message_id)
+                continue
+            parsed.append((delivery, priority, message))
         return parsed
 
-    def _redrive_moved_back(self, messages: Sequence[tuple[Delivery, JobMessage]]) -> None:
+    def _redrive_moved_back(
+        self, messages: Sequence[tuple[Delivery, Priority, JobMessage]]
+    ) -> None:
         """A message the platform dead-lettered is back on its source queue: someone moved
         it (the console's "Start DLQ redrive" changes nothing in Postgres). Give its job a
         fresh attempt budget; the expected redrive count makes a duplicate a no-op."""
         by_count: dict[int, list[UUID]] = {}
-        for _, message in messages:
+        for _, _, message in messages:
             if message.dead_lettered and message.redrive_count is not None:
                 by_count.setdefault(message.redrive_count, []).append(message.job_id)
         for count, job_ids in by_count.items():
@@ -196,7 +201,9 @@ class Worker:
 
     # ---- running ------------------------------------------------------------------------
 
-    def _prepare(self, delivery: Delivery, job: Job, deadline: float) -> Attempt:
+    def _prepare(
+        self, delivery: Delivery, message: HeldMessage, job: Job, deadline: float
+    ) -> Attempt:
         context = JobContext(
             job,
             self.store,
@@ -205,7 +212,7 @@ class Worker:
             logger=self.logger,
             clock=self.clock,
         )
-        return Attempt(delivery, job, context)
+        return Attempt(delivery, message, job, context)
 
     def _run(self, attempts: Sequence[Attempt], deadline: float) -> None:
         # Bodies run on pool threads so a slow one can be timed out and the batch still
@@ -260,75 +267,51 @@ class Worker:
     # ---- recording ----------------------------------------------------------------------
 
     def _record(self, attempts: Sequence[Attempt], report: BatchReport) -> None:
-        succeeded = [a for a in attempts if a.outcome is Outcome.SUCCEEDED]
-        finished = self.store.succeed_many(
-            [(a.job.id, a.job.lease_token, a.result) for a in succeeded if a.job.lease_token]
-        )
-        finished_ids = {job.id for job in finished}
+        # The exceptions first, one statement each; then every success in one statement,
+        # with its follow-ups (dependents, webhooks).
+        for attempt in attempts:
+            job = attempt.job
+            if attempt.outcome is Outcome.FAILED:
+                self._record_failure(attempt, report)
+            elif attempt.outcome is Outcome.CANCELLED:
+                self.outcomes.cancelled(job, actor=ACTOR)
+            elif attempt.outcome is Outcome.RELEASED:
+                self.outcomes.released(
+                    job, "the worker reached its deadline", actor=ACTOR, message=attempt.message
+                )
+                report.failed_message_ids.append(attempt.delivery.message_id)
+        finished = {
+            job.id
+            for job in self.outcomes.succeeded(
+                [
+                    Success(a.job.id, a.job.lease_token, a.result)
+                    for a in attempts
+                    if a.outcome is Outcome.SUCCEEDED and a.job.lease_token is not None
+                ],
+                actor=ACTOR,
+            )
+        }
         for attempt in attempts:
             outcome = attempt.outcome
-            job = attempt.job
-            assert job.lease_token is not None
-            if outcome is Outcome.SUCCEEDED and job.id not in finished_ids:
+            if outcome is Outcome.SUCCEEDED and attempt.job.id not in finished:
                 outcome = None  # its lease was recovered meanwhile: the recovery owns it
-            elif outcome is Outcome.FAILED:
-                self._record_failure(attempt, report)
-            elif outcome is Outcome.CANCELLED:
-                self.store.acknowledge_cancel(job.id, job.lease_token)
-            elif outcome is Outcome.RELEASED:
-                self.store.release(job.id, job.lease_token, "the worker reached its deadline")
-                self._redeliver(attempt, 0, report)
             if outcome is not None:
-                report.outcomes[job.id] = outcome
+                report.outcomes[attempt.job.id] = outcome
             self._measure(attempt, outcome, report.metrics)
-        if finished_ids:
-            released = self.store.release_waiting(
-                limit=RELEASE_BATCH_LIMIT, job_ids=list(finished_ids)
-            )
-            send_pending(self.store, self.queue, released)
-        send_pending(self.store, self.queue, self.store.take_followups())
 
     def _record_failure(self, attempt: Attempt, report: BatchReport) -> None:
-        job = attempt.job
-        assert job.lease_token is not None
         assert attempt.error is not None
-        message = _describe(attempt.error)
-        decision = decide_retry(attempt.error, job.attempts, _policy(job))
-        updated = self.store.fail(job.id, job.lease_token, message, decision, resend=False)
-        attempt.context.logger.warning(
-            "job attempt failed",
-            extra={
-                "error": message,
-                "retry": decision.retry,
-                "delay_seconds": round(decision.delay_seconds, 3),
-            },
+        failure = self.outcomes.failed(
+            attempt.job, attempt.error, actor=ACTOR, message=attempt.message
         )
-        if updated is None:
+        if failure.redeliver:
+            report.failed_message_ids.append(attempt.delivery.message_id)
+        if failure.job is None:
             return
-        if updated.status is JobStatus.QUEUED:
-            report.metrics.add("JobsRetried", job_type=job.type)
-            self._redeliver(attempt, math.ceil(decision.delay_seconds), report)
-        elif updated.status is JobStatus.FAILED:
-            report.metrics.add("JobsFailed", job_type=job.type)
-            try:
-                self.queue.dead_letter(updated, decision.reason, error=message)
-            except sqs_errors():
-                # The job is `failed` in Postgres either way; the DLQ reconciliation
-                # reports a failed job whose DLQ message is missing.
-                self.logger.exception(
-                    "could not send a failed job to its DLQ", extra={"job_id": str(job.id)}
-                )
-
-    def _redeliver(self, attempt: Attempt, delay: int, report: BatchReport) -> None:
-        """Retry through SQS: the same message comes back after `delay` seconds."""
-        report.failed_message_ids.append(attempt.delivery.message_id)
-        try:
-            self.queue.delay_redelivery(
-                attempt.delivery.priority, attempt.delivery.receipt_handle, delay
-            )
-        except sqs_errors():
-            # It still comes back, after the queue's visibility timeout.
-            self.logger.exception("could not shorten a message's visibility")
+        if failure.job.status is JobStatus.FAILED:
+            report.metrics.add("JobsFailed", job_type=attempt.job.type)
+        else:
+            report.metrics.add("JobsRetried", job_type=attempt.job.type)
 
     def _measure(self, attempt: Attempt, outcome: Outcome | None, metrics: MetricBatch) -> None:
         job = attempt.job

@@ -1,46 +1,46 @@
-"""What platform job types need from outside: settings and lazily created AWS clients."""
+"""What platform job types need from outside: settings, AWS clients and the webhook key."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskmill.aws import new_client
 from taskmill.jobs.retry import PermanentJobFailure
+from taskmill.secrets import Secret
 from taskmill.settings import WorkerSettings
 
 
-def boto3_client(service: str) -> Any:
-    import boto3
-
-    return boto3.client(service)
+def webhook_secret_of(settings: WorkerSettings) -> Secret:
+    return Secret.from_settings(
+        "TASKMILL_WEBHOOK_SECRET", settings.webhook_secret, settings.webhook_secret_arn
+    )
 
 
 @dataclass
 class PlatformServices:
     settings: WorkerSettings
-    client_factory: Callable[[str], Any] = boto3_client
+    client_factory: Callable[[str], Any] = new_client
+    secret: Secret | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
-    _webhook_secret: str | None = None
+    # Job bodies run on threads: two creating the same client would each pay for it.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.client_factory(service)
-        return self._clients[service]
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.client_factory(service)
+            return self._clients[service]
 
     def webhook_secret(self) -> str:
-        """The key that signs completion webhooks; read once per container."""
-        if self._webhook_secret is None:
-            if self.settings.webhook_secret is not None:
-                self._webhook_secret = self.settings.webhook_secret.get_secret_value()
-            elif self.settings.webhook_secret_arn:
-                response = self.client("secretsmanager").get_secret_value(
-                    SecretId=self.settings.webhook_secret_arn
-                )
-                self._webhook_secret = str(response["SecretString"])
-            else:
-                raise PermanentJobFailure(
-                    "webhooks are not configured: set TASKMILL_WEBHOOK_SECRET or "
-                    "TASKMILL_WEBHOOK_SECRET_ARN"
-                )
-        return self._webhook_secret
+        """The key that signs completion webhooks (cached; re-read after its max age)."""
+        if self.secret is None:
+            self.secret = webhook_secret_of(self.settings)
+        if not self.secret.configured:
+            raise PermanentJobFailure(
+                "webhooks are not configured: set TASKMILL_WEBHOOK_SECRET or "
+                "TASKMILL_WEBHOOK_SECRET_ARN"
+            )
+        return self.secret.get()

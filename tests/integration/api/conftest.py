@@ -9,7 +9,7 @@ from taskmill.auth.passwords import ScryptParams, hash_password
 from taskmill.auth.tokens import TokenConfig
 from taskmill.db import Database
 from taskmill.jobtypes.defaults import build_registry
-from taskmill.queue.sender import JobQueue
+from taskmill.queue.sqs import JobQueue
 from taskmill.settings import ApiSettings, JobTypeSettings
 from taskmill.users.store import UserStore
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from taskmill.jobs.store import JobStore
+from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 
 from tests.integration.worker.conftest import queue_messages
@@ -93,22 +94,25 @@ def test_batch_create(as_user, sqs, job_queue) -> None:
     assert len(as_user.get("/v1/jobs?limit=200").body["items"]) == 12
 
 
-def test_sqs_outage_leaves_the_job_for_the_sweep(as_user, services, job_queue, db, sqs) -> None:
+def test_sqs_outage_leaves_the_job_for_the_sweep(
+    as_user, services, api_settings, job_queue, db, sqs
+) -> None:
     from botocore.exceptions import EndpointConnectionError
 
     class Down:
         def send_message_batch(self, **_: Any) -> Any:
             raise EndpointConnectionError(endpoint_url="http://sqs")
 
-    working_client = job_queue.client
-    job_queue._client = Down()
+    services.queue = JobQueue(api_settings, client_factory=Down)
     r = as_user.post("/v1/jobs", {"type": "noop"})
     assert r.status == 201  # accepted: the recovery sweep will send it
     store = JobStore(db)
     job = store.get(r.body["id"])
     assert job.send_pending
-    job_queue._client = working_client
-    report, _ = Sweeper(store, job_queue, SweepLimits(send_grace_seconds=0)).run()
+    services.queue = job_queue
+    report, _ = Sweeper(
+        store, job_queue, services.registry, SweepLimits(send_grace_seconds=0)
+    ).run()
     assert report.resent == 1
     assert not store.get(job.id).send_pending
     [message] = queue_messages(sqs, job_queue.queue_url("normal"))
@@ -364,3 +368,18 @@ def test_external_completion_sends_its_webhook_at_once(as_user, as_worker, sqs, 
     as_worker.post(f"/v1/jobs/{job['id']}/complete", {"lease_token": claimed["lease_token"]})
     [message] = queue_messages(sqs, job_queue.queue_url("normal"))
     assert message["MessageAttributes"]["job_type"]["StringValue"] == "webhook.deliver"
+
+
+def test_a_create_late_in_its_time_leaves_the_send_to_the_sweep(
+    as_user, job_queue, db, sqs
+) -> None:
+    """An invocation with little time left (a slow database before it) answers 201 in time
+    instead of starting an SQS call that could outlast API Gateway's 29 s."""
+    late = as_user.post("/v1/jobs", {"type": "noop"}, remaining_seconds=15)
+    assert late.status == 201
+    assert JobStore(db).get(late.body["id"]).send_pending
+    assert queue_messages(sqs, job_queue.queue_url("normal")) == []
+    in_time = as_user.post("/v1/jobs", {"type": "noop"})
+    assert not JobStore(db).get(in_time.body["id"]).send_pending
+    [message] = queue_messages(sqs, job_queue.queue_url("normal"))
+    assert json.loads(message["Body"])["job_id"] == in_time.body["id"]

@@ -10,8 +10,9 @@ from uuid import UUID
 
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobFilter, JobStore
+from taskmill.lifecycle.schedules import fire_due
 from taskmill.recovery.sweep import Sweeper, SweepLimits
-from taskmill.schedules.store import ScheduleStore, fire_due
+from taskmill.schedules.store import ScheduleStore
 
 from tests.integration.worker.conftest import failures, queue_messages
 from tests.support.lambda_events import FakeLambdaContext
@@ -123,11 +124,7 @@ def test_missed_window_runs_once(as_user, db, job_queue, services) -> None:
 def test_the_sweep_fires_schedules(as_user, db, job_queue, services, sqs) -> None:
     _due_schedule(as_user, db)
     sweeper = Sweeper(
-        JobStore(db),
-        job_queue,
-        SweepLimits(),
-        schedules=ScheduleStore(db),
-        registry=services.registry,
+        JobStore(db), job_queue, services.registry, SweepLimits(), schedules=ScheduleStore(db)
     )
     assert sweeper.run()[0].schedule_runs == 1
     assert len(queue_messages(sqs, job_queue.queue_url("normal"))) == 1

@@ -11,10 +11,11 @@ import pytest
 from taskmill.db import Database
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
-from taskmill.queue.sender import JobQueue
-from taskmill.recovery.sweep import LEASE_EXPIRED, Sweeper, SweepLimits
+from taskmill.lifecycle.outcomes import LEASE_EXPIRED
+from taskmill.queue.sqs import JobQueue
+from taskmill.recovery.sweep import Sweeper, SweepLimits
 
-from functions.retry.handler import handler as sweep_handler
+from functions.retry.sweep import handler as sweep_handler
 from tests.integration.worker.conftest import queue_messages
 from tests.support.factories import create_job, make_user
 from tests.support.lambda_events import FakeLambdaContext
@@ -33,8 +34,8 @@ def owner(db: Database) -> Any:
 
 
 @pytest.fixture
-def sweeper(store: JobStore, job_queue: JobQueue) -> Sweeper:
-    return Sweeper(store, job_queue, NOW_LIMITS)
+def sweeper(store: JobStore, job_queue: JobQueue, job_registry: Any) -> Sweeper:
+    return Sweeper(store, job_queue, job_registry, NOW_LIMITS)
 
 
 def message_ids(sqs: Any, url: str) -> list[str]:
@@ -49,9 +50,11 @@ def drain(sqs: Any, url: str) -> list[str]:
     return found
 
 
-def test_unsent_jobs_are_sent_after_the_grace_period(store, owner, sqs, job_queue, db) -> None:
+def test_unsent_jobs_are_sent_after_the_grace_period(
+    store, owner, sqs, job_queue, db, job_registry
+) -> None:
     job = create_job(store, owner)  # committed, never sent: the crash-between case
-    careful = Sweeper(store, job_queue, SweepLimits(send_grace_seconds=60))
+    careful = Sweeper(store, job_queue, job_registry, SweepLimits(send_grace_seconds=60))
     assert careful.run()[0].resent == 0  # an API request may still be sending it
     db.execute("UPDATE jobs SET updated_at = now() - interval '2 minutes'")
     report, _ = careful.run()
@@ -116,7 +119,9 @@ def test_waiting_jobs_are_released_or_cancelled(store, owner, sweeper, db) -> No
     assert "dependency" in (cancelled.last_error or "")
 
 
-def test_retention_deletes_old_finished_jobs_in_batches(store, owner, job_queue, db) -> None:
+def test_retention_deletes_old_finished_jobs_in_batches(
+    store, owner, job_queue, db, job_registry
+) -> None:
     old = [create_job(store, owner) for _ in range(5)]
     recent = create_job(store, owner)
     unfinished_old = create_job(store, owner)
@@ -133,7 +138,7 @@ def test_retention_deletes_old_finished_jobs_in_batches(store, owner, job_queue,
         "UPDATE jobs SET created_at = now() - interval '90 days' WHERE id = %s",
         (unfinished_old.id,),
     )
-    small = Sweeper(store, job_queue, SweepLimits(batch=3, retention_days=30))
+    small = Sweeper(store, job_queue, job_registry, SweepLimits(batch=3, retention_days=30))
     assert small.run()[0].deleted_finished == 3
     assert small.run()[0].deleted_finished == 2
     assert small.run()[0].deleted_finished == 0
@@ -147,7 +152,9 @@ def test_retention_deletes_old_finished_jobs_in_batches(store, owner, job_queue,
     )
 
 
-def test_two_sweeps_racing_act_once_per_job(store, owner, job_queue, sqs, database_url, db) -> None:
+def test_two_sweeps_racing_act_once_per_job(
+    store, owner, job_queue, sqs, database_url, db, job_registry
+) -> None:
     for _ in range(20):
         create_job(store, owner)
     expired = [create_job(store, owner, max_attempts=1) for _ in range(10)]
@@ -165,7 +172,7 @@ def test_two_sweeps_racing_act_once_per_job(store, owner, job_queue, sqs, databa
         # A real grace period: taking a job to resend touches it, which is what keeps the
         # other sweep away from it (with no grace at all both may resend: duplicates only).
         limits = SweepLimits(batch=100, send_grace_seconds=5)
-        reports.append(Sweeper(JobStore(own), job_queue, limits).run()[0])
+        reports.append(Sweeper(JobStore(own), job_queue, job_registry, limits).run()[0])
         own.close()
 
     threads = [threading.Thread(target=run) for _ in range(2)]
@@ -184,7 +191,7 @@ def test_two_sweeps_racing_act_once_per_job(store, owner, job_queue, sqs, databa
 def test_sweep_handler_runs_and_emits_metrics(
     store, owner, queue_env, database_url, monkeypatch, capsys, db
 ) -> None:
-    import functions.retry.handler as module
+    import functions.retry.sweep as module
 
     monkeypatch.setattr(module, "_sweeper", None)
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -199,7 +206,7 @@ def test_sweep_handler_runs_and_emits_metrics(
     assert '"Sweep_resent":[1.0]' in output.replace(" ", "")
 
 
-def test_each_run_logs_one_structured_line(store, owner, job_queue) -> None:
+def test_each_run_logs_one_structured_line(store, owner, job_queue, job_registry) -> None:
     class Recorder:
         def __init__(self) -> None:
             self.lines: list[tuple[str, dict[str, Any]]] = []
@@ -209,7 +216,7 @@ def test_each_run_logs_one_structured_line(store, owner, job_queue) -> None:
 
     recorder = Recorder()
     create_job(store, owner)
-    Sweeper(store, job_queue, NOW_LIMITS, logger=recorder).run()
+    Sweeper(store, job_queue, job_registry, NOW_LIMITS, logger=recorder).run()
     [(message, extra)] = recorder.lines
     assert message == "recovery sweep"
     assert extra["sweep"]["resent"] == 1

@@ -9,10 +9,10 @@ from taskmill.db import Database
 from taskmill.jobs.model import Job
 from taskmill.jobs.retry import JobFailure
 from taskmill.jobs.store import JobStore
-from taskmill.jobs.submit import JobRequest, submit
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.jobtypes.registry import JobTypeRegistry
-from taskmill.queue.sender import JobQueue
+from taskmill.lifecycle.submit import JobRequest, submit
+from taskmill.queue.sqs import JobQueue
 from taskmill.settings import JobTypeSettings, WorkerSettings
 from taskmill.worker.runner import Worker
 from taskmill.worker.services import PlatformServices

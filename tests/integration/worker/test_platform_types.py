@@ -7,12 +7,12 @@ from typing import Any
 
 import boto3
 import pytest
-from taskmill.containers import complete_from_event
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobtypes.http_request import check_destination
+from taskmill.lifecycle.ecs_events import finish_from_event
 
-from functions.retry.container_events import handler as container_events_handler
+from functions.retry.ecs_events import handler as container_events_handler
 from tests.integration.worker.conftest import failures, queue_messages
 from tests.support.lambda_events import FakeLambdaContext
 
@@ -119,7 +119,7 @@ def _stopped_event(task_arn: str, cluster: str, exit_code: int | None) -> dict[s
 
 
 def test_container_run_finishes_on_the_task_stop_event(
-    enqueue, deliver, store, job_queue, ecs_cluster
+    enqueue, deliver, store, worker, ecs_cluster
 ) -> None:
     job = enqueue("container.run", {"image": "alpine:3", "command": ["echo", "hi"]})
     assert failures(deliver()) == []
@@ -131,9 +131,12 @@ def test_container_run_finishes_on_the_task_stop_event(
     # An event that is not the stop changes nothing.
     running_event = _stopped_event(running.external_ref, ecs_cluster, None)
     running_event["detail"]["lastStatus"] = "RUNNING"
-    assert complete_from_event(store, job_queue, running_event, logger=_logger()) is None
-    done = complete_from_event(
-        store, job_queue, _stopped_event(running.external_ref, ecs_cluster, 0), logger=_logger()
+    assert finish_from_event(store, worker.outcomes, running_event, logger=_logger()) is None
+    done = finish_from_event(
+        store,
+        worker.outcomes,
+        _stopped_event(running.external_ref, ecs_cluster, 0),
+        logger=_logger(),
     )
     assert done is not None
     assert done.status is JobStatus.SUCCEEDED
@@ -142,14 +145,14 @@ def test_container_run_finishes_on_the_task_stop_event(
 
 
 def test_container_non_zero_exit_is_retried_then_dead_lettered(
-    enqueue, deliver, store, job_queue, ecs_cluster, sqs
+    enqueue, deliver, store, worker, job_queue, ecs_cluster, sqs
 ) -> None:
     job = enqueue("container.run", {"image": "alpine:3"}, max_attempts=1)
     deliver()
     ref = store.get(job.id).external_ref
     assert ref
-    failed = complete_from_event(
-        store, job_queue, _stopped_event(ref, ecs_cluster, 3), logger=_logger()
+    failed = finish_from_event(
+        store, worker.outcomes, _stopped_event(ref, ecs_cluster, 3), logger=_logger()
     )
     assert failed is not None
     assert failed.status is JobStatus.FAILED
@@ -157,20 +160,28 @@ def test_container_non_zero_exit_is_retried_then_dead_lettered(
     assert len(queue_messages(sqs, job_queue.dlq_url("normal"))) == 1
 
 
-def test_container_events_handler(
-    enqueue, deliver, store, ecs_cluster, worker_settings, monkeypatch
-) -> None:
-    import functions.retry.container_events as module
+@pytest.fixture
+def ecs_events(worker_settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The deployed ECS-events function, built from its environment on first use."""
+    import functions.retry.ecs_events as module
 
+    monkeypatch.setattr(module, "_outcomes", None)
+    for name, value in _env(worker_settings).items():
+        monkeypatch.setenv(name, value)
+
+    def handle(event: dict[str, Any]) -> Any:
+        context: Any = FakeLambdaContext()
+        return container_events_handler(event, context)
+
+    return handle
+
+
+def test_container_events_handler(enqueue, deliver, store, ecs_cluster, ecs_events) -> None:
     job = enqueue("container.run", {"image": "alpine:3"})
     deliver()
     ref = store.get(job.id).external_ref
     assert ref
-    monkeypatch.setattr(module, "_collaborators", None)
-    for name, value in _env(worker_settings).items():
-        monkeypatch.setenv(name, value)
-    context: Any = FakeLambdaContext()
-    answer = container_events_handler(_stopped_event(ref, ecs_cluster, 0), context)
+    answer = ecs_events(_stopped_event(ref, ecs_cluster, 0))
     assert answer == {"job_id": str(job.id), "status": "succeeded"}
 
 
@@ -218,3 +229,38 @@ def _logger() -> Any:
 
 def _unused() -> None:
     json.dumps({})
+
+
+def test_container_success_releases_its_dependents_at_once(
+    enqueue, deliver, store, job_queue, ecs_cluster, sqs, ecs_events
+) -> None:
+    parent = enqueue("container.run", {"image": "alpine:3"})
+    child = enqueue("noop", depends_on=[parent.id])
+    assert store.get(child.id).status is JobStatus.WAITING
+    deliver()
+    ref = store.get(parent.id).external_ref
+    assert ref
+    assert ecs_events(_stopped_event(ref, ecs_cluster, 0))["status"] == "succeeded"
+    released = store.get(child.id)
+    assert released.status is JobStatus.QUEUED  # not waiting for the next sweep
+    assert not released.send_pending  # its message is on the queue already
+    [message] = queue_messages(sqs, job_queue.queue_url("normal"))
+    assert json.loads(message["Body"])["job_id"] == str(child.id)
+
+
+def test_container_failure_survives_an_sqs_error_on_the_dlq(
+    enqueue, deliver, store, job_queue, ecs_cluster, sqs, ecs_events, caplog, http_receiver
+) -> None:
+    url, _ = http_receiver
+    job = enqueue("container.run", {"image": "alpine:3"}, max_attempts=1, webhook_url=url)
+    deliver()
+    ref = store.get(job.id).external_ref
+    assert ref
+    sqs.delete_queue(QueueUrl=job_queue.dlq_url("normal"))  # SQS refuses the DLQ send
+    answer = ecs_events(_stopped_event(ref, ecs_cluster, 3))
+    assert answer == {"job_id": str(job.id), "status": "failed"}
+    assert store.get(job.id).status is JobStatus.FAILED
+    assert "could not send a failed job to its DLQ" in caplog.text
+    # What follows a final failure still happens: its completion webhook is on its way.
+    [hook] = queue_messages(sqs, job_queue.queue_url("normal"))
+    assert hook["MessageAttributes"]["job_type"]["StringValue"] == "webhook.deliver"

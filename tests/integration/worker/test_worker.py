@@ -269,3 +269,29 @@ def test_job_logs_carry_the_job_and_correlation_ids(
         "attempt": 1,
         "step": 1,
     }
+
+
+def test_malformed_message_goes_to_the_dlq_of_the_queue_it_came_from(
+    deliver, sqs, job_queue
+) -> None:
+    sqs.send_message(QueueUrl=job_queue.queue_url("high"), MessageBody="not a job")
+    assert failures(deliver("high")) == []
+    [dead] = queue_messages(sqs, job_queue.dlq_url("high"))
+    assert dead["Body"] == "not a job"
+    assert queue_messages(sqs, job_queue.dlq_url("normal")) == []
+
+
+def test_a_message_from_a_queue_this_deployment_does_not_know_is_left_alone(
+    enqueue, store, sqs, job_queue, worker
+) -> None:
+    from functions.worker.handler import process_event
+    from tests.support.lambda_events import FakeLambdaContext
+
+    job = enqueue("noop")
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    stranger = "arn:aws:sqs:us-east-1:123456789012:someone-elses-queue"
+    for record in event["Records"]:
+        record["eventSourceARN"] = stranger
+    response = process_event(event, FakeLambdaContext(), worker)
+    assert failures(response) == [event["Records"][0]["messageId"]]
+    assert store.get(job.id).status is JobStatus.QUEUED  # not claimed, not run

@@ -13,8 +13,6 @@ from taskmill.api.models import AuditEntry, AuditList, Health, QueueList, QueueO
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable, InvalidInput
 from taskmill.jobs.stats import job_stats, oldest_queued_age
-from taskmill.queue.depths import queue_depths
-from taskmill.queue.sender import sqs_errors
 
 
 def router(services: ApiServices) -> Router:
@@ -26,10 +24,7 @@ def router(services: ApiServices) -> Router:
     @r.get("/v1/queues", tags=["operations"])
     def queues() -> QueueList:
         admin()
-        try:
-            depths = queue_depths(services.queue)
-        except sqs_errors() as exc:
-            raise DependencyUnavailable("SQS did not answer") from exc
+        depths = services.queue.depths()
         ages = oldest_queued_age(services.db)
         return QueueList(
             items=[
@@ -69,11 +64,8 @@ def router(services: ApiServices) -> Router:
         except DependencyUnavailable:
             database = False
         try:
-            services.queue.calls += 1
-            services.queue.client.get_queue_attributes(
-                QueueUrl=services.queue.queue_url("high"), AttributeNames=["QueueArn"]
-            )
-        except sqs_errors():
+            services.queue.ping()
+        except DependencyUnavailable:
             queues_ok = False
         ok = database and queues_ok
         body = Health(status="ok" if ok else "degraded", database=database, queues=queues_ok)

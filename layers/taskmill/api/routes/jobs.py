@@ -28,7 +28,8 @@ from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import JobFilter
-from taskmill.jobs.submit import JobRequest, send_pending, submit
+from taskmill.lifecycle.sending import send_pending
+from taskmill.lifecycle.submit import JobRequest, submit
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
@@ -74,6 +75,7 @@ def router(services: ApiServices) -> Router:
             [request_of(body, idempotency_key)],
             actor=who.actor,
             unfinished_limit=services.settings.max_unfinished_jobs,
+            deadline=services.send_deadline(r.lambda_context),
         )
         if result.created:
             count_created([result.job])
@@ -98,6 +100,7 @@ def router(services: ApiServices) -> Router:
             requests,
             actor=who.actor,
             unfinished_limit=services.settings.max_unfinished_jobs,
+            deadline=services.send_deadline(r.lambda_context),
         )
         count_created([res.job for res in results if res.created])
         status = 201 if any(res.created for res in results) else 200
@@ -149,7 +152,9 @@ def router(services: ApiServices) -> Router:
     def edit_job(job_id: UUID, body: JobPatch) -> JobOut:
         owned(job_id, caller())
         job = services.jobs.update_details(job_id, **body.model_dump(exclude_none=True))
-        send_pending(services.jobs, services.queue, [job])
+        send_pending(
+            services.jobs, services.queue, [job], deadline=services.send_deadline(r.lambda_context)
+        )
         return JobOut.of(services.jobs.get(job_id))
 
     @r.post("/v1/jobs/<job_id>/cancel", tags=["jobs"])
@@ -168,7 +173,9 @@ def router(services: ApiServices) -> Router:
         job = services.jobs.retry(job_id, actor=who.actor)
         if job is None:
             raise Conflict("only a failed or cancelled job can be retried")
-        send_pending(services.jobs, services.queue, [job])
+        send_pending(
+            services.jobs, services.queue, [job], deadline=services.send_deadline(r.lambda_context)
+        )
         return JobOut.of(services.jobs.get(job_id))
 
     @r.delete("/v1/jobs/<job_id>", tags=["jobs"])

@@ -14,8 +14,7 @@ from taskmill.api.caller import Caller, caller_from_event, request_id
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import JobStatus
-from taskmill.jobs.submit import send_pending
-from taskmill.queue.sender import sqs_errors
+from taskmill.lifecycle.sending import send_pending
 from taskmill.recovery import dlq
 from taskmill.recovery.redrive_tasks import RedriveTaskStore
 from taskmill.topology import Priority
@@ -62,10 +61,7 @@ def router(services: ApiServices) -> Router:
         priority: Priority, limit: Annotated[int, Query(ge=1, le=500)] = 100
     ) -> dict[str, Any]:
         admin()
-        try:
-            result = dlq.peek(services.jobs, services.queue, priority, limit=limit)
-        except sqs_errors() as exc:
-            raise DependencyUnavailable("SQS did not answer") from exc
+        result = dlq.peek(services.jobs, services.queue, priority, limit=limit)
         return {
             "priority": priority.value,
             "items": [letter.summary() for letter in result.messages],
@@ -79,28 +75,30 @@ def router(services: ApiServices) -> Router:
         who = admin()
         if not body.dry_run and (body.background or body.limit > SYNC_REDRIVE_LIMIT):
             criteria = body.model_dump(mode="json", exclude={"background", "dry_run"})
-            task = RedriveTaskStore(services.db).create(priority, criteria, who.id)
-            services.redrive_launcher().launch(task.id)
+            tasks = RedriveTaskStore(services.db)
+            task = tasks.create(priority, criteria, who.id)
+            try:
+                services.redrive_launcher().launch(task.id)
+            except DependencyUnavailable as exc:
+                tasks.finish(task.id, error=exc.message)  # never left `pending` forever
+                raise
             audit(
                 who,
                 "dlq.redrive_started",
                 {"priority": priority.value, "task_id": str(task.id), **criteria},
             )
             return Response(202, "application/json", task.model_dump(mode="json"))
-        try:
-            result = dlq.redrive(
-                services.jobs,
-                services.queue,
-                priority,
-                actor=who.actor,
-                job_ids=set(body.job_ids) if body.job_ids is not None else None,
-                job_type=body.type,
-                limit=body.limit,
-                dry_run=body.dry_run,
-                purge_orphans=body.purge_orphans,
-            )
-        except sqs_errors() as exc:
-            raise DependencyUnavailable("SQS did not answer; nothing was deleted") from exc
+        result = dlq.redrive(
+            services.jobs,
+            services.queue,
+            priority,
+            actor=who.actor,
+            job_ids=set(body.job_ids) if body.job_ids is not None else None,
+            job_type=body.type,
+            limit=body.limit,
+            dry_run=body.dry_run,
+            purge_orphans=body.purge_orphans,
+        )
         answer = dlq.describe(result)
         if not body.dry_run:
             audit(who, "dlq.redrive", {"priority": priority.value, **answer})
@@ -127,7 +125,12 @@ def router(services: ApiServices) -> Router:
             else:
                 jobs = services.jobs.redrive_many(ids, actor=who.actor, resend=True)
             ids = [job.id for job in jobs]
-            send_pending(services.jobs, services.queue, jobs)
+            send_pending(
+                services.jobs,
+                services.queue,
+                jobs,
+                deadline=services.send_deadline(r.lambda_context),
+            )
             audit(who, "admin.requeue", {"status": body.status, "jobs": [str(i) for i in ids]})
         return {"requeued": [str(i) for i in ids], "dry_run": body.dry_run}
 

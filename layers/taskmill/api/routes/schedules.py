@@ -14,7 +14,7 @@ from taskmill.api.caller import Caller, caller_from_event
 from taskmill.api.models import JobCreate
 from taskmill.api.services import ApiServices
 from taskmill.errors import NotFound
-from taskmill.jobs.submit import JobRequest, resolve
+from taskmill.lifecycle.submit import JobRequest, resolve
 from taskmill.schedules.cron import CronExpression
 from taskmill.schedules.store import Schedule, ScheduleStore
 

@@ -20,8 +20,8 @@ from taskmill.api.models import (
 from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict
 from taskmill.jobs.model import Job
-from taskmill.jobs.retry import JobFailure, RetryPolicy, decide_retry
-from taskmill.jobs.submit import send_pending
+from taskmill.jobs.retry import JobFailure
+from taskmill.lifecycle.outcomes import Success
 
 LEASE_LOST = "the lease is not held: the job was recovered, finished or never claimed"
 
@@ -37,10 +37,12 @@ def router(services: ApiServices) -> Router:
             raise Conflict(LEASE_LOST)
         return job
 
-    def external_only(job_id: UUID) -> None:
+    def external_only(job_id: UUID) -> Job:
         # Jobs run by the Lambda worker are not reported on over the API.
-        if not services.jobs.get(job_id).external:
+        job = services.jobs.get(job_id)
+        if not job.external:
             raise Conflict("this job is not of an external type")
+        return job
 
     @r.post("/v1/workers/claim", tags=["workers"])
     def claim(body: ClaimRequest) -> list[ClaimedJob]:
@@ -64,31 +66,21 @@ def router(services: ApiServices) -> Router:
     def complete(job_id: UUID, body: CompleteRequest) -> JobOut:
         who = worker()
         external_only(job_id)
-        store = services.jobs  # one store: it holds the webhook jobs its transitions created
-        job = held(store.succeed(job_id, body.lease_token, body.result, actor=who.actor))
-        send_pending(store, services.queue, store.release_waiting(limit=500, job_ids=[job_id]))
-        send_pending(store, services.queue, store.take_followups())
-        return JobOut.of(job)
+        done = services.outcomes.succeeded(
+            [Success(job_id, body.lease_token, body.result)], actor=who.actor
+        )
+        return JobOut.of(held(done[0] if done else None))
 
     @r.post("/v1/jobs/<job_id>/fail", tags=["workers"])
     def fail(job_id: UUID, body: FailRequest) -> JobOut:
         who = worker()
-        external_only(job_id)
-        store = services.jobs  # one store: it holds the webhook jobs its transitions created
-        current = store.get(job_id)
-        decision = decide_retry(
+        current = external_only(job_id)
+        failure = services.outcomes.failed(
+            current,
             JobFailure(body.error, retryable=body.retryable),
-            current.attempts,
-            RetryPolicy(
-                current.max_attempts, current.backoff_base_seconds, current.backoff_max_seconds
-            ),
+            actor=who.actor,
+            lease_token=body.lease_token,
         )
-        job = held(
-            store.fail(
-                job_id, body.lease_token, body.error, decision, resend=False, actor=who.actor
-            )
-        )
-        send_pending(store, services.queue, store.take_followups())
-        return JobOut.of(job)
+        return JobOut.of(held(failure.job))
 
     return r

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from taskmill.jobs.model import Job, NewJob
+from taskmill.jobs.model import NewJob
 from taskmill.jobs.store import CreateResult, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
-from taskmill.queue.sender import JobQueue
+from taskmill.lifecycle.sending import send_pending
+from taskmill.queue.sqs import JobQueue
 
 
 @dataclass(frozen=True)
@@ -79,17 +80,6 @@ def resolve(
     )
 
 
-def send_pending(store: JobStore, queue: JobQueue, jobs: Sequence[Job]) -> list[UUID]:
-    """Send the messages of jobs still marked "to be sent" and clear the mark of those SQS
-    accepted. Returns the ids sent."""
-    to_send = [job for job in jobs if job.send_pending]
-    if not to_send:
-        return []
-    result = queue.send(to_send)
-    store.mark_enqueued(result.sent)
-    return result.sent
-
-
 def submit(
     store: JobStore,
     queue: JobQueue,
@@ -99,11 +89,12 @@ def submit(
     *,
     actor: str,
     unfinished_limit: int | None = None,
+    deadline: float | None = None,
 ) -> list[CreateResult]:
     specs = [resolve(request, registry) for request in requests]
     results = store.create_many(owner_id, specs, actor=actor, unfinished_limit=unfinished_limit)
     new_jobs = [result.job for result in results if result.created]
-    sent = set(send_pending(store, queue, new_jobs))
+    sent = set(send_pending(store, queue, new_jobs, deadline=deadline))
     # Report the state the client would read back: sent jobs are no longer pending.
     return [
         CreateResult(result.job.model_copy(update={"send_pending": False}), result.created)

@@ -1,5 +1,10 @@
 """Recovery: the sweep every minute (nothing lost, stuck or forgotten), the asynchronous DLQ
-redrive, and the ECS task-state-change rule that finishes `container.run` jobs."""
+redrive, and the ECS task-state-change rule that finishes `container.run` jobs.
+
+The stack adds this construct under the id "Retry", its name before it said what it holds:
+construct ids make CloudFormation logical ids, and a changed id would replace these
+functions, their log groups, the rules and every alarm on them. The function names stay too
+(`recovery`, `redrive`, `container-events`): they are physical names."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from infra.queues import JobQueues
 SWEEP_INTERVAL = Duration.minutes(1)
 
 
-class Retry(Construct):
+class Recovery(Construct):
     def __init__(
         self,
         scope: Construct,
@@ -36,12 +41,12 @@ class Retry(Construct):
             **functions.job_types,
         }
 
-        self.recovery_function = functions.function(
+        self.sweep_function = functions.function(
             self,
             "Recovery",
             name="recovery",
             asset="retry",
-            handler="handler.handler",
+            handler="sweep.handler",
             description="Recovery sweep: unsent, scheduled, stuck and waiting jobs; retention",
             environment={**environment, "TASKMILL_RETENTION_DAYS": str(config.retention_days)},
             reserved_concurrency=OTHER_DATABASE_CONCURRENCY["recovery"],
@@ -49,16 +54,16 @@ class Retry(Construct):
             timeout=Duration.seconds(55),
             memory_mb=512,
         )
-        database.grant_connect(self.recovery_function)
-        queues.grant_send_jobs(self.recovery_function)
-        queues.grant_dead_letter(self.recovery_function)
+        database.grant_connect(self.sweep_function)
+        queues.grant_send_jobs(self.sweep_function)
+        queues.grant_dead_letter(self.sweep_function)
         self.schedule = events.Rule(
             self,
             "SweepSchedule",
             rule_name=f"{config.resource_prefix}-recovery-sweep",
             description="Runs the Taskmill recovery sweep",
             schedule=events.Schedule.rate(SWEEP_INTERVAL),
-            targets=[targets.LambdaFunction(self.recovery_function, retry_attempts=0)],
+            targets=[targets.LambdaFunction(self.sweep_function, retry_attempts=0)],
         )
 
         self.redrive_function = functions.function(
@@ -77,21 +82,21 @@ class Retry(Construct):
         queues.grant_redrive(self.redrive_function)
         queues.grant_send_jobs(self.redrive_function)
 
-        self.container_events_function = functions.function(
+        self.ecs_events_function = functions.function(
             self,
             "ContainerEvents",
             name="container-events",
             asset="retry",
-            handler="container_events.handler",
+            handler="ecs_events.handler",
             description="Finishes container.run jobs when their ECS task stops",
             environment={**environment, **containers.environment()},
             reserved_concurrency=OTHER_DATABASE_CONCURRENCY["container-events"],
             timeout=Duration.seconds(30),
         )
-        database.grant_connect(self.container_events_function)
-        queues.grant_send_jobs(self.container_events_function)
-        queues.grant_dead_letter(self.container_events_function)
-        self.container_events = events.Rule(
+        database.grant_connect(self.ecs_events_function)
+        queues.grant_send_jobs(self.ecs_events_function)
+        queues.grant_dead_letter(self.ecs_events_function)
+        self.ecs_events = events.Rule(
             self,
             "ContainerStopped",
             rule_name=f"{config.resource_prefix}-container-stopped",
@@ -104,5 +109,5 @@ class Retry(Construct):
                     "lastStatus": ["STOPPED"],
                 },
             ),
-            targets=[targets.LambdaFunction(self.container_events_function, retry_attempts=10)],
+            targets=[targets.LambdaFunction(self.ecs_events_function, retry_attempts=10)],
         )

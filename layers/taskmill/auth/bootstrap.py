@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from taskmill.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from taskmill.db import Database
-from taskmill.db.credentials import default_secrets_client
 from taskmill.errors import SettingsError
+from taskmill.secrets import Secret
 from taskmill.settings import MigrationSettings
 from taskmill.users.store import User, UserStore
 
@@ -21,14 +18,9 @@ def ensure_first_admin(db: Database, email: str, password: str) -> tuple[User, b
     return UserStore(db).ensure_admin(email, hash_password(password))
 
 
-def bootstrap_password(
-    settings: MigrationSettings, secrets_client_factory: Callable[[], Any] = default_secrets_client
-) -> str | None:
-    if settings.bootstrap_admin_password is not None:
-        return settings.bootstrap_admin_password.get_secret_value()
-    if settings.bootstrap_admin_secret_arn:
-        response = secrets_client_factory().get_secret_value(
-            SecretId=settings.bootstrap_admin_secret_arn
-        )
-        return str(response["SecretString"])
-    return None
+def bootstrap_password_secret(settings: MigrationSettings) -> Secret:
+    return Secret.from_settings(
+        "TASKMILL_BOOTSTRAP_ADMIN_PASSWORD",
+        settings.bootstrap_admin_password,
+        settings.bootstrap_admin_secret_arn,
+    )

@@ -1,4 +1,5 @@
-"""The recovery sweep Lambda, run by an EventBridge schedule every minute."""
+"""The recovery sweep Lambda, run by an EventBridge schedule every minute: nothing lost,
+stuck or forgotten (see `taskmill.recovery.sweep`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from taskmill.db.credentials import database_from_settings
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.lambda_support import PowertoolsMetrics
-from taskmill.queue.sender import JobQueue
+from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore
 from taskmill.settings import RecoverySettings, load_settings
@@ -28,13 +29,13 @@ def container_sweeper() -> Sweeper:
         _sweeper = Sweeper(
             JobStore(db),
             JobQueue(settings),
+            build_registry(settings),
             SweepLimits(
                 batch=settings.sweep_batch_limit,
                 send_grace_seconds=settings.send_grace_seconds,
                 retention_days=settings.retention_days,
             ),
             schedules=ScheduleStore(db),
-            registry=build_registry(settings),
             logger=logger,
         )
     return _sweeper

@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from taskmill.auth.bootstrap import bootstrap_password_secret, ensure_first_admin
 from taskmill.db import Database
 from taskmill.db.credentials import conninfo_source
 from taskmill.db.migrate import migrate
 from taskmill.settings import MigrationSettings, load_settings
-from taskmill.users.bootstrap import bootstrap_password, ensure_first_admin
 
 logger = Logger(service="taskmill-migrations")
 PHYSICAL_ID = "taskmill-schema"
@@ -20,7 +20,8 @@ def run(settings: MigrationSettings) -> dict[str, Any]:
     conninfo = conninfo_source(settings)()
     applied = migrate(conninfo)
     created_admin = False
-    password = bootstrap_password(settings)
+    password_secret = bootstrap_password_secret(settings)
+    password = password_secret.get() if password_secret.configured else None
     if settings.bootstrap_admin_email and password:
         db = Database(conninfo, application_name="taskmill-migrations")
         try:

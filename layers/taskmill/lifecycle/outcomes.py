@@ -1,0 +1,222 @@
+"""Recording what became of a job: the one place that applies retry decisions.
+
+Whoever learns an outcome — the SQS worker, the ECS-events handler, the recovery sweep, an
+external worker over the API — records it here, so every outcome gets the same treatment:
+the conditional transition in Postgres, then (for a retry) a new or delayed message, (for a
+final failure) the DLQ, and for finished jobs the follow-ups: dependents released and sent
+at once, completion webhooks created and sent.
+
+Follow-ups run after the outcome is committed. If Postgres fails during them, the outcome
+stands and the recovery sweep does what was left (it releases waiting jobs and creates
+marked webhooks on every run).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from taskmill.errors import DependencyUnavailable, QueueUnavailable
+from taskmill.jobs.model import Job, JobStatus, log_keys
+from taskmill.jobs.retry import JobFailure, RetryDecision, RetryPolicy, decide_retry
+from taskmill.jobs.store import JobStore
+from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.lifecycle.sending import send_pending
+from taskmill.lifecycle.webhooks import create_completion_webhooks
+from taskmill.queue.sqs import JobQueue
+from taskmill.topology import Priority
+
+LEASE_EXPIRED = "the lease expired: the worker crashed, timed out or lost its connection"
+# Dependents released per finished batch; the sweep releases any beyond this.
+RELEASE_BATCH_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    """The SQS message a worker holds for a job: a retry within SQS's delay range makes this
+    message reappear after the delay instead of sending a new one."""
+
+    priority: Priority
+    receipt_handle: str
+
+
+@dataclass(frozen=True)
+class Success:
+    job_id: UUID
+    lease_token: UUID
+    result: Any
+
+
+@dataclass(frozen=True)
+class Failure:
+    job: Job | None  # as recorded; None when the lease was no longer held (nothing changed)
+    decision: RetryDecision
+    redeliver: bool  # the held message must come back: report it as a batch item failure
+    sent: bool = False  # a new message was sent for the retry
+
+
+def describe(error: BaseException) -> str:
+    """`last_error` for an error: a job's own failure message as it is, anything else with
+    its exception type."""
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, JobFailure) else f"{type(error).__name__}: {text}"
+
+
+def retry_policy(job: Job) -> RetryPolicy:
+    return RetryPolicy(job.max_attempts, job.backoff_base_seconds, job.backoff_max_seconds)
+
+
+class Outcomes:
+    def __init__(
+        self,
+        store: JobStore,
+        queue: JobQueue,
+        registry: JobTypeRegistry,
+        *,
+        logger: logging.Logger | Any = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.registry = registry
+        self.logger = logger or logging.getLogger("taskmill.lifecycle")
+        self._rand = rand
+
+    # ---- success ------------------------------------------------------------------------
+
+    def succeeded(self, successes: Sequence[Success], *, actor: str) -> list[Job]:
+        """Record successful attempts in one statement; an attempt whose lease is no longer
+        held (recovered meanwhile) is not applied and not returned."""
+        finished = self.store.succeed_many(
+            [(s.job_id, s.lease_token, s.result) for s in successes], actor=actor
+        )
+        self._follow_up(finished)
+        return finished
+
+    # ---- failure ------------------------------------------------------------------------
+
+    def failed(
+        self,
+        job: Job,
+        error: BaseException,
+        *,
+        actor: str,
+        lease_token: UUID | None = None,
+        message: HeldMessage | None = None,
+    ) -> Failure:
+        """Record a failed attempt of `job` (as claimed) as its retry policy decides.
+
+        `lease_token` defaults to the job's own (the caller's claim); `message` is the SQS
+        message the caller holds, if any."""
+        token = lease_token or job.lease_token
+        description = describe(error)
+        decision = decide_retry(error, job.attempts, retry_policy(job), self._rand)
+        updated = None
+        if token is not None:
+            updated = self.store.fail(
+                job.id, token, description, decision, resend=message is None, actor=actor
+            )
+        self.logger.warning(
+            "job attempt failed",
+            extra={
+                **log_keys(job),
+                "error": description,
+                "retry": decision.retry,
+                "delay_seconds": round(decision.delay_seconds, 3),
+            },
+        )
+        return self._after_failure(updated, decision, description, message)
+
+    def lease_expired(self, job: Job) -> Failure | None:
+        """Recover a running job whose lease expired (its worker is gone): retried if
+        attempts remain, else failed to its DLQ. None if it was reported on meanwhile or
+        another sweep got it first."""
+        decision = decide_retry(
+            JobFailure(LEASE_EXPIRED), job.attempts, retry_policy(job), self._rand
+        )
+        updated = self.store.recover_expired(job, LEASE_EXPIRED, decision)
+        if updated is None:
+            return None
+        return self._after_failure(updated, decision, LEASE_EXPIRED, None)
+
+    def _after_failure(
+        self,
+        updated: Job | None,
+        decision: RetryDecision,
+        description: str,
+        message: HeldMessage | None,
+    ) -> Failure:
+        if updated is None:
+            return Failure(None, decision, redeliver=False)
+        redeliver = sent = False
+        if updated.status is JobStatus.QUEUED:
+            if message is not None:
+                self._delay(message, math.ceil(decision.delay_seconds))
+                redeliver = True
+            else:
+                sent = bool(send_pending(self.store, self.queue, [updated]))
+        elif updated.status is JobStatus.FAILED:
+            self._dead_letter(updated, decision.reason, description)
+            self._follow_up([updated])
+        # `scheduled`: a delay longer than SQS can hold; the sweep releases it when due.
+        return Failure(updated, decision, redeliver, sent)
+
+    # ---- other ends of a claim ----------------------------------------------------------
+
+    def released(self, job: Job, reason: str, *, actor: str, message: HeldMessage) -> None:
+        """Give a claimed job back without counting the attempt (the worker ran out of time
+        through no fault of the job); its message comes back at once."""
+        if job.lease_token is not None:
+            self.store.release(job.id, job.lease_token, reason, actor=actor)
+        self._delay(message, 0)
+
+    def cancelled(self, job: Job, *, actor: str) -> Job | None:
+        """A running job stopped because it was asked to: it ends `cancelled`."""
+        if job.lease_token is None:
+            return None
+        return self.store.acknowledge_cancel(job.id, job.lease_token, actor=actor)
+
+    # ---- what follows -------------------------------------------------------------------
+
+    def _follow_up(self, finished: Sequence[Job]) -> None:
+        if not finished:
+            return
+        try:
+            succeeded = [job.id for job in finished if job.status is JobStatus.SUCCEEDED]
+            if succeeded:
+                released = self.store.release_waiting(limit=RELEASE_BATCH_LIMIT, job_ids=succeeded)
+                send_pending(self.store, self.queue, released)
+            create_completion_webhooks(
+                self.store, self.queue, self.registry, finished, logger=self.logger
+            )
+        except DependencyUnavailable:
+            # The outcome is committed; the sweep releases dependents and creates marked
+            # webhooks on its next run.
+            self.logger.exception(
+                "follow-ups left to the recovery sweep",
+                extra={"job_ids": [str(job.id) for job in finished]},
+            )
+
+    def _dead_letter(self, job: Job, reason: str, error: str) -> None:
+        if job.external:
+            return  # external jobs never had a message; `failed` in Postgres is their record
+        try:
+            self.queue.dead_letter(job, reason, error=error)
+        except QueueUnavailable:
+            # The job is `failed` in Postgres either way; the DLQ reconciliation reports a
+            # failed job whose DLQ message is missing.
+            self.logger.exception(
+                "could not send a failed job to its DLQ", extra={"job_id": str(job.id)}
+            )
+
+    def _delay(self, message: HeldMessage, seconds: int) -> None:
+        try:
+            self.queue.delay_redelivery(message.priority, message.receipt_handle, seconds)
+        except QueueUnavailable:
+            # It still comes back, after the queue's visibility timeout.
+            self.logger.exception("could not shorten a message's visibility")
