@@ -74,6 +74,7 @@ class LocalStack:
     _threads: list[threading.Thread] = field(default_factory=list)
     admin_password: str = ""
     url: str = ""
+    sqs_endpoint: str = ""
 
     def start(self) -> LocalStack:
         try:
@@ -88,6 +89,11 @@ class LocalStack:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         database_url = config.database_url or self._exits.enter_context(self._postgres())
         endpoint = config.aws_endpoint_url or self._sqs_server()
+        self.sqs_endpoint = endpoint
+        # For the AWS CLI, boto3 and the e2e tests (`aws sqs start-message-move-task ...`).
+        endpoint_file = config.data_dir / "sqs.endpoint"
+        endpoint_file.write_text(endpoint + "\n")
+        self._exits.callback(endpoint_file.unlink, missing_ok=True)
         env = {
             "DATABASE_URL": database_url,
             "AWS_ENDPOINT_URL": endpoint,
@@ -136,6 +142,9 @@ class LocalStack:
     def _sqs_server(self) -> str:
         from moto.server import ThreadedMotoServer
 
+        from local import moto_move_tasks
+
+        moto_move_tasks.apply()  # the console's "Start DLQ redrive" API
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
@@ -204,6 +213,7 @@ def main() -> int:
         f"  API:        {stack.url}/v1\n"
         f"  Swagger UI: {stack.url}/v1/docs\n"
         f"  health:     {stack.url}/v1/health\n"
+        f"  SQS:        {stack.sqs_endpoint}\n"
         f"  admin:      {config.admin_email} / {stack.admin_password}"
         f"{where}\n"
         f"  data:       {config.data_dir}\n"
