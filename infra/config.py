@@ -139,6 +139,10 @@ class EnvironmentConfig(_Section):
     allow_signup: bool = False
     max_unfinished_jobs: int = Field(default=1000, ge=1)
     retention_days: int = Field(default=30, ge=1)
+    # A queued job untouched (and past due) this long gets a new message in case its own is
+    # gone; set it above the longest backlog wait you expect (each period a waiting job gets
+    # one duplicate message, which its claim skips).
+    requeue_after_seconds: int = Field(default=1800, ge=60)
     log_retention_days: int = Field(default=30, ge=1)
     removal_policy: Literal["destroy", "retain"] = "retain"
     # Your job types: modules (packages placed in layers/, beside taskmill) that register

@@ -48,7 +48,11 @@ class Recovery(Construct):
             asset="retry",
             handler="sweep.handler",
             description="Recovery sweep: unsent, scheduled, stuck and waiting jobs; retention",
-            environment={**environment, "TASKMILL_RETENTION_DAYS": str(config.retention_days)},
+            environment={
+                **environment,
+                "TASKMILL_RETENTION_DAYS": str(config.retention_days),
+                "TASKMILL_REQUEUE_AFTER_SECONDS": str(config.requeue_after_seconds),
+            },
             reserved_concurrency=OTHER_DATABASE_CONCURRENCY["recovery"],
             # Shorter than the interval, so one sweep ends before the next begins.
             timeout=Duration.seconds(55),

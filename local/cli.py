@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +24,14 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 class CliError(Exception):
-    pass
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        # The request may not have been handled, or its answer was lost: trying again with
+        # the same Idempotency-Key is safe.
+        self.retryable = retryable
+
+
+RETRYABLE_STATUSES = (502, 503, 504)
 
 
 def config_path() -> Path:
@@ -53,10 +61,19 @@ class Client:
         ).rstrip("/")
         self.saved = saved
 
-    def _send(self, method: str, path: str, body: Any, token: str | None) -> tuple[int, Any]:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        token: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
         request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
@@ -70,11 +87,21 @@ class Client:
             except ValueError:
                 return error.code, {"error": {"message": text.decode(errors="replace")}}
         except urllib.error.URLError as error:
-            raise CliError(f"cannot reach {self.url}: {error.reason}") from None
+            raise CliError(f"cannot reach {self.url}: {error.reason}", retryable=True) from None
+        except (TimeoutError, ConnectionError) as error:
+            raise CliError(f"no answer from {self.url}: {error}", retryable=True) from None
 
-    def call(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        auth: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         status, answer = self._send(
-            method, path, body, self.saved.get("access_token") if auth else None
+            method, path, body, self.saved.get("access_token") if auth else None, headers
         )
         if status == 401 and auth and self.saved.get("refresh_token"):
             refreshed, tokens = self._send(
@@ -82,12 +109,13 @@ class Client:
             )
             if refreshed == 200:
                 self.remember(tokens)
-                status, answer = self._send(method, path, body, tokens["access_token"])
+                status, answer = self._send(method, path, body, tokens["access_token"], headers)
         if status >= 400:
             error = (answer or {}).get("error") or {"message": (answer or {}).get("message", "")}
             detail = f" {json.dumps(error.get('details'))}" if error.get("details") else ""
             raise CliError(
-                f"{status} {error.get('code', '')}: {error.get('message')}{detail}".strip()
+                f"{status} {error.get('code', '')}: {error.get('message')}{detail}".strip(),
+                retryable=status in RETRYABLE_STATUSES,
             )
         return answer
 
@@ -184,6 +212,24 @@ def run(args: argparse.Namespace) -> Any:
     raise CliError(f"unknown command {command}")
 
 
+CREATE_TRIES = 3
+
+
+def create_safely(client: Client, body: dict[str, Any], key: str) -> Any:
+    """Create a job, retrying what may have worked (a 503 or a lost answer can come after the
+    job was committed) with the same Idempotency-Key: a retry returns the job the first try
+    created instead of a second one."""
+    headers = {"Idempotency-Key": key}
+    for attempt in range(1, CREATE_TRIES + 1):
+        try:
+            return client.call("POST", "/v1/jobs", body, headers=headers)
+        except CliError as error:
+            if attempt == CREATE_TRIES or not error.retryable:
+                raise
+        time.sleep(0.5 * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def jobs(client: Client, args: argparse.Namespace) -> Any:
     action = args.action
     if action == "create":
@@ -193,7 +239,7 @@ def jobs(client: Client, args: argparse.Namespace) -> Any:
                 body[field] = getattr(args, field)
         if args.tag:
             body["tags"] = args.tag
-        job = client.call("POST", "/v1/jobs", body)
+        job = create_safely(client, body, args.idempotency_key or str(uuid.uuid4()))
         if args.watch:
             job = watch_job(client, args, job["id"])
         return show(args, job, JOB_COLUMNS)
@@ -335,6 +381,11 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--delay", type=float, dest="delay_seconds")
     create.add_argument("--webhook-url", dest="webhook_url")
     create.add_argument("--watch", action="store_true", help="follow until it finishes")
+    create.add_argument(
+        "--idempotency-key",
+        dest="idempotency_key",
+        help="repeat-safe key (default: a new one per command, reused by its own retries)",
+    )
     listing = jobs_parser.add_parser("list", parents=[common])
     for name in ("status", "type", "priority", "tag"):
         listing.add_argument(f"--{name}")

@@ -11,21 +11,44 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
+class EmbeddedPostgres:
+    """A pgserver Postgres with its data in `data_dir`.
+
+    `keep_data=False` (tests) deletes the data when stopped; otherwise a later start finds
+    the same data (`make run`). `restart_if_dead()` brings the server back after it was
+    killed (`kill -9`, the OOM killer): the local stack's watchdog calls it every second.
+    """
+
+    def __init__(self, data_dir: Path, *, keep_data: bool = True) -> None:
+        import pgserver
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = pgserver.get_server(data_dir, cleanup_mode="stop" if keep_data else "delete")
+        self.url = self._server.get_uri()
+
+    def alive(self) -> bool:
+        return bool(self._server.get_postmaster_info().is_running())
+
+    def restart_if_dead(self) -> bool:
+        """Start the server again if its process is gone; True if it had to."""
+        if self.alive():
+            return False
+        with self._server._lock:  # pgserver's own inter-process lock around starts
+            self._server.ensure_postgres_running()
+        return True
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
 @contextmanager
 def embedded_postgres(data_dir: Path, *, keep_data: bool = True) -> Iterator[str]:
-    """Start (or reuse) a Postgres server with its data in `data_dir`; yield its URL.
-
-    The server is stopped when the block exits; with `keep_data=False` its data directory
-    is deleted too (tests), otherwise a later start finds the same data (`make run`).
-    """
-    import pgserver
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop" if keep_data else "delete")
+    """Start (or reuse) an embedded Postgres for the block; yield its URL."""
+    server = EmbeddedPostgres(data_dir, keep_data=keep_data)
     try:
-        yield server.get_uri()
+        yield server.url
     finally:
-        server.cleanup()
+        server.stop()
 
 
 def with_database(url: str, dbname: str) -> str:

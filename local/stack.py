@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -104,6 +105,8 @@ class LocalStack:
             "TASKMILL_JWT_SECRET": _secret_file(config.data_dir / "jwt.key", 48),
             "TASKMILL_WEBHOOK_SECRET": _secret_file(config.data_dir / "webhook.key", 48),
             "TASKMILL_SEND_GRACE_SECONDS": "10",
+            # Local SQS does not lose messages while it runs; a minute is plenty.
+            "TASKMILL_REQUEUE_AFTER_SECONDS": "60",
             "POWERTOOLS_METRICS_NAMESPACE": "Taskmill",
             "POWERTOOLS_TRACE_DISABLED": "true",
             # No CloudWatch here: EMF lines and the sweep's line every few seconds would
@@ -120,6 +123,7 @@ class LocalStack:
         from taskmill.auth.bootstrap import ensure_first_admin
         from taskmill.db import Database
         from taskmill.db.migrate import migrate
+        from taskmill.jobs.store import JobStore
 
         migrate(database_url)
         self.admin_password = config.admin_password or _secret_file(
@@ -128,16 +132,40 @@ class LocalStack:
         db = Database(database_url, application_name="taskmill-local")
         try:
             ensure_first_admin(db, config.admin_email, self.admin_password)
+            if not config.aws_endpoint_url:
+                # Our SQS starts empty every time: whatever was queued before the restart has
+                # lost its message. The sweep's first run sends them again.
+                JobStore(db).mark_queued_to_send()
         finally:
             db.close()
         self._start_handlers(sqs)
 
     @contextlib.contextmanager
     def _postgres(self) -> Iterator[str]:
-        from local.postgres import embedded_postgres, ensure_database
+        from local.postgres import EmbeddedPostgres, ensure_database
 
-        with embedded_postgres(self.config.data_dir / "pgdata", keep_data=True) as server_url:
-            yield ensure_database(server_url, "taskmill")
+        server = EmbeddedPostgres(self.config.data_dir / "pgdata", keep_data=True)
+        try:
+            url = ensure_database(server.url, "taskmill")
+            self._spawn(lambda: self._watch_postgres(server), "postgres-watchdog")
+            yield url
+        finally:
+            self.stop_event.set()  # the watchdog must not restart what is being stopped
+            for thread in self._threads:
+                if thread.name == "postgres-watchdog":
+                    thread.join(timeout=5)
+            server.stop()
+
+    def _watch_postgres(self, server: Any) -> None:
+        """Postgres killed under the stack (`kill -9`, the OOM killer) comes back within a
+        second or two; the handlers reconnect on their next statement, as in the cloud after
+        a failover."""
+        while not self.stop_event.wait(1.0):
+            try:
+                if server.restart_if_dead():
+                    log.warning("the embedded Postgres had stopped; it was started again")
+            except (OSError, subprocess.SubprocessError):
+                log.exception("the embedded Postgres could not be restarted; retrying")
 
     def _sqs_server(self) -> str:
         from moto.server import ThreadedMotoServer

@@ -33,6 +33,7 @@ def container_sweeper() -> Sweeper:
             SweepLimits(
                 batch=settings.sweep_batch_limit,
                 send_grace_seconds=settings.send_grace_seconds,
+                requeue_after_seconds=settings.requeue_after_seconds,
                 retention_days=settings.retention_days,
             ),
             schedules=ScheduleStore(db),

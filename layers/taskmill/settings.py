@@ -180,3 +180,4 @@ class RecoverySettings(DatabaseSettings, QueueSettings, JobTypeSettings):
     retention_days: float = Field(default=30, gt=0)
     sweep_batch_limit: int = Field(default=500, ge=1, le=10_000)
     send_grace_seconds: float = Field(default=30, ge=0)
+    requeue_after_seconds: float = Field(default=1800, ge=0)

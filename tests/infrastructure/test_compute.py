@@ -145,6 +145,15 @@ def test_recovery_runs_every_minute(dev: Synthesized) -> None:
     assert dev.resources[recovery]["Properties"]["Timeout"] < 60
 
 
+def test_the_lost_message_threshold_is_per_environment(dev: Synthesized, prod: Synthesized) -> None:
+    for synthesized, seconds in ((dev, "900"), (prod, "1800")):
+        sweep = synthesized.resources[
+            synthesized.logical_id(synthesized.stack.recovery.sweep_function)
+        ]
+        variables = sweep["Properties"]["Environment"]["Variables"]
+        assert variables["TASKMILL_REQUEUE_AFTER_SECONDS"] == seconds
+
+
 def test_stopped_container_tasks_reach_the_container_events_function(dev: Synthesized) -> None:
     handler = dev.logical_id(dev.stack.recovery.ecs_events_function)
     cluster = dev.logical_id(dev.stack.containers.cluster)

@@ -64,6 +64,7 @@ class Job(BaseModel):
     lease_token: UUID | None
     lease_until: datetime | None
     redrive_count: int
+    lost_leases: int = 0
     external_ref: str | None = None
     queued_at: datetime | None
     created_at: datetime

@@ -313,21 +313,26 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
 
     # ---- run ------------------------------------------------------------------------
 
-    def claim_many(self, job_ids: Sequence[UUID], *, actor: str = "worker") -> list[Job]:
-        """Move `queued` jobs to `running` with a fresh lease. Jobs that are running,
-        finished or cancelled (a duplicate or late delivery) are simply not returned."""
+    def claim_many(
+        self, job_ids: Sequence[UUID], *, actor: str = "worker", lease_seconds: float | None = None
+    ) -> list[Job]:
+        """Move `queued` jobs to `running` with a fresh lease: the job's timeout plus slack,
+        or `lease_seconds` if shorter (a worker that renews it while the body runs). Jobs
+        that are running, finished or cancelled (a duplicate or late delivery) are simply not
+        returned."""
         if not job_ids:
             return []
         return _jobs(
             self._db.execute(
                 _transition("""
     UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
-           lease_until = now() + make_interval(secs => timeout_seconds + %(slack)s),
+           lease_until = now() + make_interval(secs => least(
+               timeout_seconds + %(slack)s, coalesce(%(lease)s, timeout_seconds + %(slack)s))),
            started_at = now(), updated_at = now(), send_pending = false, progress = 0,
            progress_message = NULL
     WHERE id = ANY (%(ids)s) AND status = 'queued' AND NOT cancel_requested AND NOT external
     RETURNING jobs.*, 'queued'::text AS from_status"""),
-                _params(actor, ids=list(job_ids), slack=LEASE_SLACK_SECONDS),
+                _params(actor, ids=list(job_ids), slack=LEASE_SLACK_SECONDS, lease=lease_seconds),
             )
         )
 
@@ -362,6 +367,22 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
                 ),
             )
         )
+
+    def extend_leases(self, leases: Sequence[tuple[UUID, UUID]], *, seconds: float) -> int:
+        """Renew the leases a worker still holds (job id, lease token) to now + `seconds`,
+        in one statement; leases it lost meanwhile are left alone."""
+        if not leases:
+            return 0
+        data = [{"id": str(job_id), "token": str(token)} for job_id, token in leases]
+        rows = self._db.execute(
+            """
+UPDATE jobs j SET lease_until = now() + make_interval(secs => %(seconds)s)
+FROM jsonb_to_recordset(%(data)s::jsonb) AS l(id uuid, token uuid)
+WHERE j.id = l.id AND j.lease_token = l.token AND j.status = 'running'
+RETURNING j.id""",
+            {"data": Jsonb(data), "seconds": seconds},
+        )
+        return len(rows)
 
     def heartbeat(self, job_id: UUID, lease_token: UUID) -> Job | None:
         """Extend the lease of a running job; None if the caller no longer holds it."""
@@ -481,10 +502,13 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
 
     def set_external_ref(self, job_id: UUID, lease_token: UUID, ref: str) -> Job | None:
         """Record the handle of work running elsewhere (an ECS task ARN)."""
+        # The work now runs outside the worker, which no longer renews the lease: it lasts
+        # the job's whole timeout.
         rows = self._db.execute(
-            "UPDATE jobs SET external_ref = %s, updated_at = now() "
+            "UPDATE jobs SET external_ref = %s, updated_at = now(), "
+            "lease_until = now() + make_interval(secs => timeout_seconds + %s) "
             "WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING *",
-            (ref, job_id, lease_token),
+            (ref, LEASE_SLACK_SECONDS, job_id, lease_token),
         )
         return Job.model_validate(rows[0]) if rows else None
 
@@ -533,7 +557,7 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
         """Re-run a `failed` or `cancelled` job with a fresh attempt budget."""
         rows = self._db.execute(
             _transition("""
-    UPDATE jobs j SET status = 'queued', attempts = 0, cancel_requested = false,
+    UPDATE jobs j SET status = 'queued', attempts = 0, lost_leases = 0, cancel_requested = false,
            send_pending = NOT j.external, run_at = now(), queued_at = now(), updated_at = now(),
            finished_at = NULL, result = NULL, progress = 0, progress_message = NULL
     FROM (SELECT id, status FROM jobs WHERE id = %(id)s FOR UPDATE) old
@@ -561,7 +585,8 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
         return _jobs(
             self._db.execute(
                 _transition("""
-    UPDATE jobs j SET status = 'queued', attempts = 0, redrive_count = j.redrive_count + 1,
+    UPDATE jobs j SET status = 'queued', attempts = 0, lost_leases = 0,
+           redrive_count = j.redrive_count + 1,
            send_pending = %(resend)s AND NOT j.external, run_at = now(), queued_at = now(),
            updated_at = now(), finished_at = NULL, cancel_requested = false
     WHERE j.id = ANY (%(ids)s) AND j.status = 'failed'
@@ -660,6 +685,34 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
             return None
         return self.fail(job.id, job.lease_token, error, decision, resend=True, actor=actor)
 
+    def refund_lost_lease(
+        self, job: Job, error: str, *, cap: int, actor: str = "recovery"
+    ) -> Job | None:
+        """A job whose lease expired goes back to `queued` without counting the attempt, as
+        long as it has lost fewer than `cap` leases (conditional on the lease still being
+        the expired one). None when the cap is reached or someone got there first."""
+        if job.lease_token is None:
+            return None
+        rows = self._db.execute(
+            _transition("""
+    UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0),
+           lost_leases = lost_leases + 1, last_error = %(error)s, lease_until = NULL,
+           lease_token = NULL, external_ref = NULL, send_pending = NOT external,
+           run_at = now(), queued_at = now(), updated_at = now()
+    WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
+      AND lease_until < now() AND lost_leases < %(cap)s
+    RETURNING jobs.*, 'running'::text AS from_status"""),
+            _params(
+                actor,
+                {"lease_lost": True},
+                id=job.id,
+                token=job.lease_token,
+                error=error[:4000],
+                cap=cap,
+            ),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
     def release_due_scheduled(
         self, *, limit: int, window_seconds: int = SQS_MAX_DELAY_SECONDS
     ) -> list[Job]:
@@ -752,6 +805,38 @@ UPDATE jobs SET updated_at = now() FROM picked
 WHERE jobs.id = picked.id AND jobs.send_pending AND jobs.status = 'queued'
 RETURNING jobs.*""",
                 {"grace": older_than_seconds, "limit": limit},
+            )
+        )
+
+    def mark_queued_to_send(self) -> int:
+        """Set the "to be sent" mark on every queued job: for a queue known to have started
+        empty (the local stack's in-memory SQS after a restart). The sweep sends them."""
+        rows = self._db.execute(
+            "UPDATE jobs SET send_pending = true "
+            "WHERE status = 'queued' AND NOT external AND NOT send_pending RETURNING id"
+        )
+        return len(rows)
+
+    def requeue_stale(self, *, older_than_seconds: float, limit: int) -> list[Job]:
+        """Mark "to be sent" again the queued jobs nothing has touched for a while, whose
+        due time is as old: their message may be gone (a purged queue, a message past its
+        retention, a local SQS that restarted empty, a retry whose message had already been
+        acknowledged as a duplicate). Resending is safe: claims are conditional, so a second
+        message for a job that also has its first one is acknowledged and skipped."""
+        return _jobs(
+            self._db.execute(
+                """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE status = 'queued' AND NOT external AND NOT send_pending
+      AND queued_at < now() - make_interval(secs => %(age)s)
+      AND updated_at < now() - make_interval(secs => %(age)s)
+      AND run_at < now() - make_interval(secs => %(age)s)
+    ORDER BY queued_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+UPDATE jobs SET send_pending = true, updated_at = now() FROM picked
+WHERE jobs.id = picked.id AND jobs.status = 'queued' AND NOT jobs.send_pending
+RETURNING jobs.*""",
+                {"age": older_than_seconds, "limit": limit},
             )
         )
 

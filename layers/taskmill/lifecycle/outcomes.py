@@ -34,6 +34,9 @@ from taskmill.topology import Priority
 LEASE_EXPIRED = "the lease expired: the worker crashed, timed out or lost its connection"
 # Dependents released per finished batch; the sweep releases any beyond this.
 RELEASE_BATCH_LIMIT = 500
+# Lost leases (a worker process that died mid-job) refunded before they count as attempts:
+# a platform crash should not cost the job, a job that keeps killing its worker must.
+LOST_LEASE_CAP = 3
 
 
 @dataclass(frozen=True)
@@ -133,9 +136,15 @@ class Outcomes:
         return self._after_failure(updated, decision, description, message)
 
     def lease_expired(self, job: Job) -> Failure | None:
-        """Recover a running job whose lease expired (its worker is gone): retried if
-        attempts remain, else failed to its DLQ. None if it was reported on meanwhile or
-        another sweep got it first."""
+        """Recover a running job whose lease expired (its worker is gone). The first
+        `LOST_LEASE_CAP` times the attempt is refunded (a platform crash is not the job's
+        fault); after that it counts: retried if attempts remain, else failed to its DLQ.
+        None if it was reported on meanwhile or another sweep got it first."""
+        if job.lost_leases < LOST_LEASE_CAP:
+            refunded = self.store.refund_lost_lease(job, LEASE_EXPIRED, cap=LOST_LEASE_CAP)
+            if refunded is not None:
+                sent = bool(send_pending(self.store, self.queue, [refunded]))
+                return Failure(refunded, RetryDecision(True, 0.0, "lease lost"), False, sent)
         decision = decide_retry(
             JobFailure(LEASE_EXPIRED), job.attempts, retry_policy(job), self._rand
         )
@@ -156,8 +165,9 @@ class Outcomes:
         redeliver = sent = False
         if updated.status is JobStatus.QUEUED:
             if message is not None:
-                self._delay(message, math.ceil(decision.delay_seconds))
                 redeliver = True
+                if not self._delay(message, math.ceil(decision.delay_seconds)):
+                    sent = self._resend(updated)
             else:
                 sent = bool(send_pending(self.store, self.queue, [updated]))
         elif updated.status is JobStatus.FAILED:
@@ -171,9 +181,11 @@ class Outcomes:
     def released(self, job: Job, reason: str, *, actor: str, message: HeldMessage) -> None:
         """Give a claimed job back without counting the attempt (the worker ran out of time
         through no fault of the job); its message comes back at once."""
+        released = None
         if job.lease_token is not None:
-            self.store.release(job.id, job.lease_token, reason, actor=actor)
-        self._delay(message, 0)
+            released = self.store.release(job.id, job.lease_token, reason, actor=actor)
+        if not self._delay(message, 0) and released is not None:
+            self._resend(released)
 
     def cancelled(self, job: Job, *, actor: str) -> Job | None:
         """A running job stopped because it was asked to: it ends `cancelled`."""
@@ -214,9 +226,20 @@ class Outcomes:
                 "could not send a failed job to its DLQ", extra={"job_id": str(job.id)}
             )
 
-    def _delay(self, message: HeldMessage, seconds: int) -> None:
+    def _delay(self, message: HeldMessage, seconds: int) -> bool:
+        """Make the held message come back after `seconds`; False if SQS refused."""
         try:
             self.queue.delay_redelivery(message.priority, message.receipt_handle, seconds)
         except QueueUnavailable:
-            # It still comes back, after the queue's visibility timeout.
-            self.logger.exception("could not shorten a message's visibility")
+            return False
+        return True
+
+    def _resend(self, job: Job) -> bool:
+        """The held message could not be delayed: most likely it is gone (a duplicate of it
+        was acknowledged meanwhile), else SQS is in trouble and the message returns after its
+        visibility timeout anyway. A new message costs at most a skipped duplicate; a job
+        left queued without one would never run."""
+        self.logger.warning(
+            "the job's message could not be delayed; sending a new one", extra=log_keys(job)
+        )
+        return bool(send_pending(self.store, self.queue, self.store.mark_to_send([job.id])))

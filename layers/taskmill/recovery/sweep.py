@@ -28,6 +28,7 @@ class SweepReport:
     released_waiting: int = 0
     cancelled_waiting: int = 0
     resent: int = 0
+    requeued: int = 0
     sent: int = 0
     webhooks_created: int = 0
     deleted_finished: int = 0
@@ -43,6 +44,10 @@ class SweepLimits:
     # How long a "to be sent" (or "webhook to be created") mark may stand before the sweep
     # takes it over: in-flight requests and workers finish their own sends first.
     send_grace_seconds: float = 30.0
+    # How long a queued job may sit untouched (and past its due time) before the sweep gives
+    # it a new message in case its own is gone. Above any backlog wait you expect: a job that
+    # merely waits gets one duplicate message per period, which its claim skips.
+    requeue_after_seconds: float = 1800.0
     retention_days: float = 30.0
 
 
@@ -100,6 +105,11 @@ class Sweeper:
         stuck = self.store.pending_sends(older_than_seconds=grace, limit=batch)
         report.resent = len(send_pending(self.store, self.queue, stuck))
         report.sent += report.resent
+        lost = self.store.requeue_stale(
+            older_than_seconds=self.limits.requeue_after_seconds, limit=batch
+        )
+        report.requeued = len(lost)
+        report.sent += len(send_pending(self.store, self.queue, lost))
         report.deleted_finished = self.store.delete_finished(
             older_than_days=self.limits.retention_days, limit=batch
         )

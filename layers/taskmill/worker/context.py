@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import Job, log_keys
 from taskmill.jobs.store import JobStore
 from taskmill.worker.services import PlatformServices
@@ -69,11 +70,20 @@ class JobContext:
     def lease_token(self) -> Any:
         return self.job.lease_token
 
+    def begin(self, deadline: float) -> None:
+        """The body starts now; `remaining_time()` counts down to `deadline`."""
+        self._deadline = deadline
+
     def progress(self, percent: int, message: str | None = None) -> None:
         if self._stop.is_set() or self.job.lease_token is None:
             return
         percent = max(0, min(100, int(percent)))
-        self._store.set_progress(self.job.id, self.job.lease_token, percent, message)
+        try:
+            self._store.set_progress(self.job.id, self.job.lease_token, percent, message)
+        except DependencyUnavailable:
+            # A progress report is not worth failing the job over: the platform's trouble is
+            # not the job's, and the next report (or the result) brings it up to date.
+            self.logger.warning("progress report lost: the database did not answer")
 
     def cancelled(self) -> bool:
         """True once the job was cancelled, timed out or must stop before the deadline."""
@@ -82,7 +92,10 @@ class JobContext:
         now = self._clock()
         if now - self._last_poll >= CANCEL_POLL_SECONDS:
             self._last_poll = now
-            current = self._store.get_many([self.job.id])
+            try:
+                current = self._store.get_many([self.job.id])
+            except DependencyUnavailable:
+                return self._cancel_seen  # unknown for now: carry on; ask again later
             if (
                 not current
                 or current[0].cancel_requested

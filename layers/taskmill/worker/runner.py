@@ -12,17 +12,16 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from taskmill.errors import QueueUnavailable
+from taskmill.errors import DependencyUnavailable, QueueUnavailable
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
-from taskmill.jobs.store import JobStore
+from taskmill.jobs.store import LEASE_SLACK_SECONDS, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.outcomes import HeldMessage, Outcomes, Success
 from taskmill.observability import MetricBatch
@@ -34,6 +33,12 @@ from taskmill.worker.services import PlatformServices
 
 ACTOR = "worker"
 MAX_PARALLEL_BODIES = 10  # Lambda's SQS batch size for standard queues tops out here per poll
+# A claim's lease, renewed while the body runs: if this process dies, the sweep recovers the
+# job within about a lease and a sweep interval, whatever the job's own timeout.
+LEASE_SECONDS = 60.0
+HEARTBEAT_SECONDS = 20.0
+# The longest the batch waits between looks at its bodies (timeouts, the deadline).
+POLL_SECONDS = 0.5
 
 
 class Outcome(StrEnum):
@@ -75,7 +80,7 @@ class Attempt:
     result: Any = None
     error: BaseException | None = None
     future: Future[None] | None = None
-    started: float = 0.0
+    started: float | None = None  # when the body began to run (set on its thread)
 
 
 @dataclass
@@ -99,6 +104,9 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         deadline_margin_seconds: float = 5.0,
         outcomes: Outcomes | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        max_parallel_bodies: int = MAX_PARALLEL_BODIES,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -106,6 +114,10 @@ class Worker:
         self.services = services
         self.logger = logger or logging.getLogger("taskmill.worker")
         self.outcomes = outcomes or Outcomes(store, queue, registry, logger=self.logger)
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.max_parallel_bodies = max_parallel_bodies
+        self._invocation_end = 0.0
         self.clock = clock
         self.margin = deadline_margin_seconds
         self._pool: ThreadPoolExecutor | None = None
@@ -114,7 +126,7 @@ class Worker:
         # Reused across batches: starting ten threads per batch costs more than a noop job.
         if self._pool is None:
             self._pool = ThreadPoolExecutor(
-                max_workers=MAX_PARALLEL_BODIES, thread_name_prefix="job"
+                max_workers=self.max_parallel_bodies, thread_name_prefix="job"
             )
         return self._pool
 
@@ -130,10 +142,16 @@ class Worker:
     def process(self, records: Sequence[dict[str, Any]], remaining_seconds: float) -> BatchReport:
         """Handle one SQS batch. Returns the message ids to report as `batchItemFailures`."""
         report = BatchReport()
-        deadline = self.clock() + remaining_seconds - self.margin
+        self._invocation_end = self.clock() + remaining_seconds
+        deadline = self._invocation_end - self.margin
         messages = self._parse(records, report)
         self._redrive_moved_back(messages)
-        claimed = {job.id: job for job in self.store.claim_many([m.job_id for _, _, m in messages])}
+        claimed = {
+            job.id: job
+            for job in self.store.claim_many(
+                [m.job_id for _, _, m in messages], lease_seconds=self._lease()
+            )
+        }
         attempts = []
         for delivery, priority, message in messages:
             job = claimed.pop(message.job_id, None)
@@ -208,40 +226,80 @@ class Worker:
             job,
             self.store,
             self.services,
-            deadline=min(deadline, self.clock() + job.timeout_seconds),
+            deadline=deadline,
             logger=self.logger,
             clock=self.clock,
         )
         return Attempt(delivery, message, job, context)
 
+    def _lease(self) -> float:
+        """A lease never outlives the invocation by more than the slack: a job whose
+        worker is gone is recovered soon, whatever its timeout."""
+        left = self._invocation_end - self.clock() + LEASE_SLACK_SECONDS
+        return max(1.0, min(self.lease_seconds, left))
+
     def _run(self, attempts: Sequence[Attempt], deadline: float) -> None:
         # Bodies run on pool threads so a slow one can be timed out and the batch still
-        # finishes; the bodies of one batch run side by side (they are mostly I/O).
+        # finishes; the bodies of one batch run side by side (they are mostly I/O). A body's
+        # timeout counts from when it starts: one waiting for a free thread (the platform
+        # slowed down) has not used any of it.
         pool = self._threads()
         for attempt in attempts:
-            attempt.started = self.clock()
-            attempt.future = pool.submit(self._run_body, attempt)
+            attempt.future = pool.submit(self._run_body, attempt, deadline)
+        running = list(attempts)
+        next_beat = self.clock() + self.heartbeat_seconds
         abandoned = False
-        for attempt in attempts:
-            assert attempt.future is not None
-            job_deadline = attempt.started + attempt.job.timeout_seconds
-            try:
-                attempt.future.result(max(0.0, min(job_deadline, deadline) - self.clock()))
-            except FutureTimeout:
-                abandoned = True
-                # Python cannot kill a thread: the body is told to stop, its later reports
-                # are dropped (its lease is gone) and it dies with the container.
-                attempt.context.stop()
-                if job_deadline <= deadline:
-                    attempt.outcome = Outcome.FAILED
-                    attempt.error = JobFailure(f"timed out after {attempt.job.timeout_seconds} s")
-                else:
-                    attempt.outcome = Outcome.RELEASED
+        while running:
+            now = self.clock()
+            for attempt in list(running):
+                assert attempt.future is not None
+                started = attempt.started
+                timed_out = started is not None and now >= started + attempt.job.timeout_seconds
+                if attempt.future.done():
+                    running.remove(attempt)
+                elif timed_out or now >= deadline:
+                    running.remove(attempt)
+                    abandoned = True
+                    self._stop(attempt, timed_out)
+            if not running:
+                break
+            if now >= next_beat:
+                self._heartbeat(running)
+                next_beat = now + self.heartbeat_seconds
+            wait(
+                [a.future for a in running if a.future is not None],
+                timeout=max(0.0, min(POLL_SECONDS, next_beat - now, deadline - now)),
+                return_when=FIRST_COMPLETED,
+            )
         if abandoned:
             self._abandon_threads()
 
-    def _run_body(self, attempt: Attempt) -> None:
+    def _stop(self, attempt: Attempt, timed_out: bool) -> None:
+        """Python cannot kill a thread: the body is told to stop, its later reports are
+        dropped (its lease is gone) and it dies with the container."""
+        attempt.context.stop()
+        if attempt.outcome is not None:
+            return
+        if timed_out:
+            attempt.outcome = Outcome.FAILED
+            attempt.error = JobFailure(f"timed out after {attempt.job.timeout_seconds} s")
+        else:
+            # The invocation ends before the job could: not the job's fault.
+            attempt.outcome = Outcome.RELEASED
+
+    def _heartbeat(self, running: Sequence[Attempt]) -> None:
+        leases = [(a.job.id, a.job.lease_token) for a in running if a.job.lease_token]
+        try:
+            self.store.extend_leases(leases, seconds=self._lease())
+        except DependencyUnavailable:
+            # Postgres is in trouble: if the lease lapses the sweep recovers the job, and a
+            # lost lease does not count against its attempts.
+            self.logger.warning("could not renew the leases of running jobs")
+
+    def _run_body(self, attempt: Attempt, deadline: float) -> None:
         job = attempt.job
+        attempt.started = started = self.clock()
+        attempt.context.begin(min(deadline, started + job.timeout_seconds))
         try:
             job_type = self.registry.get(job.type)
             if job_type.function is None:
@@ -317,7 +375,8 @@ class Worker:
         job = attempt.job
         if outcome is Outcome.SUCCEEDED:
             metrics.add("JobsSucceeded", job_type=job.type)
-        metrics.maximum("JobDuration", self.clock() - attempt.started, job_type=job.type)
+        if attempt.started is not None:
+            metrics.maximum("JobDuration", self.clock() - attempt.started, job_type=job.type)
         if job.queued_at is not None and job.started_at is not None:
             wait = (job.started_at - job.queued_at).total_seconds()
             metrics.maximum("QueueWait", max(wait, 0.0), job_type=job.type)

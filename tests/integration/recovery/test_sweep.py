@@ -11,7 +11,7 @@ import pytest
 from taskmill.db import Database
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
-from taskmill.lifecycle.outcomes import LEASE_EXPIRED
+from taskmill.lifecycle.outcomes import LEASE_EXPIRED, LOST_LEASE_CAP
 from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 
@@ -88,7 +88,11 @@ def test_expired_leases_are_retried_or_failed_to_the_dlq(
     final = create_job(store, owner, max_attempts=1, priority="high")
     store.claim_many([retry.id, final.id])
     store.mark_enqueued([retry.id, final.id])
-    db.execute("UPDATE jobs SET lease_until = now() - interval '1 second'")
+    # Leases lost before this one were refunded; from now on they count as attempts.
+    db.execute(
+        "UPDATE jobs SET lease_until = now() - interval '1 second', lost_leases = %s",
+        (LOST_LEASE_CAP,),
+    )
     report, _ = sweeper.run()
     assert (report.recovered_retried, report.recovered_failed) == (1, 1)
     again = store.get(retry.id)
@@ -161,7 +165,8 @@ def test_two_sweeps_racing_act_once_per_job(
     store.claim_many([j.id for j in expired])
     db.execute(
         "UPDATE jobs SET lease_until = now() - interval '1 second', "
-        "updated_at = now() - interval '1 minute'"
+        "updated_at = now() - interval '1 minute', lost_leases = %s",
+        (LOST_LEASE_CAP,),
     )
     reports: list[Any] = []
     barrier = threading.Barrier(2)
