@@ -86,6 +86,20 @@ def test_external_jobs_are_never_marked_to_be_sent(store: JobStore, owner) -> No
     assert not job.send_pending
 
 
+def test_a_retried_external_job_is_not_marked_to_be_sent(store: JobStore, owner) -> None:
+    """External jobs are claimed over the API: a retry must not put them on an SQS queue,
+    whoever records the failure (an external worker, the sweep after a lost lease)."""
+    create_job(store, owner, type="render", external=True)
+    [claimed] = store.claim_external(types=None, limit=1, actor="worker:x")
+    assert claimed.lease_token is not None
+    retried = store.fail(
+        claimed.id, claimed.lease_token, "x", RetryDecision(True, 0.0, "again"), resend=True
+    )
+    assert retried is not None
+    assert retried.status is JobStatus.QUEUED
+    assert not retried.send_pending
+
+
 def test_idempotency_key_returns_the_original(store: JobStore, owner, db) -> None:
     first = store.create(owner, new_job(idempotency_key="k1"), actor="t")
     again = store.create(owner, new_job(idempotency_key="k1", name="other"), actor="t")

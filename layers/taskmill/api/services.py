@@ -43,13 +43,14 @@ class ApiServices:
 
     def send_deadline(self, lambda_context: Any) -> float | None:
         """When the request's last SQS call must be over (a `time.monotonic()` value): the
-        invocation's remaining time, less one statement (clearing the "to be sent" mark)
-        and the answer. Sends past it are left to the recovery sweep, so the client gets
-        its answer before API Gateway's 29 s instead of a 504 it would retry."""
+        invocation's remaining time, less two statements (clearing the "to be sent" mark,
+        then reading back or auditing) and the answer. Sends past it are left to the
+        recovery sweep, so the client gets its answer before API Gateway's 29 s instead of
+        a 504 it would retry."""
         remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
         if remaining is None:
             return None
-        budget = remaining() / 1000 - self.settings.db_statement_timeout_ms / 1000
+        budget = remaining() / 1000 - 2 * self.settings.db_statement_timeout_ms / 1000
         return time.monotonic() + budget - RESPONSE_MARGIN_SECONDS
 
     def redrive_launcher(self) -> TaskLauncher:
@@ -88,7 +89,7 @@ def default_launcher(services: ApiServices) -> TaskLauncher:
         # Its own connection: the API's is not for sharing with a background thread.
         db = database_from_settings(services.settings, application_name="taskmill-redrive")
         try:
-            run_task(db, services.queue, task_id, logger=services.logger)
+            run_task(db, services.queue, services.registry, task_id, logger=services.logger)
         finally:
             db.close()
 

@@ -554,14 +554,16 @@ RETURNING j.id""",
         return Job.model_validate(rows[0]) if rows else None
 
     def retry(self, job_id: UUID, *, actor: str) -> Job | None:
-        """Re-run a `failed` or `cancelled` job with a fresh attempt budget."""
+        """Re-run a `failed` or `cancelled` job with a fresh attempt budget. Not while its
+        completion webhook is still to be created (its event is the finished state): create
+        it first (`Outcomes.retry` does)."""
         rows = self._db.execute(
             _transition("""
     UPDATE jobs j SET status = 'queued', attempts = 0, lost_leases = 0, cancel_requested = false,
            send_pending = NOT j.external, run_at = now(), queued_at = now(), updated_at = now(),
            finished_at = NULL, result = NULL, progress = 0, progress_message = NULL
     FROM (SELECT id, status FROM jobs WHERE id = %(id)s FOR UPDATE) old
-    WHERE j.id = old.id AND j.status IN ('failed', 'cancelled')
+    WHERE j.id = old.id AND j.status IN ('failed', 'cancelled') AND NOT j.webhook_pending
     RETURNING j.*, old.status AS from_status"""),
             _params(actor, id=job_id),
         )
@@ -579,6 +581,7 @@ RETURNING j.id""",
 
         `resend=False` is for a message that is already back on its queue (the console's
         DLQ redrive); `expected_redrive_count` makes a duplicate of that message a no-op.
+        Jobs whose completion webhook is still to be created are left alone (as `retry`).
         """
         if not job_ids:
             return []
@@ -589,7 +592,7 @@ RETURNING j.id""",
            redrive_count = j.redrive_count + 1,
            send_pending = %(resend)s AND NOT j.external, run_at = now(), queued_at = now(),
            updated_at = now(), finished_at = NULL, cancel_requested = false
-    WHERE j.id = ANY (%(ids)s) AND j.status = 'failed'
+    WHERE j.id = ANY (%(ids)s) AND j.status = 'failed' AND NOT j.webhook_pending
       AND (%(expected)s::int IS NULL OR j.redrive_count = %(expected)s::int)
     RETURNING j.*, 'failed'::text AS from_status"""),
                 _params(

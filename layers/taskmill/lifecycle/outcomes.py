@@ -92,13 +92,25 @@ class Outcomes:
 
     # ---- success ------------------------------------------------------------------------
 
-    def succeeded(self, successes: Sequence[Success], *, actor: str) -> list[Job]:
+    def succeeded(
+        self,
+        successes: Sequence[Success],
+        *,
+        actor: str,
+        deadline: float | None = None,
+        follow_up: bool = True,
+    ) -> list[Job]:
         """Record successful attempts in one statement; an attempt whose lease is no longer
-        held (recovered meanwhile) is not applied and not returned."""
+        held (recovered meanwhile) is not applied and not returned. `deadline` bounds the
+        follow-ups' SQS calls (see `JobQueue.send`); what misses it the sweep sends.
+
+        `follow_up=False` is for a caller with more outcomes to record first (the worker's
+        batch): it then calls `follow_up(finished)` itself."""
         finished = self.store.succeed_many(
             [(s.job_id, s.lease_token, s.result) for s in successes], actor=actor
         )
-        self._follow_up(finished)
+        if follow_up:
+            self.follow_up(finished, deadline)
         return finished
 
     # ---- failure ------------------------------------------------------------------------
@@ -111,6 +123,7 @@ class Outcomes:
         actor: str,
         lease_token: UUID | None = None,
         message: HeldMessage | None = None,
+        deadline: float | None = None,
     ) -> Failure:
         """Record a failed attempt of `job` (as claimed) as its retry policy decides.
 
@@ -133,7 +146,7 @@ class Outcomes:
                 "delay_seconds": round(decision.delay_seconds, 3),
             },
         )
-        return self._after_failure(updated, decision, description, message)
+        return self._after_failure(updated, decision, description, message, deadline)
 
     def lease_expired(self, job: Job) -> Failure | None:
         """Recover a running job whose lease expired (its worker is gone). The first
@@ -159,6 +172,7 @@ class Outcomes:
         decision: RetryDecision,
         description: str,
         message: HeldMessage | None,
+        deadline: float | None = None,
     ) -> Failure:
         if updated is None:
             return Failure(None, decision, redeliver=False)
@@ -169,10 +183,10 @@ class Outcomes:
                 if not self._delay(message, math.ceil(decision.delay_seconds)):
                     sent = self._resend(updated)
             else:
-                sent = bool(send_pending(self.store, self.queue, [updated]))
+                sent = bool(send_pending(self.store, self.queue, [updated], deadline=deadline))
         elif updated.status is JobStatus.FAILED:
             self._dead_letter(updated, decision.reason, description)
-            self._follow_up([updated])
+            self.follow_up([updated], deadline)
         # `scheduled`: a delay longer than SQS can hold; the sweep releases it when due.
         return Failure(updated, decision, redeliver, sent)
 
@@ -193,18 +207,60 @@ class Outcomes:
             return None
         return self.store.acknowledge_cancel(job.id, job.lease_token, actor=actor)
 
+    # ---- running a finished job again ---------------------------------------------------
+
+    def retry(self, job: Job, *, actor: str, deadline: float | None = None) -> Job | None:
+        """Re-run a `failed` or `cancelled` job (fresh attempt budget) and send it."""
+        self._settle_webhooks([job])
+        retried = self.store.retry(job.id, actor=actor)
+        if retried is not None:
+            send_pending(self.store, self.queue, [retried], deadline=deadline)
+        return retried
+
+    def redrive(
+        self,
+        jobs: Sequence[Job],
+        *,
+        actor: str,
+        resend: bool,
+        expected_redrive_count: int | None = None,
+        deadline: float | None = None,
+    ) -> list[Job]:
+        """Give `failed` jobs a fresh attempt budget and `redrive_count + 1`; `resend=False`
+        when their message is already back on the queue (see `JobStore.redrive_many`)."""
+        self._settle_webhooks(jobs)
+        redriven = self.store.redrive_many(
+            [job.id for job in jobs],
+            actor=actor,
+            resend=resend,
+            expected_redrive_count=expected_redrive_count,
+        )
+        send_pending(self.store, self.queue, redriven, deadline=deadline)
+        return redriven
+
+    def _settle_webhooks(self, jobs: Sequence[Job]) -> None:
+        # A finished job's webhook describes how it finished: it must exist before the job
+        # runs again (normally it does; not after a crash right after the final statement).
+        create_completion_webhooks(self.store, self.queue, self.registry, jobs, logger=self.logger)
+
     # ---- what follows -------------------------------------------------------------------
 
-    def _follow_up(self, finished: Sequence[Job]) -> None:
+    def follow_up(self, finished: Sequence[Job], deadline: float | None = None) -> None:
+        """What follows finished jobs: dependents released and sent, completion webhooks."""
         if not finished:
             return
         try:
             succeeded = [job.id for job in finished if job.status is JobStatus.SUCCEEDED]
             if succeeded:
                 released = self.store.release_waiting(limit=RELEASE_BATCH_LIMIT, job_ids=succeeded)
-                send_pending(self.store, self.queue, released)
+                send_pending(self.store, self.queue, released, deadline=deadline)
             create_completion_webhooks(
-                self.store, self.queue, self.registry, finished, logger=self.logger
+                self.store,
+                self.queue,
+                self.registry,
+                finished,
+                logger=self.logger,
+                deadline=deadline,
             )
         except DependencyUnavailable:
             # The outcome is committed; the sweep releases dependents and creates marked

@@ -19,7 +19,7 @@ from taskmill.jobs.model import Job
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.jobtypes.webhook_deliver import WEBHOOK_TYPE, completion_event
-from taskmill.lifecycle.submit import JobRequest, submit
+from taskmill.lifecycle.submit import JobRequest, resolve, submit
 from taskmill.queue.sqs import JobQueue
 
 WEBHOOK_ACTOR = "platform"
@@ -43,31 +43,30 @@ def create_completion_webhooks(
     finished: Sequence[Job],
     *,
     logger: logging.Logger | Any,
+    deadline: float | None = None,
 ) -> list[Job]:
-    """Create (and send) the webhook jobs of the finished jobs marked for one."""
+    """Create (and send) the webhook jobs of the finished jobs marked for one.
+    `deadline`: see `JobQueue.send` (what misses it is sent by the sweep)."""
     due = [job for job in finished if job.webhook_pending and job.webhook_url]
-    by_owner: dict[UUID, list[Job]] = defaultdict(list)
+    by_owner: dict[UUID, list[JobRequest]] = defaultdict(list)
     for job in due:
-        by_owner[job.owner_id].append(job)
-    created: list[Job] = []
-    for owner_id, jobs in by_owner.items():
+        request = webhook_request(job)
         try:
-            results = submit(
-                store,
-                queue,
-                registry,
-                owner_id,
-                [webhook_request(job) for job in jobs],
-                actor=WEBHOOK_ACTOR,
-            )
+            resolve(request, registry)
         except InvalidInput as exc:
-            # The stored URL no longer passes the type's validation: it never will, so the
-            # mark is cleared rather than retried by every sweep.
+            # The stored URL no longer passes the type's validation: it never will, so its
+            # mark is cleared rather than retried by every sweep; the others go ahead.
             logger.error(
                 "completion webhook could not be created",
-                extra={"job_ids": [str(job.id) for job in jobs], "error": exc.message},
+                extra={"job_id": str(job.id), "error": exc.message},
             )
             continue
+        by_owner[job.owner_id].append(request)
+    created: list[Job] = []
+    for owner_id, requests in by_owner.items():
+        results = submit(
+            store, queue, registry, owner_id, requests, actor=WEBHOOK_ACTOR, deadline=deadline
+        )
         created.extend(result.job for result in results)
     store.clear_webhook_pending([job.id for job in due])
     return created

@@ -105,8 +105,9 @@ class JobQueue:
         """Send one message per job, ten per call. Never raises for SQS trouble: what could
         not be sent is in `failed`, for the recovery sweep.
 
-        After a call fails outright the rest are not tried (SQS is in trouble; each try
-        could cost the full client timeout). With a `deadline` (a `clock()` value), a call
+        After a call fails outright the rest are not tried, on any priority's queue: the
+        queues share one endpoint, so SQS is in trouble for all of them, and each try could
+        cost the full client timeout. With a `deadline` (a `clock()` value), a call
         starts only if it can end before it even when every attempt times out: an API
         request answers in time and leaves the rest to the sweep."""
         result = SendResult()

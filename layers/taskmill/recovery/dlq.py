@@ -15,7 +15,7 @@ from uuid import UUID
 
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import JobStore
-from taskmill.lifecycle.sending import send_pending
+from taskmill.lifecycle.outcomes import Outcomes
 from taskmill.queue.messages import MalformedMessage, parse_message
 from taskmill.queue.sqs import JobQueue
 from taskmill.topology import Priority
@@ -123,8 +123,7 @@ class RedriveResult:
 
 
 def redrive(
-    store: JobStore,
-    queue: JobQueue,
+    outcomes: Outcomes,
     priority: Priority,
     *,
     actor: str,
@@ -137,6 +136,7 @@ def redrive(
     """Move matching dead-lettered jobs back: fresh attempt budget, `redrive_count + 1`, a new
     message on the source queue, the DLQ message deleted. A message whose job no longer
     exists is reported (and deleted with `purge_orphans`)."""
+    store, queue = outcomes.store, outcomes.queue
     # Held invisible while we work so a concurrent redrive does not take the same messages.
     letters, _ = _read(queue, priority, limit=PEEK_SCAN_LIMIT, visibility=60)
     _attach_jobs(store, letters)
@@ -162,10 +162,9 @@ def redrive(
         result.redriven = [letter.job_id for letter in chosen if letter.job_id]
         release.extend(chosen)
     else:
-        redriven = store.redrive_many(
-            [letter.job_id for letter in chosen if letter.job_id], actor=actor, resend=True
+        redriven = outcomes.redrive(
+            [letter.job for letter in chosen if letter.job is not None], actor=actor, resend=True
         )
-        send_pending(store, queue, redriven)
         done = {job.id for job in redriven}
         for letter in chosen:
             if letter.job_id in done or (letter.job and letter.job.status is not JobStatus.FAILED):

@@ -18,6 +18,8 @@ from taskmill.aws import aws_errors
 from taskmill.db import Database
 from taskmill.errors import DependencyUnavailable, NotFound
 from taskmill.jobs.store import JobStore
+from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.lifecycle.outcomes import Outcomes
 from taskmill.queue.sqs import JobQueue
 from taskmill.recovery import dlq
 from taskmill.topology import Priority
@@ -87,7 +89,12 @@ class RedriveTaskStore:
 
 
 def run_task(
-    db: Database, queue: JobQueue, task_id: UUID, *, logger: logging.Logger | Any = None
+    db: Database,
+    queue: JobQueue,
+    registry: JobTypeRegistry,
+    task_id: UUID,
+    *,
+    logger: logging.Logger | Any = None,
 ) -> RedriveTask:
     """Work through a task in chunks, recording progress after each."""
     tasks = RedriveTaskStore(db)
@@ -97,12 +104,11 @@ def run_task(
     criteria = task.criteria
     remaining = int(criteria.get("limit") or 10**9)
     job_ids = {UUID(i) for i in criteria["job_ids"]} if criteria.get("job_ids") else None
-    store = JobStore(db)
+    outcomes = Outcomes(JobStore(db), queue, registry, logger=logger)
     try:
         while remaining > 0:
             result = dlq.redrive(
-                store,
-                queue,
+                outcomes,
                 task.priority,
                 actor=f"redrive-task:{task.id}",
                 job_ids=job_ids,

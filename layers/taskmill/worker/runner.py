@@ -211,8 +211,11 @@ class Worker:
             if message.dead_lettered and message.redrive_count is not None:
                 by_count.setdefault(message.redrive_count, []).append(message.job_id)
         for count, job_ids in by_count.items():
-            redriven = self.store.redrive_many(
-                job_ids, actor="dlq-redrive", resend=False, expected_redrive_count=count
+            redriven = self.outcomes.redrive(
+                self.store.get_many(job_ids),
+                actor="dlq-redrive",
+                resend=False,
+                expected_redrive_count=count,
             )
             for job in redriven:
                 self.logger.info("job redriven from its DLQ", extra={"job_id": str(job.id)})
@@ -325,8 +328,19 @@ class Worker:
     # ---- recording ----------------------------------------------------------------------
 
     def _record(self, attempts: Sequence[Attempt], report: BatchReport) -> None:
-        # The exceptions first, one statement each; then every success in one statement,
-        # with its follow-ups (dependents, webhooks).
+        # Every success first, in one statement: the jobs whose bodies ran well are the ones
+        # most worth keeping if a later statement fails. Then the exceptions, one statement
+        # each; then what follows the successes (dependents, webhooks: SQS calls).
+        finished = self.outcomes.succeeded(
+            [
+                Success(a.job.id, a.job.lease_token, a.result)
+                for a in attempts
+                if a.outcome is Outcome.SUCCEEDED and a.job.lease_token is not None
+            ],
+            actor=ACTOR,
+            follow_up=False,
+        )
+        finished_ids = {job.id for job in finished}
         for attempt in attempts:
             job = attempt.job
             if attempt.outcome is Outcome.FAILED:
@@ -338,20 +352,10 @@ class Worker:
                     job, "the worker reached its deadline", actor=ACTOR, message=attempt.message
                 )
                 report.failed_message_ids.append(attempt.delivery.message_id)
-        finished = {
-            job.id
-            for job in self.outcomes.succeeded(
-                [
-                    Success(a.job.id, a.job.lease_token, a.result)
-                    for a in attempts
-                    if a.outcome is Outcome.SUCCEEDED and a.job.lease_token is not None
-                ],
-                actor=ACTOR,
-            )
-        }
+        self.outcomes.follow_up(finished)
         for attempt in attempts:
             outcome = attempt.outcome
-            if outcome is Outcome.SUCCEEDED and attempt.job.id not in finished:
+            if outcome is Outcome.SUCCEEDED and attempt.job.id not in finished_ids:
                 outcome = None  # its lease was recovered meanwhile: the recovery owns it
             if outcome is not None:
                 report.outcomes[attempt.job.id] = outcome

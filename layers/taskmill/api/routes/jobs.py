@@ -169,13 +169,11 @@ def router(services: ApiServices) -> Router:
     @r.post("/v1/jobs/<job_id>/retry", tags=["jobs"])
     def retry_job(job_id: UUID) -> JobOut:
         who = caller()
-        owned(job_id, who)
-        job = services.jobs.retry(job_id, actor=who.actor)
+        job = services.outcomes.retry(
+            owned(job_id, who), actor=who.actor, deadline=services.send_deadline(r.lambda_context)
+        )
         if job is None:
             raise Conflict("only a failed or cancelled job can be retried")
-        send_pending(
-            services.jobs, services.queue, [job], deadline=services.send_deadline(r.lambda_context)
-        )
         return JobOut.of(services.jobs.get(job_id))
 
     @r.delete("/v1/jobs/<job_id>", tags=["jobs"])

@@ -89,8 +89,7 @@ def router(services: ApiServices) -> Router:
             )
             return Response(202, "application/json", task.model_dump(mode="json"))
         result = dlq.redrive(
-            services.jobs,
-            services.queue,
+            services.outcomes,
             priority,
             actor=who.actor,
             job_ids=set(body.job_ids) if body.job_ids is not None else None,
@@ -118,19 +117,18 @@ def router(services: ApiServices) -> Router:
             older_than_seconds=body.older_than_seconds,
             limit=body.limit,
         )
-        ids = [job.id for job in stale if not job.external]
+        chosen = [job for job in stale if not job.external]
+        ids = [job.id for job in chosen]
         if not body.dry_run and ids:
+            deadline = services.send_deadline(r.lambda_context)
             if body.status == "queued":
                 jobs = services.jobs.mark_to_send(ids)
+                send_pending(services.jobs, services.queue, jobs, deadline=deadline)
             else:
-                jobs = services.jobs.redrive_many(ids, actor=who.actor, resend=True)
+                jobs = services.outcomes.redrive(
+                    chosen, actor=who.actor, resend=True, deadline=deadline
+                )
             ids = [job.id for job in jobs]
-            send_pending(
-                services.jobs,
-                services.queue,
-                jobs,
-                deadline=services.send_deadline(r.lambda_context),
-            )
             audit(who, "admin.requeue", {"status": body.status, "jobs": [str(i) for i in ids]})
         return {"requeued": [str(i) for i in ids], "dry_run": body.dry_run}
 

@@ -67,7 +67,9 @@ def router(services: ApiServices) -> Router:
         who = worker()
         external_only(job_id)
         done = services.outcomes.succeeded(
-            [Success(job_id, body.lease_token, body.result)], actor=who.actor
+            [Success(job_id, body.lease_token, body.result)],
+            actor=who.actor,
+            deadline=services.send_deadline(r.lambda_context),
         )
         return JobOut.of(held(done[0] if done else None))
 
@@ -80,6 +82,7 @@ def router(services: ApiServices) -> Router:
             JobFailure(body.error, retryable=body.retryable),
             actor=who.actor,
             lease_token=body.lease_token,
+            deadline=services.send_deadline(r.lambda_context),
         )
         return JobOut.of(held(failure.job))
 
