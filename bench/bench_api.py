@@ -35,7 +35,7 @@ started = time.perf_counter()
 import functions.api.authorizer as handler
 from taskmill.auth.tokens import issue_access_token
 config = handler.container_config()
-token, _ = issue_access_token(config, user_id="u", role="user")
+token, _ = issue_access_token(config, user_id="u", session_id="s", role="user")
 handler.check({"authorizationToken": "Bearer " + token,
                "methodArn": "arn:aws:execute-api:us-east-1:1:a/v1/GET/v1/jobs"}, config)
 print((time.perf_counter() - started) * 1000)

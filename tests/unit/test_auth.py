@@ -37,9 +37,11 @@ def test_malformed_hashes_never_match(stored: str) -> None:
 
 
 def test_access_token_round_trip() -> None:
-    token, ttl = issue_access_token(CONFIG, user_id="u1", role="admin", email="a@x.io")
+    token, ttl = issue_access_token(
+        CONFIG, user_id="u1", session_id="s1", role="admin", email="a@x.io"
+    )
     claims = verify_access_token(CONFIG, token)
-    assert (claims.sub, claims.role, claims.email) == ("u1", "admin", "a@x.io")
+    assert (claims.sub, claims.sid, claims.role, claims.email) == ("u1", "s1", "admin", "a@x.io")
     assert ttl == 900
     assert claims.exp - int(time.time()) <= 900
 
@@ -49,20 +51,22 @@ def _b64(data: dict) -> str:
 
 
 def test_expired_token_is_refused() -> None:
-    token, _ = issue_access_token(CONFIG, user_id="u1", role="user", now=time.time() - 3600)
+    token, _ = issue_access_token(
+        CONFIG, user_id="u1", session_id="s1", role="user", now=time.time() - 3600
+    )
     with pytest.raises(Unauthorized, match="expired"):
         verify_access_token(CONFIG, token)
 
 
 def test_wrong_signature_is_refused() -> None:
     other = TokenConfig(secret="t" * 40, issuer="taskmill", audience="taskmill-api")
-    token, _ = issue_access_token(other, user_id="u1", role="user")
+    token, _ = issue_access_token(other, user_id="u1", session_id="s1", role="user")
     with pytest.raises(Unauthorized):
         verify_access_token(CONFIG, token)
 
 
 def test_alg_none_is_refused() -> None:
-    token, _ = issue_access_token(CONFIG, user_id="u1", role="user")
+    token, _ = issue_access_token(CONFIG, user_id="u1", session_id="s1", role="user")
     _, payload, _ = token.split(".")
     unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}."
     with pytest.raises(Unauthorized):
@@ -77,13 +81,13 @@ def test_alg_none_is_refused() -> None:
     ],
 )
 def test_wrong_audience_or_issuer_is_refused(config: TokenConfig) -> None:
-    token, _ = issue_access_token(config, user_id="u1", role="user")
+    token, _ = issue_access_token(config, user_id="u1", session_id="s1", role="user")
     with pytest.raises(Unauthorized):
         verify_access_token(CONFIG, token)
 
 
 def test_tampered_role_is_refused() -> None:
-    token, _ = issue_access_token(CONFIG, user_id="u1", role="user")
+    token, _ = issue_access_token(CONFIG, user_id="u1", session_id="s1", role="user")
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["role"] = "admin"
@@ -95,6 +99,7 @@ def test_unknown_role_is_refused_even_when_signed() -> None:
     token = jwt.encode(
         {
             "sub": "u",
+            "sid": "s",
             "role": "root",
             "iat": int(time.time()),
             "exp": int(time.time()) + 60,

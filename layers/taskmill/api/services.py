@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskmill.api.caller import Caller, identity_from_event
 from taskmill.audit import AuditLog
 from taskmill.auth.keys import token_config
 from taskmill.auth.service import AuthService
@@ -23,7 +24,7 @@ from taskmill.observability import MetricBatch
 from taskmill.queue.sqs import JobQueue, default_sqs_client
 from taskmill.recovery.redrive_tasks import LambdaLauncher, TaskLauncher, ThreadLauncher, run_task
 from taskmill.settings import ApiSettings
-from taskmill.users.store import RefreshTokenStore, UserStore
+from taskmill.users.store import RefreshTokenStore, SessionAccount, UserStore
 
 # Kept free at the end of a request for the answer itself.
 RESPONSE_MARGIN_SECONDS = 1.0
@@ -51,6 +52,16 @@ class ApiServices:
             return None
         budget = remaining() / 1000 - self.settings.db_statement_timeout_ms / 1000
         return time.monotonic() + budget - RESPONSE_MARGIN_SECONDS
+
+    def caller(self, event: dict[str, Any], *roles: str) -> Caller:
+        """The caller as its account is now (one small read): refused if the account is
+        gone or disabled, the session ended, or its role is not one of `roles` (any when
+        none is given). Routes call it once per request."""
+        identity = identity_from_event(event)
+        account = SessionAccount.require(
+            self.users.session_account(identity.id, identity.session_id), *roles
+        )
+        return Caller(account.id, account.role, account.email, identity.session_id)
 
     def redrive_launcher(self) -> TaskLauncher:
         if self.launcher is None:

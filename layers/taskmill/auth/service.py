@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from taskmill.audit import AuditLog
 from taskmill.auth.passwords import dummy_hash, hash_password, verify_password
@@ -38,12 +38,19 @@ class AuthService:
         return self.users.create(email, hash_password(password), role=role)
 
     def _issue(self, user: User, family_id: UUID | None = None) -> TokenPair:
+        """A token pair for a new session (a login) or the next of a session (a refresh):
+        the refresh-token family is the session the access token names."""
+        session_id = family_id or uuid4()
         access, ttl = issue_access_token(
-            self.config, user_id=str(user.id), role=user.role, email=user.email
+            self.config,
+            user_id=str(user.id),
+            session_id=str(session_id),
+            role=user.role,
+            email=user.email,
         )
         refresh, refresh_hash = new_refresh_token()
         self.tokens.add(
-            user.id, refresh_hash, family_id=family_id, ttl_seconds=self.config.refresh_ttl_seconds
+            user.id, refresh_hash, family_id=session_id, ttl_seconds=self.config.refresh_ttl_seconds
         )
         return TokenPair(access, refresh, ttl)
 
@@ -86,5 +93,6 @@ class AuthService:
             raise Forbidden("account disabled")
         return self._issue(user, family_id=row["family_id"])
 
-    def logout(self, refresh_token: str, user_id: UUID) -> bool:
-        return self.tokens.revoke(hash_refresh_token(refresh_token), user_id)
+    def logout(self, refresh_token: str, user_id: UUID, session_id: UUID) -> None:
+        """End the caller's session: its access tokens stop working on their next request."""
+        self.tokens.log_out(user_id, session_id, hash_refresh_token(refresh_token))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from taskmill.api.caller import caller_from_event, request_id
+from taskmill.api.caller import identity_from_event, request_id
 from taskmill.api.models import Credentials, RefreshRequest, TokenResponse, UserOut
 from taskmill.api.services import ApiServices
 from taskmill.errors import Forbidden
@@ -36,13 +36,15 @@ def router(services: ApiServices) -> Router:
 
     @r.post("/v1/auth/logout", tags=["auth"])
     def logout(body: RefreshRequest) -> Response[None]:
-        caller = caller_from_event(r.current_event.raw_event)
-        services.auth.logout(body.refresh_token, caller.id)
+        # The token's identity suffices: ending a session that has already ended (or an
+        # account that is gone) changes nothing, so logging out twice is not an error.
+        identity = identity_from_event(r.current_event.raw_event)
+        services.auth.logout(body.refresh_token, identity.id, identity.session_id)
         return Response(204)
 
     @r.get("/v1/auth/me", tags=["auth"])
     def me() -> UserOut:
-        caller = caller_from_event(r.current_event.raw_event)
+        caller = services.caller(r.current_event.raw_event)
         return UserOut.model_validate(services.users.get(caller.id).model_dump())
 
     return r
