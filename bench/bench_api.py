@@ -107,7 +107,7 @@ def latency(server_url: str) -> None:
     from moto import mock_aws
     from taskmill.api.app import create_app
     from taskmill.api.services import ApiServices
-    from taskmill.auth.passwords import ScryptParams, hash_password
+    from taskmill.auth.passwords import hash_password
     from taskmill.auth.tokens import TokenConfig
     from taskmill.db import Database
     from taskmill.db.migrate import migrate
@@ -145,9 +145,7 @@ def latency(server_url: str) -> None:
             logging.getLogger("bench"),
         )
         client = ApiClient(create_app(services), services)
-        UserStore(db).create(
-            "bench@example.com", hash_password("bench password", ScryptParams(n=2**10))
-        )
+        UserStore(db).create("bench@example.com", hash_password("bench password"))
         client.login("bench@example.com", "bench password")
         sink = open(os.devnull, "w")  # noqa: SIM115 - the EMF lines the handler prints
         stdout, sys.stdout = sys.stdout, sink

@@ -6,7 +6,7 @@ import time
 
 import jwt
 import pytest
-from taskmill.auth.passwords import ScryptParams, hash_password, verify_password
+from taskmill.auth.passwords import Argon2Params, Passwords, hash_password, verify_password
 from taskmill.auth.tokens import (
     TokenConfig,
     hash_refresh_token,
@@ -16,13 +16,13 @@ from taskmill.auth.tokens import (
 )
 from taskmill.errors import Unauthorized
 
-FAST = ScryptParams(n=2**10)
+FAST = Argon2Params(time_cost=1, memory_kib=8, parallelism=1)
 CONFIG = TokenConfig(secret="s" * 40, issuer="taskmill", audience="taskmill-api")
 
 
 def test_password_round_trip() -> None:
     stored = hash_password("correct horse battery", FAST)
-    assert stored.startswith("scrypt$1024$")
+    assert stored.startswith("$argon2id$v=19$m=8,t=1,p=1$")
     assert verify_password("correct horse battery", stored)
     assert not verify_password("correct horse batterY", stored)
 
@@ -31,9 +31,28 @@ def test_same_password_gets_a_different_salt() -> None:
     assert hash_password("0123456789", FAST) != hash_password("0123456789", FAST)
 
 
-@pytest.mark.parametrize("stored", ["", "plain", "bcrypt$1$2$3$4$5", "scrypt$x$8$1$AA$AA"])
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "plain",
+        "bcrypt$1$2$3$4$5",
+        "scrypt$x$8$1$AA$AA",
+        "scrypt$1024$8$1$AA",
+        "$argon2id$v=19$m=8,t=1,p=1$AAAA",
+        "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHRzYWx0$",
+    ],
+)
 def test_malformed_hashes_never_match(stored: str) -> None:
     assert not verify_password("anything at all", stored)
+
+
+def test_a_hash_at_other_parameters_verifies_and_asks_for_a_rehash() -> None:
+    cheap, cheaper = Passwords(FAST), Passwords(Argon2Params(time_cost=1, memory_kib=16))
+    stored = cheaper.hash("correct horse battery")
+    assert cheap.verify("correct horse battery", stored) == (True, True)
+    assert cheap.verify("wrong horse battery", stored) == (False, False)
+    assert cheaper.verify("correct horse battery", stored) == (True, False)
 
 
 def test_access_token_round_trip() -> None:

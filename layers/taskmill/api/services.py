@@ -11,6 +11,7 @@ from typing import Any
 from taskmill.api.caller import Caller, identity_from_event
 from taskmill.audit import AuditLog
 from taskmill.auth.keys import token_config
+from taskmill.auth.passwords import DEFAULT_PASSWORDS, Passwords
 from taskmill.auth.service import AuthService
 from taskmill.auth.tokens import TokenConfig
 from taskmill.aws import new_client
@@ -41,6 +42,8 @@ class ApiServices:
     # Per-invocation counts (jobs created per type and priority), flushed by the handler.
     metrics: MetricBatch = field(default_factory=MetricBatch)
     launcher: TaskLauncher | None = None
+    # OWASP's argon2id parameters; tests hand in cheap ones.
+    passwords: Passwords = DEFAULT_PASSWORDS
 
     def send_deadline(self, lambda_context: Any) -> float | None:
         """When the request's last SQS call must be over (a `time.monotonic()` value): the
@@ -87,7 +90,9 @@ class ApiServices:
 
     @property
     def auth(self) -> AuthService:
-        return AuthService(self.users, RefreshTokenStore(self.db), self.audit, self.tokens)
+        return AuthService(
+            self.users, RefreshTokenStore(self.db), self.audit, self.tokens, self.passwords
+        )
 
 
 def default_launcher(services: ApiServices) -> TaskLauncher:

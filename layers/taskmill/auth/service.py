@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from taskmill.audit import AuditLog
-from taskmill.auth.passwords import dummy_hash, hash_password, verify_password
+from taskmill.auth.passwords import DEFAULT_PASSWORDS, Passwords
 from taskmill.auth.tokens import (
     TokenConfig,
     hash_refresh_token,
@@ -27,15 +27,21 @@ class TokenPair:
 
 class AuthService:
     def __init__(
-        self, users: UserStore, tokens: RefreshTokenStore, audit: AuditLog, config: TokenConfig
+        self,
+        users: UserStore,
+        tokens: RefreshTokenStore,
+        audit: AuditLog,
+        config: TokenConfig,
+        passwords: Passwords = DEFAULT_PASSWORDS,
     ) -> None:
         self.users = users
         self.tokens = tokens
         self.audit = audit
         self.config = config
+        self.passwords = passwords
 
     def register(self, email: str, password: str, *, role: str = "user") -> User:
-        return self.users.create(email, hash_password(password), role=role)
+        return self.users.create(email, self.passwords.hash(password), role=role)
 
     def _issue(self, user: User, family_id: UUID | None = None) -> TokenPair:
         """A token pair for a new session (a login) or the next of a session (a refresh):
@@ -56,8 +62,11 @@ class AuthService:
 
     def login(self, email: str, password: str, *, correlation_id: str | None = None) -> TokenPair:
         user = self.users.find_by_email(email)
-        # Unknown accounts cost the same scrypt as wrong passwords: no enumeration by timing.
-        ok = verify_password(password, user.password_hash if user else dummy_hash())
+        # Unknown accounts cost the same hash as wrong passwords: no enumeration by timing.
+        verified = self.passwords.verify(
+            password, user.password_hash if user else self.passwords.dummy_hash
+        )
+        ok = verified.ok
         if user is None or not ok or user.disabled:
             self.audit.record(
                 "auth.login_failed",
@@ -69,6 +78,12 @@ class AuthService:
                 correlation_id=correlation_id,
             )
             raise Unauthorized("e-mail or password is wrong")
+        if verified.needs_rehash:
+            # The one moment the password is known: store it at today's parameters (or out
+            # of the former scrypt scheme). Unless the password changed meanwhile.
+            self.users.replace_password_hash(
+                user.id, old=user.password_hash, new=self.passwords.hash(password)
+            )
         return self._issue(user)
 
     def refresh(self, refresh_token: str, *, correlation_id: str | None = None) -> TokenPair:

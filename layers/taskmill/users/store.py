@@ -117,6 +117,15 @@ class UserStore:
             raise NotFound("user not found")
         return User.model_validate(rows[0])
 
+    def replace_password_hash(self, user_id: UUID, *, old: str, new: str) -> bool:
+        """Re-hash on login: a no-op if the hash changed since it was read (a password
+        change in between wins)."""
+        rows = self._db.execute(
+            "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s RETURNING id",
+            (new, user_id, old),
+        )
+        return bool(rows)
+
     def set_role(self, user_id: UUID, role: str) -> User:
         """Change a role; refused when it would leave no enabled admin (one statement, so
         two admins demoting each other at once cannot both succeed)."""

@@ -12,7 +12,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from taskmill.api.caller import Caller, request_id
 from taskmill.api.models import RoleChange, UserCreate, UserList, UserOut, UserUpdate
 from taskmill.api.services import ApiServices
-from taskmill.auth.passwords import hash_password
 from taskmill.errors import InvalidInput, NotFound
 
 
@@ -80,7 +79,7 @@ def router(services: ApiServices) -> Router:
         user = services.users.update(
             user_id,
             email=body.email,
-            password_hash=hash_password(body.password) if body.password else None,
+            password_hash=services.passwords.hash(body.password) if body.password else None,
             disabled=body.disabled,
         )
         if body.password or body.disabled:
