@@ -13,6 +13,7 @@ from taskmill.audit import AuditLog
 from taskmill.auth.keys import token_config
 from taskmill.auth.passwords import DEFAULT_PASSWORDS, Passwords
 from taskmill.auth.service import AuthService
+from taskmill.auth.throttle import ThrottleLimits
 from taskmill.auth.tokens import TokenConfig
 from taskmill.aws import new_client
 from taskmill.db import Database
@@ -26,6 +27,7 @@ from taskmill.queue.sqs import JobQueue, default_sqs_client
 from taskmill.recovery.redrive_tasks import LambdaLauncher, TaskLauncher, ThreadLauncher, run_task
 from taskmill.settings import ApiSettings
 from taskmill.users.store import RefreshTokenStore, SessionAccount, UserStore
+from taskmill.users.throttle import ThrottleStore
 
 # Kept free at the end of a request for the answer itself.
 RESPONSE_MARGIN_SECONDS = 1.0
@@ -91,7 +93,13 @@ class ApiServices:
     @property
     def auth(self) -> AuthService:
         return AuthService(
-            self.users, RefreshTokenStore(self.db), self.audit, self.tokens, self.passwords
+            self.users,
+            RefreshTokenStore(self.db),
+            self.audit,
+            self.tokens,
+            ThrottleStore(self.db),
+            limits=ThrottleLimits.from_settings(self.settings),
+            passwords=self.passwords,
         )
 
 

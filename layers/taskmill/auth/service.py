@@ -7,14 +7,16 @@ from uuid import UUID, uuid4
 
 from taskmill.audit import AuditLog
 from taskmill.auth.passwords import DEFAULT_PASSWORDS, Passwords
+from taskmill.auth.throttle import ThrottleLimits
 from taskmill.auth.tokens import (
     TokenConfig,
     hash_refresh_token,
     issue_access_token,
     new_refresh_token,
 )
-from taskmill.errors import Forbidden, Unauthorized
+from taskmill.errors import Forbidden, TooManyAttempts, Unauthorized
 from taskmill.users.store import RefreshTokenStore, User, UserStore
+from taskmill.users.throttle import ThrottleStore
 
 
 @dataclass(frozen=True)
@@ -32,16 +34,42 @@ class AuthService:
         tokens: RefreshTokenStore,
         audit: AuditLog,
         config: TokenConfig,
+        throttle: ThrottleStore,
+        *,
+        limits: ThrottleLimits | None = None,
         passwords: Passwords = DEFAULT_PASSWORDS,
     ) -> None:
         self.users = users
         self.tokens = tokens
         self.audit = audit
         self.config = config
+        self.throttle = throttle
+        self.limits = limits or ThrottleLimits()
         self.passwords = passwords
 
     def register(self, email: str, password: str, *, role: str = "user") -> User:
+        """An account made by an admin (any role) or by `sign_up`."""
         return self.users.create(email, self.passwords.hash(password), role=role)
+
+    def sign_up(
+        self, email: str, password: str, *, source_ip: str, correlation_id: str | None = None
+    ) -> User:
+        """Self-service registration, throttled per address: every attempt counts, because
+        each costs a password hash and an existing e-mail answers 409 (the product has no
+        e-mail verification to hide that behind), so probing which e-mails have accounts is
+        limited like creating them."""
+        wait = self.throttle.attempt(self.limits.signup(source_ip))
+        if wait is not None:
+            self.audit.record(
+                "auth.signup_throttled",
+                actor_id=None,
+                detail={"source_ip": source_ip, "retry_after": wait},
+                correlation_id=correlation_id,
+            )
+            raise TooManyAttempts(
+                "too many sign-ups from this address; retry later", retry_after=wait
+            )
+        return self.register(email, password)
 
     def _issue(self, user: User, family_id: UUID | None = None) -> TokenPair:
         """A token pair for a new session (a login) or the next of a session (a refresh):
@@ -60,7 +88,21 @@ class AuthService:
         )
         return TokenPair(access, refresh, ttl)
 
-    def login(self, email: str, password: str, *, correlation_id: str | None = None) -> TokenPair:
+    def login(
+        self, email: str, password: str, *, source_ip: str, correlation_id: str | None = None
+    ) -> TokenPair:
+        buckets = self.limits.login(email, source_ip)
+        # Checked before anything else: a throttled attempt costs no password hash, and
+        # answers the same whether or not the account exists.
+        wait = self.throttle.attempt(buckets)
+        if wait is not None:
+            self.audit.record(
+                "auth.login_throttled",
+                actor_id=None,
+                detail={"email": email[:320], "source_ip": source_ip, "retry_after": wait},
+                correlation_id=correlation_id,
+            )
+            raise TooManyAttempts("too many failed sign-ins; retry later", retry_after=wait)
         user = self.users.find_by_email(email)
         # Unknown accounts cost the same hash as wrong passwords: no enumeration by timing.
         verified = self.passwords.verify(
@@ -73,6 +115,7 @@ class AuthService:
                 actor_id=user.id if user else None,
                 detail={
                     "email": email[:320],
+                    "source_ip": source_ip,
                     "reason": "disabled" if ok and user else "credentials",
                 },
                 correlation_id=correlation_id,
@@ -84,6 +127,7 @@ class AuthService:
             self.users.replace_password_hash(
                 user.id, old=user.password_hash, new=self.passwords.hash(password)
             )
+        self.throttle.refund(buckets)  # only failures fill the buckets
         return self._issue(user)
 
     def refresh(self, refresh_token: str, *, correlation_id: str | None = None) -> TokenPair:
