@@ -35,7 +35,7 @@ started = time.perf_counter()
 import functions.api.authorizer as handler
 from taskmill.auth.tokens import issue_access_token
 config = handler.container_config()
-token, _ = issue_access_token(config, user_id="u", role="user")
+token, _ = issue_access_token(config, user_id="u", session_id="s", role="user")
 handler.check({"authorizationToken": "Bearer " + token,
                "methodArn": "arn:aws:execute-api:us-east-1:1:a/v1/GET/v1/jobs"}, config)
 print((time.perf_counter() - started) * 1000)
@@ -107,7 +107,7 @@ def latency(server_url: str) -> None:
     from moto import mock_aws
     from taskmill.api.app import create_app
     from taskmill.api.services import ApiServices
-    from taskmill.auth.passwords import ScryptParams, hash_password
+    from taskmill.auth.passwords import hash_password
     from taskmill.auth.tokens import TokenConfig
     from taskmill.db import Database
     from taskmill.db.migrate import migrate
@@ -145,9 +145,7 @@ def latency(server_url: str) -> None:
             logging.getLogger("bench"),
         )
         client = ApiClient(create_app(services), services)
-        UserStore(db).create(
-            "bench@example.com", hash_password("bench password", ScryptParams(n=2**10))
-        )
+        UserStore(db).create("bench@example.com", hash_password("bench password"))
         client.login("bench@example.com", "bench password")
         sink = open(os.devnull, "w")  # noqa: SIM115 - the EMF lines the handler prints
         stdout, sys.stdout = sys.stdout, sink

@@ -26,8 +26,9 @@ from infra.secrets import generated_secret
 
 AUTHORIZATION_FORMAT = r"^Bearer [-0-9A-Za-z_.~+/]+=*$"
 AUTHORIZATION_HEADER = "method.request.header.Authorization"
-# Policies are cached per token for the whole stage; a shorter cache bounds how long a
-# disabled user's still-valid token keeps working.
+# Policies are cached per token for the whole stage. The API handler checks the account and
+# the session in Postgres on every request, so the cache never extends a revoked role or
+# session; it only bounds how long a token whose signature key changed keeps passing here.
 AUTHORIZER_CACHE = Duration.seconds(60)
 
 

@@ -5,9 +5,11 @@ Gateway's (per token, TTL)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,21 +28,43 @@ ARN_PREFIX = f"arn:aws:execute-api:local:000000000000:{API_ID}/{STAGE}"
 
 
 class AuthorizerCache:
-    def __init__(self, ttl_seconds: float = 300) -> None:
+    """API Gateway's per-token cache of authorizer answers (the stage's TTL, 60 s), bounded:
+    every distinct token is an entry, so a client sending junk tokens would otherwise grow
+    it without end. Least recently used entries go first, and tokens are kept as digests,
+    so an entry costs the same however long the token."""
+
+    def __init__(self, ttl_seconds: float = 60, max_entries: int = 1024) -> None:
         self.ttl = ttl_seconds
-        self._entries: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self.max_entries = max_entries
+        self._entries: OrderedDict[bytes, tuple[float, dict[str, Any] | None]] = OrderedDict()
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def get(self, token: str) -> tuple[bool, dict[str, Any] | None]:
+        key = self._key(token)
         with self._lock:
-            entry = self._entries.get(token)
-            if entry and entry[0] > time.monotonic():
-                return True, entry[1]
-            return False, None
+            entry = self._entries.get(key)
+            if entry is None:
+                return False, None
+            if entry[0] <= time.monotonic():
+                del self._entries[key]
+                return False, None
+            self._entries.move_to_end(key)
+            return True, entry[1]
 
     def put(self, token: str, policy: dict[str, Any] | None) -> None:
+        key = self._key(token)
         with self._lock:
-            self._entries[token] = (time.monotonic() + self.ttl, policy)
+            self._entries[key] = (time.monotonic() + self.ttl, policy)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
 
 
 def _allows(policy: dict[str, Any], method: str, path: str) -> bool:
@@ -63,6 +87,7 @@ def rest_event(
     headers: dict[str, str],
     body: bytes,
     authorizer: dict[str, Any] | None,
+    source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
     parts = urlsplit(raw_path)
     query = parse_qs(parts.query, keep_blank_values=True)
@@ -90,7 +115,7 @@ def rest_event(
             "extendedRequestId": request_id,
             "requestTimeEpoch": int(time.time() * 1000),
             "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent")},
+            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
             "authorizer": authorizer,
         },
         "body": (body.decode() if is_text else base64.b64encode(body).decode()) if body else None,
@@ -189,7 +214,10 @@ class Gateway:
                     request, status, {"Content-Type": "application/json"}, error.body().encode()
                 )
                 return
-        event = rest_event(method, request.path, headers, body, authorizer)
+        # The peer's address, as API Gateway reports it (login throttling keys on it).
+        event = rest_event(
+            method, request.path, headers, body, authorizer, source_ip=request.client_address[0]
+        )
         response = self.api(event, LocalContext("taskmill-api", 29))
         out_headers = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():

@@ -16,6 +16,10 @@ class TaskmillError(Exception):
         self.message = message
         self.details = details
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the envelope."""
+        return {}
+
 
 class InvalidInput(TaskmillError):
     status = 400
@@ -50,6 +54,20 @@ class PayloadTooLarge(TaskmillError):
 class QuotaExceeded(TaskmillError):
     status = 429
     code = "quota_exceeded"
+
+
+class TooManyAttempts(TaskmillError):
+    """Login or sign-up throttled; `retry_after` seconds until the window ends."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after_seconds": retry_after})
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class DependencyUnavailable(TaskmillError):

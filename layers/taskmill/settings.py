@@ -163,6 +163,15 @@ class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings)
     external_lease_seconds: int = Field(default=300, ge=10)
     # The async DLQ redrive function; unset locally, where large redrives run on a thread.
     redrive_function_name: str | None = None
+    # Login throttling (README, "Login throttling"): failed logins counted per window, per
+    # account from one address, per account, per address. Then 429 until the window ends.
+    login_window_seconds: int = Field(default=900, ge=60, le=24 * 3600)
+    login_max_failures_per_account_address: int = Field(default=5, ge=1)
+    login_max_failures_per_account: int = Field(default=20, ge=1)
+    login_max_failures_per_address: int = Field(default=30, ge=1)
+    # Sign-ups (attempts, whatever their outcome) per address per window.
+    signup_window_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    signup_max_per_address: int = Field(default=20, ge=1)
 
 
 class MigrationSettings(DatabaseSettings):

@@ -74,8 +74,26 @@ def test_dependency_layer_leaves_out_the_runtime_sdk_and_bytecode(assets: dict[s
         assert not list(layer.glob(f"{name}-*.dist-info")), name
     assert not (layer / "botocore").exists()
     assert not list(layer.rglob("__pycache__"))
-    for required in ("aws_lambda_powertools", "aws_xray_sdk", "pydantic", "psycopg", "jwt"):
+    for required in (
+        "aws_lambda_powertools",
+        "aws_xray_sdk",
+        "pydantic",
+        "psycopg",
+        "jwt",
+        "argon2",
+    ):
         assert (layer / required).is_dir(), required
+
+
+def test_dependency_layer_has_argon2_for_the_runtime_python(assets: dict[str, Path]) -> None:
+    """argon2's bindings are one abi3 wheel for every Python 3; the cffi they load at run
+    time must be the runtime Python's own build."""
+    layer = assets["dependencies"]
+    tags = wheel_tags(layer, "argon2_cffi_bindings")
+    assert tags
+    assert all("-abi3-manylinux" in t and t.endswith("x86_64") for t in tags), tags
+    assert all(t.startswith("cp314-cp314-manylinux") for t in wheel_tags(layer, "cffi"))
+    assert (layer / "python" / "_cffi_backend.cpython-314-x86_64-linux-gnu.so").is_file()
 
 
 def test_package_layer_and_function_assets_hold_only_their_code(assets: dict[str, Path]) -> None:
@@ -151,6 +169,9 @@ def test_every_handler_imports_from_the_deployed_layout_alone(
             "    assert callable(module.handler), name\n"
             "import taskmill, aws_xray_sdk\n"
             "assert taskmill.__file__.startswith(sys.path[1]), taskmill.__file__\n"
+            # argon2 is imported when a password is first hashed, not with the handler.
+            "from taskmill.auth.passwords import Argon2Params, Passwords\n"
+            "assert Passwords(Argon2Params(1, 8, 1)).hash('0123456789').startswith('$argon2id')\n"
         )
         result = subprocess.run(
             [sys.executable, "-I", "-S", "-c", script, json.dumps(path), json.dumps(modules)],

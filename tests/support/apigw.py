@@ -29,6 +29,7 @@ def rest_event(
     headers: dict[str, str] | None = None,
     raw_body: str | None = None,
     authorizer: dict[str, Any] | None = None,
+    source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
     """A REST API Lambda proxy integration event, built by the local gateway's converter."""
     all_headers = {
@@ -37,7 +38,7 @@ def rest_event(
         **(headers or {}),
     }
     text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else "")
-    return gateway_event(method, path, all_headers, text.encode(), authorizer)
+    return gateway_event(method, path, all_headers, text.encode(), authorizer, source_ip)
 
 
 def token_event(method: str, path: str, token: str | None) -> dict[str, Any]:
@@ -82,6 +83,7 @@ class ApiClient:
         headers: dict[str, str] | None = None,
         raw_body: str | None = None,
         remaining_seconds: float = 29.0,
+        source_ip: str = "127.0.0.1",
     ) -> ApiResponse:
         token = self.token if token == "default" else token
         authorizer = None
@@ -96,7 +98,13 @@ class ApiClient:
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
         event = rest_event(
-            method, path, body=body, headers=all_headers, raw_body=raw_body, authorizer=authorizer
+            method,
+            path,
+            body=body,
+            headers=all_headers,
+            raw_body=raw_body,
+            authorizer=authorizer,
+            source_ip=source_ip,
         )
         context = FakeLambdaContext(remaining_seconds=remaining_seconds)
         response = handle(event, context, self.app, self.services)

@@ -17,12 +17,14 @@ from tests.support.apigw import token_event
 
 CONFIG = TokenConfig(secret="a" * 40, issuer="taskmill", audience="taskmill-api")
 USER = "6f1c7a52-5d0e-4f43-8a3f-2a8f6d1b9e10"
+SESSION = "0b7e2d14-9c51-4f0e-a0d2-6b3f1e8c4a77"
 
 
 def _token(**overrides: Any) -> str:
     now = int(time.time())
     claims = {
         "sub": USER,
+        "sid": SESSION,
         "role": "user",
         "iat": now,
         "exp": now + 300,
@@ -35,7 +37,9 @@ def _token(**overrides: Any) -> str:
 
 
 def test_valid_token_allows_the_whole_stage_with_context() -> None:
-    token, _ = issue_access_token(CONFIG, user_id=USER, role="worker", email="w@example.com")
+    token, _ = issue_access_token(
+        CONFIG, user_id=USER, session_id=SESSION, role="worker", email="w@example.com"
+    )
     policy = check(token_event("GET", "/v1/jobs/123", token), CONFIG)
     assert policy["principalId"] == USER
     [statement] = policy["policyDocument"]["Statement"]
@@ -43,7 +47,12 @@ def test_valid_token_allows_the_whole_stage_with_context() -> None:
     # Cached per token by API Gateway and reused for every route: the policy must not name
     # only the route that happened to come first.
     assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/v1/*/*"
-    assert policy["context"] == {"sub": USER, "role": "worker", "email": "w@example.com"}
+    assert policy["context"] == {
+        "sub": USER,
+        "sid": SESSION,
+        "role": "worker",
+        "email": "w@example.com",
+    }
 
 
 @pytest.mark.parametrize(
@@ -54,9 +63,10 @@ def test_valid_token_allows_the_whole_stage_with_context() -> None:
         _token(exp=int(time.time()) - 60),
         _token(aud="someone-else"),
         _token(iss="evil"),
+        _token(sid=None),
         jwt.encode({"sub": USER, "role": "admin"}, "b" * 40, algorithm="HS256"),
     ],
-    ids=["missing", "garbage", "expired", "audience", "issuer", "wrong-key"],
+    ids=["missing", "garbage", "expired", "audience", "issuer", "no-session", "wrong-key"],
 )
 def test_bad_tokens_are_refused(token: str | None) -> None:
     with pytest.raises(AuthorizerDenied, match=r"^Unauthorized$"):

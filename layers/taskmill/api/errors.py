@@ -13,8 +13,16 @@ CORRELATION_HEADER = "X-Correlation-Id"
 
 
 def envelope(
-    status: int, code: str, message: str, details: Any = None, *, correlation_id: str | None
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    *,
+    correlation_id: str | None,
+    headers: dict[str, str] | None = None,
 ) -> Response[str]:
+    all_headers = {CORRELATION_HEADER: correlation_id} if correlation_id else {}
+    all_headers.update(headers or {})
     return Response(
         status_code=status,
         content_type="application/json",
@@ -29,13 +37,18 @@ def envelope(
             },
             default=str,
         ),
-        headers={CORRELATION_HEADER: correlation_id} if correlation_id else None,
+        headers=all_headers or None,
     )
 
 
 def from_domain(error: TaskmillError, *, correlation_id: str | None) -> Response[str]:
     return envelope(
-        error.status, error.code, error.message, error.details, correlation_id=correlation_id
+        error.status,
+        error.code,
+        error.message,
+        error.details,
+        correlation_id=correlation_id,
+        headers=error.headers(),
     )
 
 

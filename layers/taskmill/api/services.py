@@ -8,9 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskmill.api.caller import Caller, identity_from_event
 from taskmill.audit import AuditLog
 from taskmill.auth.keys import token_config
+from taskmill.auth.passwords import DEFAULT_PASSWORDS, Passwords
 from taskmill.auth.service import AuthService
+from taskmill.auth.throttle import ThrottleLimits
 from taskmill.auth.tokens import TokenConfig
 from taskmill.aws import new_client
 from taskmill.db import Database
@@ -23,7 +26,8 @@ from taskmill.observability import MetricBatch
 from taskmill.queue.sqs import JobQueue, default_sqs_client
 from taskmill.recovery.redrive_tasks import LambdaLauncher, TaskLauncher, ThreadLauncher, run_task
 from taskmill.settings import ApiSettings
-from taskmill.users.store import RefreshTokenStore, UserStore
+from taskmill.users.store import RefreshTokenStore, SessionAccount, UserStore
+from taskmill.users.throttle import ThrottleStore
 
 # Kept free at the end of a request for the answer itself.
 RESPONSE_MARGIN_SECONDS = 1.0
@@ -40,6 +44,8 @@ class ApiServices:
     # Per-invocation counts (jobs created per type and priority), flushed by the handler.
     metrics: MetricBatch = field(default_factory=MetricBatch)
     launcher: TaskLauncher | None = None
+    # OWASP's argon2id parameters; tests hand in cheap ones.
+    passwords: Passwords = DEFAULT_PASSWORDS
 
     def send_deadline(self, lambda_context: Any) -> float | None:
         """When the request's last SQS call must be over (a `time.monotonic()` value): the
@@ -52,6 +58,16 @@ class ApiServices:
             return None
         budget = remaining() / 1000 - 2 * self.settings.db_statement_timeout_ms / 1000
         return time.monotonic() + budget - RESPONSE_MARGIN_SECONDS
+
+    def caller(self, event: dict[str, Any], *roles: str) -> Caller:
+        """The caller as its account is now (one small read): refused if the account is
+        gone or disabled, the session ended, or its role is not one of `roles` (any when
+        none is given). Routes call it once per request."""
+        identity = identity_from_event(event)
+        account = SessionAccount.require(
+            self.users.session_account(identity.id, identity.session_id), *roles
+        )
+        return Caller(account.id, account.role, account.email, identity.session_id)
 
     def redrive_launcher(self) -> TaskLauncher:
         if self.launcher is None:
@@ -77,7 +93,15 @@ class ApiServices:
 
     @property
     def auth(self) -> AuthService:
-        return AuthService(self.users, RefreshTokenStore(self.db), self.audit, self.tokens)
+        return AuthService(
+            self.users,
+            RefreshTokenStore(self.db),
+            self.audit,
+            self.tokens,
+            ThrottleStore(self.db),
+            limits=ThrottleLimits.from_settings(self.settings),
+            passwords=self.passwords,
+        )
 
 
 def default_launcher(services: ApiServices) -> TaskLauncher:

@@ -4,7 +4,9 @@ A valid token gets an Allow for the whole stage (`<api>/<stage>/*/*`), not just 
 that triggered the call: API Gateway caches the policy per token and reuses it for every
 other route, so a policy naming one method would wrongly deny the next route (or, built the
 other way round, wrongly allow). Roles and ownership are enforced by the API handler, which
-receives `sub`, `role` and `email` in the context.
+receives `sub`, `sid` (the session), `role` and `email` in the context and checks the
+account's current role and state, and the session, in Postgres: a cached Allow can
+therefore never outlive a role change, a disable, a delete or a logout.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def authorize(event: dict[str, Any], config: TokenConfig) -> tuple[dict[str, Any
             ],
         },
         # Context values must be strings, numbers or booleans.
-        "context": {"sub": claims.sub, "role": claims.role, "email": claims.email or ""},
+        "context": {
+            "sub": claims.sub,
+            "sid": claims.sid,
+            "role": claims.role,
+            "email": claims.email or "",
+        },
     }
     return policy, claims

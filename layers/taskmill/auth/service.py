@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from taskmill.audit import AuditLog
-from taskmill.auth.passwords import dummy_hash, hash_password, verify_password
+from taskmill.auth.passwords import DEFAULT_PASSWORDS, Passwords
+from taskmill.auth.throttle import ThrottleLimits
 from taskmill.auth.tokens import (
     TokenConfig,
     hash_refresh_token,
     issue_access_token,
     new_refresh_token,
 )
-from taskmill.errors import Forbidden, Unauthorized
+from taskmill.errors import Forbidden, TooManyAttempts, Unauthorized
 from taskmill.users.store import RefreshTokenStore, User, UserStore
+from taskmill.users.throttle import ThrottleStore
 
 
 @dataclass(frozen=True)
@@ -27,41 +29,105 @@ class TokenPair:
 
 class AuthService:
     def __init__(
-        self, users: UserStore, tokens: RefreshTokenStore, audit: AuditLog, config: TokenConfig
+        self,
+        users: UserStore,
+        tokens: RefreshTokenStore,
+        audit: AuditLog,
+        config: TokenConfig,
+        throttle: ThrottleStore,
+        *,
+        limits: ThrottleLimits | None = None,
+        passwords: Passwords = DEFAULT_PASSWORDS,
     ) -> None:
         self.users = users
         self.tokens = tokens
         self.audit = audit
         self.config = config
+        self.throttle = throttle
+        self.limits = limits or ThrottleLimits()
+        self.passwords = passwords
 
     def register(self, email: str, password: str, *, role: str = "user") -> User:
-        return self.users.create(email, hash_password(password), role=role)
+        """An account made by an admin (any role) or by `sign_up`."""
+        return self.users.create(email, self.passwords.hash(password), role=role)
+
+    def sign_up(
+        self, email: str, password: str, *, source_ip: str, correlation_id: str | None = None
+    ) -> User:
+        """Self-service registration, throttled per address: every attempt counts, because
+        each costs a password hash and an existing e-mail answers 409 (the product has no
+        e-mail verification to hide that behind), so probing which e-mails have accounts is
+        limited like creating them."""
+        wait = self.throttle.attempt(self.limits.signup(source_ip))
+        if wait is not None:
+            self.audit.record(
+                "auth.signup_throttled",
+                actor_id=None,
+                detail={"source_ip": source_ip, "retry_after": wait},
+                correlation_id=correlation_id,
+            )
+            raise TooManyAttempts(
+                "too many sign-ups from this address; retry later", retry_after=wait
+            )
+        return self.register(email, password)
 
     def _issue(self, user: User, family_id: UUID | None = None) -> TokenPair:
+        """A token pair for a new session (a login) or the next of a session (a refresh):
+        the refresh-token family is the session the access token names."""
+        session_id = family_id or uuid4()
         access, ttl = issue_access_token(
-            self.config, user_id=str(user.id), role=user.role, email=user.email
+            self.config,
+            user_id=str(user.id),
+            session_id=str(session_id),
+            role=user.role,
+            email=user.email,
         )
         refresh, refresh_hash = new_refresh_token()
         self.tokens.add(
-            user.id, refresh_hash, family_id=family_id, ttl_seconds=self.config.refresh_ttl_seconds
+            user.id, refresh_hash, family_id=session_id, ttl_seconds=self.config.refresh_ttl_seconds
         )
         return TokenPair(access, refresh, ttl)
 
-    def login(self, email: str, password: str, *, correlation_id: str | None = None) -> TokenPair:
+    def login(
+        self, email: str, password: str, *, source_ip: str, correlation_id: str | None = None
+    ) -> TokenPair:
+        buckets = self.limits.login(email, source_ip)
+        # Checked before anything else: a throttled attempt costs no password hash, and
+        # answers the same whether or not the account exists.
+        wait = self.throttle.attempt(buckets)
+        if wait is not None:
+            self.audit.record(
+                "auth.login_throttled",
+                actor_id=None,
+                detail={"email": email[:320], "source_ip": source_ip, "retry_after": wait},
+                correlation_id=correlation_id,
+            )
+            raise TooManyAttempts("too many failed sign-ins; retry later", retry_after=wait)
         user = self.users.find_by_email(email)
-        # Unknown accounts cost the same scrypt as wrong passwords: no enumeration by timing.
-        ok = verify_password(password, user.password_hash if user else dummy_hash())
+        # Unknown accounts cost the same hash as wrong passwords: no enumeration by timing.
+        verified = self.passwords.verify(
+            password, user.password_hash if user else self.passwords.dummy_hash
+        )
+        ok = verified.ok
         if user is None or not ok or user.disabled:
             self.audit.record(
                 "auth.login_failed",
                 actor_id=user.id if user else None,
                 detail={
                     "email": email[:320],
+                    "source_ip": source_ip,
                     "reason": "disabled" if ok and user else "credentials",
                 },
                 correlation_id=correlation_id,
             )
             raise Unauthorized("e-mail or password is wrong")
+        if verified.needs_rehash:
+            # The one moment the password is known: store it at today's parameters (or out
+            # of the former scrypt scheme). Unless the password changed meanwhile.
+            self.users.replace_password_hash(
+                user.id, old=user.password_hash, new=self.passwords.hash(password)
+            )
+        self.throttle.refund(buckets)  # only failures fill the buckets
         return self._issue(user)
 
     def refresh(self, refresh_token: str, *, correlation_id: str | None = None) -> TokenPair:
@@ -86,5 +152,6 @@ class AuthService:
             raise Forbidden("account disabled")
         return self._issue(user, family_id=row["family_id"])
 
-    def logout(self, refresh_token: str, user_id: UUID) -> bool:
-        return self.tokens.revoke(hash_refresh_token(refresh_token), user_id)
+    def logout(self, refresh_token: str, user_id: UUID, session_id: UUID) -> None:
+        """End the caller's session: its access tokens stop working on their next request."""
+        self.tokens.log_out(user_id, session_id, hash_refresh_token(refresh_token))

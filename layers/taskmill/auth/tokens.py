@@ -1,4 +1,10 @@
-"""JWT access tokens (HS256, pinned) and opaque rotating refresh tokens."""
+"""JWT access tokens (HS256, pinned) and opaque rotating refresh tokens.
+
+An access token names its session (`sid`: the id of the refresh-token family its login
+started). The token proves who is calling and in which session; what the caller may do is
+read from Postgres on every request (the account's role, whether it is enabled, whether the
+session was ended), so a role change, a disable, a delete or a logout counts at once.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ class TokenConfig:
 @dataclass(frozen=True)
 class Claims:
     sub: str
+    sid: str
     role: str
     email: str | None
     jti: str
@@ -37,6 +44,7 @@ def issue_access_token(
     config: TokenConfig,
     *,
     user_id: str,
+    session_id: str,
     role: str,
     email: str | None = None,
     now: float | None = None,
@@ -45,6 +53,7 @@ def issue_access_token(
     issued = int(now if now is not None else time.time())
     claims: dict[str, Any] = {
         "sub": user_id,
+        "sid": session_id,
         "role": role,
         "iat": issued,
         "nbf": issued,
@@ -72,7 +81,9 @@ def verify_access_token(config: TokenConfig, token: str, *, leeway: int = 5) -> 
             audience=config.audience,
             issuer=config.issuer,
             leeway=leeway,
-            options={"require": ["sub", "role", "iat", "exp", "iss", "aud", "jti"]},
+            # No `sid`, no session to check: such a token (issued before sessions were
+            # checked) is refused and the client's refresh gets it one that has it.
+            options={"require": ["sub", "sid", "role", "iat", "exp", "iss", "aud", "jti"]},
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token expired") from exc
@@ -82,6 +93,7 @@ def verify_access_token(config: TokenConfig, token: str, *, leeway: int = 5) -> 
         raise Unauthorized("token invalid")
     return Claims(
         sub=str(claims["sub"]),
+        sid=str(claims["sid"]),
         role=str(claims["role"]),
         email=claims.get("email"),
         jti=str(claims["jti"]),

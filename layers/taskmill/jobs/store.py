@@ -22,6 +22,7 @@ from taskmill.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from taskmill.jobs.model import Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
+from taskmill.users.store import SESSION_ACCOUNT_SQL, SessionAccount
 
 # Seconds a lease outlives the job's timeout, so a worker finishing right at its timeout
 # still reports before the recovery sweep steps in.
@@ -57,6 +58,16 @@ def _transition(update: LiteralString, *, picked: LiteralString | None = None) -
 class CreateResult:
     job: Job
     created: bool
+
+
+@dataclass(frozen=True)
+class AccountCheck:
+    """Create only while the owner may: its account enabled, with one of `roles`, and its
+    session `session_id` not ended. Checked inside the creating statement, so the API's
+    create keeps its two round trips; the job events then name the account's current role."""
+
+    session_id: UUID
+    roles: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -111,9 +122,11 @@ class JobStore:
         *,
         actor: str,
         unfinished_limit: int | None = None,
+        account: AccountCheck | None = None,
     ) -> list[CreateResult]:
-        """Create jobs in one statement: quota, dependency ownership, idempotency and the
-        job events are all checked and written together.
+        """Create jobs in one statement: the owner's account (given `account`), quota,
+        dependency ownership, idempotency and the job events are all checked and written
+        together.
 
         A job is `waiting` while a dependency is unfinished, `scheduled` while its `run_at`
         is further away than SQS can delay a message, else `queued` with its "to be sent"
@@ -134,7 +147,17 @@ class JobStore:
         ]
         summary = self._db.execute(
             f"""
-WITH input AS (
+WITH account AS ({SESSION_ACCOUNT_SQL}
+), allowed AS (
+    SELECT %(session)s::uuid IS NULL
+           OR EXISTS (SELECT 1 FROM account
+                      WHERE session_live AND NOT disabled
+                        AND (cardinality(%(roles)s::text[]) = 0
+                             OR role = ANY (%(roles)s::text[])))
+               AS ok,
+           coalesce((SELECT role || ':' || id FROM account WHERE %(session)s::uuid IS NOT NULL),
+                    %(actor)s) AS actor
+), input AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
         ord int, id uuid, type text, payload jsonb, priority text, external boolean,
         max_attempts int, timeout_seconds int, backoff_base_seconds float8,
@@ -176,7 +199,8 @@ WITH input AS (
            c.initial_status = 'queued' AND NOT c.external,
            CASE WHEN c.initial_status = 'queued' THEN now() END
     FROM checked c
-    WHERE NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps)
+    WHERE (SELECT ok FROM allowed)
+      AND NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps)
       AND (%(limit)s::int IS NULL
            OR (SELECT unfinished FROM quota) + (SELECT count(*) FROM checked) <= %(limit)s)
     ORDER BY c.ord
@@ -184,9 +208,10 @@ WITH input AS (
     RETURNING jobs.*, NULL::text AS from_status
 ), events AS (
     INSERT INTO job_events (job_id, from_status, to_status, actor, detail)
-    SELECT c.id, NULL, c.status, %(actor)s, '{{}}'::jsonb FROM changed c
+    SELECT c.id, NULL, c.status, (SELECT actor FROM allowed), '{{}}'::jsonb FROM changed c
 )
-SELECT (SELECT unfinished FROM quota) AS unfinished,
+SELECT (SELECT to_jsonb(a) FROM account a) AS account,
+       (SELECT unfinished FROM quota) AS unfinished,
        ARRAY(SELECT ord FROM checked WHERE bad_deps ORDER BY ord) AS bad_dep_rows,
        (SELECT coalesce(jsonb_agg(to_jsonb(c) - 'from_status'), '[]'::jsonb) FROM changed c)
            AS created
@@ -197,8 +222,17 @@ SELECT (SELECT unfinished FROM quota) AS unfinished,
                 "limit": unfinished_limit,
                 "actor": actor,
                 "max_delay": SQS_MAX_DELAY_SECONDS,
+                "caller": owner_id,
+                "session": account.session_id if account else None,
+                "roles": list(account.roles) if account else [],
             },
         )[0]
+        if account is not None:
+            # The statement created nothing unless the account passed the same test.
+            found = summary["account"]
+            SessionAccount.require(
+                SessionAccount.model_validate(found) if found else None, *account.roles
+            )
         if summary["bad_dep_rows"]:
             raise InvalidInput(
                 "depends_on names a job that does not exist or is not yours",

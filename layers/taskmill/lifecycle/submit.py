@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from taskmill.jobs.model import NewJob
-from taskmill.jobs.store import CreateResult, JobStore
+from taskmill.jobs.store import AccountCheck, CreateResult, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.sending import send_pending
 from taskmill.queue.sqs import JobQueue
@@ -90,9 +90,14 @@ def submit(
     actor: str,
     unfinished_limit: int | None = None,
     deadline: float | None = None,
+    account: AccountCheck | None = None,
 ) -> list[CreateResult]:
+    """`account`: create only while the owner's account and session allow it (API callers);
+    the platform's own submissions (schedules, webhooks) pass none."""
     specs = [resolve(request, registry) for request in requests]
-    results = store.create_many(owner_id, specs, actor=actor, unfinished_limit=unfinished_limit)
+    results = store.create_many(
+        owner_id, specs, actor=actor, unfinished_limit=unfinished_limit, account=account
+    )
     new_jobs = [result.job for result in results if result.created]
     sent = set(send_pending(store, queue, new_jobs, deadline=deadline))
     # Report the state the client would read back: sent jobs are no longer pending.

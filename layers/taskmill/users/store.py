@@ -9,7 +9,20 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict
 
 from taskmill.db import Database
-from taskmill.errors import Conflict, NotFound
+from taskmill.errors import Conflict, Forbidden, NotFound, Unauthorized
+
+# The caller's current account and whether its session still stands: one index probe each
+# (users' primary key; the live tokens of a family, `refresh_tokens_live_family_idx`). A
+# session is the refresh-token family its login started; logging out, a reused refresh
+# token, a disable or a password change revoke its tokens, and so end it. Shared with the
+# statement that creates jobs, which checks the same thing without a round trip of its own.
+# Parameters: %(caller)s (user id) and %(session)s (session id).
+SESSION_ACCOUNT_SQL = """
+SELECT u.id, u.role, u.email, u.disabled,
+       EXISTS (SELECT 1 FROM refresh_tokens t
+               WHERE t.family_id = %(session)s AND t.user_id = u.id
+                 AND t.revoked_at IS NULL) AS session_live
+FROM users u WHERE u.id = %(caller)s"""
 
 
 class User(BaseModel):
@@ -22,6 +35,31 @@ class User(BaseModel):
     created_at: datetime
     updated_at: datetime
     password_hash: str
+
+
+class SessionAccount(BaseModel):
+    """An account as it is now, seen from one of its sessions."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: UUID
+    role: str
+    email: str
+    disabled: bool
+    session_live: bool
+
+    @staticmethod
+    def require(account: SessionAccount | None, *roles: str) -> SessionAccount:
+        """The account if it may act now with one of `roles` (any role when none is given);
+        else the error its caller gets. A deleted account or an ended session is 401 (sign
+        in again); a disabled account or a role that does not fit is 403."""
+        if account is None or not account.session_live:
+            raise Unauthorized("the session has ended; sign in again")
+        if account.disabled:
+            raise Forbidden("account disabled")
+        if roles and account.role not in roles:
+            raise Forbidden(f"this needs the {' or '.join(roles)} role")
+        return account
 
 
 class UserStore:
@@ -43,6 +81,10 @@ class UserStore:
         if not rows:
             raise NotFound("user not found")
         return User.model_validate(rows[0])
+
+    def session_account(self, user_id: UUID, session_id: UUID) -> SessionAccount | None:
+        rows = self._db.execute(SESSION_ACCOUNT_SQL, {"caller": user_id, "session": session_id})
+        return SessionAccount.model_validate(rows[0]) if rows else None
 
     def find_by_email(self, email: str) -> User | None:
         rows = self._db.execute("SELECT * FROM users WHERE lower(email) = lower(%s)", (email,))
@@ -74,6 +116,15 @@ class UserStore:
         if not rows:
             raise NotFound("user not found")
         return User.model_validate(rows[0])
+
+    def replace_password_hash(self, user_id: UUID, *, old: str, new: str) -> bool:
+        """Re-hash on login: a no-op if the hash changed since it was read (a password
+        change in between wins)."""
+        rows = self._db.execute(
+            "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s RETURNING id",
+            (new, user_id, old),
+        )
+        return bool(rows)
 
     def set_role(self, user_id: UUID, role: str) -> User:
         """Change a role; refused when it would leave no enabled admin (one statement, so
@@ -127,13 +178,11 @@ class RefreshTokenStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add(
-        self, user_id: UUID, token_hash: bytes, *, family_id: UUID | None, ttl_seconds: int
-    ) -> None:
+    def add(self, user_id: UUID, token_hash: bytes, *, family_id: UUID, ttl_seconds: int) -> None:
         self._db.execute(
             "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) "
             "VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))",
-            (uuid4(), user_id, family_id or uuid4(), token_hash, ttl_seconds),
+            (uuid4(), user_id, family_id, token_hash, ttl_seconds),
         )
 
     def use(self, token_hash: bytes) -> dict[str, Any] | None:
@@ -165,19 +214,28 @@ FROM target t""",
         )
         return len(rows)
 
-    def revoke(self, token_hash: bytes, user_id: UUID) -> bool:
+    def log_out(self, user_id: UUID, session_id: UUID, token_hash: bytes) -> int:
+        """End the caller's session and, if the refresh token is another of the caller's
+        sessions (a client logging out with a token it kept from elsewhere), that one too.
+        Someone else's token is left alone."""
         rows = self._db.execute(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = %s AND user_id = %s "
-            "AND revoked_at IS NULL RETURNING family_id",
-            (token_hash, user_id),
+            """
+UPDATE refresh_tokens SET revoked_at = now()
+WHERE user_id = %(user)s AND revoked_at IS NULL
+  AND (family_id = %(session)s
+       OR family_id IN (SELECT family_id FROM refresh_tokens
+                        WHERE token_hash = %(hash)s AND user_id = %(user)s))
+RETURNING id""",
+            {"user": user_id, "session": session_id, "hash": token_hash},
         )
-        if rows:
-            self.revoke_family(rows[0]["family_id"])
-        return bool(rows)
+        return len(rows)
 
-    def revoke_user(self, user_id: UUID) -> None:
+    def revoke_user(self, user_id: UUID, *, keep_session: UUID | None = None) -> None:
+        """End every session of a user, except `keep_session` (the one changing its own
+        password goes on)."""
         self._db.execute(
             "UPDATE refresh_tokens SET revoked_at = now() "
-            "WHERE user_id = %s AND revoked_at IS NULL",
-            (user_id,),
+            "WHERE user_id = %s AND revoked_at IS NULL "
+            "AND family_id IS DISTINCT FROM %s::uuid",
+            (user_id, keep_session),
         )

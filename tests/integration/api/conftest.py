@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from taskmill.api.app import create_app
 from taskmill.api.services import ApiServices
-from taskmill.auth.passwords import ScryptParams, hash_password
+from taskmill.auth.passwords import Argon2Params, Passwords
 from taskmill.auth.tokens import TokenConfig
 from taskmill.db import Database
 from taskmill.jobtypes.defaults import build_registry
@@ -17,7 +17,8 @@ from tests.support.apigw import ApiClient
 
 SECRET = "k" * 48
 PASSWORD = "correct horse battery"
-FAST = ScryptParams(n=2**10)
+# argon2id at its minimum cost: the same code path as production, in microseconds.
+FAST = Passwords(Argon2Params(time_cost=1, memory_kib=8, parallelism=1))
 
 
 @pytest.fixture
@@ -48,6 +49,7 @@ def services(api_settings: ApiSettings, db: Database, job_queue: JobQueue) -> Ap
         ),
         tokens=TokenConfig(secret=SECRET, issuer="taskmill", audience="taskmill-api"),
         logger=logging.getLogger("test.api"),
+        passwords=FAST,
     )
 
 
@@ -57,7 +59,7 @@ def app(services: ApiServices) -> Any:
 
 
 def make_account(db: Database, email: str, role: str = "user") -> Any:
-    return UserStore(db).create(email, hash_password(PASSWORD, FAST), role=role)
+    return UserStore(db).create(email, FAST.hash(PASSWORD), role=role)
 
 
 @pytest.fixture

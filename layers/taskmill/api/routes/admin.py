@@ -8,7 +8,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from taskmill.api.caller import caller_from_event
 from taskmill.api.models import AuditEntry, AuditList, Health, QueueList, QueueOut
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable, InvalidInput
@@ -19,7 +18,7 @@ def router(services: ApiServices) -> Router:
     r = Router()
 
     def admin() -> None:
-        caller_from_event(r.current_event.raw_event).require("admin")
+        services.caller(r.current_event.raw_event, "admin")
 
     @r.get("/v1/queues", tags=["operations"])
     def queues() -> QueueList:

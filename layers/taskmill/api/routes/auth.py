@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from taskmill.api.caller import caller_from_event, request_id
+from taskmill.api.caller import identity_from_event, request_id, source_ip
 from taskmill.api.models import Credentials, RefreshRequest, TokenResponse, UserOut
 from taskmill.api.services import ApiServices
 from taskmill.errors import Forbidden
@@ -21,12 +21,22 @@ def router(services: ApiServices) -> Router:
     def register(body: Credentials) -> Response[UserOut]:
         if not services.settings.allow_signup:
             raise Forbidden("sign-up is disabled; ask an admin for an account")
-        user = services.auth.register(body.email, body.password)
+        user = services.auth.sign_up(
+            body.email,
+            body.password,
+            source_ip=source_ip(r.current_event.raw_event),
+            correlation_id=correlation_id(),
+        )
         return Response(201, "application/json", UserOut.model_validate(user.model_dump()))
 
     @r.post("/v1/auth/login", tags=["auth"])
     def login(body: Credentials) -> TokenResponse:
-        pair = services.auth.login(body.email, body.password, correlation_id=correlation_id())
+        pair = services.auth.login(
+            body.email,
+            body.password,
+            source_ip=source_ip(r.current_event.raw_event),
+            correlation_id=correlation_id(),
+        )
         return TokenResponse(**pair.__dict__)
 
     @r.post("/v1/auth/refresh", tags=["auth"])
@@ -36,13 +46,15 @@ def router(services: ApiServices) -> Router:
 
     @r.post("/v1/auth/logout", tags=["auth"])
     def logout(body: RefreshRequest) -> Response[None]:
-        caller = caller_from_event(r.current_event.raw_event)
-        services.auth.logout(body.refresh_token, caller.id)
+        # The token's identity suffices: ending a session that has already ended (or an
+        # account that is gone) changes nothing, so logging out twice is not an error.
+        identity = identity_from_event(r.current_event.raw_event)
+        services.auth.logout(body.refresh_token, identity.id, identity.session_id)
         return Response(204)
 
     @r.get("/v1/auth/me", tags=["auth"])
     def me() -> UserOut:
-        caller = caller_from_event(r.current_event.raw_event)
+        caller = services.caller(r.current_event.raw_event)
         return UserOut.model_validate(services.users.get(caller.id).model_dump())
 
     return r

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
-from taskmill.api.caller import Caller, caller_from_event, request_id
+from taskmill.api.caller import Caller, Identity, identity_from_event, request_id
 from taskmill.api.models import (
     JobBatchCreate,
     JobBatchOut,
@@ -27,18 +27,25 @@ from taskmill.api.models import (
 from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from taskmill.jobs.model import Job, JobStatus
-from taskmill.jobs.store import JobFilter
+from taskmill.jobs.store import AccountCheck, JobFilter
 from taskmill.lifecycle.sending import send_pending
 from taskmill.lifecycle.submit import JobRequest, submit
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+JOB_ROLES = ("user", "admin")
 
 
 def router(services: ApiServices) -> Router:
     r = Router()
 
     def caller() -> Caller:
-        return caller_from_event(r.current_event.raw_event).require("user", "admin")
+        return services.caller(r.current_event.raw_event, *JOB_ROLES)
+
+    def creator() -> tuple[Identity, AccountCheck]:
+        # Creates check the account inside the creating statement instead of reading it
+        # first: POST /v1/jobs stays at two SQL round trips.
+        identity = identity_from_event(r.current_event.raw_event)
+        return identity, AccountCheck(identity.session_id, JOB_ROLES)
 
     def owned(job_id: UUID, who: Caller) -> Job:
         job = services.jobs.get(job_id)
@@ -66,16 +73,17 @@ def router(services: ApiServices) -> Router:
 
     @r.post("/v1/jobs", tags=["jobs"])
     def create_job(body: JobCreate, idempotency_key: IdempotencyKey = None) -> Response[JobOut]:
-        who = caller()
+        who, account = creator()
         [result] = submit(
             services.jobs,
             services.queue,
             services.registry,
             who.id,
             [request_of(body, idempotency_key)],
-            actor=who.actor,
+            actor=f"user:{who.id}",  # replaced by the account's current role
             unfinished_limit=services.settings.max_unfinished_jobs,
             deadline=services.send_deadline(r.lambda_context),
+            account=account,
         )
         if result.created:
             count_created([result.job])
@@ -85,7 +93,7 @@ def router(services: ApiServices) -> Router:
     def create_batch(
         body: JobBatchCreate, idempotency_key: IdempotencyKey = None
     ) -> Response[JobBatchOut]:
-        who = caller()
+        who, account = creator()
         if len(body.jobs) > services.settings.max_batch:
             raise InvalidInput(f"at most {services.settings.max_batch} jobs per batch")
         requests = [
@@ -98,9 +106,10 @@ def router(services: ApiServices) -> Router:
             services.registry,
             who.id,
             requests,
-            actor=who.actor,
+            actor=f"user:{who.id}",  # replaced by the account's current role
             unfinished_limit=services.settings.max_unfinished_jobs,
             deadline=services.send_deadline(r.lambda_context),
+            account=account,
         )
         count_created([res.job for res in results if res.created])
         status = 201 if any(res.created for res in results) else 200
@@ -185,7 +194,7 @@ def router(services: ApiServices) -> Router:
 
     @r.get("/v1/job-types", tags=["jobs"])
     def job_types() -> list[JobTypeOut]:
-        caller_from_event(r.current_event.raw_event)
+        services.caller(r.current_event.raw_event)
         return [
             JobTypeOut(
                 name=t.name,

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from taskmill.api.caller import Caller, caller_from_event, request_id
+from taskmill.api.caller import Caller, request_id
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import JobStatus
@@ -45,7 +45,7 @@ def router(services: ApiServices) -> Router:
     r = Router()
 
     def admin() -> Caller:
-        return caller_from_event(r.current_event.raw_event).require("admin")
+        return services.caller(r.current_event.raw_event, "admin")
 
     def audit(who: Caller, action: str, detail: dict[str, Any]) -> None:
         services.audit.record(

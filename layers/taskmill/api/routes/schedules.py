@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from taskmill.api.caller import Caller, caller_from_event
+from taskmill.api.caller import Caller
 from taskmill.api.models import JobCreate
 from taskmill.api.services import ApiServices
 from taskmill.errors import NotFound
@@ -50,7 +50,7 @@ def router(services: ApiServices) -> Router:
     r = Router()
 
     def caller() -> Caller:
-        return caller_from_event(r.current_event.raw_event).require("user", "admin")
+        return services.caller(r.current_event.raw_event, "user", "admin")
 
     def owned(schedule_id: UUID, who: Caller) -> Schedule:
         schedule = ScheduleStore(services.db).get(schedule_id)

@@ -9,10 +9,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from taskmill.api.caller import Caller, caller_from_event, request_id
+from taskmill.api.caller import Caller, request_id
 from taskmill.api.models import RoleChange, UserCreate, UserList, UserOut, UserUpdate
 from taskmill.api.services import ApiServices
-from taskmill.auth.passwords import hash_password
 from taskmill.errors import InvalidInput, NotFound
 
 
@@ -24,7 +23,7 @@ def router(services: ApiServices) -> Router:
     r = Router()
 
     def caller() -> Caller:
-        return caller_from_event(r.current_event.raw_event)
+        return services.caller(r.current_event.raw_event)
 
     def self_or_admin(user_id: UUID) -> Caller:
         who = caller()
@@ -80,11 +79,14 @@ def router(services: ApiServices) -> Router:
         user = services.users.update(
             user_id,
             email=body.email,
-            password_hash=hash_password(body.password) if body.password else None,
+            password_hash=services.passwords.hash(body.password) if body.password else None,
             disabled=body.disabled,
         )
         if body.password or body.disabled:
-            services.auth.tokens.revoke_user(user_id)  # sessions end with the old password
+            # Sessions end with the old password (a thief's among them), except the one
+            # that changed its own; a disabled account keeps none.
+            keep = who.session_id if who.id == user_id and not body.disabled else None
+            services.auth.tokens.revoke_user(user_id, keep_session=keep)
         if who.id != user_id:
             audit("user.updated", who, user_id, fields=sorted(body.model_dump(exclude_none=True)))
         return _out(user)
@@ -100,8 +102,9 @@ def router(services: ApiServices) -> Router:
     def set_role(user_id: UUID, body: RoleChange) -> UserOut:
         who = caller().require("admin")
         before = services.users.get(user_id)
+        # No session ends: every request reads the role afresh, so the new one applies to
+        # the user's very next request (a demoted admin's included).
         user = services.users.set_role(user_id, body.role)
-        services.auth.tokens.revoke_user(user_id)  # the next login carries the new role
         audit("user.role_changed", who, user_id, before=before.role, after=body.role)
         return _out(user)
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from taskmill.api.caller import Caller, caller_from_event
+from taskmill.api.caller import Caller
 from taskmill.api.models import (
     ClaimedJob,
     ClaimRequest,
@@ -30,7 +30,7 @@ def router(services: ApiServices) -> Router:
     r = Router()
 
     def worker() -> Caller:
-        return caller_from_event(r.current_event.raw_event).require("worker", "admin")
+        return services.caller(r.current_event.raw_event, "worker", "admin")
 
     def held(job: Job | None) -> Job:
         if job is None:
