@@ -85,6 +85,7 @@ class Api(Construct):
                 **functions.job_types,
                 "TASKMILL_ALLOW_SIGNUP": str(config.allow_signup).lower(),
                 "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
+                "TASKMILL_IDEMPOTENCY_TTL_SECONDS": str(config.idempotency_ttl_seconds),
                 "TASKMILL_CORS_ORIGINS": ",".join(settings.cors_origins),
                 "TASKMILL_REDRIVE_FUNCTION_NAME": redrive_function.function_name,
             },

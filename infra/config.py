@@ -138,6 +138,8 @@ class EnvironmentConfig(_Section):
     admin_email: str | None = None
     allow_signup: bool = False
     max_unfinished_jobs: int = Field(default=1000, ge=1)
+    # How long an Idempotency-Key is remembered per user (SPEC §3).
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     retention_days: int = Field(default=30, ge=1)
     # A queued job untouched (and past due) this long gets a new message in case its own is
     # gone; set it above the longest backlog wait you expect (each period a waiting job gets

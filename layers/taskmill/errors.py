@@ -46,6 +46,10 @@ class Conflict(TaskmillError):
     code = "conflict"
 
 
+class IdempotencyMismatch(Conflict):
+    code = "idempotency_mismatch"
+
+
 class PayloadTooLarge(TaskmillError):
     status = 413
     code = "payload_too_large"

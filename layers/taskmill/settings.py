@@ -156,6 +156,8 @@ class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings)
 
     allow_signup: bool = True
     max_unfinished_jobs: int = Field(default=1000, ge=1)
+    # How long an Idempotency-Key is remembered per user (SPEC §3).
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_batch: int = Field(default=100, ge=1, le=100)

@@ -154,6 +154,12 @@ def test_the_lost_message_threshold_is_per_environment(dev: Synthesized, prod: S
         assert variables["TASKMILL_REQUEUE_AFTER_SECONDS"] == seconds
 
 
+def test_the_idempotency_window_reaches_the_api(dev: Synthesized) -> None:
+    api = dev.resources[dev.logical_id(dev.stack.api.function)]
+    variables = api["Properties"]["Environment"]["Variables"]
+    assert variables["TASKMILL_IDEMPOTENCY_TTL_SECONDS"] == str(dev.config.idempotency_ttl_seconds)
+
+
 def test_stopped_container_tasks_reach_the_container_events_function(dev: Synthesized) -> None:
     handler = dev.logical_id(dev.stack.recovery.ecs_events_function)
     cluster = dev.logical_id(dev.stack.containers.cluster)

@@ -48,6 +48,7 @@ class Job(BaseModel):
     backoff_max_seconds: float
     run_at: datetime
     idempotency_key: str | None
+    idempotency_hash: str | None = None
     depends_on: list[UUID]
     webhook_url: str | None
     name: str | None
@@ -104,3 +105,5 @@ class NewJob(BaseModel):
     description: str | None = None
     tags: list[str] = []
     correlation_id: str | None = None
+    # A fingerprint of what the client sent with `idempotency_key` (None: not compared).
+    request_hash: str | None = None

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 from psycopg.types.json import Jsonb
 
 from taskmill.db import Database
-from taskmill.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from taskmill.errors import Conflict, IdempotencyMismatch, InvalidInput, NotFound, QuotaExceeded
 from taskmill.jobs.model import Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
@@ -123,6 +123,7 @@ class JobStore:
         actor: str,
         unfinished_limit: int | None = None,
         account: AccountCheck | None = None,
+        idempotency_ttl_seconds: float | None = None,
     ) -> list[CreateResult]:
         """Create jobs in one statement: the owner's account (given `account`), quota,
         dependency ownership, idempotency and the job events are all checked and written
@@ -131,6 +132,10 @@ class JobStore:
         A job is `waiting` while a dependency is unfinished, `scheduled` while its `run_at`
         is further away than SQS can delay a message, else `queued` with its "to be sent"
         mark set (external jobs are claimed over the API and are never sent).
+
+        An `idempotency_key` already used by the owner returns that job, unless the stored
+        request fingerprint differs (`IdempotencyMismatch`) or the key is older than
+        `idempotency_ttl_seconds` (then it is forgotten and the job created anew).
         """
         if not specs:
             return []
@@ -139,7 +144,8 @@ class JobStore:
             {
                 "ord": index,
                 "id": str(job_id),
-                **spec.model_dump(mode="json", exclude={"depends_on", "tags"}),
+                **spec.model_dump(mode="json", exclude={"depends_on", "tags", "request_hash"}),
+                "idempotency_hash": spec.request_hash,
                 "depends_on": [str(dep) for dep in spec.depends_on],
                 "tags": spec.tags,
             }
@@ -162,8 +168,8 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
         ord int, id uuid, type text, payload jsonb, priority text, external boolean,
         max_attempts int, timeout_seconds int, backoff_base_seconds float8,
         backoff_max_seconds float8, run_at timestamptz, idempotency_key text,
-        depends_on jsonb, webhook_url text, name text, description text, tags jsonb,
-        correlation_id text)
+        idempotency_hash text, depends_on jsonb, webhook_url text, name text,
+        description text, tags jsonb, correlation_id text)
 ), prepared AS (
     SELECT i.*,
            ARRAY(SELECT jsonb_array_elements_text(i.depends_on))::uuid[] AS deps,
@@ -190,11 +196,12 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
 ), changed AS (
     INSERT INTO jobs (id, owner_id, type, payload, priority, status, external, max_attempts,
                       timeout_seconds, backoff_base_seconds, backoff_max_seconds, run_at,
-                      idempotency_key, depends_on, webhook_url, name, description, tags,
-                      correlation_id, send_pending, queued_at)
+                      idempotency_key, idempotency_hash, depends_on, webhook_url, name,
+                      description, tags, correlation_id, send_pending, queued_at)
     SELECT c.id, %(owner)s, c.type, c.payload, c.priority, c.initial_status, c.external,
            c.max_attempts, c.timeout_seconds, c.backoff_base_seconds, c.backoff_max_seconds,
-           c.due, c.idempotency_key, c.deps, c.webhook_url, c.name, c.description,
+           c.due, c.idempotency_key, c.idempotency_hash, c.deps, c.webhook_url, c.name,
+           c.description,
            c.tag_list, c.correlation_id,
            c.initial_status = 'queued' AND NOT c.external,
            CASE WHEN c.initial_status = 'queued' THEN now() END
@@ -247,22 +254,32 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             for spec, result in zip(specs, results, strict=True)
             if result is None and spec.idempotency_key is not None
         ]
-        existing: dict[str, Job] = {}
+        existing: dict[str, tuple[Job, bool]] = {}
         if missing_keys:
             existing = {
-                str(job.idempotency_key): job
-                for job in _jobs(
-                    self._db.execute(
-                        "SELECT * FROM jobs WHERE owner_id = %s AND idempotency_key = ANY (%s)",
-                        (owner_id, missing_keys),
-                    )
+                str(row["idempotency_key"]): (Job.model_validate(row), bool(row["expired"]))
+                for row in self._db.execute(
+                    "SELECT *, %s::float8 IS NOT NULL "
+                    "AND created_at < now() - make_interval(secs => %s) AS expired "
+                    "FROM jobs WHERE owner_id = %s AND idempotency_key = ANY (%s)",
+                    (idempotency_ttl_seconds, idempotency_ttl_seconds, owner_id, missing_keys),
                 )
             }
-        final: list[CreateResult] = []
-        for spec, result in zip(specs, results, strict=True):
+        final: list[CreateResult | None] = []
+        expired: list[int] = []
+        for index, (spec, result) in enumerate(zip(specs, results, strict=True)):
             if result is None and spec.idempotency_key in existing:
-                result = CreateResult(existing[spec.idempotency_key], False)
-            if result is None:
+                job, stale = existing[spec.idempotency_key]
+                if stale:
+                    expired.append(index)
+                elif spec.request_hash and job.idempotency_hash not in (None, spec.request_hash):
+                    raise IdempotencyMismatch(
+                        "this Idempotency-Key was used with a different request",
+                        details={"idempotency_key": spec.idempotency_key, "job_id": str(job.id)},
+                    )
+                else:
+                    result = CreateResult(job, False)
+            elif result is None:
                 if unfinished_limit is not None and (
                     summary["unfinished"] + len(specs) > unfinished_limit
                 ):
@@ -273,6 +290,25 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
                 # The conflicting row was deleted between the two statements.
                 raise InvalidInput("the job could not be created; try again")
             final.append(result)
+        if expired:
+            # Past the retention window the key is forgotten: the old job keeps running or
+            # stays in the history, without the key, and the request is a new one.
+            self._db.execute(
+                "UPDATE jobs SET idempotency_key = NULL WHERE owner_id = %s "
+                "AND idempotency_key = ANY (%s) AND created_at < now() - make_interval(secs => %s)",
+                (owner_id, [specs[i].idempotency_key for i in expired], idempotency_ttl_seconds),
+            )
+            again = self.create_many(
+                owner_id,
+                [specs[i] for i in expired],
+                actor=actor,
+                unfinished_limit=unfinished_limit,
+                account=account,
+                idempotency_ttl_seconds=idempotency_ttl_seconds,
+            )
+            for index, result in zip(expired, again, strict=True):
+                final[index] = result
+        return [result for result in final if result is not None]
         return final
 
     def create(

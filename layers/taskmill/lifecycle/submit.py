@@ -41,6 +41,9 @@ class JobRequest:
     description: str | None = None
     tags: Sequence[str] = ()
     correlation_id: str | None = None
+    # A fingerprint of the client's request, kept with its idempotency key so a repeat with
+    # another body is refused; the platform's own keyed submissions leave it unset.
+    request_hash: str | None = None
 
 
 def resolve(
@@ -77,6 +80,7 @@ def resolve(
         description=request.description,
         tags=list(request.tags),
         correlation_id=request.correlation_id,
+        request_hash=request.request_hash,
     )
 
 
@@ -91,12 +95,18 @@ def submit(
     unfinished_limit: int | None = None,
     deadline: float | None = None,
     account: AccountCheck | None = None,
+    idempotency_ttl_seconds: float | None = None,
 ) -> list[CreateResult]:
     """`account`: create only while the owner's account and session allow it (API callers);
     the platform's own submissions (schedules, webhooks) pass none."""
     specs = [resolve(request, registry) for request in requests]
     results = store.create_many(
-        owner_id, specs, actor=actor, unfinished_limit=unfinished_limit, account=account
+        owner_id,
+        specs,
+        actor=actor,
+        unfinished_limit=unfinished_limit,
+        account=account,
+        idempotency_ttl_seconds=idempotency_ttl_seconds,
     )
     new_jobs = [result.job for result in results if result.created]
     sent = set(send_pending(store, queue, new_jobs, deadline=deadline))

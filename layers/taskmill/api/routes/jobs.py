@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Annotated
@@ -60,11 +61,16 @@ def router(services: ApiServices) -> Router:
             raise PayloadTooLarge(
                 f"payload is {size} bytes; the limit is {services.settings.max_payload_bytes}"
             )
+        fingerprint = None
+        if key is not None:
+            canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
         return JobRequest(
             **body.model_dump(exclude={"payload"}),
             payload=body.payload,
             idempotency_key=key,
             correlation_id=request_id(r.current_event.raw_event),
+            request_hash=fingerprint,
         )
 
     def count_created(jobs: list[Job]) -> None:
@@ -84,6 +90,7 @@ def router(services: ApiServices) -> Router:
             unfinished_limit=services.settings.max_unfinished_jobs,
             deadline=services.send_deadline(r.lambda_context),
             account=account,
+            idempotency_ttl_seconds=services.settings.idempotency_ttl_seconds,
         )
         if result.created:
             count_created([result.job])
@@ -110,6 +117,7 @@ def router(services: ApiServices) -> Router:
             unfinished_limit=services.settings.max_unfinished_jobs,
             deadline=services.send_deadline(r.lambda_context),
             account=account,
+            idempotency_ttl_seconds=services.settings.idempotency_ttl_seconds,
         )
         count_created([res.job for res in results if res.created])
         status = 201 if any(res.created for res in results) else 200
