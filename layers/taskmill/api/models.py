@@ -55,6 +55,14 @@ class TokenResponse(BaseModel):
     expires_in: int
 
 
+class WebhookSecretOut(BaseModel):
+    """The caller's webhook key: what their receivers verify `Taskmill-Signature` with."""
+
+    webhook_secret: str
+    signature_header: str
+    signature_format: str
+
+
 class UserOut(BaseModel):
     id: UUID
     email: str

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from taskmill.audit import AuditLog
 from taskmill.auth.keys import token_config
@@ -15,13 +16,16 @@ from taskmill.auth.tokens import TokenConfig
 from taskmill.aws import new_client
 from taskmill.db import Database
 from taskmill.db.credentials import database_from_settings
+from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.jobtypes.webhook_deliver import owner_webhook_secret
 from taskmill.lifecycle.outcomes import Outcomes
 from taskmill.observability import MetricBatch
 from taskmill.queue.sqs import JobQueue, default_sqs_client
 from taskmill.recovery.redrive_tasks import LambdaLauncher, TaskLauncher, ThreadLauncher, run_task
+from taskmill.secrets import Secret
 from taskmill.settings import ApiSettings
 from taskmill.users.store import RefreshTokenStore, UserStore
 
@@ -40,6 +44,8 @@ class ApiServices:
     # Per-invocation counts (jobs created per type and priority), flushed by the handler.
     metrics: MetricBatch = field(default_factory=MetricBatch)
     launcher: TaskLauncher | None = None
+    # The platform's webhook key (read on first use, cached like every secret).
+    webhook_key: Secret | None = None
 
     def send_deadline(self, lambda_context: Any) -> float | None:
         """When the request's last SQS call must be over (a `time.monotonic()` value): the
@@ -51,6 +57,18 @@ class ApiServices:
             return None
         budget = remaining() / 1000 - self.settings.db_statement_timeout_ms / 1000
         return time.monotonic() + budget - RESPONSE_MARGIN_SECONDS
+
+    def owner_webhook_secret(self, owner_id: UUID) -> str:
+        """The key the worker signs `owner_id`'s completion webhooks with."""
+        if self.webhook_key is None:
+            self.webhook_key = Secret.from_settings(
+                "TASKMILL_WEBHOOK_SECRET",
+                self.settings.webhook_secret,
+                self.settings.webhook_secret_arn,
+            )
+        if not self.webhook_key.configured:
+            raise DependencyUnavailable("webhooks are not configured on this deployment")
+        return owner_webhook_secret(self.webhook_key.get(), owner_id)
 
     def redrive_launcher(self) -> TaskLauncher:
         if self.launcher is None:

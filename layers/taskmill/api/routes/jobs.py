@@ -48,6 +48,7 @@ def router(services: ApiServices) -> Router:
         return job
 
     def request_of(body: JobCreate, key: str | None) -> JobRequest:
+        services.registry.submittable(body.type)
         size = len(json.dumps(body.payload, separators=(",", ":")).encode())
         if size > services.settings.max_payload_bytes:
             raise PayloadTooLarge(
@@ -196,7 +197,7 @@ def router(services: ApiServices) -> Router:
                 payload_schema=t.payload_schema(),
                 defaults=t.defaults.model_dump(mode="json"),
             )
-            for t in services.registry.all()
+            for t in services.registry.offered()
         ]
 
     return r
