@@ -169,6 +169,9 @@ class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings,
     external_lease_seconds: int = Field(default=300, ge=10)
     # The async DLQ redrive function; unset locally, where large redrives run on a thread.
     redrive_function_name: str | None = None
+    # As the worker's: a webhook_url naming a private, loopback or otherwise special address
+    # is refused at creation unless this is set (local stacks and tests).
+    http_allow_private: bool = False
 
 
 class MigrationSettings(DatabaseSettings):

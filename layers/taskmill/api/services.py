@@ -16,9 +16,10 @@ from taskmill.auth.tokens import TokenConfig
 from taskmill.aws import new_client
 from taskmill.db import Database
 from taskmill.db.credentials import database_from_settings
-from taskmill.errors import DependencyUnavailable
+from taskmill.errors import DependencyUnavailable, InvalidInput
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
+from taskmill.jobtypes.destinations import DestinationRefused, check_url
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.jobtypes.webhook_deliver import owner_webhook_secret
 from taskmill.lifecycle.outcomes import Outcomes
@@ -57,6 +58,18 @@ class ApiServices:
             return None
         budget = remaining() / 1000 - self.settings.db_statement_timeout_ms / 1000
         return time.monotonic() + budget - RESPONSE_MARGIN_SECONDS
+
+    def check_webhook_url(self, url: str | None) -> None:
+        """Refuse, at creation, a webhook_url the worker would refuse to call whatever DNS
+        says: an IP address (in any spelling) or name of this machine that is private,
+        loopback, link-local, metadata or otherwise special. Names are resolved, and
+        checked again, only when the webhook is delivered."""
+        if url is None:
+            return
+        try:
+            check_url(url, allow_private=self.settings.http_allow_private)
+        except DestinationRefused as exc:
+            raise InvalidInput(f"webhook_url: {exc}") from None
 
     def owner_webhook_secret(self, owner_id: UUID) -> str:
         """The key the worker signs `owner_id`'s completion webhooks with."""

@@ -49,6 +49,7 @@ def router(services: ApiServices) -> Router:
 
     def request_of(body: JobCreate, key: str | None) -> JobRequest:
         services.registry.submittable(body.type)
+        services.check_webhook_url(body.webhook_url)
         size = len(json.dumps(body.payload, separators=(",", ":")).encode())
         if size > services.settings.max_payload_bytes:
             raise PayloadTooLarge(

@@ -63,6 +63,7 @@ def router(services: ApiServices) -> Router:
         who = caller()
         cron = CronExpression.parse(body.cron)
         services.registry.submittable(body.job.type)
+        services.check_webhook_url(body.job.webhook_url)
         template = body.job.model_dump(mode="json", exclude_none=True)
         resolve(JobRequest(**template), services.registry)  # refuse a template that cannot run
         schedule = ScheduleStore(services.db).create(
