@@ -343,3 +343,26 @@ def test_private_webhook_urls_are_accepted_where_allowed(as_user: ApiClient, ser
     services.settings = services.settings.model_copy(update={"http_allow_private": True})
     created = as_user.post("/v1/jobs", {"type": "noop", "webhook_url": "http://127.0.0.1:8000/h"})
     assert created.status == 201, created.body
+
+
+def test_an_international_host_name_is_resolved_and_sent_in_its_ascii_form(
+    monkeypatch: pytest.MonkeyPatch, connections: list[Any]
+) -> None:
+    resolver = RebindingResolver("xn--bcher-kva.test")
+    resolver.asked = 1  # always 127.0.0.1
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    with Receiver() as server:
+        result = _http(job_context(allow_private=True), f"http://bücher.test:{server.port}/")
+    assert result["status"] == 200
+    assert server.requests[0]["headers"]["Host"] == f"xn--bcher-kva.test:{server.port}"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Evil": "a\r\nInjected: yes"}, {"X-Name": "snowman \u2603"}],
+    ids=["CRLF", "non-latin-1"],
+)
+def test_headers_that_cannot_be_sent_fail_the_job_permanently(headers: dict[str, str]) -> None:
+    payload = HttpRequestPayload(url="http://127.0.0.1:9/", headers=headers)
+    with pytest.raises(PermanentJobFailure, match="cannot be sent"):
+        http_request(job_context(allow_private=True), payload)

@@ -112,7 +112,14 @@ def parse(url: str) -> Target:
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
-    return Target(parts.scheme, parts.hostname, port, path, literal_address(parts.hostname))
+    host = parts.hostname
+    if not host.isascii() and literal_address(host) is None:
+        # An international name: resolved, checked and named (Host, SNI) in its ASCII form.
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise DestinationRefused("the URL's host is not a valid name") from None
+    return Target(parts.scheme, host, port, path, literal_address(host))
 
 
 def check_address(host: str, address: Address) -> None:

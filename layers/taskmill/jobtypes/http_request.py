@@ -139,6 +139,10 @@ def http_request(context: Any, payload: HttpRequestPayload) -> dict[str, Any]:
         raise JobFailure(f"{payload.method} {payload.url} failed: {exc.verify_message}") from exc
     except (http.client.HTTPException, OSError) as exc:
         raise JobFailure(f"{payload.method} {payload.url} failed: {exc}") from exc
+    except ValueError as exc:
+        # http.client refuses a header with a line break or a character outside Latin-1
+        # before anything is sent: the job's own payload, which no retry will change.
+        raise PermanentJobFailure(f"the request cannot be sent: {exc}") from exc
     finally:
         connection.close()
     if status >= 500 or status == 429:
