@@ -72,20 +72,22 @@ def _check(event: dict[str, Any], max_body_bytes: int) -> None:
 
 
 def _require_json_content_type(event: dict[str, Any]) -> None:
-    for source in ("headers", "multiValueHeaders"):
-        headers = event.get(source) or {}
-        for name in list(headers):
-            if name.lower() != "content-type":
-                continue
-            value = headers[name]
-            first = value[0] if isinstance(value, list) and value else value
-            if not isinstance(first, str):
-                continue
-            media_type, _, parameters = first.partition(";")
-            if media_type.strip().lower() != JSON_MEDIA_TYPE:
-                break
+    found = [
+        (headers, name)
+        for headers in (event.get("headers") or {}, event.get("multiValueHeaders") or {})
+        for name in headers
+        if name.lower() == "content-type"
+    ]
+    if found:
+        # `headers` first: it is what the app reads (API Gateway fills both alike).
+        headers, name = found[0]
+        value = headers[name]
+        first = str(value[0] if isinstance(value, list) and value else value)
+        media_type, _, parameters = first.partition(";")
+        if media_type.strip().lower() == JSON_MEDIA_TYPE:
             normal = JSON_MEDIA_TYPE + (f";{parameters}" if parameters else "")
-            headers[name] = [normal] if isinstance(value, list) else normal
+            for headers, name in found:
+                headers[name] = [normal] if isinstance(headers[name], list) else normal
             return
     raise UnsupportedMediaType(
         f"a request body must be JSON, sent with Content-Type: {JSON_MEDIA_TYPE}"
