@@ -12,6 +12,7 @@ from typing import Any
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 from taskmill.api.gateway_responses import GATEWAY_RESPONSES
@@ -43,6 +44,7 @@ class Api(Construct):
         database: Database,
         queues: JobQueues,
         redrive_function: lambda_.IFunction,
+        webhook_secret: secretsmanager.ISecret,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.api
@@ -88,6 +90,8 @@ class Api(Construct):
                 "TASKMILL_IDEMPOTENCY_TTL_SECONDS": str(config.idempotency_ttl_seconds),
                 "TASKMILL_CORS_ORIGINS": ",".join(settings.cors_origins),
                 "TASKMILL_REDRIVE_FUNCTION_NAME": redrive_function.function_name,
+                # Each user reads their own key derived from it (GET /v1/auth/me/webhook-secret).
+                "TASKMILL_WEBHOOK_SECRET_ARN": webhook_secret.secret_arn,
             },
             reserved_concurrency=settings.reserved_concurrency,
             timeout=Duration.seconds(29),  # API Gateway's integration timeout
@@ -95,6 +99,7 @@ class Api(Construct):
         )
         database.grant_connect(self.function)
         self.jwt_secret.grant_read(self.function)
+        webhook_secret.grant_read(self.function)
         queues.grant_send_jobs(self.function)
         queues.grant_read_depths(self.function)
         queues.grant_redrive(self.function)

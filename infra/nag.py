@@ -138,8 +138,9 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
     _ack(
         stack.workers.webhook_secret,
         "AwsSolutions-SMG4",
-        "Webhook receivers verify signatures with this key; automatic rotation would break "
-        "them without notice. Rotate it deliberately and tell the receivers.",
+        "Every user's webhook key is derived from this one and their receivers verify with "
+        "it; automatic rotation would break them all without notice. Rotate it deliberately "
+        "and tell the users to fetch their new key.",
     )
     if database.admin_secret is not None:
         _ack(

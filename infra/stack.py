@@ -66,6 +66,7 @@ class TaskmillStack(Stack):
             database=self.database,
             queues=self.job_queues,
             redrive_function=self.recovery.redrive_function,
+            webhook_secret=self.workers.webhook_secret,
         )
         # Everything a schema change could break waits for the migrations.
         for function in (self.api.function, self.workers.function, self.recovery.sweep_function):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import re
 import threading
 import time
 import uuid
@@ -15,7 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from taskmill.api.gateway_responses import ACCESS_DENIED, TOO_LARGE, UNAUTHORIZED
+from taskmill.api.gateway_responses import (
+    ACCESS_DENIED,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    GatewayError,
+)
 from taskmill.api.public import is_public
 from taskmill.auth.authorizer import AuthorizerDenied
 
@@ -25,6 +33,32 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 STAGE = "local"
 API_ID = "local"
 ARN_PREFIX = f"arn:aws:execute-api:local:000000000000:{API_ID}/{STAGE}"
+# The methods the API serves (API Gateway's ANY, less HEAD, which no route answers).
+SERVED_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
+ALLOW = ", ".join(SERVED_METHODS)
+_CONTENT_LENGTH = re.compile(r"[0-9]+")
+logger = logging.getLogger("local.gateway")
+
+# What the gateway answers itself when the HTTP framing is wrong. In AWS, API Gateway's own
+# front door answers these; here they come in the same envelope as every other error, and
+# the connection is closed after them (where a body ends is unknown).
+BAD_CONTENT_LENGTH = GatewayError(
+    400, "invalid_request", "Content-Length must be one non-negative whole number"
+)
+INCOMPLETE_BODY = GatewayError(
+    400, "invalid_request", "the body is shorter than its Content-Length (or stopped arriving)"
+)
+LENGTH_REQUIRED = GatewayError(
+    411, "length_required", "send the body with a Content-Length (no Transfer-Encoding)"
+)
+METHOD_NOT_ALLOWED = GatewayError(405, "method_not_allowed", f"the API serves {ALLOW}")
+# http.server's own refusals (see `RequestHandler.send_error`), by status.
+_SERVER_CODES = {
+    414: "uri_too_long",
+    431: "headers_too_large",
+    501: "not_implemented",
+    505: "http_version_not_supported",
+}
 
 
 class AuthorizerCache:
@@ -93,6 +127,11 @@ def rest_event(
     query = parse_qs(parts.query, keep_blank_values=True)
     text_types = ("json", "text", "xml", "x-www-form-urlencoded")
     is_text = not body or any(t in headers.get("Content-Type", "") for t in text_types)
+    if is_text and body:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            is_text = False  # passed on as base64; the API refuses what is not UTF-8
     request_id = str(uuid.uuid4())
     return {
         "resource": parts.path,
@@ -132,11 +171,15 @@ class Gateway:
         host: str,
         port: int,
         max_body_bytes: int = 10 * 1024 * 1024,
+        read_timeout_seconds: float = 30.0,
     ) -> None:
         self.api = api
         self.authorizer = authorizer
         self.cache = AuthorizerCache()
         self.max_body_bytes = max_body_bytes
+        # How long a body may stop arriving before the request is answered 400: a client
+        # that sends less than its Content-Length must not hold a thread forever.
+        self.read_timeout_seconds = read_timeout_seconds
         gateway = self
 
         class RequestHandler(BaseHTTPRequestHandler):
@@ -149,6 +192,24 @@ class Gateway:
                 gateway.serve(self)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+            def _not_served(self) -> None:
+                gateway.refuse(self, METHOD_NOT_ALLOWED, {"Allow": ALLOW})
+
+            # Methods HTTP defines that no route serves: 405 (unknown ones are 501 below).
+            do_HEAD = do_TRACE = do_CONNECT = _not_served
+
+            def send_error(
+                self, code: int, message: str | None = None, explain: str | None = None
+            ) -> None:
+                # http.server's own refusals (a malformed request line or header, an unknown
+                # method, an unsupported version), in the envelope instead of an HTML page.
+                if self.request_version == "HTTP/0.9":
+                    self.request_version = "HTTP/1.0"  # else no status line would be written
+                reason = message or self.responses.get(code, ("the request is invalid",))[0]
+                gateway.refuse(
+                    self, GatewayError(code, _SERVER_CODES.get(code, "invalid_request"), reason)
+                )
 
         self.server = ThreadingHTTPServer((host, port), RequestHandler)
         self.server.daemon_threads = True
@@ -195,30 +256,32 @@ class Gateway:
         method = request.command
         path = urlsplit(request.path).path
         headers = {k: v for k, v in request.headers.items()}
-        length = int(headers.get("Content-Length") or 0)
-        if length > self.max_body_bytes:
-            self._reply(
-                request,
-                413,
-                {"Content-Type": "application/json"},
-                TOO_LARGE.body().encode(),
-            )
+        if "Transfer-Encoding" in request.headers:
+            self.refuse(request, LENGTH_REQUIRED)
             return
-        body = request.rfile.read(length) if length else b""
-        authorizer = None
-        if not is_public(method, path) and method != "OPTIONS":
-            status, authorizer = self._authorize(method, path, headers)
-            if status != 200:
-                error = UNAUTHORIZED if status == 401 else ACCESS_DENIED
-                self._reply(
-                    request, status, {"Content-Type": "application/json"}, error.body().encode()
-                )
-                return
-        # The peer's address, as API Gateway reports it (login throttling keys on it).
-        event = rest_event(
-            method, request.path, headers, body, authorizer, source_ip=request.client_address[0]
-        )
-        response = self.api(event, LocalContext("taskmill-api", 29))
+        lengths = request.headers.get_all("Content-Length") or []
+        if len(lengths) > 1 or not all(_CONTENT_LENGTH.fullmatch(v.strip()) for v in lengths):
+            self.refuse(request, BAD_CONTENT_LENGTH)
+            return
+        length = int(lengths[0]) if lengths else 0
+        if length > self.max_body_bytes:
+            self.refuse(request, TOO_LARGE)
+            return
+        body = self._read_body(request, length)
+        if body is None:
+            self.refuse(request, INCOMPLETE_BODY)
+            return
+        try:
+            response = self._invoke(request, method, path, headers, body)
+        except Exception:
+            # The Lambda boundary: API Gateway answers a failed authorizer or function
+            # invocation itself (its DEFAULT_5XX response), so the client gets that answer
+            # here too instead of a dropped connection; the stack trace goes to the log.
+            logger.exception("a handler failed")
+            self.refuse(request, UNAVAILABLE)
+            return
+        if response is None:
+            return
         out_headers = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():
             out_headers[name] = ", ".join(str(v) for v in values)
@@ -227,6 +290,59 @@ class Gateway:
             base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
         )
         self._reply(request, int(response.get("statusCode", 502)), out_headers, data)
+
+    def _invoke(
+        self,
+        request: BaseHTTPRequestHandler,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> dict[str, Any] | None:
+        """The API function's answer, or None when the authorizer step answered already."""
+        authorizer = None
+        if not is_public(method, path) and method != "OPTIONS":
+            status, authorizer = self._authorize(method, path, headers)
+            if status != 200:
+                error = UNAUTHORIZED if status == 401 else ACCESS_DENIED
+                self._reply(
+                    request, status, {"Content-Type": "application/json"}, error.body().encode()
+                )
+                return None
+        # The peer's address, as API Gateway reports it (login throttling keys on it).
+        event = rest_event(
+            method, request.path, headers, body, authorizer, source_ip=request.client_address[0]
+        )
+        return self.api(event, LocalContext("taskmill-api", 29))
+
+    def _read_body(self, request: BaseHTTPRequestHandler, length: int) -> bytes | None:
+        """The body, or None if the client sent less than `length` and stopped."""
+        if not length:
+            return b""
+        request.connection.settimeout(self.read_timeout_seconds)
+        try:
+            body = request.rfile.read(length)
+        except TimeoutError:
+            return None
+        finally:
+            # Idle keep-alive connections wait as long as before.
+            request.connection.settimeout(None)
+        return body if len(body) == length else None
+
+    def refuse(
+        self,
+        request: BaseHTTPRequestHandler,
+        error: GatewayError,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer `error` in the envelope and close the connection: after a framing error
+        the rest of the stream cannot be trusted to start a request."""
+        self._reply(
+            request,
+            error.status,
+            {"Content-Type": "application/json", **(headers or {}), "Connection": "close"},
+            error.body().encode(),
+        )
 
     @staticmethod
     def _reply(
@@ -238,4 +354,5 @@ class Gateway:
                 request.send_header(name, value)
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
-        request.wfile.write(body)
+        if request.command != "HEAD":  # a HEAD answer has headers only
+            request.wfile.write(body)

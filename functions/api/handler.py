@@ -12,7 +12,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from taskmill.api.app import create_app, too_large
+from taskmill.api.app import create_app
+from taskmill.api.request_checks import check_request
 from taskmill.api.services import ApiServices, build_services
 from taskmill.lambda_support import PowertoolsMetrics
 from taskmill.settings import ApiSettings, load_settings
@@ -33,7 +34,8 @@ def container_app() -> tuple[APIGatewayRestResolver, ApiServices]:
 def handle(
     event: dict[str, Any], context: Any, app: APIGatewayRestResolver, services: ApiServices
 ) -> dict[str, Any]:
-    response = too_large(event, services.settings.max_body_bytes) or app.resolve(event, context)
+    response = check_request(event, max_body_bytes=services.settings.max_body_bytes)
+    response = response or app.resolve(event, context)
     services.metrics.flush(PowertoolsMetrics(service="taskmill-api"))
     return response
 

@@ -55,6 +55,13 @@ class PayloadTooLarge(TaskmillError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(TaskmillError):
+    """A request body that is not JSON (or says it is not)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class QuotaExceeded(TaskmillError):
     status = 429
     code = "quota_exceeded"

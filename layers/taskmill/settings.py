@@ -87,6 +87,14 @@ class JobTypeSettings(_Base):
         return [name.strip() for name in self.job_modules.split(",") if name.strip()]
 
 
+class WebhookSettings(_Base):
+    # The platform's webhook key, from which each owner's signing key is derived
+    # (`taskmill.jobtypes.webhook_deliver.owner_webhook_secret`): a value locally, an ARN
+    # in AWS. The worker signs with it; the API hands each user their own derived key.
+    webhook_secret: SecretStr | None = None
+    webhook_secret_arn: str | None = None
+
+
 class AuthorizerSettings(JwtSettings):
     pass
 
@@ -125,7 +133,7 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
         raise SettingsError(f"{cls.__name__} is invalid: " + "; ".join(problems)) from None
 
 
-class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings):
+class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings, WebhookSettings):
     """The SQS worker function."""
 
     # Safety margin kept free before the Lambda deadline to record outcomes.
@@ -133,8 +141,6 @@ class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings):
     http_allow_private: bool = False
     http_max_body_excerpt: int = Field(default=4096, ge=0, le=256 * 1024)
     ses_sender: str | None = None
-    webhook_secret: SecretStr | None = None
-    webhook_secret_arn: str | None = None
     ecs_cluster_arn: str | None = None
     ecs_subnets: str = ""
     ecs_security_groups: str = ""
@@ -147,7 +153,7 @@ class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings):
         return [item.strip() for item in value.split(",") if item.strip()]
 
 
-class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings):
+class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings, WebhookSettings):
     """The HTTP API function."""
 
     # A request must answer within API Gateway's 29 s: no statement of it may take long
@@ -174,6 +180,9 @@ class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings)
     # Sign-ups (attempts, whatever their outcome) per address per window.
     signup_window_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     signup_max_per_address: int = Field(default=20, ge=1)
+    # As the worker's: a webhook_url naming a private, loopback or otherwise special address
+    # is refused at creation unless this is set (local stacks and tests).
+    http_allow_private: bool = False
 
 
 class MigrationSettings(DatabaseSettings):

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from taskmill.api import errors
 from taskmill.api.routes import admin, auth, jobs, operations, schedules, users, workers
 from taskmill.api.services import ApiServices
-from taskmill.errors import PayloadTooLarge, TaskmillError
+from taskmill.errors import TaskmillError
 
 TITLE = "Taskmill API"
 VERSION = "1.0.0"
@@ -107,25 +107,6 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
         security=[{"bearer": []}],
     )
     return app
-
-
-def too_large(event: dict[str, Any], limit: int) -> dict[str, Any] | None:
-    """A 413 answer for a body over `limit`, before anything parses it (API Gateway caps
-    bodies at 10 MB; this is the platform's own, smaller limit)."""
-    body = event.get("body") or ""
-    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
-    if size <= limit:
-        return None
-    correlation_id = (event.get("requestContext") or {}).get("requestId")
-    response = errors.from_domain(
-        PayloadTooLarge(f"request body is larger than {limit} bytes"), correlation_id=correlation_id
-    )
-    return {
-        "statusCode": response.status_code,
-        "multiValueHeaders": {k: [str(v)] for k, v in response.headers.items()},
-        "body": response.body,
-        "isBase64Encoded": False,
-    }
 
 
 def openapi_document(app: APIGatewayRestResolver) -> str:

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from taskmill.jobs.model import Job
+from taskmill.jobtypes.destinations import parse as parse_destination
 from taskmill.topology import MAX_ATTEMPTS_LIMIT
 
 Email = Annotated[
@@ -27,8 +28,9 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must be an http or https URL")
+    # The URL's form (http or https, a host, no credentials, a valid port); whether its host
+    # may be called is checked by the route, which knows TASKMILL_HTTP_ALLOW_PRIVATE.
+    parse_destination(value)
     return value
 
 
@@ -53,6 +55,14 @@ class TokenResponse(BaseModel):
     refresh_token: str
     token_type: str
     expires_in: int
+
+
+class WebhookSecretOut(BaseModel):
+    """The caller's webhook key: what their receivers verify `Taskmill-Signature` with."""
+
+    webhook_secret: str
+    signature_header: str
+    signature_format: str
 
 
 class UserOut(BaseModel):

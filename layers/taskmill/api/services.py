@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from taskmill.api.caller import Caller, identity_from_event
 from taskmill.audit import AuditLog
@@ -18,13 +19,17 @@ from taskmill.auth.tokens import TokenConfig
 from taskmill.aws import new_client
 from taskmill.db import Database
 from taskmill.db.credentials import database_from_settings
+from taskmill.errors import DependencyUnavailable, InvalidInput
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
+from taskmill.jobtypes.destinations import DestinationRefused, check_url
 from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.jobtypes.webhook_deliver import owner_webhook_secret
 from taskmill.lifecycle.outcomes import Outcomes
 from taskmill.observability import MetricBatch
 from taskmill.queue.sqs import JobQueue, default_sqs_client
 from taskmill.recovery.redrive_tasks import LambdaLauncher, TaskLauncher, ThreadLauncher, run_task
+from taskmill.secrets import Secret
 from taskmill.settings import ApiSettings
 from taskmill.users.store import RefreshTokenStore, SessionAccount, UserStore
 from taskmill.users.throttle import ThrottleStore
@@ -46,6 +51,8 @@ class ApiServices:
     launcher: TaskLauncher | None = None
     # OWASP's argon2id parameters; tests hand in cheap ones.
     passwords: Passwords = DEFAULT_PASSWORDS
+    # The platform's webhook key (read on first use, cached like every secret).
+    webhook_key: Secret | None = None
 
     def send_deadline(self, lambda_context: Any) -> float | None:
         """When the request's last SQS call must be over (a `time.monotonic()` value): the
@@ -68,6 +75,30 @@ class ApiServices:
             self.users.session_account(identity.id, identity.session_id), *roles
         )
         return Caller(account.id, account.role, account.email, identity.session_id)
+
+    def check_webhook_url(self, url: str | None) -> None:
+        """Refuse, at creation, a webhook_url the worker would refuse to call whatever DNS
+        says: an IP address (in any spelling) or name of this machine that is private,
+        loopback, link-local, metadata or otherwise special. Names are resolved, and
+        checked again, only when the webhook is delivered."""
+        if url is None:
+            return
+        try:
+            check_url(url, allow_private=self.settings.http_allow_private)
+        except DestinationRefused as exc:
+            raise InvalidInput(f"webhook_url: {exc}") from None
+
+    def owner_webhook_secret(self, owner_id: UUID) -> str:
+        """The key the worker signs `owner_id`'s completion webhooks with."""
+        if self.webhook_key is None:
+            self.webhook_key = Secret.from_settings(
+                "TASKMILL_WEBHOOK_SECRET",
+                self.settings.webhook_secret,
+                self.settings.webhook_secret_arn,
+            )
+        if not self.webhook_key.configured:
+            raise DependencyUnavailable("webhooks are not configured on this deployment")
+        return owner_webhook_secret(self.webhook_key.get(), owner_id)
 
     def redrive_launcher(self) -> TaskLauncher:
         if self.launcher is None:

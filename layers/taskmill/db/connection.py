@@ -29,6 +29,14 @@ def translate_errors() -> Iterator[None]:
         raise InvalidInput("a value is outside what the database accepts") from exc
     except (pg_errors.InvalidTextRepresentation, pg_errors.NumericValueOutOfRange) as exc:
         raise InvalidInput("a value has the wrong format") from exc
+    except pg_errors.DivisionByZero:
+        raise  # our own arithmetic, not a client's data: a bug that must stay a 500
+    except (psycopg.DataError, UnicodeEncodeError) as exc:
+        # SQLSTATE class 22 (data exception), and the driver's own refusals before sending:
+        # a NUL character (text and jsonb cannot hold one), an unpaired surrogate (not
+        # UTF-8), a value out of a type's range. The API refuses these at the edge already;
+        # this keeps any path it missed a 400 rather than a 500.
+        raise InvalidInput("a value cannot be stored (for example a NUL character)") from exc
     except pg_errors.QueryCanceled as exc:
         raise DependencyUnavailable("the database did not answer in time") from exc
     except psycopg.OperationalError as exc:

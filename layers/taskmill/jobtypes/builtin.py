@@ -78,6 +78,7 @@ def register(registry: JobTypeRegistry) -> None:
         WEBHOOK_TYPE,
         payload=WebhookPayload,
         description="Delivers a signed completion event to a job's webhook_url.",
+        internal=True,  # the platform submits it; a user's would be signed by the platform
         max_attempts=5,
         timeout_seconds=30,
         backoff_base_seconds=5,

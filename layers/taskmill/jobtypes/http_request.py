@@ -1,17 +1,31 @@
-"""`http.request`: call a URL and keep its status and a bounded excerpt of the body."""
+"""`http.request`: call a URL and keep its status and a bounded excerpt of the body.
+
+The host is resolved once; every address it resolves to is checked
+(`taskmill.jobtypes.destinations`), and the connection goes to one of those addresses, never
+to a name resolved again: a DNS answer that changes between the check and the connection
+(rebinding) cannot reach an address the check refused. For https the TLS handshake still
+names the URL's host (SNI) and the certificate is verified against it; the Host header is
+the URL's host. Redirects are not followed (a redirect could lead anywhere).
+"""
 
 from __future__ import annotations
 
-import ipaddress
+import http.client
 import socket
-import urllib.error
-import urllib.request
+import ssl
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
+from taskmill.jobtypes.destinations import (
+    Address,
+    DestinationRefused,
+    Target,
+    check_address,
+    check_url,
+    literal_address,
+)
 
 
 class HttpRequestPayload(BaseModel):
@@ -23,60 +37,118 @@ class HttpRequestPayload(BaseModel):
     timeout_seconds: float = Field(default=10, gt=0, le=300)
 
 
-def check_destination(url: str, *, allow_private: bool) -> None:
-    """Refuse non-http(s) schemes and, unless allowed, addresses inside the network the
-    worker runs in (private, loopback, link-local: the cloud metadata endpoint among them)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PermanentJobFailure(f"only http and https URLs are allowed, not {parts.scheme!r}")
-    if allow_private:
-        return
+def resolve(target: Target) -> list[Address]:
+    """The host's addresses, from one DNS resolution (or the address the URL names)."""
+    if target.address is not None:
+        return [target.address]
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(
+            target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
     except socket.gaierror as exc:
-        raise JobFailure(f"cannot resolve {parts.hostname}: {exc}") from exc
+        raise JobFailure(f"cannot resolve {target.host}: {exc}") from exc
+    addresses: list[Address] = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise PermanentJobFailure(
-                f"{parts.hostname} resolves to a non-public address ({address}); "
-                "set TASKMILL_HTTP_ALLOW_PRIVATE to allow it"
-            )
+        address = literal_address(str(info[4][0]))
+        if address is None:  # a resolver answers addresses; anything else is refused
+            raise PermanentJobFailure(f"{target.host} resolved to {info[4][0]!r}")
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise JobFailure(f"{target.host} has no address")
+    return addresses
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead to an address the destination check refused.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+def check_destination(url: str, *, allow_private: bool) -> tuple[Target, list[Address]]:
+    """The URL's parts and the addresses it may be requested at, resolved once.
+
+    Refuses non-http(s) schemes and, unless `allow_private`, a host with any address inside
+    the network the worker runs in or otherwise special (`destinations.refusal`: private,
+    loopback, link-local, metadata, multicast, IPv4-mapped, NAT64, 6to4, Teredo...)."""
+    try:
+        target = check_url(url, allow_private=allow_private)
+    except DestinationRefused as exc:
+        raise PermanentJobFailure(str(exc)) from None
+    addresses = resolve(target)
+    if not allow_private:
+        for address in addresses:
+            try:
+                check_address(target.host, address)
+            except DestinationRefused as exc:
+                raise PermanentJobFailure(str(exc)) from None
+    return target, addresses
+
+
+def open_socket(addresses: list[Address], port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to the first of the checked `addresses` that accepts one."""
+    last = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            return socket.create_connection((str(address), port), timeout=timeout)
+        except OSError as exc:
+            last = exc
+    raise last
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to already-checked addresses; `host` is used only for Host."""
+
+    def __init__(self, target: Target, addresses: list[Address], timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._addresses = addresses
+
+    def connect(self) -> None:
+        self.sock = open_socket(self._addresses, self.port, self.timeout)
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    """TLS to already-checked addresses, with SNI and certificate checks against the URL's
+    host (never against the address)."""
+
+    default_port = 443
+
+    def connect(self) -> None:
+        sock = open_socket(self._addresses, self.port, self.timeout)
+        # Built per connection so the trust store in effect (SSL_CERT_FILE) is used.
+        context = ssl.create_default_context()
+        try:
+            self.sock = context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
 
 
 def http_request(context: Any, payload: HttpRequestPayload) -> dict[str, Any]:
     """Calls a URL; 5xx and network errors are retried, 4xx is the result."""
     settings = context.services.settings
-    check_destination(payload.url, allow_private=settings.http_allow_private)
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        payload.url,
-        data=payload.body.encode() if payload.body is not None else None,
-        headers=payload.headers,
-        method=payload.method,
-    )
-    opener = urllib.request.build_opener(_NoRedirects)
+    target, addresses = check_destination(payload.url, allow_private=settings.http_allow_private)
     timeout = min(payload.timeout_seconds, max(context.remaining_time(), 0.1))
+    connection_type = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_type(target, addresses, timeout)
+    body = payload.body.encode() if payload.body is not None else None
+    # The Host header is always the URL's host (http.client writes it): the checked URL is
+    # what the request is for.
+    headers = {k: v for k, v in payload.headers.items() if k.lower() != "host"}
     try:
-        with opener.open(request, timeout=timeout) as response:
-            status = response.status
-            excerpt = response.read(settings.http_max_body_excerpt)
-            headers = dict(response.headers.items())
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        excerpt = exc.read(settings.http_max_body_excerpt)
-        headers = dict(exc.headers.items())
-        if status >= 500 or status == 429:
-            raise JobFailure(f"{payload.method} {payload.url} answered {status}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        connection.request(payload.method, target.path, body=body, headers=headers)
+        response = connection.getresponse()
+        status = response.status
+        excerpt = response.read(settings.http_max_body_excerpt)
+        answered = dict(response.headers.items())
+    except ssl.SSLCertVerificationError as exc:
+        raise JobFailure(f"{payload.method} {payload.url} failed: {exc.verify_message}") from exc
+    except (http.client.HTTPException, OSError) as exc:
         raise JobFailure(f"{payload.method} {payload.url} failed: {exc}") from exc
+    except ValueError as exc:
+        # http.client refuses a header with a line break or a character outside Latin-1
+        # before anything is sent: the job's own payload, which no retry will change.
+        raise PermanentJobFailure(f"the request cannot be sent: {exc}") from exc
+    finally:
+        connection.close()
+    if status >= 500 or status == 429:
+        raise JobFailure(f"{payload.method} {payload.url} answered {status}")
     return {
         "status": status,
-        "headers": {k: v for k, v in headers.items() if k.lower() in ("content-type", "location")},
+        "headers": {k: v for k, v in answered.items() if k.lower() in ("content-type", "location")},
         "body_excerpt": excerpt.decode("utf-8", errors="replace"),
     }

@@ -53,6 +53,9 @@ class JobType:
     declared_schema: dict[str, Any] | None = None
     function: JobFunction | None = None
     external: bool = False
+    # Created by the platform only (e.g. `webhook.deliver`): clients cannot submit it, and
+    # `GET /v1/job-types` does not offer it.
+    internal: bool = False
 
     def payload_schema(self) -> dict[str, Any]:
         if self.payload_model is not None:
@@ -114,9 +117,12 @@ class JobTypeRegistry:
         *,
         payload: type[BaseModel] = EmptyPayload,
         description: str = "",
+        internal: bool = False,
         **defaults: Any,
     ) -> Callable[[JobFunction], JobFunction]:
-        """Decorator registering a code job type: `@registry.register("resize", payload=M)`."""
+        """Decorator registering a code job type: `@registry.register("resize", payload=M)`.
+
+        `internal=True`: only the platform's own code submits it (see `submittable`)."""
 
         def decorate(function: JobFunction) -> JobFunction:
             self.add(
@@ -126,6 +132,7 @@ class JobTypeRegistry:
                     defaults=JobDefaults(**defaults),
                     payload_model=payload,
                     function=function,
+                    internal=internal,
                 )
             )
             return function
@@ -155,6 +162,19 @@ class JobTypeRegistry:
             return self._types[name]
         except KeyError:
             raise InvalidInput(f"unknown job type {name!r}") from None
+
+    def submittable(self, name: str) -> JobType:
+        """The type of a job a client asks for (directly or through a schedule): an internal
+        type is refused, since the platform vouches for what such jobs do (a webhook job
+        signs its event)."""
+        job_type = self.get(name)
+        if job_type.internal:
+            raise InvalidInput(f"job type {name!r} is internal: only the platform creates it")
+        return job_type
+
+    def offered(self) -> list[JobType]:
+        """The types clients may submit (what `GET /v1/job-types` lists)."""
+        return [t for t in self.all() if not t.internal]
 
     def __contains__(self, name: object) -> bool:
         return name in self._types

@@ -5,8 +5,9 @@ payload is `{"url", "event": completion_event(job)}` and its defaults (attempts,
 backoff, priority) are this type's registry defaults.
 
 Receivers verify `Taskmill-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` computed over
-`"<t>.<raw body>"` with the shared webhook secret, and refuse stale timestamps (replays):
-see `verify_webhook_signature`.
+`"<t>.<raw body>"` with the job owner's webhook key (`owner_webhook_secret`; the owner reads
+it from `GET /v1/auth/me/webhook-secret`), and refuse stale timestamps (replays): see
+`verify_webhook_signature`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hmac
 import json
 import time
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +54,18 @@ def completion_event(job: Job) -> dict[str, Any]:
     }
 
 
+def owner_webhook_secret(platform_secret: str, owner_id: UUID | str) -> str:
+    """The key that signs the completion webhooks of one owner's jobs.
+
+    HMAC-SHA256(platform key, "webhook:<owner id>"), hex: derived, so nothing is stored and
+    every owner's key changes when the platform key is rotated. An owner reads their own key
+    (`GET /v1/auth/me/webhook-secret`) and no one else's, so a signature that verifies with
+    it was made by the platform for one of that owner's jobs.
+    """
+    message = f"webhook:{owner_id}".encode()
+    return hmac.new(platform_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"
@@ -65,7 +79,11 @@ def verify_webhook_signature(
     now: float | None = None,
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
 ) -> bool:
-    """What a receiver runs: constant-time check of the signature and of its freshness."""
+    """What a receiver runs: constant-time check of the signature and of its freshness.
+
+    `secret` is the webhook key of the user whose jobs call this receiver, as
+    `GET /v1/auth/me/webhook-secret` gives it to them (not the platform's key, which signs
+    nothing directly)."""
     try:
         fields = dict(part.split("=", 1) for part in header.split(","))
         timestamp = int(fields["t"])
@@ -86,7 +104,10 @@ def webhook_deliver(context: Any, payload: WebhookPayload) -> dict[str, Any]:
 
     body = json.dumps(payload.event, separators=(",", ":"), sort_keys=True)
     timestamp = int(time.time())
-    signature = sign(context.services.webhook_secret(), timestamp, body.encode())
+    # The owner's own key, which only the owner can read: a user cannot obtain a signature
+    # that another user's receiver would accept.
+    key = owner_webhook_secret(context.services.webhook_secret(), context.job.owner_id)
+    signature = sign(key, timestamp, body.encode())
     outcome = http_request(
         context,
         HttpRequestPayload(

@@ -38,6 +38,8 @@ def fire_due(
         key = f"schedule:{schedule.id}:{schedule.next_fire_at.isoformat()}"
         job_id = None
         try:
+            # A template stored before internal types were refused must not create one.
+            registry.submittable(str(schedule.job_template.get("type")))
             [result] = submit(
                 jobs,
                 queue,

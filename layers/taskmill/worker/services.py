@@ -10,10 +10,10 @@ from typing import Any
 from taskmill.aws import new_client
 from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.secrets import Secret
-from taskmill.settings import WorkerSettings
+from taskmill.settings import WebhookSettings, WorkerSettings
 
 
-def webhook_secret_of(settings: WorkerSettings) -> Secret:
+def webhook_secret_of(settings: WebhookSettings) -> Secret:
     return Secret.from_settings(
         "TASKMILL_WEBHOOK_SECRET", settings.webhook_secret, settings.webhook_secret_arn
     )
@@ -35,7 +35,8 @@ class PlatformServices:
             return self._clients[service]
 
     def webhook_secret(self) -> str:
-        """The key that signs completion webhooks (cached; re-read after its max age)."""
+        """The platform's webhook key, from which each owner's signing key is derived
+        (cached; re-read after its max age)."""
         if self.secret is None:
             self.secret = webhook_secret_of(self.settings)
         if not self.secret.configured:

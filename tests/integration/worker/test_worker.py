@@ -193,9 +193,13 @@ def test_api_redrive_message_runs_with_a_fresh_budget(enqueue, deliver, store, j
 
 
 def test_completion_webhook_is_signed_and_verifiable(
-    enqueue, deliver, store, http_receiver
+    enqueue, deliver, store, http_receiver, owner
 ) -> None:
-    from taskmill.jobtypes.webhook_deliver import SIGNATURE_HEADER, verify_webhook_signature
+    from taskmill.jobtypes.webhook_deliver import (
+        SIGNATURE_HEADER,
+        owner_webhook_secret,
+        verify_webhook_signature,
+    )
 
     url, received = http_receiver
     job = enqueue("noop", webhook_url=url)
@@ -205,7 +209,9 @@ def test_completion_webhook_is_signed_and_verifiable(
     assert hooks[0].payload["url"] == url
     assert failures(deliver()) == []  # the webhook job itself
     [request] = received
-    assert verify_webhook_signature("w" * 40, request["headers"][SIGNATURE_HEADER], request["body"])
+    # Signed with the owner's key, derived from the platform's ("w" * 40 in these tests).
+    key = owner_webhook_secret("w" * 40, owner)
+    assert verify_webhook_signature(key, request["headers"][SIGNATURE_HEADER], request["body"])
     assert not verify_webhook_signature(
         "x" * 40, request["headers"][SIGNATURE_HEADER], request["body"]
     )

@@ -6,9 +6,16 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from taskmill.api.caller import identity_from_event, request_id, source_ip
-from taskmill.api.models import Credentials, RefreshRequest, TokenResponse, UserOut
+from taskmill.api.models import (
+    Credentials,
+    RefreshRequest,
+    TokenResponse,
+    UserOut,
+    WebhookSecretOut,
+)
 from taskmill.api.services import ApiServices
 from taskmill.errors import Forbidden
+from taskmill.jobtypes.webhook_deliver import SIGNATURE_HEADER
 
 
 def router(services: ApiServices) -> Router:
@@ -56,5 +63,15 @@ def router(services: ApiServices) -> Router:
     def me() -> UserOut:
         caller = services.caller(r.current_event.raw_event)
         return UserOut.model_validate(services.users.get(caller.id).model_dump())
+
+    @r.get("/v1/auth/me/webhook-secret", tags=["auth"])
+    def my_webhook_secret() -> WebhookSecretOut:
+        # Only one's own: another user's key would let a receiver be sent forged events.
+        caller = services.caller(r.current_event.raw_event)
+        return WebhookSecretOut(
+            webhook_secret=services.owner_webhook_secret(caller.id),
+            signature_header=SIGNATURE_HEADER,
+            signature_format="t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'>",
+        )
 
     return r

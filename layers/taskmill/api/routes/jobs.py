@@ -56,6 +56,8 @@ def router(services: ApiServices) -> Router:
         return job
 
     def request_of(body: JobCreate, key: str | None) -> JobRequest:
+        services.registry.submittable(body.type)
+        services.check_webhook_url(body.webhook_url)
         size = len(json.dumps(body.payload, separators=(",", ":")).encode())
         if size > services.settings.max_payload_bytes:
             raise PayloadTooLarge(
@@ -211,7 +213,7 @@ def router(services: ApiServices) -> Router:
                 payload_schema=t.payload_schema(),
                 defaults=t.defaults.model_dump(mode="json"),
             )
-            for t in services.registry.all()
+            for t in services.registry.offered()
         ]
 
     return r

@@ -62,6 +62,8 @@ def router(services: ApiServices) -> Router:
     def create(body: ScheduleCreate) -> Response[ScheduleOut]:
         who = caller()
         cron = CronExpression.parse(body.cron)
+        services.registry.submittable(body.job.type)
+        services.check_webhook_url(body.job.webhook_url)
         template = body.job.model_dump(mode="json", exclude_none=True)
         resolve(JobRequest(**template), services.registry)  # refuse a template that cannot run
         schedule = ScheduleStore(services.db).create(
