@@ -55,6 +55,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 # Extra Taskmill rows with several concurrent invocations (Lambda runs one handler per
 # invocation; the deployed `high` queue allows 10).
 CONCURRENCY = [int(n) for n in os.environ.get("BENCH_CONCURRENCY", "4").split(",") if n]
+# Which systems to run (comma-separated: taskmill, pgqueuer, ceiling).
+SYSTEMS = set(os.environ.get("BENCH_SYSTEMS", "taskmill,pgqueuer,ceiling").split(","))
 BATCH = 10
 ARN = "arn:aws:sqs:us-east-1:123456789012:bench-jobs-normal"
 
@@ -356,7 +358,7 @@ def run_all(server_url: str) -> None:
     except ImportError:
         pgqueuer_available = False
     else:
-        pgqueuer_available = True
+        pgqueuer_available = "pgqueuer" in SYSTEMS
     suffix = os.getpid()
     names = {k: f"bench_{k}_{suffix}" for k in ("taskmill", "pgqueuer", "ceiling")}
     urls = {k: create_database(server_url, name) for k, name in names.items()}
@@ -370,16 +372,20 @@ def run_all(server_url: str) -> None:
     for consumers in CONCURRENCY:
         rows[f"taskmill b10 x{consumers}"] = Row(f"taskmill b10 x{consumers}")
     for _ in range(ROUNDS):
-        rows["taskmill b10"].runs.append(
-            taskmill_run(server_url, urls["taskmill"], names["taskmill"], 1)
-        )
+        if "taskmill" in SYSTEMS:
+            rows["taskmill b10"].runs.append(
+                taskmill_run(server_url, urls["taskmill"], names["taskmill"], 1)
+            )
         if pgqueuer_available:
             for batch in (10, 100):
                 rows[f"pgqueuer b{batch}"].runs.append(
                     pgqueuer_run(server_url, urls["pgqueuer"], names["pgqueuer"], batch)
                 )
-        rows["ceiling b10"].runs.append(ceiling_run(server_url, urls["ceiling"], names["ceiling"]))
-        for consumers in CONCURRENCY:
+        if "ceiling" in SYSTEMS:
+            rows["ceiling b10"].runs.append(
+                ceiling_run(server_url, urls["ceiling"], names["ceiling"])
+            )
+        for consumers in CONCURRENCY if "taskmill" in SYSTEMS else []:
             rows[f"taskmill b10 x{consumers}"].runs.append(
                 taskmill_run(server_url, urls["taskmill"], names["taskmill"], consumers)
             )
@@ -391,7 +397,7 @@ def print_table(rows: dict[str, Row], pgqueuer_available: bool) -> None:
         return median(rows[name].rates) if rows[name].runs else float("nan")
 
     peer = rate("pgqueuer b10") if pgqueuer_available else float("nan")
-    ceiling = rate("ceiling b10")
+    ceiling = rate("ceiling b10") if rows["ceiling b10"].runs else float("nan")
     print(
         f"worker, noop jobs, one consumer unless xN, {JOBS} jobs per run, median of {ROUNDS} "
         "interleaved rounds, one embedded Postgres 16 (default durability):"
@@ -402,7 +408,8 @@ def print_table(rows: dict[str, Row], pgqueuer_available: bool) -> None:
     )
     for name, row in rows.items():
         if not row.runs:
-            print(f"  {name:<22}  (not run: pgqueuer is not installed; `make bench` installs it)")
+            if name.startswith("pgqueuer") and "pgqueuer" in SYSTEMS:
+                print(f"  {name:<22}  (not run: pgqueuer is not installed; `make bench` does it)")
             continue
         jobs_s = median(row.rates)
         wal = median([run.wal_bytes / JOBS for run in row.runs])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -494,3 +495,49 @@ def test_deleting_jobs_deletes_their_history(store: JobStore, owner, db: Databas
     assert len(store.events(kept.id)) == 1
     db.execute("DELETE FROM users WHERE id = %s", (owner,))  # cascades to the jobs
     assert db.execute("SELECT count(*) AS n FROM job_events")[0]["n"] == 0
+
+
+def test_listings_include_running_jobs_in_their_place(store: JobStore, owner, db) -> None:
+    """Running jobs live in another index than the rest; a listing merges both."""
+    jobs = [create_job(store, owner, name=f"j{i}") for i in range(5)]
+    for i, job in enumerate(jobs):  # distinct creation times, oldest first
+        db.execute(
+            "UPDATE jobs SET created_at = now() - make_interval(secs => %s) WHERE id = %s",
+            (100 - i, job.id),
+        )
+    store.claim_many([jobs[1].id, jobs[3].id])
+    newest_first = [j.id for j in reversed(jobs)]
+    assert [j.id for j in store.list_jobs(JobFilter(owner_id=owner)).items] == newest_first
+    pages: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page = store.list_jobs(JobFilter(owner_id=owner), limit=2, cursor=cursor)
+        pages.extend(j.id for j in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == newest_first
+    running = store.list_jobs(JobFilter(owner_id=owner, status=JobStatus.RUNNING)).items
+    assert [j.id for j in running] == [jobs[3].id, jobs[1].id]
+    queued = store.list_jobs(JobFilter(status=JobStatus.QUEUED)).items
+    assert [j.id for j in queued] == [jobs[4].id, jobs[2].id, jobs[0].id]
+
+
+def test_an_error_is_recorded_by_the_transition_that_had_it(store: JobStore, owner) -> None:
+    job = create_job(store, owner, max_attempts=3)
+    [first] = store.claim_many([job.id])
+    assert first.lease_token is not None
+    store.fail(job.id, first.lease_token, "boom", RetryDecision(True, 0.0, "again"), resend=False)
+    [second] = store.claim_many([job.id])
+    assert second.lease_token is not None
+    store.succeed(job.id, second.lease_token, None)
+    events = store.events(job.id)
+    assert [(e["from_status"], e["to_status"]) for e in events] == [
+        (None, "queued"),
+        ("queued", "running"),
+        ("running", "queued"),
+        ("queued", "running"),
+        ("running", "succeeded"),
+    ]
+    assert [e["detail"].get("error") for e in events] == [None, None, "boom", None, None]
+    assert [e["detail"].get("attempt") for e in events] == [None, 1, 1, 2, 2]

@@ -49,3 +49,76 @@ def test_email_is_unique_case_insensitively(db) -> None:
         pass
     else:
         raise AssertionError("a second account with the same e-mail was accepted")
+
+
+def test_the_hot_path_migration_keeps_jobs_and_their_history(postgres_server_url: str) -> None:
+    """0010 rebuilds `jobs` and compacts `job_events`: a deployment's jobs and histories must
+    read back the same through the store afterwards."""
+    from taskmill.db import Database
+    from taskmill.jobs.model import JobStatus
+    from taskmill.jobs.store import JobStore
+
+    url = create_database(postgres_server_url, "taskmill_migration_0010")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in available_migrations():
+                if migration.version >= 10:
+                    continue
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            owner = conn.execute(
+                "INSERT INTO users (id, email, password_hash) "
+                "VALUES (gen_random_uuid(), 'old@x.io', 'h') RETURNING id"
+            ).fetchone()
+            assert owner is not None
+            job = conn.execute(
+                "INSERT INTO jobs (id, owner_id, type, priority, status, attempts, max_attempts, "
+                "timeout_seconds, backoff_base_seconds, backoff_max_seconds, tags, result, "
+                "finished_at, last_error) VALUES (gen_random_uuid(), %s, 'noop', 'high', "
+                "'succeeded', 2, 3, 10, 1, 1, ARRAY['a'], '{\"x\": 1}', now(), NULL) RETURNING id",
+                (owner[0],),
+            ).fetchone()
+            assert job is not None
+            for from_status, to_status, detail in (
+                (None, "queued", "{}"),
+                ("queued", "running", '{"attempt": 1}'),
+                ("running", "queued", '{"attempt": 1, "error": "boom"}'),
+                ("queued", "running", '{"attempt": 2}'),
+                ("running", "succeeded", '{"attempt": 2}'),
+            ):
+                conn.execute(
+                    "INSERT INTO job_events (job_id, from_status, to_status, actor, detail) "
+                    "VALUES (%s, %s, %s, 'worker', %s)",
+                    (job[0], from_status, to_status, detail),
+                )
+        assert 10 in migrate(url)
+        db = Database(url)
+        try:
+            store = JobStore(db)
+            kept = store.get(job[0])
+            assert (kept.status, kept.priority.value, kept.tags, kept.result) == (
+                JobStatus.SUCCEEDED,
+                "high",
+                ["a"],
+                {"x": 1},
+            )
+            assert [
+                (e["from_status"], e["to_status"], e["detail"]) for e in store.events(job[0])
+            ] == [
+                (None, "queued", {}),
+                ("queued", "running", {"attempt": 1}),
+                ("running", "queued", {"attempt": 1, "error": "boom"}),
+                ("queued", "running", {"attempt": 2}),
+                ("running", "succeeded", {"attempt": 2}),
+            ]
+        finally:
+            db.close()
+    finally:
+        drop_database(postgres_server_url, "taskmill_migration_0010")

@@ -66,6 +66,7 @@ class Job(BaseModel):
     lease_until: datetime | None
     redrive_count: int
     lost_leases: int = 0
+    has_dependents: bool = False
     external_ref: str | None = None
     queued_at: datetime | None
     created_at: datetime

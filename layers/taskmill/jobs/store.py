@@ -28,16 +28,26 @@ from taskmill.users.store import SESSION_ACCOUNT_SQL, SessionAccount
 # still reports before the recovery sweep steps in.
 LEASE_SLACK_SECONDS = 30
 
-_UNFINISHED_SQL = "('scheduled', 'waiting', 'queued', 'running')"
+# An owner's unfinished jobs: those waiting to run (jobs_owner_unfinished_idx) plus those
+# running (few at any time: found through jobs_running_lease_idx). Counted in two parts so
+# a claim, which only moves a job between them, writes no entry in the quota's index.
+_UNFINISHED_COUNT_SQL = """(
+    (SELECT count(*) FROM jobs
+     WHERE owner_id = %(owner)s AND status IN ('scheduled', 'waiting', 'queued'))
+  + (SELECT count(*) FROM jobs WHERE status = 'running' AND owner_id = %(owner)s))"""
 
-# Writes one job_events row per changed job. `changed` must return the job columns plus
-# `from_status`; `%(actor)s` and `%(event_detail)s` are bound by the caller.
+# Writes one compact job_events row per changed job: its new status, the actor, the attempt,
+# and a detail only when there is one (the caller's, bound as `%(event_detail)s`, and the
+# error of a transition that records one; a claim or a success repeats no earlier error).
+# `%(actor)s` is bound by the caller.
 _WITH_EVENTS = """
 , events AS (
-    INSERT INTO job_events (job_id, from_status, to_status, actor, detail)
-    SELECT c.id, c.from_status, c.status, %(actor)s,
-           %(event_detail)s::jsonb || jsonb_strip_nulls(jsonb_build_object(
-               'attempt', c.attempts, 'error', c.last_error))
+    INSERT INTO job_events (job_id, to_status, actor, attempt, detail)
+    SELECT c.id, c.status, %(actor)s, c.attempts,
+           NULLIF(%(event_detail)s::jsonb || CASE
+               WHEN c.status IN ('running', 'succeeded') THEN '{}'::jsonb
+               ELSE jsonb_strip_nulls(jsonb_build_object('error', c.last_error)) END,
+               '{}'::jsonb)
     FROM changed c
 )
 SELECT * FROM changed
@@ -191,8 +201,7 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
            END AS initial_status
     FROM prepared p
 ), quota AS (
-    SELECT count(*) AS unfinished FROM jobs
-    WHERE owner_id = %(owner)s AND status IN {_UNFINISHED_SQL}
+    SELECT {_UNFINISHED_COUNT_SQL} AS unfinished
 ), changed AS (
     INSERT INTO jobs (id, owner_id, type, payload, priority, status, external, max_attempts,
                       timeout_seconds, backoff_base_seconds, backoff_max_seconds, run_at,
@@ -211,11 +220,14 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
       AND (%(limit)s::int IS NULL
            OR (SELECT unfinished FROM quota) + (SELECT count(*) FROM checked) <= %(limit)s)
     ORDER BY c.ord
-    ON CONFLICT (owner_id, idempotency_key) DO NOTHING
+    ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING jobs.*, NULL::text AS from_status
+), parents AS (
+    UPDATE jobs SET has_dependents = true
+    WHERE id IN (SELECT unnest(c.depends_on) FROM changed c) AND NOT has_dependents
 ), events AS (
-    INSERT INTO job_events (job_id, from_status, to_status, actor, detail)
-    SELECT c.id, NULL, c.status, (SELECT actor FROM allowed), '{{}}'::jsonb FROM changed c
+    INSERT INTO job_events (job_id, to_status, actor)
+    SELECT c.id, c.status, (SELECT actor FROM allowed) FROM changed c
 )
 SELECT (SELECT to_jsonb(a) FROM account a) AS account,
        (SELECT unfinished FROM quota) AS unfinished,
@@ -346,7 +358,8 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             ("status = %(status)s", "status", filters.status),
             ("type = %(type)s", "type", filters.type),
             ("priority = %(priority)s", "priority", filters.priority),
-            ("tags @> ARRAY[%(tag)s]::text[]", "tag", filters.tag),
+            # `tags <> '{}'` lets the planner use the partial index over tagged jobs.
+            ("tags @> ARRAY[%(tag)s]::text[] AND tags <> '{}'", "tag", filters.tag),
             ("created_at >= %(created_after)s", "created_after", filters.created_after),
             ("created_at < %(created_before)s", "created_before", filters.created_before),
         ]
@@ -358,26 +371,35 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
             clauses.append("(created_at, id) < (%(cursor_at)s, %(cursor_id)s)")
         where: LiteralString = " AND ".join(clauses) if clauses else "true"
-        rows = self._db.execute(
-            "SELECT * FROM jobs WHERE " + where + " ORDER BY created_at DESC, id DESC "
-            "LIMIT %(limit)s",
-            params,
-        )
+        # The newest-first indexes leave running jobs out (a claim then writes no entry in
+        # them): those few come from the lease index, and the two parts are merged.
+        order: LiteralString = " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+        parts: list[LiteralString] = []
+        if filters.status is None or filters.status is not JobStatus.RUNNING:
+            parts.append("SELECT * FROM jobs WHERE " + where + " AND status <> 'running'" + order)
+        if filters.status is None or filters.status is JobStatus.RUNNING:
+            parts.append("SELECT * FROM jobs WHERE " + where + " AND status = 'running'" + order)
+        query: LiteralString = parts[0]
+        if len(parts) == 2:
+            query = "SELECT * FROM ((" + parts[0] + ") UNION ALL (" + parts[1] + ")) page" + order
+        rows = self._db.execute(query, params)
         items = _jobs(rows[:limit])
         next_cursor = encode_cursor(items[-1]) if len(rows) > limit and items else None
         return Page(items, next_cursor)
 
     def events(self, job_id: UUID) -> list[dict[str, Any]]:
         return self._db.execute(
-            "SELECT at, from_status, to_status, actor, detail FROM job_events "
-            "WHERE job_id = %s ORDER BY id",
+            "SELECT at, lag(to_status) OVER (ORDER BY id) AS from_status, to_status, actor, "
+            "coalesce(detail, '{}'::jsonb) || CASE WHEN attempt IS NULL THEN '{}'::jsonb "
+            "ELSE jsonb_build_object('attempt', attempt) END AS detail "
+            "FROM job_events WHERE job_id = %s ORDER BY id",
             (job_id,),
         )
 
     def count_unfinished(self, owner_id: UUID) -> int:
         rows = self._db.execute(
-            f"SELECT count(*) AS n FROM jobs WHERE owner_id = %s AND status IN {_UNFINISHED_SQL}",
-            (owner_id,),
+            "SELECT " + _UNFINISHED_COUNT_SQL + " AS n",
+            {"owner": owner_id},
         )
         return int(rows[0]["n"])
 
@@ -948,7 +970,7 @@ RETURNING jobs.*""",
         return _jobs(
             self._db.execute(
                 "SELECT * FROM jobs WHERE status = 'failed' AND priority = %s AND NOT external "
-                "ORDER BY finished_at DESC LIMIT %s",
+                "ORDER BY created_at DESC, id DESC LIMIT %s",
                 (priority, limit),
             )
         )
@@ -981,7 +1003,7 @@ WITH picked AS MATERIALIZED (
     SELECT id FROM jobs
     WHERE status IN ('succeeded', 'failed', 'cancelled')
       AND finished_at < now() - make_interval(days => 0, secs => %(age)s)
-    ORDER BY finished_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    ORDER BY created_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 DELETE FROM jobs USING picked WHERE jobs.id = picked.id RETURNING jobs.id""",
             {"age": older_than_days * 86400, "limit": limit},
         )

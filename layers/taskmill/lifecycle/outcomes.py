@@ -250,7 +250,13 @@ class Outcomes:
         if not finished:
             return
         try:
-            succeeded = [job.id for job in finished if job.status is JobStatus.SUCCEEDED]
+            # Only jobs something waits on: most batches release nothing and skip the
+            # statement.
+            succeeded = [
+                job.id
+                for job in finished
+                if job.status is JobStatus.SUCCEEDED and job.has_dependents
+            ]
             if succeeded:
                 released = self.store.release_waiting(limit=RELEASE_BATCH_LIMIT, job_ids=succeeded)
                 send_pending(self.store, self.queue, released, deadline=deadline)

@@ -75,6 +75,7 @@ class JobQueue:
         self._client_factory = client_factory
         self._clock = clock
         self._client: Any = None
+        self._sources: dict[str, Priority | None] = {}
         # Counted for benchmarks: SQS calls per API request / worker batch.
         self.calls = 0
 
@@ -93,11 +94,17 @@ class JobQueue:
     def priority_of_source(self, queue_arn: str) -> Priority | None:
         """The priority whose job queue has this ARN (an event record's `eventSourceARN`),
         or None for a queue this deployment does not know."""
-        name = queue_arn.rsplit(":", 1)[-1]
-        for priority in Priority:
-            if self.queue_url(priority).rstrip("/").rsplit("/", 1)[-1] == name:
-                return priority
-        return None
+        if queue_arn not in self._sources:
+            name = queue_arn.rsplit(":", 1)[-1]
+            self._sources[queue_arn] = next(
+                (
+                    priority
+                    for priority in Priority
+                    if self.queue_url(priority).rstrip("/").rsplit("/", 1)[-1] == name
+                ),
+                None,
+            )
+        return self._sources[queue_arn]
 
     # ---- job messages -------------------------------------------------------------------
 

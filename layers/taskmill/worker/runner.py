@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -269,10 +269,12 @@ class Worker:
             if now >= next_beat:
                 self._heartbeat(running)
                 next_beat = now + self.heartbeat_seconds
+            # Wake when every body is done (the usual case: one wait per batch), or to look
+            # at timeouts, the deadline and the heartbeat.
             wait(
                 [a.future for a in running if a.future is not None],
                 timeout=max(0.0, min(POLL_SECONDS, next_beat - now, deadline - now)),
-                return_when=FIRST_COMPLETED,
+                return_when=ALL_COMPLETED,
             )
         if abandoned:
             self._abandon_threads()
