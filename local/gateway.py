@@ -176,6 +176,12 @@ class Gateway:
         self.api = api
         self.authorizer = authorizer
         self.cache = AuthorizerCache()
+        # Lambda gives a container one event at a time, and the handlers rely on it (the
+        # resolver keeps the current event and route on the app). Connections are served on
+        # threads of their own here, so each function is entered by one of them at a time:
+        # one container per function, as a stage with little traffic has.
+        self._api_lock = threading.Lock()
+        self._authorizer_lock = threading.Lock()
         self.max_body_bytes = max_body_bytes
         # How long a body may stop arriving before the request is answered 400: a client
         # that sends less than its Content-Length must not hold a thread forever.
@@ -242,7 +248,8 @@ class Gateway:
                 "methodArn": f"{ARN_PREFIX}/{method}{path}",
             }
             try:
-                policy = self.authorizer(event, LocalContext("taskmill-authorizer", 10))
+                with self._authorizer_lock:
+                    policy = self.authorizer(event, LocalContext("taskmill-authorizer", 10))
             except AuthorizerDenied:
                 policy = None
             self.cache.put(token, policy)
@@ -313,7 +320,8 @@ class Gateway:
         event = rest_event(
             method, request.path, headers, body, authorizer, source_ip=request.client_address[0]
         )
-        return self.api(event, LocalContext("taskmill-api", 29))
+        with self._api_lock:
+            return self.api(event, LocalContext("taskmill-api", 29))
 
     def _read_body(self, request: BaseHTTPRequestHandler, length: int) -> bytes | None:
         """The body, or None if the client sent less than `length` and stopped."""
