@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -56,7 +57,6 @@ METHOD_NOT_ALLOWED = GatewayError(405, "method_not_allowed", f"the API serves {A
 _SERVER_CODES = {
     414: "uri_too_long",
     431: "headers_too_large",
-    501: "not_implemented",
     505: "http_version_not_supported",
 }
 
@@ -202,7 +202,7 @@ class Gateway:
             def _not_served(self) -> None:
                 gateway.refuse(self, METHOD_NOT_ALLOWED, {"Allow": ALLOW})
 
-            # Methods HTTP defines that no route serves: 405 (unknown ones are 501 below).
+            # Methods HTTP defines that no route serves: 405 (unknown ones too, below).
             do_HEAD = do_TRACE = do_CONNECT = _not_served
 
             def send_error(
@@ -212,6 +212,12 @@ class Gateway:
                 # method, an unsupported version), in the envelope instead of an HTML page.
                 if self.request_version == "HTTP/0.9":
                     self.request_version = "HTTP/1.0"  # else no status line would be written
+                if code == HTTPStatus.NOT_IMPLEMENTED:
+                    # A method no handler knows (http.server's 501): a client's mistake, a 4xx
+                    # like API Gateway's answer to a method no route has, and no 5xx to count
+                    # against the API's alarms.
+                    self._not_served()
+                    return
                 reason = message or self.responses.get(code, ("the request is invalid",))[0]
                 gateway.refuse(
                     self, GatewayError(code, _SERVER_CODES.get(code, "invalid_request"), reason)
