@@ -232,6 +232,8 @@ class LocalStack:
 def main() -> int:
     # Libraries (pgserver, botocore, moto's werkzeug) speak up only for warnings.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    # werkzeug sets its own logger to INFO unless it has a level: every SQS call would print.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     log.setLevel(logging.INFO)
     config = LocalConfig.from_environment()
     stack = LocalStack(config)
