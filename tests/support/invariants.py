@@ -1,4 +1,5 @@
-"""The check every fault test and the soak end with, over the API as an operator sees it.
+"""The check every fault test and the soak end with: over the API as an operator sees it
+(`ApiView`), or in Postgres for integration tests without HTTP (`DatabaseView`).
 
 - every job the API accepted (201/200) is found, once, in one valid state consistent with
   its fields; no job exists that no client asked for;
@@ -10,7 +11,7 @@
 
 Creates go through `submit_batch`, which sends an `Idempotency-Key` and retries an answer it
 cannot trust (5xx, a dropped connection, a timeout) with the same key, as a careful client
-does; the `Ledger` keeps what the API answered per key.
+does; the `Ledger` keeps the jobs the API answered with.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from uuid import UUID
 
 from taskmill.db import Database
 from taskmill.jobs.model import Job
@@ -52,10 +52,6 @@ class Ledger:
         with self.lock:
             for job in jobs:
                 self.accepted[job["id"]] = job
-
-    def ids(self, type: str | None = None) -> list[str]:
-        with self.lock:
-            return [i for i, job in self.accepted.items() if type is None or job["type"] == type]
 
 
 def submit_batch(
@@ -288,7 +284,3 @@ def check_invariants(
         refunded_runs=refunded,
         jobs=jobs,
     )
-
-
-def probe_runs_of(probe_file: Path, job_id: str) -> int:
-    return sum(1 for run in read_runs(probe_file) if run.job_id == UUID(job_id))
