@@ -71,7 +71,13 @@ diff: $(STAMP) node_modules/.bin/cdk
 deploy: $(STAMP) node_modules/.bin/cdk
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy -c env=$(ENV) --all
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lock: $(STAMP)

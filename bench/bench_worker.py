@@ -1,25 +1,40 @@
-"""Worker throughput for `noop` jobs: the in-process handler on batches of ten.
+"""Worker throughput for `noop` jobs, side by side on one embedded Postgres.
 
-Jobs are created in Postgres (as `queued`, already sent) and the SQS events are built
-directly in the shape Lambda delivers, so the figure is the worker's own cost (claim, run,
-record, release dependents) and not moto's. Prints jobs/s and SQL round trips per batch.
+Systems, one consumer each, in interleaved rounds (the machine's speed drifts; ratios within
+a round hold):
+- Taskmill: the in-process worker handler on batches of ten. Jobs are created in Postgres (as
+  `queued`, already sent) and the SQS events are built directly in the shape Lambda delivers,
+  so the figure is the worker's own cost (claim, run, record, follow-ups) and not moto's.
+- pgqueuer (installed for the bench only, `requirements-bench.txt`): its QueueManager in
+  drain mode, batch 10 and batch 100, an async no-op entrypoint.
+- the ceiling: a minimal loop on a one-table queue (claim 10 rows with `FOR UPDATE SKIP
+  LOCKED`, mark them done; two commits per batch), what Postgres allows with no features.
+
+Per system: jobs/s (median of the rounds), WAL bytes and commits per job (read from
+`pg_current_wal_lsn()` and `pg_stat_database` around each run), and for Taskmill the SQL round
+trips per batch. Set BENCH_JOBS, BENCH_ROUNDS, BENCH_CONCURRENCY to change the run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psycopg
 from taskmill.db import Database
 from taskmill.db.migrate import migrate
 from taskmill.jobs.model import NewJob
@@ -35,11 +50,62 @@ from functions.worker.handler import process_event
 from local.postgres import create_database, embedded_postgres
 from tests.support.lambda_events import FakeLambdaContext
 
-JOBS = int(os.environ.get("BENCH_JOBS", "6000"))
-# Lambda runs one handler per concurrent invocation; the deployed `high` queue allows 10.
-CONCURRENCY = [int(n) for n in os.environ.get("BENCH_CONCURRENCY", "1,2,4").split(",")]
+JOBS = int(os.environ.get("BENCH_JOBS", "4000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
+# Extra Taskmill rows with several concurrent invocations (Lambda runs one handler per
+# invocation; the deployed `high` queue allows 10).
+CONCURRENCY = [int(n) for n in os.environ.get("BENCH_CONCURRENCY", "4").split(",") if n]
 BATCH = 10
 ARN = "arn:aws:sqs:us-east-1:123456789012:bench-jobs-normal"
+
+
+@dataclass
+class Run:
+    seconds: float
+    wal_bytes: int
+    commits: int
+    round_trips: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    name: str
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def rates(self) -> list[float]:
+        return [JOBS / run.seconds for run in self.runs]
+
+
+# ---- measuring ------------------------------------------------------------------------------
+
+
+def _counters(admin_url: str, dbname: str) -> tuple[int, int]:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, "
+            "(SELECT xact_commit FROM pg_stat_database WHERE datname = %s)",
+            (dbname,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+
+def measured(admin_url: str, dbname: str, work: Callable[[], list[int] | None]) -> Run:
+    """Run `work`, timing it and reading WAL and commits around it. Backends report their
+    commit counts when they exit (or about once a second): the work closes its connections
+    and the reading waits for the report."""
+    wal0, commits0 = _counters(admin_url, dbname)
+    started = time.perf_counter()
+    trips = work() or []
+    seconds = time.perf_counter() - started
+    time.sleep(1.2)
+    wal1, commits1 = _counters(admin_url, dbname)
+    return Run(seconds, wal1 - wal0, commits1 - commits0, trips)
+
+
+# ---- Taskmill -------------------------------------------------------------------------------
 
 
 class UnusedSqs:
@@ -63,20 +129,7 @@ def record(job_id: Any) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    url_env = os.environ.get("DATABASE_URL")
-    with tempfile.TemporaryDirectory() as tmp:
-        context = embedded_postgres(Path(tmp), keep_data=False) if not url_env else None
-        server_url = context.__enter__() if context else url_env
-        assert server_url
-        try:
-            run(server_url)
-        finally:
-            if context:
-                context.__exit__(None, None, None)
-
-
-def create_jobs(url: str) -> list[Any]:
+def taskmill_jobs(url: str) -> list[Any]:
     db = Database(url)
     store = JobStore(db)
     owner = uuid4()
@@ -98,77 +151,273 @@ def create_jobs(url: str) -> list[Any]:
         created = store.create_many(owner, [spec] * min(500, JOBS - start), actor="bench")
         ids.extend(r.job.id for r in created)
     store.mark_enqueued(ids)
-    # What autovacuum would have done by now on a live system: without statistics the
-    # planner picks a bitmap scan over every queued job for each 10-job claim.
+    # What autovacuum would have done by now on a live system.
     db.execute("ANALYZE jobs")
     db.close()
     return ids
 
 
-def work(url: str, events: list[dict[str, Any]], results: Any) -> None:
-    """One concurrent 'Lambda invocation stream': its own container, connection and worker."""
+def taskmill_consumer(url: str, events: list[dict[str, Any]], results: Any) -> None:
+    """One 'Lambda invocation stream': its own container, connection and worker."""
     db = Database(url)
-    store = JobStore(db)
-    # The same names as ARN's queue: the worker knows a record's queue by its ARN.
     base = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-jobs"
     urls: dict[str, Any] = {}
     for p in ("high", "normal", "low"):
         urls[f"queue_url_{p}"] = f"{base}-{p}"
         urls[f"dlq_url_{p}"] = f"{base}-{p}-dlq"
     settings = WorkerSettings(database_url=url, **urls)
-    queue = JobQueue(settings, client_factory=UnusedSqs)
-    worker = Worker(store, queue, build_registry(settings), PlatformServices(settings))
-    round_trips = []
-    # The EMF lines the handler prints are part of its cost; they go to a buffer, not the screen.
-    sink = io.StringIO()
+    worker = Worker(
+        JobStore(db),
+        JobQueue(settings, client_factory=UnusedSqs),
+        build_registry(settings),
+        PlatformServices(settings),
+    )
+    trips = []
+    sink = io.StringIO()  # the EMF lines the handler prints are part of its cost
     for event in events:
         before = db.round_trips
         with contextlib.redirect_stdout(sink):
             response = process_event(event, FakeLambdaContext(), worker)
-        round_trips.append(db.round_trips - before)
+        trips.append(db.round_trips - before)
         assert not response["batchItemFailures"]
-    results.extend(round_trips)
+    results.extend(trips)
     db.close()
 
 
-def run(server_url: str) -> None:
-    import multiprocessing
+def taskmill_run(admin_url: str, url: str, dbname: str, consumers: int) -> Run:
+    ids = taskmill_jobs(url)
+    events = [{"Records": [record(i) for i in ids[s : s + BATCH]]} for s in range(0, JOBS, BATCH)]
 
-    url = create_database(server_url, f"bench_worker_{os.getpid()}")
-    migrate(url)
-    print(
-        f"noop jobs through the in-process worker handler, batches of {BATCH}, events built "
-        "directly in Lambda's SQS shape (no SQS in the loop), local Postgres:"
-    )
-    for concurrency in CONCURRENCY:
-        ids = create_jobs(url)
-        events = [
-            {"Records": [record(i) for i in ids[s : s + BATCH]]} for s in range(0, len(ids), BATCH)
-        ]
+    def work() -> list[int]:
         with multiprocessing.Manager() as manager:
             results = manager.list()
-            workers = [
-                multiprocessing.Process(target=work, args=(url, events[n::concurrency], results))
-                for n in range(concurrency)
+            processes = [
+                multiprocessing.Process(
+                    target=taskmill_consumer, args=(url, events[n::consumers], results)
+                )
+                for n in range(consumers)
             ]
-            started = time.perf_counter()
-            for process in workers:
+            for process in processes:
                 process.start()
-            for process in workers:
+            for process in processes:
                 process.join()
-            elapsed = time.perf_counter() - started
-            round_trips = list(results)
-        db = Database(url)
-        done = db.execute(
-            "SELECT count(*) AS n FROM jobs WHERE status = 'succeeded' AND id = ANY (%s)", (ids,)
-        )[0]["n"]
-        db.close()
-        assert done == len(ids), f"only {done} of {len(ids)} succeeded"
-        print(
-            f"  {concurrency} concurrent invocation(s): {len(ids)} jobs in {elapsed:.2f} s = "
-            f"{len(ids) / elapsed:,.0f} jobs/s; SQL round trips per batch: median "
-            f"{statistics.median(round_trips):.0f}, max {max(round_trips)}"
+            return list(results)
+
+    run = measured(admin_url, dbname, work)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND id = ANY (%s)", (ids,)
+        ).fetchone()
+    assert row is not None
+    assert row[0] == JOBS, f"only {row[0]} of {JOBS} succeeded"
+    return run
+
+
+# ---- pgqueuer --------------------------------------------------------------------------------
+
+
+def _asyncpg_dsn(url: str) -> dict[str, Any]:
+    """asyncpg takes the same server as keyword arguments (a unix socket directory host)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(url)
+    return {
+        "host": parts.get("host"),
+        "port": int(parts.get("port") or 5432),
+        "user": parts.get("user"),
+        "database": parts.get("dbname"),
+    }
+
+
+def pgqueuer_run(admin_url: str, url: str, dbname: str, batch: int) -> Run:
+    import asyncpg
+    from pgqueuer import QueueManager
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.queries import Queries
+    from pgqueuer.types import QueueExecutionMode
+
+    async def enqueue() -> None:
+        conn = await asyncpg.connect(**_asyncpg_dsn(url))
+        try:
+            queries = Queries(AsyncpgDriver(conn))
+            for start in range(0, JOBS, 500):
+                n = min(500, JOBS - start)
+                await queries.enqueue(["noop"] * n, [None] * n, [0] * n)
+        finally:
+            await conn.close()
+
+    async def drain() -> None:
+        conn = await asyncpg.connect(**_asyncpg_dsn(url))
+        try:
+            manager = QueueManager(Queries(AsyncpgDriver(conn)))
+            done = 0
+
+            @manager.entrypoint("noop")
+            async def noop(job: Any) -> None:
+                # Stop once the last job ran: drain mode's own exit waits for a dequeue
+                # timeout, which would be timed as work.
+                nonlocal done
+                done += 1
+                if done == JOBS:
+                    manager.shutdown.set()
+
+            await manager.run(batch_size=batch, mode=QueueExecutionMode.continuous)
+        finally:
+            await conn.close()
+
+    asyncio.run(enqueue())
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+    run = measured(admin_url, dbname, lambda: asyncio.run(drain()) or None)
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pgqueuer").fetchone()
+    assert row is not None
+    assert row[0] == 0, f"pgqueuer left {row[0]} jobs"
+    # pgqueuer moves finished jobs to its log: empty it so rounds start alike.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE pgqueuer_log")
+    return run
+
+
+def pgqueuer_install(url: str) -> None:
+    import asyncpg
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.queries import Queries
+
+    async def install() -> None:
+        conn = await asyncpg.connect(**_asyncpg_dsn(url))
+        try:
+            await Queries(AsyncpgDriver(conn)).install()
+        finally:
+            await conn.close()
+
+    asyncio.run(install())
+
+
+# ---- the ceiling: a minimal loop -------------------------------------------------------------
+
+CEILING_SCHEMA = """
+CREATE TABLE q (id bigserial PRIMARY KEY, status text NOT NULL, payload jsonb NOT NULL);
+CREATE INDEX q_queued ON q (id) WHERE status = 'queued';
+"""
+
+
+def ceiling_run(admin_url: str, url: str, dbname: str) -> Run:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE q")
+        conn.execute(
+            "INSERT INTO q (status, payload) SELECT 'queued', '{}' FROM generate_series(1, %s)",
+            (JOBS,),
         )
+        conn.execute("ANALYZE q")
+
+    def work() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while True:
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        "WITH picked AS MATERIALIZED (SELECT id FROM q WHERE status = 'queued' "
+                        "ORDER BY id LIMIT 10 FOR UPDATE SKIP LOCKED) "
+                        "UPDATE q SET status = 'running' FROM picked WHERE q.id = picked.id "
+                        "RETURNING q.id"
+                    ).fetchall()
+                ]
+                if not ids:
+                    return
+                conn.execute("UPDATE q SET status = 'done' WHERE id = ANY (%s)", (ids,))
+
+    return measured(admin_url, dbname, work)
+
+
+# ---- the table -------------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    url_env = os.environ.get("DATABASE_URL")
+    with tempfile.TemporaryDirectory() as tmp:
+        context = embedded_postgres(Path(tmp), keep_data=False) if not url_env else None
+        server_url = context.__enter__() if context else url_env
+        assert server_url
+        try:
+            run_all(server_url)
+        finally:
+            if context:
+                context.__exit__(None, None, None)
+
+
+def run_all(server_url: str) -> None:
+    try:
+        import pgqueuer  # noqa: F401
+    except ImportError:
+        pgqueuer_available = False
+    else:
+        pgqueuer_available = True
+    suffix = os.getpid()
+    names = {k: f"bench_{k}_{suffix}" for k in ("taskmill", "pgqueuer", "ceiling")}
+    urls = {k: create_database(server_url, name) for k, name in names.items()}
+    migrate(urls["taskmill"])
+    with psycopg.connect(urls["ceiling"], autocommit=True) as conn:
+        conn.execute(CEILING_SCHEMA)
+    if pgqueuer_available:
+        pgqueuer_install(urls["pgqueuer"])
+    rows = {name: Row(name) for name in ("taskmill b10", "pgqueuer b10", "pgqueuer b100")}
+    rows["ceiling b10"] = Row("ceiling b10")
+    for consumers in CONCURRENCY:
+        rows[f"taskmill b10 x{consumers}"] = Row(f"taskmill b10 x{consumers}")
+    for _ in range(ROUNDS):
+        rows["taskmill b10"].runs.append(
+            taskmill_run(server_url, urls["taskmill"], names["taskmill"], 1)
+        )
+        if pgqueuer_available:
+            for batch in (10, 100):
+                rows[f"pgqueuer b{batch}"].runs.append(
+                    pgqueuer_run(server_url, urls["pgqueuer"], names["pgqueuer"], batch)
+                )
+        rows["ceiling b10"].runs.append(ceiling_run(server_url, urls["ceiling"], names["ceiling"]))
+        for consumers in CONCURRENCY:
+            rows[f"taskmill b10 x{consumers}"].runs.append(
+                taskmill_run(server_url, urls["taskmill"], names["taskmill"], consumers)
+            )
+    print_table(rows, pgqueuer_available)
+
+
+def print_table(rows: dict[str, Row], pgqueuer_available: bool) -> None:
+    def rate(name: str) -> float:
+        return median(rows[name].rates) if rows[name].runs else float("nan")
+
+    peer = rate("pgqueuer b10") if pgqueuer_available else float("nan")
+    ceiling = rate("ceiling b10")
+    print(
+        f"worker, noop jobs, one consumer unless xN, {JOBS} jobs per run, median of {ROUNDS} "
+        "interleaved rounds, one embedded Postgres 16 (default durability):"
+    )
+    print(
+        f"  {'system':<22}{'jobs/s':>9}{'vs pgqueuer b10':>17}{'vs ceiling':>12}"
+        f"{'WAL B/job':>11}{'commits/job':>13}{'SQL trips/batch':>17}"
+    )
+    for name, row in rows.items():
+        if not row.runs:
+            print(f"  {name:<22}  (not run: pgqueuer is not installed; `make bench` installs it)")
+            continue
+        jobs_s = median(row.rates)
+        wal = median([run.wal_bytes / JOBS for run in row.runs])
+        commits = median([run.commits / JOBS for run in row.runs])
+        trips = [t for run in row.runs for t in run.round_trips]
+        trip_text = f"{statistics.median(trips):.0f} (max {max(trips)})" if trips else "-"
+        print(
+            f"  {name:<22}{jobs_s:>9,.0f}{jobs_s / peer:>16.2f}x{jobs_s / ceiling:>11.2f}x"
+            f"{wal:>11,.0f}{commits:>13.2f}{trip_text:>17}"
+        )
+    print(
+        "  (pgqueuer: its QueueManager on asyncpg until the last job ran, async no-op "
+        "entrypoint; ceiling: the minimal loop, claim 10 with FOR UPDATE SKIP LOCKED then "
+        "mark done, 2 commits per batch)"
+    )
 
 
 if __name__ == "__main__":

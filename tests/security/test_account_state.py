@@ -125,3 +125,20 @@ def test_create_checks_the_account_within_two_round_trips(as_user, db) -> None:
     before = db.round_trips
     assert as_user.post("/v1/jobs", {"type": "noop"}).status == 201
     assert db.round_trips - before <= 2
+
+
+def test_a_disabled_users_schedules_create_nothing(as_user, as_admin, db, job_queue, services):
+    from taskmill.jobs.store import JobFilter, JobStore
+    from taskmill.lifecycle.schedules import fire_due
+    from taskmill.schedules.store import ScheduleStore
+
+    me = as_user.get("/v1/auth/me").body
+    created = as_user.post(
+        "/v1/schedules", {"name": "m", "cron": "*/5 * * * *", "job": {"type": "noop"}}
+    )
+    assert created.status == 201
+    assert as_admin.patch(f"/v1/users/{me['id']}", {"disabled": True}).status == 200
+    db.execute("UPDATE schedules SET next_fire_at = now() - interval '1 minute'")
+    fired = fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10)
+    assert fired == 0
+    assert JobStore(db).list_jobs(JobFilter()).items == []

@@ -78,9 +78,12 @@ class ScheduleStore:
             raise NotFound("schedule not found")
 
     def due(self, *, limit: int) -> list[Schedule]:
+        # A disabled owner's schedules wait: its account may create nothing, by the API or
+        # through the sweep; they resume (with one catch-up run) if it is enabled again.
         rows = self._db.execute(
-            "SELECT * FROM schedules WHERE enabled AND next_fire_at <= now() "
-            "ORDER BY next_fire_at LIMIT %s",
+            "SELECT s.* FROM schedules s JOIN users u ON u.id = s.owner_id "
+            "WHERE s.enabled AND s.next_fire_at <= now() AND NOT u.disabled "
+            "ORDER BY s.next_fire_at LIMIT %s",
             (limit,),
         )
         return [Schedule.model_validate(row) for row in rows]
