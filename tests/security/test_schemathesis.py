@@ -104,7 +104,11 @@ def schemathesis(url: str, token: str, report_dir: Path) -> tuple[dict[str, Any]
         str(report_dir),
         "--no-color",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    # In the report's directory: schemathesis keeps a cache of failing cases under its working
+    # directory and replays it on later runs, which would make a run depend on the ones before.
+    done = subprocess.run(
+        command, cwd=report_dir, capture_output=True, text=True, timeout=600, check=False
+    )
     reports = sorted(report_dir.glob("json-*.json"))
     assert reports, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(reports[-1].read_text()), done.stdout
