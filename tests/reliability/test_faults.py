@@ -162,7 +162,7 @@ def test_postgres_frozen_while_jobs_flow(launch) -> None:
     stack = launch()
     with JobFlow(stack.user, stack.ledger, mixed_jobs) as flow:
         time.sleep(3)
-        with frozen(postgres_pids(stack.pgdata)):
+        with frozen(lambda: postgres_pids(stack.pgdata)):
             time.sleep(FREEZE_SECONDS)
         time.sleep(3)
     print(f"\n  Postgres frozen {FREEZE_SECONDS} s; {flow.batches} batches submitted around it")
@@ -189,7 +189,7 @@ def test_sqs_endpoint_frozen_while_jobs_flow(launch, tmp_path) -> None:
         stack = launch({"AWS_ENDPOINT_URL": sqs.url})
         with JobFlow(stack.user, stack.ledger, mixed_jobs) as flow:
             time.sleep(3)
-            with frozen(sqs.pids()):
+            with frozen(sqs.pids):
                 time.sleep(FREEZE_SECONDS)
             time.sleep(3)
         print(f"\n  SQS frozen {FREEZE_SECONDS} s; {flow.batches} batches submitted around it")

@@ -49,13 +49,16 @@ def postgres_pids(pgdata: Path) -> list[int]:
 
 
 @contextlib.contextmanager
-def frozen(pids: list[int]) -> Iterator[None]:
-    """SIGSTOP the processes for the block, SIGCONT them after it whatever happens."""
-    stopped = []
+def frozen(find_pids: Callable[[], list[int]]) -> Iterator[None]:
+    """SIGSTOP the processes `find_pids` names for the block, SIGCONT them after it whatever
+    happens. Asked again until it names no new one: a process forked between the listing and
+    the stop of its parent is stopped too."""
+    stopped: list[int] = []
     try:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
+        while new := [pid for pid in find_pids() if pid not in stopped]:
+            for pid in new:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)
         yield
     finally:
