@@ -202,12 +202,13 @@ def test_sqs_endpoint_killed_and_replaced_while_jobs_flow(launch, tmp_path) -> N
     sqs = SqsServer(free_port(), tmp_path / "sqs.log").start()
     try:
         stack = launch({"AWS_ENDPOINT_URL": sqs.url})
+        urls = sqs.create_queues(QUEUE_PREFIX)  # the stack's (creating them again is a no-op)
         with JobFlow(stack.user, stack.ledger, mixed_jobs) as flow:
             time.sleep(3)
             sqs.kill()  # every message in it is gone, in flight or not
             time.sleep(5)
             sqs.start()
-            sqs.create_queues(QUEUE_PREFIX)  # empty, under the URLs the stack knows
+            assert sqs.create_queues(QUEUE_PREFIX) == urls  # empty, under the same URLs
             time.sleep(3)
         print(f"\n  SQS killed for 5 s and replaced empty; {flow.batches} batches around it")
         assert_untouched_by_the_fault(stack.check(settle_timeout=120))
