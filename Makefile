@@ -7,7 +7,7 @@ ENV ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 export PYTHONDONTWRITEBYTECODE ?= 1
 
-.PHONY: run test test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
+.PHONY: run test test-slow test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
 
 # The venv is rebuilt only when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
@@ -21,8 +21,18 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m local.stack
 
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS=--basetemp=/tmp/mine`.
+PYTEST_ARGS ?=
+
+# Everything but the tests marked `slow` (pyproject's addopts deselect them).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The long ones: fault injection on real processes, the 20,000-job soak, schemathesis.
+# Two at a time (the fault tests mostly wait out freezes and leases while the soak works):
+# about 5 minutes instead of 9. -rP prints the figures each test reports.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -n 2 -rP $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

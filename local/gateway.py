@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -56,7 +57,6 @@ METHOD_NOT_ALLOWED = GatewayError(405, "method_not_allowed", f"the API serves {A
 _SERVER_CODES = {
     414: "uri_too_long",
     431: "headers_too_large",
-    501: "not_implemented",
     505: "http_version_not_supported",
 }
 
@@ -176,6 +176,12 @@ class Gateway:
         self.api = api
         self.authorizer = authorizer
         self.cache = AuthorizerCache()
+        # Lambda gives a container one event at a time, and the handlers rely on it (the
+        # resolver keeps the current event and route on the app). Connections are served on
+        # threads of their own here, so each function is entered by one of them at a time:
+        # one container per function, as a stage with little traffic has.
+        self._api_lock = threading.Lock()
+        self._authorizer_lock = threading.Lock()
         self.max_body_bytes = max_body_bytes
         # How long a body may stop arriving before the request is answered 400: a client
         # that sends less than its Content-Length must not hold a thread forever.
@@ -196,7 +202,7 @@ class Gateway:
             def _not_served(self) -> None:
                 gateway.refuse(self, METHOD_NOT_ALLOWED, {"Allow": ALLOW})
 
-            # Methods HTTP defines that no route serves: 405 (unknown ones are 501 below).
+            # Methods HTTP defines that no route serves: 405 (unknown ones too, below).
             do_HEAD = do_TRACE = do_CONNECT = _not_served
 
             def send_error(
@@ -206,6 +212,12 @@ class Gateway:
                 # method, an unsupported version), in the envelope instead of an HTML page.
                 if self.request_version == "HTTP/0.9":
                     self.request_version = "HTTP/1.0"  # else no status line would be written
+                if code == HTTPStatus.NOT_IMPLEMENTED:
+                    # A method no handler knows (http.server's 501): a client's mistake, a 4xx
+                    # like API Gateway's answer to a method no route has, and no 5xx to count
+                    # against the API's alarms.
+                    self._not_served()
+                    return
                 reason = message or self.responses.get(code, ("the request is invalid",))[0]
                 gateway.refuse(
                     self, GatewayError(code, _SERVER_CODES.get(code, "invalid_request"), reason)
@@ -242,7 +254,8 @@ class Gateway:
                 "methodArn": f"{ARN_PREFIX}/{method}{path}",
             }
             try:
-                policy = self.authorizer(event, LocalContext("taskmill-authorizer", 10))
+                with self._authorizer_lock:
+                    policy = self.authorizer(event, LocalContext("taskmill-authorizer", 10))
             except AuthorizerDenied:
                 policy = None
             self.cache.put(token, policy)
@@ -313,7 +326,8 @@ class Gateway:
         event = rest_event(
             method, request.path, headers, body, authorizer, source_ip=request.client_address[0]
         )
-        return self.api(event, LocalContext("taskmill-api", 29))
+        with self._api_lock:
+            return self.api(event, LocalContext("taskmill-api", 29))
 
     def _read_body(self, request: BaseHTTPRequestHandler, length: int) -> bytes | None:
         """The body, or None if the client sent less than `length` and stopped."""

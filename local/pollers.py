@@ -10,12 +10,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from taskmill.topology import WORKER_TIMEOUT_SECONDS, QueueDefinition
 
 from local.lambda_runtime import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 log = logging.getLogger("taskmill.local.pollers")
+RETRY_SECONDS = 1.0
 
 
 def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -65,31 +67,43 @@ class QueuePoller:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            messages = self.sqs.receive_message(
-                QueueUrl=self.url,
-                MaxNumberOfMessages=self.definition.batch_size,
-                WaitTimeSeconds=self.wait_seconds,
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-            ).get("Messages", [])
-            if not messages:
-                continue
-            event = {"Records": [lambda_record(m, self.arn, self.region) for m in messages]}
             try:
-                response = self.handler(
-                    event, LocalContext("taskmill-worker", WORKER_TIMEOUT_SECONDS)
-                )
-            except Exception:
-                # As with Lambda: a crashed invocation leaves the whole batch on the queue.
-                log.exception("worker invocation failed; the batch returns to the queue")
-                continue
-            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-            done = [m for m in messages if m["MessageId"] not in failed]
-            for start in range(0, len(done), 10):
-                self.sqs.delete_message_batch(
-                    QueueUrl=self.url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(done[start : start + 10])
-                    ],
-                )
+                self.poll()
+            except (BotoCoreError, ClientError):
+                # SQS unreachable or refusing (an outage, a restarted endpoint): like the
+                # event source mapping, keep polling. What was received stays on the queue
+                # and comes back after its visibility timeout, or the recovery sweep sends
+                # its job again.
+                log.warning("polling %s failed; retrying in a second", self.url, exc_info=True)
+                self.stop.wait(RETRY_SECONDS)
+
+    def poll(self) -> None:
+        """One receive, one invocation, the successes deleted."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=self.definition.batch_size,
+            WaitTimeSeconds=self.wait_seconds,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        if messages:
+            self._invoke(messages)
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> None:
+        event = {"Records": [lambda_record(m, self.arn, self.region) for m in messages]}
+        try:
+            response = self.handler(event, LocalContext("taskmill-worker", WORKER_TIMEOUT_SECONDS))
+        except Exception:
+            # As with Lambda: a crashed invocation leaves the whole batch on the queue.
+            log.exception("worker invocation failed; the batch returns to the queue")
+            return
+        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )

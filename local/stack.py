@@ -105,8 +105,11 @@ class LocalStack:
             "TASKMILL_JWT_SECRET": _secret_file(config.data_dir / "jwt.key", 48),
             "TASKMILL_WEBHOOK_SECRET": _secret_file(config.data_dir / "webhook.key", 48),
             "TASKMILL_SEND_GRACE_SECONDS": "10",
-            # Local SQS does not lose messages while it runs; a minute is plenty.
-            "TASKMILL_REQUEUE_AFTER_SECONDS": "60",
+            # Local SQS does not lose messages while it runs; a minute is plenty. Tests that
+            # kill the SQS endpoint set less, so that lost messages are replaced sooner.
+            "TASKMILL_REQUEUE_AFTER_SECONDS": os.environ.get(
+                "TASKMILL_REQUEUE_AFTER_SECONDS", "60"
+            ),
             "POWERTOOLS_METRICS_NAMESPACE": "Taskmill",
             "POWERTOOLS_TRACE_DISABLED": "true",
             # No CloudWatch here: EMF lines and the sweep's line every few seconds would
@@ -170,8 +173,9 @@ class LocalStack:
     def _sqs_server(self) -> str:
         from moto.server import ThreadedMotoServer
 
-        from local import moto_move_tasks
+        from local import moto_fast, moto_move_tasks
 
+        moto_fast.apply()  # ReceiveMessage in time independent of the backlog
         moto_move_tasks.apply()  # the console's "Start DLQ redrive" API
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -228,6 +232,8 @@ class LocalStack:
 def main() -> int:
     # Libraries (pgserver, botocore, moto's werkzeug) speak up only for warnings.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    # werkzeug sets its own logger to INFO unless it has a level: every SQS call would print.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     log.setLevel(logging.INFO)
     config = LocalConfig.from_environment()
     stack = LocalStack(config)

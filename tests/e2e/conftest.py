@@ -35,14 +35,24 @@ class Http:
         self.base = base
         self.token: str | None = None
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
         request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 text = response.read()
                 return response.status, json.loads(text) if text else None
         except urllib.error.HTTPError as error:
@@ -76,7 +86,9 @@ class RunningStack:
         return self.process.wait(timeout=30)
 
 
-def start_stack(data_dir: Path, port: int) -> RunningStack:
+def start_stack(data_dir: Path, port: int, env: dict[str, str] | None = None) -> RunningStack:
+    """Start `python -m local.stack`; `env` adds variables (an SQS endpoint of the test's
+    own, job modules, shorter recovery periods)."""
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")},
         "TASKMILL_DATA_DIR": str(data_dir),
@@ -84,6 +96,7 @@ def start_stack(data_dir: Path, port: int) -> RunningStack:
         "TASKMILL_ADMIN_EMAIL": ADMIN_EMAIL,
         "TASKMILL_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
     log = open(data_dir.parent / f"stack-{port}.log", "a")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(

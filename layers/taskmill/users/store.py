@@ -106,15 +106,25 @@ class UserStore:
         password_hash: str | None = None,
         disabled: bool | None = None,
     ) -> User:
+        """Change an account; disabling the last enabled admin is refused like demoting or
+        deleting it (in the same statement, so two admins disabling each other at once
+        cannot both succeed)."""
         rows = self._db.execute(
-            "UPDATE users SET email = coalesce(%(email)s, email), "
-            "password_hash = coalesce(%(hash)s, password_hash), "
-            "disabled = coalesce(%(disabled)s, disabled), updated_at = now() "
-            "WHERE id = %(id)s RETURNING *",
+            """
+UPDATE users SET email = coalesce(%(email)s, email),
+       password_hash = coalesce(%(hash)s, password_hash),
+       disabled = coalesce(%(disabled)s, disabled), updated_at = now()
+WHERE id = %(id)s
+  AND (%(disabled)s IS NOT TRUE OR role <> 'admin' OR disabled
+       OR (SELECT count(*) FROM (SELECT 1 FROM users
+                                 WHERE role = 'admin' AND NOT disabled AND id <> %(id)s
+                                 FOR UPDATE) others) > 0)
+RETURNING *""",
             {"email": email, "hash": password_hash, "disabled": disabled, "id": user_id},
         )
         if not rows:
-            raise NotFound("user not found")
+            self.get(user_id)
+            raise Conflict("the last admin cannot be disabled")
         return User.model_validate(rows[0])
 
     def replace_password_hash(self, user_id: UUID, *, old: str, new: str) -> bool:

@@ -76,6 +76,9 @@ def router(services: ApiServices) -> Router:
         who = self_or_admin(user_id)
         if body.disabled is not None and not who.is_admin:
             raise InvalidInput("only an admin can disable or enable an account")
+        if body.disabled and who.id == user_id:
+            # It would end the caller's own sessions and, for the last admin, every admin's.
+            raise InvalidInput("an account cannot disable itself")
         user = services.users.update(
             user_id,
             email=body.email,
