@@ -25,9 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from uuid import UUID
 
 from taskmill.db import Database
 from taskmill.jobs.model import Job
+from taskmill.jobs.store import JobStore
 
 from tests.e2e.conftest import Http
 from tests.support.probe_jobs import PROBE_TYPE, read_runs
@@ -140,11 +142,8 @@ class DatabaseView:
         return [Job.model_validate(row).model_dump(mode="json") for row in rows]
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
-        return self.db.execute(
-            "SELECT from_status, to_status, actor, detail FROM job_events "
-            "WHERE job_id = %s ORDER BY id",
-            (job_id,),
-        )
+        # The store's reader: the API's history, derived the same way.
+        return JobStore(self.db).events(UUID(job_id))
 
 
 def wait_until_settled(view: JobView, *, timeout: float) -> bool:
