@@ -74,9 +74,10 @@ def test_dependency_layer_leaves_out_the_runtime_sdk_and_bytecode(assets: dict[s
         assert not list(layer.glob(f"{name}-*.dist-info")), name
     assert not (layer / "botocore").exists()
     assert not list(layer.rglob("__pycache__"))
+    # Tracing is Lambda's active tracing: the X-Ray SDK (and its cold start) is not shipped.
+    assert not (layer / "aws_xray_sdk").exists()
     for required in (
         "aws_lambda_powertools",
-        "aws_xray_sdk",
         "pydantic",
         "psycopg",
         "jwt",
@@ -167,7 +168,7 @@ def test_every_handler_imports_from_the_deployed_layout_alone(
             "for name in json.loads(sys.argv[2]):\n"
             "    module = importlib.import_module(name)\n"
             "    assert callable(module.handler), name\n"
-            "import taskmill, aws_xray_sdk\n"
+            "import taskmill\n"
             "assert taskmill.__file__.startswith(sys.path[1]), taskmill.__file__\n"
             # argon2 is imported when a password is first hashed, not with the handler.
             "from taskmill.auth.passwords import Argon2Params, Passwords\n"
