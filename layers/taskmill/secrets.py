@@ -15,16 +15,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from taskmill.aws import aws_errors, new_client
 from taskmill.errors import DependencyUnavailable, SettingsError
 from taskmill.secrets_http import AwsCallFailed, SecretsManagerHttp
 
-if TYPE_CHECKING:
-    from pydantic import SecretStr
-
 DEFAULT_MAX_AGE_SECONDS = 300.0
+
+
+class SecretValue(Protocol):
+    """A setting's secret value: pydantic's `SecretStr`, or the authorizer's `PlainSecret`."""
+
+    def get_secret_value(self) -> str: ...
+
 
 # One client (and connection) per endpoint for the container's secrets.
 _http_clients: dict[tuple[str, str], SecretsManagerHttp] = {}
@@ -63,7 +67,7 @@ class Secret:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, name: str, value: SecretStr | None, arn: str | None) -> Secret:
+    def from_settings(cls, name: str, value: SecretValue | None, arn: str | None) -> Secret:
         """The pair of settings every secret has: `<NAME>` (a value) or `<NAME>_ARN`."""
         return cls(name, value=value.get_secret_value() if value is not None else None, arn=arn)
 
