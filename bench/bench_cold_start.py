@@ -5,21 +5,27 @@ The bundle is built by the deployed assets' own logic (`infra.packaging`, which
 `infra.bundling` plugs into CDK): the function directory as `/var/task`, the dependency layer
 (`pip install` of requirements.txt, minus what the runtime ships) and the package layer
 (`layers/`) merged as `/opt/python`, plus the SDK the Lambda runtime provides (boto3 and
-botocore, pinned as in constraints.txt). The bundle holds no bytecode and none is written
-while it runs (`-B`, PYTHONDONTWRITEBYTECODE=1): Lambda's filesystem is read-only, so a zip
-without .pyc files is compiled again at every cold start. The wheels are this machine's
-Python's (3.11); the runtime's are 3.14.
+botocore, pinned as in constraints.txt). Nothing is written while it runs (`-B`,
+PYTHONDONTWRITEBYTECODE=1): Lambda's filesystem is read-only, so what the bundle lacks in
+bytecode is compiled again at every cold start. The wheels are this machine's Python's
+(3.11); the runtime's are 3.14.
+
+Two bundles of this checkout are timed, interleaved:
+- "bytecode": the layers compiled as bundling ships them (`infra.packaging.compile_bytecode`,
+  here for this interpreter's version; a deployment compiles for 3.14 with Pyodide);
+- "no bytecode": sources only, what a deployment ships when no compiler for the runtime's
+  Python is found, and what Taskmill shipped before.
 
 One cold start = a fresh interpreter that has already loaded what Lambda's own bootstrap
 loads (json, logging, http.client, ...), then: import the handler module + its first
 invocation (which builds settings, reads secrets, connects) with a representative event,
 against a real Postgres (embedded pgserver unless DATABASE_URL is set) and a moto server for
-SQS and Secrets Manager (AWS_ENDPOINT_URL). Functions and variants are interleaved; the
-figure is the median of 7 per function.
+SQS and Secrets Manager (AWS_ENDPOINT_URL). The figure is the median of 7 per function.
 
     python bench/bench_cold_start.py                     # the table, as deployed
-    python bench/bench_cold_start.py --against ../main   # interleaved with another checkout
-    python bench/bench_cold_start.py --bytecode          # and with compiled bytecode shipped
+    python bench/bench_cold_start.py --against ../main   # with another checkout (no bytecode)
+    python bench/bench_cold_start.py --importtime        # where the import time goes
+    python bench/bench_cold_start.py --profile 40        # cProfile of one cold start each
 
 Figures are printed, never asserted; each invocation's answer is checked, so a failing path
 cannot pass for a fast one.
@@ -172,26 +178,8 @@ def build_variant(variant: Variant, into: Path) -> None:
     for asset in sorted({f.asset for f in FUNCTIONS}):
         packaging.copy_function(variant.source / "functions" / asset, into / "task" / asset)
     if variant.bytecode:
-        compile_tree(into)
-
-
-def compile_tree(directory: Path) -> None:
-    """Bytecode as a bundle would ship it: `unchecked-hash` .pyc files are used whatever the
-    sources' timestamps (a deployment zip does not keep them)."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "compileall",
-            "-q",
-            "-j",
-            "0",
-            "--invalidation-mode",
-            "unchecked-hash",
-            str(directory),
-        ],
-        check=True,
-    )
+        # The layers, as bundling compiles them (the function assets stay sources).
+        packaging.compile_bytecode(variant.opt_python, PYTHON_VERSION)
 
 
 def build_runtime_sdk(into: Path, *, bytecode: bool) -> None:
@@ -653,12 +641,7 @@ def main() -> None:
         type=Path,
         action="append",
         default=[],
-        help="another checkout to bundle and interleave with this one (e.g. a worktree of main)",
-    )
-    parser.add_argument(
-        "--bytecode",
-        action="store_true",
-        help="also time this checkout with compiled bytecode in the bundle",
+        help="another checkout to bundle (sources only) and interleave (e.g. a worktree of main)",
     )
     parser.add_argument(
         "--runtime-sdk-without-bytecode",
@@ -680,10 +663,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build the bundles here and keep them")
     args = parser.parse_args()
 
-    variants = [Variant("this checkout", ROOT, bytecode=False)]
+    variants = [
+        Variant("bytecode", ROOT, bytecode=True),
+        Variant("no bytecode", ROOT, bytecode=False),
+    ]
     variants += [Variant(f"{path}", path.resolve(), bytecode=False) for path in args.against]
-    if args.bytecode:
-        variants.append(Variant("this checkout + bytecode", ROOT, bytecode=True))
 
     # The API this process runs to create jobs need not print metrics or request lines.
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
@@ -729,6 +713,7 @@ def main() -> None:
                     work,
                     flags=("-X", "importtime"),
                 )
+                (work / f"{function.name}.importtime").write_text(stderr)
                 print(import_profile(function, stderr))
         if args.profile:
             import pstats

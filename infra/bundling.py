@@ -2,9 +2,13 @@
 
 Three kinds of asset:
 - the dependency layer: `pip install` of requirements.txt for the Lambda runtime's Python
-  and platform (Linux wheels only, no bytecode), under `python/`;
+  and platform (Linux wheels only, none of pip's host bytecode), under `python/`;
 - the package layer: `taskmill` (and packages of your own job types beside it in `layers/`)
   copied under `python/`;
+- both layers with bytecode for the runtime's Python (`infra.packaging.compile_bytecode`:
+  Lambda cannot write `__pycache__`, so a layer without .pyc files is compiled again at every
+  cold start; with them, cold starts as deployed take about half the time), when this machine
+  can compile for that version (the same interpreter, or Pyodide's from `npm ci`);
 - one asset per function directory holding only its handler modules.
 
 What each asset holds is decided in `infra.packaging` (no CDK there, so the cold-start bench
@@ -30,6 +34,8 @@ from infra.packaging import (
     LAYERS_DIR,
     REQUIREMENTS,
     RUNTIME_PROVIDED,
+    bytecode_description,
+    compile_bytecode,
     copy_package_layer,
     layer_packages,
     package_layer_fingerprint,
@@ -87,6 +93,7 @@ class PipLayerBundling:
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         install_layer(Path(output_dir) / "python", self.requirements)
+        compile_bytecode(Path(output_dir) / "python", PYTHON_VERSION)
         return True
 
 
@@ -99,6 +106,7 @@ class PackageLayerBundling:
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         copy_package_layer(self.layers_dir, Path(output_dir) / "python")
+        compile_bytecode(Path(output_dir) / "python", PYTHON_VERSION)
         return True
 
 
@@ -114,6 +122,7 @@ def dependency_layer_code(requirements: Path = REQUIREMENTS) -> lambda_.Code:
         requirements.read_bytes(),
         " ".join(pip_arguments(Path("requirements.txt"), Path("python"))[3:]).encode(),
         " ".join(RUNTIME_PROVIDED).encode(),
+        bytecode_description(PYTHON_VERSION).encode(),
     )
     return lambda_.Code.from_asset(
         str(requirements.parent),
@@ -124,10 +133,15 @@ def dependency_layer_code(requirements: Path = REQUIREMENTS) -> lambda_.Code:
 
 
 def package_layer_code(layers_dir: Path = LAYERS_DIR) -> lambda_.Code:
+    asset_hash = _hash_inputs(
+        package_layer_fingerprint(layers_dir).encode(),
+        bytecode_description(PYTHON_VERSION).encode(),
+    )
     return lambda_.Code.from_asset(
         str(layers_dir),
         exclude=list(IGNORED),
-        asset_hash_type=AssetHashType.SOURCE,
+        asset_hash=asset_hash,
+        asset_hash_type=AssetHashType.CUSTOM,
         bundling=BundlingOptions(image=_NO_DOCKER, local=PackageLayerBundling(layers_dir)),
     )
 

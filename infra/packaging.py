@@ -9,9 +9,11 @@ starts from it. Nothing here imports `aws_cdk` (its jsii start-up costs seconds)
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -19,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements.txt"
 LAYERS_DIR = ROOT / "layers"
 FUNCTIONS_DIR = ROOT / "functions"
+NODE_MODULES = ROOT / "node_modules"
+PYODIDE_COMPILER = ROOT / "infra" / "compile_bytecode.mjs"
 IGNORED = ("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "*.egg-info")
 
 # The Lambda Python runtime ships boto3 and what it depends on. A copy in a layer would come
@@ -133,3 +137,87 @@ def package_layer_fingerprint(layers_dir: Path = LAYERS_DIR) -> str:
                 digest.update(str(relative).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BytecodeCompiler:
+    """Something that compiles bytecode the runtime's Python will load: an interpreter of
+    exactly that version (this one, or `python<X.Y>` on PATH), or Pyodide's CPython of that
+    version run by Node (`npm ci` installs it; CDK needs Node anyway)."""
+
+    description: str  # part of the asset hashes: a different compiler, a different asset
+    command: tuple[str, ...]  # the directory (and for Pyodide the version) are appended
+    pyodide: bool = False
+
+    def compile(self, directory: Path, python_version: str) -> None:
+        arguments = [*self.command, str(directory)]
+        if self.pyodide:
+            arguments.append(python_version)
+        # Our own arguments (no shell): an interpreter or node, and a directory we built.
+        subprocess.run(arguments, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+        tag = f"cpython-{python_version.replace('.', '')}"
+        foreign = [p for p in directory.rglob("*.pyc") if f".{tag}." not in p.name]
+        if foreign:
+            raise RuntimeError(f"bytecode for another Python than {python_version}: {foreign[:3]}")
+
+
+def _is_version(interpreter: str, python_version: str) -> bool:
+    """Whether `interpreter` runs and is that version (a pyenv shim may be neither)."""
+    probe = "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"
+    try:
+        # The interpreter found on PATH under the version's own name; no shell.
+        answer = subprocess.run(  # noqa: S603
+            [interpreter, "-c", probe], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return answer.returncode == 0 and answer.stdout.strip() == python_version
+
+
+def _compileall(interpreter: str) -> tuple[str, ...]:
+    return (interpreter, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash")
+
+
+def bytecode_compiler(
+    python_version: str, *, node_modules: Path = NODE_MODULES
+) -> BytecodeCompiler | None:
+    """The compiler for `python_version`'s bytecode this machine has, or None (the assets
+    then ship sources only, and every cold start compiles them)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == python_version:
+        return BytecodeCompiler(f"CPython {python_version}", _compileall(sys.executable))
+    interpreter = shutil.which(f"python{python_version}")
+    if interpreter and _is_version(interpreter, python_version):
+        return BytecodeCompiler(f"CPython {python_version}", _compileall(interpreter))
+    node = shutil.which("node")
+    manifest = node_modules / "pyodide" / "package.json"
+    if node and manifest.is_file():
+        version = str(json.loads(manifest.read_text())["version"])
+        # Pyodide numbers its releases after the CPython they carry: 314.x is Python 3.14.
+        if version.split(".")[0] == python_version.replace(".", ""):
+            return BytecodeCompiler(
+                f"Pyodide {version} (CPython {python_version})",
+                (node, str(PYODIDE_COMPILER)),
+                pyodide=True,
+            )
+    return None
+
+
+def compile_bytecode(directory: Path, python_version: str) -> str:
+    """Bytecode beside every source under `directory` if a compiler for `python_version`
+    exists here; returns what compiled it, or "none"."""
+    compiler = bytecode_compiler(python_version)
+    if compiler is None:
+        print(
+            f"warning: no compiler for Python {python_version} bytecode (run `npm ci` for "
+            "Pyodide): the assets ship sources only, and cold starts compile them",
+            file=sys.stderr,
+        )
+        return "none"
+    compiler.compile(directory, python_version)
+    return compiler.description
+
+
+def bytecode_description(python_version: str) -> str:
+    """What `compile_bytecode` would use, for the asset hashes."""
+    compiler = bytecode_compiler(python_version)
+    return compiler.description if compiler else "none"
