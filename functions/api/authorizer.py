@@ -17,6 +17,7 @@ from taskmill.auth.authorizer_settings import load_authorizer_settings
 from taskmill.auth.keys import token_config
 from taskmill.auth.tokens import TokenConfig
 from taskmill.lambda_support import PowertoolsMetrics
+from taskmill.snapstart import after_restore, initializing_for_snapshot, restore_uniqueness
 
 logger = Logger(service="taskmill-authorizer")
 _config: TokenConfig | None = None
@@ -38,6 +39,12 @@ def check(event: dict[str, Any], config: TokenConfig) -> dict[str, Any]:
         raise
     logger.append_keys(user_id=claims.sub, role=claims.role)
     return policy
+
+
+if initializing_for_snapshot():
+    # SnapStart: the key is read at publication and restored with the snapshot.
+    container_config()
+    after_restore(restore_uniqueness)
 
 
 @logger.inject_lambda_context(clear_state=True)
