@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from taskmill.api import errors
 from taskmill.api.routes import admin, auth, jobs, operations, schedules, users, workers
@@ -27,7 +27,15 @@ ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
     operations.router,
     schedules.router,
 )
-SECURITY_SCHEMES: dict[str, Any] = {"bearer": HTTPBearer(bearerFormat="JWT")}
+DOCS_PATH = "/v1/docs"
+
+
+def security_schemes() -> dict[str, Any]:
+    # Powertools' OpenAPI models (~40 pydantic models) are imported when a document is made,
+    # not at every cold start: ~100 ms of the API's cold start without bytecode.
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+    return {"bearer": HTTPBearer(bearerFormat="JWT")}
 
 
 def create_app(services: ApiServices) -> APIGatewayRestResolver:
@@ -99,21 +107,53 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
     def openapi() -> Response[str]:
         return Response(200, "application/json", openapi_document(app))
 
-    app.enable_swagger(
-        path="/v1/docs",
-        title=TITLE,
-        version=VERSION,
-        security_schemes=SECURITY_SCHEMES,
-        security=[{"bearer": []}],
-    )
+    @app.get(DOCS_PATH, include_in_schema=False)
+    def docs() -> Response[str]:
+        return swagger_ui(app)
+
     return app
 
 
-def openapi_document(app: APIGatewayRestResolver) -> str:
+def swagger_ui(app: APIGatewayRestResolver) -> Response[str]:
+    """Powertools' Swagger UI page (`enable_swagger`'s, with the bundled assets), made when
+    asked for: `enable_swagger` imports the OpenAPI models as the app is built, that is at
+    every cold start. `?format=json` answers the document itself."""
+    from aws_lambda_powertools.event_handler import api_gateway
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import (
+        generate_oauth2_redirect_html,
+        generate_swagger_html,
+    )
+
+    query = app.current_event.query_string_parameters or {}
+    if query.get("format") == "oauth2-redirect":
+        return Response(200, "text/html", generate_oauth2_redirect_html())
+    # "Try it out" calls go under the stage, as enable_swagger's do (unless a custom domain
+    # maps the API without it).
+    context = app.current_event.request_context
+    stage = context.stage
+    under_stage = bool(stage) and stage != "$default" and context.path.startswith(f"/{stage}")
+    servers = [Server(url=f"/{stage}" if under_stage else "/")]
+    spec = openapi_document(app, servers).replace("</", "<\\/")  # no </script> in the page
+    if query.get("format") == "json":
+        return Response(200, "application/json", spec)
+    assets = Path(api_gateway.__file__).parent / "openapi" / "swagger_ui"
+    body = generate_swagger_html(
+        spec,
+        (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
+    )
+    return Response(200, "text/html", body)
+
+
+def openapi_document(app: APIGatewayRestResolver, servers: list[Any] | None = None) -> str:
     return app.get_openapi_json_schema(
         title=TITLE,
         version=VERSION,
-        security_schemes=SECURITY_SCHEMES,
+        servers=servers,
+        security_schemes=security_schemes(),
         security=[{"bearer": []}],
         description="Submit, watch and operate jobs. Errors are "
         '`{"error": {"code", "message", "details"}}`.',
