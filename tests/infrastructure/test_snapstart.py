@@ -32,7 +32,7 @@ def snap_started(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         outdir=str(outdir),
     )
     [artifact] = app.synth().stacks
-    stack = app.node.find_child(artifact.stack_name)
+    stack: Any = app.node.find_child(artifact.stack_name)
     return Synthesized(Template.from_json(artifact.template), outdir, stack, stack.config)
 
 
