@@ -23,7 +23,7 @@ against a real Postgres (embedded pgserver unless DATABASE_URL is set) and a mot
 SQS and Secrets Manager (AWS_ENDPOINT_URL). The figure is the median of 7 per function.
 
     python bench/bench_cold_start.py                     # the table, as deployed
-    python bench/bench_cold_start.py --against ../main   # with another checkout (no bytecode)
+    python bench/bench_cold_start.py --against main=../main  # with another checkout (sources)
     python bench/bench_cold_start.py --importtime        # where the import time goes
     python bench/bench_cold_start.py --profile 40        # cProfile of one cold start each
 
@@ -638,9 +638,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--against",
-        type=Path,
         action="append",
         default=[],
+        metavar="[LABEL=]PATH",
         help="another checkout to bundle (sources only) and interleave (e.g. a worktree of main)",
     )
     parser.add_argument(
@@ -667,7 +667,9 @@ def main() -> None:
         Variant("bytecode", ROOT, bytecode=True),
         Variant("no bytecode", ROOT, bytecode=False),
     ]
-    variants += [Variant(f"{path}", path.resolve(), bytecode=False) for path in args.against]
+    for against in args.against:
+        label, _, path = against.rpartition("=")
+        variants.append(Variant(label or path, Path(path).resolve(), bytecode=False))
 
     # The API this process runs to create jobs need not print metrics or request lines.
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
@@ -704,7 +706,7 @@ def main() -> None:
         if args.importtime:
             for function in FUNCTIONS:
                 _, stderr = cold_start(
-                    variants[0],
+                    variants[1],  # sources only: where a cold start without bytecode goes
                     function,
                     platform,
                     sdk,
@@ -721,7 +723,7 @@ def main() -> None:
             for function in FUNCTIONS:
                 stats_file = work / f"{function.name}.pstats"
                 cold_start(
-                    variants[0],
+                    variants[1],  # sources only: where a cold start without bytecode goes
                     function,
                     platform,
                     sdk,
