@@ -35,6 +35,8 @@ TARGET = "secretsmanager.GetSecretValue"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # Answers worth a second attempt (standard retry mode's transient and throttling errors).
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+# What a kept-alive connection the other end has closed raises on its next use.
+CLOSED_BY_PEER = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
@@ -211,18 +213,19 @@ class SecretsManagerHttp:
         with self._lock:
             reused = self._connection is not None
             try:
-                status, payload = self._exchange(body, headers)
-            except (OSError, http.client.HTTPException) as exc:
-                self._close()
-                if not reused:
-                    raise AwsCallFailed(f"Secrets Manager unreachable: {exc!r}") from exc
-                # A kept-alive connection the endpoint has since closed: once more on a new
-                # one, within the same attempt (the call only reads).
                 try:
                     status, payload = self._exchange(body, headers)
-                except (OSError, http.client.HTTPException) as again:
+                except CLOSED_BY_PEER:
+                    if not reused:
+                        raise
+                    # A kept-alive connection the endpoint has closed since: once more on a
+                    # new one, within the same attempt (the call only reads). Timeouts are
+                    # not retried here, so a call stays within taskmill.aws's worst case.
                     self._close()
-                    raise AwsCallFailed(f"Secrets Manager unreachable: {again!r}") from again
+                    status, payload = self._exchange(body, headers)
+            except (OSError, http.client.HTTPException) as exc:
+                self._close()
+                raise AwsCallFailed(f"Secrets Manager unreachable: {exc!r}") from exc
         try:
             answer = json.loads(payload) if payload else {}
         except ValueError:

@@ -134,6 +134,8 @@ class FakeSecretsManager(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        # Closing without saying so, as an endpoint does to a connection left idle.
+        self.close_connection = bool(getattr(server, "drop_connections", False))
 
     def log_message(self, *args: Any) -> None:
         return None
@@ -186,6 +188,27 @@ def test_a_server_error_or_throttling_is_tried_once_more_after_a_short_pause(fak
     assert len(fake.requests) == 4
     assert len(pauses) == 2
     assert all(0 <= p <= 1 for p in pauses)
+
+
+def test_a_kept_alive_connection_the_endpoint_closed_is_reopened_at_once(fake: Any) -> None:
+    fake.drop_connections = True
+    fake.answers = [(200, {"SecretString": "a"}), (200, {"SecretString": "b"})]
+    pauses: list[float] = []
+    client = client_of(fake, pauses)
+    assert client.get_secret_value(SecretId="x")["SecretString"] == "a"
+    assert client.get_secret_value(SecretId="y")["SecretString"] == "b"
+    assert [body["SecretId"] for _, body in fake.requests] == ["x", "y"]
+    assert pauses == []  # not a failed attempt: no backoff
+
+
+def test_one_connection_serves_the_containers_secrets(fake: Any) -> None:
+    fake.answers = [(200, {"SecretString": "a"}), (200, {"SecretString": "b"})]
+    client = client_of(fake, [])
+    client.get_secret_value(SecretId="x")
+    first = client._connection
+    client.get_secret_value(SecretId="y")
+    assert first is not None
+    assert client._connection is first
 
 
 def test_a_refusal_is_not_retried_and_says_why(fake: Any) -> None:
