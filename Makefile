@@ -21,17 +21,25 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m local.stack
 
+# Node packages: the CDK CLI, and Pyodide, whose CPython 3.14 compiles the layers' bytecode
+# for the Lambda runtime (infra/packaging.py); the packaging tests check that bytecode.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
+
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS=--basetemp=/tmp/mine`.
 PYTEST_ARGS ?=
 
 # Everything but the tests marked `slow` (pyproject's addopts deselect them).
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The long ones: fault injection on real processes, the 20,000-job soak, schemathesis.
 # Two at a time (the fault tests mostly wait out freezes and leases while the soak works):
 # about 5 minutes instead of 9. -rP prints the figures each test reports.
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -m slow -n 2 -rP $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -43,7 +51,7 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
-test-infra: $(STAMP)
+test-infra: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest tests/infrastructure
 
 lint: $(STAMP)
@@ -57,18 +65,15 @@ format: $(STAMP)
 
 # No Docker and no AWS account needed: layers bundle locally, cdk-nag runs in the synth,
 # cfn-lint checks the template (W3005 is CDK's DependsOn-beside-GetAtt noise).
-synth: $(STAMP)
+synth: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python app.py --env $(ENV)
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/taskmill-$(ENV).template.json
 	@echo "synthesized cdk.out/taskmill-$(ENV).template.json (cdk-nag: cdk.out/validation-report.json)"
 
-node_modules/.bin/cdk: package.json package-lock.json
-	npm ci --no-audit --no-fund
-
-diff: $(STAMP) node_modules/.bin/cdk
+diff: $(STAMP) $(NODE_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff -c env=$(ENV) --all
 
-deploy: $(STAMP) node_modules/.bin/cdk
+deploy: $(STAMP) $(NODE_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy -c env=$(ENV) --all
 
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -80,7 +85,7 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 # Every bench in turn and one summary table; the output is kept in bench/results/last-run.txt.
 # `make bench BENCH=worker` runs only the benches whose file name contains "worker".
 BENCH ?=
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH)
 
 lock: $(STAMP)

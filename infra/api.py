@@ -70,6 +70,7 @@ class Api(Construct):
             timeout=Duration.seconds(10),
             memory_mb=512,
             in_vpc=False,
+            snap_start="authorizer" in settings.snap_start,
         )
         self.jwt_secret.grant_read(self.authorizer_function)
 
@@ -96,6 +97,7 @@ class Api(Construct):
             reserved_concurrency=settings.reserved_concurrency,
             timeout=Duration.seconds(29),  # API Gateway's integration timeout
             memory_mb=settings.memory_mb,
+            snap_start="api" in settings.snap_start,
         )
         database.grant_connect(self.function)
         self.jwt_secret.grant_read(self.function)
@@ -166,11 +168,17 @@ class Api(Construct):
                 templates={"application/json": error.body()},
             )
 
+        # What API Gateway invokes: the function, or with SnapStart the alias of its latest
+        # published version (SnapStart applies to published versions only, never $LATEST).
+        self.authorizer_target = self._invoked(
+            self.authorizer_function, "authorizer" in settings.snap_start
+        )
+        self.target = self._invoked(self.function, "api" in settings.snap_start)
         self.authorizer = apigw.TokenAuthorizer(
             self,
             "TokenAuthorizer",
             authorizer_name=f"{config.resource_prefix}-jwt",
-            handler=self.authorizer_function,
+            handler=self.authorizer_target,
             identity_source=apigw.IdentitySource.header("Authorization"),
             validation_regex=AUTHORIZATION_FORMAT,
             results_cache_ttl=AUTHORIZER_CACHE,
@@ -186,10 +194,16 @@ class Api(Construct):
         if settings.waf:
             self.web_acl = self._waf(config)
 
+    @staticmethod
+    def _invoked(function: lambda_.Function, snap_start: bool) -> lambda_.IFunction:
+        if not snap_start:
+            return function
+        return lambda_.Alias(function, "Live", alias_name="live", version=function.current_version)
+
     def _routes(self) -> None:
         # One resource-policy statement for the whole API rather than one per method.
         integration = apigw.LambdaIntegration(
-            self.function, allow_test_invoke=False, scope_permission_to_method=False
+            self.target, allow_test_invoke=False, scope_permission_to_method=False
         )
         protected: dict[str, Any] = {
             "authorizer": self.authorizer,

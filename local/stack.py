@@ -206,10 +206,10 @@ class LocalStack:
 
         def sweep_forever() -> None:
             while not self.stop_event.wait(self.config.sweep_seconds):
+                # LocalContext has what the handler reads of Lambda's context object.
+                context: Any = LocalContext("taskmill-recovery", 60)
                 try:
-                    recovery.handler(
-                        {"source": "local.schedule"}, LocalContext("taskmill-recovery", 60)
-                    )
+                    recovery.handler({"source": "local.schedule"}, context)
                 except Exception:
                     log.exception(
                         "recovery sweep failed; next run in %ss", self.config.sweep_seconds
