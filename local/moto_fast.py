@@ -45,7 +45,9 @@ from copy import deepcopy
 from typing import Any
 
 PATCHED_MOTO_VERSION = "5.2.5"
-DELETED_HANDLE_SECONDS = 300
+# A delete repeated after a lost answer still succeeds; remembering every handle for ever would
+# cost ~350 bytes per message ever deleted (185-character handles).
+DELETED_HANDLE_SECONDS = 60
 DELETED_HANDLE_LIMIT = 100_000
 # moto's limit on a message's total visibility timeout (`ChangeMessageVisibility`).
 MAX_TOTAL_VISIBILITY_MS = 43200 * 1000
