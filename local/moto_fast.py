@@ -37,11 +37,12 @@ against: another version fails loudly instead of being patched blindly.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from copy import deepcopy
+from copy import copy as shallow_copy
 from typing import Any
 
 PATCHED_MOTO_VERSION = "5.2.5"
@@ -243,6 +244,7 @@ def apply() -> None:
     if _applied:
         return
     import moto
+    import moto.sqs.models
     from moto.core.utils import unix_time
     from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
     from moto.sqs.models import Message, Queue, SQSBackend, _filter_message_attributes
@@ -355,8 +357,9 @@ def apply() -> None:
                         queue.pending_messages.add(message)
                         message.mark_received(visibility_timeout=visibility_timeout)
                         store.received(message)
-                        # A copy, so that filtering attributes leaves the message as it is.
-                        copy = deepcopy(message)
+                        # A copy, so that filtering attributes (which replaces the copy's
+                        # dict) leaves the message as it is; shallow, as nothing else changes.
+                        copy = shallow_copy(message)
                         _filter_message_attributes(copy, names)
                         result.append(copy)
                     next_due = store.seconds_to_next_due(now)
@@ -429,6 +432,11 @@ def apply() -> None:
     )
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+    # `Queue.attributes` (read by every send) converts each attribute's name with this on
+    # every call: a pure function of a few known strings.
+    moto.sqs.models.camelcase_to_underscores = functools.lru_cache(maxsize=256)(
+        moto.sqs.models.camelcase_to_underscores
+    )
     Message.__new__ = staticmethod(untracked_new)  # type: ignore[method-assign]
     Message.instances_tracked = []  # type: ignore[attr-defined]
     _applied = True
