@@ -77,8 +77,11 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
 	@touch $(BENCH_STAMP)
 
+# Every bench in turn and one summary table; the output is kept in bench/results/last-run.txt.
+# `make bench BENCH=worker` runs only the benches whose file name contains "worker".
+BENCH ?=
 bench: $(BENCH_STAMP)
-	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/run_all.py $(BENCH)
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full pin set for the dev/local environment (pip freeze of requirements-dev.txt); refresh with `make lock`.' > constraints.txt

@@ -4,6 +4,7 @@ SQL round trips and SQS calls per create, and cold start of the API and authoriz
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from summary import add_row  # noqa: E402
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "300"))
 COLD_STARTS = 7
@@ -102,7 +105,27 @@ def cold_start(script: str) -> float:
     return statistics.median(times)
 
 
-def latency(server_url: str) -> None:
+class ConstantTimeSqs:
+    """An SQS client that answers at once: the API's own cost without the queue's."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.sent += len(Entries)
+        return {
+            "Successful": [
+                {"Id": e["Id"], "MessageId": str(n), "MD5OfMessageBody": ""}
+                for n, e in enumerate(Entries)
+            ],
+            "Failed": [],
+        }
+
+
+def latency(server_url: str, sqs_mode: str) -> dict[str, list[float]]:
+    """Timings in ms per operation through the in-process API handler (the authorizer step
+    included), with `sqs_mode` "stub" (ConstantTimeSqs) or "moto" (moto's SQS in process, with
+    the local stack's fixes applied)."""
     import boto3
     from moto import mock_aws
     from taskmill.api.app import create_app
@@ -116,23 +139,32 @@ def latency(server_url: str) -> None:
     from taskmill.settings import ApiSettings, JobTypeSettings
     from taskmill.users.store import UserStore
 
+    from local import moto_fast
     from local.postgres import create_database
     from local.queues import create_queues
     from tests.support.apigw import ApiClient
 
-    url = create_database(server_url, f"bench_api_{os.getpid()}")
+    moto_fast.apply()
+    url = create_database(server_url, f"bench_api_{sqs_mode}_{os.getpid()}")
     migrate(url)
     os.environ.update(
         {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
     )
+    timings: dict[str, list[float]] = {
+        "create": [],
+        "batch of 100": [],
+        "get": [],
+        "list (50)": [],
+    }
     with mock_aws():
-        sqs = boto3.client("sqs")
-        env = create_queues(sqs, "bench")
+        moto_sqs = boto3.client("sqs")
+        env = create_queues(moto_sqs, "bench")
+        sqs = moto_sqs if sqs_mode == "moto" else ConstantTimeSqs()
         urls: dict[str, Any] = {
             name.removeprefix("TASKMILL_").lower(): value for name, value in env.items()
         }
         settings = ApiSettings(
-            database_url=url, jwt_secret="k" * 48, max_unfinished_jobs=10**6, **urls
+            database_url=url, jwt_secret="k" * 48, max_unfinished_jobs=10**7, **urls
         )
         db = Database(url)
         queue = JobQueue(settings, client_factory=lambda: sqs)
@@ -149,51 +181,75 @@ def latency(server_url: str) -> None:
         client.login("bench@example.com", "bench password")
         sink = open(os.devnull, "w")  # noqa: SIM115 - the EMF lines the handler prints
         stdout, sys.stdout = sys.stdout, sink
+        trips, calls, ids = [], [], []
+
+        def timed(name: str, call: Any, *args: Any) -> Any:
+            started = time.perf_counter()
+            answer = call(*args)
+            timings[name].append((time.perf_counter() - started) * 1000)
+            return answer
+
         try:
-            create_ms, get_ms, trips, calls, ids = [], [], [], [], []
-            for _ in range(REQUESTS):
+            for n in range(REQUESTS):
                 before_trips, before_calls = db.round_trips, queue.calls
-                started = time.perf_counter()
-                response = client.post("/v1/jobs", {"type": "noop", "tags": ["bench"]})
-                create_ms.append((time.perf_counter() - started) * 1000)
+                response = timed(
+                    "create", client.post, "/v1/jobs", {"type": "noop", "tags": ["bench"]}
+                )
                 trips.append(db.round_trips - before_trips)
                 calls.append(queue.calls - before_calls)
                 assert response.status == 201, response.body
                 ids.append(response.body["id"])
+                if n % 3 == 0:
+                    batch = {"jobs": [{"type": "noop"}] * 100}
+                    response = timed("batch of 100", client.post, "/v1/jobs/batch", batch)
+                    assert response.status == 201, response.body
             for job_id in ids:
-                started = time.perf_counter()
-                assert client.get(f"/v1/jobs/{job_id}").status == 200
-                get_ms.append((time.perf_counter() - started) * 1000)
+                assert timed("get", client.get, f"/v1/jobs/{job_id}").status == 200
+                answer = timed("list (50)", client.get, "/v1/jobs?limit=50")
+                assert answer.status == 200, answer.body
         finally:
             sys.stdout = stdout
             sink.close()
+    db.close()
+    if sqs_mode == "stub":
+        print(
+            f"per create: SQL round trips max {max(trips)} (median "
+            f"{statistics.median(trips):.0f}), SQS calls max {max(calls)}"
+        )
+        add_row(
+            "API",
+            "SQL round trips / SQS calls per create",
+            f"{max(trips)} / {max(calls)}",
+            "<= 2 / 1",
+        )
+    return timings
+
+
+def print_latency(results: dict[str, dict[str, list[float]]]) -> None:
     print(
-        f"create job: median {statistics.median(create_ms):.2f} ms, "
-        f"p99 {percentile(create_ms, 0.99):.2f} ms "
-        f"({REQUESTS} requests, in-process handler incl. the authorizer step)"
+        f"API handler in process (authorizer step included), {REQUESTS} creates, "
+        f"{len(next(iter(results.values()))['batch of 100'])} batches, ms:"
     )
-    print(
-        f"get job:    median {statistics.median(get_ms):.2f} ms, "
-        f"p99 {percentile(get_ms, 0.99):.2f} ms"
-    )
-    print(
-        f"per create: SQL round trips max {max(trips)} (median {statistics.median(trips):.0f}), "
-        f"SQS calls max {max(calls)}"
-    )
+    print(f"  {'operation':<16}{'SQS':<22}{'median':>8}{'p99':>8}")
+    for mode, timings in results.items():
+        label = "constant-time stub" if mode == "stub" else "local SQS (moto)"
+        for name, values in timings.items():
+            median, p99 = statistics.median(values), percentile(values, 0.99)
+            print(f"  {name:<16}{label:<22}{median:>8.2f}{p99:>8.2f}")
+            add_row("API", f"{name}, SQS {label}", f"median {median:.2f} ms, p99 {p99:.2f} ms")
 
 
 def main() -> None:
     from local.postgres import embedded_postgres
 
     url = os.environ.get("DATABASE_URL")
-    if url:
-        latency(url)
-    else:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            embedded_postgres(Path(tmp), keep_data=False) as server,
-        ):
-            latency(server)
+    with contextlib.ExitStack() as stack:
+        if not url:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            url = stack.enter_context(embedded_postgres(Path(tmp), keep_data=False))
+        # Interleaved halves would need two live app instances; the modes run back to back
+        # on one server instead, the stub first (its figure is the one the targets are in).
+        print_latency({mode: latency(url, mode) for mode in ("stub", "moto")})
     api = cold_start(COLD_START.format(module="functions.api.handler", init="container_app"))
     print(
         f"cold start functions.api.handler: median {api:.0f} ms "

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Size
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
-from taskmill.api.gateway_responses import GATEWAY_RESPONSES
+from taskmill.api.gateway_responses import GATEWAY_RESPONSES, MIN_COMPRESSION_BYTES
 from taskmill.api.public import PUBLIC_ROUTES
 
 from infra.config import EnvironmentConfig
@@ -112,6 +112,9 @@ class Api(Construct):
             rest_api_name=f"{config.resource_prefix}-api",
             description="Taskmill job API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            # API Gateway gzips answers this large for clients that accept it (Swagger UI's
+            # page, the OpenAPI document, long lists); the function returns plain text.
+            min_compression_size=Size.bytes(MIN_COMPRESSION_BYTES),
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
                 stage_name=config.name,
