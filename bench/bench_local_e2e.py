@@ -28,6 +28,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from summary import add_row
+
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, free_port, start_stack
 
 JOBS = int(os.environ.get("BENCH_LOCAL_JOBS", "10000"))
@@ -179,6 +181,27 @@ def main() -> None:
     print(
         f"                        ({peak.pss / MIB:.0f} MiB PSS; the stack process with its moto "
         f"SQS alone {peak.stack_rss / MIB:.0f} MiB RSS, the rest is postgres)"
+    )
+
+    area = "local stack (make run)"
+    finished = f"{elapsed:.1f} s" if all_done else f"{done:,} of {JOBS:,} after {elapsed:.0f} s"
+    add_row(
+        area,
+        f"{JOBS:,} noop jobs via the batch API, all succeeded",
+        f"{finished} (submitting {submitted:.1f} s)",
+        f"<= {target:.0f} s",
+    )
+    add_row(
+        area,
+        "batch create (100 jobs), median / p99",
+        f"{median * 1000:.0f} / {p99 * 1000:.0f} ms",
+        f"p99 <= {P99_TARGET_SECONDS * 1000:.0f} ms",
+    )
+    add_row(
+        area,
+        "peak memory of the stack's process tree",
+        f"{peak.rss / MIB:.0f} MiB RSS ({peak.pss / MIB:.0f} MiB PSS)",
+        f"<= {MEMORY_TARGET_BYTES / MIB:.0f} MiB",
     )
 
 
