@@ -65,11 +65,13 @@ synth: $(STAMP)
 node_modules/.bin/cdk: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
+# cdk.json's "app" runs .venv/bin/python (making .venv first if needed): `npx cdk ...` works
+# the same without make and without an activated venv.
 diff: $(STAMP) node_modules/.bin/cdk
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff -c env=$(ENV) --all
+	npx cdk diff -c env=$(ENV) --all
 
 deploy: $(STAMP) node_modules/.bin/cdk
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy -c env=$(ENV) --all
+	npx cdk deploy -c env=$(ENV) --all
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
