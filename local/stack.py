@@ -172,10 +172,17 @@ class LocalStack:
         db = Database(database_url, application_name="taskmill-local")
         try:
             ensure_first_admin(db, config.admin_email, self.admin_password)
+            store = JobStore(db)
             if not config.aws_endpoint_url:
                 # Our SQS starts empty every time: whatever was queued before the restart has
-                # lost its message. The sweep's first run sends them again.
-                JobStore(db).mark_queued_to_send()
+                # lost its message. Sent again below, before the pollers start.
+                store.mark_queued_to_send()
+            if not config.database_url:
+                # Our own Postgres, and the data directory's lock says no other stack uses
+                # it: the jobs left running were run by the previous process, gone with
+                # them. The sweep's first run (at once) recovers them.
+                store.end_leases_of_own_workers()
+            self._send_marked(store)
         finally:
             db.close()
         self._step()
@@ -195,6 +202,22 @@ class LocalStack:
                 load_settings(settings)
             except SettingsError as exc:
                 raise PreflightError(str(exc)) from None
+
+    @staticmethod
+    def _send_marked(store: Any, batch: int = 500) -> None:
+        """Send every queued job marked "to be sent" now, not after the sweep's grace
+        period: at start nothing else is sending them. What SQS refuses stays marked for
+        the sweep."""
+        from taskmill.lifecycle.sending import send_pending
+        from taskmill.queue.sqs import JobQueue
+        from taskmill.settings import QueueSettings, load_settings
+
+        queue = JobQueue(load_settings(QueueSettings))
+        while True:
+            jobs = store.pending_sends(older_than_seconds=0, limit=batch)
+            sent = send_pending(store, queue, jobs)
+            if len(jobs) < batch or len(sent) < len(jobs):
+                return
 
     @contextlib.contextmanager
     def _postgres(self) -> Iterator[str]:
@@ -268,7 +291,8 @@ class LocalStack:
                 self._spawn(poller.run, f"poller-{definition.priority.value}-{index}")
 
         def sweep_forever() -> None:
-            while not self.stop_event.wait(self.config.sweep_seconds):
+            # The first run at once: it recovers the jobs a previous run left running.
+            while not self.stop_event.is_set():
                 try:
                     recovery.handler(
                         {"source": "local.schedule"}, LocalContext("taskmill-recovery", 60)
@@ -277,6 +301,7 @@ class LocalStack:
                     log.exception(
                         "recovery sweep failed; next run in %ss", self.config.sweep_seconds
                     )
+                self.stop_event.wait(self.config.sweep_seconds)
 
         self._spawn(sweep_forever, "sweep")
 

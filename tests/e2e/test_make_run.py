@@ -173,6 +173,41 @@ def test_a_stop_during_start_up_leaves_nothing_running_and_prints_no_traceback(
     assert processes_on(data_dir) == ""
 
 
+def test_jobs_queued_waiting_or_running_before_a_restart_run_after_it(tmp_path) -> None:
+    """Local SQS lives in memory and the previous process ran the bodies: after a restart,
+    with no manual step, a running job runs again, the job waiting for it follows, and a
+    delayed job whose message was lost runs when due."""
+    data_dir = tmp_path / "data"
+    first = start_stack(data_dir, free_port())
+    http = Http(first.url)
+    http.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    # The blocker: running when the stack stops; its lease (timeout 600 s + slack) would
+    # otherwise keep it "running" for ten minutes.
+    blocker = http.call(
+        "POST",
+        "/v1/jobs",
+        {"type": "sleep", "payload": {"seconds": 15}, "timeout_seconds": 600},
+    )[1]
+    assert http.wait_for(blocker["id"], {"running"}, timeout=60)["status"] == "running"
+    status, waiting = http.call("POST", "/v1/jobs", {"type": "noop", "depends_on": [blocker["id"]]})
+    assert (status, waiting["status"]) == (201, "waiting")
+    status, delayed = http.call("POST", "/v1/jobs", {"type": "noop", "delay_seconds": 25})
+    assert (status, delayed["status"]) == (201, "queued")
+    assert first.stop() == 0
+    stopped_output = (tmp_path / f"stack-{first.port}.log").read_text()
+    assert "Traceback" not in stopped_output
+
+    second = start_stack(data_dir, free_port())
+    try:
+        again = Http(second.url)
+        again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        for job in (blocker, waiting, delayed):
+            done = again.wait_for(job["id"], {"succeeded", "failed", "cancelled"}, timeout=120)
+            assert done["status"] == "succeeded", done
+    finally:
+        assert second.stop() == 0
+
+
 def test_a_killed_stack_is_taken_over_and_its_postgres_stopped_with_the_next(tmp_path) -> None:
     data_dir = tmp_path / "data"
     first = start_stack(data_dir, free_port())
