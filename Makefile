@@ -20,11 +20,12 @@ endif
 endif
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
-	  echo "taskmill needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>/dev/null || echo 'not found'). Install one and name it: make $(MAKECMDGOALS) PYTHON=python3.11" >&2; exit 1; }
 	@if [ -e $(VENV) ] && ! $(BIN)/python -c 'import sys, pip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
 	  echo "$(VENV) is broken (no working Python 3.11+ with pip in it): removing it and making it again" >&2; rm -rf $(VENV); fi
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || true
+	@test -x $(BIN)/python || { \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	    echo "taskmill needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>/dev/null || echo 'not found'). Install one and name it: make $(MAKECMDGOALS) PYTHON=python3.11" >&2; exit 1; }; \
+	  $(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || true; }
 	@$(BIN)/python -c 'import pip' >/dev/null 2>&1 || { rm -rf $(VENV); \
 	  echo "'$(PYTHON) -m venv' cannot make a venv with pip here: install the venv module (Debian/Ubuntu: sudo apt install python3-venv, or python3.11-venv), then run make again" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
