@@ -9,9 +9,25 @@ export PYTHONDONTWRITEBYTECODE ?= 1
 
 .PHONY: run test test-slow test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
 
-# The venv is rebuilt only when a requirements file changes.
+# The venv is rebuilt when a requirements file changes, or when its Python no longer runs
+# (removed or upgraded under it). Before that: the Python that makes it must be 3.11+, and a
+# broken .venv (no pip: `python3 -m venv` without Debian's python3-venv, or a half-made one)
+# is removed and made again; each failure is one line saying what to install.
+ifneq ($(wildcard $(STAMP)),)
+ifneq ($(shell $(BIN)/python -c 'print("ok")' 2>/dev/null),ok)
+$(shell rm -f $(STAMP))
+endif
+endif
+
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ -e $(VENV) ] && ! $(BIN)/python -c 'import sys, pip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
+	  echo "$(VENV) is broken (no working Python 3.11+ with pip in it): removing it and making it again" >&2; rm -rf $(VENV); fi
+	@test -x $(BIN)/python || { \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	    echo "taskmill needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>/dev/null || echo 'not found'). Install one and name it: make $(MAKECMDGOALS) PYTHON=python3.11" >&2; exit 1; }; \
+	  $(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || true; }
+	@$(BIN)/python -c 'import pip' >/dev/null 2>&1 || { rm -rf $(VENV); \
+	  echo "'$(PYTHON) -m venv' cannot make a venv with pip here: install the venv module (Debian/Ubuntu: sudo apt install python3-venv, or python3.11-venv), then run make again" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
@@ -70,11 +86,13 @@ synth: $(STAMP) $(NODE_STAMP)
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/taskmill-$(ENV).template.json
 	@echo "synthesized cdk.out/taskmill-$(ENV).template.json (cdk-nag: cdk.out/validation-report.json)"
 
+# cdk.json's "app" runs .venv/bin/python (making .venv first if needed): `npx cdk ...` works
+# the same without make and without an activated venv.
 diff: $(STAMP) $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff -c env=$(ENV) --all
+	npx cdk diff -c env=$(ENV) --all
 
 deploy: $(STAMP) $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy -c env=$(ENV) --all
+	npx cdk deploy -c env=$(ENV) --all
 
 BENCH_STAMP := $(VENV)/.bench-installed
 

@@ -225,8 +225,9 @@ class Gateway:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:
-                return None
+            def log_message(self, format: str, *args: Any) -> None:
+                # One line per request with TASKMILL_LOG_LEVEL=debug; silent otherwise.
+                logger.debug("%s %s", self.address_string(), format % args)
 
             def _serve(self) -> None:
                 gateway.serve(self)
