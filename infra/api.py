@@ -201,10 +201,9 @@ class Api(Construct):
         return lambda_.Alias(function, "Live", alias_name="live", version=function.current_version)
 
     def _routes(self) -> None:
-        # One resource-policy statement for the whole API rather than one per method.
-        integration = apigw.LambdaIntegration(
-            self.target, allow_test_invoke=False, scope_permission_to_method=False
-        )
+        # One resource-policy statement for the whole API rather than one per method (which
+        # also means no test-invoke permissions: `allow_test_invoke` would be ignored).
+        integration = apigw.LambdaIntegration(self.target, scope_permission_to_method=False)
         protected: dict[str, Any] = {
             "authorizer": self.authorizer,
             "authorization_type": apigw.AuthorizationType.CUSTOM,
