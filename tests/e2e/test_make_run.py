@@ -68,9 +68,15 @@ def test_the_banner_says_where_everything_is_and_its_login_line_works(tmp_path) 
     port, sqs_port = free_port(), free_port()
     env = {"TASKMILL_SQS_PORT": str(sqs_port), "TASKMILL_ADMIN_PASSWORD": ""}
     stack = start_stack(data_dir, port, env)
+    log = tmp_path / f"stack-{port}.log"
     try:
+        # The API answers before start-up has finished (pollers, the first sweep): a stop
+        # before the banner is a stop during start-up, which prints no banner.
+        deadline = time.monotonic() + 60
+        while "log in:" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert stack.stop() == 0
-        output = (tmp_path / f"stack-{port}.log").read_text()
+        output = log.read_text()
     finally:
         if stack.process.poll() is None:
             stack.process.kill()
