@@ -106,10 +106,19 @@ class Database(Construct):
         self.secret = self.instance.secret
         # Rotation runs in the application subnets and reaches Secrets Manager through its
         # endpoint; the functions read the secret at each connect, so they follow it.
-        self.instance.add_rotation_single_user(
+        rotation = self.instance.add_rotation_single_user(
             automatically_after=Duration.days(settings.rotation_days),
             vpc_subnets=network.app_subnets,
             endpoint=network.endpoints.get("secretsmanager"),
+        )
+        # CDK lets the rotation function's group into the database but not into the endpoint,
+        # whose group answers only what it names: without this rule the rotation could not
+        # reach Secrets Manager (private DNS sends it to the endpoint, NAT or not).
+        rotation_group = rotation.node.find_child("SecurityGroup")
+        assert isinstance(rotation_group, ec2.SecurityGroup)
+        self.rotation_security_group = rotation_group
+        network.endpoint_security_group.add_ingress_rule(
+            rotation_group, ec2.Port.tcp(443), "HTTPS from the database secret's rotation"
         )
         # DatabaseProxy has no default port: name it.
         port = ec2.Port.tcp(POSTGRES_PORT)

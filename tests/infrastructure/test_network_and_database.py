@@ -85,28 +85,49 @@ def test_the_application_tier_uses_app_azs_and_the_database_two(
     assert worker["Properties"]["VpcConfig"]["SubnetIds"] == [sqs_subnet]
 
 
-def test_endpoints_only_answer_the_lambdas(dev: Synthesized) -> None:
-    lambda_sg = dev.logical_id(dev.stack.network.lambda_security_group)
-    endpoint_sg = dev.logical_id(dev.stack.network.endpoint_security_group)
-    for resource in dev.of_type("AWS::EC2::VPCEndpoint").values():
-        if resource["Properties"].get("VpcEndpointType") == "Interface":
-            groups = resource["Properties"]["SecurityGroupIds"]
-            assert groups == [{"Fn::GetAtt": [endpoint_sg, "GroupId"]}]
-    ingress = [
-        r["Properties"]
-        for r in dev.of_type("AWS::EC2::SecurityGroupIngress").values()
-        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [endpoint_sg, "GroupId"]}
-    ]
-    assert ingress == [
-        {
-            "IpProtocol": "tcp",
-            "FromPort": 443,
-            "ToPort": 443,
-            "GroupId": {"Fn::GetAtt": [endpoint_sg, "GroupId"]},
-            "SourceSecurityGroupId": {"Fn::GetAtt": [lambda_sg, "GroupId"]},
-            "Description": "HTTPS from Taskmill Lambdas and tasks",
-        }
-    ]
+def test_endpoints_only_answer_the_lambdas_and_the_rotation(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized in (dev, prod):
+        network = synthesized.stack.network
+        lambda_sg = synthesized.logical_id(network.lambda_security_group)
+        endpoint_sg = synthesized.logical_id(network.endpoint_security_group)
+        rotation_sg = synthesized.logical_id(synthesized.stack.database.rotation_security_group)
+        for resource in synthesized.of_type("AWS::EC2::VPCEndpoint").values():
+            if resource["Properties"].get("VpcEndpointType") == "Interface":
+                groups = resource["Properties"]["SecurityGroupIds"]
+                assert groups == [{"Fn::GetAtt": [endpoint_sg, "GroupId"]}]
+        ingress = sorted(
+            (
+                r["Properties"]
+                for r in synthesized.of_type("AWS::EC2::SecurityGroupIngress").values()
+                if r["Properties"]["GroupId"] == {"Fn::GetAtt": [endpoint_sg, "GroupId"]}
+            ),
+            key=lambda rule: rule["Description"],
+        )
+        # The rotation function (its own group, in the app subnets) calls Secrets Manager too.
+        assert ingress == [
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "GroupId": {"Fn::GetAtt": [endpoint_sg, "GroupId"]},
+                "SourceSecurityGroupId": {"Fn::GetAtt": [lambda_sg, "GroupId"]},
+                "Description": "HTTPS from Taskmill Lambdas and tasks",
+            },
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "GroupId": {"Fn::GetAtt": [endpoint_sg, "GroupId"]},
+                "SourceSecurityGroupId": {"Fn::GetAtt": [rotation_sg, "GroupId"]},
+                "Description": "HTTPS from the database secret's rotation",
+            },
+        ]
+        [rotation] = synthesized.of_type("AWS::Serverless::Application").values()
+        parameters = rotation["Properties"]["Parameters"]
+        assert parameters["vpcSecurityGroupIds"] == {"Fn::GetAtt": [rotation_sg, "GroupId"]}
+        assert "Endpoint" in json.dumps(parameters["endpoint"])
 
 
 def db_instance(synthesized: Synthesized) -> dict[str, Any]:
