@@ -41,6 +41,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Taskmill")
 
 from bench.cost_model import (  # noqa: E402
+    CUSTOM_METRIC_MONTH,
     PRICES_STATED,
     REGION,
     IdleCost,
@@ -92,16 +93,22 @@ class ConstantSqs:
 
 
 class CountingSink(io.TextIOBase):
-    """Where log lines and EMF records go: counted (bytes as UTF-8, events as lines)."""
+    """Where log lines and EMF records go: counted (bytes as UTF-8, events as lines) and kept
+    (to find the custom metrics they publish)."""
 
     def __init__(self) -> None:
         self.bytes = 0
         self.events = 0
+        self.chunks: list[str] = []
 
     def write(self, text: str) -> int:
         self.bytes += len(text.rstrip("\n").encode())
         self.events += text.count("\n")
+        self.chunks.append(text)
         return len(text)
+
+    def text(self) -> str:
+        return "".join(self.chunks)
 
 
 @contextlib.contextmanager
@@ -248,6 +255,8 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
 
             batches.append(sample(work, db=worker_db, sqs=stub, sink=sink))
     worker_db.close()
+    # Each metric name + dimension set the API and worker published is a custom metric.
+    active = custom_metrics(sink.text())
 
     # The sweep on an idle database: what an environment with no jobs runs every minute.
     idle_url = create_database(server_url, f"bench_cost_idle_{pid}")
@@ -272,23 +281,19 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
         logger=sweep_module.logger,
     )
     sweeps: list[Invocation] = []
-    metrics = CountingSink()
-    emf = io.StringIO()
-    with logs_into(sink, *loggers):
+    sweep_sink = CountingSink()
+    with logs_into(sweep_sink, *loggers):
         for _ in range(WARM_UP + SWEEPS):
             sweeps.append(
                 sample(
                     lambda: sweep_module.handler({}, context("recovery", 512)),
                     db=sweep_db,
                     sqs=sweep_sqs,
-                    sink=sink,
+                    sink=sweep_sink,
                 )
             )
-    # Which custom metrics one sweep publishes (each name + dimension set is one metric).
-    with logs_into(metrics, *loggers), contextlib.redirect_stdout(emf):
-        sweep_module.handler({}, context("recovery", 512))
     sweep_db.close()
-    custom = custom_metrics(emf.getvalue())
+    custom = custom_metrics(sweep_sink.text())
 
     return Measured(
         api_single=median(single),
@@ -298,6 +303,7 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
         worker_batch_jobs=size,
         sweep=median(sweeps),
         sweep_custom_metrics=len(custom),
+        active_custom_metrics=len(active),
     ), median(authorizer)
 
 
@@ -418,6 +424,13 @@ def print_per_million(
         rows.append(tuple(line))
     for text in table(rows, "<" + ">" * (len(header) - 1)):
         print("  " + text)
+    monthly = measured.active_custom_metrics * CUSTOM_METRIC_MONTH
+    print(
+        f"  not per job: while jobs flow, the API and worker publish "
+        f"{measured.active_custom_metrics} custom metrics for noop jobs (EMF; per type and "
+        f"priority), ${CUSTOM_METRIC_MONTH:.2f} each for a month published every hour = "
+        f"{money(monthly)} a month, more per further job type"
+    )
     reference = names[-1]
     print(f"  how ({reference}):")
     for row in [*per_env[reference], *bounds[reference]]:

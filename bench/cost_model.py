@@ -289,6 +289,9 @@ class Measured:
     worker_batch_jobs: int
     sweep: Invocation
     sweep_custom_metrics: int
+    # The custom metrics (EMF name + dimensions) the API and worker publish while noop jobs
+    # flow: a monthly cost for each hour they are published, not a per-job one.
+    active_custom_metrics: int = 0
 
 
 def per_million(template: Template, measured: Measured) -> list[Row]:
