@@ -9,9 +9,25 @@ export PYTHONDONTWRITEBYTECODE ?= 1
 
 .PHONY: run test test-slow test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
 
-# The venv is rebuilt only when a requirements file changes.
+# The venv is rebuilt when a requirements file changes, or when its Python no longer runs
+# (removed or upgraded under it). Before that: the Python that makes it must be 3.11+, and a
+# broken .venv (no pip: `python3 -m venv` without Debian's python3-venv, or a half-made one)
+# is removed and made again; each failure is one line saying what to install.
+ifneq ($(wildcard $(STAMP)),)
+ifneq ($(shell $(BIN)/python -c 'print("ok")' 2>/dev/null),ok)
+$(shell rm -f $(STAMP))
+endif
+endif
+
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ -e $(VENV) ] && ! $(BIN)/python -c 'import sys, pip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
+	  echo "$(VENV) is broken (no working Python 3.11+ with pip in it): removing it and making it again" >&2; rm -rf $(VENV); fi
+	@test -x $(BIN)/python || { \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	    echo "taskmill needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>/dev/null || echo 'not found'). Install one and name it: make $(MAKECMDGOALS) PYTHON=python3.11" >&2; exit 1; }; \
+	  $(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || true; }
+	@$(BIN)/python -c 'import pip' >/dev/null 2>&1 || { rm -rf $(VENV); \
+	  echo "'$(PYTHON) -m venv' cannot make a venv with pip here: install the venv module (Debian/Ubuntu: sudo apt install python3-venv, or python3.11-venv), then run make again" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
@@ -21,17 +37,25 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m local.stack
 
+# Node packages: the CDK CLI, and Pyodide, whose CPython 3.14 compiles the layers' bytecode
+# for the Lambda runtime (infra/packaging.py); the packaging tests check that bytecode.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
+
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS=--basetemp=/tmp/mine`.
 PYTEST_ARGS ?=
 
 # Everything but the tests marked `slow` (pyproject's addopts deselect them).
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The long ones: fault injection on real processes, the 20,000-job soak, schemathesis.
 # Two at a time (the fault tests mostly wait out freezes and leases while the soak works):
 # about 5 minutes instead of 9. -rP prints the figures each test reports.
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -m slow -n 2 -rP $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -43,7 +67,7 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
-test-infra: $(STAMP)
+test-infra: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest tests/infrastructure
 
 lint: $(STAMP)
@@ -57,19 +81,18 @@ format: $(STAMP)
 
 # No Docker and no AWS account needed: layers bundle locally, cdk-nag runs in the synth,
 # cfn-lint checks the template (W3005 is CDK's DependsOn-beside-GetAtt noise).
-synth: $(STAMP)
+synth: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python app.py --env $(ENV)
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/taskmill-$(ENV).template.json
 	@echo "synthesized cdk.out/taskmill-$(ENV).template.json (cdk-nag: cdk.out/validation-report.json)"
 
-node_modules/.bin/cdk: package.json package-lock.json
-	npm ci --no-audit --no-fund
+# cdk.json's "app" runs .venv/bin/python (making .venv first if needed): `npx cdk ...` works
+# the same without make and without an activated venv.
+diff: $(STAMP) $(NODE_STAMP)
+	npx cdk diff -c env=$(ENV) --all
 
-diff: $(STAMP) node_modules/.bin/cdk
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff -c env=$(ENV) --all
-
-deploy: $(STAMP) node_modules/.bin/cdk
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy -c env=$(ENV) --all
+deploy: $(STAMP) $(NODE_STAMP)
+	npx cdk deploy -c env=$(ENV) --all
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -77,8 +100,11 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
-	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+# Every bench in turn and one summary table; the output is kept in bench/results/last-run.txt.
+# `make bench BENCH=worker` runs only the benches whose file name contains "worker".
+BENCH ?=
+bench: $(BENCH_STAMP) $(NODE_STAMP)
+	$(BIN)/python bench/run_all.py $(BENCH)
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full pin set for the dev/local environment (pip freeze of requirements-dev.txt); refresh with `make lock`.' > constraints.txt

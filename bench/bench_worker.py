@@ -35,6 +35,7 @@ from uuid import uuid4
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
+from summary import add_row
 from taskmill.db import Database
 from taskmill.db.migrate import migrate
 from taskmill.jobs.model import NewJob
@@ -428,11 +429,30 @@ def print_table(rows: dict[str, Row], pgqueuer_available: bool) -> None:
             f"  {name:<22}{jobs_s:>9,.0f}{jobs_s / peer:>16.2f}x{jobs_s / ceiling:>11.2f}x"
             f"{wal:>11,.0f}{commits:>13.2f}{trip_text:>17}"
         )
+        summary_row(name, jobs_s, peer, ceiling, wal, commits, trip_text)
     print(
         "  (pgqueuer: its QueueManager on asyncpg until the last job ran, async no-op "
         "entrypoint; ceiling: the minimal loop, claim 10 with FOR UPDATE SKIP LOCKED then "
         "mark done, 2 commits per batch)"
     )
+
+
+TARGETS = {
+    "taskmill b10": ">= 1.5x pgqueuer b10; >= 0.35x ceiling; <= 1,200 WAL B/job; "
+    "<= 2 commits/batch",
+}
+
+
+def summary_row(
+    name: str, jobs_s: float, peer: float, ceiling: float, wal: float, commits: float, trips: str
+) -> None:
+    figure = f"{jobs_s:,.0f} jobs/s"
+    if not name.startswith("pgqueuer"):
+        figure += f" = {jobs_s / peer:.2f}x pgqueuer b10 = {jobs_s / ceiling:.2f}x ceiling"
+    figure += f"; {wal:,.0f} WAL B/job; {commits * 10:.1f} commits/batch"
+    if trips != "-":
+        figure += f"; {trips} SQL trips/batch"
+    add_row("worker (noop, batch 10)", name, figure, TARGETS.get(name, ""))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Size
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
-from taskmill.api.gateway_responses import GATEWAY_RESPONSES
+from taskmill.api.gateway_responses import GATEWAY_RESPONSES, MIN_COMPRESSION_BYTES
 from taskmill.api.public import PUBLIC_ROUTES
 
 from infra.config import EnvironmentConfig
@@ -70,6 +70,7 @@ class Api(Construct):
             timeout=Duration.seconds(10),
             memory_mb=512,
             in_vpc=False,
+            snap_start="authorizer" in settings.snap_start,
         )
         self.jwt_secret.grant_read(self.authorizer_function)
 
@@ -96,6 +97,7 @@ class Api(Construct):
             reserved_concurrency=settings.reserved_concurrency,
             timeout=Duration.seconds(29),  # API Gateway's integration timeout
             memory_mb=settings.memory_mb,
+            snap_start="api" in settings.snap_start,
         )
         database.grant_connect(self.function)
         self.jwt_secret.grant_read(self.function)
@@ -112,6 +114,9 @@ class Api(Construct):
             rest_api_name=f"{config.resource_prefix}-api",
             description="Taskmill job API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            # API Gateway gzips answers this large for clients that accept it (Swagger UI's
+            # page, the OpenAPI document, long lists); the function returns plain text.
+            min_compression_size=Size.bytes(MIN_COMPRESSION_BYTES),
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
                 stage_name=config.name,
@@ -163,11 +168,17 @@ class Api(Construct):
                 templates={"application/json": error.body()},
             )
 
+        # What API Gateway invokes: the function, or with SnapStart the alias of its latest
+        # published version (SnapStart applies to published versions only, never $LATEST).
+        self.authorizer_target = self._invoked(
+            self.authorizer_function, "authorizer" in settings.snap_start
+        )
+        self.target = self._invoked(self.function, "api" in settings.snap_start)
         self.authorizer = apigw.TokenAuthorizer(
             self,
             "TokenAuthorizer",
             authorizer_name=f"{config.resource_prefix}-jwt",
-            handler=self.authorizer_function,
+            handler=self.authorizer_target,
             identity_source=apigw.IdentitySource.header("Authorization"),
             validation_regex=AUTHORIZATION_FORMAT,
             results_cache_ttl=AUTHORIZER_CACHE,
@@ -183,11 +194,16 @@ class Api(Construct):
         if settings.waf:
             self.web_acl = self._waf(config)
 
+    @staticmethod
+    def _invoked(function: lambda_.Function, snap_start: bool) -> lambda_.IFunction:
+        if not snap_start:
+            return function
+        return lambda_.Alias(function, "Live", alias_name="live", version=function.current_version)
+
     def _routes(self) -> None:
-        # One resource-policy statement for the whole API rather than one per method.
-        integration = apigw.LambdaIntegration(
-            self.function, allow_test_invoke=False, scope_permission_to_method=False
-        )
+        # One resource-policy statement for the whole API rather than one per method (which
+        # also means no test-invoke permissions: `allow_test_invoke` would be ignored).
+        integration = apigw.LambdaIntegration(self.target, scope_permission_to_method=False)
         protected: dict[str, Any] = {
             "authorizer": self.authorizer,
             "authorization_type": apigw.AuthorizationType.CUSTOM,

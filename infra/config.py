@@ -111,6 +111,10 @@ class ApiConfig(_Section):
     # WAF in front of the stage with a per-IP rate-based rule (requests per 5 minutes).
     waf: bool = False
     waf_rate_limit: int = Field(default=2000, ge=100)
+    # Lambda SnapStart for these of the user-facing functions: they are initialized when a
+    # version is published, snapshotted, and restored instead of cold-started; API Gateway
+    # then calls their `live` alias. Off by default: docs/PERFORMANCE.md, "SnapStart".
+    snap_start: tuple[Literal["api", "authorizer"], ...] = ()
 
 
 class WorkerConfig(_Section):

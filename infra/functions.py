@@ -100,6 +100,7 @@ class FunctionFactory:
         timeout: Duration | None = None,
         memory_mb: int = 256,
         in_vpc: bool = True,
+        snap_start: bool = False,
     ) -> lambda_.Function:
         function_name = f"{self.config.resource_prefix}-{name}"
         return lambda_.Function(
@@ -123,6 +124,7 @@ class FunctionFactory:
             memory_size=memory_mb,
             reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             log_group=log_group(
                 scope, f"{construct_id}Logs", self.config, name=f"/aws/lambda/{function_name}"
             ),

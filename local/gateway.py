@@ -5,6 +5,7 @@ Gateway's (per token, TTL)."""
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import logging
 import re
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from taskmill.api.gateway_responses import (
     ACCESS_DENIED,
+    MIN_COMPRESSION_BYTES,
     TOO_LARGE,
     UNAUTHORIZED,
     UNAVAILABLE,
@@ -59,6 +61,38 @@ _SERVER_CODES = {
     431: "headers_too_large",
     505: "http_version_not_supported",
 }
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header names gzip with a quality above zero (API Gateway
+    does not compress for `*` or no header)."""
+    for coding in accept_encoding.split(","):
+        name, _, parameters = coding.strip().partition(";")
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            key, _, value = parameter.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if name.strip().lower() in ("gzip", "x-gzip") and quality > 0:
+            return True
+    return False
+
+
+def _compressed(request_headers: dict[str, str], headers: dict[str, str], data: bytes) -> bytes:
+    """What API Gateway does with minimumCompressionSize set: gzip an answer of at least
+    MIN_COMPRESSION_BYTES for a client that asks for gzip, unless it is encoded already."""
+    accept = next((v for k, v in request_headers.items() if k.lower() == "accept-encoding"), "")
+    if (
+        len(data) < MIN_COMPRESSION_BYTES
+        or not accepts_gzip(accept)
+        or any(name.lower() == "content-encoding" for name in headers)
+    ):
+        return data
+    headers["Content-Encoding"] = "gzip"
+    return gzip.compress(data, compresslevel=6)
 
 
 class AuthorizerCache:
@@ -191,8 +225,9 @@ class Gateway:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:
-                return None
+            def log_message(self, format: str, *args: Any) -> None:
+                # One line per request with TASKMILL_LOG_LEVEL=debug; silent otherwise.
+                logger.debug("%s %s", self.address_string(), format % args)
 
             def _serve(self) -> None:
                 gateway.serve(self)
@@ -302,6 +337,7 @@ class Gateway:
         data = (
             base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
         )
+        data = _compressed(headers, out_headers, data)
         self._reply(request, int(response.get("statusCode", 502)), out_headers, data)
 
     def _invoke(

@@ -38,7 +38,7 @@ COMPLETED = "COMPLETED"
 CANCELLED = "CANCELLED"
 FAILED = "FAILED"
 
-# Set on moto's Message objects. Strings only: moto deep-copies messages on every receive.
+# Set on moto's Message objects. Strings only: every receive returns a copy of the message.
 _CURRENT_QUEUE_ATTR = "_taskmill_queue_arn"
 _DLQ_SOURCE_ATTR = "_taskmill_dead_letter_source_arn"
 _TASKS_ATTR = "_taskmill_message_move_tasks"  # on the backend, so moto's reset() drops them

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +27,16 @@ class EmbeddedPostgres:
         import pgserver
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(data_dir, cleanup_mode="stop" if keep_data else "delete")
+        forget_dead_handles(data_dir)
+        try:
+            self._server = pgserver.get_server(
+                data_dir, cleanup_mode="stop" if keep_data else "delete"
+            )
+        except BaseException:
+            # Interrupted (Ctrl-C reaches `pg_ctl start` too) or failed after the server
+            # started: pgserver made no handle to stop it with.
+            stop_leftover(data_dir)
+            raise
         self.url = self._server.get_uri()
 
     def alive(self) -> bool:
@@ -39,6 +52,50 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         self._server.cleanup()
+
+
+def forget_dead_handles(data_dir: Path) -> None:
+    """pgserver stops its server when the last process that asked for it lets go, counting
+    them in `.handle_pids.json`; a process killed with `kill -9` stays counted forever, and
+    then nobody stops the server. Drop the pids of processes that are gone."""
+    from pgserver.postgres_server import PostgresServer
+
+    path = data_dir / ".handle_pids.json"
+    if not path.exists():
+        return
+    with PostgresServer._lock:
+        try:
+            pids = [int(pid) for pid in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError):
+            pids = []
+        alive = [pid for pid in pids if _process_exists(pid)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_leftover(data_dir: Path) -> bool:
+    """Stop a server running on `data_dir` that no handle knows about; True if there was one."""
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    if info is None or not info.is_running():
+        return False
+    user = "pgserver" if os.geteuid() == 0 else None  # as pgserver runs it under root
+    with PostgresServer._lock, contextlib.suppress(subprocess.SubprocessError, OSError):
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=30)
+    return True
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from taskmill.api.request_checks import check_request
 from taskmill.api.services import ApiServices, build_services
 from taskmill.lambda_support import PowertoolsMetrics
 from taskmill.settings import ApiSettings, load_settings
+from taskmill.snapstart import after_restore, initializing_for_snapshot, restore_uniqueness
 
 logger = Logger(service="taskmill-api")
 _app: tuple[APIGatewayRestResolver, ApiServices] | None = None
@@ -38,6 +39,19 @@ def handle(
     response = response or app.resolve(event, context)
     services.metrics.flush(PowertoolsMetrics(service="taskmill-api"))
     return response
+
+
+def restored() -> None:
+    """After a SnapStart restore: unique state made again, no connection from the snapshot."""
+    restore_uniqueness()
+    if _app is not None:
+        _app[1].db.close()
+
+
+if initializing_for_snapshot():
+    # SnapStart: built once at publication and restored everywhere (taskmill.snapstart).
+    container_app()
+    after_restore(restored)
 
 
 @logger.inject_lambda_context(

@@ -1,11 +1,12 @@
 """The recovery sweep Lambda, run by an EventBridge schedule every minute: nothing lost,
-stuck or forgotten (see `taskmill.recovery.sweep`)."""
+stuck or forgotten (see `taskmill.recovery.sweep`). Traced by Lambda's active tracing, as
+the worker is (no X-Ray SDK in the bundle)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskmill.db.credentials import database_from_settings
 from taskmill.jobs.store import JobStore
@@ -17,7 +18,6 @@ from taskmill.schedules.store import ScheduleStore
 from taskmill.settings import RecoverySettings, load_settings
 
 logger = Logger(service="taskmill-recovery")
-tracer = Tracer(service="taskmill-recovery")
 _sweeper: Sweeper | None = None
 
 
@@ -49,6 +49,5 @@ def sweep(sweeper: Sweeper) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return sweep(container_sweeper())

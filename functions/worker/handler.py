@@ -3,13 +3,17 @@
 The answer is Lambda's partial batch response: the messages listed in `batchItemFailures`
 come back (retries through visibility, released jobs); every other message of the batch is
 deleted by the event source mapping.
+
+Traced by Lambda's active tracing (set in `infra/functions.py`), not the Powertools Tracer:
+the X-Ray SDK it imports and the patching it does cost ~100-200 ms of every cold start, and
+the SDK is in maintenance mode (end of support 2027-02-25).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskmill.db.credentials import database_from_settings
 from taskmill.jobs.store import JobStore
@@ -21,7 +25,6 @@ from taskmill.worker.runner import Worker
 from taskmill.worker.services import PlatformServices
 
 logger = Logger(service="taskmill-worker")
-tracer = Tracer(service="taskmill-worker")
 _worker: Worker | None = None
 
 
@@ -59,6 +62,5 @@ def process_event(event: dict[str, Any], context: Any, worker: Worker) -> dict[s
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_event(event, context, container_worker())

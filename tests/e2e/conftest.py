@@ -86,18 +86,25 @@ class RunningStack:
         return self.process.wait(timeout=30)
 
 
-def start_stack(data_dir: Path, port: int, env: dict[str, str] | None = None) -> RunningStack:
-    """Start `python -m local.stack`; `env` adds variables (an SQS endpoint of the test's
-    own, job modules, shorter recovery periods)."""
-    env = {
+def stack_env(data_dir: Path, port: int, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a `python -m local.stack` on `data_dir` and `port` (its SQS on a
+    free port of its own, unless `env` says otherwise)."""
+    return {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")},
         "TASKMILL_DATA_DIR": str(data_dir),
         "TASKMILL_PORT": str(port),
+        "TASKMILL_SQS_PORT": str(free_port()),
         "TASKMILL_ADMIN_EMAIL": ADMIN_EMAIL,
         "TASKMILL_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
+
+
+def start_stack(data_dir: Path, port: int, env: dict[str, str] | None = None) -> RunningStack:
+    """Start `python -m local.stack`; `env` adds variables (an SQS endpoint of the test's
+    own, job modules, shorter recovery periods)."""
+    env = stack_env(data_dir, port, env)
     log = open(data_dir.parent / f"stack-{port}.log", "a")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [sys.executable, "-m", "local.stack"],

@@ -1,4 +1,5 @@
-"""API Gateway: which routes the authorizer guards, stage settings, error shapes, WAF."""
+"""API Gateway: which routes the authorizer guards, stage settings, error shapes, WAF,
+compression."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from taskmill.api.gateway_responses import GATEWAY_RESPONSES
+from taskmill.api.gateway_responses import GATEWAY_RESPONSES, MIN_COMPRESSION_BYTES
 from taskmill.api.public import PUBLIC_ROUTES
 
 from tests.infrastructure.conftest import Synthesized
@@ -109,6 +110,14 @@ def test_stage_throttles_logs_and_traces(dev: Synthesized, prod: Synthesized) ->
         assert settings["ThrottlingRateLimit"] == synthesized.config.api.throttle_rate_limit
         assert settings["ThrottlingBurstLimit"] == synthesized.config.api.throttle_burst_limit
         assert settings["DataTraceEnabled"] is False
+
+
+def test_large_answers_are_compressed_by_api_gateway(dev: Synthesized) -> None:
+    # The function answers plain text; API Gateway gzips for clients that accept it (the
+    # local gateway does the same with the same threshold).
+    [api] = dev.of_type("AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["MinimumCompressionSize"] == MIN_COMPRESSION_BYTES
+    assert "BinaryMediaTypes" not in api["Properties"]
 
 
 @pytest.mark.parametrize("response_type", sorted(GATEWAY_RESPONSES))

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from taskmill.auth.authorizer_settings import load_authorizer_settings
 from taskmill.settings import (
     ApiSettings,
     AuthorizerSettings,
@@ -192,6 +193,19 @@ def test_each_function_environment_is_valid_for_its_settings(
         model, {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
     )
     assert settings.stage == deployed.config.name
+
+
+def test_the_authorizer_reads_its_deployed_environment_without_pydantic(
+    dev: Synthesized,
+) -> None:
+    function = functions_by_name(dev)["authorizer"]
+    variables = dev.resources[dev.logical_id(function)]["Properties"]["Environment"]["Variables"]
+    settings = load_authorizer_settings(
+        {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
+    )
+    assert settings.stage == "dev"
+    assert settings.jwt_secret is None
+    assert settings.jwt_secret_arn == "resolved-at-deploy"
 
 
 def test_deployed_functions_migrate_serve_run_and_sweep(

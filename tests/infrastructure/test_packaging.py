@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from infra.bundling import RUNTIME_PROVIDED, install_layer, pip_arguments
+from infra.runtime import PYTHON_VERSION
 from tests.infrastructure.conftest import Synthesized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,15 +69,31 @@ def test_dependency_layer_has_linux_x86_64_wheels_for_the_runtime_python(
     assert (layer / "python" / module / f"{extension}.cpython-314-x86_64-linux-gnu.so").is_file()
 
 
-def test_dependency_layer_leaves_out_the_runtime_sdk_and_bytecode(assets: dict[str, Path]) -> None:
+def runtime_bytecode_only(tree: Path) -> None:
+    """Bytecode for the runtime's Python beside the sources (Lambda cannot write it), and
+    none for any other Python (this machine's would be dead weight)."""
+    tag = f"cpython-{PYTHON_VERSION.replace('.', '')}"
+    compiled = list(tree.rglob("*.pyc"))
+    assert compiled, f"no bytecode under {tree}"
+    assert all(f".{tag}." in p.name for p in compiled), [p.name for p in compiled[:3]]
+    for source in tree.rglob("*.py"):
+        if source.parent.name != "__pycache__":
+            assert (source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc").is_file(), source
+
+
+def test_dependency_layer_leaves_out_the_runtime_sdk_and_ships_runtime_bytecode(
+    assets: dict[str, Path],
+) -> None:
     layer = assets["dependencies"] / "python"
     for name in RUNTIME_PROVIDED:
         assert not list(layer.glob(f"{name}-*.dist-info")), name
     assert not (layer / "botocore").exists()
-    assert not list(layer.rglob("__pycache__"))
+    runtime_bytecode_only(layer / "pydantic")
+    runtime_bytecode_only(layer / "psycopg")
+    # Tracing is Lambda's active tracing: the X-Ray SDK (and its cold start) is not shipped.
+    assert not (layer / "aws_xray_sdk").exists()
     for required in (
         "aws_lambda_powertools",
-        "aws_xray_sdk",
         "pydantic",
         "psycopg",
         "jwt",
@@ -101,7 +118,7 @@ def test_package_layer_and_function_assets_hold_only_their_code(assets: dict[str
     assert sorted(p.name for p in package.iterdir()) == ["python"]
     assert (package / "python" / "taskmill" / "__init__.py").is_file()
     assert list((package / "python" / "taskmill" / "migrations").glob("0001_*.sql"))
-    assert not list(package.rglob("__pycache__"))
+    runtime_bytecode_only(package / "python")
     expected = {
         "api": {"__init__.py", "authorizer.py", "handler.py"},
         "worker": {"__init__.py", "handler.py"},
@@ -110,6 +127,7 @@ def test_package_layer_and_function_assets_hold_only_their_code(assets: dict[str
     }
     for name, files in expected.items():
         assert {p.name for p in assets[name].iterdir()} == files, name
+        assert not list(assets[name].rglob("__pycache__")), name
 
 
 def test_layer_hash_changes_with_the_pinned_requirements(tmp_path: Path) -> None:
@@ -167,7 +185,7 @@ def test_every_handler_imports_from_the_deployed_layout_alone(
             "for name in json.loads(sys.argv[2]):\n"
             "    module = importlib.import_module(name)\n"
             "    assert callable(module.handler), name\n"
-            "import taskmill, aws_xray_sdk\n"
+            "import taskmill\n"
             "assert taskmill.__file__.startswith(sys.path[1]), taskmill.__file__\n"
             # argon2 is imported when a password is first hashed, not with the handler.
             "from taskmill.auth.passwords import Argon2Params, Passwords\n"

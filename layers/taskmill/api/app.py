@@ -8,15 +8,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from taskmill.api import errors
+from taskmill.api import errors, openapi
 from taskmill.api.routes import admin, auth, jobs, operations, schedules, users, workers
 from taskmill.api.services import ApiServices
 from taskmill.errors import TaskmillError
 
-TITLE = "Taskmill API"
-VERSION = "1.0.0"
 # Each module contributes one Router; a new concern is one more entry here.
 ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
     auth.router,
@@ -27,7 +24,6 @@ ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
     operations.router,
     schedules.router,
 )
-SECURITY_SCHEMES: dict[str, Any] = {"bearer": HTTPBearer(bearerFormat="JWT")}
 
 
 def create_app(services: ApiServices) -> APIGatewayRestResolver:
@@ -95,26 +91,21 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
     for build in ROUTERS:
         app.include_router(build(services))
 
+    served: dict[str, str] = {}
+
+    def served_document() -> str:
+        # Built on the first request for it (every route is registered by then), once per
+        # container: the routes do not change while it lives.
+        if "document" not in served:
+            served["document"] = json.dumps(openapi.document(app), separators=(",", ":"))
+        return served["document"]
+
     @app.get("/v1/openapi.json", include_in_schema=False)
-    def openapi() -> Response[str]:
-        return Response(200, "application/json", openapi_document(app))
+    def openapi_json() -> Response[str]:
+        return Response(200, "application/json", served_document())
 
-    app.enable_swagger(
-        path="/v1/docs",
-        title=TITLE,
-        version=VERSION,
-        security_schemes=SECURITY_SCHEMES,
-        security=[{"bearer": []}],
-    )
+    @app.get("/v1/docs", include_in_schema=False)
+    def swagger_ui() -> Response[str]:
+        return Response(200, "text/html; charset=utf-8", openapi.swagger_page())
+
     return app
-
-
-def openapi_document(app: APIGatewayRestResolver) -> str:
-    return app.get_openapi_json_schema(
-        title=TITLE,
-        version=VERSION,
-        security_schemes=SECURITY_SCHEMES,
-        security=[{"bearer": []}],
-        description="Submit, watch and operate jobs. Errors are "
-        '`{"error": {"code", "message", "details"}}`.',
-    )

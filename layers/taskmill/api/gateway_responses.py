@@ -1,6 +1,11 @@
 """Errors API Gateway answers itself (before the API function runs), in the SPEC's error
 envelope. The CDK stack installs these as gateway responses; the local gateway and the test
-client answer with the same bodies, so a client sees one error shape everywhere."""
+client answer with the same bodies, so a client sees one error shape everywhere.
+
+Also what API Gateway does to answers on their way out: it gzips those of at least
+`MIN_COMPRESSION_BYTES` for a client that accepts gzip (the REST API's
+minimumCompressionSize; the local gateway does the same). The function itself never
+compresses: a gzipped Lambda proxy answer would need binary media types on the whole API."""
 
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ BAD_REQUEST = GatewayError(400, "invalid_request", "the request is invalid")
 UNAVAILABLE = GatewayError(503, "unavailable", "the service is unavailable; retry later")
 NOT_FOUND = GatewayError(404, "not_found", "no such route")
 WAF_BLOCKED = GatewayError(403, "forbidden", "the request was blocked")
+
+# Swagger UI's page (~1.7 MB, ~0.5 MB gzipped), the OpenAPI document and long lists are
+# compressed; a single job or a small error is not (gzip would cost more than it saves).
+MIN_COMPRESSION_BYTES = 8 * 1024
 
 # API Gateway response type -> what it answers.
 GATEWAY_RESPONSES: dict[str, GatewayError] = {

@@ -96,8 +96,19 @@ class RoleChange(Strict):
 
 
 class JobCreate(Strict):
-    type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    payload: dict[str, Any] = Field(default_factory=dict)
+    # An example that works as is: Swagger UI fills the body of Try-it-out with it, and
+    # schemathesis creates jobs with it (its stateful phase then works on real ones).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"type": "sleep", "payload": {"seconds": 2}}]},
+    )
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="A registered job type (`GET /v1/job-types`)."
+    )
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="Valid for the type's `payload_schema`."
+    )
     priority: PriorityName | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
     timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
@@ -113,6 +124,13 @@ class JobCreate(Strict):
 
 
 class JobBatchCreate(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"jobs": [{"type": "noop"}, {"type": "sleep", "payload": {"seconds": 1}}]}]
+        },
+    )
+
     jobs: list[JobCreate] = Field(min_length=1, max_length=100)
 
 

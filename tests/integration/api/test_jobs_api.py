@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from taskmill.jobs.store import JobStore
@@ -10,6 +14,8 @@ from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 
 from tests.integration.worker.conftest import queue_messages
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_create_sends_one_message_and_answers_201(as_user, sqs, job_queue, db) -> None:
@@ -358,6 +364,35 @@ def test_swagger_ui_is_served(client) -> None:
     r = client.get("/v1/docs", token=None)
     assert r.status == 200
     assert "swagger" in str(r.body).lower()
+
+
+def test_the_api_cold_start_builds_no_openapi_document_models() -> None:
+    """Powertools' OpenAPI models (~40 pydantic models) are for /v1/docs and openapi.json,
+    imported when asked for, not by every cold start of the API function."""
+    script = (
+        "import sys, functions.api.handler as h\n"
+        "h.container_app()\n"
+        "print('aws_lambda_powertools.event_handler.openapi.models' in sys.modules)\n"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://unused@127.0.0.1:1/unused",
+        "TASKMILL_JWT_SECRET": "k" * 48,
+        **{
+            f"TASKMILL_{kind}_URL_{p}": f"http://q/{kind}-{p}"
+            for kind in ("QUEUE", "DLQ")
+            for p in ("HIGH", "NORMAL", "LOW")
+        },
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_external_completion_sends_its_webhook_at_once(as_user, as_worker, sqs, job_queue) -> None:

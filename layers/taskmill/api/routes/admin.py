@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from taskmill.api.models import AuditEntry, AuditList, Health, QueueList, QueueOut
+from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable, InvalidInput
 from taskmill.jobs.stats import job_stats, oldest_queued_age
@@ -20,7 +21,10 @@ def router(services: ApiServices) -> Router:
     def admin() -> None:
         services.caller(r.current_event.raw_event, "admin")
 
-    @r.get("/v1/queues", tags=["operations"])
+    @r.get(
+        "/v1/queues",
+        **operation("listQueues", "Queue depths per priority (admin)", tag="operations"),
+    )
     def queues() -> QueueList:
         admin()
         depths = services.queue.depths()
@@ -32,12 +36,20 @@ def router(services: ApiServices) -> Router:
             ]
         )
 
-    @r.get("/v1/stats", tags=["operations"])
+    @r.get(
+        "/v1/stats",
+        **operation("getStats", "Job counts, throughput and durations (admin)", tag="operations"),
+    )
     def stats(window_hours: Annotated[int, Query(ge=1, le=24 * 30)] = 24) -> dict[str, Any]:
         admin()
         return job_stats(services.db, window_hours=window_hours)
 
-    @r.get("/v1/audit", tags=["operations"])
+    @r.get(
+        "/v1/audit",
+        **operation(
+            "listAuditEvents", "Audit log of admin and security events (admin)", tag="operations"
+        ),
+    )
     def audit(
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=20)] = None,
@@ -55,7 +67,15 @@ def router(services: ApiServices) -> Router:
             next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
         )
 
-    @r.get("/v1/health", tags=["operations"])
+    @r.get(
+        "/v1/health",
+        **operation(
+            "getHealth",
+            "Whether the database and the queues answer",
+            tag="operations",
+            success={200: "Both answer.", 503: ("One of them does not.", Health)},
+        ),
+    )
     def health() -> Response[Health]:
         database = queues_ok = True
         try:

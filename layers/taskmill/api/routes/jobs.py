@@ -25,6 +25,7 @@ from taskmill.api.models import (
     JobTypeOut,
     PriorityName,
 )
+from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from taskmill.jobs.model import Job, JobStatus
@@ -79,7 +80,20 @@ def router(services: ApiServices) -> Router:
         for job in jobs:
             services.metrics.add("JobsCreated", job_type=job.type, priority=job.priority.value)
 
-    @r.post("/v1/jobs", tags=["jobs"])
+    @r.post(
+        "/v1/jobs",
+        **operation(
+            "createJob",
+            "Create a job",
+            tag="jobs",
+            errors=[409],  # idempotency_mismatch
+            success={
+                201: "The job, created.",
+                200: "The job an earlier request with this `Idempotency-Key` and the same "
+                "body created; nothing new was created.",
+            },
+        ),
+    )
     def create_job(body: JobCreate, idempotency_key: IdempotencyKey = None) -> Response[JobOut]:
         who, account = creator()
         [result] = submit(
@@ -98,7 +112,20 @@ def router(services: ApiServices) -> Router:
             count_created([result.job])
         return Response(201 if result.created else 200, "application/json", JobOut.of(result.job))
 
-    @r.post("/v1/jobs/batch", tags=["jobs"])
+    @r.post(
+        "/v1/jobs/batch",
+        **operation(
+            "createJobs",
+            "Create up to 100 jobs in one request",
+            tag="jobs",
+            errors=[409],  # idempotency_mismatch
+            success={
+                201: "The jobs, in the order asked; at least one was created.",
+                200: "The jobs earlier requests with this `Idempotency-Key` created; none "
+                "was created now.",
+            },
+        ),
+    )
     def create_batch(
         body: JobBatchCreate, idempotency_key: IdempotencyKey = None
     ) -> Response[JobBatchOut]:
@@ -127,7 +154,10 @@ def router(services: ApiServices) -> Router:
             status, "application/json", JobBatchOut(items=[JobOut.of(res.job) for res in results])
         )
 
-    @r.get("/v1/jobs", tags=["jobs"])
+    @r.get(
+        "/v1/jobs",
+        **operation("listJobs", "List jobs (a user's own; all for an admin)", tag="jobs"),
+    )
     def list_jobs(
         status: Annotated[JobStatus | None, Query()] = None,
         type: Annotated[str | None, Query(max_length=100)] = None,
@@ -154,20 +184,34 @@ def router(services: ApiServices) -> Router:
         )
         return JobList(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
 
-    @r.get("/v1/jobs/<job_id>", tags=["jobs"])
+    @r.get("/v1/jobs/<job_id>", **operation("getJob", "Read a job", tag="jobs", errors=[404]))
     def get_job(job_id: UUID) -> JobOut:
         return JobOut.of(owned(job_id, caller()))
 
-    @r.get("/v1/jobs/<job_id>/status", tags=["jobs"])
+    @r.get(
+        "/v1/jobs/<job_id>/status",
+        **operation("getJobStatus", "A job's status, for polling", tag="jobs", errors=[404]),
+    )
     def job_status(job_id: UUID) -> JobStatusOut:
         return JobStatusOut.model_validate(owned(job_id, caller()).model_dump())
 
-    @r.get("/v1/jobs/<job_id>/events", tags=["jobs"])
+    @r.get(
+        "/v1/jobs/<job_id>/events",
+        **operation("listJobEvents", "A job's history", tag="jobs", errors=[404]),
+    )
     def job_events(job_id: UUID) -> list[JobEventOut]:
         owned(job_id, caller())
         return [JobEventOut.model_validate(e) for e in services.jobs.events(job_id)]
 
-    @r.patch("/v1/jobs/<job_id>", tags=["jobs"])
+    @r.patch(
+        "/v1/jobs/<job_id>",
+        **operation(
+            "updateJob",
+            "Edit a job (priority and run_at only before it runs)",
+            tag="jobs",
+            errors=[404, 409],
+        ),
+    )
     def edit_job(job_id: UUID, body: JobPatch) -> JobOut:
         owned(job_id, caller())
         job = services.jobs.update_details(job_id, **body.model_dump(exclude_none=True))
@@ -176,7 +220,10 @@ def router(services: ApiServices) -> Router:
         )
         return JobOut.of(services.jobs.get(job_id))
 
-    @r.post("/v1/jobs/<job_id>/cancel", tags=["jobs"])
+    @r.post(
+        "/v1/jobs/<job_id>/cancel",
+        **operation("cancelJob", "Cancel a job", tag="jobs", errors=[404, 409]),
+    )
     def cancel_job(job_id: UUID) -> JobOut:
         who = caller()
         owned(job_id, who)
@@ -185,7 +232,12 @@ def router(services: ApiServices) -> Router:
             raise Conflict("the job has already finished or is already being cancelled")
         return JobOut.of(job)
 
-    @r.post("/v1/jobs/<job_id>/retry", tags=["jobs"])
+    @r.post(
+        "/v1/jobs/<job_id>/retry",
+        **operation(
+            "retryJob", "Run a failed or cancelled job again", tag="jobs", errors=[404, 409]
+        ),
+    )
     def retry_job(job_id: UUID) -> JobOut:
         who = caller()
         job = services.outcomes.retry(
@@ -195,14 +247,26 @@ def router(services: ApiServices) -> Router:
             raise Conflict("only a failed or cancelled job can be retried")
         return JobOut.of(services.jobs.get(job_id))
 
-    @r.delete("/v1/jobs/<job_id>", tags=["jobs"])
+    @r.delete(
+        "/v1/jobs/<job_id>",
+        **operation(
+            "deleteJob",
+            "Delete a job that is not running",
+            tag="jobs",
+            errors=[404, 409],
+            success={204: "Deleted."},
+        ),
+    )
     def delete_job(job_id: UUID) -> Response[None]:
         owned(job_id, caller())
         if not services.jobs.delete(job_id):
             raise Conflict("a running job cannot be deleted; cancel it first")
         return Response(204)
 
-    @r.get("/v1/job-types", tags=["jobs"])
+    @r.get(
+        "/v1/job-types",
+        **operation("listJobTypes", "Job types, their payload schemas and defaults", tag="jobs"),
+    )
     def job_types() -> list[JobTypeOut]:
         services.caller(r.current_event.raw_event)
         return [

@@ -11,12 +11,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskmill.api.caller import Caller, request_id
+from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import JobStatus
 from taskmill.lifecycle.sending import send_pending
 from taskmill.recovery import dlq
-from taskmill.recovery.redrive_tasks import RedriveTaskStore
+from taskmill.recovery.redrive_tasks import RedriveTask, RedriveTaskStore
 from taskmill.topology import Priority
 
 SYNC_REDRIVE_LIMIT = 100
@@ -56,7 +57,12 @@ def router(services: ApiServices) -> Router:
             correlation_id=request_id(r.current_event.raw_event),
         )
 
-    @r.get("/v1/dlq/<priority>", tags=["operations"])
+    @r.get(
+        "/v1/dlq/<priority>",
+        **operation(
+            "peekDeadLetters", "Peek at a priority's dead-lettered jobs (admin)", tag="operations"
+        ),
+    )
     def peek(
         priority: Priority, limit: Annotated[int, Query(ge=1, le=500)] = 100
     ) -> dict[str, Any]:
@@ -70,7 +76,18 @@ def router(services: ApiServices) -> Router:
             "failed_without_message": [str(job_id) for job_id in result.missing_messages],
         }
 
-    @r.post("/v1/dlq/<priority>/redrive", tags=["operations"])
+    @r.post(
+        "/v1/dlq/<priority>/redrive",
+        **operation(
+            "redriveDeadLetters",
+            "Redrive dead-lettered jobs: all, or those chosen (admin)",
+            tag="operations",
+            success={
+                200: "Done (or, for a dry run, what would be done).",
+                202: ("Started in the background; poll the task.", RedriveTask),
+            },
+        ),
+    )
     def redrive(priority: Priority, body: RedriveRequest) -> Response[dict[str, Any]]:
         who = admin()
         if not body.dry_run and (body.background or body.limit > SYNC_REDRIVE_LIMIT):
@@ -103,12 +120,27 @@ def router(services: ApiServices) -> Router:
             audit(who, "dlq.redrive", {"priority": priority.value, **answer})
         return Response(200, "application/json", answer)
 
-    @r.get("/v1/dlq/redrives/<task_id>", tags=["operations"])
-    def redrive_progress(task_id: UUID) -> dict[str, Any]:
+    @r.get(
+        "/v1/dlq/redrives/<task_id>",
+        **operation(
+            "getRedriveTask",
+            "A background redrive's progress (admin)",
+            tag="operations",
+            errors=[404],
+        ),
+    )
+    def redrive_progress(task_id: UUID) -> RedriveTask:
         admin()
-        return RedriveTaskStore(services.db).get(task_id).model_dump(mode="json")
+        return RedriveTaskStore(services.db).get(task_id)
 
-    @r.post("/v1/admin/requeue", tags=["operations"])
+    @r.post(
+        "/v1/admin/requeue",
+        **operation(
+            "requeueStaleJobs",
+            "Re-send queued or failed jobs untouched for a while (admin)",
+            tag="operations",
+        ),
+    )
     def requeue(body: RequeueRequest) -> dict[str, Any]:
         """Manual recovery: re-send jobs that look stuck, like a recovery worker run by hand."""
         who = admin()

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from taskmill.api.caller import Caller
 from taskmill.api.models import JobCreate
+from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import NotFound
 from taskmill.lifecycle.submit import JobRequest, resolve
@@ -20,7 +21,12 @@ from taskmill.schedules.store import Schedule, ScheduleStore
 
 
 class ScheduleCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "nightly", "cron": "0 3 * * *", "job": {"type": "noop"}}]
+        },
+    )
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     cron: Annotated[str, StringConstraints(min_length=9, max_length=200)]
     job: JobCreate
@@ -58,7 +64,15 @@ def router(services: ApiServices) -> Router:
             raise NotFound("schedule not found")
         return schedule
 
-    @r.post("/v1/schedules", tags=["schedules"])
+    @r.post(
+        "/v1/schedules",
+        **operation(
+            "createSchedule",
+            "Create a recurring job from a cron expression (UTC)",
+            tag="schedules",
+            success={201: "The schedule."},
+        ),
+    )
     def create(body: ScheduleCreate) -> Response[ScheduleOut]:
         who = caller()
         cron = CronExpression.parse(body.cron)
@@ -71,7 +85,12 @@ def router(services: ApiServices) -> Router:
         )
         return Response(201, "application/json", ScheduleOut.of(schedule))
 
-    @r.get("/v1/schedules", tags=["schedules"])
+    @r.get(
+        "/v1/schedules",
+        **operation(
+            "listSchedules", "List schedules (a user's own; all for an admin)", tag="schedules"
+        ),
+    )
     def list_schedules() -> dict[str, Any]:
         who = caller()
         schedules = ScheduleStore(services.db).list_for(None if who.is_admin else who.id)
@@ -80,11 +99,23 @@ def router(services: ApiServices) -> Router:
             "next_cursor": None,
         }
 
-    @r.get("/v1/schedules/<schedule_id>", tags=["schedules"])
+    @r.get(
+        "/v1/schedules/<schedule_id>",
+        **operation("getSchedule", "Read a schedule", tag="schedules", errors=[404]),
+    )
     def get(schedule_id: UUID) -> ScheduleOut:
         return ScheduleOut.of(owned(schedule_id, caller()))
 
-    @r.delete("/v1/schedules/<schedule_id>", tags=["schedules"])
+    @r.delete(
+        "/v1/schedules/<schedule_id>",
+        **operation(
+            "deleteSchedule",
+            "Delete a schedule",
+            tag="schedules",
+            errors=[404],
+            success={204: "Deleted."},
+        ),
+    )
     def delete(schedule_id: UUID) -> Response[None]:
         owned(schedule_id, caller())
         ScheduleStore(services.db).delete(schedule_id)

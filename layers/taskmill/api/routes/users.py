@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from taskmill.api.caller import Caller, request_id
 from taskmill.api.models import RoleChange, UserCreate, UserList, UserOut, UserUpdate
+from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, NotFound
 
@@ -42,7 +43,7 @@ def router(services: ApiServices) -> Router:
             correlation_id=request_id(r.current_event.raw_event),
         )
 
-    @r.get("/v1/users", tags=["users"])
+    @r.get("/v1/users", **operation("listUsers", "List accounts (admin)", tag="users"))
     def list_users(
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=64)] = None,
@@ -59,19 +60,41 @@ def router(services: ApiServices) -> Router:
             items=[_out(u) for u in page], next_cursor=str(page[-1].id) if more else None
         )
 
-    @r.post("/v1/users", tags=["users"])
+    @r.post(
+        "/v1/users",
+        **operation(
+            "createUser",
+            "Create an account of any role (admin)",
+            tag="users",
+            errors=[409],  # the e-mail has an account
+            success={201: "The account."},
+        ),
+    )
     def create_user(body: UserCreate) -> Response[UserOut]:
         who = caller().require("admin")
         user = services.auth.register(body.email, body.password, role=body.role)
         audit("user.created", who, user.id, role=body.role)
         return Response(201, "application/json", _out(user))
 
-    @r.get("/v1/users/<user_id>", tags=["users"])
+    @r.get(
+        "/v1/users/<user_id>",
+        **operation(
+            "getUser", "Read an account (admin, or the account itself)", tag="users", errors=[404]
+        ),
+    )
     def get_user(user_id: UUID) -> UserOut:
         self_or_admin(user_id)
         return _out(services.users.get(user_id))
 
-    @r.patch("/v1/users/<user_id>", tags=["users"])
+    @r.patch(
+        "/v1/users/<user_id>",
+        **operation(
+            "updateUser",
+            "Change an account's e-mail, password or disabled state",
+            tag="users",
+            errors=[404, 409],  # the e-mail is taken; the last enabled admin
+        ),
+    )
     def update_user(user_id: UUID, body: UserUpdate) -> UserOut:
         who = self_or_admin(user_id)
         if body.disabled is not None and not who.is_admin:
@@ -94,14 +117,31 @@ def router(services: ApiServices) -> Router:
             audit("user.updated", who, user_id, fields=sorted(body.model_dump(exclude_none=True)))
         return _out(user)
 
-    @r.delete("/v1/users/<user_id>", tags=["users"])
+    @r.delete(
+        "/v1/users/<user_id>",
+        **operation(
+            "deleteUser",
+            "Delete an account (admin, or the account itself)",
+            tag="users",
+            errors=[404, 409],  # the last admin
+            success={204: "Deleted."},
+        ),
+    )
     def delete_user(user_id: UUID) -> Response[None]:
         who = self_or_admin(user_id)
         services.users.delete(user_id)
         audit("user.deleted", who, user_id)
         return Response(204)
 
-    @r.put("/v1/users/<user_id>/role", tags=["users"])
+    @r.put(
+        "/v1/users/<user_id>/role",
+        **operation(
+            "setUserRole",
+            "Set an account's role (admin)",
+            tag="users",
+            errors=[404, 409],  # the last admin
+        ),
+    )
     def set_role(user_id: UUID, body: RoleChange) -> UserOut:
         who = caller().require("admin")
         before = services.users.get(user_id)

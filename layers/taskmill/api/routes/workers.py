@@ -17,6 +17,7 @@ from taskmill.api.models import (
     LeaseRequest,
     ProgressRequest,
 )
+from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict
 from taskmill.jobs.model import Job
@@ -44,25 +45,49 @@ def router(services: ApiServices) -> Router:
             raise Conflict("this job is not of an external type")
         return job
 
-    @r.post("/v1/workers/claim", tags=["workers"])
+    @r.post(
+        "/v1/workers/claim",
+        **operation("claimJobs", "Claim queued jobs of external types (worker)", tag="workers"),
+    )
     def claim(body: ClaimRequest) -> list[ClaimedJob]:
         who = worker()
         jobs = services.jobs.claim_external(types=body.types, limit=body.limit, actor=who.actor)
         return [ClaimedJob.model_validate(job.model_dump()) for job in jobs]
 
-    @r.post("/v1/jobs/<job_id>/heartbeat", tags=["workers"])
+    @r.post(
+        "/v1/jobs/<job_id>/heartbeat",
+        **operation(
+            "heartbeat",
+            "Extend the lease on a claimed job",
+            tag="workers",
+            errors=[409],  # the lease is not held (also for a job that does not exist)
+        ),
+    )
     def heartbeat(job_id: UUID, body: LeaseRequest) -> dict[str, Any]:
         worker()
         job = held(services.jobs.heartbeat(job_id, body.lease_token))
         return {"lease_until": job.lease_until, "cancel_requested": job.cancel_requested}
 
-    @r.post("/v1/jobs/<job_id>/progress", tags=["workers"])
+    @r.post(
+        "/v1/jobs/<job_id>/progress",
+        **operation(
+            "reportProgress",
+            "Report a claimed job's progress",
+            tag="workers",
+            errors=[409],  # the lease is not held (also for a job that does not exist)
+        ),
+    )
     def progress(job_id: UUID, body: ProgressRequest) -> dict[str, Any]:
         worker()
         job = held(services.jobs.set_progress(job_id, body.lease_token, body.percent, body.message))
         return {"progress": job.progress, "cancel_requested": job.cancel_requested}
 
-    @r.post("/v1/jobs/<job_id>/complete", tags=["workers"])
+    @r.post(
+        "/v1/jobs/<job_id>/complete",
+        **operation(
+            "completeJob", "Report a claimed job's success", tag="workers", errors=[404, 409]
+        ),
+    )
     def complete(job_id: UUID, body: CompleteRequest) -> JobOut:
         who = worker()
         external_only(job_id)
@@ -73,7 +98,10 @@ def router(services: ApiServices) -> Router:
         )
         return JobOut.of(held(done[0] if done else None))
 
-    @r.post("/v1/jobs/<job_id>/fail", tags=["workers"])
+    @r.post(
+        "/v1/jobs/<job_id>/fail",
+        **operation("failJob", "Report a claimed job's failure", tag="workers", errors=[404, 409]),
+    )
     def fail(job_id: UUID, body: FailRequest) -> JobOut:
         who = worker()
         current = external_only(job_id)

@@ -1,0 +1,167 @@
+"""What `make run` checks before it starts anything, each failure one line saying what to do.
+
+A port in use, a second stack on the same data directory, an unreachable `DATABASE_URL`:
+found here, nothing has started yet, so nothing is left running after the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCK_NAME = "stack.lock"
+
+
+class PreflightError(Exception):
+    """A problem the user fixes; its message is one line with the fix."""
+
+
+@dataclass(frozen=True)
+class Port:
+    number: int
+    what: str  # "API", "SQS"
+    variable: str  # the environment variable that moves it
+
+
+def port_problem(
+    port: Port, host: str = "127.0.0.1", avoid: frozenset[int] = frozenset()
+) -> str | None:
+    """Why `port` cannot be listened on, or None. Probed the way the servers bind
+    (`SO_REUSEADDR`), so a port left in TIME_WAIT by the previous run is not "in use"."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port.number))
+            probe.listen(1)
+        except OSError as exc:
+            return port_message(port, exc, avoid)
+    return None
+
+
+def port_message(port: Port, exc: OSError, avoid: frozenset[int] = frozenset()) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port.number} ({port.what}) is already in use: stop what listens there "
+            f"(`ss -ltnp 'sport = :{port.number}'` shows it) or choose another port, e.g. "
+            f"{port.variable}={_free_near(port.number, avoid)} make run"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"port {port.number} ({port.what}) needs privileges to listen on: choose one above "
+            f"1023, e.g. {port.variable}={_free_near(8000 if port.what == 'API' else 9324, avoid)}"
+            " make run"
+        )
+    return f"cannot listen on 127.0.0.1:{port.number} ({port.what}, {port.variable}): {exc}"
+
+
+def _free_near(number: int, avoid: frozenset[int] = frozenset()) -> int:
+    """A port above `number` that is free now (a suggestion, not a reservation)."""
+    for candidate in range(number + 1, min(number + 100, 65535)):
+        if candidate not in avoid and port_problem(Port(candidate, "", "")) is None:
+            return candidate
+    return number + 1
+
+
+def check_ports(ports: list[Port]) -> None:
+    avoid = frozenset(port.number for port in ports)
+    problems = [problem for port in ports if (problem := port_problem(port, avoid=avoid))]
+    if problems:
+        raise PreflightError("; ".join(problems))
+
+
+class DataDirLock:
+    """One local stack per data directory: an exclusive `flock` on `<data_dir>/stack.lock`,
+    which holds the owner's pid for the message. The kernel releases the lock when its
+    process dies however it dies, so the lock of a killed stack is simply taken over."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            stop = f"stop it first (kill {holder})" if holder.isdigit() else "stop it first"
+            raise PreflightError(
+                f"another local stack (pid {holder}) is already running on {self.path.parent}: "
+                f"{stop}, or give this one its own TASKMILL_DATA_DIR"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        # The file stays (removing it would let a stack that opened it a moment ago lock a
+        # file nobody else sees); an empty one means "nobody".
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+# `user:password@` wherever it is (`postgresql://`, or a URL missing its colon).
+_USERINFO = re.compile(r"([^\s:/@]*):[^\s@/]*@")
+_PASSWORD_WORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str, password: str | None = None) -> str:
+    """`text` without a database password: the URL's user-info, `password=...` words, and
+    the password itself wherever else it appears (a driver message quoting the URL)."""
+    if password:
+        text = text.replace(password, "***")
+    text = _PASSWORD_WORD.sub(r"\1***", text)
+    return _USERINFO.sub(r"\1@", text)
+
+
+def describe_database(url: str) -> tuple[str, str | None]:
+    """`user@host:port/dbname` for messages (never the password), and the password (for
+    `redact`)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - a malformed URL is not echoed (it may hold a password)
+        return "not a connection string psycopg understands", None
+    host = str(parts.get("host") or "localhost (unix socket)")
+    port = parts.get("port") or 5432
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    password = parts.get("password")
+    return f"{user}{host}:{port}/{parts.get('dbname', '')}", str(password) if password else None
+
+
+def check_database(url: str, data_dir: Path, timeout_seconds: int = 5) -> None:
+    """Connect once to `DATABASE_URL`; a failure is one line with the host (no password) and
+    how to use the embedded Postgres instead."""
+    import psycopg
+
+    where, password = describe_database(url)
+    if password is None and where.startswith("not a"):
+        raise PreflightError(
+            f"DATABASE_URL is {where} (expected postgresql://USER:PASSWORD@HOST:5432/DBNAME): "
+            f"fix it, or unset it to use the embedded Postgres (data in "
+            f"{data_dir / 'pgdata'}): env -u DATABASE_URL make run"
+        )
+    try:
+        with psycopg.connect(url, connect_timeout=timeout_seconds, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        # libpq adds a generic hint; the line says what to do instead.
+        reason = reason.split(" Is the server running")[0].rstrip(" .")
+        raise PreflightError(
+            f"cannot reach the database in DATABASE_URL ({where}): {redact(reason, password)}. "
+            f"Start it or fix DATABASE_URL, or unset it to use the embedded Postgres "
+            f"(data in {data_dir / 'pgdata'}): env -u DATABASE_URL make run"
+        ) from None

@@ -1,0 +1,221 @@
+"""What a user sees of `make run` (`python -m local.stack`): the banner, one-line errors with
+their fix, stops at any moment that leave nothing behind, and restarts that lose no job.
+
+Real subprocesses; assertions on what is printed and what is left running, never on time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    ROOT,
+    Http,
+    RunningStack,
+    free_port,
+    stack_env,
+    start_stack,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def run_to_exit(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "local.stack"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def processes_on(data_dir: Path) -> str:
+    """Every process whose command line names the data directory (the stack, Postgres)."""
+    found = subprocess.run(["pgrep", "-af", str(data_dir)], capture_output=True, text=True)
+    return found.stdout.strip()
+
+
+def wait_for_exit(process: subprocess.Popen[str], timeout: float = 60) -> int:
+    return process.wait(timeout=timeout)
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """A port something else is listening on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        yield int(other.getsockname()[1])
+
+
+def test_the_banner_says_where_everything_is_and_its_login_line_works(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    port, sqs_port = free_port(), free_port()
+    env = {"TASKMILL_SQS_PORT": str(sqs_port), "TASKMILL_ADMIN_PASSWORD": ""}
+    stack = start_stack(data_dir, port, env)
+    try:
+        assert stack.stop() == 0
+        output = (tmp_path / f"stack-{port}.log").read_text()
+    finally:
+        if stack.process.poll() is None:
+            stack.process.kill()
+    url = f"http://127.0.0.1:{port}"
+    assert f"API:         {url}/v1\n" in output
+    assert f"Swagger UI:  {url}/v1/docs\n" in output
+    assert f"SQS:         http://127.0.0.1:{sqs_port}" in output
+    assert f"password in {data_dir / 'admin.password'}" in output
+    assert "Traceback" not in output
+    # Quiet: the banner and the stop, no request log (the test's health polls made requests).
+    assert len(output.splitlines()) < 15, output
+    [login] = [line.split("log in:", 1)[1] for line in output.splitlines() if "log in:" in line]
+    login = login.strip()
+    assert f"login --url {url} --email " in login
+
+    # The printed line, as printed, from where `make run` runs, against the running stack.
+    again = start_stack(data_dir, port, env)
+    try:
+        done = subprocess.run(
+            ["bash", "-c", login],
+            cwd=ROOT,
+            env={**os.environ, "TASKMILL_CONFIG_DIR": str(tmp_path / "cli")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "logged in" in done.stdout
+    finally:
+        assert again.stop() == 0
+
+
+@pytest.mark.parametrize("which", ["TASKMILL_PORT", "TASKMILL_SQS_PORT"])
+def test_a_port_in_use_is_one_line_with_the_fix_and_nothing_starts(
+    tmp_path, listening: int, which: str
+) -> None:
+    data_dir = tmp_path / "data"
+    done = run_to_exit(stack_env(data_dir, free_port(), {which: str(listening)}))
+    assert done.returncode != 0
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert f"port {listening}" in line
+    assert "already in use" in line
+    assert f"{which}=" in line  # how to choose another
+    assert not (data_dir / "pgdata").exists()
+    assert processes_on(data_dir) == ""
+
+
+def test_a_second_stack_on_the_same_data_dir_is_refused(stack: RunningStack) -> None:
+    done = run_to_exit(stack_env(stack.data_dir, free_port()))
+    assert done.returncode != 0
+    [line] = done.stderr.splitlines()
+    assert f"another local stack (pid {stack.process.pid})" in line
+    assert "TASKMILL_DATA_DIR" in line
+    assert stack.process.poll() is None  # the first one is untouched
+    assert Http(stack.url).call("GET", "/v1/health")[0] == 200
+
+
+def test_an_unreachable_database_url_is_one_line_without_the_password(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    url = f"postgresql://taskmill:pa55-word-XYZ@127.0.0.1:{free_port()}/taskmill"
+    done = run_to_exit({**stack_env(data_dir, free_port()), "DATABASE_URL": url})
+    assert done.returncode != 0
+    [line] = done.stderr.splitlines()
+    assert "pa55-word-XYZ" not in line
+    assert "127.0.0.1" in line
+    assert "unset" in line
+    assert "DATABASE_URL" in line
+    assert processes_on(data_dir) == ""
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_during_start_up_leaves_nothing_running_and_prints_no_traceback(
+    tmp_path, stop_signal: signal.Signals
+) -> None:
+    data_dir = tmp_path / "data"
+    log = tmp_path / "stack.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.stack"],
+            cwd=ROOT,
+            env=stack_env(data_dir, free_port()),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # SIGINT ignored, as for a job a shell starts with `&`: the stack must still hear it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        # Once its Postgres runs, the stack has something to stop.
+        pid_file = data_dir / "pgdata" / "postmaster.pid"
+        while not pid_file.exists() and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(stop_signal)
+        code = wait_for_exit(process)
+    output = log.read_text()
+    assert code == 0, output
+    assert "Traceback" not in output
+    assert output.splitlines()[-1] == "stopped."
+    assert processes_on(data_dir) == ""
+
+
+def test_jobs_queued_waiting_or_running_before_a_restart_run_after_it(tmp_path) -> None:
+    """Local SQS lives in memory and the previous process ran the bodies: after a restart,
+    with no manual step, a running job runs again, the job waiting for it follows, and a
+    delayed job whose message was lost runs when due."""
+    data_dir = tmp_path / "data"
+    first = start_stack(data_dir, free_port())
+    http = Http(first.url)
+    http.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    # The blocker: running when the stack stops; its lease (timeout 600 s + slack) would
+    # otherwise keep it "running" for ten minutes.
+    blocker = http.call(
+        "POST",
+        "/v1/jobs",
+        {"type": "sleep", "payload": {"seconds": 15}, "timeout_seconds": 600},
+    )[1]
+    assert http.wait_for(blocker["id"], {"running"}, timeout=60)["status"] == "running"
+    status, waiting = http.call("POST", "/v1/jobs", {"type": "noop", "depends_on": [blocker["id"]]})
+    assert (status, waiting["status"]) == (201, "waiting")
+    status, delayed = http.call("POST", "/v1/jobs", {"type": "noop", "delay_seconds": 25})
+    assert (status, delayed["status"]) == (201, "queued")
+    assert first.stop() == 0
+    stopped_output = (tmp_path / f"stack-{first.port}.log").read_text()
+    assert "Traceback" not in stopped_output
+
+    second = start_stack(data_dir, free_port())
+    try:
+        again = Http(second.url)
+        again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        for job in (blocker, waiting, delayed):
+            done = again.wait_for(job["id"], {"succeeded", "failed", "cancelled"}, timeout=120)
+            assert done["status"] == "succeeded", done
+    finally:
+        assert second.stop() == 0
+
+
+def test_a_killed_stack_is_taken_over_and_its_postgres_stopped_with_the_next(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    first = start_stack(data_dir, free_port())
+    first.process.kill()  # kill -9: no clean-up at all; its Postgres keeps running
+    first.process.wait(timeout=30)
+    assert re.search(r"postgres", processes_on(data_dir))
+    second = start_stack(data_dir, free_port())  # the lock of a dead process is free
+    again = Http(second.url)
+    again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert second.stop() == 0
+    assert processes_on(data_dir) == ""

@@ -1,0 +1,70 @@
+"""The layers' bytecode is for the runtime's Python, and that Python uses it.
+
+This machine's Python may not be the runtime's; Pyodide (CPython compiled to WebAssembly,
+installed by `npm ci`) is a CPython of the runtime's version, so it both compiles the
+bytecode and proves an importer of that version takes it rather than the source."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.packaging import ROOT, bytecode_compiler
+from infra.runtime import PYTHON_VERSION
+
+IMPORT_WITH_PYODIDE = """
+import { loadPyodide } from "pyodide";
+const pyodide = await loadPyodide();
+pyodide.FS.mkdirTree("/probe");
+pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: process.argv[1] }, "/probe");
+console.log(pyodide.runPython(`
+import json, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, "/probe")
+import probe
+json.dumps({"origin": probe.ORIGIN, "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+            "cached": probe.__spec__.cached})
+`));
+"""
+
+
+def test_the_bytecode_compiler_is_for_the_runtime_python() -> None:
+    compiler = bytecode_compiler(PYTHON_VERSION)
+    assert compiler is not None, "run `npm ci` (Pyodide) or put a python3.14 on PATH"
+    assert PYTHON_VERSION in compiler.description
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert bytecode_compiler(host) is not None  # this interpreter, for the bench
+    assert bytecode_compiler("9.9", node_modules=Path("/nonexistent")) is None
+
+
+def test_a_runtime_python_importer_uses_the_compiled_bytecode(tmp_path: Path) -> None:
+    compiler = bytecode_compiler(PYTHON_VERSION)
+    assert compiler is not None
+    (tmp_path / "probe.py").write_text('ORIGIN = "bytecode"\n')
+    compiler.compile(tmp_path, PYTHON_VERSION)
+    tag = f"cpython-{PYTHON_VERSION.replace('.', '')}"
+    assert [p.name for p in (tmp_path / "__pycache__").iterdir()] == [f"probe.{tag}.pyc"]
+    # Unchecked-hash bytecode is used whatever the source says now: an importer that read
+    # the source would answer "source".
+    (tmp_path / "probe.py").write_text('ORIGIN = "source"\n')
+    node = shutil.which("node")
+    if not compiler.pyodide:
+        pytest.skip("compiled by a native interpreter of the runtime's version")
+    assert node is not None
+    result = subprocess.run(
+        [node, "--input-type=module", "-e", IMPORT_WITH_PYODIDE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    )
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["python"] == PYTHON_VERSION
+    assert answer["origin"] == "bytecode"
+    assert answer["cached"].endswith(f"probe.{tag}.pyc")

@@ -1,0 +1,274 @@
+"""The `taskmill` CLI without a server: help, version, URL choice, exit codes, completion, batch
+files. What it does against a real API is in tests/e2e/test_cli.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import cli
+from local.cli import main
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("TASKMILL_URL", "TASKMILL_PORT", "TASKMILL_PROFILE", "TASKMILL_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TASKMILL_CONFIG_DIR", str(tmp_path / "config"))
+    return tmp_path / "config"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"taskmill {version('taskmill')}"
+
+
+def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, child in action.choices.items():
+                yield name, argparse.Action([], name, help=helps.get(name))
+                for path, nested in subcommands(child):
+                    yield f"{name} {path}", nested
+
+
+def test_every_command_and_option_has_help() -> None:
+    missing = []
+    for path, command in cli.walk(cli.parser()):
+        for action in command._actions:
+            if not action.help and not isinstance(action, argparse._SubParsersAction):
+                missing.append(f"{path or 'taskmill'}: {action.option_strings or action.dest}")
+    missing += [f"{path}: no summary" for path, a in subcommands(cli.parser()) if not a.help]
+    assert missing == []
+
+
+def test_help_documents_exit_codes_and_completion(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for line in ("0    success", "1    a watched job", "3    not logged in", "130  interrupted"):
+        assert line in out
+    assert 'eval "$(taskmill completion bash)"' in out
+    for command in ("whoami", "logout", "stats", "audit", "completion"):
+        assert f"    {command}" in out
+
+
+def test_the_url_follows_the_environment_then_the_profile(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli.Client("default", None).url == "http://127.0.0.1:8000"
+    isolated.mkdir(parents=True)
+    (isolated / "profiles.json").write_text(json.dumps({"default": {"url": "https://saved/"}}))
+    assert cli.Client("default", None).url == "https://saved"
+    monkeypatch.setenv("TASKMILL_PORT", "18999")
+    assert cli.Client("default", None).url == "http://127.0.0.1:18999"
+    monkeypatch.setenv("TASKMILL_URL", "https://env.example/")
+    assert cli.Client("default", None).url == "https://env.example"
+    assert cli.Client("default", "http://flag:1").url == "http://flag:1"
+
+
+def test_a_bad_port_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TASKMILL_PORT", "eighty")
+    assert main(["types"]) == 2
+    assert capsys.readouterr().err == "taskmill: TASKMILL_PORT='eighty' is not a port number\n"
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
+    """A scripted API: `answers[path]` is (status, body); every request is recorded."""
+    seen: list[dict[str, Any]] = []
+    answers: dict[str, Any] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length) if length else b""
+            seen.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "auth": self.headers.get("Authorization"),
+                    "body": json.loads(body) if body else None,
+                }
+            )
+            status, reply = answers.get(self.path, (404, {"error": {"code": "not_found"}}))
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_DELETE = answer
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen, answers
+    server.shutdown()
+    server.server_close()
+
+
+def save_profile(config: Path, url: str) -> None:
+    config.mkdir(parents=True, exist_ok=True)
+    profile = {"url": url, "access_token": "old-access", "refresh_token": "old-refresh"}
+    (config / "profiles.json").write_text(json.dumps({"default": profile}))
+
+
+def test_a_401_tries_a_refresh_then_says_run_taskmill_login(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    unauthorized = {"error": {"code": "unauthorized", "message": "the session has ended"}}
+    answers["/v1/auth/me"] = (401, unauthorized)
+    answers["/v1/auth/refresh"] = (401, unauthorized)
+    assert main(["whoami"]) == 3
+    assert [s["path"] for s in seen] == ["/v1/auth/me", "/v1/auth/refresh"]
+    assert seen[0]["auth"] == "Bearer old-access"
+    assert seen[1]["body"] == {"refresh_token": "old-refresh"}
+    err = capsys.readouterr().err
+    assert err == (
+        "taskmill: 401 unauthorized: the session has ended; "
+        f"run `taskmill login --url {url} --email EMAIL`\n"
+    )
+
+
+def test_a_profiles_tokens_go_only_to_its_own_url(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, "https://elsewhere.example")
+    answers["/v1/auth/me"] = (401, {"error": {"code": "unauthorized", "message": "no token"}})
+    assert main(["--url", url, "whoami"]) == 3
+    assert [(s["path"], s["auth"]) for s in seen] == [("/v1/auth/me", None)]
+    assert f"not logged in ({url}, profile default)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, 4), (409, 4), (429, 4), (500, 5), (503, 5)])
+def test_exit_codes_follow_the_status(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str], status: int, code: int
+) -> None:
+    url, _, answers = api
+    save_profile(isolated, url)
+    answers["/v1/stats?window_hours=24"] = (status, {"error": {"code": "x", "message": "no"}})
+    assert main(["stats"]) == code
+    assert capsys.readouterr().err == f"taskmill: {status} x: no\n"
+
+
+def test_an_unreachable_server_is_exit_5_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: connections are refused
+        assert main(["--url", f"http://127.0.0.1:{port}", "jobs", "list"]) == 5
+    err = capsys.readouterr().err
+    assert err.startswith(f"taskmill: cannot reach http://127.0.0.1:{port}: ")
+    assert err.count("\n") == 1
+
+
+def test_usage_errors_are_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["jobs", "create", "noop", "--payload", "{nope"]) == 2
+    assert "--payload is not valid JSON" in capsys.readouterr().err
+    assert main(["jobs", "batch", str(tmp_path / "missing.jsonl")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["jobs", "frobnicate"])
+    assert exited.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"jobs": [{"type": "noop"}, {"type": "sleep"}]}',
+        '[{"type": "noop"}, {"type": "sleep"}]',
+        '{"type": "noop"}\n\n{"type": "sleep"}\n',
+    ],
+)
+def test_batch_files_are_json_or_json_lines(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "jobs"
+    path.write_text(text)
+    assert [job["type"] for job in cli.read_batch(str(path))] == ["noop", "sleep"]
+
+
+def test_a_batch_of_more_than_100_goes_in_requests_with_derived_keys(
+    api, isolated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    job = {"id": "j", "type": "noop", "status": "queued", "priority": "normal", "attempts": 0}
+    answers["/v1/jobs/batch"] = (201, {"items": [job] * 100})
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"type": "noop"}\n' * 150)
+    assert main(["--json", "jobs", "batch", str(path), "--idempotency-key", "k"]) == 0
+    assert [len(s["body"]["jobs"]) for s in seen] == [100, 50]
+    assert len(json.loads(capsys.readouterr().out)["items"]) == 200  # what the API answered
+
+
+def run_completion(script: str, *words: str) -> list[str]:
+    words_array = " ".join(f"'{w}'" for w in words)
+    program = f"""{script}
+COMP_WORDS=({words_array}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); _taskmill
+printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+    done = subprocess.run(
+        ["bash", "-c", program], capture_output=True, text=True, check=True, timeout=10
+    )
+    return done.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_bash_completion_offers_commands_options_and_values(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert "complete -o default -F _taskmill taskmill" in script
+    assert "whoami" in run_completion(script, "taskmill", "")
+    assert run_completion(script, "taskmill", "jobs", "ev") == ["events"]
+    assert run_completion(script, "taskmill", "--json", "jobs", "create", "x", "--pri") == [
+        "--priority"
+    ]
+    assert run_completion(script, "taskmill", "jobs", "list", "--status", "f") == ["failed"]
+    assert run_completion(script, "taskmill", "dlq", "redrive", "") == ["high", "normal", "low"]
+    # A free value (a URL, a file) is left to the shell's own completion.
+    assert run_completion(script, "taskmill", "--url", "") == []
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="no zsh")
+def test_the_zsh_script_loads_in_zsh(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["completion", "zsh"]) == 0
+    script = tmp_path / "completion.zsh"
+    script.write_text(capsys.readouterr().out)
+    # Without compinit loaded first (as in a bare ~/.zshrc) as well.
+    check = f"source {script}; print -r -- $_comps[taskmill]"
+    done = subprocess.run(
+        ["zsh", "-f", "-c", check],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+        env={**os.environ, "ZDOTDIR": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.strip() == "_bash_complete -o default -F _taskmill"
