@@ -34,11 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "layers"))
 
-# As in Lambda: Powertools adds the trace id to every log line; the Tracer stays off outside
-# Lambda (no X-Ray daemon here), so its own overhead is not in the figures.
+# As in Lambda, Powertools adds the trace id to every log line (counted in the bytes logged).
 os.environ.setdefault("_X_AMZN_TRACE_ID", "Root=1-6742a6e3-3c8e3a5f1e2d4b6a7c8d9e0f;Sampled=1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Taskmill")
+
+from summary import add_row  # noqa: E402
 
 from bench.cost_model import (  # noqa: E402
     CUSTOM_METRIC_MONTH,
@@ -60,36 +61,12 @@ BATCH_JOBS = 100
 WORKER_JOBS = int(os.environ.get("BENCH_COST_JOBS", "2000"))
 SWEEPS = int(os.environ.get("BENCH_COST_SWEEPS", "30"))
 WARM_UP = 10
+IDLE_TARGETS = {"dev": "<= $50 (issue 13)"}
 QUEUE_URLS = {
     f"TASKMILL_{kind}_URL_{p}": f"https://sqs.us-east-1.amazonaws.com/123456789012/cost-{p}{sfx}"
     for kind, sfx in (("QUEUE", ""), ("DLQ", "-dlq"))
     for p in ("HIGH", "NORMAL", "LOW")
 }
-
-
-class ConstantSqs:
-    """SQS answering every call at once (Taskmill's own cost; the model adds the network)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        self.calls += 1
-        return {
-            "Successful": [
-                {"Id": e["Id"], "MessageId": f"m-{self.calls}-{e['Id']}", "MD5OfMessageBody": ""}
-                for e in Entries
-            ],
-            "Failed": [],
-        }
-
-    def send_message(self, **_: Any) -> dict[str, Any]:
-        self.calls += 1
-        return {"MessageId": f"m-{self.calls}"}
-
-    def change_message_visibility(self, **_: Any) -> dict[str, Any]:
-        self.calls += 1
-        return {}
 
 
 class CountingSink(io.TextIOBase):
@@ -127,8 +104,9 @@ def logs_into(sink: CountingSink, *loggers: Any) -> Iterator[None]:
             handler.setStream(stream)
 
 
-def sample(call: Callable[[], Any], *, db: Any, sqs: ConstantSqs, sink: CountingSink) -> Invocation:
-    trips, calls, logged, events = db.round_trips, sqs.calls, sink.bytes, sink.events
+def sample(call: Callable[[], Any], *, db: Any, queue: Any, sink: CountingSink) -> Invocation:
+    """One invocation of `call`: times, and what `db`, `queue` (a JobQueue) and `sink` saw."""
+    trips, calls, logged, events = db.round_trips, queue.calls, sink.bytes, sink.events
     wall, cpu = time.perf_counter(), time.process_time()
     call()
     wall_ms = (time.perf_counter() - wall) * 1000
@@ -137,7 +115,7 @@ def sample(call: Callable[[], Any], *, db: Any, sqs: ConstantSqs, sink: Counting
         wall_ms=wall_ms,
         cpu_ms=min(cpu_ms, wall_ms),
         sql_round_trips=db.round_trips - trips,
-        sqs_calls=sqs.calls - calls,
+        sqs_calls=queue.calls - calls,
         log_bytes=sink.bytes - logged,
         log_events=sink.events - events,
     )
@@ -180,7 +158,7 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
     import functions.api.handler as api_module
     import functions.retry.sweep as sweep_module
     import functions.worker.handler as worker_module
-    from bench.bench_api import api_client
+    from bench.bench_api import ConstantTimeSqs, api_client
     from bench.bench_worker import record, taskmill_jobs, taskmill_worker
     from local.postgres import create_database
     from tests.support.apigw import rest_event, token_event
@@ -197,10 +175,9 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
     )
 
     # API: the deployed handler with its container's app and services already built.
-    sqs = ConstantSqs()
-    client = api_client(url, sqs, QUEUE_URLS, logger=api_module.logger)
+    client = api_client(url, ConstantTimeSqs(), QUEUE_URLS, logger=api_module.logger)
     api_module._app = (client.app, client.services)
-    db = client.services.db
+    db, queue = client.services.db, client.services.queue
     policy = authorizer_module.check(
         token_event("POST", "/v1/jobs", client.token), client.services.tokens
     )
@@ -222,17 +199,19 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
     authorizer_module._config = client.services.tokens
     with logs_into(sink, *loggers):
         for _ in range(WARM_UP + REQUESTS):
-            single.append(sample(create({"type": "noop"}, "/v1/jobs"), db=db, sqs=sqs, sink=sink))
+            single.append(
+                sample(create({"type": "noop"}, "/v1/jobs"), db=db, queue=queue, sink=sink)
+            )
         jobs = {"jobs": [{"type": "noop"}] * BATCH_JOBS}
         for _ in range(WARM_UP + BATCHES):
-            batch.append(sample(create(jobs, "/v1/jobs/batch"), db=db, sqs=sqs, sink=sink))
+            batch.append(sample(create(jobs, "/v1/jobs/batch"), db=db, queue=queue, sink=sink))
         event = token_event("POST", "/v1/jobs", client.token)
         for _ in range(WARM_UP + REQUESTS):
             authorizer.append(
                 sample(
                     lambda: authorizer_module.handler(event, context("authorizer", 512)),
                     db=db,
-                    sqs=sqs,
+                    queue=queue,
                     sink=sink,
                 )
             )
@@ -242,7 +221,6 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
     ids = taskmill_jobs(url, WORKER_JOBS)
     worker, worker_db = taskmill_worker(url, logger=worker_module.logger)
     worker_module._worker = worker
-    stub = ConstantSqs()  # noop batches make no SQS call (bench_worker's client refuses any)
     size = 10
     events = [{"Records": [record(i) for i in ids[s : s + size]]} for s in range(0, len(ids), size)]
     batches: list[Invocation] = []
@@ -253,7 +231,8 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
                 response = worker_module.handler(event, context("worker", 1024))
                 assert response == {"batchItemFailures": []}, response
 
-            batches.append(sample(work, db=worker_db, sqs=stub, sink=sink))
+            # noop batches make no SQS call (bench_worker's client would refuse one)
+            batches.append(sample(work, db=worker_db, queue=worker.queue, sink=sink))
     worker_db.close()
     # Each metric name + dimension set the API and worker published is a custom metric.
     active = custom_metrics(sink.text())
@@ -266,10 +245,10 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
         **{k.removeprefix("TASKMILL_").lower(): v for k, v in QUEUE_URLS.items()},
     )
     sweep_db = Database(idle_url)
-    sweep_sqs = ConstantSqs()
+    sweep_queue = JobQueue(settings, client_factory=ConstantTimeSqs)
     sweep_module._sweeper = Sweeper(
         JobStore(sweep_db),
-        JobQueue(settings, client_factory=lambda: sweep_sqs),
+        sweep_queue,
         build_registry(settings),
         SweepLimits(
             batch=settings.sweep_batch_limit,
@@ -288,7 +267,7 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
                 sample(
                     lambda: sweep_module.handler({}, context("recovery", 512)),
                     db=sweep_db,
-                    sqs=sweep_sqs,
+                    queue=sweep_queue,
                     sink=sweep_sink,
                 )
             )
@@ -411,10 +390,14 @@ def print_per_million(
         rows.append(tuple(line))
     totals = ["total per million jobs"]
     for name in names:
-        totals += [
-            money(sum(r.single for r in per_env[name])),
-            money(sum(r.batch for r in per_env[name])),
-        ]
+        single = sum(r.single for r in per_env[name])
+        batch = sum(r.batch for r in per_env[name])
+        totals += [money(single), money(batch)]
+        add_row(
+            "cost",
+            f"per million noop jobs, {name}: single / batch of {measured.batch_jobs}",
+            f"{money(single)} / {money(batch)}",
+        )
     rows.append(tuple(totals))
     for bound in ("authorizer on every request", "X-Ray: every request traced"):
         line = [f"  + {bound}"]
@@ -458,6 +441,11 @@ def print_idle(
             )
         )
     rows.append(("total per month", *[money(cost.total) for cost in costs.values()]))
+    if not title:
+        for name, cost in costs.items():
+            add_row(
+                "cost", f"idle per month, {name}", money(cost.total), IDLE_TARGETS.get(name, "")
+            )
     for line in table(rows, "<" + ">" * len(costs)):
         print("  " + line)
     for name, cost in costs.items():
