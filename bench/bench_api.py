@@ -75,27 +75,54 @@ class ConstantTimeSqs:
         }
 
 
+def api_client(url: str, sqs: Any, queue_urls: dict[str, str], logger: Any = None) -> Any:
+    """The API handler's app and services (as its container builds them) on the migrated
+    database `url`, sending through the SQS client `sqs` to `queue_urls` (TASKMILL_* names),
+    behind a `tests.support.apigw.ApiClient` signed in as a new bench user."""
+    from taskmill.api.app import create_app
+    from taskmill.api.services import ApiServices
+    from taskmill.auth.passwords import hash_password
+    from taskmill.auth.tokens import TokenConfig
+    from taskmill.db import Database
+    from taskmill.jobtypes.defaults import build_registry
+    from taskmill.queue.sqs import JobQueue
+    from taskmill.settings import ApiSettings, JobTypeSettings
+    from taskmill.users.store import UserStore
+
+    from tests.support.apigw import ApiClient
+
+    urls: dict[str, Any] = {
+        name.removeprefix("TASKMILL_").lower(): value for name, value in queue_urls.items()
+    }
+    settings = ApiSettings(database_url=url, jwt_secret="k" * 48, max_unfinished_jobs=10**7, **urls)
+    db = Database(url)
+    queue = JobQueue(settings, client_factory=lambda: sqs)
+    services = ApiServices(
+        settings,
+        db,
+        queue,
+        build_registry(JobTypeSettings()),
+        TokenConfig("k" * 48, "taskmill", "taskmill-api"),
+        logger or logging.getLogger("bench"),
+    )
+    client = ApiClient(create_app(services), services)
+    email = f"bench-{os.getpid()}-{time.monotonic_ns()}@example.com"
+    UserStore(db).create(email, hash_password("bench password"))
+    client.login(email, "bench password")
+    return client
+
+
 def latency(server_url: str, sqs_mode: str) -> dict[str, list[float]]:
     """Timings in ms per operation through the in-process API handler (the authorizer step
     included), with `sqs_mode` "stub" (ConstantTimeSqs) or "moto" (moto's SQS in process, with
     the local stack's fixes applied)."""
     import boto3
     from moto import mock_aws
-    from taskmill.api.app import create_app
-    from taskmill.api.services import ApiServices
-    from taskmill.auth.passwords import hash_password
-    from taskmill.auth.tokens import TokenConfig
-    from taskmill.db import Database
     from taskmill.db.migrate import migrate
-    from taskmill.jobtypes.defaults import build_registry
-    from taskmill.queue.sqs import JobQueue
-    from taskmill.settings import ApiSettings, JobTypeSettings
-    from taskmill.users.store import UserStore
 
     from local import moto_fast
     from local.postgres import create_database
     from local.queues import create_queues
-    from tests.support.apigw import ApiClient
 
     moto_fast.apply()
     url = create_database(server_url, f"bench_api_{sqs_mode}_{os.getpid()}")
@@ -111,27 +138,9 @@ def latency(server_url: str, sqs_mode: str) -> dict[str, list[float]]:
     }
     with mock_aws():
         moto_sqs = boto3.client("sqs")
-        env = create_queues(moto_sqs, "bench")
         sqs = moto_sqs if sqs_mode == "moto" else ConstantTimeSqs()
-        urls: dict[str, Any] = {
-            name.removeprefix("TASKMILL_").lower(): value for name, value in env.items()
-        }
-        settings = ApiSettings(
-            database_url=url, jwt_secret="k" * 48, max_unfinished_jobs=10**7, **urls
-        )
-        db = Database(url)
-        queue = JobQueue(settings, client_factory=lambda: sqs)
-        services = ApiServices(
-            settings,
-            db,
-            queue,
-            build_registry(JobTypeSettings()),
-            TokenConfig("k" * 48, "taskmill", "taskmill-api"),
-            logging.getLogger("bench"),
-        )
-        client = ApiClient(create_app(services), services)
-        UserStore(db).create("bench@example.com", hash_password("bench password"))
-        client.login("bench@example.com", "bench password")
+        client = api_client(url, sqs, create_queues(moto_sqs, "bench"))
+        db, queue = client.services.db, client.services.queue
         sink = open(os.devnull, "w")  # noqa: SIM115 - the EMF lines the handler prints
         stdout, sys.stdout = sys.stdout, sink
         trips, calls, ids = [], [], []

@@ -132,7 +132,8 @@ def record(job_id: Any) -> dict[str, Any]:
     }
 
 
-def taskmill_jobs(url: str) -> list[Any]:
+def taskmill_jobs(url: str, count: int = JOBS) -> list[Any]:
+    """`count` noop jobs of a new owner, queued and marked sent (as after the API's send)."""
     db = Database(url)
     store = JobStore(db)
     owner = uuid4()
@@ -150,8 +151,8 @@ def taskmill_jobs(url: str) -> list[Any]:
         backoff_max_seconds=1,
     )
     ids: list[Any] = []
-    for start in range(0, JOBS, 500):
-        created = store.create_many(owner, [spec] * min(500, JOBS - start), actor="bench")
+    for start in range(0, count, 500):
+        created = store.create_many(owner, [spec] * min(500, count - start), actor="bench")
         ids.extend(r.job.id for r in created)
     store.mark_enqueued(ids)
     # What autovacuum would have done by now on a live system.
@@ -160,8 +161,8 @@ def taskmill_jobs(url: str) -> list[Any]:
     return ids
 
 
-def taskmill_consumer(url: str, events: list[dict[str, Any]], results: Any) -> None:
-    """One 'Lambda invocation stream': its own container, connection and worker."""
+def taskmill_worker(url: str, logger: Any = None) -> tuple[Worker, Database]:
+    """The worker a Lambda container builds (its own connection), SQS unused (noop jobs)."""
     db = Database(url)
     base = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-jobs"
     urls: dict[str, Any] = {}
@@ -174,7 +175,14 @@ def taskmill_consumer(url: str, events: list[dict[str, Any]], results: Any) -> N
         JobQueue(settings, client_factory=UnusedSqs),
         build_registry(settings),
         PlatformServices(settings),
+        logger=logger,
     )
+    return worker, db
+
+
+def taskmill_consumer(url: str, events: list[dict[str, Any]], results: Any) -> None:
+    """One 'Lambda invocation stream': its own container, connection and worker."""
+    worker, db = taskmill_worker(url)
     trips = []
     sink = io.StringIO()  # the EMF lines the handler prints are part of its cost
     for event in events:

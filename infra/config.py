@@ -16,41 +16,64 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-# What each interface endpoint name in `network.interface_endpoints` serves.
+# What each interface endpoint name in `network.interface_endpoints` serves. Each one costs
+# per AZ-hour whether used or not (see docs/PERFORMANCE.md "Cost"): list only what calls it.
+# Lambda's own logs, metrics (EMF) and traces leave through the Lambda service, not the VPC.
 ENDPOINT_PURPOSES: dict[str, str] = {
-    "sqs": "job queues (API, worker, recovery)",
+    "sqs": "job queues (API, worker, recovery, redrive, container events)",
     "secretsmanager": "database, JWT, webhook and first-admin secrets; secret rotation",
     "lambda": "the API starting an asynchronous DLQ redrive",
     "ecs": "container.run starting Fargate tasks",
     "ecr.api": "Fargate tasks pulling images from ECR",
     "ecr.dkr": "Fargate tasks pulling images from ECR",
-    "logs": "Fargate task logs",
+    "logs": "Fargate task logs (the awslogs driver)",
     "email": "email.send through SES",
 }
 
 
 # What the functions cannot work without when there is no NAT.
 REQUIRED_WITHOUT_NAT = frozenset({"sqs", "secretsmanager", "lambda"})
+# What container.run needs without NAT (images from ECR come through the S3 gateway endpoint).
+CONTAINER_ENDPOINTS = frozenset({"ecs", "ecr.api", "ecr.dkr", "logs"})
 
 
 class NetworkConfig(_Section):
-    max_azs: int = Field(default=2, ge=2, le=3)  # RDS subnet groups need two AZs
+    # The AZs the VPC spans. The data tier (the database's subnet group, RDS Proxy) uses all
+    # of them: RDS needs a subnet group in two AZs even for a single-AZ instance.
+    max_azs: int = Field(default=2, ge=2, le=3)
+    # The AZs of the application tier: the functions, the interface endpoints (each costs per
+    # AZ-hour) and container.run tasks. None: all `max_azs`. 1 trades surviving the loss of
+    # an AZ for half the endpoint cost (the `dev` choice).
+    app_azs: int | None = Field(default=None, ge=1, le=3)
     # 0: no NAT and no internet route; Lambdas reach AWS through interface endpoints only,
     # and job types calling the internet (http.request, webhooks) cannot reach it.
     nat_gateways: int = Field(default=0, ge=0, le=3)
     interface_endpoints: tuple[str, ...] = tuple(ENDPOINT_PURPOSES)
+
+    @property
+    def application_azs(self) -> int:
+        return self.app_azs or self.max_azs
 
     @model_validator(mode="after")
     def _known_endpoints(self) -> Self:
         unknown = set(self.interface_endpoints) - set(ENDPOINT_PURPOSES)
         if unknown:
             raise ValueError(f"unknown interface endpoints: {sorted(unknown)}")
-        missing = REQUIRED_WITHOUT_NAT - set(self.interface_endpoints)
+        if len(set(self.interface_endpoints)) != len(self.interface_endpoints):
+            raise ValueError("interface_endpoints lists an endpoint twice")
+        if self.app_azs is not None and self.app_azs > self.max_azs:
+            raise ValueError(f"app_azs ({self.app_azs}) cannot exceed max_azs ({self.max_azs})")
+        self.require_endpoints(REQUIRED_WITHOUT_NAT, "the functions reach")
+        return self
+
+    def require_endpoints(self, needed: frozenset[str], who: str) -> None:
+        """Without NAT, `who` reaches AWS only through these endpoints."""
+        missing = needed - set(self.interface_endpoints)
         if self.nat_gateways == 0 and missing:
             raise ValueError(
-                f"without NAT the functions reach AWS only through endpoints: add {sorted(missing)}"
+                f"without NAT {who} AWS only through endpoints: add {sorted(missing)} to "
+                "network.interface_endpoints"
             )
-        return self
 
 
 class DatabaseConfig(_Section):
@@ -61,14 +84,21 @@ class DatabaseConfig(_Section):
     multi_az: bool = False
     backup_retention_days: int = Field(default=7, ge=1, le=35)
     deletion_protection: bool = True
-    # Postgres max_connections of the instance class (t4g.micro: ~80 usable); the proxy may
-    # use `proxy_max_connections_percent` of it. The Lambda concurrency below must fit in it.
+    # RDS Proxy between the functions and the instance: pooled connections, faster failover,
+    # bursts queued rather than refused. Off, the functions connect to the instance itself
+    # (same secret, TLS and security-group chain) and save the proxy's per-vCPU hours; the
+    # concurrency caps below still bound the connections.
+    proxy: bool = True
+    # Postgres max_connections of the instance class (t4g.micro: ~80 usable); the functions
+    # may use `proxy_max_connections_percent` of it (the proxy's pool, or directly without
+    # one). The Lambda concurrency below must fit in it.
     max_connections: int = Field(default=80, ge=20)
     proxy_max_connections_percent: int = Field(default=90, ge=10, le=100)
     rotation_days: int = Field(default=30, ge=1, le=365)
 
     @property
     def proxy_connections(self) -> int:
+        """The connections the functions may hold (through the proxy or not)."""
         return self.max_connections * self.proxy_max_connections_percent // 100
 
 
@@ -94,6 +124,10 @@ class WorkerConfig(_Section):
         default_factory=lambda: {d.priority: d.max_concurrency for d in QUEUES}
     )
     ses_sender: str | None = None
+    # container.run on ECS Fargate: the cluster, the task roles, the stopped-task rule and
+    # its function. Off, the type fails at once with a clear message (no cluster here), and
+    # without NAT the ecs/ecr/logs endpoints it would need are not needed either.
+    container_jobs: bool = True
 
     @model_validator(mode="after")
     def _concurrency(self) -> Self:
@@ -165,21 +199,35 @@ class EnvironmentConfig(_Section):
     def database_clients(self) -> int:
         """The most Lambda containers that can hold a database connection at once (each
         holds one): every function's concurrency is capped, so this is a hard bound."""
+        others = {
+            name: concurrency
+            for name, concurrency in OTHER_DATABASE_CONCURRENCY.items()
+            if self.worker.container_jobs or name != "container-events"
+        }
         return (
             sum(self.worker.queue_concurrency.values())
             + self.api.reserved_concurrency
-            + sum(OTHER_DATABASE_CONCURRENCY.values())
+            + sum(others.values())
         )
 
     @model_validator(mode="after")
     def _connections_fit(self) -> Self:
         if self.database_clients > self.database.proxy_connections:
+            through = "the proxy may open" if self.database.proxy else "the database allows"
             raise ValueError(
                 f"{self.name}: up to {self.database_clients} Lambda containers may connect "
-                f"but the proxy may open only {self.database.proxy_connections} connections; "
+                f"but {through} only {self.database.proxy_connections} connections; "
                 "lower api.reserved_concurrency/worker.queue_concurrency or raise "
                 "database.max_connections (a larger instance class)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _endpoints_for_features(self) -> Self:
+        if self.worker.container_jobs:
+            self.network.require_endpoints(CONTAINER_ENDPOINTS, "container.run tasks reach")
+        if self.worker.ses_sender:
+            self.network.require_endpoints(frozenset({"email"}), "email.send reaches")
         return self
 
 

@@ -66,7 +66,9 @@ class Containers(Construct):
         return {
             "TASKMILL_ECS_CLUSTER_ARN": self.cluster.cluster_arn,
             "TASKMILL_ECS_SUBNETS": ",".join(
-                self.network.vpc.select_subnets(subnet_group_name="app").subnet_ids
+                self.network.vpc.select_subnets(
+                    subnet_group_name="app", availability_zones=self.network.app_azs
+                ).subnet_ids
             ),
             "TASKMILL_ECS_SECURITY_GROUPS": self.network.lambda_security_group.security_group_id,
             "TASKMILL_ECS_TASK_EXECUTION_ROLE_ARN": self.execution_role.role_arn,

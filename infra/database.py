@@ -1,5 +1,11 @@
-"""The database: RDS Postgres behind RDS Proxy, its secret, and the schema migrations that
-run on every deploy (a custom resource calling the same runner the local stack uses)."""
+"""The database: RDS Postgres (behind RDS Proxy where `database.proxy` is on), its secret, and
+the schema migrations that run on every deploy (a custom resource calling the same runner the
+local stack uses).
+
+Without the proxy the functions connect to the instance itself: the secret's own host, the
+same TLS requirement, and the Lambda security group allowed in by the instance's group. The
+functions' concurrency caps (`EnvironmentConfig.database_clients`) are then the only bound on
+connections, checked at synth against the instance's `max_connections`."""
 
 from __future__ import annotations
 
@@ -48,13 +54,6 @@ class Database(Construct):
             vpc=vpc,
             description="Taskmill Postgres",
             allow_all_outbound=False,
-        )
-        self.proxy_security_group = ec2.SecurityGroup(
-            self,
-            "ProxySecurityGroup",
-            vpc=vpc,
-            description="Taskmill RDS Proxy",
-            allow_all_outbound=True,
         )
         parameters = rds.ParameterGroup(
             self,
@@ -107,44 +106,70 @@ class Database(Construct):
         self.secret = self.instance.secret
         # Rotation runs in the application subnets and reaches Secrets Manager through its
         # endpoint; the functions read the secret at each connect, so they follow it.
-        self.instance.add_rotation_single_user(
+        rotation = self.instance.add_rotation_single_user(
             automatically_after=Duration.days(settings.rotation_days),
             vpc_subnets=network.app_subnets,
             endpoint=network.endpoints.get("secretsmanager"),
         )
-        self.proxy = rds.DatabaseProxy(
-            self,
-            "Proxy",
-            db_proxy_name=f"{config.resource_prefix}-proxy",
-            proxy_target=rds.ProxyTarget.from_instance(self.instance),
-            secrets=[self.secret],
-            vpc=vpc,
-            vpc_subnets=network.data_subnets,
-            security_groups=[self.proxy_security_group],
-            require_tls=True,
-            max_connections_percent=settings.proxy_max_connections_percent,
-            idle_client_timeout=Duration.minutes(30),
+        # CDK lets the rotation function's group into the database but not into the endpoint,
+        # whose group answers only what it names: without this rule the rotation could not
+        # reach Secrets Manager (private DNS sends it to the endpoint, NAT or not).
+        rotation_group = rotation.node.find_child("SecurityGroup")
+        assert isinstance(rotation_group, ec2.SecurityGroup)
+        self.rotation_security_group = rotation_group
+        network.endpoint_security_group.add_ingress_rule(
+            rotation_group, ec2.Port.tcp(443), "HTTPS from the database secret's rotation"
         )
-        # Lambdas -> proxy -> database. DatabaseProxy has no default port: name it.
+        # DatabaseProxy has no default port: name it.
         port = ec2.Port.tcp(POSTGRES_PORT)
-        self.proxy_security_group.add_ingress_rule(
-            network.lambda_security_group, port, "Taskmill Lambdas to RDS Proxy"
-        )
-        self.security_group.add_ingress_rule(self.proxy_security_group, port, "RDS Proxy")
-        # Migrations talk to the instance itself (rotation gets its own group from CDK).
+        self.proxy: rds.DatabaseProxy | None = None
+        self.proxy_security_group: ec2.SecurityGroup | None = None
+        if settings.proxy:
+            self.proxy_security_group = ec2.SecurityGroup(
+                self,
+                "ProxySecurityGroup",
+                vpc=vpc,
+                description="Taskmill RDS Proxy",
+                allow_all_outbound=True,
+            )
+            self.proxy = rds.DatabaseProxy(
+                self,
+                "Proxy",
+                db_proxy_name=f"{config.resource_prefix}-proxy",
+                proxy_target=rds.ProxyTarget.from_instance(self.instance),
+                secrets=[self.secret],
+                vpc=vpc,
+                vpc_subnets=network.data_subnets,
+                security_groups=[self.proxy_security_group],
+                require_tls=True,
+                max_connections_percent=settings.proxy_max_connections_percent,
+                idle_client_timeout=Duration.minutes(30),
+            )
+            # Lambdas -> proxy -> database.
+            self.proxy_security_group.add_ingress_rule(
+                network.lambda_security_group, port, "Taskmill Lambdas to RDS Proxy"
+            )
+            self.security_group.add_ingress_rule(self.proxy_security_group, port, "RDS Proxy")
+        # The migrations always talk to the instance itself, and without a proxy every
+        # function does (rotation gets its own group from CDK).
         self.security_group.add_ingress_rule(
-            network.lambda_security_group, port, "Migrations (straight to the instance)"
+            network.lambda_security_group,
+            port,
+            "Migrations (straight to the instance)"
+            if self.proxy is not None
+            else "Taskmill Lambdas (no proxy: straight to the instance)",
         )
 
         self.migrations = self._migrations(config, functions)
 
     def environment(self, *, through_proxy: bool = True) -> dict[str, str]:
-        """What a function needs to connect: the secret's ARN (never its value) and the proxy."""
+        """What a function needs to connect: the secret's ARN (never its value) and, where
+        there is one, the proxy (whose host replaces the instance's from the secret)."""
         variables = {
             "TASKMILL_DB_SECRET_ARN": self.secret.secret_arn,
             "TASKMILL_DB_SSLMODE": "require",
         }
-        if through_proxy:
+        if through_proxy and self.proxy is not None:
             variables["TASKMILL_DB_PROXY_HOST"] = self.proxy.endpoint
         return variables
 

@@ -38,7 +38,7 @@ class Monitoring(Construct):
         functions: Mapping[str, lambda_.Function],
         rest_api: apigw.RestApi,
         database: rds.DatabaseInstance,
-        proxy: rds.DatabaseProxy,
+        proxy: rds.DatabaseProxy | None,
     ) -> None:
         super().__init__(scope, construct_id)
         # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
@@ -236,29 +236,28 @@ class Monitoring(Construct):
             evaluation_periods=2,
         )
 
-    def _database(self, database: rds.DatabaseInstance, proxy: rds.DatabaseProxy) -> None:
+    def _database(self, database: rds.DatabaseInstance, proxy: rds.DatabaseProxy | None) -> None:
         cpu = database.metric_cpu_utilization(period=FIVE_MINUTES, label="CPU %")
         free_storage = database.metric_free_storage_space(period=FIVE_MINUTES, label="free storage")
-        proxy_clients = cw.Metric(
-            namespace="AWS/RDS",
-            metric_name="ClientConnections",
-            dimensions_map={"ProxyName": proxy.db_proxy_name},
-            statistic="Maximum",
-            period=FIVE_MINUTES,
-            label="proxy client connections",
-        )
+        connections: list[cw.IMetric] = [
+            database.metric_database_connections(
+                period=FIVE_MINUTES, statistic="Maximum", label="database connections"
+            )
+        ]
+        if proxy is not None:
+            connections.append(
+                cw.Metric(
+                    namespace="AWS/RDS",
+                    metric_name="ClientConnections",
+                    dimensions_map={"ProxyName": proxy.db_proxy_name},
+                    statistic="Maximum",
+                    period=FIVE_MINUTES,
+                    label="proxy client connections",
+                )
+            )
         self.dashboard.add_widgets(
             cw.GraphWidget(title="RDS CPU", left=[cpu], width=8),
-            cw.GraphWidget(
-                title="RDS connections",
-                left=[
-                    database.metric_database_connections(
-                        period=FIVE_MINUTES, statistic="Maximum", label="database connections"
-                    ),
-                    proxy_clients,
-                ],
-                width=8,
-            ),
+            cw.GraphWidget(title="RDS connections", left=connections, width=8),
             cw.GraphWidget(title="RDS free storage", left=[free_storage], width=8),
         )
         self._alarm(

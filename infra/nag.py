@@ -97,18 +97,21 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
         f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(stack.database.migrations_function))}.Arn>:*]",
         "The custom-resource framework invokes the migrations function's versions; one function.",
     )
-    _ack(
-        stack.containers.execution_role,
-        f"AwsSolutions-IAM5[Resource::{_arn_finding(stack, 'ecr', 'repository/*')}]",
-        "container.run pulls the image a job names, from any ECR repository of this account "
-        "and region; read-only image actions.",
-    )
-    _ack(
-        stack.workers.function,
-        f"AwsSolutions-IAM5[Resource::{_arn_finding(stack, 'ecs', 'task-definition/taskmill-*')}]",
-        "container.run registers one task definition family per image/size (taskmill-<hash>); "
-        "RunTask is further limited to this environment's cluster by an ecs:cluster condition.",
-    )
+    if stack.containers is not None:
+        _ack(
+            stack.containers.execution_role,
+            f"AwsSolutions-IAM5[Resource::{_arn_finding(stack, 'ecr', 'repository/*')}]",
+            "container.run pulls the image a job names, from any ECR repository of this "
+            "account and region; read-only image actions.",
+        )
+        _ack(
+            stack.workers.function,
+            "AwsSolutions-IAM5[Resource::"
+            f"{_arn_finding(stack, 'ecs', 'task-definition/taskmill-*')}]",
+            "container.run registers one task definition family per image/size "
+            "(taskmill-<hash>); RunTask is further limited to this environment's cluster by an "
+            "ecs:cluster condition.",
+        )
 
     database = stack.database
     _ack(

@@ -5,6 +5,10 @@ functions reach AWS through interface endpoints, and S3 (ECR image layers) throu
 gateway endpoint. With NAT the application subnets get an egress route, which job types
 calling the internet (http.request, webhook.deliver, container images from public
 registries) need.
+
+Interface endpoints are the largest fixed cost of an idle environment (per endpoint, per AZ,
+per hour): an environment lists only those its functions call, in as many AZs as its
+application tier uses (docs/PERFORMANCE.md, "Cost").
 """
 
 from __future__ import annotations
@@ -68,7 +72,13 @@ class Network(Construct):
         self.vpc.add_flow_log(
             "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
         )
-        self.app_subnets = ec2.SubnetSelection(subnet_group_name="app")
+        # The application tier may use fewer AZs than the VPC (network.app_azs): the functions,
+        # endpoints and tasks then live in the first AZ(s). The data tier keeps every AZ: RDS
+        # needs a subnet group in two AZs even for a single-AZ instance, and the proxy too.
+        self.app_azs = list(self.vpc.availability_zones[: settings.application_azs])
+        self.app_subnets = ec2.SubnetSelection(
+            subnet_group_name="app", availability_zones=self.app_azs
+        )
         self.data_subnets = ec2.SubnetSelection(subnet_group_name="data")
 
         self.vpc.add_gateway_endpoint(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
@@ -32,7 +33,7 @@ class Recovery(Construct):
         functions: FunctionFactory,
         database: Database,
         queues: JobQueues,
-        containers: Containers,
+        containers: Containers | None,
     ) -> None:
         super().__init__(scope, construct_id)
         environment = {
@@ -86,6 +87,11 @@ class Recovery(Construct):
         queues.grant_redrive(self.redrive_function)
         queues.grant_send_jobs(self.redrive_function)
 
+        # container.run's jobs finish on their task's stop event, where there are containers.
+        self.ecs_events_function: lambda_.Function | None = None
+        self.ecs_events: events.Rule | None = None
+        if containers is None:
+            return
         self.ecs_events_function = functions.function(
             self,
             "ContainerEvents",

@@ -37,7 +37,12 @@ class TaskmillStack(Stack):
         self.database = Database(
             self, "Database", config=config, network=self.network, functions=self.functions
         )
-        self.containers = Containers(self, "Containers", config=config, network=self.network)
+        # container.run's cluster and roles, where the environment runs containers.
+        self.containers = (
+            Containers(self, "Containers", config=config, network=self.network)
+            if config.worker.container_jobs
+            else None
+        )
         # "Retry" is this construct's id from before it was named for what it holds; kept so
         # logical ids (and so the deployed functions, log groups and alarms) stay as they are.
         self.recovery = Recovery(
@@ -71,20 +76,21 @@ class TaskmillStack(Stack):
         # Everything a schema change could break waits for the migrations.
         for function in (self.api.function, self.workers.function, self.recovery.sweep_function):
             function.node.add_dependency(self.database.migrations)
+        functions = {
+            "api": self.api.function,
+            "authorizer": self.api.authorizer_function,
+            "worker": self.workers.function,
+            "recovery": self.recovery.sweep_function,
+            "redrive": self.recovery.redrive_function,
+            "container-events": self.recovery.ecs_events_function,
+            "migrations": self.database.migrations_function,
+        }
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             config=config,
             queues=self.job_queues,
-            functions={
-                "api": self.api.function,
-                "authorizer": self.api.authorizer_function,
-                "worker": self.workers.function,
-                "recovery": self.recovery.sweep_function,
-                "redrive": self.recovery.redrive_function,
-                "container-events": self.recovery.ecs_events_function,
-                "migrations": self.database.migrations_function,
-            },
+            functions={name: f for name, f in functions.items() if f is not None},
             rest_api=self.api.rest_api,
             database=self.database.instance,
             proxy=self.database.proxy,

@@ -32,7 +32,7 @@ class Workers(Construct):
         functions: FunctionFactory,
         database: Database,
         queues: JobQueues,
-        containers: Containers,
+        containers: Containers | None,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.worker
@@ -46,7 +46,7 @@ class Workers(Construct):
         environment = {
             **database.environment(),
             **queues.environment(),
-            **containers.environment(),
+            **(containers.environment() if containers is not None else {}),
             **functions.job_types,
             "TASKMILL_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
         }
@@ -70,7 +70,8 @@ class Workers(Construct):
         queues.grant_send_jobs(self.function)
         queues.grant_delay_redelivery(self.function)
         queues.grant_dead_letter(self.function)
-        containers.grant_run_tasks(self.function)
+        if containers is not None:
+            containers.grant_run_tasks(self.function)
         if settings.ses_sender:
             self._grant_send_email(settings.ses_sender)
 

@@ -24,24 +24,28 @@ def taskmill_functions(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_every_function_runs_the_chosen_runtime_with_both_layers(dev: Synthesized) -> None:
-    functions = taskmill_functions(dev)
-    handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
-    assert handlers == [
+def test_every_function_runs_the_chosen_runtime_with_both_layers(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    common = [
         "authorizer.handler",
-        "ecs_events.handler",
         "handler.handler",  # api
         "handler.handler",  # migrations
         "handler.handler",  # worker
         "redrive.handler",
         "sweep.handler",
     ]
-    for function in functions.values():
-        props = function["Properties"]
-        assert props["Runtime"] == RUNTIME.name == "python3.14"
-        assert props["Architectures"] == [ARCHITECTURE.name]
-        assert props["TracingConfig"] == {"Mode": "Active"}
-        assert "LogGroup" in props["LoggingConfig"]
+    # The container events function exists where container.run does (not in dev).
+    for synthesized, extra in ((dev, []), (prod, ["ecs_events.handler"])):
+        functions = taskmill_functions(synthesized)
+        handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
+        assert handlers == sorted(common + extra)
+        for function in functions.values():
+            props = function["Properties"]
+            assert props["Runtime"] == RUNTIME.name == "python3.14"
+            assert props["Architectures"] == [ARCHITECTURE.name]
+            assert props["TracingConfig"] == {"Mode": "Active"}
+            assert "LogGroup" in props["LoggingConfig"]
 
 
 def test_event_source_mappings_report_partial_failures_with_per_queue_caps(
@@ -116,6 +120,20 @@ def test_a_config_that_could_exhaust_the_proxy_is_refused() -> None:
         ({"worker": {"queue_concurrency": {"high": 10, "normal": 1, "low": 2}}}, "between 2"),
         ({"network": {"interface_endpoints": ["sqs", "carrier-pigeon"]}}, "unknown interface"),
         ({"network": {"interface_endpoints": ["sqs", "lambda"]}}, "add \\['secretsmanager'\\]"),
+        ({"network": {"max_azs": 2, "app_azs": 3}}, "cannot exceed max_azs"),
+        ({"network": {"interface_endpoints": ["sqs", "sqs"]}}, "twice"),
+        (
+            {"network": {"interface_endpoints": ["sqs", "secretsmanager", "lambda"]}},
+            "container.run tasks reach AWS only through endpoints: add \\['ecr.api', 'ecr.dkr', "
+            "'ecs', 'logs'\\]",
+        ),
+        (
+            {
+                "network": {"interface_endpoints": ["sqs", "secretsmanager", "lambda"]},
+                "worker": {"container_jobs": False, "ses_sender": "a@example.com"},
+            },
+            "email.send reaches AWS only through endpoints: add \\['email'\\]",
+        ),
         ({"surprise": True}, "surprise"),
     ],
 )
@@ -160,11 +178,14 @@ def test_the_idempotency_window_reaches_the_api(dev: Synthesized) -> None:
     assert variables["TASKMILL_IDEMPOTENCY_TTL_SECONDS"] == str(dev.config.idempotency_ttl_seconds)
 
 
-def test_stopped_container_tasks_reach_the_container_events_function(dev: Synthesized) -> None:
-    handler = dev.logical_id(dev.stack.recovery.ecs_events_function)
-    cluster = dev.logical_id(dev.stack.containers.cluster)
+def test_stopped_container_tasks_reach_the_container_events_function(prod: Synthesized) -> None:
+    assert prod.config.worker.container_jobs is True
+    assert prod.stack.containers is not None
+    assert prod.stack.recovery.ecs_events_function is not None
+    handler = prod.logical_id(prod.stack.recovery.ecs_events_function)
+    cluster = prod.logical_id(prod.stack.containers.cluster)
     [rule] = [
-        r for r in dev.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]
+        r for r in prod.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]
     ]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.ecs"]
@@ -174,12 +195,29 @@ def test_stopped_container_tasks_reach_the_container_events_function(dev: Synthe
         "lastStatus": ["STOPPED"],
     }
     assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [{"Fn::GetAtt": [handler, "Arn"]}]
-    worker = dev.resources[dev.logical_id(dev.stack.workers.function)]
+    worker = prod.resources[prod.logical_id(prod.stack.workers.function)]
     variables = worker["Properties"]["Environment"]["Variables"]
     assert variables["TASKMILL_ECS_CLUSTER_ARN"] == {"Fn::GetAtt": [cluster, "Arn"]}
     assert variables["TASKMILL_ECS_TASK_ROLE_ARN"] == {
-        "Fn::GetAtt": [dev.logical_id(dev.stack.containers.task_role), "Arn"]
+        "Fn::GetAtt": [prod.logical_id(prod.stack.containers.task_role), "Arn"]
     }
+    # Tasks run where the functions do: the application subnets.
+    subnets = prod.stack.resolve(variables["TASKMILL_ECS_SUBNETS"])
+    assert json.dumps(subnets).count("appSubnet") == prod.config.network.application_azs
+
+
+def test_dev_runs_no_containers(dev: Synthesized) -> None:
+    assert dev.config.worker.container_jobs is False
+    assert dev.stack.containers is None
+    assert dev.stack.recovery.ecs_events_function is None
+    assert dev.of_type("AWS::ECS::Cluster") == {}
+    assert not [
+        r for r in dev.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]
+    ]
+    worker = dev.resources[dev.logical_id(dev.stack.workers.function)]
+    variables = worker["Properties"]["Environment"]["Variables"]
+    # Without a cluster, container.run fails at once ("no container runtime is available").
+    assert not [name for name in variables if name.startswith("TASKMILL_ECS_")]
 
 
 def test_api_knows_the_redrive_function(dev: Synthesized) -> None:
@@ -226,19 +264,24 @@ def test_job_types_are_checked_at_synth_and_reach_the_functions(
         job_type_environment(bad, layers)
 
 
-def test_functions_that_build_the_registry_get_the_job_type_settings(dev: Synthesized) -> None:
-    stack = dev.stack
-    for function in (
-        stack.api.function,
-        stack.workers.function,
-        stack.recovery.sweep_function,
-        stack.recovery.ecs_events_function,
-    ):
-        variables = dev.resources[dev.logical_id(function)]["Properties"]["Environment"][
-            "Variables"
-        ]
-        assert variables["TASKMILL_JOB_MODULES"] == ""
-        assert variables["TASKMILL_EXTERNAL_TYPES"] == "[]"
+def test_functions_that_build_the_registry_get_the_job_type_settings(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized in (dev, prod):
+        stack = synthesized.stack
+        for function in (
+            stack.api.function,
+            stack.workers.function,
+            stack.recovery.sweep_function,
+            stack.recovery.ecs_events_function,
+        ):
+            if function is None:  # no container events function in dev
+                continue
+            variables = synthesized.resources[synthesized.logical_id(function)]["Properties"][
+                "Environment"
+            ]["Variables"]
+            assert variables["TASKMILL_JOB_MODULES"] == ""
+            assert variables["TASKMILL_EXTERNAL_TYPES"] == "[]"
 
 
 def test_package_layer_ships_every_package_in_layers_and_nothing_else(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""The synthesized stack's wiring, run: each function's environment variables as the dev
-template sets them (references resolved the way CloudFormation would, to moto resources and
-the test Postgres) build working handlers. A variable the stack misnames, forgets or points at
-the wrong resource fails here rather than after a deploy.
+"""The synthesized stack's wiring, run: each function's environment variables as the dev and
+prod templates set them (references resolved the way CloudFormation would, to moto resources
+and the test Postgres) build working handlers. A variable the stack misnames, forgets or points
+at the wrong resource fails here rather than after a deploy. prod goes through RDS Proxy; dev
+has none and its functions connect to the instance the secret names.
 
 Only TLS is relaxed: the embedded Postgres has none, so `TASKMILL_DB_SSLMODE` (`require` in
 the template, asserted elsewhere) is set to `disable`.
@@ -44,9 +45,9 @@ from tests.support.lambda_events import FakeLambdaContext, receive_event
 class Deployment:
     """What CloudFormation would substitute for the template's references."""
 
-    def __init__(self, dev: Synthesized, database_url: str) -> None:
-        self.dev = dev
-        stack = dev.stack
+    def __init__(self, synthesized: Synthesized, database_url: str) -> None:
+        self.synthesized = synthesized
+        stack = synthesized.stack
         secrets = boto3.client("secretsmanager")
         sqs = boto3.client("sqs")
         params = conninfo_to_dict(database_url)
@@ -66,16 +67,17 @@ class Deployment:
         self.database_secret_arn = secret("db", json.dumps(self.database_secret))
         self.values: dict[str, str] = {
             self.key(stack.database.secret.secret_arn): self.database_secret_arn,
-            self.key(stack.database.proxy.endpoint): host,
             self.key(stack.api.jwt_secret.secret_arn): secret("jwt", "k" * 64),
             self.key(stack.workers.webhook_secret.secret_arn): secret("webhook", "w" * 64),
-            self.key(stack.recovery.redrive_function.function_name): "taskmill-dev-redrive",
+            self.key(stack.recovery.redrive_function.function_name): "taskmill-redrive",
         }
+        if stack.database.proxy is not None:
+            self.values[self.key(stack.database.proxy.endpoint)] = host
         assert stack.database.admin_secret is not None
         self.values[self.key(stack.database.admin_secret.secret_arn)] = secret(
             "admin", self.admin_password
         )
-        urls = create_queues(sqs, dev.config.resource_prefix)
+        urls = create_queues(sqs, synthesized.config.resource_prefix)
         for priority in Priority:
             self.values[self.key(stack.job_queues.queues[priority].queue_url)] = urls[
                 f"TASKMILL_QUEUE_URL_{priority.value.upper()}"
@@ -93,7 +95,7 @@ class Deployment:
         )
 
     def key(self, token: Any) -> str:
-        return json.dumps(self.dev.stack.resolve(token), sort_keys=True)
+        return json.dumps(self.synthesized.stack.resolve(token), sort_keys=True)
 
     def resolve(self, value: Any) -> str:
         if isinstance(value, str):
@@ -102,7 +104,7 @@ class Deployment:
         return self.values.get(json.dumps(value, sort_keys=True), f"unresolved:{value}")
 
     def environment(self, function: Any) -> dict[str, str]:
-        properties = self.dev.resources[self.dev.logical_id(function)]["Properties"]
+        properties = self.synthesized.resources[self.synthesized.logical_id(function)]["Properties"]
         variables = {
             name: self.resolve(value)
             for name, value in properties["Environment"]["Variables"].items()
@@ -111,9 +113,15 @@ class Deployment:
         return variables
 
 
+@pytest.fixture(params=["dev", "prod"])
+def deployed(request: pytest.FixtureRequest) -> Synthesized:
+    synthesized: Synthesized = request.getfixturevalue(request.param)
+    return synthesized
+
+
 @pytest.fixture
 def deployment(
-    dev: Synthesized, aws: None, postgres_server_url: str, monkeypatch: pytest.MonkeyPatch
+    deployed: Synthesized, aws: None, postgres_server_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Deployment]:
     name = f"taskmill_deployed_{os.getpid()}"
     drop_database(postgres_server_url, name)
@@ -126,7 +134,7 @@ def deployment(
         (recovery_module, "_sweeper"),
     ):
         monkeypatch.setattr(module, attribute, None)
-    yield Deployment(dev, url)
+    yield Deployment(deployed, url)
     # The handlers' cached connections go with monkeypatch's reset; FORCE ends any left.
     drop_database(postgres_server_url, name)
 
@@ -151,8 +159,8 @@ SETTINGS: dict[str, type[DatabaseSettings] | type[AuthorizerSettings]] = {
 }
 
 
-def functions_by_name(dev: Synthesized) -> dict[str, Any]:
-    stack = dev.stack
+def functions_by_name(synthesized: Synthesized) -> dict[str, Any]:
+    stack = synthesized.stack
     return {
         "api": stack.api.function,
         "authorizer": stack.api.authorizer_function,
@@ -165,9 +173,17 @@ def functions_by_name(dev: Synthesized) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
-def test_each_function_environment_is_valid_for_its_settings(dev: Synthesized, name: str) -> None:
-    function = functions_by_name(dev)[name]
-    variables = dev.resources[dev.logical_id(function)]["Properties"]["Environment"]["Variables"]
+def test_each_function_environment_is_valid_for_its_settings(
+    deployed: Synthesized, name: str
+) -> None:
+    function = functions_by_name(deployed)[name]
+    if function is None:
+        assert name == "container-events"
+        assert not deployed.config.worker.container_jobs
+        return
+    variables = deployed.resources[deployed.logical_id(function)]["Properties"]["Environment"][
+        "Variables"
+    ]
     model = SETTINGS[name]
     # Every TASKMILL_ variable the stack sets is one the function reads (no typo is ignored).
     for variable in variables:
@@ -176,7 +192,7 @@ def test_each_function_environment_is_valid_for_its_settings(dev: Synthesized, n
     settings: DatabaseSettings | AuthorizerSettings = load_settings(
         model, {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
     )
-    assert settings.stage == "dev"
+    assert settings.stage == deployed.config.name
 
 
 def test_the_authorizer_reads_its_deployed_environment_without_pydantic(
@@ -193,9 +209,9 @@ def test_the_authorizer_reads_its_deployed_environment_without_pydantic(
 
 
 def test_deployed_functions_migrate_serve_run_and_sweep(
-    dev: Synthesized, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+    deployed: Synthesized, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    functions = functions_by_name(dev)
+    functions = functions_by_name(deployed)
     context: Any = FakeLambdaContext()
 
     # Deploy time: the custom resource migrates the empty database and creates the admin.
@@ -205,8 +221,13 @@ def test_deployed_functions_migrate_serve_run_and_sweep(
     assert created["Data"]["applied"].startswith("1,")
     again = migrations_module.handler({"RequestType": "Update"}, context)
     assert again["Data"] == {"applied": "none", "created_admin": False}
-    # The runtime functions must go through the proxy host the stack gives them.
-    deployment.make_instance_unreachable()
+    if deployed.stack.database.proxy is not None:
+        # The runtime functions must go through the proxy host the stack gives them.
+        deployment.make_instance_unreachable()
+    else:
+        # No proxy: the functions connect to the host the secret names (the instance).
+        for name in ("api", "worker", "recovery"):
+            assert "TASKMILL_DB_PROXY_HOST" not in deployment.environment(functions[name])
 
     # The first admin logs in through the API function with the generated password.
     use(monkeypatch, deployment.environment(functions["api"]))
@@ -214,7 +235,7 @@ def test_deployed_functions_migrate_serve_run_and_sweep(
         rest_event(
             "POST",
             "/v1/auth/login",
-            body={"email": dev.config.admin_email, "password": deployment.admin_password},
+            body={"email": deployed.config.admin_email, "password": deployment.admin_password},
         ),
         context,
     )

@@ -45,30 +45,35 @@ def test_no_wildcard_actions_and_star_resources_only_where_unavoidable(
                 assert set(as_list(statement["Action"])) <= ACTIONS_WITHOUT_RESOURCES, logical
 
 
-def test_each_function_may_call_only_what_it_calls(dev: Synthesized) -> None:
-    stack = dev.stack
+def test_each_function_may_call_only_what_it_calls(dev: Synthesized, prod: Synthesized) -> None:
     xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     read_secret = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
-    assert actions_of(dev, stack.api.authorizer_function) == xray | read_secret
-    api = actions_of(dev, stack.api.function)
-    assert "lambda:InvokeFunction" in api
-    assert "sqs:SendMessage" in api
-    assert not any(a.startswith(("ecs:", "ses:", "iam:")) for a in api)
-    worker = actions_of(dev, stack.workers.function)
-    assert {"ecs:RunTask", "iam:PassRole", "sqs:ChangeMessageVisibility"} <= worker
-    assert "lambda:InvokeFunction" not in worker
-    assert not any(a.startswith("ses:") for a in worker)  # no sender configured in dev
-    recovery = actions_of(dev, stack.recovery.sweep_function)
-    assert not any(a.startswith(("ecs:", "lambda:", "iam:")) for a in recovery)
-    migrations = actions_of(dev, stack.database.migrations_function)
-    assert migrations == xray | read_secret
+    for synthesized in (dev, prod):
+        stack = synthesized.stack
+        assert actions_of(synthesized, stack.api.authorizer_function) == xray | read_secret
+        api = actions_of(synthesized, stack.api.function)
+        assert "lambda:InvokeFunction" in api
+        assert "sqs:SendMessage" in api
+        assert not any(a.startswith(("ecs:", "ses:", "iam:")) for a in api)
+        worker = actions_of(synthesized, stack.workers.function)
+        assert "sqs:ChangeMessageVisibility" in worker
+        assert "lambda:InvokeFunction" not in worker
+        recovery = actions_of(synthesized, stack.recovery.sweep_function)
+        assert not any(a.startswith(("ecs:", "lambda:", "iam:")) for a in recovery)
+        migrations = actions_of(synthesized, stack.database.migrations_function)
+        assert migrations == xray | read_secret
+    # container.run and e-mail only where the environment has them.
+    dev_worker = actions_of(dev, dev.stack.workers.function)
+    assert not any(a.startswith(("ecs:", "iam:", "ses:")) for a in dev_worker)
+    assert {"ecs:RunTask", "iam:PassRole"} <= actions_of(prod, prod.stack.workers.function)
 
 
-def test_run_task_is_limited_to_the_environments_cluster(dev: Synthesized) -> None:
-    cluster = dev.logical_id(dev.stack.containers.cluster)
-    [run_task] = [s for _, s in statements(dev) if s["Action"] == "ecs:RunTask"]
+def test_run_task_is_limited_to_the_environments_cluster(prod: Synthesized) -> None:
+    assert prod.stack.containers is not None
+    cluster = prod.logical_id(prod.stack.containers.cluster)
+    [run_task] = [s for _, s in statements(prod) if s["Action"] == "ecs:RunTask"]
     assert run_task["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
-    [pass_role] = [s for _, s in statements(dev) if s["Action"] == "iam:PassRole"]
+    [pass_role] = [s for _, s in statements(prod) if s["Action"] == "iam:PassRole"]
     assert len(as_list(pass_role["Resource"])) == 2
 
 
@@ -104,17 +109,26 @@ def test_every_log_group_has_a_retention_and_every_resource_its_tags(
 
 
 def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
-    dev: Synthesized,
+    dev: Synthesized, prod: Synthesized
 ) -> None:
-    [dashboard] = dev.of_type("AWS::CloudWatch::Dashboard").values()
+    # Without a proxy (dev) the dashboard has no proxy graph; without containers, no container
+    # events function.
+    [dev_dashboard] = dev.of_type("AWS::CloudWatch::Dashboard").values()
+    dev_body = json.dumps(dev_dashboard["Properties"]["DashboardBody"])
+    assert "ClientConnections" not in dev_body
+    assert "DatabaseConnections" in dev_body
+    assert dev.logical_id(dev.stack.workers.function) in dev_body
+    assert "container-events" not in dev_body
+
+    [dashboard] = prod.of_type("AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    stack = dev.stack
+    stack = prod.stack
     for priority in Priority:
         for queue in (
             stack.job_queues.queues[priority],
             stack.job_queues.dead_letter_queues[priority],
         ):
-            assert dev.logical_id(queue) in body
+            assert prod.logical_id(queue) in body
     for metric in (
         "ApproximateNumberOfMessagesVisible",
         "ApproximateNumberOfMessagesNotVisible",
@@ -130,7 +144,7 @@ def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
         stack.recovery.ecs_events_function,
         stack.database.migrations_function,
     ):
-        assert dev.logical_id(function) in body
+        assert prod.logical_id(function) in body
     for metric in ("Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"):
         assert f'\\"{metric}\\"' in body
     assert '\\"p50\\"' in body

@@ -35,7 +35,8 @@ def container_run(context: Any, payload: ContainerPayload) -> dict[str, Any]:
     if not settings.ecs_cluster_arn:
         raise PermanentJobFailure(
             "no container runtime is available here: container.run needs an ECS cluster "
-            "(TASKMILL_ECS_CLUSTER_ARN), which the local stack does not have"
+            "(TASKMILL_ECS_CLUSTER_ARN), which the local stack does not have, nor a deployed "
+            "environment with worker.container_jobs off in cdk.json"
         )
     ecs = context.services.client("ecs")
     family = (

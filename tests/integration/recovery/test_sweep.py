@@ -211,6 +211,21 @@ def test_sweep_handler_runs_and_emits_metrics(
     assert '"Sweep_resent":[1.0]' in output.replace(" ", "")
 
 
+def test_an_idle_sweep_publishes_no_metric(queue_env, database_url, monkeypatch, capsys) -> None:
+    """A custom metric costs for each hour it is published: an idle environment's sweep, every
+    minute, publishes none (its log line still carries the zero counts)."""
+    import functions.retry.sweep as module
+
+    monkeypatch.setattr(module, "_sweeper", None)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    for name, value in queue_env.items():
+        monkeypatch.setenv(name, value)
+    context: Any = FakeLambdaContext()
+    result = sweep_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
+    assert set(result.values()) == {0}
+    assert "CloudWatchMetrics" not in capsys.readouterr().out
+
+
 def test_each_run_logs_one_structured_line(store, owner, job_queue, job_registry) -> None:
     class Recorder:
         def __init__(self) -> None:
