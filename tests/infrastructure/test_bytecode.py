@@ -12,24 +12,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from infra.packaging import ROOT, bytecode_compiler
 from infra.runtime import PYTHON_VERSION
 
+# Run by the runtime-version interpreter that compiled the probe: which file it imported.
+IMPORT_PROBE = """
+import json, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, "{directory}")
+import probe
+print(json.dumps({{"origin": probe.ORIGIN, "cached": probe.__spec__.cached,
+                  "python": f"{{sys.version_info.major}}.{{sys.version_info.minor}}"}}))
+"""
 IMPORT_WITH_PYODIDE = """
 import { loadPyodide } from "pyodide";
 const pyodide = await loadPyodide();
 pyodide.FS.mkdirTree("/probe");
 pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: process.argv[1] }, "/probe");
-console.log(pyodide.runPython(`
-import json, sys
-sys.dont_write_bytecode = True
-sys.path.insert(0, "/probe")
-import probe
-json.dumps({"origin": probe.ORIGIN, "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-            "cached": probe.__spec__.cached})
-`));
+pyodide.runPython(process.argv[2]);  // its print() writes to stdout
 """
 
 
@@ -52,12 +52,16 @@ def test_a_runtime_python_importer_uses_the_compiled_bytecode(tmp_path: Path) ->
     # Unchecked-hash bytecode is used whatever the source says now: an importer that read
     # the source would answer "source".
     (tmp_path / "probe.py").write_text('ORIGIN = "source"\n')
-    node = shutil.which("node")
-    if not compiler.pyodide:
-        pytest.skip("compiled by a native interpreter of the runtime's version")
-    assert node is not None
+    if compiler.pyodide:
+        node = shutil.which("node")
+        assert node is not None
+        script = IMPORT_PROBE.format(directory="/probe")
+        command = [node, "--input-type=module", "-e", IMPORT_WITH_PYODIDE, str(tmp_path), script]
+    else:
+        # A native interpreter of the runtime's version compiled it: the same one imports it.
+        command = [compiler.command[0], "-c", IMPORT_PROBE.format(directory=tmp_path)]
     result = subprocess.run(
-        [node, "--input-type=module", "-e", IMPORT_WITH_PYODIDE, str(tmp_path)],
+        command,
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -237,7 +237,9 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
     return done.stdout.split()
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+@pytest.mark.skipif(
+    shutil.which("bash") is None, reason="bash is not installed: the completion runs in a real bash"
+)
 def test_bash_completion_offers_commands_options_and_values(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -255,7 +257,10 @@ def test_bash_completion_offers_commands_options_and_values(
     assert run_completion(script, "taskmill", "--url", "") == []
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="no zsh")
+@pytest.mark.skipif(
+    shutil.which("zsh") is None,
+    reason="zsh is not installed (`apt install zsh`): the script loads in a real zsh",
+)
 def test_the_zsh_script_loads_in_zsh(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["completion", "zsh"]) == 0
     script = tmp_path / "completion.zsh"
