@@ -657,12 +657,17 @@ def jobs_retry(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def jobs_delete(client: Client, args: argparse.Namespace) -> int:
-    client.call("DELETE", job_path(args.id))
+def delete(client: Client, args: argparse.Namespace, path: str, what: str) -> None:
+    """DELETE answers 204 with no body: say what was deleted, as a line or as JSON."""
+    client.call("DELETE", path)
     if args.json:
         print_json({"id": args.id, "deleted": True})
     else:
-        print(f"deleted job {args.id}")
+        print(f"deleted {what} {args.id}")
+
+
+def jobs_delete(client: Client, args: argparse.Namespace) -> int:
+    delete(client, args, job_path(args.id), "job")
     return EXIT_OK
 
 
@@ -840,11 +845,7 @@ def cmd_users(client: Client, args: argparse.Namespace) -> int:
         user = client.call("PUT", f"/v1/users/{quote(args.id)}/role", {"role": args.role})
         show(args, user, USER_COLUMNS)
     else:
-        client.call("DELETE", f"/v1/users/{quote(args.id)}")
-        if args.json:
-            print_json({"id": args.id, "deleted": True})
-        else:
-            print(f"deleted user {args.id}")
+        delete(client, args, f"/v1/users/{quote(args.id)}", "user")
     return EXIT_OK
 
 
@@ -863,11 +864,7 @@ def cmd_schedules(client: Client, args: argparse.Namespace) -> int:
         schedule = client.call("POST", "/v1/schedules", body)
         show(args, schedule, SCHEDULE_COLUMNS)
     else:
-        client.call("DELETE", f"/v1/schedules/{quote(args.id)}")
-        if args.json:
-            print_json({"id": args.id, "deleted": True})
-        else:
-            print(f"deleted schedule {args.id}")
+        delete(client, args, f"/v1/schedules/{quote(args.id)}", "schedule")
     return EXIT_OK
 
 
