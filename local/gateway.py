@@ -30,6 +30,7 @@ from taskmill.api.gateway_responses import (
 from taskmill.api.public import is_public
 from taskmill.auth.authorizer import AuthorizerDenied
 
+from local import console
 from local.lambda_runtime import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -230,15 +231,24 @@ class Gateway:
                 logger.debug("%s %s", self.address_string(), format % args)
 
             def _serve(self) -> None:
-                gateway.serve(self)
+                if console.is_console(urlsplit(self.path).path):
+                    gateway.serve_console(self)
+                else:
+                    gateway.serve(self)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
             def _not_served(self) -> None:
                 gateway.refuse(self, METHOD_NOT_ALLOWED, {"Allow": ALLOW})
 
+            def do_HEAD(self) -> None:
+                if console.is_console(urlsplit(self.path).path):
+                    gateway.serve_console(self)
+                else:
+                    self._not_served()
+
             # Methods HTTP defines that no route serves: 405 (unknown ones too, below).
-            do_HEAD = do_TRACE = do_CONNECT = _not_served
+            do_TRACE = do_CONNECT = _not_served
 
             def send_error(
                 self, code: int, message: str | None = None, explain: str | None = None
@@ -274,6 +284,19 @@ class Gateway:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def serve_console(self, request: BaseHTTPRequestHandler) -> None:
+        """The console's static files (CloudFront and S3 in AWS): GET and HEAD only, no
+        authorizer (the files are public; the data behind them is not)."""
+        if request.command not in ("GET", "HEAD"):
+            self.refuse(
+                request,
+                GatewayError(405, "method_not_allowed", "the console serves GET and HEAD"),
+                {"Allow": "GET, HEAD"},
+            )
+            return
+        answer = console.serve(urlsplit(request.path).path)
+        self._reply(request, answer.status, answer.headers, answer.body)
 
     def _authorize(
         self, method: str, path: str, headers: dict[str, str]

@@ -40,9 +40,35 @@ SELECT
             "succeeded": round(row["succeeded_last_hour"] / 60, 3),
             "failed": round(row["failed_last_hour"] / 60, 3),
         },
+        "throughput_last_hour": throughput_by_minute(db),
         "duration_seconds": row["duration_seconds"],
         "window_hours": window_hours,
     }
+
+
+def throughput_by_minute(db: Database) -> list[dict[str, Any]]:
+    """Jobs finished in each of the last 60 minutes (the current one last), zeros included:
+    what the console's throughput chart draws."""
+    rows = db.execute(
+        """
+SELECT m.minute,
+       count(j.id) FILTER (WHERE j.status = 'succeeded') AS succeeded,
+       count(j.id) FILTER (WHERE j.status = 'failed') AS failed
+FROM generate_series(date_trunc('minute', now()) - interval '59 minutes',
+                     date_trunc('minute', now()), interval '1 minute') AS m(minute)
+LEFT JOIN jobs j ON j.status IN ('succeeded', 'failed')
+    AND j.finished_at >= m.minute AND j.finished_at < m.minute + interval '1 minute'
+GROUP BY m.minute ORDER BY m.minute
+"""
+    )
+    return [
+        {
+            "minute": row["minute"].isoformat(),
+            "succeeded": row["succeeded"],
+            "failed": row["failed"],
+        }
+        for row in rows
+    ]
 
 
 def oldest_queued_age(db: Database) -> dict[str, float]:

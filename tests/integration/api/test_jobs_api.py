@@ -269,9 +269,31 @@ def test_operations_routes(as_admin, as_user) -> None:
     assert low["oldest_age_seconds"] is not None
     stats = as_admin.get("/v1/stats")
     assert stats.body["by_status"] == {"queued": 1}
+    minutes = stats.body["throughput_last_hour"]
+    assert len(minutes) == 60
+    assert sum(m["succeeded"] + m["failed"] for m in minutes) == 0
     assert as_user.get("/v1/queues").status == 403
     assert as_user.get("/v1/stats").status == 403
     assert as_user.get("/v1/audit").status == 403
+
+
+def test_stats_count_finished_jobs_in_the_minute_they_finished(
+    as_user, as_worker, as_admin
+) -> None:
+    for outcome in ("complete", "fail"):
+        job = as_user.post("/v1/jobs", {"type": "render", "payload": {"frame": 1}}).body
+        [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+        body = {"lease_token": claimed["lease_token"]}
+        if outcome == "fail":
+            body |= {"error": "boom", "retryable": False}
+        assert as_worker.post(f"/v1/jobs/{job['id']}/{outcome}", body).status == 200
+    minutes = as_admin.get("/v1/stats").body["throughput_last_hour"]
+    # Both finished a moment ago: in the current minute, or the one before if it just turned.
+    recent = minutes[-2:]
+    assert sum(m["succeeded"] for m in recent) == 1
+    assert sum(m["failed"] for m in recent) == 1
+    assert sum(m["succeeded"] + m["failed"] for m in minutes[:-2]) == 0
+    assert minutes == sorted(minutes, key=lambda m: m["minute"])
 
 
 def test_health_is_public_and_reports_dependencies(client, services) -> None:

@@ -1,0 +1,160 @@
+// The API client: where the API is, the session's tokens, and one request function that
+// signs requests and refreshes an expired access token once (single flight).
+//
+// Tokens live in sessionStorage (this tab only, gone when it closes) and are sent only in
+// the Authorization header: never in a URL, never logged. Signing out clears them.
+
+const SESSION_KEY = "taskmill.session";
+let apiBase = "";
+let refreshing = null;
+const listeners = new Set();
+
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+// config.json says where the API is: "" (the local stack serves the console on the API's
+// own origin) or the environment's API URL, written at deploy time.
+export async function loadConfig() {
+  const response = await fetch("config.json", { cache: "no-store" });
+  if (!response.ok) throw new Error(`config.json: HTTP ${response.status}`);
+  const config = await response.json();
+  apiBase = String(config.apiUrl || "").replace(/\/+$/, "");
+  return config;
+}
+
+export function session() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+  } catch {
+    return null;
+  }
+}
+
+function store(value) {
+  if (value) sessionStorage.setItem(SESSION_KEY, JSON.stringify(value));
+  else sessionStorage.removeItem(SESSION_KEY);
+  for (const listener of listeners) listener(value);
+}
+
+// Called with the new session (or null) whenever it changes: sign in, refresh, sign out.
+export function onSessionChange(listener) {
+  listeners.add(listener);
+}
+
+function fromTokens(tokens, user) {
+  return {
+    access: tokens.access_token,
+    refresh: tokens.refresh_token,
+    // Refresh a little early: a request must not leave with a token about to expire.
+    expiresAt: Date.now() + Math.max(0, tokens.expires_in - 30) * 1000,
+    user,
+  };
+}
+
+async function send(method, path, body, token) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(apiBase + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, "network", "The API cannot be reached. Check your connection.");
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiError(
+      response.status,
+      error.code || `http_${response.status}`,
+      error.message || `The API answered ${response.status}.`,
+      error.details,
+    );
+  }
+  return data;
+}
+
+export async function signIn(email, password) {
+  const tokens = await send("POST", "/v1/auth/login", { email, password });
+  const user = await send("GET", "/v1/auth/me", undefined, tokens.access_token);
+  store(fromTokens(tokens, user));
+  return user;
+}
+
+// Rotates the pair. A refresh token is single-use, so concurrent requests share one refresh.
+function refresh(current) {
+  if (!refreshing) {
+    refreshing = send("POST", "/v1/auth/refresh", { refresh_token: current.refresh })
+      .then((tokens) => {
+        const next = fromTokens(tokens, current.user);
+        store(next);
+        return next;
+      })
+      .catch((error) => {
+        if (error.status === 400 || error.status === 401) store(null);
+        throw error;
+      })
+      .finally(() => {
+        refreshing = null;
+      });
+  }
+  return refreshing;
+}
+
+export async function signOut() {
+  const current = session();
+  store(null);
+  if (current) {
+    // Revoke the refresh token; the session is gone locally whatever the answer.
+    try {
+      await send("POST", "/v1/auth/logout", { refresh_token: current.refresh }, current.access);
+    } catch {
+      /* already signed out here; an unreachable API cannot undo that */
+    }
+  }
+}
+
+export async function api(method, path, body) {
+  let current = session();
+  if (!current) throw new ApiError(401, "signed_out", "Sign in first.");
+  if (Date.now() >= current.expiresAt) current = await refresh(current);
+  try {
+    return await send(method, path, body, current.access);
+  } catch (error) {
+    // An access token can expire (or be refused) between the check above and the answer.
+    if (error.status !== 401) throw error;
+    const latest = session();
+    if (!latest) throw error;
+    const renewed = latest.access !== current.access ? latest : await refresh(latest);
+    return send(method, path, body, renewed.access);
+  }
+}
+
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(name, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}

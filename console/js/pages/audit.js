@@ -1,0 +1,57 @@
+import { api, query } from "../api.js";
+import { alertBox, errorText, field, h, pageHeader, replace, table, timeEl } from "../ui.js";
+
+export function auditPage() {
+  const alert = alertBox();
+  const list = h("div", { "aria-busy": "true" });
+  const pager = h("div", { class: "pager" });
+  const action = field("Action", h("input", { type: "text", autocomplete: "off", placeholder: "e.g. user.login_failed" }));
+  let cursors = [null];
+
+  async function load() {
+    try {
+      const page = await api("GET", `/v1/audit${query({ limit: 50, action: action.control.value.trim(), cursor: cursors[cursors.length - 1] })}`);
+      replace(
+        list,
+        table(
+          "Audit log",
+          [
+            { label: "When", cell: (e) => timeEl(e.at) },
+            { label: "Action", cell: (e) => h("code", {}, e.action) },
+            { label: "Actor", cell: (e) => (e.actor_id ? e.actor_id.slice(0, 8) : "—") },
+            { label: "Target", cell: (e) => [e.target_type, e.target_id].filter(Boolean).join(" ") || "—" },
+            { label: "Detail", cell: (e) => (Object.keys(e.detail || {}).length ? h("code", { class: "detail" }, JSON.stringify(e.detail)) : "—") },
+          ],
+          page.items,
+          { empty: "No audit events." },
+        ),
+      );
+      replace(
+        pager,
+        h("button", { type: "button", class: "secondary", disabled: cursors.length < 2, onclick: () => { cursors.pop(); load(); } }, "Newer"),
+        h("button", { type: "button", class: "secondary", disabled: !page.next_cursor, onclick: () => { cursors.push(page.next_cursor); load(); } }, "Older"),
+      );
+      list.setAttribute("aria-busy", "false");
+      alert.show("");
+    } catch (error) {
+      alert.show(errorText(error));
+    }
+  }
+
+  const filter = h(
+    "form",
+    {
+      class: "toolbar",
+      "aria-label": "Filter the audit log",
+      onsubmit: (event) => {
+        event.preventDefault();
+        cursors = [null];
+        load();
+      },
+    },
+    action,
+    h("button", { type: "submit" }, "Filter"),
+  );
+  load();
+  return h("section", {}, pageHeader("Audit"), alert, filter, list, pager);
+}

@@ -1,0 +1,181 @@
+import { api } from "../api.js";
+import { alertBox, errorText, field, h, pageHeader, replace, select, timeEl } from "../ui.js";
+import { PRIORITIES } from "./jobs.js";
+
+export function deadLettersPage(cleanups) {
+  const alert = alertBox();
+  const priority = field("Priority", select(PRIORITIES, "normal"));
+  const list = h("div", { "aria-busy": "true" });
+  const outcome = h("div", { class: "outcome", role: "status", "aria-live": "polite" });
+  let letters = [];
+  let selected = new Set();
+  let gone = false;
+  cleanups.push(() => {
+    gone = true;
+  });
+
+  const dryRun = h("button", { type: "button", class: "secondary", onclick: () => redrive(true) }, "Dry run");
+  const redriveButton = h("button", { type: "button", onclick: () => redrive(false) }, "Redrive selected");
+  const redriveAll = h("button", { type: "button", class: "secondary", onclick: () => redrive(false, true) }, "Redrive all");
+
+  function updateButtons() {
+    redriveButton.disabled = selected.size === 0;
+    redriveButton.textContent = selected.size ? `Redrive selected (${selected.size})` : "Redrive selected";
+    redriveAll.disabled = letters.length === 0;
+    dryRun.disabled = letters.length === 0;
+  }
+
+  async function load() {
+    list.setAttribute("aria-busy", "true");
+    try {
+      const peek = await api("GET", `/v1/dlq/${priority.control.value}?limit=200`);
+      letters = peek.items;
+      selected = new Set([...selected].filter((id) => letters.some((l) => l.job_id === id)));
+      render(peek);
+      alert.show("");
+    } catch (error) {
+      alert.show(errorText(error));
+    } finally {
+      list.setAttribute("aria-busy", "false");
+      updateButtons();
+    }
+  }
+
+  function render(peek) {
+    if (!letters.length) {
+      replace(list, h("p", { class: "empty" }, `No dead letters in the ${priority.control.value} queue.`));
+      return;
+    }
+    const all = h("input", {
+      type: "checkbox",
+      "aria-label": "Select all dead letters",
+      checked: selected.size === letters.length,
+      onchange: (event) => {
+        selected = event.target.checked ? new Set(letters.map((l) => l.job_id)) : new Set();
+        render(peek);
+        updateButtons();
+      },
+    });
+    replace(
+      list,
+      peek.complete ? null : h("p", { class: "note" }, "Showing the first messages only; the queue holds more."),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "data" },
+          h("caption", { class: "visually-hidden" }, "Dead letters"),
+          h(
+            "thead",
+            {},
+            h("tr", {}, h("th", { scope: "col" }, all), ["Job", "Type", "Attempts", "Redrives", "Last error", "Dead-lettered"].map((c) => h("th", { scope: "col" }, c))),
+          ),
+          h(
+            "tbody",
+            {},
+            letters.map((letter) =>
+              h(
+                "tr",
+                {},
+                h(
+                  "td",
+                  { "data-label": "Select" },
+                  h("input", {
+                    type: "checkbox",
+                    "aria-label": `Select job ${letter.job_id}`,
+                    checked: selected.has(letter.job_id),
+                    onchange: (event) => {
+                      if (event.target.checked) selected.add(letter.job_id);
+                      else selected.delete(letter.job_id);
+                      updateButtons();
+                    },
+                  }),
+                ),
+                h("td", { "data-label": "Job" }, letter.job_id ? h("a", { href: `#/jobs/${letter.job_id}` }, letter.job_id.slice(0, 8)) : "—"),
+                h("td", { "data-label": "Type" }, letter.type || "—"),
+                h("td", { "data-label": "Attempts" }, letter.attempts ?? "—"),
+                h("td", { "data-label": "Redrives" }, letter.redrive_count ?? "—"),
+                h("td", { "data-label": "Last error", class: "wrap" }, letter.last_error || letter.problem || letter.failure_reason || "—"),
+                h("td", { "data-label": "Dead-lettered" }, timeEl(letter.dead_lettered_at)),
+              ),
+            ),
+          ),
+        ),
+      ),
+      peek.failed_without_message && peek.failed_without_message.length
+        ? h("p", { class: "note" }, `${peek.failed_without_message.length} failed jobs have no message here (retry them from their pages).`)
+        : null,
+    );
+  }
+
+  function describe(result, dry) {
+    const n = (result.redriven || []).length;
+    const verb = dry ? "would be redriven" : "redriven";
+    const parts = [`${n} job${n === 1 ? "" : "s"} ${verb}`];
+    if ((result.skipped || []).length) parts.push(`${result.skipped.length} skipped`);
+    if ((result.orphans || []).length) parts.push(`${result.orphans.length} without a job`);
+    return `${parts.join(", ")}.`;
+  }
+
+  async function follow(task) {
+    // A background redrive: poll its task until it finishes.
+    const bar = h("progress", { "aria-label": "Redrive progress" });
+    const text = h("span");
+    replace(outcome, h("label", {}, text), bar);
+    for (;;) {
+      text.textContent = `Redriving: ${task.redriven} redriven so far (${task.status}).`;
+      if (task.finished_at || gone) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      task = await api("GET", `/v1/dlq/redrives/${task.id}`);
+    }
+    bar.max = 1;
+    bar.value = 1;
+    text.textContent = task.error ? `Redrive stopped: ${task.error}` : `Redrive finished: ${task.redriven} redriven.`;
+  }
+
+  async function redrive(dry, everything = false) {
+    alert.show("");
+    const ids = everything ? null : [...selected];
+    const body = { dry_run: dry };
+    if (ids && ids.length) body.job_ids = ids;
+    if (everything && !dry) {
+      body.background = true;
+      body.limit = 100000;
+    }
+    for (const b of [dryRun, redriveButton, redriveAll]) b.disabled = true;
+    replace(outcome, h("label", {}, dry ? "Checking…" : "Redriving…"), h("progress", { "aria-label": "Redrive progress" }));
+    try {
+      const answer = await api("POST", `/v1/dlq/${priority.control.value}/redrive`, body);
+      const background = answer.status && answer.id && !Array.isArray(answer.redriven);
+      if (background) await follow(answer);
+      if (!dry) {
+        // The list first, then the outcome: what is announced matches what is shown.
+        selected = new Set();
+        await load();
+      }
+      if (!background) replace(outcome, h("p", {}, dry ? "Dry run: " : "Done: ", describe(answer, dry)));
+    } catch (error) {
+      replace(outcome);
+      alert.show(errorText(error));
+    } finally {
+      updateButtons();
+    }
+  }
+
+  priority.control.addEventListener("change", () => {
+    selected = new Set();
+    replace(outcome);
+    load();
+  });
+  load();
+  return h(
+    "section",
+    {},
+    pageHeader("Dead letters", h("button", { type: "button", class: "secondary", onclick: load }, "Refresh")),
+    alert,
+    h("div", { class: "toolbar" }, priority, h("div", { class: "actions" }, dryRun, redriveButton, redriveAll)),
+    outcome,
+    list,
+  );
+}

@@ -1,0 +1,100 @@
+import { api } from "../api.js";
+import { throughputChart } from "../chart.js";
+import { age, alertBox, announce, errorText, h, pageHeader, poll, replace, table } from "../ui.js";
+
+function pausedCell(item) {
+  if (item.paused === undefined) return "—";
+  return h("span", { class: item.paused ? "badge status-failed" : "badge status-succeeded" }, item.paused ? "paused" : "running");
+}
+
+export function queuesPage(cleanups) {
+  const alert = alertBox();
+  const queues = h("div", { "aria-busy": "true" });
+  const types = h("div");
+  const chart = h("div", { class: "chart-box" });
+  const summary = h("p", { class: "help" });
+
+  async function toggle(kind, name, paused) {
+    const verb = paused ? "resume" : "pause";
+    alert.show("");
+    try {
+      await api("POST", `/v1/${kind}/${encodeURIComponent(name)}/${verb}`);
+      announce(`${name} ${paused ? "resumed" : "paused"}.`);
+      await load();
+    } catch (error) {
+      alert.show(errorText(error));
+    }
+  }
+
+  function pauseButton(kind, name, item) {
+    if (item.paused === undefined) return "—";
+    const label = `${item.paused ? "Resume" : "Pause"} ${name}`;
+    return h(
+      "button",
+      { type: "button", class: item.paused ? "" : "secondary", "aria-label": label, onclick: () => toggle(kind, name, item.paused) },
+      item.paused ? "Resume" : "Pause",
+    );
+  }
+
+  async function load() {
+    try {
+      const [queueList, stats, typeList] = await Promise.all([
+        api("GET", "/v1/queues"),
+        api("GET", "/v1/stats?window_hours=1"),
+        api("GET", "/v1/job-types"),
+      ]);
+      queues.setAttribute("aria-busy", "false");
+      replace(
+        queues,
+        table(
+          "Queues",
+          [
+            { label: "Queue", cell: (q) => h("strong", {}, q.priority) },
+            { label: "Depth", cell: (q) => q.visible },
+            { label: "Delayed", cell: (q) => q.delayed },
+            { label: "In flight", cell: (q) => q.in_flight },
+            { label: "Oldest age", cell: (q) => age(q.oldest_age_seconds) },
+            { label: "DLQ depth", cell: (q) => (q.dlq_depth ? h("a", { href: "#/dead-letters", "aria-label": `${q.dlq_depth} dead letters in ${q.priority}` }, q.dlq_depth) : "0") },
+            { label: "State", cell: pausedCell },
+            { label: "Action", cell: (q) => pauseButton("queues", q.priority, q) },
+          ],
+          queueList.items,
+        ),
+      );
+      replace(
+        types,
+        table(
+          "Job types",
+          [
+            { label: "Job type", cell: (t) => t.name },
+            { label: "Runs", cell: (t) => (t.external ? "external workers" : "Lambda workers") },
+            { label: "State", cell: pausedCell },
+            { label: "Action", cell: (t) => pauseButton("job-types", t.name, t) },
+          ],
+          typeList,
+        ),
+      );
+      const per = stats.throughput_per_minute_last_hour;
+      summary.textContent = `Last hour: ${per.succeeded} succeeded and ${per.failed} failed per minute on average.`;
+      replace(chart, throughputChart(stats.throughput_last_hour || []), h("p", { class: "legend" }, h("span", { class: "key key-ok" }), " succeeded ", h("span", { class: "key key-failed" }), " failed"));
+      alert.show("");
+    } catch (error) {
+      alert.show(errorText(error));
+    }
+  }
+
+  load();
+  poll(load, 5000, cleanups);
+  return h(
+    "section",
+    {},
+    pageHeader("Queues"),
+    alert,
+    queues,
+    h("h2", {}, "Throughput"),
+    summary,
+    chart,
+    h("h2", {}, "Job types"),
+    types,
+  );
+}

@@ -1,0 +1,120 @@
+import { api, query, session } from "../api.js";
+import { alertBox, announce, errorText, field, h, pageHeader, replace, select, table, timeEl } from "../ui.js";
+
+const ROLES = ["user", "admin", "worker"];
+
+export function usersPage() {
+  const alert = alertBox();
+  const list = h("div", { "aria-busy": "true" });
+  const pager = h("div", { class: "pager" });
+  let cursors = [null];
+  const me = session().user;
+
+  async function change(user, what, body) {
+    alert.show("");
+    try {
+      if (what === "role") await api("PUT", `/v1/users/${user.id}/role`, body);
+      else if (what === "delete") await api("DELETE", `/v1/users/${user.id}`);
+      else await api("PATCH", `/v1/users/${user.id}`, body);
+      announce(`${user.email} updated.`);
+      await load();
+    } catch (error) {
+      alert.show(errorText(error));
+    }
+  }
+
+  function roleCell(user) {
+    if (user.id === me.id) return user.role;
+    const control = select(ROLES, user.role);
+    control.setAttribute("aria-label", `Role of ${user.email}`);
+    control.addEventListener("change", () => change(user, "role", { role: control.value }));
+    return control;
+  }
+
+  function actions(user) {
+    if (user.id === me.id) return h("span", { class: "help" }, "you");
+    return h(
+      "div",
+      { class: "row-actions" },
+      h("button", { type: "button", class: "secondary", "aria-label": `${user.disabled ? "Enable" : "Disable"} ${user.email}`, onclick: () => change(user, "patch", { disabled: !user.disabled }) }, user.disabled ? "Enable" : "Disable"),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "danger",
+          "aria-label": `Delete ${user.email}`,
+          onclick: () => {
+            if (window.confirm(`Delete ${user.email}? Their jobs stay.`)) change(user, "delete");
+          },
+        },
+        "Delete",
+      ),
+    );
+  }
+
+  async function load() {
+    try {
+      const page = await api("GET", `/v1/users${query({ limit: 50, cursor: cursors[cursors.length - 1] })}`);
+      replace(
+        list,
+        table(
+          "Users",
+          [
+            { label: "Email", cell: (u) => u.email },
+            { label: "Role", cell: roleCell },
+            { label: "State", cell: (u) => (u.disabled ? "disabled" : "active") },
+            { label: "Created", cell: (u) => timeEl(u.created_at) },
+            { label: "Actions", cell: actions },
+          ],
+          page.items,
+        ),
+      );
+      replace(
+        pager,
+        h("button", { type: "button", class: "secondary", disabled: cursors.length < 2, onclick: () => { cursors.pop(); load(); } }, "Previous page"),
+        h("button", { type: "button", class: "secondary", disabled: !page.next_cursor, onclick: () => { cursors.push(page.next_cursor); load(); } }, "Next page"),
+      );
+      list.setAttribute("aria-busy", "false");
+    } catch (error) {
+      alert.show(errorText(error));
+    }
+  }
+
+  const email = field("Email", h("input", { type: "email", autocomplete: "off" }), { required: true });
+  const password = field("Password", h("input", { type: "password", autocomplete: "new-password", minlength: 10 }), { required: true, help: "At least 10 characters." });
+  const role = field("Role", select(ROLES, "user"));
+  const formAlert = alertBox();
+  const create = h(
+    "form",
+    {
+      class: "card inline-form",
+      "aria-labelledby": "new-user-title",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        formAlert.show("");
+        for (const f of [email, password]) f.setError("");
+        try {
+          await api("POST", "/v1/users", { email: email.control.value.trim(), password: password.control.value, role: role.control.value });
+          announce("User created.");
+          event.target.reset();
+          await load();
+        } catch (error) {
+          if (error.status === 400 && Array.isArray(error.details)) {
+            for (const d of error.details) {
+              const name = (d.loc || []).filter((p) => p !== "body")[0];
+              ({ email, password })[name]?.setError(d.msg);
+            }
+          }
+          formAlert.show(errorText(error));
+        }
+      },
+    },
+    h("h2", { id: "new-user-title" }, "Add a user"),
+    formAlert,
+    h("div", { class: "form-row" }, email, password, role),
+    h("button", { type: "submit" }, "Add user"),
+  );
+
+  load();
+  return h("section", {}, pageHeader("Users"), alert, list, pager, create);
+}
