@@ -7,7 +7,7 @@ ENV ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 export PYTHONDONTWRITEBYTECODE ?= 1
 
-.PHONY: run test test-slow test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
+.PHONY: browser run test test-slow test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
 
 # The venv is rebuilt when a requirements file changes, or when its Python no longer runs
 # (removed or upgraded under it). Before that: the Python that makes it must be 3.11+, and a
@@ -48,8 +48,21 @@ $(NODE_STAMP): package.json package-lock.json
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS=--basetemp=/tmp/mine`.
 PYTEST_ARGS ?=
 
+# Debian's Chromium for the console's browser tests (tests/e2e/console), driven by Playwright
+# with executable_path (no browser download). Installed with apt-get when missing and make runs
+# as root; otherwise one line says how, and those tests skip saying why. With
+# TASKMILL_REQUIRE_BROWSER=1 (.ci/run sets it) a missing Chromium is an error instead.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the console's browser tests (apt-get)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	      || echo "apt-get could not install chromium" >&2; \
+	  else echo "chromium is not installed: the console's browser tests will skip (install it: sudo apt-get install chromium)" >&2; fi; \
+	  command -v chromium >/dev/null 2>&1 || [ "$${TASKMILL_REQUIRE_BROWSER:-0}" != 1 ]; }
+
 # Everything but the tests marked `slow` (pyproject's addopts deselect them).
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The long ones: fault injection on real processes, the 20,000-job soak, schemathesis.
