@@ -102,6 +102,7 @@ def test_console_without_its_slash_is_redirected(gateway: Gateway) -> None:
 )
 def test_nothing_else_is_served(gateway: Gateway, path: str) -> None:
     status, headers, body = request(gateway, "GET", path)
+    assert headers["x-content-type-options"] == "nosniff"
     assert status == 404
     assert b"[tool." not in body
     assert API_CALLS == []
