@@ -45,9 +45,13 @@ class Api(Construct):
         queues: JobQueues,
         redrive_function: lambda_.IFunction,
         webhook_secret: secretsmanager.ISecret,
+        cors_origins: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.api
+        # The browser origins allowed to call the API: the config's, unless the stack says
+        # (the web console's origin, infra/console.py).
+        origins = settings.cors_origins if cors_origins is None else cors_origins
         self.jwt_secret = generated_secret(
             self,
             "JwtSigningKey",
@@ -89,7 +93,7 @@ class Api(Construct):
                 "TASKMILL_ALLOW_SIGNUP": str(config.allow_signup).lower(),
                 "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
                 "TASKMILL_IDEMPOTENCY_TTL_SECONDS": str(config.idempotency_ttl_seconds),
-                "TASKMILL_CORS_ORIGINS": ",".join(settings.cors_origins),
+                "TASKMILL_CORS_ORIGINS": ",".join(origins),
                 "TASKMILL_REDRIVE_FUNCTION_NAME": redrive_function.function_name,
                 # Each user reads their own key derived from it (GET /v1/auth/me/webhook-secret).
                 "TASKMILL_WEBHOOK_SECRET_ARN": webhook_secret.secret_arn,
@@ -141,7 +145,7 @@ class Api(Construct):
             ),
             default_cors_preflight_options=(
                 apigw.CorsOptions(
-                    allow_origins=list(settings.cors_origins),
+                    allow_origins=list(origins),
                     allow_methods=apigw.Cors.ALL_METHODS,
                     allow_headers=[
                         "Authorization",
@@ -151,14 +155,14 @@ class Api(Construct):
                     ],
                     max_age=Duration.hours(1),
                 )
-                if settings.cors_origins
+                if origins
                 else None
             ),
         )
         for response_type, error in GATEWAY_RESPONSES.items():
             headers = {"Content-Type": "'application/json'"}
-            if settings.cors_origins:
-                origin = "*" if "*" in settings.cors_origins else settings.cors_origins[0]
+            if origins:
+                origin = "*" if "*" in origins else origins[0]
                 headers["Access-Control-Allow-Origin"] = f"'{origin}'"
             self.rest_api.add_gateway_response(
                 f"Gateway{response_type.title().replace('_', '')}",

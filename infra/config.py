@@ -156,6 +156,15 @@ class AlarmConfig(_Section):
         return self
 
 
+class ConsoleConfig(_Section):
+    # The web console (console/) on S3 + CloudFront, pointed at this environment's API. On,
+    # the API's CORS allows the console's origin (and any other origins listed in
+    # api.cors_origins, never "*"). Off, CORS is api.cors_origins alone.
+    enabled: bool = True
+    # CloudFront's edge locations: PriceClass_100 (North America, Europe), _200, _All.
+    price_class: Literal["100", "200", "All"] = "100"
+
+
 # Functions that hold a database connection besides the API and the workers, with the
 # reserved concurrency each gets (recovery, redrive, container events, migrations).
 OTHER_DATABASE_CONCURRENCY: dict[str, int] = {
@@ -194,6 +203,7 @@ class EnvironmentConfig(_Section):
     api: ApiConfig = ApiConfig()
     worker: WorkerConfig = WorkerConfig()
     alarms: AlarmConfig = AlarmConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     @property
     def database_clients(self) -> int:
@@ -219,6 +229,16 @@ class EnvironmentConfig(_Section):
                 f"but {through} only {self.database.proxy_connections} connections; "
                 "lower api.reserved_concurrency/worker.queue_concurrency or raise "
                 "database.max_connections (a larger instance class)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _console_origin_only(self) -> Self:
+        if self.console.enabled and "*" in self.api.cors_origins:
+            raise ValueError(
+                f"{self.name}: api.cors_origins has '*' but the console is on: any site could "
+                "then call the API from a signed-in user's browser; list real origins (the "
+                "console's own is added) or set console.enabled to false"
             )
         return self
 

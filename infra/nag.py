@@ -16,6 +16,7 @@ from constructs import IConstruct
 from infra.config import EnvironmentConfig
 
 if TYPE_CHECKING:
+    from infra.console import Console
     from infra.stack import TaskmillStack
 
 # Actions granted on "*" because they have no resource-level permissions. Anything else on
@@ -113,6 +114,9 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
             "ecs:cluster condition.",
         )
 
+    if stack.console is not None:
+        _console(stack, stack.console)
+
     database = stack.database
     _ack(
         database.instance,
@@ -158,6 +162,68 @@ def _cfn(construct: IConstruct) -> CfnElement:
     child = construct.node.default_child
     assert isinstance(child, CfnElement)
     return child
+
+
+def _console(stack: TaskmillStack, console: Console) -> None:
+    distribution = console.distribution
+    _ack(
+        console.bucket,
+        "AwsSolutions-S1",
+        "Public static files (the console's HTML, JS and CSS) read only by CloudFront through "
+        "origin access control; who uses the data is in the API's access logs.",
+    )
+    _ack(
+        distribution,
+        "AwsSolutions-CFR3",
+        "The distribution serves the console's public static files only; the API's access "
+        "logs record every data request (a log bucket per environment would cost more than "
+        "it tells).",
+    )
+    _ack(
+        distribution,
+        "AwsSolutions-CFR4",
+        "The default *.cloudfront.net certificate (no custom domain in cdk.json); its TLS "
+        "policy is CloudFront's. A custom domain with an ACM certificate sets TLSv1.2_2021.",
+    )
+    _ack(
+        distribution,
+        "AwsSolutions-CFR1",
+        "The console is for this environment's users wherever they are; the API decides who "
+        "may do what.",
+    )
+    _ack(
+        distribution,
+        "AwsSolutions-CFR2",
+        "Static files only, answered from CloudFront's cache; the API behind them has its own "
+        "throttling (and WAF where api.waf is on).",
+    )
+    # The CDK's BucketDeployment function (its own Lambda asset, no Docker) copies the
+    # console into the bucket on deploy; its runtime and grants are the CDK's.
+    role = console.deployment.handler_role
+    function = role.node.scope
+    assert function is not None
+    _ack(
+        function,
+        "AwsSolutions-L1",
+        "The CDK's BucketDeployment handler: its runtime is chosen by aws-cdk-lib.",
+    )
+    files = stack.get_logical_id(_cfn(console.bucket))
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    for finding in (
+        "Action::s3:Abort*",
+        "Action::s3:DeleteObject*",
+        "Action::s3:GetBucket*",
+        "Action::s3:GetObject*",
+        "Action::s3:List*",
+        f"Resource::<{files}.Arn>/*",
+        f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-{region}/*",
+    ):
+        _ack(
+            role,
+            f"AwsSolutions-IAM5[{finding}]",
+            "BucketDeployment's grants (grantRead on the CDK asset, grantReadWrite on the "
+            "console's bucket): object wildcards within those two buckets only.",
+        )
 
 
 def _arn_finding(stack: Stack, service: str, resource: str) -> str:

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.api import Api
 from infra.config import EnvironmentConfig
+from infra.console import Console
 from infra.containers import Containers
 from infra.database import Database
 from infra.functions import FunctionFactory, Layers
@@ -63,6 +64,8 @@ class TaskmillStack(Stack):
             queues=self.job_queues,
             containers=self.containers,
         )
+        # The console's distribution comes first: the API's CORS allows its origin.
+        self.console = Console(self, "Console", config=config) if config.console.enabled else None
         self.api = Api(
             self,
             "Api",
@@ -72,7 +75,12 @@ class TaskmillStack(Stack):
             queues=self.job_queues,
             redrive_function=self.recovery.redrive_function,
             webhook_secret=self.workers.webhook_secret,
+            cors_origins=(
+                (self.console.origin, *config.api.cors_origins) if self.console else None
+            ),
         )
+        if self.console:
+            self.console.point_at(self.api.rest_api)
         # Everything a schema change could break waits for the migrations.
         for function in (self.api.function, self.workers.function, self.recovery.sweep_function):
             function.node.add_dependency(self.database.migrations)
@@ -98,6 +106,8 @@ class TaskmillStack(Stack):
         acknowledge_findings(self, config)
 
         CfnOutput(self, "ApiUrl", value=self.api.url)
+        if self.console:
+            CfnOutput(self, "ConsoleUrl", value=self.console.url)
         CfnOutput(
             self,
             "DashboardUrl",

@@ -12,9 +12,22 @@ from tests.infrastructure.conftest import Synthesized
 from tests.infrastructure.test_compute import taskmill_functions
 
 
+def console_deployment_policy(synthesized: Synthesized) -> str | None:
+    """The CDK's BucketDeployment role's policy (infra/console.py): its grants are the CDK's
+    grantRead/grantReadWrite, with wildcard object actions on two buckets."""
+    console = synthesized.stack.console
+    if console is None:
+        return None
+    policy = console.deployment.handler_role.node.find_child("DefaultPolicy")
+    return str(synthesized.stack.get_logical_id(policy.node.default_child))
+
+
 def statements(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]]:
     found = []
+    skipped = console_deployment_policy(synthesized)
     for logical, policy in synthesized.of_type("AWS::IAM::Policy").items():
+        if logical == skipped:
+            continue
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             found.append((logical, statement))
     return found
@@ -43,6 +56,24 @@ def test_no_wildcard_actions_and_star_resources_only_where_unavoidable(
                 assert "*" not in action.split(":", 1)[1], (logical, action)
             if "*" in as_list(statement["Resource"]):
                 assert set(as_list(statement["Action"])) <= ACTIONS_WITHOUT_RESOURCES, logical
+
+
+def test_the_console_deployment_may_touch_only_the_asset_and_console_buckets(
+    dev: Synthesized,
+) -> None:
+    logical = console_deployment_policy(dev)
+    assert logical is not None
+    policy = dev.resources[logical]["Properties"]["PolicyDocument"]
+    console_bucket = dev.logical_id(dev.stack.console.bucket)
+    for statement in policy["Statement"]:
+        actions = as_list(statement["Action"])
+        resources = json.dumps(as_list(statement["Resource"]))
+        if all(a.startswith("s3:") for a in actions):
+            assert console_bucket in resources or "cdk-hnb659fds-assets" in resources, statement
+            assert "s3:*" not in actions
+        else:
+            # Invalidating the console's distribution after each deployment.
+            assert set(actions) <= {"cloudfront:GetInvalidation", "cloudfront:CreateInvalidation"}
 
 
 def test_each_function_may_call_only_what_it_calls(dev: Synthesized, prod: Synthesized) -> None:
