@@ -364,6 +364,7 @@ def banner(config: LocalConfig, stack: LocalStack) -> str:
         f"\nTaskmill is running.\n"
         f"  API:         {stack.url}/v1\n"
         f"  Swagger UI:  {stack.url}/v1/docs\n"
+        f"  Console:     {stack.url}/console/\n"
         f"  SQS:         {stack.sqs_endpoint}  {sqs_note}\n"
         f"  database:    {database}\n"
         f"  admin:       {config.admin_email}, password {kept}\n"

@@ -83,6 +83,7 @@ def test_the_banner_says_where_everything_is_and_its_login_line_works(tmp_path) 
     url = f"http://127.0.0.1:{port}"
     assert f"API:         {url}/v1\n" in output
     assert f"Swagger UI:  {url}/v1/docs\n" in output
+    assert f"Console:     {url}/console/\n" in output
     assert f"SQS:         http://127.0.0.1:{sqs_port}" in output
     assert f"password in {data_dir / 'admin.password'}" in output
     assert "Traceback" not in output
