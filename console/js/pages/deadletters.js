@@ -48,7 +48,6 @@ export function deadLettersPage(cleanups) {
     }
     const all = h("input", {
       type: "checkbox",
-      "aria-label": "Select all dead letters",
       checked: selected.size === letters.length,
       onchange: (event) => {
         selected = event.target.checked ? new Set(letters.map((l) => l.job_id)) : new Set();
@@ -59,6 +58,8 @@ export function deadLettersPage(cleanups) {
     replace(
       list,
       peek.complete ? null : h("p", { class: "note" }, "Showing the first messages only; the queue holds more."),
+      // Above the table, not in its header: narrow screens show rows as cards without one.
+      field("Select all", all),
       h(
         "div",
         { class: "table-wrap" },
@@ -69,7 +70,7 @@ export function deadLettersPage(cleanups) {
           h(
             "thead",
             {},
-            h("tr", {}, h("th", { scope: "col" }, all), ["Job", "Type", "Attempts", "Redrives", "Last error", "Dead-lettered"].map((c) => h("th", { scope: "col" }, c))),
+            h("tr", {}, h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Selected")), ["Job", "Type", "Attempts", "Redrives", "Last error", "Dead-lettered"].map((c) => h("th", { scope: "col" }, c))),
           ),
           h(
             "tbody",

@@ -30,11 +30,12 @@ export function jobPage(cleanups, jobId) {
   const heading = pageHeader(`Job ${jobId.slice(0, 8)}`);
   let job = null;
   let stopped = false;
+  let shown = "";
 
   async function act(verb) {
     alert.show("");
     try {
-      job = await api("POST", `/v1/jobs/${jobId}/${verb}`);
+      await api("POST", `/v1/jobs/${jobId}/${verb}`);
       announce(verb === "cancel" ? "Cancel requested." : "Job queued again.");
       await load();
     } catch (error) {
@@ -49,7 +50,12 @@ export function jobPage(cleanups, jobId) {
         api("GET", `/v1/jobs/${jobId}/events`),
       ]);
       job = current;
-      render(events);
+      // Unchanged data is not redrawn, so polling never moves the keyboard focus.
+      const seen = JSON.stringify([current, events]);
+      if (seen !== shown) {
+        shown = seen;
+        render(events);
+      }
     } catch (error) {
       alert.show(error.status === 404 ? "This job does not exist, or it is not yours." : errorText(error));
       if (error.status === 404) stopped = true;

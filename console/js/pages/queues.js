@@ -13,6 +13,7 @@ export function queuesPage(cleanups) {
   const types = h("div");
   const chart = h("div", { class: "chart-box" });
   const summary = h("p", { class: "help" });
+  let shown = "";
 
   async function toggle(kind, name, paused) {
     const verb = paused ? "resume" : "pause";
@@ -21,6 +22,9 @@ export function queuesPage(cleanups) {
       await api("POST", `/v1/${kind}/${encodeURIComponent(name)}/${verb}`);
       announce(`${name} ${paused ? "resumed" : "paused"}.`);
       await load();
+      // The row was redrawn: keep the keyboard on the same control, now the opposite verb.
+      const again = `${paused ? "Pause" : "Resume"} ${name}`;
+      [...root.querySelectorAll("button[aria-label]")].find((b) => b.getAttribute("aria-label") === again)?.focus();
     } catch (error) {
       alert.show(errorText(error));
     }
@@ -44,6 +48,10 @@ export function queuesPage(cleanups) {
         api("GET", "/v1/job-types"),
       ]);
       queues.setAttribute("aria-busy", "false");
+      // Unchanged data is not redrawn, so polling never moves the keyboard focus.
+      const seen = JSON.stringify([queueList, stats, typeList]);
+      if (seen === shown) return;
+      shown = seen;
       replace(
         queues,
         table(
@@ -85,7 +93,7 @@ export function queuesPage(cleanups) {
 
   load();
   poll(load, 5000, cleanups);
-  return h(
+  const root = h(
     "section",
     {},
     pageHeader("Queues"),
@@ -97,4 +105,5 @@ export function queuesPage(cleanups) {
     h("h2", {}, "Job types"),
     types,
   );
+  return root;
 }
