@@ -458,6 +458,15 @@ def _exit_without_waiting_for_bodies(code: int) -> None:
     os._exit(code)
 
 
+def wait_heeding_signals(event: threading.Event) -> None:
+    """Wait for `event` in the main thread. Not one untimed wait: the kernel may deliver
+    SIGTERM to any of the process's threads, and then the main thread's blocked lock is not
+    interrupted, so the Python handler that sets the event never runs (a stop missed, seen
+    in the browser tests). Waking twice a second runs pending handlers."""
+    while not event.wait(timeout=0.5):
+        pass
+
+
 def _run(config: LocalConfig, stopping: threading.Event, wake: threading.Event) -> int:
     from local.preflight import PreflightError
 
@@ -477,7 +486,7 @@ def _run(config: LocalConfig, stopping: threading.Event, wake: threading.Event) 
     print("starting Taskmill locally…", flush=True)
     starter = threading.Thread(target=start, name="start-up", daemon=True)
     starter.start()
-    wake.wait()  # started, failed, or a stop asked for
+    wait_heeding_signals(wake)  # started, failed, or a stop asked for
     if stopping.is_set():
         print("stopping…", flush=True)
         starter.join()  # it stops at its next step and stops what it had started
@@ -490,7 +499,7 @@ def _run(config: LocalConfig, stopping: threading.Event, wake: threading.Event) 
             return fail(str(failure[0]))
         raise failure[0]
     print(banner(config, stack), flush=True)
-    stopping.wait()
+    wait_heeding_signals(stopping)
     print("stopping…", flush=True)
     stack.stop()
     print("stopped.", flush=True)

@@ -289,3 +289,22 @@ def test_every_page_fits_the_screen(console: Console, stack: RunningStack, width
         page.wait_for_load_state("networkidle")
         console.no_horizontal_scroll()
         console.shoot(name.lower().replace(" ", "-"))
+
+
+def test_an_admin_changes_a_users_role_and_finds_it_in_the_audit_log(
+    console: Console, stack: RunningStack
+) -> None:
+    email, user = new_user(stack)
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Users")
+    page.get_by_label(f"Role of {email}").select_option("worker")
+    wait_until(lambda: user.call("GET", "/v1/auth/me")[1]["role"] == "worker")
+    console.nav("Audit")
+    page.get_by_label("Action").fill("user.role_changed")
+    page.get_by_role("button", name="Filter").click()
+    row = page.get_by_role("row").filter(has_text='"after":"worker"')
+    row.first.wait_for()
+    assert '"before":"user"' in row.first.inner_text()
+    console.shoot("audit-role-changed")
