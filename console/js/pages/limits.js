@@ -13,7 +13,8 @@ function useText(detail) {
   const use = detail && (detail.use || detail.usage || detail.current);
   if (!use || typeof use !== "object") return "—";
   return Object.entries(use)
-    .map(([name, value]) => `${name.replace(/_/g, " ")}: ${value ?? "—"}`)
+    .filter(([, value]) => value !== null && value !== undefined)
+    .map(([name, value]) => `${name.replace(/_/g, " ")}: ${typeof value === "number" ? Math.round(value * 100) / 100 : value}`)
     .join(", ");
 }
 
@@ -24,7 +25,7 @@ export function limitsPage() {
     required: true,
     help: "Letters, digits and : . _ - (owner:<user id> limits one user).",
   });
-  const concurrency = field("Concurrency", h("input", { type: "number", min: 1, step: 1, inputmode: "numeric" }), { help: "At most this many jobs with the key run at once. Empty: no limit." });
+  const concurrency = field("Concurrency", h("input", { type: "number", min: 0, step: 1, inputmode: "numeric" }), { help: "At most this many jobs with the key run at once (0 holds them all). Empty: no concurrency limit." });
   const rateLimit = field("Rate limit", h("input", { type: "number", min: 1, step: 1, inputmode: "numeric" }), { help: "Jobs started per period. Empty: no rate." });
   const period = field("Period seconds", h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", value: 60 }));
   const formAlert = alertBox();
@@ -50,10 +51,11 @@ export function limitsPage() {
 
   async function load() {
     try {
-      const page = await api("GET", "/v1/limits");
+      const page = await api("GET", "/v1/limits?limit=200");
       const items = page.items || [];
+      // The list carries each limit's use; a row without it is asked for on its own.
       const details = await Promise.all(
-        items.map((l) => api("GET", `/v1/limits/${encodeURIComponent(l.key)}`).catch(() => null)),
+        items.map((l) => (l.use !== undefined ? l : api("GET", `/v1/limits/${encodeURIComponent(l.key)}`).catch(() => null))),
       );
       const rows = items.map((l, i) => ({ ...l, detail: details[i] }));
       replace(
@@ -61,7 +63,7 @@ export function limitsPage() {
         table(
           "Limits",
           [
-            { label: "Key", cell: (l) => h("code", {}, l.key) },
+            { label: "Key", cell: (l) => [h("code", {}, l.key), l.source === "default" ? h("span", { class: "help" }, " (environment default)") : null] },
             { label: "Concurrency", cell: (l) => l.concurrency ?? "—" },
             { label: "Rate", cell: (l) => rateText(l.rate) },
             { label: "Current use", cell: (l) => useText(l.detail || l) },
