@@ -1,6 +1,8 @@
 import { api } from "../api.js";
 import { alertBox, announce, errorText, field, h, pageHeader, replace, table } from "../ui.js";
 
+// A key's characters are all safe in a URL path as they are; percent-encoding ":" would
+// not be decoded by every gateway (the local one passes the path on as sent).
 const KEY = /^[A-Za-z0-9:._-]{1,128}$/;
 
 function rateText(rate) {
@@ -41,7 +43,7 @@ export function limitsPage() {
   async function remove(limit) {
     alert.show("");
     try {
-      await api("DELETE", `/v1/limits/${encodeURIComponent(limit.key)}`);
+      await api("DELETE", `/v1/limits/${limit.key}`);
       announce(`Limit ${limit.key} deleted.`);
       await load();
     } catch (error) {
@@ -55,7 +57,7 @@ export function limitsPage() {
       const items = page.items || [];
       // The list carries each limit's use; a row without it is asked for on its own.
       const details = await Promise.all(
-        items.map((l) => (l.use !== undefined ? l : api("GET", `/v1/limits/${encodeURIComponent(l.key)}`).catch(() => null))),
+        items.map((l) => (l.use !== undefined ? l : api("GET", `/v1/limits/${l.key}`).catch(() => null))),
       );
       const rows = items.map((l, i) => ({ ...l, detail: details[i] }));
       replace(
@@ -110,7 +112,7 @@ export function limitsPage() {
           rate: rateLimit.control.value === "" ? null : { limit: Number(rateLimit.control.value), period_seconds: Number(period.control.value) },
         };
         try {
-          await api("PUT", `/v1/limits/${encodeURIComponent(name)}`, body);
+          await api("PUT", `/v1/limits/${name}`, body);
           announce(`Limit ${name} saved.`);
           await load();
         } catch (error) {

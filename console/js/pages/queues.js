@@ -19,7 +19,7 @@ export function queuesPage(cleanups) {
     const verb = paused ? "resume" : "pause";
     alert.show("");
     try {
-      await api("POST", `/v1/${kind}/${encodeURIComponent(name)}/${verb}`);
+      await api("POST", `/v1/${kind}/${name}/${verb}`);
       announce(`${name} ${paused ? "resumed" : "paused"}.`);
       await load();
       // The row was redrawn: keep the keyboard on the same control, now the opposite verb.
