@@ -41,7 +41,7 @@ export function auditPage() {
   const filter = h(
     "form",
     {
-      class: "toolbar",
+      class: "toolbar start",
       "aria-label": "Filter the audit log",
       onsubmit: (event) => {
         event.preventDefault();
