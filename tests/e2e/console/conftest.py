@@ -70,6 +70,8 @@ class Console:
     page: Any
     base: str
     messages: list[str] = field(default_factory=list)
+    # Every console message of any type (a token must appear in none).
+    everything: list[str] = field(default_factory=list)
     requests: list[Any] = field(default_factory=list)
     # Substrings of console errors a test provokes on purpose (an API answer of 400, say).
     expected_errors: list[str] = field(default_factory=list)

@@ -107,6 +107,7 @@ def test_sign_in_create_a_job_from_the_form_and_watch_it_succeed(
     api_requests = [r for r in console.requests if "/v1/" in r.url]
     assert api_requests
     assert all(token not in r.url for r in console.requests)
+    assert not any(token in text for text in console.everything)
     signed = [r for r in api_requests if r.headers.get("authorization")]
     assert signed, "the API calls carry the token in the Authorization header"
 
