@@ -348,7 +348,9 @@ def banner(config: LocalConfig, stack: LocalStack) -> str:
     else:
         password_file = _shown(config.data_dir / "admin.password")
         kept = f"in {password_file}"
-        login += f' --password "$(cat {shlex.quote(password_file)})"'
+        # `--password=`: a generated password may start with "-", which argparse would take
+        # for an option after a separate `--password` (a flaky banner test showed it).
+        login += f' --password="$(cat {shlex.quote(password_file)})"'
     if config.database_url:
         from local.preflight import describe_database
 
