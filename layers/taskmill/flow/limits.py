@@ -124,7 +124,8 @@ class LimitStore:
             """
 INSERT INTO limits AS l (key, concurrency, rate_limit, rate_period_seconds, tokens,
                          refilled_at, updated_by)
-VALUES (%(key)s, %(concurrency)s, %(rate)s, %(period)s, %(rate)s, clock_timestamp(), %(actor)s)
+VALUES (%(key)s, %(concurrency)s, %(rate)s::int, %(period)s, %(rate)s::float8, clock_timestamp(),
+        %(actor)s)
 ON CONFLICT (key) DO UPDATE SET
     concurrency = excluded.concurrency,
     rate_limit = excluded.rate_limit,
