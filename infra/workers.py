@@ -49,6 +49,7 @@ class Workers(Construct):
             **queues.environment(),
             **(containers.environment() if containers is not None else {}),
             **functions.job_types,
+            **config.flow_environment(),
             "TASKMILL_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
         }
         if settings.ses_sender:
