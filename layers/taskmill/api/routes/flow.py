@@ -86,7 +86,7 @@ def router(services: ApiServices) -> Router:
 
     @r.put(
         "/v1/limits/<key>",
-        **operation("putLimit", "Set the limit on a key (admin)", tag="flow"),
+        **operation("putLimit", "Set the limit on a key (admin)", tag="flow", errors=[404]),
     )
     def put_limit(key: str, body: LimitPut) -> LimitOut:
         who = admin()
@@ -157,6 +157,7 @@ def router(services: ApiServices) -> Router:
             "pauseQueue",
             "Pause a priority queue (admin)",
             tag="flow",
+            errors=[404],
             description=pause_description,
         ),
     )
@@ -165,7 +166,9 @@ def router(services: ApiServices) -> Router:
 
     @r.post(
         "/v1/queues/<priority>/resume",
-        **operation("resumeQueue", "Resume a paused priority queue (admin)", tag="flow"),
+        **operation(
+            "resumeQueue", "Resume a paused priority queue (admin)", tag="flow", errors=[404]
+        ),
     )
     def resume_queue(priority: Priority) -> PauseOut:
         return resume(PauseKind.QUEUE, priority.value)
