@@ -8,12 +8,12 @@ import pytest
 from taskmill.errors import InvalidInput
 from taskmill.flow.holds import (
     MAX_CONCURRENCY_HOLD_SECONDS,
+    MAX_RATE_HOLD_SECONDS,
     PAUSE_HOLD_SECONDS,
     SECONDS_PER_ROUND,
     hold_seconds,
 )
 from taskmill.flow.keys import check_template, key_family, render_template, resolve_limit_keys
-from taskmill.topology import SQS_MAX_DELAY_SECONDS
 
 OWNER = UUID("00000000-0000-0000-0000-00000000000a")
 
@@ -22,7 +22,7 @@ def test_a_rate_hold_lasts_until_the_jobs_token() -> None:
     assert hold_seconds("rate", ahead=1.0, period=5.0) == 5
     assert hold_seconds("rate", ahead=2.5, period=5.0) == 13  # rounded up
     assert hold_seconds("rate", ahead=0.01, period=0.5) == 1  # never less than a second
-    assert hold_seconds("rate", ahead=1.0, period=86_400) == SQS_MAX_DELAY_SECONDS
+    assert hold_seconds("rate", ahead=1.0, period=86_400) == MAX_RATE_HOLD_SECONDS
 
 
 def test_a_concurrency_hold_grows_with_the_line_and_is_bounded() -> None:

@@ -69,6 +69,15 @@ _PAUSED = """EXISTS (SELECT 1 FROM pauses p
 # The keys a job row `j` holds: its own and its owner's.
 _KEYS = "j.limit_keys || ('owner:' || j.owner_id::text)"
 
+# A held job's row says it was seen lately, so the sweep's stale-message check
+# (`requeue_stale`) does not send it another message while its held one is on its way
+# back (holds are shorter than `requeue_after_seconds`: see taskmill.flow.holds). Written
+# at most every 30 s per job: a non-HOT update is not free.
+_TOUCH_HELD = """
+    UPDATE jobs SET updated_at = now() FROM held h
+    WHERE jobs.id = h.id AND jobs.status = 'queued'
+      AND jobs.updated_at < now() - interval '30 seconds'"""
+
 # The claim rows of the SQS worker's claims: claimed jobs, then (as whole rows, for their
 # messages) the jobs held back, each with why and by how much.
 _CLAIM_TAIL = """
@@ -107,6 +116,9 @@ WITH cand AS MATERIALIZED (
     SELECT id, CASE WHEN paused THEN 'paused' ELSE 'unadmitted' END AS state,
            NULL::text AS key, NULL::float8 AS ahead, NULL::float8 AS period
     FROM cand WHERE paused OR limited
+), touched AS ("""
+    + _TOUCH_HELD
+    + """ AND h.state = 'paused'
 )"""
     + _EVENTS
     + _CLAIM_TAIL
@@ -214,6 +226,9 @@ WITH clock AS MATERIALIZED (
           FROM limited lk JOIN changed c ON c.id = lk.id
           WHERE lk.rate_limit IS NOT NULL GROUP BY lk.key) t
     WHERE l.key = t.key
+), touched AS ("""
+    + _TOUCH_HELD
+    + """
 )"""
     + _EVENTS
     + _CLAIM_TAIL
@@ -1187,17 +1202,23 @@ RETURNING jobs.*""",
         due time is as old: their message may be gone (a purged queue, a message past its
         retention, a local SQS that restarted empty, a retry whose message had already been
         acknowledged as a duplicate). Resending is safe: claims are conditional, so a second
-        message for a job that also has its first one is acknowledged and skipped."""
+        message for a job that also has its first one is acknowledged and skipped.
+
+        Jobs of a paused queue or type are left alone (their messages wait, or return with
+        a hold); after the resume they are stale like any other, if their message is gone."""
         return _jobs(
             self._db.execute(
                 """
 WITH picked AS MATERIALIZED (
-    SELECT id FROM jobs
-    WHERE status = 'queued' AND NOT external AND NOT send_pending
-      AND queued_at < now() - make_interval(secs => %(age)s)
-      AND updated_at < now() - make_interval(secs => %(age)s)
-      AND run_at < now() - make_interval(secs => %(age)s)
-    ORDER BY queued_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    SELECT j.id FROM jobs j
+    WHERE j.status = 'queued' AND NOT j.external AND NOT j.send_pending
+      AND j.queued_at < now() - make_interval(secs => %(age)s)
+      AND j.updated_at < now() - make_interval(secs => %(age)s)
+      AND j.run_at < now() - make_interval(secs => %(age)s)
+      AND NOT """
+                + _PAUSED
+                + """
+    ORDER BY j.queued_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 UPDATE jobs SET send_pending = true, updated_at = now() FROM picked
 WHERE jobs.id = picked.id AND jobs.status = 'queued' AND NOT jobs.send_pending
 RETURNING jobs.*""",

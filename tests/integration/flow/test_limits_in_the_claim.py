@@ -222,3 +222,29 @@ def test_external_claims_obey_limits(store: JobStore, limits: LimitStore, db: Da
     # The first gpu job, and the job behind the held ones (not hidden by them).
     assert {j.id for j in claimed} == {jobs[0].id, other.id}
     assert store.claim_external(types=None, limit=3, actor="w") == []
+
+
+def test_held_jobs_are_not_taken_for_jobs_whose_message_is_lost(
+    store: JobStore, limits: LimitStore, db: Database
+) -> None:
+    owner = make_user(db)
+    set_limit(limits, "slow", concurrency=0)
+    held = create_job(store, owner, limit_keys=["slow"])
+    paused = create_job(store, owner, type="sleep", payload={"seconds": 0})
+    lost = create_job(store, owner)
+    PauseStore(db).pause(PauseKind.TYPE, "sleep", actor="test")
+    store.mark_enqueued([held.id, paused.id, lost.id])
+    # All three have waited longer than the sweep's threshold...
+    db.execute(
+        "UPDATE jobs SET queued_at = now() - interval '2 hours', "
+        "updated_at = now() - interval '2 hours', run_at = now() - interval '2 hours'"
+    )
+    # ...but a worker just held two of them back: their messages are on their way back.
+    claim = store.claim_batch([held.id, paused.id])
+    assert {h.reason for h in claim.held} == {"concurrency", "paused"}
+
+    requeued = store.requeue_stale(older_than_seconds=900, limit=10)
+    assert [j.id for j in requeued] == [lost.id]
+    # A paused job stays out of the check even when nothing held it lately.
+    db.execute("UPDATE jobs SET updated_at = now() - interval '2 hours'")
+    assert {j.id for j in store.requeue_stale(older_than_seconds=900, limit=10)} == {held.id}
