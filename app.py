@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT / "layers"))
 import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from infra.config import load_environment  # noqa: E402
-from infra.stack import TaskmillStack  # noqa: E402
+from taskmill_cdk.config import load_environment  # noqa: E402
+from taskmill_cdk.stack import TaskmillStack  # noqa: E402
 
 
 def build_app(

@@ -102,7 +102,7 @@ def cli(stack: RunningStack, config_dir: str, *args: str) -> subprocess.Complete
 
     env = {**os.environ, "TASKMILL_CONFIG_DIR": config_dir}
     return subprocess.run(
-        [sys.executable, "-m", "local.cli", "--url", stack.url, *args],
+        [sys.executable, "-m", "taskmill_local.cli", "--url", stack.url, *args],
         capture_output=True,
         text=True,
         env=env,

@@ -69,7 +69,7 @@ def test_authorizer_guards_every_route_but_the_public_ones(dev: Synthesized) -> 
     [(authorizer_id, authorizer)] = dev.of_type("AWS::ApiGateway::Authorizer").items()
     assert authorizer["Properties"]["Type"] == "TOKEN"
     assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
-    function = dev.logical_id(dev.stack.api.authorizer_function)
+    function = dev.logical_id(dev.stack.taskmill.api.authorizer_function)
     assert function in json.dumps(authorizer["Properties"]["AuthorizerUri"])
     for verb, path in sorted(PUBLIC_ROUTES):
         method = routes.resolve(verb, path)
@@ -135,7 +135,7 @@ def test_gateway_errors_use_the_error_envelope(dev: Synthesized, response_type: 
 
 def test_cors_follows_the_config(dev: Synthesized, prod: Synthesized) -> None:
     for synthesized in (dev, prod):
-        api = synthesized.resources[synthesized.logical_id(synthesized.stack.api.function)]
+        api = synthesized.resources[synthesized.logical_id(synthesized.stack.taskmill.api.function)]
         origins = api["Properties"]["Environment"]["Variables"]["TASKMILL_CORS_ORIGINS"]
         assert origins == ",".join(synthesized.config.api.cors_origins)
     preflight = [

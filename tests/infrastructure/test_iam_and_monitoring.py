@@ -7,7 +7,7 @@ from typing import Any
 
 from taskmill.topology import Priority
 
-from infra.nag import ACTIONS_WITHOUT_RESOURCES
+from taskmill_cdk.nag import ACTIONS_WITHOUT_RESOURCES
 from tests.infrastructure.conftest import Synthesized
 from tests.infrastructure.test_compute import taskmill_functions
 
@@ -50,27 +50,27 @@ def test_each_function_may_call_only_what_it_calls(dev: Synthesized, prod: Synth
     read_secret = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
     for synthesized in (dev, prod):
         stack = synthesized.stack
-        assert actions_of(synthesized, stack.api.authorizer_function) == xray | read_secret
-        api = actions_of(synthesized, stack.api.function)
+        assert actions_of(synthesized, stack.taskmill.api.authorizer_function) == xray | read_secret
+        api = actions_of(synthesized, stack.taskmill.api.function)
         assert "lambda:InvokeFunction" in api
         assert "sqs:SendMessage" in api
         assert not any(a.startswith(("ecs:", "ses:", "iam:")) for a in api)
-        worker = actions_of(synthesized, stack.workers.function)
+        worker = actions_of(synthesized, stack.taskmill.workers.function)
         assert "sqs:ChangeMessageVisibility" in worker
         assert "lambda:InvokeFunction" not in worker
-        recovery = actions_of(synthesized, stack.recovery.sweep_function)
+        recovery = actions_of(synthesized, stack.taskmill.recovery.sweep_function)
         assert not any(a.startswith(("ecs:", "lambda:", "iam:")) for a in recovery)
-        migrations = actions_of(synthesized, stack.database.migrations_function)
+        migrations = actions_of(synthesized, stack.taskmill.database.migrations_function)
         assert migrations == xray | read_secret
     # container.run and e-mail only where the environment has them.
-    dev_worker = actions_of(dev, dev.stack.workers.function)
+    dev_worker = actions_of(dev, dev.stack.taskmill.workers.function)
     assert not any(a.startswith(("ecs:", "iam:", "ses:")) for a in dev_worker)
-    assert {"ecs:RunTask", "iam:PassRole"} <= actions_of(prod, prod.stack.workers.function)
+    assert {"ecs:RunTask", "iam:PassRole"} <= actions_of(prod, prod.stack.taskmill.workers.function)
 
 
 def test_run_task_is_limited_to_the_environments_cluster(prod: Synthesized) -> None:
-    assert prod.stack.containers is not None
-    cluster = prod.logical_id(prod.stack.containers.cluster)
+    assert prod.stack.taskmill.containers is not None
+    cluster = prod.logical_id(prod.stack.taskmill.containers.cluster)
     [run_task] = [s for _, s in statements(prod) if s["Action"] == "ecs:RunTask"]
     assert run_task["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
     [pass_role] = [s for _, s in statements(prod) if s["Action"] == "iam:PassRole"]
@@ -117,7 +117,7 @@ def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
     dev_body = json.dumps(dev_dashboard["Properties"]["DashboardBody"])
     assert "ClientConnections" not in dev_body
     assert "DatabaseConnections" in dev_body
-    assert dev.logical_id(dev.stack.workers.function) in dev_body
+    assert dev.logical_id(dev.stack.taskmill.workers.function) in dev_body
     assert "container-events" not in dev_body
 
     [dashboard] = prod.of_type("AWS::CloudWatch::Dashboard").values()
@@ -125,8 +125,8 @@ def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
     stack = prod.stack
     for priority in Priority:
         for queue in (
-            stack.job_queues.queues[priority],
-            stack.job_queues.dead_letter_queues[priority],
+            stack.taskmill.job_queues.queues[priority],
+            stack.taskmill.job_queues.dead_letter_queues[priority],
         ):
             assert prod.logical_id(queue) in body
     for metric in (
@@ -136,13 +136,13 @@ def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
     ):
         assert metric in body
     for function in (
-        stack.api.function,
-        stack.api.authorizer_function,
-        stack.workers.function,
-        stack.recovery.sweep_function,
-        stack.recovery.redrive_function,
-        stack.recovery.ecs_events_function,
-        stack.database.migrations_function,
+        stack.taskmill.api.function,
+        stack.taskmill.api.authorizer_function,
+        stack.taskmill.workers.function,
+        stack.taskmill.recovery.sweep_function,
+        stack.taskmill.recovery.redrive_function,
+        stack.taskmill.recovery.ecs_events_function,
+        stack.taskmill.database.migrations_function,
     ):
         assert prod.logical_id(function) in body
     for metric in ("Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"):
@@ -170,7 +170,7 @@ def alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
 
 
 def test_alarms_page_the_topic(dev: Synthesized, prod: Synthesized) -> None:
-    topic = {"Ref": dev.logical_id(dev.stack.monitoring.topic)}
+    topic = {"Ref": dev.logical_id(dev.stack.taskmill.monitoring.topic)}
     found = alarms(dev)
     for properties in found.values():
         assert properties["AlarmActions"] == [topic]
@@ -190,7 +190,7 @@ def test_alarms_page_the_topic(dev: Synthesized, prod: Synthesized) -> None:
     assert metric["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert metric["Dimensions"][0]["Value"] == {
         "Fn::GetAtt": [
-            dev.logical_id(dev.stack.job_queues.dead_letter_queues[Priority.HIGH]),
+            dev.logical_id(dev.stack.taskmill.job_queues.dead_letter_queues[Priority.HIGH]),
             "QueueName",
         ]
     }
@@ -206,14 +206,14 @@ def test_alarms_page_the_topic(dev: Synthesized, prod: Synthesized) -> None:
 def test_email_is_allowed_only_from_the_configured_sender(prod: Synthesized) -> None:
     sender = prod.config.worker.ses_sender
     assert sender == "noreply@example.com"
-    worker = prod.resources[prod.logical_id(prod.stack.workers.function)]
+    worker = prod.resources[prod.logical_id(prod.stack.taskmill.workers.function)]
     assert worker["Properties"]["Environment"]["Variables"]["TASKMILL_SES_SENDER"] == sender
     [statement] = [s for _, s in statements(prod) if "ses:SendEmail" in as_list(s["Action"])]
     identities = [json.dumps(resource) for resource in as_list(statement["Resource"])]
     assert len(identities) == 2
     assert any(":identity/noreply@example.com" in identity for identity in identities)
     assert any(identity.endswith(':identity/example.com"]]}') for identity in identities)
-    assert "ses:SendEmail" in actions_of(prod, prod.stack.workers.function)
+    assert "ses:SendEmail" in actions_of(prod, prod.stack.taskmill.workers.function)
 
 
 def test_alarm_thresholds_come_from_the_environment(dev: Synthesized) -> None:

@@ -1,8 +1,10 @@
 """cdk-nag acknowledgements: each finding the design accepts, on the narrowest construct that
 has it, with the reason it is accepted.
 
-cdk-nag 3 runs as a CDK validation plugin on every synth (app.py); an unacknowledged error
-fails the synth. tests/infrastructure checks the report and what the accepted findings cover
+cdk-nag 3 runs as a CDK validation plugin on every synth (app.py, or your own app when it adds
+`AwsSolutionsChecks`); an unacknowledged error fails the synth. The acknowledgements are made
+by the `Taskmill` construct on its own children, so they travel with it into your app and
+cover nothing of yours. tests/infrastructure checks the report and what the accepted findings cover
 (for instance, which actions are allowed on `*`).
 """
 
@@ -13,10 +15,10 @@ from typing import TYPE_CHECKING
 from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
 from constructs import IConstruct
 
-from infra.config import EnvironmentConfig
+from taskmill_cdk.config import TaskmillConfig
 
 if TYPE_CHECKING:
-    from infra.stack import TaskmillStack
+    from taskmill_cdk.stack import Taskmill
 
 # Actions granted on "*" because they have no resource-level permissions. Anything else on
 # "*" is a defect (the infrastructure tests fail on it).
@@ -34,8 +36,9 @@ def _ack(construct: IConstruct, rule: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
 
 
-def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> None:
-    api = stack.api
+def acknowledge_findings(platform: Taskmill, config: TaskmillConfig) -> None:
+    stack = Stack.of(platform)
+    api = platform.api
     _ack(
         api.rest_api,
         "AwsSolutions-COG4",
@@ -65,12 +68,12 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
         )
 
     _ack(
-        stack,
+        platform,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
         "The AWS-maintained minimum for a function to write its own logs.",
     )
     _ack(
-        stack,
+        platform,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
         "The AWS-maintained minimum for a VPC function's network interfaces (EC2 ENI actions "
         "have no resource-level permissions).",
@@ -81,7 +84,7 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
         "The account-level role API Gateway needs to write execution and access logs.",
     )
     _ack(
-        stack,
+        platform,
         "AwsSolutions-IAM5[Resource::*]",
         "Only actions without resource-level permissions are granted on '*': "
         + ", ".join(sorted(ACTIONS_WITHOUT_RESOURCES))
@@ -89,23 +92,23 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
     )
     _ack(
         api.function,
-        f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(stack.recovery.redrive_function))}.Arn>:*]",
+        f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(platform.recovery.redrive_function))}.Arn>:*]",
         "Invoking the redrive function's versions/aliases (grantInvoke's shape); one function.",
     )
     _ack(
-        stack.database,
-        f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(stack.database.migrations_function))}.Arn>:*]",
+        platform.database,
+        f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(platform.database.migrations_function))}.Arn>:*]",
         "The custom-resource framework invokes the migrations function's versions; one function.",
     )
-    if stack.containers is not None:
+    if platform.containers is not None:
         _ack(
-            stack.containers.execution_role,
+            platform.containers.execution_role,
             f"AwsSolutions-IAM5[Resource::{_arn_finding(stack, 'ecr', 'repository/*')}]",
             "container.run pulls the image a job names, from any ECR repository of this "
             "account and region; read-only image actions.",
         )
         _ack(
-            stack.workers.function,
+            platform.workers.function,
             "AwsSolutions-IAM5[Resource::"
             f"{_arn_finding(stack, 'ecs', 'task-definition/taskmill-*')}]",
             "container.run registers one task definition family per image/size "
@@ -113,7 +116,7 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
             "ecs:cluster condition.",
         )
 
-    database = stack.database
+    database = platform.database
     _ack(
         database.instance,
         "AwsSolutions-RDS11",
@@ -139,7 +142,7 @@ def acknowledge_findings(stack: TaskmillStack, config: EnvironmentConfig) -> Non
         "roll over); rotate it deliberately with `aws secretsmanager put-secret-value`.",
     )
     _ack(
-        stack.workers.webhook_secret,
+        platform.workers.webhook_secret,
         "AwsSolutions-SMG4",
         "Every user's webhook key is derived from this one and their receivers verify with "
         "it; automatic rotation would break them all without notice. Rotate it deliberately "

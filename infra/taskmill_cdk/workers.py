@@ -14,12 +14,12 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 from taskmill.topology import QUEUES, WORKER_TIMEOUT_SECONDS
 
-from infra.config import EnvironmentConfig
-from infra.containers import Containers
-from infra.database import Database
-from infra.functions import FunctionFactory
-from infra.queues import JobQueues
-from infra.secrets import generated_secret
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.containers import Containers
+from taskmill_cdk.database import Database
+from taskmill_cdk.functions import FunctionFactory
+from taskmill_cdk.queues import JobQueues
+from taskmill_cdk.secrets import generated_secret
 
 
 class Workers(Construct):

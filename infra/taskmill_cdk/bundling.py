@@ -3,15 +3,15 @@
 Three kinds of asset:
 - the dependency layer: `pip install` of requirements.txt for the Lambda runtime's Python
   and platform (Linux wheels only, none of pip's host bytecode), under `python/`;
-- the package layer: `taskmill` (and packages of your own job types beside it in `layers/`)
-  copied under `python/`;
-- both layers with bytecode for the runtime's Python (`infra.packaging.compile_bytecode`:
+- the package layer: `taskmill` and the package of each of your job modules (wherever the
+  synth imports them from) copied under `python/`;
+- both layers with bytecode for the runtime's Python (`taskmill_cdk.packaging.compile_bytecode`:
   Lambda cannot write `__pycache__`, so a layer without .pyc files is compiled again at every
   cold start; with them, cold starts as deployed take about half the time), when this machine
   can compile for that version (the same interpreter, or Pyodide's from `npm ci`);
 - one asset per function directory holding only its handler modules.
 
-What each asset holds is decided in `infra.packaging` (no CDK there, so the cold-start bench
+What each asset holds is decided in `taskmill_cdk.packaging` (no CDK there, so the cold-start bench
 lays out the same directories); this module plugs it into CDK. The bundler objects are not
 part of CDK's asset hash, so every input that changes an output
 (the pinned requirements, pip's arguments, the runtime) is hashed here instead: a cached
@@ -21,14 +21,15 @@ layer is rebuilt exactly when one of them changes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
-from infra import packaging
-from infra.packaging import (
+from taskmill_cdk import packaging
+from taskmill_cdk.packaging import (
     FUNCTIONS_DIR,
     IGNORED,
     LAYERS_DIR,
@@ -36,11 +37,13 @@ from infra.packaging import (
     RUNTIME_PROVIDED,
     bytecode_description,
     compile_bytecode,
-    copy_package_layer,
+    copy_packages,
     layer_packages,
     package_layer_fingerprint,
+    packages_fingerprint,
+    shipped_packages,
 )
-from infra.runtime import PIP_PLATFORM, PYTHON_VERSION
+from taskmill_cdk.runtime import PIP_PLATFORM, PYTHON_VERSION
 
 __all__ = [
     "FUNCTIONS_DIR",
@@ -56,7 +59,9 @@ __all__ = [
     "layer_packages",
     "package_layer_code",
     "package_layer_fingerprint",
+    "packages_fingerprint",
     "pip_arguments",
+    "shipped_packages",
 ]
 
 # Docker is never used: local bundling always succeeds or raises. CDK still wants an image.
@@ -70,7 +75,7 @@ def pip_arguments(
     python_version: str = PYTHON_VERSION,
     platform: str = PIP_PLATFORM,
 ) -> list[str]:
-    """pip for the Lambda runtime's Python and platform (`infra.runtime`) unless told."""
+    """pip for the Lambda runtime's Python and platform (`taskmill_cdk.runtime`) unless told."""
     return packaging.pip_arguments(
         requirements, target, python_version=python_version, platform=platform
     )
@@ -99,13 +104,13 @@ class PipLayerBundling:
 
 @jsii.implements(ILocalBundling)
 class PackageLayerBundling:
-    """Copies each package under `layers/` to `<output>/python/<package>`, minus caches."""
+    """Copies each package to `<output>/python/<package>`, minus caches."""
 
-    def __init__(self, layers_dir: Path) -> None:
-        self.layers_dir = layers_dir
+    def __init__(self, packages: Sequence[Path]) -> None:
+        self.packages = list(packages)
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
-        copy_package_layer(self.layers_dir, Path(output_dir) / "python")
+        copy_packages(self.packages, Path(output_dir) / "python")
         compile_bytecode(Path(output_dir) / "python", PYTHON_VERSION)
         return True
 
@@ -132,17 +137,18 @@ def dependency_layer_code(requirements: Path = REQUIREMENTS) -> lambda_.Code:
     )
 
 
-def package_layer_code(layers_dir: Path = LAYERS_DIR) -> lambda_.Code:
+def package_layer_code(packages: Sequence[Path]) -> lambda_.Code:
+    """`packages`: `shipped_packages(config.job_modules)`, taskmill first."""
     asset_hash = _hash_inputs(
-        package_layer_fingerprint(layers_dir).encode(),
+        packages_fingerprint(packages).encode(),
         bytecode_description(PYTHON_VERSION).encode(),
     )
     return lambda_.Code.from_asset(
-        str(layers_dir),
+        str(packages[0].parent),
         exclude=list(IGNORED),
         asset_hash=asset_hash,
         asset_hash_type=AssetHashType.CUSTOM,
-        bundling=BundlingOptions(image=_NO_DOCKER, local=PackageLayerBundling(layers_dir)),
+        bundling=BundlingOptions(image=_NO_DOCKER, local=PackageLayerBundling(packages)),
     )
 
 

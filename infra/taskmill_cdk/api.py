@@ -18,12 +18,12 @@ from constructs import Construct
 from taskmill.api.gateway_responses import GATEWAY_RESPONSES, MIN_COMPRESSION_BYTES
 from taskmill.api.public import PUBLIC_ROUTES
 
-from infra.config import EnvironmentConfig
-from infra.database import Database
-from infra.functions import FunctionFactory
-from infra.log_groups import log_group
-from infra.queues import JobQueues
-from infra.secrets import generated_secret
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.database import Database
+from taskmill_cdk.functions import FunctionFactory
+from taskmill_cdk.log_groups import log_group
+from taskmill_cdk.queues import JobQueues
+from taskmill_cdk.secrets import generated_secret
 
 AUTHORIZATION_FORMAT = r"^Bearer [-0-9A-Za-z_.~+/]+=*$"
 AUTHORIZATION_HEADER = "method.request.header.Authorization"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 
-from infra.config import EnvironmentConfig
+from taskmill_cdk.config import EnvironmentConfig
 
 
 def data_removal_policy(config: EnvironmentConfig) -> RemovalPolicy:

@@ -1,7 +1,9 @@
-"""The per-environment configuration, read once from `cdk.json` context by `app.py`.
+"""The per-environment configuration: `TaskmillConfig`, read once from `cdk.json` context by
+this repository's `app.py`, or built in code by your own CDK app.
 
 Constructs receive this object; they never read context or the environment themselves.
-Every field has a safe default; `cdk.json` states what differs per environment.
+Every field has a safe default (`TaskmillConfig()` synthesizes); `cdk.json` states what
+differs per environment.
 """
 
 from __future__ import annotations
@@ -166,11 +168,14 @@ OTHER_DATABASE_CONCURRENCY: dict[str, int] = {
 }
 
 
-class EnvironmentConfig(_Section):
-    name: str
+class TaskmillConfig(_Section):
+    # The environment's name: the API stage, the `environment` tag, alarm texts.
+    name: str = "default"
     account: str | None = None
     region: str | None = None
-    resource_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{2,40}$")
+    # Names every named resource (functions, queues, log groups, dashboard): two Taskmills
+    # in one account and region need two prefixes.
+    resource_prefix: str = Field(default="taskmill", pattern=r"^[a-z][a-z0-9-]{2,40}$")
     alarm_email: str | None = None
     # The first admin's e-mail; the password is generated into Secrets Manager on deploy.
     admin_email: str | None = None
@@ -185,8 +190,10 @@ class EnvironmentConfig(_Section):
     requeue_after_seconds: int = Field(default=1800, ge=60)
     log_retention_days: int = Field(default=30, ge=1)
     removal_policy: Literal["destroy", "retain"] = "retain"
-    # Your job types: modules (packages placed in layers/, beside taskmill) that register
-    # code types, and declarations of external types; see README "Adding a job type".
+    # Your job types: modules that register code types (their packages must be importable
+    # where the app synthesizes: beside your CDK app, or in layers/ in this repository; the
+    # package layer ships them), and declarations of external types; see README "Adding a
+    # job type".
     job_modules: tuple[str, ...] = ()
     external_job_types: tuple[dict[str, Any], ...] = ()
     network: NetworkConfig = NetworkConfig()
@@ -231,7 +238,11 @@ class EnvironmentConfig(_Section):
         return self
 
 
-def load_environment(context: dict[str, Any], name: str) -> EnvironmentConfig:
+# The name this model had before it was a public construct's config; kept for existing code.
+EnvironmentConfig = TaskmillConfig
+
+
+def load_environment(context: dict[str, Any], name: str) -> TaskmillConfig:
     environments = context.get("environments") or {}
     if name not in environments:
         known = ", ".join(sorted(environments)) or "none"
@@ -239,6 +250,6 @@ def load_environment(context: dict[str, Any], name: str) -> EnvironmentConfig:
             f"unknown environment {name!r} (cdk.json declares: {known}); use -c env=NAME"
         )
     try:
-        return EnvironmentConfig(name=name, **environments[name])
+        return TaskmillConfig(name=name, **environments[name])
     except ValidationError as exc:
         raise SystemExit(f"cdk.json environment {name!r} is invalid:\n{exc}") from None

@@ -10,9 +10,9 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 from taskmill.jobtypes.container_run import TASK_FAMILY_PREFIX
 
-from infra.config import EnvironmentConfig
-from infra.log_groups import log_group
-from infra.network import Network
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.log_groups import log_group
+from taskmill_cdk.network import Network
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 
@@ -65,11 +65,7 @@ class Containers(Construct):
     def environment(self) -> dict[str, str]:
         return {
             "TASKMILL_ECS_CLUSTER_ARN": self.cluster.cluster_arn,
-            "TASKMILL_ECS_SUBNETS": ",".join(
-                self.network.vpc.select_subnets(
-                    subnet_group_name="app", availability_zones=self.network.app_azs
-                ).subnet_ids
-            ),
+            "TASKMILL_ECS_SUBNETS": ",".join(self.network.app_subnet_ids()),
             "TASKMILL_ECS_SECURITY_GROUPS": self.network.lambda_security_group.security_group_id,
             "TASKMILL_ECS_TASK_EXECUTION_ROLE_ARN": self.execution_role.role_arn,
             "TASKMILL_ECS_TASK_ROLE_ARN": self.task_role.role_arn,

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from taskmill.topology import WORKER_TIMEOUT_SECONDS, QueueDefinition
 
-from local.lambda_runtime import LocalContext
+from taskmill_local.lambda_runtime import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 log = logging.getLogger("taskmill.local.pollers")

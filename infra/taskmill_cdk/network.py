@@ -9,6 +9,12 @@ registries) need.
 Interface endpoints are the largest fixed cost of an idle environment (per endpoint, per AZ,
 per hour): an environment lists only those its functions call, in as many AZs as its
 application tier uses (docs/PERFORMANCE.md, "Cost").
+
+Your own VPC may be passed in instead (`Taskmill(..., vpc=...)`): Taskmill then creates no
+VPC, flow log or S3 gateway endpoint (they are the VPC owner's), and places the functions,
+its interface endpoints and container.run tasks in the private subnets with egress (else the
+isolated ones), the database and proxy in the isolated subnets (else the same as the
+functions), unless `app_subnets` / `data_subnets` say otherwise.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from __future__ import annotations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from infra.config import EnvironmentConfig
-from infra.log_groups import log_group
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.log_groups import log_group
 
 POSTGRES_PORT = 5432
 
@@ -34,8 +40,42 @@ _ENDPOINT_SERVICES: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 
 
 class Network(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc | None = None,
+        app_subnets: ec2.SubnetSelection | None = None,
+        data_subnets: ec2.SubnetSelection | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
+        if vpc is None:
+            self._create_vpc(config)
+        else:
+            self.vpc = vpc
+            self.app_subnets = app_subnets or _private_subnets(vpc)
+            self.data_subnets = data_subnets or (
+                ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+                if vpc.isolated_subnets
+                else self.app_subnets
+            )
+        self._add_security_groups_and_endpoints(config)
+
+    def app_subnet_ids(self) -> list[str]:
+        """The application tier's subnets (container.run starts its tasks in them)."""
+        selection = self.app_subnets
+        return self.vpc.select_subnets(
+            availability_zones=selection.availability_zones,
+            one_per_az=selection.one_per_az,
+            subnet_filters=selection.subnet_filters,
+            subnet_group_name=selection.subnet_group_name,
+            subnets=selection.subnets,
+            subnet_type=selection.subnet_type,
+        ).subnet_ids
+
+    def _create_vpc(self, config: EnvironmentConfig) -> None:
         settings = config.network
         egress = settings.nat_gateways > 0
         subnets = [
@@ -59,7 +99,7 @@ class Network(Construct):
                     name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
                 ),
             )
-        self.vpc = ec2.Vpc(
+        vpc = ec2.Vpc(
             self,
             "Vpc",
             vpc_name=f"{config.resource_prefix}-vpc",
@@ -68,24 +108,26 @@ class Network(Construct):
             subnet_configuration=subnets,
             restrict_default_security_group=True,
         )
+        self.vpc = vpc
         flow_logs = log_group(self, "FlowLogs", config)
-        self.vpc.add_flow_log(
+        vpc.add_flow_log(
             "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
         )
         # The application tier may use fewer AZs than the VPC (network.app_azs): the functions,
         # endpoints and tasks then live in the first AZ(s). The data tier keeps every AZ: RDS
         # needs a subnet group in two AZs even for a single-AZ instance, and the proxy too.
-        self.app_azs = list(self.vpc.availability_zones[: settings.application_azs])
-        self.app_subnets = ec2.SubnetSelection(
-            subnet_group_name="app", availability_zones=self.app_azs
-        )
+        app_azs = list(vpc.availability_zones[: settings.application_azs])
+        self.app_subnets = ec2.SubnetSelection(subnet_group_name="app", availability_zones=app_azs)
         self.data_subnets = ec2.SubnetSelection(subnet_group_name="data")
 
-        self.vpc.add_gateway_endpoint(
+        vpc.add_gateway_endpoint(
             "S3Endpoint",
             service=ec2.GatewayVpcEndpointAwsService.S3,
             subnets=[self.app_subnets],
         )
+
+    def _add_security_groups_and_endpoints(self, config: EnvironmentConfig) -> None:
+        settings = config.network
         # One group per tier: Lambdas (and Fargate tasks) -> proxy -> database.
         self.lambda_security_group = ec2.SecurityGroup(
             self,
@@ -107,11 +149,31 @@ class Network(Construct):
         )
         self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
         for name in settings.interface_endpoints:
-            self.endpoints[name] = self.vpc.add_interface_endpoint(
-                f"Endpoint{name.replace('.', ' ').title().replace(' ', '')}",
-                service=_ENDPOINT_SERVICES[name],
-                subnets=self.app_subnets,
-                private_dns_enabled=True,
-                open=False,
-                security_groups=[self.endpoint_security_group],
+            endpoint_id = f"Endpoint{name.replace('.', ' ').title().replace(' ', '')}"
+            options = {
+                "service": _ENDPOINT_SERVICES[name],
+                "subnets": self.app_subnets,
+                "private_dns_enabled": True,
+                "open": False,
+                "security_groups": [self.endpoint_security_group],
+            }
+            # In a VPC of our own the endpoints are its children (as they always were, so
+            # their logical ids hold); in yours they are ours, not added to your construct.
+            self.endpoints[name] = (
+                self.vpc.add_interface_endpoint(endpoint_id, **options)  # type: ignore[arg-type]
+                if self.vpc.node.scope is self
+                else ec2.InterfaceVpcEndpoint(self, endpoint_id, vpc=self.vpc, **options)  # type: ignore[arg-type]
             )
+
+
+def _private_subnets(vpc: ec2.IVpc) -> ec2.SubnetSelection:
+    """A passed-in VPC's subnets for the functions: private with egress if it has them (job
+    types calling the internet then reach it), else isolated (endpoints only)."""
+    if vpc.private_subnets:
+        return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+    if vpc.isolated_subnets:
+        return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+    raise ValueError(
+        "the VPC passed to Taskmill has no private subnets: the functions and the database "
+        "never go in public subnets (pass app_subnets/data_subnets to choose)"
+    )

@@ -14,11 +14,11 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
-from infra.containers import Containers
-from infra.database import Database
-from infra.functions import FunctionFactory
-from infra.queues import JobQueues
+from taskmill_cdk.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
+from taskmill_cdk.containers import Containers
+from taskmill_cdk.database import Database
+from taskmill_cdk.functions import FunctionFactory
+from taskmill_cdk.queues import JobQueues
 
 SWEEP_INTERVAL = Duration.minutes(1)
 

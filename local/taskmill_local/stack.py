@@ -116,7 +116,7 @@ class LocalStack:
             raise StartupAborted
 
     def _start(self) -> None:
-        from local.queues import create_queues
+        from taskmill_local.queues import create_queues
 
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,7 @@ class LocalStack:
         from taskmill.errors import SettingsError
         from taskmill.settings import ApiSettings, RecoverySettings, WorkerSettings, load_settings
 
-        from local.preflight import PreflightError
+        from taskmill_local.preflight import PreflightError
 
         for settings in (ApiSettings, WorkerSettings, RecoverySettings):
             try:
@@ -221,7 +221,7 @@ class LocalStack:
 
     @contextlib.contextmanager
     def _postgres(self) -> Iterator[str]:
-        from local.postgres import EmbeddedPostgres, ensure_database
+        from taskmill_local.postgres import EmbeddedPostgres, ensure_database
 
         server = EmbeddedPostgres(self.config.data_dir / "pgdata", keep_data=True)
         try:
@@ -247,9 +247,9 @@ class LocalStack:
                 log.exception("the embedded Postgres could not be restarted; retrying")
 
     def _sqs_server(self) -> str:
-        from local import moto_fast, moto_move_tasks
-        from local.preflight import Port, PreflightError, port_message
-        from local.sqs_server import LocalSqsServer
+        from taskmill_local import moto_fast, moto_move_tasks
+        from taskmill_local.preflight import Port, PreflightError, port_message
+        from taskmill_local.sqs_server import LocalSqsServer
 
         moto_fast.apply()  # ReceiveMessage in time independent of the backlog
         moto_move_tasks.apply()  # the console's "Start DLQ redrive" API
@@ -263,16 +263,18 @@ class LocalStack:
         return server.endpoint
 
     def _start_handlers(self, sqs: Any) -> None:
+        # The handlers as the wheel installs them (`functions/` of a checkout, under the
+        # name setup.py gives it): the same code the Lambda assets hold.
+        import taskmill_functions.api.authorizer as authorizer
+        import taskmill_functions.api.handler as api
+        import taskmill_functions.retry.sweep as recovery
+        import taskmill_functions.worker.handler as worker
         from taskmill.topology import QUEUES
 
-        import functions.api.authorizer as authorizer
-        import functions.api.handler as api
-        import functions.retry.sweep as recovery
-        import functions.worker.handler as worker
-        from local.gateway import Gateway
-        from local.lambda_runtime import LocalContext
-        from local.pollers import QueuePoller
-        from local.preflight import Port, PreflightError, port_message
+        from taskmill_local.gateway import Gateway
+        from taskmill_local.lambda_runtime import LocalContext
+        from taskmill_local.pollers import QueuePoller
+        from taskmill_local.preflight import Port, PreflightError, port_message
 
         try:
             gateway = Gateway(
@@ -333,11 +335,11 @@ def _shown(path: Path) -> str:
 
 def _cli_command() -> str:
     """The `taskmill` CLI as it can be run from here: the venv's script (`.venv/bin/
-    taskmill` after `make`), else this Python with `-m local.cli`."""
+    taskmill` after `make`), else this Python with `-m taskmill_local.cli`."""
     script = Path(sys.executable).parent / "taskmill"
     if script.exists():
         return shlex.quote(_shown(script))
-    return f"{shlex.quote(_shown(Path(sys.executable)))} -m local.cli"
+    return f"{shlex.quote(_shown(Path(sys.executable)))} -m taskmill_local.cli"
 
 
 def banner(config: LocalConfig, stack: LocalStack) -> str:
@@ -350,7 +352,7 @@ def banner(config: LocalConfig, stack: LocalStack) -> str:
         kept = f"in {password_file}"
         login += f' --password "$(cat {shlex.quote(password_file)})"'
     if config.database_url:
-        from local.preflight import describe_database
+        from taskmill_local.preflight import describe_database
 
         database = f"{describe_database(config.database_url)[0]} (DATABASE_URL)"
     else:
@@ -385,7 +387,7 @@ def configure_logging(level_name: str) -> None:
     logging.getLogger("werkzeug").setLevel(
         logging.INFO if level <= logging.DEBUG else logging.WARNING
     )
-    logging.getLogger("local.gateway").setLevel(level)
+    logging.getLogger("taskmill_local.gateway").setLevel(level)
     # The handlers' Powertools loggers (set yourself to override).
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", level_name.upper())
 
@@ -396,7 +398,7 @@ def fail(message: str) -> int:
 
 
 def main() -> int:
-    if sys.version_info < (3, 11):  # noqa: UP036 - `python3 -m local.stack` with an old python3
+    if sys.version_info < (3, 11):  # noqa: UP036 - `python3 -m taskmill_local.stack` with an old python3
         return fail(
             f"Python 3.11 or newer is needed, this is {sys.version.split()[0]} "
             f"({sys.executable}): use `make run` (it makes .venv with a Python 3.11+)"
@@ -421,7 +423,13 @@ def main() -> int:
     # Ctrl-C reaches pgserver's initdb/pg_ctl too (same process group): their failure then
     # is the stop itself, not news.
     logging.getLogger("pgserver").addFilter(lambda record: not stopping.is_set())
-    from local.preflight import DataDirLock, Port, PreflightError, check_database, check_ports
+    from taskmill_local.preflight import (
+        DataDirLock,
+        Port,
+        PreflightError,
+        check_database,
+        check_ports,
+    )
 
     try:
         config = LocalConfig.from_environment()
@@ -458,7 +466,7 @@ def _exit_without_waiting_for_bodies(code: int) -> None:
 
 
 def _run(config: LocalConfig, stopping: threading.Event, wake: threading.Event) -> int:
-    from local.preflight import PreflightError
+    from taskmill_local.preflight import PreflightError
 
     if stopping.is_set():
         return 0

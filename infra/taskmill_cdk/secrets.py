@@ -6,8 +6,8 @@ from __future__ import annotations
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.config import EnvironmentConfig
-from infra.removal import data_removal_policy
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.removal import data_removal_policy
 
 
 def generated_secret(

@@ -18,9 +18,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from taskmill.lambda_support import NAMESPACE as METRICS_NAMESPACE
 
-from infra.config import EnvironmentConfig
-from infra.queues import JobQueues
-from infra.removal import data_removal_policy
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.queues import JobQueues
+from taskmill_cdk.removal import data_removal_policy
 
 FIVE_MINUTES = Duration.minutes(5)
 ONE_MINUTE = Duration.minutes(1)

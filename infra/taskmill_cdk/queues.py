@@ -16,8 +16,8 @@ from taskmill.topology import (
     Priority,
 )
 
-from infra.config import EnvironmentConfig
-from infra.removal import data_removal_policy
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.removal import data_removal_policy
 
 
 class JobQueues(Construct):

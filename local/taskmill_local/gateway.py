@@ -30,7 +30,7 @@ from taskmill.api.gateway_responses import (
 from taskmill.api.public import is_public
 from taskmill.auth.authorizer import AuthorizerDenied
 
-from local.lambda_runtime import LocalContext
+from taskmill_local.lambda_runtime import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 STAGE = "local"
@@ -40,7 +40,7 @@ ARN_PREFIX = f"arn:aws:execute-api:local:000000000000:{API_ID}/{STAGE}"
 SERVED_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
 ALLOW = ", ".join(SERVED_METHODS)
 _CONTENT_LENGTH = re.compile(r"[0-9]+")
-logger = logging.getLogger("local.gateway")
+logger = logging.getLogger("taskmill_local.gateway")
 
 # What the gateway answers itself when the HTTP framing is wrong. In AWS, API Gateway's own
 # front door answers these; here they come in the same envelope as every other error, and

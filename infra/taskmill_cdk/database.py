@@ -17,13 +17,13 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.bundling import package_layer_fingerprint
-from infra.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
-from infra.functions import FunctionFactory
-from infra.log_groups import log_group
-from infra.network import POSTGRES_PORT, Network
-from infra.removal import database_removal_policy
-from infra.secrets import generated_secret
+from taskmill_cdk.bundling import packages_fingerprint
+from taskmill_cdk.config import OTHER_DATABASE_CONCURRENCY, EnvironmentConfig
+from taskmill_cdk.functions import FunctionFactory
+from taskmill_cdk.log_groups import log_group
+from taskmill_cdk.network import POSTGRES_PORT, Network
+from taskmill_cdk.removal import database_removal_policy
+from taskmill_cdk.secrets import generated_secret
 
 DATABASE_NAME = "taskmill"
 MASTER_USER = "taskmill"
@@ -219,7 +219,7 @@ class Database(Construct):
             service_token=provider.service_token,
             resource_type="Custom::TaskmillSchema",
             properties={
-                "PackageFingerprint": package_layer_fingerprint(),
+                "PackageFingerprint": packages_fingerprint(functions.layers.packages),
                 "AdminEmail": config.admin_email or "",
             },
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.config import EnvironmentConfig
-from infra.removal import data_removal_policy
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.removal import data_removal_policy
 
 _RETENTION: tuple[tuple[int, logs.RetentionDays], ...] = (
     (1, logs.RetentionDays.ONE_DAY),

@@ -86,7 +86,7 @@ class MessageStore:
         for message in messages:
             self.append(message)
 
-    # ---- the list protocol moto's code (and local/moto_move_tasks.py) uses -----------------
+    # ---- the list protocol moto's code (and taskmill_local/moto_move_tasks.py) uses ----
 
     def append(self, message: Any) -> None:
         with self.lock:
@@ -251,7 +251,8 @@ def apply() -> None:
 
     if moto.__version__ != PATCHED_MOTO_VERSION:
         raise RuntimeError(
-            f"local/moto_fast.py patches moto {PATCHED_MOTO_VERSION}, not {moto.__version__}: "
+            f"taskmill_local/moto_fast.py patches moto {PATCHED_MOTO_VERSION}, "
+            f"not {moto.__version__}: "
             "check whether the fix is still needed and update the pin"
         )
 

@@ -185,7 +185,7 @@ def apply() -> None:
 
         if moto.__version__ != PATCHED_MOTO_VERSION:
             raise RuntimeError(
-                f"local/moto_move_tasks.py patches moto {PATCHED_MOTO_VERSION}, not "
+                f"local/taskmill_local/moto_move_tasks.py patches moto {PATCHED_MOTO_VERSION}, not "
                 f"{moto.__version__}: check whether moto implements message move tasks now "
                 "and update or drop the patch"
             )

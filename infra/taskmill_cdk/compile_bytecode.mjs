@@ -2,7 +2,7 @@
 // Pyodide (CPython compiled to WebAssembly, from npm): the bundling machine's own Python
 // may be another version, whose bytecode the runtime would ignore.
 //
-//   node infra/compile_bytecode.mjs <directory> <major.minor>
+//   node infra/taskmill_cdk/compile_bytecode.mjs <directory> <major.minor>
 //
 // Writes __pycache__/<name>.cpython-<XY>.pyc files in unchecked-hash mode (a deployment zip
 // keeps no source timestamps to check against) and prints one JSON line describing them.

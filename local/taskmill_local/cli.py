@@ -90,7 +90,7 @@ def version() -> str:
     except PackageNotFoundError:  # run from a checkout without `pip install -e .`
         import tomllib
 
-        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
         try:
             return str(tomllib.loads(pyproject.read_text())["project"]["version"])
         except (OSError, KeyError, ValueError):

@@ -1,6 +1,6 @@
 """The two layers and the one way every Taskmill Lambda is built.
 
-Each function gets the runtime and architecture from `infra.runtime`, both layers, its own
+Each function gets the runtime and architecture from `taskmill_cdk.runtime`, both layers, its own
 log group with the environment's retention, active tracing, a concurrency cap and (when it
 talks to the database) the VPC's application subnets. Permissions are not granted here:
 each construct grants what its functions call, where both sides are in hand.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
@@ -19,24 +18,25 @@ from taskmill.jobtypes.defaults import build_registry
 from taskmill.lambda_support import NAMESPACE as METRICS_NAMESPACE
 from taskmill.settings import JobTypeSettings
 
-from infra.bundling import (
-    LAYERS_DIR,
+from taskmill_cdk.bundling import (
     dependency_layer_code,
     function_code,
-    layer_packages,
     package_layer_code,
+    shipped_packages,
 )
-from infra.config import EnvironmentConfig
-from infra.log_groups import log_group
-from infra.network import Network
-from infra.runtime import ARCHITECTURE, RUNTIME
+from taskmill_cdk.config import EnvironmentConfig
+from taskmill_cdk.log_groups import log_group
+from taskmill_cdk.network import Network
+from taskmill_cdk.runtime import ARCHITECTURE, RUNTIME
 
 DEFAULT_TIMEOUT = Duration.seconds(30)
 
 
 class Layers(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
+        # taskmill and your job modules' packages: what the package layer ships.
+        self.packages = shipped_packages(config.job_modules)
         self.dependencies = lambda_.LayerVersion(
             self,
             "Dependencies",
@@ -48,16 +48,14 @@ class Layers(Construct):
         self.package = lambda_.LayerVersion(
             self,
             "Package",
-            code=package_layer_code(),
+            code=package_layer_code(self.packages),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description="The taskmill package and your job types (layers/)",
         )
 
 
-def job_type_environment(
-    config: EnvironmentConfig, layers_dir: Path = LAYERS_DIR
-) -> dict[str, str]:
+def job_type_environment(config: EnvironmentConfig) -> dict[str, str]:
     """What the functions that build the job type registry (API, worker, sweep, container
     events) are configured with. The registry is built here once, from the same code, so a
     misspelt module or a bad declaration fails the synth instead of every cold start."""
@@ -65,13 +63,8 @@ def job_type_environment(
         job_modules=",".join(config.job_modules),
         external_types=json.dumps(list(config.external_job_types)),
     )
-    shipped = {package.name for package in layer_packages(layers_dir)}
-    for module in settings.job_module_names:
-        if module.split(".")[0] not in shipped:
-            raise ValueError(
-                f"job module {module!r} is not in the package layer: put its package in "
-                f"layers/ (found: {', '.join(sorted(shipped))})"
-            )
+    # Each module's package must be one the package layer ships (raises if not importable).
+    shipped_packages(settings.job_module_names)
     build_registry(settings)
     return {
         "TASKMILL_JOB_MODULES": settings.job_modules,

@@ -1,7 +1,13 @@
 """What the Lambda assets hold, without CDK: the dependency layer's `pip install`, the
-package layer's copy of `layers/`, a function directory's handler modules.
+package layer's copy of `taskmill` and your job-type packages, a function directory's handler
+modules.
 
-`infra.bundling` plugs these into CDK's local bundling; `bench/bench_cold_start.py` uses the
+Where the sources are: in a checkout of the repository, its `requirements.txt`, `functions/`
+and `layers/`; installed from the wheel, the same files shipped inside it (`requirements.txt`
+inside `taskmill_cdk`, the handlers as the `taskmill_functions` package, `taskmill` itself).
+Both give the same bytes, so the same asset hashes.
+
+`taskmill_cdk.bundling` plugs these into CDK's local bundling; `bench/bench_cold_start.py` uses the
 same functions to lay out what Lambda would see (`/var/task`, `/opt/python`) and time cold
 starts from it. Nothing here imports `aws_cdk` (its jsii start-up costs seconds).
 """
@@ -9,20 +15,40 @@ starts from it. Nothing here imports `aws_cdk` (its jsii start-up costs seconds)
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ROOT / "requirements.txt"
+HERE = Path(__file__).resolve().parent
+# The repository when this runs from a checkout (infra/taskmill_cdk/), else site-packages.
+ROOT = HERE.parents[1]
+CHECKOUT = (ROOT / "functions" / "__init__.py").is_file() and (ROOT / "requirements.txt").is_file()
+
+
+def _package_dir(name: str) -> Path:
+    """Where an installed top-level package lives, without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the {name} package is not installed: pip install taskmill[cdk]")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+# The wheel carries a copy of requirements.txt (setup.py puts it there): the same pins, the
+# same dependency layer, the same asset hash as a checkout.
+REQUIREMENTS = ROOT / "requirements.txt" if CHECKOUT else HERE / "requirements.txt"
+# Only in a checkout: where this repository keeps `taskmill` and any job-type packages.
 LAYERS_DIR = ROOT / "layers"
-FUNCTIONS_DIR = ROOT / "functions"
-NODE_MODULES = ROOT / "node_modules"
-PYODIDE_COMPILER = ROOT / "infra" / "compile_bytecode.mjs"
+FUNCTIONS_DIR = ROOT / "functions" if CHECKOUT else _package_dir("taskmill_functions")
+# Pyodide (the optional bytecode compiler) from `npm ci`: the repository's node_modules, or
+# the CDK app's own (where its `aws-cdk` CLI is installed) for an installed Taskmill.
+NODE_MODULES = (ROOT if CHECKOUT else Path.cwd()) / "node_modules"
+PYODIDE_COMPILER = HERE / "compile_bytecode.mjs"
 IGNORED = ("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "*.egg-info")
 
 # The Lambda Python runtime ships boto3 and what it depends on. A copy in a layer would come
@@ -107,15 +133,48 @@ def layer_packages(layers_dir: Path = LAYERS_DIR) -> list[Path]:
     )
 
 
-def copy_package_layer(layers_dir: Path, target: Path) -> None:
-    """Each package under `layers/` to `<target>/<package>`, minus caches."""
-    for package in layer_packages(layers_dir):
+def shipped_packages(job_modules: Iterable[str]) -> list[Path]:
+    """What the package layer holds: `taskmill`, and the top-level package (or module) of
+    each of your job modules, found where this Python imports it from (your CDK app's
+    folder, `layers/` in this repository, or site-packages)."""
+    packages = [_package_dir("taskmill")]
+    for module in job_modules:
+        top = module.split(".")[0]
+        spec = importlib.util.find_spec(top)
+        if spec is None:
+            raise ValueError(
+                f"job module {module!r} is not in the package layer: {top!r} cannot be "
+                "imported here (put its package beside your CDK app, or in layers/)"
+            )
+        if spec.submodule_search_locations:
+            path = Path(next(iter(spec.submodule_search_locations)))
+        elif spec.origin:
+            path = Path(spec.origin)
+        else:  # a namespace package spread over directories: nothing single to copy
+            raise ValueError(f"job module {module!r}: {top!r} is not a regular package")
+        if path.resolve() not in packages:
+            packages.append(path.resolve())
+    return packages
+
+
+def copy_packages(packages: Iterable[Path], target: Path) -> None:
+    """Each package (directory or single module) to `<target>/<name>`, minus caches."""
+    target.mkdir(parents=True, exist_ok=True)
+    for package in packages:
+        if package.is_file():
+            shutil.copy2(package, target / package.name)
+            continue
         shutil.copytree(
             package,
             target / package.name,
             ignore=shutil.ignore_patterns(*IGNORED),
             dirs_exist_ok=True,
         )
+
+
+def copy_package_layer(layers_dir: Path, target: Path) -> None:
+    """Each package under `layers/` to `<target>/<package>`, minus caches."""
+    copy_packages(layer_packages(layers_dir), target)
 
 
 def copy_function(function_dir: Path, target: Path) -> None:
@@ -125,18 +184,25 @@ def copy_function(function_dir: Path, target: Path) -> None:
     )
 
 
-def package_layer_fingerprint(layers_dir: Path = LAYERS_DIR) -> str:
+def packages_fingerprint(packages: Iterable[Path]) -> str:
     """A hash of what the package layer ships (migrations included): the migrations resource
-    runs again whenever the code deployed with it changes."""
+    runs again whenever the code deployed with it changes. Paths count from each package's
+    parent, so a checkout and an installed wheel give the same hash for the same code."""
     digest = hashlib.sha256()
-    for package in layer_packages(layers_dir):
-        for path in sorted(package.rglob("*")):
-            relative = path.relative_to(layers_dir)
+    for package in sorted(packages, key=lambda p: p.name):
+        files = [package] if package.is_file() else sorted(package.rglob("*"))
+        for path in files:
+            relative = path.relative_to(package.parent)
             ignored = any(fnmatch(part, p) for part in relative.parts for p in IGNORED)
             if path.is_file() and not ignored:
                 digest.update(str(relative).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def package_layer_fingerprint(layers_dir: Path = LAYERS_DIR) -> str:
+    """`packages_fingerprint` of every package under a `layers/` directory."""
+    return packages_fingerprint(layer_packages(layers_dir))
 
 
 @dataclass(frozen=True)
