@@ -214,11 +214,14 @@ class BytecodeCompiler:
     description: str  # part of the asset hashes: a different compiler, a different asset
     command: tuple[str, ...]  # the directory (and for Pyodide the version) are appended
     pyodide: bool = False
+    pyodide_dir: Path | None = None  # the `pyodide` package the compiler script loads
 
     def compile(self, directory: Path, python_version: str) -> None:
         arguments = [*self.command, str(directory)]
         if self.pyodide:
             arguments.append(python_version)
+            if self.pyodide_dir is not None:
+                arguments.append(str(self.pyodide_dir))
         # Our own arguments (no shell): an interpreter or node, and a directory we built.
         subprocess.run(arguments, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
         tag = f"cpython-{python_version.replace('.', '')}"
@@ -264,6 +267,7 @@ def bytecode_compiler(
                 f"Pyodide {version} (CPython {python_version})",
                 (node, str(PYODIDE_COMPILER)),
                 pyodide=True,
+                pyodide_dir=manifest.parent,
             )
     return None
 

@@ -22,7 +22,7 @@ class Synthesized:
     template: Any  # aws_cdk.assertions.Template
     outdir: Path
     stack: Any  # taskmill_cdk.stack.TaskmillStack
-    config: Any  # taskmill_cdk.config.EnvironmentConfig
+    config: Any  # taskmill_cdk.config.TaskmillConfig
 
     @cached_property
     def resources(self) -> dict[str, dict[str, Any]]:

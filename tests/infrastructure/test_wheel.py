@@ -211,6 +211,9 @@ def test_the_example_app_synthesizes_in_a_folder_of_its_own(
     shutil.copytree(
         ROOT / "examples" / "my-app", app_dir, ignore=shutil.ignore_patterns("cdk.out", ".venv")
     )
+    # The app's own node_modules (here the repository's, from `npm ci`) holds Pyodide: the
+    # installed compiler script must load it from there to compile the runtime's bytecode.
+    (app_dir / "node_modules").symlink_to(ROOT / "node_modules")
     installed.run("app.py", cwd=app_dir)  # cdk-nag runs in it: a finding fails the synth
     template = _template(app_dir, "MyApp")
     [vpc_id] = _of_type(template, "AWS::EC2::VPC")
@@ -225,6 +228,8 @@ def test_the_example_app_synthesizes_in_a_folder_of_its_own(
     )
     # The app's job package travels in the package layer beside taskmill.
     assert list((app_dir / "cdk.out").glob("asset.*/python/my_jobs/invoices.py"))
+    compiled = "asset.*/python/my_jobs/__pycache__/invoices.cpython-314.pyc"
+    assert list((app_dir / "cdk.out").glob(compiled))
     report = json.loads((app_dir / "cdk.out" / "validation-report.json").read_text())
     assert [v for p in report["pluginReports"] for v in p.get("violations", [])] == []
 
