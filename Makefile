@@ -56,7 +56,7 @@ test: $(STAMP) $(NODE_STAMP)
 # Two at a time (the fault tests mostly wait out freezes and leases while the soak works):
 # about 5 minutes instead of 9. -rP prints the figures each test reports.
 test-slow: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python -m pytest -m slow -n 2 --dist loadgroup -rP $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m slow -n 2 -rP $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

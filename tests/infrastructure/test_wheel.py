@@ -10,11 +10,13 @@ the checkout on sys.path, no Docker and no AWS credentials:
 
 `slow` (`make test-slow`): installing aws-cdk-lib and moto into a fresh venv takes about a
 minute even from pip's cache, and each app synthesis starts jsii again. The tests share one
-venv, so they run in one xdist group.
+venv, made once per test session: under a file lock, so parallel workers wait for it rather
+than building in the same source tree at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -30,7 +32,7 @@ import pytest
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, free_port, stack_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,17 +75,16 @@ class Installed:
         return result.stdout
 
 
-def _timed(arguments: list[str], **kwargs: Any) -> float:
+def _timed(arguments: list[str]) -> float:
     start = time.monotonic()
-    subprocess.run(arguments, check=True, capture_output=True, timeout=900, **kwargs)
+    result = subprocess.run(arguments, capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode == 0, (arguments, (result.stdout + result.stderr)[-4000:])
     return time.monotonic() - start
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    base = tmp_path_factory.mktemp("wheel")
+def _build_and_install(base: Path) -> Installed:
     dist, venv, home = base / "dist", base / "venv", base / "home"
-    home.mkdir()
+    home.mkdir(parents=True, exist_ok=True)
     build = _timed([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)])
     [wheel] = dist.glob("taskmill-*.whl")
     [sdist] = dist.glob("taskmill-*.tar.gz")
@@ -108,6 +109,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         f"pip install of the wheel with [cdk,local] into a fresh venv: {install:.1f} s"
     )
     return Installed(venv, wheel, home)
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    # One venv per test session: xdist workers share their basetemp's parent.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with (shared / "wheel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        ready = shared / "wheel" / "ready"
+        if not ready.exists():
+            _build_and_install(shared / "wheel")
+            ready.touch()
+    wheel = shared / "wheel"
+    [built] = (wheel / "dist").glob("taskmill-*.whl")
+    return Installed(wheel / "venv", built, wheel / "home")
 
 
 IMPORT_EVERYTHING = """
