@@ -35,10 +35,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m local.stack
+	$(BIN)/python -m taskmill_local.stack
 
 # Node packages: the CDK CLI, and Pyodide, whose CPython 3.14 compiles the layers' bytecode
-# for the Lambda runtime (infra/packaging.py); the packaging tests check that bytecode.
+# for the Lambda runtime (infra/taskmill_cdk/packaging.py); the packaging tests check that bytecode.
 NODE_STAMP := node_modules/.installed
 
 $(NODE_STAMP): package.json package-lock.json

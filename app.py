@@ -1,5 +1,9 @@
 """The CDK app: `python app.py` (what `make synth` runs) and `cdk synth` produce the same
-template, because both read cdk.json and write to cdk.out."""
+template, because both read cdk.json and write to cdk.out.
+
+A thin user of the construct library, like any user's app (examples/my-app): one
+`TaskmillStack` per environment named in cdk.json, holding the `Taskmill` construct. `layers/`
+goes on the path so job-type packages placed there import (and so ship)."""
 
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ sys.path.insert(0, str(ROOT / "layers"))
 import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from infra.config import load_environment  # noqa: E402
-from infra.stack import TaskmillStack  # noqa: E402
+from taskmill_cdk.config import load_environment  # noqa: E402
+from taskmill_cdk.stack import TaskmillStack  # noqa: E402
 
 
 def build_app(

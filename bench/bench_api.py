@@ -120,9 +120,9 @@ def latency(server_url: str, sqs_mode: str) -> dict[str, list[float]]:
     from moto import mock_aws
     from taskmill.db.migrate import migrate
 
-    from local import moto_fast
-    from local.postgres import create_database
-    from local.queues import create_queues
+    from taskmill_local import moto_fast
+    from taskmill_local.postgres import create_database
+    from taskmill_local.queues import create_queues
 
     moto_fast.apply()
     url = create_database(server_url, f"bench_api_{sqs_mode}_{os.getpid()}")
@@ -202,7 +202,7 @@ def print_latency(results: dict[str, dict[str, list[float]]]) -> None:
 
 
 def main() -> None:
-    from local.postgres import embedded_postgres
+    from taskmill_local.postgres import embedded_postgres
 
     url = os.environ.get("DATABASE_URL")
     with contextlib.ExitStack() as stack:

@@ -1,8 +1,8 @@
 """Cold starts as deployed: each function's code laid out as Lambda sees it, timed in fresh
 processes.
 
-The bundle is built by the deployed assets' own logic (`infra.packaging`, which
-`infra.bundling` plugs into CDK): the function directory as `/var/task`, the dependency layer
+The bundle is built by the deployed assets' own logic (`taskmill_cdk.packaging`, which
+`taskmill_cdk.bundling` plugs into CDK): the function directory as `/var/task`, the dependency layer
 (`pip install` of requirements.txt, minus what the runtime ships) and the package layer
 (`layers/`) merged as `/opt/python`, plus the SDK the Lambda runtime provides (boto3 and
 botocore, pinned as in constraints.txt). Nothing is written while it runs (`-B`,
@@ -11,7 +11,7 @@ bytecode is compiled again at every cold start. The wheels are this machine's Py
 (3.11); the runtime's are 3.14.
 
 Two bundles of this checkout are timed, interleaved:
-- "bytecode": the layers compiled as bundling ships them (`infra.packaging.compile_bytecode`,
+- "bytecode": the layers compiled as bundling ships them (`taskmill_cdk.packaging.compile_bytecode`,
   here for this interpreter's version; a deployment compiles for 3.14 with Pyodide);
 - "no bytecode": sources only, what a deployment ships when no compiler for the runtime's
   Python is found, and what Taskmill shipped before.
@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from summary import add_row  # noqa: E402
 
-from infra import packaging  # noqa: E402
+from taskmill_cdk import packaging  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_COLD_STARTS", "7"))
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -216,7 +216,7 @@ def free_port() -> int:
 
 @contextmanager
 def postgres() -> Iterator[str]:
-    from local.postgres import embedded_postgres
+    from taskmill_local.postgres import embedded_postgres
 
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -283,8 +283,8 @@ def set_up_platform(server_url: str, endpoint: str, stack: ExitStack) -> Platfor
     from taskmill.settings import ApiSettings, JobTypeSettings
     from taskmill.users.store import UserStore
 
-    from local.postgres import create_database
-    from local.queues import create_queues
+    from taskmill_local.postgres import create_database
+    from taskmill_local.queues import create_queues
     from tests.support.apigw import ApiClient, token_event
 
     dbname = f"bench_cold_{os.getpid()}"

@@ -160,7 +160,7 @@ def measure(server_url: str) -> tuple[Measured, Invocation]:
     import functions.worker.handler as worker_module
     from bench.bench_api import ConstantTimeSqs, api_client
     from bench.bench_worker import record, taskmill_jobs, taskmill_worker
-    from local.postgres import create_database
+    from taskmill_local.postgres import create_database
     from tests.support.apigw import rest_event, token_event
 
     pid = os.getpid()
@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     names = args.env or environments()
     templates = synthesized(names, args.templates)
     baseline = synthesized(names, args.baseline) if args.baseline else {}
-    from local.postgres import embedded_postgres
+    from taskmill_local.postgres import embedded_postgres
 
     url = os.environ.get("DATABASE_URL")
     if url:

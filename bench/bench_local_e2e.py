@@ -1,6 +1,6 @@
 """The local stack at scale, as a newcomer feels it: BENCH_LOCAL_JOBS (default 10,000) `noop`
-jobs submitted through the batch API of `make run`'s stack (`python -m local.stack` on a fresh
-data dir, real HTTP, 100 jobs per request, one client), and the time until all have
+jobs submitted through the batch API of `make run`'s stack (`python -m taskmill_local.stack` on a
+fresh data dir, real HTTP, 100 jobs per request, one client), and the time until all have
 succeeded. Printed: submit time, batch-create median and p99, time to all succeeded, and the
 peak memory of the stack's process tree (the stack process with its moto SQS server, and
 pgserver's postgres processes), each with its target (issue 13: 10,000 in 60 s, 100,000 in

@@ -1,10 +1,11 @@
 """Local SQS calls against a backlog: what the API (SendMessageBatch), the pollers
 (ReceiveMessage, DeleteMessageBatch), retries (ChangeMessageVisibility) and `GET /v1/queues`
 (GetQueueAttributes) cost with 1,000 to BENCH_BACKLOG (default 100,000) messages queued, on
-moto 5.2.5 as released (1,000 only: it grows linearly from there) and with `local.moto_fast`
-(what the local stack runs). In-process moto through boto3, so the figures include botocore's
-and moto's request handling (a few ms) but no HTTP. The backlog is put straight into moto's
-queue model (sending 100,000 messages through moto as released takes hours)."""
+moto 5.2.5 as released (1,000 only: it grows linearly from there) and with
+`taskmill_local.moto_fast` (what the local stack runs). In-process moto through boto3, so the
+figures include botocore's and moto's request handling (a few ms) but no HTTP. The backlog is
+put straight into moto's queue model (sending 100,000 messages through moto as released
+takes hours)."""
 
 from __future__ import annotations
 
@@ -114,13 +115,13 @@ def main() -> None:
     print(f"  {'':<32}" + "".join(f"{name:>19}" for name in CALLS))
     released = measure(1000, 3)
     print(row("as released, 1,000 queued", released))
-    from local import moto_fast
+    from taskmill_local import moto_fast
 
     moto_fast.apply()
     patched: dict[str, float] = {}
     for backlog in sorted({1000, 10_000, BACKLOG}):
         patched = measure(backlog, RUNS)
-        print(row(f"local.moto_fast, {backlog:,} queued", patched))
+        print(row(f"taskmill_local.moto_fast, {backlog:,} queued", patched))
     print("  target: the same at any backlog (the local stack's 100,000-job run)")
     shown = ("send batch(10)", "receive(10)", "delete batch(10)")
 

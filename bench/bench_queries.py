@@ -26,7 +26,7 @@ from taskmill.db.migrate import migrate
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobFilter, JobStore
 
-from local.postgres import create_database, embedded_postgres
+from taskmill_local.postgres import create_database, embedded_postgres
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 RUNS = int(os.environ.get("BENCH_QUERY_RUNS", "20"))

@@ -49,7 +49,7 @@ from taskmill.worker.runner import Worker
 from taskmill.worker.services import PlatformServices
 
 from functions.worker.handler import process_event
-from local.postgres import create_database, embedded_postgres
+from taskmill_local.postgres import create_database, embedded_postgres
 from tests.support.lambda_events import FakeLambdaContext
 
 JOBS = int(os.environ.get("BENCH_JOBS", "4000"))

@@ -21,7 +21,7 @@ from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.queue.sqs import JobQueue
 from taskmill.settings import JobTypeSettings, QueueSettings, load_settings
 
-from local.postgres import create_database, drop_database, embedded_postgres
+from taskmill_local.postgres import create_database, drop_database, embedded_postgres
 
 _counter = itertools.count()
 
@@ -96,7 +96,7 @@ def sqs(aws: None) -> Any:
 @pytest.fixture
 def queue_env(sqs: Any) -> dict[str, str]:
     """The queues and DLQs as the cloud has them; the variables the functions read."""
-    from local.queues import create_queues
+    from taskmill_local.queues import create_queues
 
     return create_queues(sqs, "test")
 

@@ -2,7 +2,7 @@
 
 A paused queue (SPEC §6) is held back by the claim wherever the worker runs; in AWS its
 event source mapping is also disabled, so no invocation is spent on it while it is paused.
-Locally there are no mappings: the pollers read the pause itself (`local/pollers.py`).
+Locally there are no mappings: the pollers read the pause itself (`taskmill_local/pollers.py`).
 """
 
 from __future__ import annotations

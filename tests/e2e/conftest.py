@@ -1,4 +1,4 @@
-"""The local stack as a user runs it (`python -m local.stack`), in a subprocess on a free
+"""The local stack as a user runs it (`python -m taskmill_local.stack`), in a subprocess on a free
 port and a temporary data directory, talked to over real HTTP."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class RunningStack:
 
 
 def stack_env(data_dir: Path, port: int, env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a `python -m local.stack` on `data_dir` and `port` (its SQS on a
+    """The environment of a `python -m taskmill_local.stack` on `data_dir` and `port` (its SQS on a
     free port of its own, unless `env` says otherwise)."""
     return {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")},
@@ -102,12 +102,12 @@ def stack_env(data_dir: Path, port: int, env: dict[str, str] | None = None) -> d
 
 
 def start_stack(data_dir: Path, port: int, env: dict[str, str] | None = None) -> RunningStack:
-    """Start `python -m local.stack`; `env` adds variables (an SQS endpoint of the test's
+    """Start `python -m taskmill_local.stack`; `env` adds variables (an SQS endpoint of the test's
     own, job modules, shorter recovery periods)."""
     env = stack_env(data_dir, port, env)
     log = open(data_dir.parent / f"stack-{port}.log", "a")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.stack"],
+        [sys.executable, "-m", "taskmill_local.stack"],
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from local.stack import QUEUE_PREFIX
+from taskmill_local.stack import QUEUE_PREFIX
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, RunningStack
 
 

@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from local.pollers import PAUSES_TTL_SECONDS
+from taskmill_local.pollers import PAUSES_TTL_SECONDS
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, RunningStack, start_stack
 
 
@@ -105,7 +105,7 @@ def cli(stack: RunningStack, config_dir: str, *args: str) -> subprocess.Complete
 
     env = {**os.environ, "TASKMILL_CONFIG_DIR": config_dir}
     return subprocess.run(
-        [sys.executable, "-m", "local.cli", "--url", stack.url, *args],
+        [sys.executable, "-m", "taskmill_local.cli", "--url", stack.url, *args],
         capture_output=True,
         text=True,
         env=env,

@@ -1,5 +1,5 @@
-"""What a user sees of `make run` (`python -m local.stack`): the banner, one-line errors with
-their fix, stops at any moment that leave nothing behind, and restarts that lose no job.
+"""What a user sees of `make run` (`python -m taskmill_local.stack`): the banner, one-line errors
+with their fix, stops at any moment that leave nothing behind, and restarts that lose no job.
 
 Real subprocesses; assertions on what is printed and what is left running, never on time.
 """
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.e2e
 
 def run_to_exit(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "local.stack"],
+        [sys.executable, "-m", "taskmill_local.stack"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -158,7 +158,7 @@ def test_a_stop_during_start_up_leaves_nothing_running_and_prints_no_traceback(
     log = tmp_path / "stack.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local.stack"],
+            [sys.executable, "-m", "taskmill_local.stack"],
             cwd=ROOT,
             env=stack_env(data_dir, free_port()),
             stdout=out,

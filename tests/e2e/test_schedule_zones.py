@@ -104,7 +104,7 @@ def test_the_cli_creates_a_schedule_in_a_zone(stack: RunningStack, tmp_path: Pat
     """`taskmill schedules create ... --timezone` against the stack; @daily in Tokyo is
     15:00 UTC (midnight at UTC+9, no DST)."""
     config = tmp_path / "cli"
-    taskmill = [sys.executable, "-m", "local.cli", "--url", stack.url]
+    taskmill = [sys.executable, "-m", "taskmill_local.cli", "--url", stack.url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKMILL_")}
     env["TASKMILL_CONFIG_DIR"] = str(config)
     login = subprocess.run(

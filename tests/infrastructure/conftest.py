@@ -21,8 +21,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 class Synthesized:
     template: Any  # aws_cdk.assertions.Template
     outdir: Path
-    stack: Any  # infra.stack.TaskmillStack
-    config: Any  # infra.config.EnvironmentConfig
+    stack: Any  # taskmill_cdk.stack.TaskmillStack
+    config: Any  # taskmill_cdk.config.TaskmillConfig
 
     @cached_property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -44,7 +44,7 @@ def synthesize(tmp_path_factory: pytest.TempPathFactory, env: str, *, bundle: bo
     from aws_cdk.assertions import Template
 
     from app import build_app
-    from infra.stack import TaskmillStack
+    from taskmill_cdk.stack import TaskmillStack
 
     outdir = tmp_path_factory.mktemp(f"cdk-{env}")
     overrides: dict[str, Any] = {"env": env}

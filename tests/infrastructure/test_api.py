@@ -69,7 +69,7 @@ def test_authorizer_guards_every_route_but_the_public_ones(dev: Synthesized) -> 
     [(authorizer_id, authorizer)] = dev.of_type("AWS::ApiGateway::Authorizer").items()
     assert authorizer["Properties"]["Type"] == "TOKEN"
     assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
-    function = dev.logical_id(dev.stack.api.authorizer_function)
+    function = dev.logical_id(dev.stack.taskmill.api.authorizer_function)
     assert function in json.dumps(authorizer["Properties"]["AuthorizerUri"])
     for verb, path in sorted(PUBLIC_ROUTES):
         method = routes.resolve(verb, path)
@@ -136,7 +136,7 @@ def test_gateway_errors_use_the_error_envelope(dev: Synthesized, response_type: 
 def test_cors_allows_the_configured_origins_besides_the_consoles(prod: Synthesized) -> None:
     """prod lists another front end in api.cors_origins; the console's own origin comes first
     (tests/infrastructure/test_console.py)."""
-    api = prod.resources[prod.logical_id(prod.stack.api.function)]
+    api = prod.resources[prod.logical_id(prod.stack.taskmill.api.function)]
     origins = api["Properties"]["Environment"]["Variables"]["TASKMILL_CORS_ORIGINS"]
     assert origins["Fn::Join"][1][-1] == ",https://app.example.com"
     preflight = [

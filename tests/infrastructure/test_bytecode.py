@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.packaging import ROOT, bytecode_compiler
-from infra.runtime import PYTHON_VERSION
+from taskmill_cdk.packaging import ROOT, bytecode_compiler
+from taskmill_cdk.runtime import PYTHON_VERSION
 
 # Run by the runtime-version interpreter that compiled the probe: which file it imported.
 IMPORT_PROBE = """

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from taskmill.topology import QUEUES, VISIBILITY_TIMEOUT_SECONDS, Priority
 
-from infra.config import EnvironmentConfig, load_environment
-from infra.functions import job_type_environment
-from infra.runtime import ARCHITECTURE, RUNTIME
+from taskmill_cdk.config import EnvironmentConfig, load_environment
+from taskmill_cdk.functions import job_type_environment
+from taskmill_cdk.runtime import ARCHITECTURE, RUNTIME
 from tests.infrastructure.conftest import Synthesized
 
 
@@ -52,14 +52,16 @@ def test_event_source_mappings_report_partial_failures_with_per_queue_caps(
     dev: Synthesized, prod: Synthesized
 ) -> None:
     for synthesized in (dev, prod):
-        worker = synthesized.logical_id(synthesized.stack.workers.function)
+        worker = synthesized.logical_id(synthesized.stack.taskmill.workers.function)
         mappings = {
             m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
             for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
         }
         assert len(mappings) == 3
         for definition in QUEUES:
-            queue = synthesized.logical_id(synthesized.stack.job_queues.queues[definition.priority])
+            queue = synthesized.logical_id(
+                synthesized.stack.taskmill.job_queues.queues[definition.priority]
+            )
             mapping = mappings[queue]
             assert mapping["FunctionName"] == {"Ref": worker}
             assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -77,7 +79,7 @@ def test_event_source_mappings_report_partial_failures_with_per_queue_caps(
 
 
 def test_queue_visibility_is_six_times_the_worker_timeout(dev: Synthesized) -> None:
-    worker = dev.resources[dev.logical_id(dev.stack.workers.function)]
+    worker = dev.resources[dev.logical_id(dev.stack.taskmill.workers.function)]
     assert 6 * worker["Properties"]["Timeout"] <= VISIBILITY_TIMEOUT_SECONDS
 
 
@@ -86,8 +88,8 @@ def test_database_clients_are_capped_below_the_proxy_pool(
 ) -> None:
     for synthesized in (dev, prod):
         functions = taskmill_functions(synthesized)
-        worker = synthesized.logical_id(synthesized.stack.workers.function)
-        authorizer = synthesized.logical_id(synthesized.stack.api.authorizer_function)
+        worker = synthesized.logical_id(synthesized.stack.taskmill.workers.function)
+        authorizer = synthesized.logical_id(synthesized.stack.taskmill.api.authorizer_function)
         in_vpc = {k: f for k, f in functions.items() if "VpcConfig" in f["Properties"]}
         assert authorizer not in in_vpc  # no database, no VPC
         capped = 0
@@ -151,7 +153,7 @@ def test_unknown_environment_names_the_known_ones() -> None:
 
 
 def test_recovery_runs_every_minute(dev: Synthesized) -> None:
-    recovery = dev.logical_id(dev.stack.recovery.sweep_function)
+    recovery = dev.logical_id(dev.stack.taskmill.recovery.sweep_function)
     [rule] = [
         r
         for r in dev.of_type("AWS::Events::Rule").values()
@@ -166,24 +168,24 @@ def test_recovery_runs_every_minute(dev: Synthesized) -> None:
 def test_the_lost_message_threshold_is_per_environment(dev: Synthesized, prod: Synthesized) -> None:
     for synthesized, seconds in ((dev, "900"), (prod, "1800")):
         sweep = synthesized.resources[
-            synthesized.logical_id(synthesized.stack.recovery.sweep_function)
+            synthesized.logical_id(synthesized.stack.taskmill.recovery.sweep_function)
         ]
         variables = sweep["Properties"]["Environment"]["Variables"]
         assert variables["TASKMILL_REQUEUE_AFTER_SECONDS"] == seconds
 
 
 def test_the_idempotency_window_reaches_the_api(dev: Synthesized) -> None:
-    api = dev.resources[dev.logical_id(dev.stack.api.function)]
+    api = dev.resources[dev.logical_id(dev.stack.taskmill.api.function)]
     variables = api["Properties"]["Environment"]["Variables"]
     assert variables["TASKMILL_IDEMPOTENCY_TTL_SECONDS"] == str(dev.config.idempotency_ttl_seconds)
 
 
 def test_stopped_container_tasks_reach_the_container_events_function(prod: Synthesized) -> None:
     assert prod.config.worker.container_jobs is True
-    assert prod.stack.containers is not None
-    assert prod.stack.recovery.ecs_events_function is not None
-    handler = prod.logical_id(prod.stack.recovery.ecs_events_function)
-    cluster = prod.logical_id(prod.stack.containers.cluster)
+    assert prod.stack.taskmill.containers is not None
+    assert prod.stack.taskmill.recovery.ecs_events_function is not None
+    handler = prod.logical_id(prod.stack.taskmill.recovery.ecs_events_function)
+    cluster = prod.logical_id(prod.stack.taskmill.containers.cluster)
     [rule] = [
         r for r in prod.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]
     ]
@@ -195,11 +197,11 @@ def test_stopped_container_tasks_reach_the_container_events_function(prod: Synth
         "lastStatus": ["STOPPED"],
     }
     assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [{"Fn::GetAtt": [handler, "Arn"]}]
-    worker = prod.resources[prod.logical_id(prod.stack.workers.function)]
+    worker = prod.resources[prod.logical_id(prod.stack.taskmill.workers.function)]
     variables = worker["Properties"]["Environment"]["Variables"]
     assert variables["TASKMILL_ECS_CLUSTER_ARN"] == {"Fn::GetAtt": [cluster, "Arn"]}
     assert variables["TASKMILL_ECS_TASK_ROLE_ARN"] == {
-        "Fn::GetAtt": [prod.logical_id(prod.stack.containers.task_role), "Arn"]
+        "Fn::GetAtt": [prod.logical_id(prod.stack.taskmill.containers.task_role), "Arn"]
     }
     # Tasks run where the functions do: the application subnets.
     subnets = prod.stack.resolve(variables["TASKMILL_ECS_SUBNETS"])
@@ -208,22 +210,22 @@ def test_stopped_container_tasks_reach_the_container_events_function(prod: Synth
 
 def test_dev_runs_no_containers(dev: Synthesized) -> None:
     assert dev.config.worker.container_jobs is False
-    assert dev.stack.containers is None
-    assert dev.stack.recovery.ecs_events_function is None
+    assert dev.stack.taskmill.containers is None
+    assert dev.stack.taskmill.recovery.ecs_events_function is None
     assert dev.of_type("AWS::ECS::Cluster") == {}
     assert not [
         r for r in dev.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]
     ]
-    worker = dev.resources[dev.logical_id(dev.stack.workers.function)]
+    worker = dev.resources[dev.logical_id(dev.stack.taskmill.workers.function)]
     variables = worker["Properties"]["Environment"]["Variables"]
     # Without a cluster, container.run fails at once ("no container runtime is available").
     assert not [name for name in variables if name.startswith("TASKMILL_ECS_")]
 
 
 def test_api_knows_the_redrive_function(dev: Synthesized) -> None:
-    api = dev.resources[dev.logical_id(dev.stack.api.function)]
+    api = dev.resources[dev.logical_id(dev.stack.taskmill.api.function)]
     assert api["Properties"]["Environment"]["Variables"]["TASKMILL_REDRIVE_FUNCTION_NAME"] == {
-        "Ref": dev.logical_id(dev.stack.recovery.redrive_function)
+        "Ref": dev.logical_id(dev.stack.taskmill.recovery.redrive_function)
     }
 
 
@@ -249,19 +251,19 @@ def test_job_types_are_checked_at_synth_and_reach_the_functions(
         job_modules=("acme_jobs.resize",),
         external_job_types=(external,),
     )
-    variables = job_type_environment(config, layers)
+    variables = job_type_environment(config)
     assert variables["TASKMILL_JOB_MODULES"] == "acme_jobs.resize"
     assert json.loads(variables["TASKMILL_EXTERNAL_TYPES"]) == [external]
 
     misspelt = config.model_copy(update={"job_modules": ("acme_jobs.resise",)})
     with pytest.raises(Exception, match="resise"):
-        job_type_environment(misspelt, layers)
+        job_type_environment(misspelt)
     elsewhere = config.model_copy(update={"job_modules": ("somewhere_else.jobs",)})
     with pytest.raises(ValueError, match="not in the package layer"):
-        job_type_environment(elsewhere, layers)
+        job_type_environment(elsewhere)
     bad = config.model_copy(update={"external_job_types": ({"schema": {}},)})
     with pytest.raises(Exception, match="name"):
-        job_type_environment(bad, layers)
+        job_type_environment(bad)
 
 
 def test_functions_that_build_the_registry_get_the_job_type_settings(
@@ -270,10 +272,10 @@ def test_functions_that_build_the_registry_get_the_job_type_settings(
     for synthesized in (dev, prod):
         stack = synthesized.stack
         for function in (
-            stack.api.function,
-            stack.workers.function,
-            stack.recovery.sweep_function,
-            stack.recovery.ecs_events_function,
+            stack.taskmill.api.function,
+            stack.taskmill.workers.function,
+            stack.taskmill.recovery.sweep_function,
+            stack.taskmill.recovery.ecs_events_function,
         ):
             if function is None:  # no container events function in dev
                 continue
@@ -284,17 +286,35 @@ def test_functions_that_build_the_registry_get_the_job_type_settings(
             assert variables["TASKMILL_EXTERNAL_TYPES"] == "[]"
 
 
-def test_package_layer_ships_every_package_in_layers_and_nothing_else(tmp_path: Path) -> None:
-    from infra.bundling import PackageLayerBundling
+def test_package_layer_ships_taskmill_and_the_job_modules_packages_minus_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import taskmill
 
-    layers = tmp_path / "layers"
-    for package in ("taskmill", "acme_jobs"):
-        (layers / package / "__pycache__").mkdir(parents=True)
-        (layers / package / "__init__.py").write_text("")
-        (layers / package / "__pycache__" / "x.pyc").write_bytes(b"\0")
-    (layers / "taskmill.egg-info").mkdir()
-    (layers / "notes").mkdir()  # not a package
+    from taskmill_cdk.bundling import PackageLayerBundling, shipped_packages
+
+    apps = tmp_path / "my-app"
+    (apps / "billing_jobs" / "__pycache__").mkdir(parents=True)
+    (apps / "billing_jobs" / "__init__.py").write_text("")
+    (apps / "billing_jobs" / "resize.py").write_text("")
+    (apps / "billing_jobs" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (apps / "single_module_jobs.py").write_text("")
+    (apps / "unnamed").mkdir()  # beside them, but no job module names it
+    (apps / "unnamed" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(apps))
+
+    packages = shipped_packages(["billing_jobs.resize", "single_module_jobs", "billing_jobs"])
+    assert packages == [
+        Path(taskmill.__file__).resolve().parent,
+        (apps / "billing_jobs").resolve(),
+        (apps / "single_module_jobs.py").resolve(),
+    ]
     out = tmp_path / "out"
-    assert PackageLayerBundling(layers).try_bundle(str(out), image=None)  # type: ignore[arg-type]
-    assert sorted(p.name for p in (out / "python").iterdir()) == ["acme_jobs", "taskmill"]
+    assert PackageLayerBundling(packages).try_bundle(str(out), image=None)  # type: ignore[arg-type]
+    # (the runtime's bytecode of a single-module package goes in python/__pycache__)
+    shipped = sorted(p.name for p in (out / "python").iterdir() if p.name != "__pycache__")
+    assert shipped == ["billing_jobs", "single_module_jobs.py", "taskmill"]
+    assert (out / "python" / "taskmill" / "migrations" / "0001_initial.sql").is_file()
     assert not list(out.rglob("x.pyc"))  # the source tree's caches are not copied
+    with pytest.raises(ValueError, match="not in the package layer"):
+        shipped_packages(["nowhere_to_be_found.jobs"])

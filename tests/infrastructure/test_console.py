@@ -1,4 +1,4 @@
-"""The web console in AWS (infra/console.py): a private bucket behind CloudFront with origin
+"""The web console in AWS (taskmill_cdk/console.py): a private bucket behind CloudFront with origin
 access control, security headers whose CSP allows this environment's API and nothing else,
 config.json written at deploy time with the API's URL, and the API's CORS set to the
 console's origin."""
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.console import CONSOLE_DIR, content_security_policy
-from local.console import CONTENT_SECURITY_POLICY
+from taskmill_cdk.console import CONSOLE_DIR, content_security_policy
+from taskmill_local.console import CONTENT_SECURITY_POLICY
 from tests.infrastructure.conftest import Synthesized
 
 
@@ -127,7 +127,7 @@ def test_the_files_and_a_config_json_with_the_api_url_are_deployed(dev: Synthesi
 def test_the_deployment_function_needs_no_docker(dev: Synthesized) -> None:
     """BucketDeployment's handler is the CDK's own zip asset: synth (this session's, with
     bundling) ran without a Docker engine."""
-    function = dev.stack.console.deployment.handler_role.node.scope
+    function = dev.stack.taskmill.console.deployment.handler_role.node.scope
     handler = dev.resources[dev.logical_id(function)]["Properties"]
     assert handler["Code"]["S3Key"].endswith(".zip")
     assert "ImageUri" not in handler["Code"]
@@ -143,7 +143,7 @@ def test_the_api_allows_the_consoles_origin_and_no_wildcard(
     console_origin = {
         "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
     }
-    api = synthesized.resources[synthesized.logical_id(synthesized.stack.api.function)]
+    api = synthesized.resources[synthesized.logical_id(synthesized.stack.taskmill.api.function)]
     origins = api["Properties"]["Environment"]["Variables"]["TASKMILL_CORS_ORIGINS"]
     extra = ",".join(synthesized.config.api.cors_origins)
     assert json.dumps(origins).count(distribution_id) == 1
@@ -172,7 +172,7 @@ def test_the_stack_outputs_the_console_url(dev: Synthesized) -> None:
 
 
 def test_a_wildcard_cors_origin_is_refused_while_the_console_is_on() -> None:
-    from infra.config import load_environment
+    from taskmill_cdk.config import load_environment
 
     context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
     dev = context["environments"]["dev"]

@@ -35,8 +35,8 @@ import functions.api.handler as api_module
 import functions.migrations.handler as migrations_module
 import functions.retry.sweep as recovery_module
 import functions.worker.handler as worker_module
-from local.postgres import create_database, drop_database
-from local.queues import create_queues
+from taskmill_local.postgres import create_database, drop_database
+from taskmill_local.queues import create_queues
 from tests.infrastructure.conftest import Synthesized
 from tests.support.apigw import rest_event, token_event
 from tests.support.lambda_events import FakeLambdaContext, receive_event
@@ -66,25 +66,25 @@ class Deployment:
         }
         self.database_secret_arn = secret("db", json.dumps(self.database_secret))
         self.values: dict[str, str] = {
-            self.key(stack.database.secret.secret_arn): self.database_secret_arn,
-            self.key(stack.api.jwt_secret.secret_arn): secret("jwt", "k" * 64),
-            self.key(stack.workers.webhook_secret.secret_arn): secret("webhook", "w" * 64),
-            self.key(stack.recovery.redrive_function.function_name): "taskmill-redrive",
+            self.key(stack.taskmill.database.secret.secret_arn): self.database_secret_arn,
+            self.key(stack.taskmill.api.jwt_secret.secret_arn): secret("jwt", "k" * 64),
+            self.key(stack.taskmill.workers.webhook_secret.secret_arn): secret("webhook", "w" * 64),
+            self.key(stack.taskmill.recovery.redrive_function.function_name): "taskmill-redrive",
         }
-        if stack.database.proxy is not None:
-            self.values[self.key(stack.database.proxy.endpoint)] = host
-        assert stack.database.admin_secret is not None
-        self.values[self.key(stack.database.admin_secret.secret_arn)] = secret(
+        if stack.taskmill.database.proxy is not None:
+            self.values[self.key(stack.taskmill.database.proxy.endpoint)] = host
+        assert stack.taskmill.database.admin_secret is not None
+        self.values[self.key(stack.taskmill.database.admin_secret.secret_arn)] = secret(
             "admin", self.admin_password
         )
         urls = create_queues(sqs, synthesized.config.resource_prefix)
         for priority in Priority:
-            self.values[self.key(stack.job_queues.queues[priority].queue_url)] = urls[
+            self.values[self.key(stack.taskmill.job_queues.queues[priority].queue_url)] = urls[
                 f"TASKMILL_QUEUE_URL_{priority.value.upper()}"
             ]
-            self.values[self.key(stack.job_queues.dead_letter_queues[priority].queue_url)] = urls[
-                f"TASKMILL_DLQ_URL_{priority.value.upper()}"
-            ]
+            self.values[
+                self.key(stack.taskmill.job_queues.dead_letter_queues[priority].queue_url)
+            ] = urls[f"TASKMILL_DLQ_URL_{priority.value.upper()}"]
         self.queue_urls = urls
 
     def make_instance_unreachable(self) -> None:
@@ -162,13 +162,13 @@ SETTINGS: dict[str, type[DatabaseSettings] | type[AuthorizerSettings]] = {
 def functions_by_name(synthesized: Synthesized) -> dict[str, Any]:
     stack = synthesized.stack
     return {
-        "api": stack.api.function,
-        "authorizer": stack.api.authorizer_function,
-        "worker": stack.workers.function,
-        "recovery": stack.recovery.sweep_function,
-        "redrive": stack.recovery.redrive_function,
-        "container-events": stack.recovery.ecs_events_function,
-        "migrations": stack.database.migrations_function,
+        "api": stack.taskmill.api.function,
+        "authorizer": stack.taskmill.api.authorizer_function,
+        "worker": stack.taskmill.workers.function,
+        "recovery": stack.taskmill.recovery.sweep_function,
+        "redrive": stack.taskmill.recovery.redrive_function,
+        "container-events": stack.taskmill.recovery.ecs_events_function,
+        "migrations": stack.taskmill.database.migrations_function,
     }
 
 
@@ -221,7 +221,7 @@ def test_deployed_functions_migrate_serve_run_and_sweep(
     assert created["Data"]["applied"].startswith("1,")
     again = migrations_module.handler({"RequestType": "Update"}, context)
     assert again["Data"] == {"applied": "none", "created_admin": False}
-    if deployed.stack.database.proxy is not None:
+    if deployed.stack.taskmill.database.proxy is not None:
         # The runtime functions must go through the proxy host the stack gives them.
         deployment.make_instance_unreachable()
     else:

@@ -56,9 +56,12 @@ def test_a_set_owner_concurrency_reaches_the_api_and_the_worker_only(
     fair: Synthesized,
 ) -> None:
     stack = fair.stack
-    for function in (stack.api.function, stack.workers.function):
+    for function in (stack.taskmill.api.function, stack.taskmill.workers.function):
         found = variables(fair, function)
         # As the function's cold start reads it (its settings include FlowSettings).
         assert load_settings(FlowSettings, found).owner_concurrency == 3
-    for function in (stack.recovery.sweep_function, stack.api.authorizer_function):
+    for function in (
+        stack.taskmill.recovery.sweep_function,
+        stack.taskmill.api.authorizer_function,
+    ):
         assert "TASKMILL_OWNER_CONCURRENCY" not in variables(fair, function)

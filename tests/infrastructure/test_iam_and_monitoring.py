@@ -7,15 +7,15 @@ from typing import Any
 
 from taskmill.topology import Priority
 
-from infra.nag import ACTIONS_WITHOUT_RESOURCES
+from taskmill_cdk.nag import ACTIONS_WITHOUT_RESOURCES
 from tests.infrastructure.conftest import Synthesized
 from tests.infrastructure.test_compute import taskmill_functions
 
 
 def console_deployment_policy(synthesized: Synthesized) -> str | None:
-    """The CDK's BucketDeployment role's policy (infra/console.py): its grants are the CDK's
+    """The CDK's BucketDeployment role's policy (taskmill_cdk/console.py): its grants are the CDK's
     grantRead/grantReadWrite, with wildcard object actions on two buckets."""
-    console = synthesized.stack.console
+    console = synthesized.stack.taskmill.console
     if console is None:
         return None
     policy = console.deployment.handler_role.node.find_child("DefaultPolicy")
@@ -64,7 +64,7 @@ def test_the_console_deployment_may_touch_only_the_asset_and_console_buckets(
     logical = console_deployment_policy(dev)
     assert logical is not None
     policy = dev.resources[logical]["Properties"]["PolicyDocument"]
-    console_bucket = dev.logical_id(dev.stack.console.bucket)
+    console_bucket = dev.logical_id(dev.stack.taskmill.console.bucket)
     for statement in policy["Statement"]:
         actions = as_list(statement["Action"])
         resources = json.dumps(as_list(statement["Resource"]))
@@ -81,24 +81,24 @@ def test_each_function_may_call_only_what_it_calls(dev: Synthesized, prod: Synth
     read_secret = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
     for synthesized in (dev, prod):
         stack = synthesized.stack
-        assert actions_of(synthesized, stack.api.authorizer_function) == xray | read_secret
-        api = actions_of(synthesized, stack.api.function)
+        assert actions_of(synthesized, stack.taskmill.api.authorizer_function) == xray | read_secret
+        api = actions_of(synthesized, stack.taskmill.api.function)
         assert "lambda:InvokeFunction" in api
         assert "sqs:SendMessage" in api
         assert not any(a.startswith(("ecs:", "ses:", "iam:")) for a in api)
-        worker = actions_of(synthesized, stack.workers.function)
+        worker = actions_of(synthesized, stack.taskmill.workers.function)
         assert "sqs:ChangeMessageVisibility" in worker
         assert "lambda:InvokeFunction" not in worker
-        recovery = actions_of(synthesized, stack.recovery.sweep_function)
+        recovery = actions_of(synthesized, stack.taskmill.recovery.sweep_function)
         assert not any(a.startswith(("ecs:", "iam:")) for a in recovery)
         # Its only Lambda calls: the queue mappings (test_only_the_api_and_the_sweep_...).
         assert {a for a in recovery if a.startswith("lambda:")} == PAUSE_ACTIONS
-        migrations = actions_of(synthesized, stack.database.migrations_function)
+        migrations = actions_of(synthesized, stack.taskmill.database.migrations_function)
         assert migrations == xray | read_secret
     # container.run and e-mail only where the environment has them.
-    dev_worker = actions_of(dev, dev.stack.workers.function)
+    dev_worker = actions_of(dev, dev.stack.taskmill.workers.function)
     assert not any(a.startswith(("ecs:", "iam:", "ses:")) for a in dev_worker)
-    assert {"ecs:RunTask", "iam:PassRole"} <= actions_of(prod, prod.stack.workers.function)
+    assert {"ecs:RunTask", "iam:PassRole"} <= actions_of(prod, prod.stack.taskmill.workers.function)
 
 
 PAUSE_ACTIONS = {"lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"}
@@ -108,7 +108,7 @@ def mapping_ids(synthesized: Synthesized) -> dict[Priority, str]:
     """The worker's event source mappings' logical ids, by the priority of their queue."""
     queues = {
         synthesized.logical_id(queue): priority
-        for priority, queue in synthesized.stack.job_queues.queues.items()
+        for priority, queue in synthesized.stack.taskmill.job_queues.queues.items()
     }
     return {
         queues[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]: logical
@@ -141,7 +141,7 @@ def test_only_the_api_and_the_sweep_may_switch_the_queue_mappings_and_only_those
         assert len(mappings) == 3
         allowed = {
             synthesized.stack.get_logical_id(function.role.node.default_child)
-            for function in (stack.api.function, stack.recovery.sweep_function)
+            for function in (stack.taskmill.api.function, stack.taskmill.recovery.sweep_function)
         }
         granted: dict[str, list[Any]] = {}
         for policy in synthesized.of_type("AWS::IAM::Policy").values():
@@ -159,7 +159,7 @@ def test_only_the_api_and_the_sweep_may_switch_the_queue_mappings_and_only_those
         for resources in granted.values():
             assert sorted(resources, key=lambda arn: json.dumps(arn)) == expected
 
-        for function in (stack.api.function, stack.recovery.sweep_function):
+        for function in (stack.taskmill.api.function, stack.taskmill.recovery.sweep_function):
             variables = synthesized.resources[synthesized.logical_id(function)]["Properties"][
                 "Environment"
             ]["Variables"]
@@ -169,7 +169,7 @@ def test_only_the_api_and_the_sweep_may_switch_the_queue_mappings_and_only_those
         for logical, function in synthesized.of_type("AWS::Lambda::Function").items():
             if logical in {
                 synthesized.logical_id(f)
-                for f in (stack.api.function, stack.recovery.sweep_function)
+                for f in (stack.taskmill.api.function, stack.taskmill.recovery.sweep_function)
             }:
                 continue
             variables = function["Properties"].get("Environment", {}).get("Variables", {})
@@ -177,8 +177,8 @@ def test_only_the_api_and_the_sweep_may_switch_the_queue_mappings_and_only_those
 
 
 def test_run_task_is_limited_to_the_environments_cluster(prod: Synthesized) -> None:
-    assert prod.stack.containers is not None
-    cluster = prod.logical_id(prod.stack.containers.cluster)
+    assert prod.stack.taskmill.containers is not None
+    cluster = prod.logical_id(prod.stack.taskmill.containers.cluster)
     [run_task] = [s for _, s in statements(prod) if s["Action"] == "ecs:RunTask"]
     assert run_task["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
     [pass_role] = [s for _, s in statements(prod) if s["Action"] == "iam:PassRole"]
@@ -225,7 +225,7 @@ def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
     dev_body = json.dumps(dev_dashboard["Properties"]["DashboardBody"])
     assert "ClientConnections" not in dev_body
     assert "DatabaseConnections" in dev_body
-    assert dev.logical_id(dev.stack.workers.function) in dev_body
+    assert dev.logical_id(dev.stack.taskmill.workers.function) in dev_body
     assert "container-events" not in dev_body
 
     [dashboard] = prod.of_type("AWS::CloudWatch::Dashboard").values()
@@ -233,8 +233,8 @@ def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
     stack = prod.stack
     for priority in Priority:
         for queue in (
-            stack.job_queues.queues[priority],
-            stack.job_queues.dead_letter_queues[priority],
+            stack.taskmill.job_queues.queues[priority],
+            stack.taskmill.job_queues.dead_letter_queues[priority],
         ):
             assert prod.logical_id(queue) in body
     for metric in (
@@ -244,13 +244,13 @@ def test_dashboard_shows_each_queue_function_api_database_and_job_metrics(
     ):
         assert metric in body
     for function in (
-        stack.api.function,
-        stack.api.authorizer_function,
-        stack.workers.function,
-        stack.recovery.sweep_function,
-        stack.recovery.redrive_function,
-        stack.recovery.ecs_events_function,
-        stack.database.migrations_function,
+        stack.taskmill.api.function,
+        stack.taskmill.api.authorizer_function,
+        stack.taskmill.workers.function,
+        stack.taskmill.recovery.sweep_function,
+        stack.taskmill.recovery.redrive_function,
+        stack.taskmill.recovery.ecs_events_function,
+        stack.taskmill.database.migrations_function,
     ):
         assert prod.logical_id(function) in body
     for metric in ("Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"):
@@ -278,7 +278,7 @@ def alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
 
 
 def test_alarms_page_the_topic(dev: Synthesized, prod: Synthesized) -> None:
-    topic = {"Ref": dev.logical_id(dev.stack.monitoring.topic)}
+    topic = {"Ref": dev.logical_id(dev.stack.taskmill.monitoring.topic)}
     found = alarms(dev)
     for properties in found.values():
         assert properties["AlarmActions"] == [topic]
@@ -298,7 +298,7 @@ def test_alarms_page_the_topic(dev: Synthesized, prod: Synthesized) -> None:
     assert metric["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert metric["Dimensions"][0]["Value"] == {
         "Fn::GetAtt": [
-            dev.logical_id(dev.stack.job_queues.dead_letter_queues[Priority.HIGH]),
+            dev.logical_id(dev.stack.taskmill.job_queues.dead_letter_queues[Priority.HIGH]),
             "QueueName",
         ]
     }
@@ -314,14 +314,14 @@ def test_alarms_page_the_topic(dev: Synthesized, prod: Synthesized) -> None:
 def test_email_is_allowed_only_from_the_configured_sender(prod: Synthesized) -> None:
     sender = prod.config.worker.ses_sender
     assert sender == "noreply@example.com"
-    worker = prod.resources[prod.logical_id(prod.stack.workers.function)]
+    worker = prod.resources[prod.logical_id(prod.stack.taskmill.workers.function)]
     assert worker["Properties"]["Environment"]["Variables"]["TASKMILL_SES_SENDER"] == sender
     [statement] = [s for _, s in statements(prod) if "ses:SendEmail" in as_list(s["Action"])]
     identities = [json.dumps(resource) for resource in as_list(statement["Resource"])]
     assert len(identities) == 2
     assert any(":identity/noreply@example.com" in identity for identity in identities)
     assert any(identity.endswith(':identity/example.com"]]}') for identity in identities)
-    assert "ses:SendEmail" in actions_of(prod, prod.stack.workers.function)
+    assert "ses:SendEmail" in actions_of(prod, prod.stack.taskmill.workers.function)
 
 
 def test_alarm_thresholds_come_from_the_environment(dev: Synthesized) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infra.bundling import package_layer_fingerprint as package_fingerprint
+from taskmill_cdk.bundling import package_layer_fingerprint as package_fingerprint
 from tests.infrastructure.conftest import Synthesized
 
 
@@ -81,7 +81,7 @@ def test_the_application_tier_uses_app_azs_and_the_database_two(
         assert len({subnet_az(synthesized, s) for s in group["Properties"]["SubnetIds"]}) == 2
     # dev's one application AZ is the first one, where its endpoints are.
     [sqs_subnet] = endpoints(dev, "Interface")["sqs"]["Properties"]["SubnetIds"]
-    worker = dev.resources[dev.logical_id(dev.stack.workers.function)]
+    worker = dev.resources[dev.logical_id(dev.stack.taskmill.workers.function)]
     assert worker["Properties"]["VpcConfig"]["SubnetIds"] == [sqs_subnet]
 
 
@@ -89,10 +89,12 @@ def test_endpoints_only_answer_the_lambdas_and_the_rotation(
     dev: Synthesized, prod: Synthesized
 ) -> None:
     for synthesized in (dev, prod):
-        network = synthesized.stack.network
+        network = synthesized.stack.taskmill.network
         lambda_sg = synthesized.logical_id(network.lambda_security_group)
         endpoint_sg = synthesized.logical_id(network.endpoint_security_group)
-        rotation_sg = synthesized.logical_id(synthesized.stack.database.rotation_security_group)
+        rotation_sg = synthesized.logical_id(
+            synthesized.stack.taskmill.database.rotation_security_group
+        )
         for resource in synthesized.of_type("AWS::EC2::VPCEndpoint").values():
             if resource["Properties"].get("VpcEndpointType") == "Interface":
                 groups = resource["Properties"]["SecurityGroupIds"]
@@ -160,7 +162,7 @@ def test_database_is_encrypted_private_backed_up_and_requires_tls(
 
 def database_sources(synthesized: Synthesized) -> set[str]:
     """The security groups allowed into the database's group."""
-    db_sg = synthesized.logical_id(synthesized.stack.database.security_group)
+    db_sg = synthesized.logical_id(synthesized.stack.taskmill.database.security_group)
     return {
         r["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"][0]
         for r in synthesized.of_type("AWS::EC2::SecurityGroupIngress").values()
@@ -180,11 +182,11 @@ def database_functions(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     """The runtime functions that connect to the database (all but the migrations)."""
     stack = synthesized.stack
     functions = [
-        stack.api.function,
-        stack.workers.function,
-        stack.recovery.sweep_function,
-        stack.recovery.redrive_function,
-        stack.recovery.ecs_events_function,
+        stack.taskmill.api.function,
+        stack.taskmill.workers.function,
+        stack.taskmill.recovery.sweep_function,
+        stack.taskmill.recovery.redrive_function,
+        stack.taskmill.recovery.ecs_events_function,
     ]
     return {
         synthesized.logical_id(f): synthesized.resources[synthesized.logical_id(f)]
@@ -200,18 +202,18 @@ def test_prod_functions_reach_the_database_through_a_tls_proxy(prod: Synthesized
     assert props["RequireTLS"] is True
     assert props["EngineFamily"] == "POSTGRESQL"
     [auth] = props["Auth"]
-    assert auth["SecretArn"] == prod.stack.resolve(prod.stack.database.secret.secret_arn)
+    assert auth["SecretArn"] == prod.stack.resolve(prod.stack.taskmill.database.secret.secret_arn)
     assert auth["IAMAuth"] == "DISABLED"  # the functions sign in with the rotated secret
     [target_group] = prod.of_type("AWS::RDS::DBProxyTargetGroup").values()
     pool = target_group["Properties"]["ConnectionPoolConfigurationInfo"]
     assert pool["MaxConnectionsPercent"] == prod.config.database.proxy_max_connections_percent
     # Only the proxy, the migrations (Lambda group) and the rotation function may connect.
-    assert prod.stack.database.proxy_security_group is not None
-    proxy_sg = prod.logical_id(prod.stack.database.proxy_security_group)
-    lambda_sg = prod.logical_id(prod.stack.network.lambda_security_group)
+    assert prod.stack.taskmill.database.proxy_security_group is not None
+    proxy_sg = prod.logical_id(prod.stack.taskmill.database.proxy_security_group)
+    lambda_sg = prod.logical_id(prod.stack.taskmill.network.lambda_security_group)
     assert database_sources(prod) == {proxy_sg, lambda_sg, rotation_group(prod)}
-    assert prod.stack.database.proxy is not None
-    proxy_host = {"Fn::GetAtt": [prod.logical_id(prod.stack.database.proxy), "Endpoint"]}
+    assert prod.stack.taskmill.database.proxy is not None
+    proxy_host = {"Fn::GetAtt": [prod.logical_id(prod.stack.taskmill.database.proxy), "Endpoint"]}
     for logical, function in database_functions(prod).items():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["TASKMILL_DB_PROXY_HOST"] == proxy_host, logical
@@ -220,11 +222,11 @@ def test_prod_functions_reach_the_database_through_a_tls_proxy(prod: Synthesized
 
 def test_dev_functions_connect_to_the_instance_without_a_proxy(dev: Synthesized) -> None:
     assert dev.config.database.proxy is False
-    assert dev.stack.database.proxy is None
+    assert dev.stack.taskmill.database.proxy is None
     assert dev.of_type("AWS::RDS::DBProxy") == {}
     assert dev.of_type("AWS::RDS::DBProxyTargetGroup") == {}
     # No proxy host: the functions take the instance's host from the secret, with TLS.
-    secret_arn = dev.stack.resolve(dev.stack.database.secret.secret_arn)
+    secret_arn = dev.stack.resolve(dev.stack.taskmill.database.secret.secret_arn)
     for logical, function in database_functions(dev).items():
         props = function["Properties"]
         variables = props["Environment"]["Variables"]
@@ -232,17 +234,22 @@ def test_dev_functions_connect_to_the_instance_without_a_proxy(dev: Synthesized)
         assert variables["TASKMILL_DB_SECRET_ARN"] == secret_arn
         assert variables["TASKMILL_DB_SSLMODE"] == "require"
         assert props["VpcConfig"]["SecurityGroupIds"] == [
-            {"Fn::GetAtt": [dev.logical_id(dev.stack.network.lambda_security_group), "GroupId"]}
+            {
+                "Fn::GetAtt": [
+                    dev.logical_id(dev.stack.taskmill.network.lambda_security_group),
+                    "GroupId",
+                ]
+            }
         ]
     # The instance lets the Lambda group in on 5432 (and rotation); nothing else.
-    lambda_sg = dev.logical_id(dev.stack.network.lambda_security_group)
+    lambda_sg = dev.logical_id(dev.stack.taskmill.network.lambda_security_group)
     assert database_sources(dev) == {lambda_sg, rotation_group(dev)}
     [rule] = [
         r["Properties"]
         for r in dev.of_type("AWS::EC2::SecurityGroupIngress").values()
         if r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [lambda_sg, "GroupId"]}
         and r["Properties"]["GroupId"]
-        == {"Fn::GetAtt": [dev.logical_id(dev.stack.database.security_group), "GroupId"]}
+        == {"Fn::GetAtt": [dev.logical_id(dev.stack.taskmill.database.security_group), "GroupId"]}
     ]
     assert (rule["FromPort"], rule["ToPort"]) == (5432, 5432)
     # ... and each function may read the secret it signs in with.
@@ -274,7 +281,7 @@ def test_migrations_run_on_deploy_with_the_shared_runner(dev: Synthesized) -> No
     props = schema["Properties"]
     assert props["PackageFingerprint"] == package_fingerprint()
     assert props["AdminEmail"] == dev.config.admin_email
-    migrations = dev.resources[dev.logical_id(dev.stack.database.migrations_function)]
+    migrations = dev.resources[dev.logical_id(dev.stack.taskmill.database.migrations_function)]
     assert migrations["Properties"]["Handler"] == "handler.handler"  # functions/migrations
     variables = migrations["Properties"]["Environment"]["Variables"]
     assert "TASKMILL_DB_PROXY_HOST" not in variables  # straight to the instance
@@ -290,10 +297,10 @@ def test_migrations_run_on_deploy_with_the_shared_runner(dev: Synthesized) -> No
     ]
     assert [
         f["Properties"]["Environment"]["Variables"]["USER_ON_EVENT_FUNCTION_ARN"] for f in framework
-    ] == [{"Fn::GetAtt": [dev.logical_id(dev.stack.database.migrations_function), "Arn"]}]
+    ] == [{"Fn::GetAtt": [dev.logical_id(dev.stack.taskmill.database.migrations_function), "Arn"]}]
     # API, worker and sweep wait for the schema.
     schema_id = next(iter(dev.of_type("Custom::TaskmillSchema")))
-    for function in (dev.stack.api.function, dev.stack.workers.function):
+    for function in (dev.stack.taskmill.api.function, dev.stack.taskmill.workers.function):
         assert schema_id in dev.resources[dev.logical_id(function)]["DependsOn"]
 
 
@@ -323,9 +330,9 @@ def test_prod_keeps_its_data_and_keys_when_the_stack_goes(
     for synthesized, expected in ((dev, "Delete"), (prod, "Retain")):
         stack = synthesized.stack
         for construct in (
-            stack.api.jwt_secret,
-            stack.workers.webhook_secret,
-            stack.monitoring.topic_key,
+            stack.taskmill.api.jwt_secret,
+            stack.taskmill.workers.webhook_secret,
+            stack.taskmill.monitoring.topic_key,
         ):
             resource = synthesized.resources[synthesized.logical_id(construct)]
             assert resource["DeletionPolicy"] == expected, construct.node.path

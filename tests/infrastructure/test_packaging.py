@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.bundling import RUNTIME_PROVIDED, install_layer, pip_arguments
-from infra.runtime import PYTHON_VERSION
+from taskmill_cdk.bundling import RUNTIME_PROVIDED, install_layer, pip_arguments
+from taskmill_cdk.runtime import PYTHON_VERSION
 from tests.infrastructure.conftest import Synthesized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +33,12 @@ def assets(dev: Synthesized) -> dict[str, Path]:
     stack = dev.stack
     dirs = asset_dirs(dev)
     return {
-        "dependencies": dirs[dev.logical_id(stack.functions.layers.dependencies)],
-        "package": dirs[dev.logical_id(stack.functions.layers.package)],
-        "api": dirs[dev.logical_id(stack.api.function)],
-        "worker": dirs[dev.logical_id(stack.workers.function)],
-        "retry": dirs[dev.logical_id(stack.recovery.sweep_function)],
-        "migrations": dirs[dev.logical_id(stack.database.migrations_function)],
+        "dependencies": dirs[dev.logical_id(stack.taskmill.function_factory.layers.dependencies)],
+        "package": dirs[dev.logical_id(stack.taskmill.function_factory.layers.package)],
+        "api": dirs[dev.logical_id(stack.taskmill.api.function)],
+        "worker": dirs[dev.logical_id(stack.taskmill.workers.function)],
+        "retry": dirs[dev.logical_id(stack.taskmill.recovery.sweep_function)],
+        "migrations": dirs[dev.logical_id(stack.taskmill.database.migrations_function)],
     }
 
 
@@ -133,7 +133,7 @@ def test_package_layer_and_function_assets_hold_only_their_code(assets: dict[str
 
 
 def test_layer_hash_changes_with_the_pinned_requirements(tmp_path: Path) -> None:
-    from infra.bundling import dependency_layer_code
+    from taskmill_cdk.bundling import dependency_layer_code
 
     def asset_hash(requirements: Path) -> Any:
         import aws_cdk as cdk

@@ -54,11 +54,11 @@ def test_the_deployed_environments_leave_snap_start_off(
 def test_snap_started_functions_are_called_through_their_published_alias(
     snap_started: Synthesized,
 ) -> None:
-    api = snap_started.stack.api
+    api = snap_started.stack.taskmill.api
     published = {"ApplyOn": "PublishedVersions"}
     assert snap_start_of(snap_started, api.function) == published
     assert snap_start_of(snap_started, api.authorizer_function) == published
-    assert snap_start_of(snap_started, snap_started.stack.workers.function) is None
+    assert snap_start_of(snap_started, snap_started.stack.taskmill.workers.function) is None
 
     aliases = snap_started.of_type("AWS::Lambda::Alias")
     by_function = {

@@ -14,7 +14,7 @@ from taskmill.flow.pauses import PauseKind, PauseStore
 from taskmill.queue.sqs import JobQueue
 from taskmill.topology import QUEUES, Priority
 
-from local.pollers import QueuePauses, QueuePoller
+from taskmill_local.pollers import QueuePauses, QueuePoller
 
 NORMAL = next(d for d in QUEUES if d.priority is Priority.NORMAL)
 

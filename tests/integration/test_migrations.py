@@ -5,7 +5,7 @@ import threading
 import psycopg
 from taskmill.db.migrate import available_migrations, migrate
 
-from local.postgres import create_database, drop_database
+from taskmill_local.postgres import create_database, drop_database
 
 
 def test_migrations_apply_once_when_two_runners_race(postgres_server_url: str) -> None:

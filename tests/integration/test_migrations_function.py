@@ -9,7 +9,7 @@ from taskmill.db import Database
 from taskmill.users.store import UserStore
 
 from functions.migrations.handler import handler
-from local.postgres import create_database, drop_database
+from taskmill_local.postgres import create_database, drop_database
 from tests.support.lambda_events import FakeLambdaContext
 
 

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local import moto_fast, moto_move_tasks
+from taskmill_local import moto_fast, moto_move_tasks
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 

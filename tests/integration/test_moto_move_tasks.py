@@ -1,5 +1,5 @@
 """The local SQS endpoint's message move tasks (the AWS console's "Start DLQ redrive"), seen
-through boto3 and raw HTTP against a moto server with `local.moto_move_tasks` applied."""
+through boto3 and raw HTTP against a moto server with `taskmill_local.moto_move_tasks` applied."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
-from local import moto_move_tasks
+from taskmill_local import moto_move_tasks
 
 REGION = "us-east-1"
 # moto routes a request to a service by its signature's credential scope; it checks no signature.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from local.cli import main
+from taskmill_local.cli import main
 
 
 @pytest.fixture

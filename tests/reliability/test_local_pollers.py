@@ -10,8 +10,8 @@ from typing import Any
 from botocore.exceptions import ClientError, EndpointConnectionError
 from taskmill.topology import QUEUES
 
-import local.pollers as pollers
-from local.pollers import QueuePoller
+import taskmill_local.pollers as pollers
+from taskmill_local.pollers import QueuePoller
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:taskmill-local-normal"
 

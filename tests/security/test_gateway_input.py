@@ -1,7 +1,7 @@
 """The local gateway answers malformed HTTP in the envelope instead of dropping, hanging or
 answering an HTML page (issue 12, item 6d).
 
-A `local.gateway.Gateway` on a free port with stub handlers (and, where the answer is the
+A `taskmill_local.gateway.Gateway` on a free port with stub handlers (and, where the answer is the
 API's, the real API handler), talked to over a raw socket: what a client observes is whether
 an answer came, its status, headers and body.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from local.gateway import Gateway
+from taskmill_local.gateway import Gateway
 
 # The API fixtures (services, app), used by name.
 from tests.integration.api.conftest import *  # noqa: F403

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from taskmill.auth.authorizer import AuthorizerDenied
 
-from local.gateway import Gateway
+from taskmill_local.gateway import Gateway
 
 
 def refuse(event: dict[str, Any], context: Any) -> dict[str, Any]:

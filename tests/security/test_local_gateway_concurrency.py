@@ -18,7 +18,7 @@ import pytest
 
 from functions.api.authorizer import check
 from functions.api.handler import handle
-from local.gateway import Gateway
+from taskmill_local.gateway import Gateway
 from tests.integration.api.conftest import PASSWORD, make_account
 
 

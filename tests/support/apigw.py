@@ -13,7 +13,7 @@ from taskmill.auth.authorizer import AuthorizerDenied
 
 from functions.api.authorizer import check
 from functions.api.handler import handle
-from local.gateway import rest_event as gateway_event
+from taskmill_local.gateway import rest_event as gateway_event
 from tests.support.lambda_events import FakeLambdaContext
 
 API_ID = "a1b2c3d4e5"

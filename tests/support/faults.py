@@ -134,7 +134,7 @@ class SqsServer:
         """The stack's queues (same names, so the same URLs) on a server that lost them."""
         import boto3
 
-        from local.queues import create_queues
+        from taskmill_local.queues import create_queues
 
         sqs = boto3.client(
             "sqs",

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.pollers import lambda_record
+from taskmill_local.pollers import lambda_record
 
 
 @dataclass

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from local import cli
-from local.cli import main
+from taskmill_local import cli
+from taskmill_local.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from local.console import CONSOLE_DIR, SECURITY_HEADERS
-from local.gateway import Gateway
+from taskmill_local.console import CONSOLE_DIR, SECURITY_HEADERS
+from taskmill_local.gateway import Gateway
 
 API_CALLS: list[str] = []
 

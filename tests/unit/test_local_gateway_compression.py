@@ -1,6 +1,6 @@
 """The local gateway compresses answers as API Gateway does with minimumCompressionSize set
-(infra/api.py): gzip for a client that asks for it, from MIN_COMPRESSION_BYTES on, never an
-answer the function encoded itself."""
+(infra/taskmill_cdk/api.py): gzip for a client that asks for it, from MIN_COMPRESSION_BYTES on,
+never an answer the function encoded itself."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from taskmill.api.gateway_responses import MIN_COMPRESSION_BYTES
 
-from local.gateway import Gateway, accepts_gzip
+from taskmill_local.gateway import Gateway, accepts_gzip
 
 LARGE = "<p>" + "x" * MIN_COMPRESSION_BYTES + "</p>"
 SMALL = "<p>small</p>"
@@ -32,7 +32,7 @@ def never(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
-    monkeypatch.setattr("local.gateway.is_public", lambda method, path: True)
+    monkeypatch.setattr("taskmill_local.gateway.is_public", lambda method, path: True)
     server = Gateway(api, never, host="127.0.0.1", port=0)
     server.start()
     yield server

@@ -1,1 +1,0 @@
-"""CDK infrastructure: per-environment config, constants, constructs and stacks."""
