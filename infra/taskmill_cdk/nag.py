@@ -210,6 +210,19 @@ def _console(stack: Stack, console: Console) -> None:
         "AwsSolutions-L1",
         "The CDK's BucketDeployment handler: its runtime is chosen by aws-cdk-lib.",
     )
+    # A stack-level singleton, outside this construct: its acknowledgements go on it.
+    _ack(
+        role,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        "The CDK's BucketDeployment handler: the AWS-maintained minimum to write its logs.",
+    )
+    _ack(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "The CDK's BucketDeployment handler invalidates the console's distribution after a "
+        "deploy: cloudfront:CreateInvalidation/GetInvalidation as the CDK grants them.",
+    )
     files = stack.get_logical_id(_cfn(console.bucket))
     region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
     for finding in (
@@ -220,6 +233,8 @@ def _console(stack: Stack, console: Console) -> None:
         "Action::s3:List*",
         f"Resource::<{files}.Arn>/*",
         f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-{region}/*",
+        # The same, in an app whose stacks do not name their environment (partition unknown).
+        f"Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-{region}/*",
     ):
         _ack(
             role,
