@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,6 +294,11 @@ def test_taskmill_local_and_the_cli_run_from_the_installed_package(
     status, job = http.call("POST", "/v1/jobs", {"type": "sleep", "payload": {"seconds": 0}})
     assert status == 201, job
     assert http.wait_for(job["id"], {"succeeded"})["status"] == "succeeded"
+    # The web console's static files travel in the wheel (setup.py copies console/).
+    with urllib.request.urlopen(local_stack + "/console/", timeout=10) as page:  # noqa: S310
+        assert page.status == 200
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert b"<script" in page.read()
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         env = {**installed.clean_env(), "TASKMILL_CONFIG_DIR": str(tmp_path / "cli")}
