@@ -49,6 +49,8 @@ class Workers(Construct):
             **(containers.environment() if containers is not None else {}),
             **functions.job_types,
             "TASKMILL_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
+            # Child jobs submitted by job bodies count against the API's quota.
+            "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
         }
         if settings.ses_sender:
             environment["TASKMILL_SES_SENDER"] = settings.ses_sender
