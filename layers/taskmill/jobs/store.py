@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 
 from psycopg.types.json import Jsonb
 
-from taskmill.db import Database, Transaction
+from taskmill.db import Database
 from taskmill.errors import Conflict, IdempotencyMismatch, InvalidInput, NotFound, QuotaExceeded
 from taskmill.jobs.model import Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
@@ -121,11 +121,8 @@ def _params(actor: str, detail: dict[str, Any] | None = None, **values: Any) -> 
 
 
 class JobStore:
-    def __init__(self, db: Database, *, within: Transaction | None = None) -> None:
-        """`within`: run every statement in that open transaction of `db` (see
-        `succeed_with_children`)."""
-        self._database = db
-        self._db: Database | Transaction = within or db
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # ---- create ---------------------------------------------------------------------
 
@@ -564,12 +561,13 @@ RETURNING j.id""",
         longer held (the attempt's children die with it). A child that cannot be created
         (over the owner's quota, a dependency that is gone or not the owner's) raises, and
         the success is rolled back with it."""
-        with self._database.transaction() as tx:
-            inside = JobStore(self._database, within=tx)
-            done = inside.succeed_many([(job_id, lease_token, result)], actor=actor)
+        # The container has one connection: between this BEGIN and COMMIT, every statement
+        # of the store runs inside the transaction, and an error rolls all of them back.
+        with self._db.transaction():
+            done = self.succeed_many([(job_id, lease_token, result)], actor=actor)
             if not done:
                 return None
-            created = inside.create_many(
+            created = self.create_many(
                 owner_id, children, actor=actor, unfinished_limit=unfinished_limit
             )
         return done[0], [c.job for c in created]

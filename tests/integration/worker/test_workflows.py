@@ -129,6 +129,7 @@ def test_a_superseded_attempt_commits_neither_success_nor_children(
     parent = enqueue("two.children")
     first = store.claim(parent.id)
     assert first is not None
+    assert first.lease_token is not None
     store.release(first.id, first.lease_token, "test: the lease was recovered")
     second = store.claim(parent.id)
     assert second is not None
