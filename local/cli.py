@@ -851,7 +851,7 @@ def cmd_users(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SCHEDULE_COLUMNS = ["id", "name", "cron", "enabled", "next_fire_at", "last_job_id"]
+SCHEDULE_COLUMNS = ["id", "name", "cron", "timezone", "enabled", "next_fire_at", "last_job_id"]
 
 
 def cmd_schedules(client: Client, args: argparse.Namespace) -> int:
@@ -863,6 +863,8 @@ def cmd_schedules(client: Client, args: argparse.Namespace) -> int:
             "cron": args.cron,
             "job": {"type": args.type, "payload": load_json(args.payload, "--payload")},
         }
+        if args.timezone is not None:  # else the server's default (UTC)
+            body["timezone"] = args.timezone
         schedule = client.call("POST", "/v1/schedules", body)
         show(args, schedule, SCHEDULE_COLUMNS)
     else:
@@ -1177,8 +1179,13 @@ def parser() -> argparse.ArgumentParser:
     add(schedules_parser, "list", "list schedules")
     schedule_create = add(schedules_parser, "create", "create a schedule")
     schedule_create.add_argument("name", help="a name for it")
-    schedule_create.add_argument("cron", help='five fields, UTC, e.g. "*/5 * * * *"')
+    schedule_create.add_argument(
+        "cron", help='five fields or a macro, e.g. "*/5 * * * *", "0 9 * * MON-FRI", @daily'
+    )
     schedule_create.add_argument("type", help="job type to create")
+    schedule_create.add_argument(
+        "--timezone", metavar="ZONE", help="IANA time zone the cron is read in (default UTC)"
+    )
     schedule_create.add_argument("--payload", default="{}", metavar="JSON", help="job payload")
     add(schedules_parser, "delete", "delete a schedule").add_argument("id", help="schedule id")
 

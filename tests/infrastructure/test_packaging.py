@@ -98,6 +98,8 @@ def test_dependency_layer_leaves_out_the_runtime_sdk_and_ships_runtime_bytecode(
         "psycopg",
         "jwt",
         "argon2",
+        "cronsim",
+        "tzdata",
     ):
         assert (layer / required).is_dir(), required
 
@@ -190,6 +192,13 @@ def test_every_handler_imports_from_the_deployed_layout_alone(
             # argon2 is imported when a password is first hashed, not with the handler.
             "from taskmill.auth.passwords import Argon2Params, Passwords\n"
             "assert Passwords(Argon2Params(1, 8, 1)).hash('0123456789').startswith('$argon2id')\n"
+            # Schedule time zones from the layer's tzdata alone: no system zoneinfo directory.
+            "import zoneinfo; zoneinfo.reset_tzpath(to=[])\n"
+            "from datetime import UTC, datetime\n"
+            "from taskmill.schedules.cron import CronExpression\n"
+            "cron = CronExpression.parse('30 2 * * *', 'America/New_York')\n"
+            "fire = cron.next_after(datetime(2026, 3, 7, 12, tzinfo=UTC))\n"
+            "assert fire == datetime(2026, 3, 8, 7, tzinfo=UTC), fire\n"
         )
         result = subprocess.run(
             [sys.executable, "-I", "-S", "-c", script, json.dumps(path), json.dumps(modules)],

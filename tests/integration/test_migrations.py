@@ -122,3 +122,52 @@ def test_the_hot_path_migration_keeps_jobs_and_their_history(postgres_server_url
             db.close()
     finally:
         drop_database(postgres_server_url, "taskmill_migration_0010")
+
+
+def test_schedules_stored_before_time_zones_keep_firing_in_utc(postgres_server_url: str) -> None:
+    """0013 adds `timezone`: a schedule that existed before it reads back as a UTC schedule
+    and the sweep's next fire time for it is the same UTC time as before."""
+    from datetime import UTC, datetime
+
+    from taskmill.db import Database
+    from taskmill.schedules.cron import CronExpression
+    from taskmill.schedules.store import ScheduleStore
+
+    url = create_database(postgres_server_url, "taskmill_migration_0013")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in available_migrations():
+                if migration.version >= 13:
+                    continue
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            owner = conn.execute(
+                "INSERT INTO users (id, email, password_hash) "
+                "VALUES (gen_random_uuid(), 'old@x.io', 'h') RETURNING id"
+            ).fetchone()
+            assert owner is not None
+            schedule = conn.execute(
+                "INSERT INTO schedules (id, owner_id, name, cron, job_template, next_fire_at) "
+                "VALUES (gen_random_uuid(), %s, 'old', '0 3 * * *', '{\"type\": \"noop\"}', "
+                "'2026-11-01T03:00:00Z') RETURNING id",
+                (owner[0],),
+            ).fetchone()
+            assert schedule is not None
+        assert 13 in migrate(url)
+        db = Database(url)
+        try:
+            kept = ScheduleStore(db).get(schedule[0])
+            assert (kept.cron, kept.timezone) == ("0 3 * * *", "UTC")
+            cron = CronExpression.parse(kept.cron, kept.timezone)
+            assert cron.next_after(kept.next_fire_at) == datetime(2026, 11, 2, 3, tzinfo=UTC)
+        finally:
+            db.close()
+    finally:
+        drop_database(postgres_server_url, "taskmill_migration_0013")

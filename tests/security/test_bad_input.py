@@ -98,6 +98,13 @@ UNSTORABLE_CASES: dict[str, tuple[str, str, str, Any, dict[str, str] | None]] = 
         {"name": f"n{NUL}", "cron": "0 3 * * *", "job": {"type": "noop"}},
         None,
     ),
+    "schedule time zone": (
+        "user",
+        "POST",
+        "/v1/schedules",
+        {"name": "n", "cron": "0 3 * * *", "timezone": f"UTC{NUL}", "job": {"type": "noop"}},
+        None,
+    ),
     "schedule template": (
         "user",
         "POST",

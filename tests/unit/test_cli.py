@@ -277,3 +277,32 @@ def test_the_zsh_script_loads_in_zsh(capsys: pytest.CaptureFixture[str], tmp_pat
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.strip() == "_bash_complete -o default -F _taskmill"
+
+
+def test_schedules_create_sends_the_time_zone_only_when_given(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    schedule = {
+        "id": "s1",
+        "name": "mornings",
+        "cron": "0 9 * * MON-FRI",
+        "timezone": "Asia/Tokyo",
+        "enabled": True,
+        "next_fire_at": "2027-01-04T00:00:00Z",
+        "last_job_id": None,
+    }
+    answers["/v1/schedules"] = (201, schedule)
+    args = ["schedules", "create", "mornings", "0 9 * * MON-FRI", "noop"]
+    assert main([*args, "--timezone", "Asia/Tokyo"]) == 0
+    assert main(args) == 0
+    zoned, default = (s["body"] for s in seen)
+    assert zoned == {
+        "name": "mornings",
+        "cron": "0 9 * * MON-FRI",
+        "timezone": "Asia/Tokyo",
+        "job": {"type": "noop", "payload": {}},
+    }
+    assert "timezone" not in default
+    assert "Asia/Tokyo" in capsys.readouterr().out

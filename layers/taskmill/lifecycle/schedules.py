@@ -30,11 +30,13 @@ def fire_due(
     The job's idempotency key is `schedule:<id>:<fire time>`, so two sweeps firing the same
     slot create one job. Catch-up: a schedule whose fire times were missed (the sweep was
     down) runs once, for the earliest missed time, and continues from the next time after now.
+    Fire times are instants (UTC) computed in the schedule's zone, so a missed stretch that
+    crosses a DST change catches up the same way.
     """
     created = 0
     moment = now or datetime.now(UTC)
     for schedule in schedules.due(limit=limit):
-        cron = CronExpression.parse(schedule.cron)
+        cron = CronExpression.parse(schedule.cron, schedule.timezone)
         key = f"schedule:{schedule.id}:{schedule.next_fire_at.isoformat()}"
         job_id = None
         try:

@@ -1,102 +1,122 @@
-"""Five-field cron expressions (minute hour day-of-month month day-of-week), in UTC.
+"""Cron expressions in an IANA time zone: Taskmill's rules on top of cronsim.
 
-Supports `*`, numbers, ranges `a-b`, lists `a,b`, steps `*/n` and `a-b/n`, and day-of-week
-0-7 (0 and 7 are Sunday). As in classic cron, when both day fields are restricted a day
-matches if either does.
+cronsim evaluates the expression the way Debian's cron does (day and month names, `L`,
+`W`, `#`, and either day field matching when both are restricted). This module adds what
+cronsim leaves to its caller: the `@daily`-style macros, exactly five fields (the sweep
+runs once a minute, so there is no seconds field), time zone names, errors a client can
+act on, and fire times as instants in UTC.
+
+Daylight saving time follows Debian's cron, which cronsim reproduces. For an expression
+with a fixed minute and hour (`30 2 * * *`, `@daily`):
+- a local time the clock skips (02:30 on a spring-forward night) fires at the first
+  instant after the jump (03:00 local), once;
+- a local time the clock repeats (01:30 on a fall-back night) fires once, at its first
+  occurrence (still on summer time).
+An expression whose minute or hour field starts with `*` (`*/15 * * * *`, `@hourly`)
+fires at every matching instant that exists: no run for the skipped hour, a run in each
+pass of the repeated hour.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from cronsim import CronSim, CronSimError
 
 from taskmill.errors import InvalidInput
 
-_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
-)
-# Far enough to find any valid expression's next time (Feb 29 on a given weekday recurs
-# within 28 years), bounded so an impossible one (31 Feb) fails instead of looping.
-_HORIZON_DAYS = 366 * 29
+DEFAULT_TIMEZONE = "UTC"
+
+# Debian cron's macros (crontab(5)); `@reboot` has no meaning for a platform schedule.
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+# Any valid expression fires within a few years of any date (29 February on a given
+# weekday recurs within 28); cronsim gives up after 50 years without a match.
+_PROBE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def _parse_field(text: str, name: str, low: int, high: int) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        base, _, step_text = part.partition("/")
-        try:
-            step = int(step_text) if step_text else 1
-            if base == "*":
-                start, end = low, high
-            elif "-" in base:
-                first, last = base.split("-", 1)
-                start, end = int(first), int(last)
-            else:
-                start = int(base)
-                end = high if step_text else start
-        except ValueError:
-            raise InvalidInput(f"cron {name} field {text!r} is not valid") from None
-        if step < 1 or not (low <= start <= high and low <= end <= high) or start > end:
-            raise InvalidInput(f"cron {name} field {text!r} is out of range {low}-{high}")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
+def _invalid(field_name: str, message: str) -> InvalidInput:
+    return InvalidInput(
+        message, details=[{"loc": [field_name], "msg": message, "type": f"invalid_{field_name}"}]
+    )
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    # What the system's zoneinfo directory and the tzdata package hold (~600 names, read
+    # once per process). An allowlist rather than catching ZoneInfo's errors: those differ
+    # by source (a directory such as "Europe" is an OSError from tzdata), and a
+    # case-insensitive filesystem would accept "utc". "localtime" is the host's own zone in
+    # some directories, not an IANA name.
+    return frozenset(available_timezones() - {"localtime"})
+
+
+def time_zone(name: str) -> tzinfo:
+    """The zone of an IANA name (`Europe/Berlin`, `UTC`), or InvalidInput naming the field."""
+    if name == "UTC":
+        return UTC
+    if name not in _zone_names():
+        raise _invalid(
+            "timezone",
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin or UTC",
+        )
+    return ZoneInfo(name)
 
 
 @dataclass(frozen=True)
 class CronExpression:
+    """A validated expression and its zone. `text` and `timezone` are what is stored."""
+
     text: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday
-    days_restricted: bool
-    weekdays_restricted: bool
+    timezone: str
+    _fields: str
+    _zone: tzinfo
 
     @classmethod
-    def parse(cls, text: str) -> CronExpression:
-        parts = text.split()
-        if len(parts) != 5:
-            raise InvalidInput("a cron expression has five fields: minute hour day month weekday")
-        parsed = [_parse_field(p, *spec) for p, spec in zip(parts, _FIELDS, strict=True)]
-        weekdays = frozenset(0 if d == 7 else d for d in parsed[4])
-        expression = cls(
-            " ".join(parts),
-            parsed[0],
-            parsed[1],
-            parsed[2],
-            parsed[3],
-            weekdays,
-            parts[2] != "*",
-            parts[4] != "*",
-        )
-        expression.next_after(datetime(2000, 1, 1, tzinfo=UTC))  # refuses impossible dates
+    def parse(cls, text: str, timezone: str = DEFAULT_TIMEZONE) -> CronExpression:
+        zone = time_zone(timezone)
+        normalised = " ".join(text.split())
+        if normalised.startswith("@"):
+            normalised = normalised.lower()
+            if normalised not in MACROS:
+                raise _invalid(
+                    "cron", f"unknown cron macro {normalised!r}: use one of {', '.join(MACROS)}"
+                )
+            fields = MACROS[normalised]
+        else:
+            fields = normalised
+        if len(fields.split()) != 5:
+            raise _invalid(
+                "cron",
+                "a cron expression has five fields (minute hour day-of-month month day-of-week) "
+                "or is a macro such as @daily",
+            )
+        try:
+            CronSim(fields, _PROBE)
+        except CronSimError as exc:
+            raise _invalid("cron", f"cron expression {normalised!r}: {exc}") from None
+        expression = cls(normalised, timezone, fields, zone)
+        # Refuses one that never fires (`* * */20 * 1L`: a last Monday on the 1st or 21st).
+        expression.next_after(_PROBE)
         return expression
 
-    def _day_matches(self, day: datetime) -> bool:
-        if day.month not in self.months:
-            return False
-        in_days = day.day in self.days
-        in_weekdays = (day.isoweekday() % 7) in self.weekdays
-        if self.days_restricted and self.weekdays_restricted:
-            return in_days or in_weekdays
-        return in_days and in_weekdays
-
     def next_after(self, moment: datetime) -> datetime:
-        """The first fire time strictly after `moment` (UTC, whole minutes)."""
-        start = moment.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
-        day = start.replace(hour=0, minute=0)
-        for offset in range(_HORIZON_DAYS):
-            current = day + timedelta(days=offset)
-            if not self._day_matches(current):
-                continue
-            for hour in sorted(self.hours):
-                for minute in sorted(self.minutes):
-                    candidate = current.replace(hour=hour, minute=minute)
-                    if candidate >= start:
-                        return candidate
-        raise InvalidInput(f"cron expression {self.text!r} never fires")
+        """The first fire time strictly after `moment`, as an aware UTC datetime."""
+        # cronsim's DST handling works on local wall-clock time, so after a repeated hour's
+        # second pass it can name the first pass again (an instant before `moment`): skip it.
+        for fire in CronSim(self._fields, moment.astimezone(self._zone)):
+            instant = fire.astimezone(UTC)
+            if instant > moment:
+                return instant
+        raise _invalid("cron", f"cron expression {self.text!r} never fires")

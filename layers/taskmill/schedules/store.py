@@ -21,6 +21,7 @@ class Schedule(BaseModel):
     owner_id: UUID
     name: str
     cron: str
+    timezone: str
     job_template: dict[str, Any]
     enabled: bool
     next_fire_at: datetime
@@ -45,13 +46,15 @@ class ScheduleStore:
         now: datetime | None = None,
     ) -> Schedule:
         rows = self._db.execute(
-            "INSERT INTO schedules (id, owner_id, name, cron, job_template, enabled, next_fire_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            "INSERT INTO schedules "
+            "(id, owner_id, name, cron, timezone, job_template, enabled, next_fire_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
             (
                 uuid4(),
                 owner_id,
                 name,
                 cron.text,
+                cron.timezone,
                 Jsonb(template),
                 enabled,
                 cron.next_after(now or datetime.now(UTC)),

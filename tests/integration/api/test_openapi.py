@@ -340,6 +340,27 @@ def delete_schedule_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse
     }
 
 
+def create_schedule_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
+    def create(caller: ApiClient, body: Any = None, **kw: Any) -> ApiResponse:
+        body = body or {"name": "mornings", "cron": "0 9 * * MON-FRI", "job": {"type": "noop"}}
+        return caller.post("/v1/schedules", body, **kw)
+
+    def in_zone(timezone: str) -> ApiResponse:
+        body = {"name": "m", "cron": "@daily", "timezone": timezone, "job": {"type": "noop"}}
+        return create(scene.account(), body)
+
+    def unknown_zone() -> ApiResponse:
+        response = in_zone("Mars/Olympus_Mons")
+        assert response.body["error"]["details"][0]["loc"] == ["timezone"]
+        return response
+
+    return {
+        **generic(create, protected=True, scene=scene),
+        "201": lambda: in_zone("Asia/Tokyo"),
+        "400": unknown_zone,
+    }
+
+
 def login_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
     make_account(scene.db, "ann@example.com")
 
@@ -421,6 +442,7 @@ SAMPLE: dict[str, Callable[[Scene], dict[str, Callable[[], ApiResponse]]]] = {
     "getJob": get_job_statuses,
     "listJobs": list_jobs_statuses,
     "cancelJob": cancel_job_statuses,
+    "createSchedule": create_schedule_statuses,
     "deleteSchedule": delete_schedule_statuses,
     "login": login_statuses,
     "setUserRole": set_role_statuses,
@@ -457,3 +479,13 @@ def test_every_status_documented_for_a_route_happens_and_nothing_else(
         conforms(doc, resolved(doc, documented[status]), response)
     unexplained = set(documented) - set(recipes) - set(GATEWAY_ONLY)
     assert not unexplained, f"{operation_id} documents {sorted(unexplained)}, never answered"
+
+
+def test_schedules_document_their_time_zone(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    body = by_id(doc, "createSchedule")["requestBody"]["content"]["application/json"]["schema"]
+    create = schemas[body["$ref"].removeprefix("#/components/schemas/")]
+    assert create["properties"]["timezone"]["default"] == "UTC"
+    assert "timezone" not in create["required"]
+    assert "@daily" in create["properties"]["cron"]["description"]
+    assert {"timezone", "next_fire_at"} <= set(schemas["ScheduleOut"]["required"])

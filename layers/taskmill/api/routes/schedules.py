@@ -1,4 +1,4 @@
-"""/v1/schedules: recurring jobs from a cron expression (UTC)."""
+"""/v1/schedules: recurring jobs from a cron expression in a time zone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from taskmill.api.caller import Caller
 from taskmill.api.models import JobCreate
@@ -16,7 +16,7 @@ from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import NotFound
 from taskmill.lifecycle.submit import JobRequest, resolve
-from taskmill.schedules.cron import CronExpression
+from taskmill.schedules.cron import DEFAULT_TIMEZONE, CronExpression
 from taskmill.schedules.store import Schedule, ScheduleStore
 
 
@@ -24,11 +24,35 @@ class ScheduleCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"name": "nightly", "cron": "0 3 * * *", "job": {"type": "noop"}}]
+            "examples": [
+                {
+                    "name": "weekday mornings",
+                    "cron": "0 9 * * MON-FRI",
+                    "timezone": "Asia/Tokyo",
+                    "job": {"type": "noop"},
+                },
+                {"name": "nightly", "cron": "@daily", "job": {"type": "noop"}},
+            ]
         },
     )
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    cron: Annotated[str, StringConstraints(min_length=9, max_length=200)]
+    cron: Annotated[
+        str,
+        StringConstraints(min_length=6, max_length=200),
+        Field(
+            description="Five fields (minute hour day-of-month month day-of-week; day and "
+            "month names allowed, e.g. `0 9 * * MON-FRI`) or a macro: `@yearly`, "
+            "`@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`.",
+        ),
+    ]
+    timezone: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=64),
+        Field(
+            description="IANA time zone the expression is read in (e.g. `Europe/Berlin`). "
+            "An unknown name is refused with 400.",
+        ),
+    ] = DEFAULT_TIMEZONE
     job: JobCreate
     enabled: bool = True
 
@@ -38,9 +62,12 @@ class ScheduleOut(BaseModel):
     owner_id: UUID
     name: str
     cron: str
+    timezone: str
     job: dict[str, Any]
     enabled: bool
-    next_fire_at: datetime
+    next_fire_at: Annotated[
+        datetime, Field(description="The next run, an instant in UTC computed in `timezone`.")
+    ]
     last_fire_at: datetime | None
     last_job_id: UUID | None
     created_at: datetime
@@ -68,14 +95,14 @@ def router(services: ApiServices) -> Router:
         "/v1/schedules",
         **operation(
             "createSchedule",
-            "Create a recurring job from a cron expression (UTC)",
+            "Create a recurring job from a cron expression in a time zone",
             tag="schedules",
             success={201: "The schedule."},
         ),
     )
     def create(body: ScheduleCreate) -> Response[ScheduleOut]:
         who = caller()
-        cron = CronExpression.parse(body.cron)
+        cron = CronExpression.parse(body.cron, body.timezone)
         services.registry.submittable(body.job.type)
         services.check_webhook_url(body.job.webhook_url)
         template = body.job.model_dump(mode="json", exclude_none=True)
