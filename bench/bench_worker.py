@@ -38,6 +38,7 @@ import psycopg
 from summary import add_row
 from taskmill.db import Database
 from taskmill.db.migrate import migrate
+from taskmill.flow.limits import LimitSpec, LimitStore
 from taskmill.jobs.model import NewJob
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
@@ -59,6 +60,8 @@ CONCURRENCY = [int(n) for n in os.environ.get("BENCH_CONCURRENCY", "4").split(",
 # Which systems to run (comma-separated: taskmill, pgqueuer, ceiling).
 SYSTEMS = set(os.environ.get("BENCH_SYSTEMS", "taskmill,pgqueuer,ceiling").split(","))
 BATCH = 10
+# The key every job of the "limits" row holds.
+LIMITED_KEY = "bench:all"
 ARN = "arn:aws:sqs:us-east-1:123456789012:bench-jobs-normal"
 
 
@@ -132,8 +135,9 @@ def record(job_id: Any) -> dict[str, Any]:
     }
 
 
-def taskmill_jobs(url: str, count: int = JOBS) -> list[Any]:
-    """`count` noop jobs of a new owner, queued and marked sent (as after the API's send)."""
+def taskmill_jobs(url: str, count: int = JOBS, *, limited: bool = False) -> list[Any]:
+    """`count` noop jobs of a new owner, queued and marked sent (as after the API's send).
+    `limited`: each holds a key with a limit no batch reaches (the admission claim's cost)."""
     db = Database(url)
     store = JobStore(db)
     owner = uuid4()
@@ -149,7 +153,10 @@ def taskmill_jobs(url: str, count: int = JOBS) -> list[Any]:
         timeout_seconds=10,
         backoff_base_seconds=1,
         backoff_max_seconds=1,
+        limit_keys=[LIMITED_KEY] if limited else [],
     )
+    if limited:
+        LimitStore(db).put(LIMITED_KEY, LimitSpec(concurrency=1_000_000), actor="bench")
     ids: list[Any] = []
     for start in range(0, count, 500):
         created = store.create_many(owner, [spec] * min(500, count - start), actor="bench")
@@ -195,8 +202,10 @@ def taskmill_consumer(url: str, events: list[dict[str, Any]], results: Any) -> N
     db.close()
 
 
-def taskmill_run(admin_url: str, url: str, dbname: str, consumers: int) -> Run:
-    ids = taskmill_jobs(url)
+def taskmill_run(
+    admin_url: str, url: str, dbname: str, consumers: int, *, limited: bool = False
+) -> Run:
+    ids = taskmill_jobs(url, limited=limited)
     events = [{"Records": [record(i) for i in ids[s : s + BATCH]]} for s in range(0, JOBS, BATCH)]
 
     def work() -> list[int]:
@@ -376,7 +385,10 @@ def run_all(server_url: str) -> None:
         conn.execute(CEILING_SCHEMA)
     if pgqueuer_available:
         pgqueuer_install(urls["pgqueuer"])
-    rows = {name: Row(name) for name in ("taskmill b10", "pgqueuer b10", "pgqueuer b100")}
+    rows = {
+        name: Row(name)
+        for name in ("taskmill b10", "taskmill b10 limits", "pgqueuer b10", "pgqueuer b100")
+    }
     rows["ceiling b10"] = Row("ceiling b10")
     for consumers in CONCURRENCY:
         rows[f"taskmill b10 x{consumers}"] = Row(f"taskmill b10 x{consumers}")
@@ -384,6 +396,9 @@ def run_all(server_url: str) -> None:
         if "taskmill" in SYSTEMS:
             rows["taskmill b10"].runs.append(
                 taskmill_run(server_url, urls["taskmill"], names["taskmill"], 1)
+            )
+            rows["taskmill b10 limits"].runs.append(
+                taskmill_run(server_url, urls["taskmill"], names["taskmill"], 1, limited=True)
             )
         if pgqueuer_available:
             for batch in (10, 100):
@@ -433,13 +448,15 @@ def print_table(rows: dict[str, Row], pgqueuer_available: bool) -> None:
     print(
         "  (pgqueuer: its QueueManager on asyncpg until the last job ran, async no-op "
         "entrypoint; ceiling: the minimal loop, claim 10 with FOR UPDATE SKIP LOCKED then "
-        "mark done, 2 commits per batch)"
+        "mark done, 2 commits per batch; limits: every job holds a key with a concurrency "
+        "limit no batch reaches, so each claim is the admission claim)"
     )
 
 
 TARGETS = {
     "taskmill b10": ">= 1.5x pgqueuer b10; >= 0.35x ceiling; <= 1,200 WAL B/job; "
     "<= 2 commits/batch",
+    "taskmill b10 limits": "every job holds a limited key: at most 1 statement more per batch",
 }
 
 

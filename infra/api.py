@@ -86,6 +86,7 @@ class Api(Construct):
                 **queues.environment(),
                 **jwt_environment,
                 **functions.job_types,
+                **config.flow_environment(),
                 "TASKMILL_ALLOW_SIGNUP": str(config.allow_signup).lower(),
                 "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
                 "TASKMILL_IDEMPOTENCY_TTL_SECONDS": str(config.idempotency_ttl_seconds),

@@ -176,6 +176,9 @@ class EnvironmentConfig(_Section):
     admin_email: str | None = None
     allow_signup: bool = False
     max_unfinished_jobs: int = Field(default=1000, ge=1)
+    # Fairness between tenants (SPEC §6): at most this many running jobs per owner, for
+    # every owner without a limit of its own on `owner:<id>`. null: owners are not limited.
+    owner_concurrency: int | None = Field(default=None, ge=1)
     # How long an Idempotency-Key is remembered per user (SPEC §3).
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     retention_days: int = Field(default=30, ge=1)
@@ -194,6 +197,12 @@ class EnvironmentConfig(_Section):
     api: ApiConfig = ApiConfig()
     worker: WorkerConfig = WorkerConfig()
     alarms: AlarmConfig = AlarmConfig()
+
+    def flow_environment(self) -> dict[str, str]:
+        """What the functions that claim jobs or show limits (API, worker) read of it."""
+        if self.owner_concurrency is None:
+            return {}
+        return {"TASKMILL_OWNER_CONCURRENCY": str(self.owner_concurrency)}
 
     @property
     def database_clients(self) -> int:

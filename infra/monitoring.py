@@ -314,4 +314,23 @@ class Monitoring(Construct):
                 left=[per_type("JobDuration", "Maximum")],
                 width=12,
             ),
+            cw.GraphWidget(
+                title="jobs held back by a pause or a limit, per reason and key family",
+                left=[self._held_back()],
+                width=12,
+            ),
+        )
+
+    @staticmethod
+    def _held_back() -> cw.MathExpression:
+        """The worker's `JobsHeldBack` (SPEC §6): a line per reason (paused, concurrency,
+        rate) and key family (`customer` for `customer:42`, `none` for a pause), so the
+        dimensions stay few however many keys there are."""
+        return cw.MathExpression(
+            expression=(
+                f"SEARCH('{{{METRICS_NAMESPACE},key,reason,service}} "
+                "MetricName=\"JobsHeldBack\"', 'Sum', 300)"
+            ),
+            label="JobsHeldBack",
+            period=FIVE_MINUTES,
         )

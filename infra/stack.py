@@ -73,6 +73,9 @@ class TaskmillStack(Stack):
             redrive_function=self.recovery.redrive_function,
             webhook_secret=self.workers.webhook_secret,
         )
+        # Pausing a queue (the API) disables its mapping; the sweep re-applies what failed.
+        self.workers.grant_pause(self.api.function)
+        self.workers.grant_pause(self.recovery.sweep_function)
         # Everything a schema change could break waits for the migrations.
         for function in (self.api.function, self.workers.function, self.recovery.sweep_function):
             function.node.add_dependency(self.database.migrations)

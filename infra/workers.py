@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
-from taskmill.topology import QUEUES, WORKER_TIMEOUT_SECONDS
+from taskmill.topology import QUEUES, WORKER_TIMEOUT_SECONDS, Priority
 
 from infra.config import EnvironmentConfig
 from infra.containers import Containers
@@ -48,6 +49,7 @@ class Workers(Construct):
             **queues.environment(),
             **(containers.environment() if containers is not None else {}),
             **functions.job_types,
+            **config.flow_environment(),
             "TASKMILL_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
             # Child jobs submitted by job bodies count against the API's quota.
             "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
@@ -77,20 +79,38 @@ class Workers(Construct):
         if settings.ses_sender:
             self._grant_send_email(settings.ses_sender)
 
+        self.event_sources: dict[Priority, event_sources.SqsEventSource] = {}
         for definition in QUEUES:
-            self.function.add_event_source(
-                event_sources.SqsEventSource(
-                    queues.queues[definition.priority],
-                    batch_size=definition.batch_size,
-                    max_batching_window=(
-                        Duration.seconds(definition.max_batching_window_seconds)
-                        if definition.max_batching_window_seconds
-                        else None
-                    ),
-                    max_concurrency=settings.queue_concurrency[definition.priority],
-                    report_batch_item_failures=True,
-                )
+            source = event_sources.SqsEventSource(
+                queues.queues[definition.priority],
+                batch_size=definition.batch_size,
+                max_batching_window=(
+                    Duration.seconds(definition.max_batching_window_seconds)
+                    if definition.max_batching_window_seconds
+                    else None
+                ),
+                max_concurrency=settings.queue_concurrency[definition.priority],
+                report_batch_item_failures=True,
             )
+            self.function.add_event_source(source)
+            self.event_sources[definition.priority] = source
+
+    def grant_pause(self, function: lambda_.Function) -> None:
+        """Let `function` switch the queues' mappings on and off (pausing a queue disables its
+        own, SPEC §6): their ids as `TASKMILL_WORKER_EVENT_SOURCE_<PRIORITY>`, and the two
+        calls on exactly those three mappings. The worker never references `function`, so
+        the dependency runs one way (mappings first) and makes no cycle."""
+        for priority, source in self.event_sources.items():
+            function.add_environment(
+                f"TASKMILL_WORKER_EVENT_SOURCE_{priority.value.upper()}",
+                source.event_source_mapping_id,
+            )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
+                resources=[s.event_source_mapping_arn for s in self.event_sources.values()],
+            )
+        )
 
     def _grant_send_email(self, sender: str) -> None:
         stack = Stack.of(self)

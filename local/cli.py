@@ -341,6 +341,7 @@ JOB_DETAILS = [
     "redrive_count",
     "depends_on",
     "parent_id",
+    "limit_keys",
     "owner_id",
 ]
 
@@ -484,13 +485,117 @@ def cmd_whoami(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_types(client: Client, args: argparse.Namespace) -> int:
-    show(args, client.call("GET", "/v1/job-types"), ["name", "external", "description"])
+    if args.action is not None:
+        return pause_or_resume(client, args, "job-types", args.name, "job type")
+    show(args, client.call("GET", "/v1/job-types"), ["name", "external", "paused", "description"])
     return EXIT_OK
 
 
 def cmd_queues(client: Client, args: argparse.Namespace) -> int:
-    columns = ["priority", "visible", "in_flight", "delayed", "dlq_depth", "oldest_age_seconds"]
+    if args.action is not None:
+        return pause_or_resume(client, args, "queues", args.priority, "queue")
+    columns = [
+        "priority",
+        "paused",
+        "visible",
+        "in_flight",
+        "delayed",
+        "dlq_depth",
+        "oldest_age_seconds",
+    ]
     show(args, client.call("GET", "/v1/queues"), columns)
+    return EXIT_OK
+
+
+def pause_or_resume(
+    client: Client, args: argparse.Namespace, collection: str, name: str, what: str
+) -> int:
+    """`pause` or `resume` a queue or a job type. Both are idempotent: pausing a paused one
+    (or resuming a running one) changes nothing and succeeds."""
+    answer = client.call("POST", f"/v1/{collection}/{quote(name, safe='')}/{args.action}")
+    if args.json:
+        print_json(answer)
+    elif answer["paused"]:
+        print(f"paused {what} {name}: new jobs are accepted and wait; running ones finish")
+    else:
+        print(f"resumed {what} {name}: its waiting jobs start")
+    return EXIT_OK
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+LIMIT_COLUMNS = ["key", "concurrency", "rate", "running", "tokens_available", "source"]
+PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(text: str) -> dict[str, Any]:
+    """`10/60s`, `10/1m`, `100/h`, `5/s` or `10/60` (seconds) → the API's rate."""
+    count, slash, period = text.partition("/")
+    unit = period[-1:] if period[-1:] in PERIOD_UNITS else "s"
+    number = period[:-1] if period[-1:] in PERIOD_UNITS else period
+    try:
+        limit = int(count)
+        seconds = (float(number) if number else 1.0) * PERIOD_UNITS[unit]
+    except ValueError:
+        limit, seconds = 0, 0.0
+    if not slash or limit < 1 or seconds <= 0:
+        raise UsageError(f"--rate {text!r}: expected N/PERIOD, e.g. 10/60s, 100/1h or 5/s")
+    return {"limit": limit, "period_seconds": seconds}
+
+
+def shown_rate(rate: dict[str, Any] | None) -> str | None:
+    if not rate:
+        return None
+    period = float(rate["period_seconds"])
+    return f"{rate['limit']}/{period:g}s"
+
+
+def limit_row(limit: dict[str, Any]) -> dict[str, Any]:
+    """A limit as one flat row: its rate as N/PERIOD, its use beside it."""
+    use = limit.get("use") or {}
+    return {**limit, **use, "rate": shown_rate(limit.get("rate"))}
+
+
+def limit_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole limit (PUT replaces it): what is not given is not limited."""
+    if args.rate is not None and (args.rate_limit is not None or args.rate_period is not None):
+        raise UsageError("give --rate N/PERIOD or --rate-limit with --rate-period, not both")
+    if (args.rate_limit is None) != (args.rate_period is None):
+        raise UsageError("--rate-limit and --rate-period go together")
+    rate = parse_rate(args.rate) if args.rate is not None else None
+    if args.rate_limit is not None:
+        rate = {"limit": args.rate_limit, "period_seconds": args.rate_period}
+    if args.concurrency is None and rate is None:
+        raise UsageError("give --concurrency, --rate or both (`limits delete` removes a limit)")
+    return {"concurrency": args.concurrency, "rate": rate}
+
+
+def limit_path(key: str) -> str:
+    return f"/v1/limits/{quote(key, safe=':')}"
+
+
+def cmd_limits(client: Client, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        query = urlencode(without_none({"limit": args.limit, "cursor": args.cursor}))
+        answer = client.call("GET", f"/v1/limits?{query}")
+        if args.json:
+            print_json(answer)
+            return EXIT_OK
+        show(args, {**answer, "items": [limit_row(x) for x in answer["items"]]}, LIMIT_COLUMNS)
+    elif args.action == "get":
+        limit = client.call("GET", limit_path(args.key))
+        if args.json:
+            print_json(limit)
+        else:
+            row = limit_row(limit)
+            fields = ["key", "concurrency", "rate", "source", "running", "started_in_window"]
+            fields += ["tokens_available", "updated_at", "updated_by"]
+            print(details({name: row.get(name) for name in fields}))
+    elif args.action == "set":
+        limit = client.call("PUT", limit_path(args.key), limit_body(args))
+        show(args, limit if args.json else limit_row(limit), LIMIT_COLUMNS)
+    else:
+        delete(client, args, limit_path(args.key), "the limit on", name="key")
     return EXIT_OK
 
 
@@ -607,6 +712,8 @@ def jobs_create(client: Client, args: argparse.Namespace) -> int:
             body[field] = getattr(args, field)
     if args.tag:
         body["tags"] = args.tag
+    if args.limit_key:
+        body["limit_keys"] = args.limit_key
     job = create_safely(client, body, args.idempotency_key or str(uuid.uuid4()))
     if args.watch:
         job = watch_job(client, args, job["id"])
@@ -659,13 +766,17 @@ def jobs_retry(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def delete(client: Client, args: argparse.Namespace, path: str, what: str) -> None:
-    """DELETE answers 204 with no body: say what was deleted, as a line or as JSON."""
+def delete(
+    client: Client, args: argparse.Namespace, path: str, what: str, *, name: str = "id"
+) -> None:
+    """DELETE answers 204 with no body: say what was deleted (`args.<name>`), as a line or
+    as JSON."""
     client.call("DELETE", path)
+    value = getattr(args, name)
     if args.json:
-        print_json({"id": args.id, "deleted": True})
+        print_json({name: value, "deleted": True})
     else:
-        print(f"deleted {what} {args.id}")
+        print(f"deleted {what} {value}")
 
 
 def jobs_delete(client: Client, args: argparse.Namespace) -> int:
@@ -885,6 +996,7 @@ COMMANDS = {
     "dlq": cmd_dlq,
     "users": cmd_users,
     "schedules": cmd_schedules,
+    "limits": cmd_limits,
 }
 
 
@@ -1040,8 +1152,30 @@ def parser() -> argparse.ArgumentParser:
     )
     add(sub, "logout", "end the session on the server and forget its tokens")
     add(sub, "whoami", "the account logged in, and where")
-    add(sub, "types", "registered job types")
-    add(sub, "queues", "per priority: visible, in flight, delayed, DLQ depth (admin)")
+
+    def optional_group(sub: Any, name: str, summary: str) -> Any:
+        """A command that lists without an action, and takes actions too."""
+        return add(sub, name, summary).add_subparsers(
+            dest="action", required=False, metavar="[ACTION]", title="actions"
+        )
+
+    types_parser = optional_group(
+        sub, "types", "registered job types; without an action, list them"
+    )
+    queues_parser = optional_group(
+        sub,
+        "queues",
+        "per priority: paused, visible, in flight, delayed, DLQ depth (admin); "
+        "without an action, list them",
+    )
+    for action, summary in (
+        ("pause", "pause (admin): new jobs are accepted and wait, running ones finish"),
+        ("resume", "resume (admin): the waiting jobs start within seconds"),
+    ):
+        add(types_parser, action, summary).add_argument("name", help="job type")
+        add(queues_parser, action, summary).add_argument(
+            "priority", choices=PRIORITIES, help="which queue"
+        )
     stats = add(sub, "stats", "job counts, throughput and duration percentiles (admin)")
     stats.add_argument(
         "--window-hours",
@@ -1080,6 +1214,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--priority", choices=PRIORITIES, help="default: the type's")
     create.add_argument("--name", help="a name to find it by")
     create.add_argument("--tag", action="append", help="a tag (repeatable)")
+    create.add_argument(
+        "--limit-key",
+        action="append",
+        dest="limit_key",
+        metavar="KEY",
+        help="a limit key it holds, e.g. customer:42 (repeatable, at most 4)",
+    )
     create.add_argument(
         "--max-attempts", type=int, dest="max_attempts", metavar="N", help="default: the type's"
     )
@@ -1174,6 +1315,41 @@ def parser() -> argparse.ArgumentParser:
     role.add_argument("id", help="user id")
     role.add_argument("role", choices=ROLES, help="the new role")
     add(users_parser, "delete", "delete an account").add_argument("id", help="user id")
+
+    limits_parser = group(
+        sub, "limits", "concurrency and rate limits per limit key, and their use (admin)"
+    )
+    limits_list = add(limits_parser, "list", "list limits with their use")
+    limits_list.add_argument("--limit", type=int, help="limits per page (default 50)")
+    limits_list.add_argument("--cursor", help="the next page, from a previous answer")
+    add(limits_parser, "get", "a limit and its use now").add_argument(
+        "key", help="limit key, e.g. customer:42 or owner:<user id>"
+    )
+    limit_set = add(
+        limits_parser,
+        "set",
+        "set (replace) the limit on a key",
+        "Set the limit on a key, replacing what it had: what is not given is not limited\n"
+        "(`set K --concurrency 2` after `set K --rate 10/60s` leaves no rate).",
+    )
+    limit_set.add_argument("key", help="limit key, e.g. customer:42")
+    limit_set.add_argument(
+        "--concurrency", type=int, metavar="N", help="at most N jobs holding it run at once"
+    )
+    limit_set.add_argument(
+        "--rate", metavar="N/PERIOD", help="at most N starts per period: 10/60s, 100/1h, 5/s"
+    )
+    limit_set.add_argument(
+        "--rate-limit", type=int, dest="rate_limit", metavar="N", help="the rate's N"
+    )
+    limit_set.add_argument(
+        "--rate-period",
+        type=float,
+        dest="rate_period",
+        metavar="SECONDS",
+        help="the rate's period in seconds",
+    )
+    add(limits_parser, "delete", "remove the limit on a key").add_argument("key", help="limit key")
 
     schedules_parser = group(sub, "schedules", "recurring jobs")
     add(schedules_parser, "list", "list schedules")

@@ -1,16 +1,19 @@
 """Worker pollers that behave like Lambda's SQS event source mapping: long polling, batches
 up to the queue's batch size, a number of concurrent pollers per queue, the real worker
 handler invoked with a real-shaped event, successful messages deleted and the
-`batchItemFailures` left on the queue."""
+`batchItemFailures` left on the queue. A paused queue's pollers stop receiving, as its
+disabled mapping does in AWS (SPEC §6): its messages wait in SQS until it is resumed."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from taskmill.errors import DependencyUnavailable
 from taskmill.topology import WORKER_TIMEOUT_SECONDS, QueueDefinition
 
 from local.lambda_runtime import LocalContext
@@ -18,6 +21,41 @@ from local.lambda_runtime import LocalContext
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 log = logging.getLogger("taskmill.local.pollers")
 RETRY_SECONDS = 1.0
+# How often the pauses are read (once for all pollers), and how long a paused poller waits
+# before it looks again: a resume is seen within about a second.
+PAUSES_TTL_SECONDS = 1.0
+PAUSED_WAIT_SECONDS = 0.2
+
+
+class QueuePauses:
+    """Which priority queues are paused, read with `read` (the names of the paused queues)
+    at most once per `ttl` seconds however many pollers ask. When the read fails (Postgres
+    restarting) the last answer stands: a blip neither pauses nor resumes a queue."""
+
+    def __init__(
+        self,
+        read: Callable[[], set[str]],
+        *,
+        ttl: float = PAUSES_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._paused: set[str] = set()
+        self._read_at: float | None = None
+
+    def is_paused(self, priority: str) -> bool:
+        with self._lock:
+            now = self._clock()
+            if self._read_at is None or now - self._read_at >= self._ttl:
+                self._read_at = now
+                try:
+                    self._paused = self._read()
+                except DependencyUnavailable:
+                    log.warning("could not read the paused queues; keeping the last answer")
+            return priority in self._paused
 
 
 def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -53,6 +91,7 @@ class QueuePoller:
         stop: threading.Event,
         *,
         wait_seconds: int = 1,
+        pauses: QueuePauses | None = None,
     ) -> None:
         self.sqs = sqs
         self.url = queue_url
@@ -60,6 +99,7 @@ class QueuePoller:
         self.handler = handler
         self.stop = stop
         self.wait_seconds = wait_seconds
+        self.pauses = pauses
         self.arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -67,6 +107,9 @@ class QueuePoller:
 
     def run(self) -> None:
         while not self.stop.is_set():
+            if self.paused():
+                self.stop.wait(PAUSED_WAIT_SECONDS)
+                continue
             try:
                 self.poll()
             except (BotoCoreError, ClientError):
@@ -76,6 +119,9 @@ class QueuePoller:
                 # its job again.
                 log.warning("polling %s failed; retrying in a second", self.url, exc_info=True)
                 self.stop.wait(RETRY_SECONDS)
+
+    def paused(self) -> bool:
+        return self.pauses is not None and self.pauses.is_paused(self.definition.priority.value)
 
     def poll(self) -> None:
         """One receive, one invocation, the successes deleted."""

@@ -186,7 +186,7 @@ class LocalStack:
         finally:
             db.close()
         self._step()
-        self._start_handlers(sqs)
+        self._start_handlers(sqs, database_url)
 
     @staticmethod
     def _check_settings() -> None:
@@ -262,7 +262,9 @@ class LocalStack:
         self._exits.callback(server.stop)
         return server.endpoint
 
-    def _start_handlers(self, sqs: Any) -> None:
+    def _start_handlers(self, sqs: Any, database_url: str) -> None:
+        from taskmill.db import Database
+        from taskmill.flow.pauses import PauseKind, PauseStore
         from taskmill.topology import QUEUES
 
         import functions.api.authorizer as authorizer
@@ -271,7 +273,7 @@ class LocalStack:
         import functions.worker.handler as worker
         from local.gateway import Gateway
         from local.lambda_runtime import LocalContext
-        from local.pollers import QueuePoller
+        from local.pollers import QueuePauses, QueuePoller
         from local.preflight import Port, PreflightError, port_message
 
         try:
@@ -284,10 +286,17 @@ class LocalStack:
         gateway.start()
         self._exits.callback(gateway.stop)
         self.url = f"http://127.0.0.1:{gateway.port}"
+        # The pollers' own connection: they read the paused queues about once a second.
+        pauses_db = Database(database_url, application_name="taskmill-local-pollers")
+        self._exits.callback(pauses_db.close)
+        pause_store = PauseStore(pauses_db)
+        pauses = QueuePauses(lambda: {name for _, name in pause_store.paused(PauseKind.QUEUE)})
         for definition in QUEUES:
             url = os.environ[f"TASKMILL_QUEUE_URL_{definition.priority.value.upper()}"]
             for index in range(min(self.config.pollers_per_queue, definition.max_concurrency)):
-                poller = QueuePoller(sqs, url, definition, worker.handler, self.stop_event)
+                poller = QueuePoller(
+                    sqs, url, definition, worker.handler, self.stop_event, pauses=pauses
+                )
                 self._spawn(poller.run, f"poller-{definition.priority.value}-{index}")
 
         def sweep_forever() -> None:

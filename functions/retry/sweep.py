@@ -9,6 +9,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskmill.db.credentials import database_from_settings
+from taskmill.event_sources import EventSources
+from taskmill.flow.pauses import PauseStore
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.lambda_support import PowertoolsMetrics
@@ -37,6 +39,8 @@ def container_sweeper() -> Sweeper:
                 retention_days=settings.retention_days,
             ),
             schedules=ScheduleStore(db),
+            pauses=PauseStore(db),
+            event_sources=EventSources(settings.event_source_ids(), logger=logger),
             logger=logger,
         )
     return _sweeper

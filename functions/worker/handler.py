@@ -38,6 +38,7 @@ def build_worker(settings: WorkerSettings) -> Worker:
         logger=logger,
         deadline_margin_seconds=settings.deadline_margin_seconds,
         unfinished_limit=settings.max_unfinished_jobs,
+        owner_concurrency=settings.owner_concurrency,
     )
 
 

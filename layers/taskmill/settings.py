@@ -133,7 +133,29 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
         raise SettingsError(f"{cls.__name__} is invalid: " + "; ".join(problems)) from None
 
 
-class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings, WebhookSettings):
+class FlowSettings(_Base):
+    """Flow control (SPEC §6) where jobs are claimed or limits are shown."""
+
+    # The default concurrency of every `owner:<id>` key without a limit of its own: fair
+    # sharing between tenants. Unset: owners are not limited unless a limit says so.
+    owner_concurrency: int | None = Field(default=None, ge=1)
+
+
+class EventSourceSettings(_Base):
+    """The worker's SQS event source mapping ids, in AWS (pausing a queue disables its own)."""
+
+    worker_event_source_high: str | None = None
+    worker_event_source_normal: str | None = None
+    worker_event_source_low: str | None = None
+
+    def event_source_ids(self) -> dict[Priority, str]:
+        found = {p: getattr(self, f"worker_event_source_{p.value}") for p in Priority}
+        return {p: mapping for p, mapping in found.items() if mapping}
+
+
+class WorkerSettings(
+    DatabaseSettings, QueueSettings, JobTypeSettings, WebhookSettings, FlowSettings
+):
     """The SQS worker function."""
 
     # Safety margin kept free before the Lambda deadline to record outcomes.
@@ -156,7 +178,15 @@ class WorkerSettings(DatabaseSettings, QueueSettings, JobTypeSettings, WebhookSe
         return [item.strip() for item in value.split(",") if item.strip()]
 
 
-class ApiSettings(DatabaseSettings, QueueSettings, JwtSettings, JobTypeSettings, WebhookSettings):
+class ApiSettings(
+    DatabaseSettings,
+    QueueSettings,
+    JwtSettings,
+    JobTypeSettings,
+    WebhookSettings,
+    FlowSettings,
+    EventSourceSettings,
+):
     """The HTTP API function."""
 
     # A request must answer within API Gateway's 29 s: no statement of it may take long
@@ -197,7 +227,7 @@ class MigrationSettings(DatabaseSettings):
     bootstrap_admin_secret_arn: str | None = None
 
 
-class RecoverySettings(DatabaseSettings, QueueSettings, JobTypeSettings):
+class RecoverySettings(DatabaseSettings, QueueSettings, JobTypeSettings, EventSourceSettings):
     """The scheduled recovery sweep."""
 
     retention_days: float = Field(default=30, gt=0)

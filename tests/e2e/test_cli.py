@@ -296,3 +296,50 @@ def test_ctrl_c_while_watching_is_one_line_and_exit_130(stack: RunningStack, con
         f"(`taskmill jobs watch {job['id']}` follows it)\n"
     )
     taskmill(stack, config, "jobs", "cancel", job["id"])
+
+
+def test_an_operator_sets_limits_and_pauses_a_type(stack: RunningStack, config: Path) -> None:
+    key = f"customer:{uuid.uuid4().hex[:8]}"
+    created = taskmill(
+        stack, config, "limits", "set", key, "--concurrency", "1", "--rate", "10/60s"
+    )
+    assert created.returncode == 0, created.stderr
+    header, row = created.stdout.splitlines()
+    assert header.split() == ["KEY", "CONCURRENCY", "RATE", "RUNNING", "TOKENS_AVAILABLE", "SOURCE"]
+    assert row.split()[:3] == [key, "1", "10/60s"]
+
+    job = as_json(
+        taskmill(stack, config, "--json", "jobs", "create", "noop", "--limit-key", key, "--watch")
+    )
+    assert (job["status"], job["limit_keys"]) == ("succeeded", [key])
+    limit = as_json(taskmill(stack, config, "--json", "limits", "get", key))
+    assert limit["use"]["started_in_window"] == 1  # the job's start took a token
+    listed = as_json(taskmill(stack, config, "--json", "limits", "list", "--limit", "200"))
+    assert key in [item["key"] for item in listed["items"]]
+
+    deleted = taskmill(stack, config, "limits", "delete", key)
+    assert (deleted.returncode, deleted.stdout) == (0, f"deleted the limit on {key}\n")
+    gone = taskmill(stack, config, "limits", "get", key)
+    assert gone.returncode == 4
+    assert gone.stderr.startswith("taskmill: 404 not_found: ")
+
+    paused = taskmill(stack, config, "types", "pause", "noop")
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.startswith("paused job type noop")
+    try:
+        types = as_json(taskmill(stack, config, "--json", "types"))
+        assert [t["paused"] for t in types if t["name"] == "noop"] == [True]
+        held = as_json(taskmill(stack, config, "--json", "jobs", "create", "noop"))
+        # Another type in the same queue still runs meanwhile.
+        other = taskmill(stack, config, "jobs", "create", "sleep", "--payload", '{"seconds": 0}')
+        other_id = other.stdout.splitlines()[1].split()[0]
+        assert (
+            taskmill(stack, config, "jobs", "watch", other_id, "--interval", "0.1").returncode == 0
+        )
+        waiting = as_json(taskmill(stack, config, "--json", "jobs", "get", held["id"]))
+        assert (waiting["status"], waiting["attempts"]) == ("queued", 0)
+    finally:
+        resumed = taskmill(stack, config, "types", "resume", "noop")
+        assert resumed.returncode == 0, resumed.stderr
+    done = taskmill(stack, config, "jobs", "watch", held["id"], "--interval", "0.2")
+    assert done.returncode == 0, done.stdout

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
+from typing import Any
 
+from local.pollers import PAUSES_TTL_SECONDS
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, RunningStack, start_stack
 
 
@@ -153,3 +156,35 @@ def test_operator_redrives_a_dead_lettered_job_with_the_cli(stack: RunningStack,
     bad = cli(stack, config, "jobs", "create", "nope")
     assert bad.returncode == 4  # the API refused it
     assert "invalid_input" in bad.stderr
+
+
+def queue_row(http: Http, priority: str) -> dict[str, Any]:
+    status, queues = http.call("GET", "/v1/queues")
+    assert status == 200, queues
+    [row] = [q for q in queues["items"] if q["priority"] == priority]
+    return row
+
+
+def test_a_paused_queue_keeps_its_messages_in_sqs_until_resumed(http: Http) -> None:
+    """The local pollers honour a pause as the disabled mapping does in AWS: the job stays
+    queued without spending an attempt and its message waits in SQS, visible."""
+    http.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    status, paused = http.call("POST", "/v1/queues/normal/pause")
+    assert (status, paused["paused"]) == (200, True), paused
+    try:
+        assert queue_row(http, "normal")["paused"] is True
+        # The pollers read the pauses once a second: after two, every one has seen this one
+        # (a message received before would be held by the claim instead, delayed, not visible).
+        time.sleep(2 * PAUSES_TTL_SECONDS)
+        status, job = http.call("POST", "/v1/jobs", {"type": "noop", "priority": "normal"})
+        assert status == 201, job
+        time.sleep(3)  # several polling rounds in which nothing may receive it
+        status, waiting = http.call("GET", f"/v1/jobs/{job['id']}")
+        assert (waiting["status"], waiting["attempts"]) == ("queued", 0), waiting
+        assert queue_row(http, "normal")["visible"] >= 1
+    finally:
+        status, resumed = http.call("POST", "/v1/queues/normal/resume")
+        assert (status, resumed["paused"]) == (200, False), resumed
+    done = http.wait_for(job["id"], {"succeeded", "failed"}, timeout=20)
+    assert (done["status"], done["attempts"]) == ("succeeded", 1)
+    assert queue_row(http, "normal")["paused"] is False

@@ -59,13 +59,90 @@ def test_each_function_may_call_only_what_it_calls(dev: Synthesized, prod: Synth
         assert "sqs:ChangeMessageVisibility" in worker
         assert "lambda:InvokeFunction" not in worker
         recovery = actions_of(synthesized, stack.recovery.sweep_function)
-        assert not any(a.startswith(("ecs:", "lambda:", "iam:")) for a in recovery)
+        assert not any(a.startswith(("ecs:", "iam:")) for a in recovery)
+        # Its only Lambda calls: the queue mappings (test_only_the_api_and_the_sweep_...).
+        assert {a for a in recovery if a.startswith("lambda:")} == PAUSE_ACTIONS
         migrations = actions_of(synthesized, stack.database.migrations_function)
         assert migrations == xray | read_secret
     # container.run and e-mail only where the environment has them.
     dev_worker = actions_of(dev, dev.stack.workers.function)
     assert not any(a.startswith(("ecs:", "iam:", "ses:")) for a in dev_worker)
     assert {"ecs:RunTask", "iam:PassRole"} <= actions_of(prod, prod.stack.workers.function)
+
+
+PAUSE_ACTIONS = {"lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"}
+
+
+def mapping_ids(synthesized: Synthesized) -> dict[Priority, str]:
+    """The worker's event source mappings' logical ids, by the priority of their queue."""
+    queues = {
+        synthesized.logical_id(queue): priority
+        for priority, queue in synthesized.stack.job_queues.queues.items()
+    }
+    return {
+        queues[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]: logical
+        for logical, mapping in synthesized.of_type("AWS::Lambda::EventSourceMapping").items()
+    }
+
+
+def mapping_arn(region: str, mapping: str) -> dict[str, Any]:
+    return {
+        "Fn::Join": [
+            "",
+            [
+                f"arn:aws:lambda:{region}:",
+                {"Ref": "AWS::AccountId"},
+                ":event-source-mapping:",
+                {"Ref": mapping},
+            ],
+        ]
+    }
+
+
+def test_only_the_api_and_the_sweep_may_switch_the_queue_mappings_and_only_those(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    """Pausing a queue disables its mapping (SPEC §6): the API does it, the sweep repairs a
+    failed call. Each gets the three mapping ids and may get or update those three only."""
+    for synthesized in (dev, prod):
+        stack = synthesized.stack
+        mappings = mapping_ids(synthesized)
+        assert len(mappings) == 3
+        allowed = {
+            synthesized.stack.get_logical_id(function.role.node.default_child)
+            for function in (stack.api.function, stack.recovery.sweep_function)
+        }
+        granted: dict[str, list[Any]] = {}
+        for policy in synthesized.of_type("AWS::IAM::Policy").values():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions = set(as_list(statement["Action"]))
+                if actions & PAUSE_ACTIONS or any("EventSourceMapping" in a for a in actions):
+                    assert actions == PAUSE_ACTIONS, actions
+                    for role in policy["Properties"]["Roles"]:
+                        granted[role["Ref"]] = as_list(statement["Resource"])
+        assert set(granted) == allowed
+        expected = sorted(
+            (mapping_arn(stack.region, m) for m in mappings.values()),
+            key=lambda arn: json.dumps(arn),
+        )
+        for resources in granted.values():
+            assert sorted(resources, key=lambda arn: json.dumps(arn)) == expected
+
+        for function in (stack.api.function, stack.recovery.sweep_function):
+            variables = synthesized.resources[synthesized.logical_id(function)]["Properties"][
+                "Environment"
+            ]["Variables"]
+            for priority, mapping in mappings.items():
+                name = f"TASKMILL_WORKER_EVENT_SOURCE_{priority.value.upper()}"
+                assert variables[name] == {"Ref": mapping}, name
+        for logical, function in synthesized.of_type("AWS::Lambda::Function").items():
+            if logical in {
+                synthesized.logical_id(f)
+                for f in (stack.api.function, stack.recovery.sweep_function)
+            }:
+                continue
+            variables = function["Properties"].get("Environment", {}).get("Variables", {})
+            assert not any(name.startswith("TASKMILL_WORKER_EVENT_SOURCE") for name in variables)
 
 
 def test_run_task_is_limited_to_the_environments_cluster(prod: Synthesized) -> None:

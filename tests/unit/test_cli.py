@@ -116,7 +116,7 @@ def api() -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = answer
+        do_GET = do_POST = do_PUT = do_DELETE = answer
 
         def log_message(self, *args: Any) -> None:
             return None
@@ -225,6 +225,124 @@ def test_a_batch_of_more_than_100_goes_in_requests_with_derived_keys(
     assert len(json.loads(capsys.readouterr().out)["items"]) == 200  # what the API answered
 
 
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("10/60s", (10, 60.0)),
+        ("10/60", (10, 60.0)),
+        ("10/1m", (10, 60.0)),
+        ("100/h", (100, 3600.0)),
+        ("5/s", (5, 1.0)),
+        ("3/0.5s", (3, 0.5)),
+    ],
+)
+def test_a_rate_is_n_per_period(text: str, rate: tuple[int, float]) -> None:
+    assert cli.parse_rate(text) == {"limit": rate[0], "period_seconds": rate[1]}
+
+
+@pytest.mark.parametrize("text", ["10", "x/60s", "0/60s", "10/0s", "10/60y", "10/-1s", "/60s"])
+def test_a_bad_rate_is_a_usage_error(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["limits", "set", "customer:42", "--rate", text]) == 2
+    assert "expected N/PERIOD" in capsys.readouterr().err
+
+
+def test_limits_set_sends_the_whole_limit_and_shows_it_flat(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    limit = {
+        "key": "customer:42",
+        "concurrency": 2,
+        "rate": {"limit": 10, "period_seconds": 60.0},
+        "source": "limit",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "updated_by": "admin:x",
+        "use": {"running": 1, "started_in_window": 3, "tokens_available": 7.0},
+    }
+    answers["/v1/limits/customer:42"] = (200, limit)
+    assert main(["limits", "set", "customer:42", "--concurrency", "2", "--rate", "10/60s"]) == 0
+    assert seen[-1]["method"] == "PUT"
+    assert seen[-1]["body"] == {"concurrency": 2, "rate": {"limit": 10, "period_seconds": 60.0}}
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["KEY", "CONCURRENCY", "RATE", "RUNNING", "TOKENS_AVAILABLE", "SOURCE"]
+    assert row.split() == ["customer:42", "2", "10/60s", "1", "7.0", "limit"]
+
+    assert main(["limits", "set", "customer:42", "--rate-limit", "5", "--rate-period", "2"]) == 0
+    assert seen[-1]["body"] == {"concurrency": None, "rate": {"limit": 5, "period_seconds": 2.0}}
+    capsys.readouterr()
+    assert main(["limits", "get", "customer:42"]) == 0
+    shown = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["rate:", "10/60s"] in shown
+    assert ["started_in_window:", "3"] in shown
+    assert ["tokens_available:", "7.0"] in shown
+
+    answers["/v1/limits/customer:42"] = (204, None)
+    assert main(["--json", "limits", "delete", "customer:42"]) == 0
+    assert seen[-1]["method"] == "DELETE"
+    assert json.loads(capsys.readouterr().out) == {"key": "customer:42", "deleted": True}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["limits", "set", "k"],  # nothing to set
+        ["limits", "set", "k", "--rate-limit", "5"],  # without its period
+        ["limits", "set", "k", "--rate", "5/s", "--rate-limit", "5", "--rate-period", "1"],
+    ],
+)
+def test_a_limit_needs_something_to_set_once(
+    argv: list[str], api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, seen, _ = api
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("taskmill: ")
+    assert seen == []  # refused before any request
+
+
+def test_queues_and_types_list_without_an_action_and_pause_with_one(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    queue = {"priority": "normal", "visible": 3, "in_flight": 0, "delayed": 0}
+    answers["/v1/queues"] = (200, {"items": [{**queue, "dlq_depth": 0, "paused": True}]})
+    assert main(["queues"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["PRIORITY", "PAUSED", "VISIBLE"]
+    assert row.split()[:3] == ["normal", "true", "3"]
+
+    paused = {"kind": "queue", "name": "normal", "paused": True, "paused_at": "t", "paused_by": "a"}
+    answers["/v1/queues/normal/pause"] = (200, paused)
+    assert main(["queues", "pause", "normal"]) == 0
+    assert (seen[-1]["method"], seen[-1]["path"]) == ("POST", "/v1/queues/normal/pause")
+    assert capsys.readouterr().out.startswith("paused queue normal")
+    with pytest.raises(SystemExit):
+        main(["queues", "pause", "urgent"])  # not a priority
+    capsys.readouterr()
+
+    resumed = {"kind": "type", "name": "http.request", "paused": False}
+    answers["/v1/job-types/http.request/resume"] = (200, {**resumed, "paused_at": None})
+    assert main(["--json", "types", "resume", "http.request"]) == 0
+    assert json.loads(capsys.readouterr().out)["paused"] is False
+    answers["/v1/job-types"] = (
+        200,
+        {"items": [{"name": "noop", "external": False, "paused": True}]},
+    )
+    assert main(["types"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[:3] == ["NAME", "EXTERNAL", "PAUSED"]
+
+
+def test_jobs_create_sends_its_limit_keys(api, isolated: Path) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    job = {"id": "j", "type": "noop", "status": "queued", "priority": "normal", "attempts": 0}
+    answers["/v1/jobs"] = (201, job)
+    argv = ["jobs", "create", "noop", "--limit-key", "customer:42", "--limit-key", "api:x"]
+    assert main(argv) == 0
+    assert seen[-1]["body"]["limit_keys"] == ["customer:42", "api:x"]
+
+
 def run_completion(script: str, *words: str) -> list[str]:
     words_array = " ".join(f"'{w}'" for w in words)
     program = f"""{script}
@@ -253,6 +371,9 @@ def test_bash_completion_offers_commands_options_and_values(
     ]
     assert run_completion(script, "taskmill", "jobs", "list", "--status", "f") == ["failed"]
     assert run_completion(script, "taskmill", "dlq", "redrive", "") == ["high", "normal", "low"]
+    assert run_completion(script, "taskmill", "queues", "") == ["pause", "resume"]
+    assert run_completion(script, "taskmill", "queues", "pause", "") == ["high", "normal", "low"]
+    assert run_completion(script, "taskmill", "limits", "") == ["list", "get", "set", "delete"]
     # A free value (a URL, a file) is left to the shell's own completion.
     assert run_completion(script, "taskmill", "--url", "") == []
 

@@ -36,7 +36,8 @@ def test_sqs_api_attribute_shape_is_understood() -> None:
         "[]",
         '{"job_id": "x", "v": 1}',
         '{"v": 1}',
-        f'{{"job_id": "{uuid4()}", "v": 2}}',
+        # A fixed id: parallel (xdist) workers must collect the same test ids.
+        '{"job_id": "0b7c3a52-2f0e-4c4e-9a61-3f1c2d4e5a6b", "v": 2}',
     ],
 )
 def test_malformed_bodies_are_refused(body: str) -> None:

@@ -10,7 +10,16 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConf
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from taskmill.api import errors, openapi
-from taskmill.api.routes import admin, auth, jobs, operations, schedules, users, workers
+from taskmill.api.routes import (
+    admin,
+    auth,
+    flow,
+    jobs,
+    operations,
+    schedules,
+    users,
+    workers,
+)
 from taskmill.api.services import ApiServices
 from taskmill.errors import TaskmillError
 
@@ -19,6 +28,7 @@ ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
     auth.router,
     users.router,
     jobs.router,
+    flow.router,
     workers.router,
     admin.router,
     operations.router,

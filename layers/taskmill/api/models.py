@@ -25,6 +25,7 @@ Password = Annotated[
 Role = Literal["admin", "user", "worker"]
 PriorityName = Literal["high", "normal", "low"]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LimitKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9:._-]{1,128}$")]
 
 
 def _http_url(value: str) -> str:
@@ -121,6 +122,12 @@ class JobCreate(Strict):
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
+    limit_keys: list[LimitKey] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Keys whose limits this job obeys (`/v1/limits`), besides its type's and "
+        "its owner's `owner:<id>`; at most 4 in all besides the owner's.",
+    )
 
 
 class JobBatchCreate(Strict):
@@ -161,6 +168,7 @@ class JobOut(BaseModel):
     name: str | None
     description: str | None
     tags: list[str]
+    limit_keys: list[str]
     progress: int
     progress_message: str | None
     result: Any
@@ -217,6 +225,8 @@ class JobTypeOut(BaseModel):
     external: bool
     payload_schema: dict[str, Any]
     defaults: dict[str, Any]
+    limit_keys: list[str] = Field(description="Limit key templates every job of the type holds.")
+    paused: bool
 
 
 class ClaimRequest(Strict):
@@ -252,6 +262,7 @@ class QueueOut(BaseModel):
     delayed: int
     dlq_depth: int
     oldest_age_seconds: float | None
+    paused: bool
 
 
 class QueueList(BaseModel):
@@ -278,3 +289,56 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool
     queues: bool
+
+
+class RateIn(Strict):
+    limit: int = Field(ge=1, le=1_000_000, description="Starts per period, and the burst.")
+    period_seconds: float = Field(gt=0, le=86_400)
+
+
+class LimitPut(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"concurrency": 2, "rate": None}]},
+    )
+
+    concurrency: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="At most this many running at once."
+    )
+    rate: RateIn | None = Field(
+        default=None, description="A token bucket: `limit` starts per `period_seconds`."
+    )
+
+
+class LimitUseOut(BaseModel):
+    running: int = Field(description="Running jobs holding the key.")
+    started_in_window: int | None = Field(
+        description="Jobs holding the key whose current attempt started in the rate's last "
+        "period (null without a rate)."
+    )
+    tokens_available: float | None = Field(description="The rate's bucket now (null without).")
+
+
+class LimitOut(BaseModel):
+    key: str
+    concurrency: int | None
+    rate: RateIn | None
+    source: Literal["limit", "default"] = Field(
+        description="`default`: the environment's default for every `owner:` key."
+    )
+    updated_at: datetime | None
+    updated_by: str | None
+    use: LimitUseOut | None
+
+
+class LimitList(BaseModel):
+    items: list[LimitOut]
+    next_cursor: str | None
+
+
+class PauseOut(BaseModel):
+    kind: Literal["queue", "type"]
+    name: str
+    paused: bool
+    paused_at: datetime | None
+    paused_by: str | None

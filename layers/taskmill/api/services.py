@@ -20,6 +20,9 @@ from taskmill.aws import new_client
 from taskmill.db import Database
 from taskmill.db.credentials import database_from_settings
 from taskmill.errors import DependencyUnavailable, InvalidInput
+from taskmill.event_sources import EventSources
+from taskmill.flow.limits import LimitStore
+from taskmill.flow.pauses import PauseStore
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.jobtypes.destinations import DestinationRefused, check_url
@@ -53,6 +56,8 @@ class ApiServices:
     passwords: Passwords = DEFAULT_PASSWORDS
     # The platform's webhook key (read on first use, cached like every secret).
     webhook_key: Secret | None = None
+    # The worker's event source mappings (none locally): pausing a queue disables its own.
+    event_sources: EventSources = field(default_factory=lambda: EventSources({}))
 
     def send_deadline(self, lambda_context: Any) -> float | None:
         """When the request's last SQS call must be over (a `time.monotonic()` value): the
@@ -115,6 +120,14 @@ class ApiServices:
         return Outcomes(self.jobs, self.queue, self.registry, logger=self.logger)
 
     @property
+    def limits(self) -> LimitStore:
+        return LimitStore(self.db, owner_concurrency=self.settings.owner_concurrency)
+
+    @property
+    def pauses(self) -> PauseStore:
+        return PauseStore(self.db)
+
+    @property
     def users(self) -> UserStore:
         return UserStore(self.db)
 
@@ -160,6 +173,7 @@ def build_services(
     tokens: TokenConfig | None = None,
     sqs_client_factory: Callable[[], Any] = default_sqs_client,
     logger: logging.Logger | Any = None,
+    event_sources: EventSources | None = None,
 ) -> ApiServices:
     return ApiServices(
         settings=settings,
@@ -168,4 +182,5 @@ def build_services(
         registry=registry or build_registry(settings),
         tokens=tokens or token_config(settings),
         logger=logger or logging.getLogger("taskmill.api"),
+        event_sources=event_sources or EventSources(settings.event_source_ids()),
     )

@@ -54,6 +54,7 @@ class Job(BaseModel):
     name: str | None
     description: str | None
     tags: list[str]
+    limit_keys: list[str] = []
     progress: int
     progress_message: str | None
     result: Any
@@ -107,6 +108,7 @@ class NewJob(BaseModel):
     name: str | None = None
     description: str | None = None
     tags: list[str] = []
+    limit_keys: list[str] = []
     correlation_id: str | None = None
     # A fingerprint of what the client sent with `idempotency_key` (None: not compared).
     request_hash: str | None = None

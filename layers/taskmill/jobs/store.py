@@ -40,7 +40,7 @@ _UNFINISHED_COUNT_SQL = """(
 # and a detail only when there is one (the caller's, bound as `%(event_detail)s`, and the
 # error of a transition that records one; a claim or a success repeats no earlier error).
 # `%(actor)s` is bound by the caller.
-_WITH_EVENTS = """
+_EVENTS = """
 , events AS (
     INSERT INTO job_events (job_id, to_status, actor, attempt, detail)
     SELECT c.id, c.status, %(actor)s, c.attempts,
@@ -50,8 +50,189 @@ _WITH_EVENTS = """
                '{}'::jsonb)
     FROM changed c
 )
-SELECT * FROM changed
 """
+_WITH_EVENTS = _EVENTS + "SELECT * FROM changed\n"
+
+# A claim: queued to running with a fresh lease (the job's timeout plus slack, or
+# `%(lease)s` if shorter: a worker that renews it while the body runs).
+_CLAIM_SET = """status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
+           lease_until = now() + make_interval(secs => least(
+               timeout_seconds + %(slack)s, coalesce(%(lease)s, timeout_seconds + %(slack)s))),
+           started_at = now(), updated_at = now(), send_pending = false, progress = 0,
+           progress_message = NULL"""
+
+# Whether a job's queue or type is paused (SPEC §6), for a job row `j`.
+_PAUSED = """EXISTS (SELECT 1 FROM pauses p
+                   WHERE (p.kind = 'queue' AND p.name = j.priority)
+                      OR (p.kind = 'type' AND p.name = j.type))"""
+
+# The keys a job row `j` holds: its own and its owner's.
+_KEYS = "j.limit_keys || ('owner:' || j.owner_id::text)"
+
+# A held job's row says it was seen lately, so the sweep's stale-message check
+# (`requeue_stale`) does not send it another message while its held one is on its way
+# back (holds are shorter than `requeue_after_seconds`: see taskmill.flow.holds). Written
+# at most every 30 s per job: a non-HOT update is not free.
+_TOUCH_HELD = """
+    UPDATE jobs SET updated_at = now() FROM held h
+    WHERE jobs.id = h.id AND jobs.status = 'queued'
+      AND jobs.updated_at < now() - interval '30 seconds'"""
+
+# The claim rows of the SQS worker's claims: claimed jobs, then (as whole rows, for their
+# messages) the jobs held back, each with why and by how much.
+_CLAIM_TAIL = """
+SELECT c.*, 'claimed' AS claim_state, NULL::text AS hold_key, NULL::float8 AS hold_ahead,
+       NULL::float8 AS hold_period
+FROM changed c
+UNION ALL
+SELECT j.*, NULL::text, h.state, h.key, h.ahead, h.period
+FROM held h JOIN jobs j ON j.id = h.id
+"""
+
+# The claim when no limit applies (the common case): one statement. Jobs of a paused
+# queue or type are held back; jobs under a limit are left queued as `unadmitted`, for
+# the admission claim (`_ADMISSION_LOCKS` then `_ADMISSION_CLAIM`).
+_FAST_CLAIM = (
+    """
+WITH cand AS MATERIALIZED (
+    SELECT j.id, """
+    + _PAUSED
+    + """ AS paused,
+           %(owner_default)s::int IS NOT NULL
+           OR EXISTS (SELECT 1 FROM limits l WHERE l.key = ANY ("""
+    + _KEYS
+    + """)) AS limited
+    FROM jobs j
+    WHERE j.id = ANY (%(ids)s) AND j.status = 'queued' AND NOT j.cancel_requested
+      AND NOT j.external
+), changed AS (
+    UPDATE jobs SET """
+    + _CLAIM_SET
+    + """
+    FROM cand
+    WHERE jobs.id = cand.id AND NOT cand.paused AND NOT cand.limited AND jobs.status = 'queued'
+    RETURNING jobs.*, 'queued'::text AS from_status
+), held AS (
+    SELECT id, CASE WHEN paused THEN 'paused' ELSE 'unadmitted' END AS state,
+           NULL::text AS key, NULL::float8 AS ahead, NULL::float8 AS period
+    FROM cand WHERE paused OR limited
+), touched AS ("""
+    + _TOUCH_HELD
+    + """ AND h.state = 'paused'
+)"""
+    + _EVENTS
+    + _CLAIM_TAIL
+)
+
+# Admission, first statement: lock every limited key of the batch (transaction-scoped
+# advisory locks, taken in one order so two claimers cannot deadlock). Whoever claims jobs
+# holding a key holds its lock until commit, so the next statement of this transaction,
+# which starts after the locks are granted, sees every earlier claim of those keys.
+_ADMISSION_LOCKS = (
+    """
+SELECT count(pg_advisory_xact_lock(h)) AS locked FROM (
+    SELECT DISTINCT hashtextextended(k.key, 0) AS h
+    FROM jobs j CROSS JOIN LATERAL unnest("""
+    + _KEYS
+    + """) AS k(key)
+    WHERE j.id = ANY (%(ids)s) AND j.status = 'queued'
+      AND ((%(owner_default)s::int IS NOT NULL AND k.key = 'owner:' || j.owner_id::text)
+           OR EXISTS (SELECT 1 FROM limits l WHERE l.key = k.key))
+    ORDER BY h OFFSET 0
+) AS keys"""
+)
+
+# Admission, second statement: claim what every limit allows. Per limited key, the batch's
+# jobs are ranked oldest first (`place`); a job is admitted if, for each of its keys,
+# running + place <= concurrency and place <= the tokens in the key's bucket. A job refused
+# by one key still takes its place under its other keys, so a batch may admit fewer than it
+# could, never more. Tokens are taken in the same statement.
+_ADMISSION_CLAIM = (
+    """
+WITH clock AS MATERIALIZED (
+    SELECT coalesce(%(now)s::timestamptz, clock_timestamp()) AS now
+), cand AS MATERIALIZED (
+    SELECT j.id, j.created_at, j.owner_id, j.priority, """
+    + _KEYS
+    + """ AS keys, """
+    + _PAUSED
+    + """ AS paused
+    FROM jobs j
+    WHERE j.id = ANY (%(ids)s) AND j.status = 'queued' AND NOT j.cancel_requested
+      AND j.external = %(external)s
+), limited AS MATERIALIZED (
+    SELECT c.id, k.key,
+           coalesce(l.concurrency,
+                    CASE WHEN l.key IS NULL THEN %(owner_default)s::int END) AS concurrency,
+           l.rate_limit, l.rate_period_seconds,
+           least(l.rate_limit::float8, l.tokens + greatest(0, extract(epoch FROM
+               (SELECT now FROM clock) - l.refilled_at)) * l.rate_limit / l.rate_period_seconds)
+               AS tokens_now,
+           row_number() OVER (PARTITION BY k.key ORDER BY c.created_at, c.id) AS place
+    FROM cand c CROSS JOIN LATERAL unnest(c.keys) AS k(key)
+    LEFT JOIN limits l ON l.key = k.key
+    WHERE NOT c.paused
+      AND (l.key IS NOT NULL
+           OR (%(owner_default)s::int IS NOT NULL AND k.key = 'owner:' || c.owner_id::text))
+), running AS (
+    SELECT k.key, count(*) AS n
+    FROM jobs j CROSS JOIN LATERAL unnest("""
+    + _KEYS
+    + """) AS k(key)
+    WHERE j.status = 'running'
+      AND k.key IN (SELECT key FROM limited WHERE concurrency IS NOT NULL)
+    GROUP BY k.key
+), over AS (
+    SELECT x.* FROM (
+        SELECT lk.id, lk.key,
+               CASE WHEN lk.concurrency IS NOT NULL
+                         AND coalesce(r.n, 0) + lk.place > lk.concurrency THEN 'concurrency'
+                    WHEN lk.rate_limit IS NOT NULL
+                         AND lk.place > floor(lk.tokens_now + 1e-9) THEN 'rate'
+               END AS reason,
+               lk.concurrency, coalesce(r.n, 0) AS running, lk.place, lk.tokens_now,
+               lk.rate_period_seconds / lk.rate_limit AS period
+        FROM limited lk LEFT JOIN running r ON r.key = lk.key
+    ) x WHERE x.reason IS NOT NULL
+), held AS (
+    SELECT id, 'paused' AS state, NULL::text AS key, NULL::float8 AS ahead,
+           NULL::float8 AS period
+    FROM cand WHERE paused
+    UNION ALL
+    (SELECT DISTINCT ON (id) id, reason, key,
+           CASE reason
+               WHEN 'concurrency' THEN
+                   (running + place - concurrency)::float8 / greatest(concurrency, 1)
+               ELSE place - tokens_now END,
+           period
+    FROM over
+    ORDER BY id, CASE WHEN reason = 'rate' THEN (place - tokens_now) * period
+                      ELSE 1 + (running + place - concurrency)::float8 END DESC)
+), changed AS (
+    UPDATE jobs SET """
+    + _CLAIM_SET
+    + """
+    FROM (SELECT c.id FROM cand c
+          WHERE NOT c.paused AND NOT EXISTS (SELECT 1 FROM over o WHERE o.id = c.id)
+          ORDER BY CASE c.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END,
+                   c.created_at
+          LIMIT %(max_claims)s) AS admitted
+    WHERE jobs.id = admitted.id AND jobs.status = 'queued'
+    RETURNING jobs.*, 'queued'::text AS from_status
+), taken AS (
+    UPDATE limits l SET tokens = t.tokens_now - t.n,
+                        refilled_at = greatest(l.refilled_at, (SELECT now FROM clock))
+    FROM (SELECT lk.key, min(lk.tokens_now) AS tokens_now, count(*) AS n
+          FROM limited lk JOIN changed c ON c.id = lk.id
+          WHERE lk.rate_limit IS NOT NULL GROUP BY lk.key) t
+    WHERE l.key = t.key
+), touched AS ("""
+    + _TOUCH_HELD
+    + """
+)"""
+    + _EVENTS
+    + _CLAIM_TAIL
+)
 
 
 def _transition(update: LiteralString, *, picked: LiteralString | None = None) -> LiteralString:
@@ -62,6 +243,28 @@ def _transition(update: LiteralString, *, picked: LiteralString | None = None) -
     if picked is not None:
         head = "WITH picked AS MATERIALIZED (" + picked + "), "
     return head + "changed AS (" + update + ")" + _WITH_EVENTS
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A queued job a claim left queued: its queue or type is `paused`, or one of its keys
+    is at its `concurrency` or `rate` limit. `ahead`: for a concurrency limit, the jobs
+    ahead of it past the limit per slot; for a rate, the tokens it lacks. `period`: a
+    rate's seconds per token."""
+
+    job: Job
+    reason: str
+    key: str | None = None
+    ahead: float | None = None
+    period: float | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    claimed: list[Job]
+    held: list[Hold]
+    # Whether a limit applied to a job of the batch (the admission claim ran).
+    limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +317,22 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 def _jobs(rows: Iterable[dict[str, Any]]) -> list[Job]:
     return [Job.model_validate(row) for row in rows]
+
+
+def _claim_rows(rows: Iterable[dict[str, Any]]) -> tuple[list[Job], list[Hold]]:
+    claimed: list[Job] = []
+    held: list[Hold] = []
+    for row in rows:
+        job = Job.model_validate(row)
+        if row["claim_state"] == "claimed":
+            claimed.append(job)
+        else:
+            held.append(
+                Hold(
+                    job, row["claim_state"], row["hold_key"], row["hold_ahead"], row["hold_period"]
+                )
+            )
+    return claimed, held
 
 
 def _params(actor: str, detail: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
@@ -184,11 +403,13 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
         max_attempts int, timeout_seconds int, backoff_base_seconds float8,
         backoff_max_seconds float8, run_at timestamptz, idempotency_key text,
         idempotency_hash text, depends_on jsonb, webhook_url text, name text,
-        description text, tags jsonb, correlation_id text, parent_id uuid)
+        description text, tags jsonb, correlation_id text, limit_keys jsonb, parent_id uuid)
 ), prepared AS (
     SELECT i.*,
            ARRAY(SELECT jsonb_array_elements_text(i.depends_on))::uuid[] AS deps,
            ARRAY(SELECT jsonb_array_elements_text(i.tags)) AS tag_list,
+           ARRAY(SELECT jsonb_array_elements_text(coalesce(i.limit_keys, '[]'::jsonb)))
+               AS key_list,
            coalesce(i.run_at, now()) AS due
     FROM input i
 ), checked AS (
@@ -217,16 +438,16 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
     INSERT INTO jobs (id, owner_id, type, payload, priority, status, external, max_attempts,
                       timeout_seconds, backoff_base_seconds, backoff_max_seconds, run_at,
                       idempotency_key, idempotency_hash, depends_on, webhook_url, name,
-                      description, tags, correlation_id, send_pending, queued_at, parent_id,
-                      has_dependents)
+                      description, tags, correlation_id, send_pending, queued_at, limit_keys,
+                      parent_id, has_dependents)
     SELECT c.id, %(owner)s, c.type, c.payload, c.priority, c.initial_status, c.external,
            c.max_attempts, c.timeout_seconds, c.backoff_base_seconds, c.backoff_max_seconds,
            c.due, c.idempotency_key, c.idempotency_hash, c.deps, c.webhook_url, c.name,
            c.description,
            c.tag_list, c.correlation_id,
            c.initial_status = 'queued' AND NOT c.external,
-           CASE WHEN c.initial_status = 'queued' THEN now() END, c.parent_id,
-           c.sibling_dependents
+           CASE WHEN c.initial_status = 'queued' THEN now() END,
+           c.key_list, c.parent_id, c.sibling_dependents
     FROM checked c
     WHERE (SELECT ok FROM allowed)
       AND NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps)
@@ -433,57 +654,109 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
     def claim_many(
         self, job_ids: Sequence[UUID], *, actor: str = "worker", lease_seconds: float | None = None
     ) -> list[Job]:
-        """Move `queued` jobs to `running` with a fresh lease: the job's timeout plus slack,
-        or `lease_seconds` if shorter (a worker that renews it while the body runs). Jobs
-        that are running, finished or cancelled (a duplicate or late delivery) are simply not
-        returned."""
+        """Move `queued` jobs to `running` with a fresh lease, as `claim_batch` does; only the
+        claimed jobs are returned."""
+        return self.claim_batch(job_ids, actor=actor, lease_seconds=lease_seconds).claimed
+
+    def claim_batch(
+        self,
+        job_ids: Sequence[UUID],
+        *,
+        actor: str = "worker",
+        lease_seconds: float | None = None,
+        owner_concurrency: int | None = None,
+        expect_limits: bool = False,
+        now: datetime | None = None,
+    ) -> Claim:
+        """Claim the `queued` jobs among `job_ids` that no pause or limit holds back.
+
+        Jobs that are running, finished or cancelled (a duplicate or late delivery) are
+        neither claimed nor held. `owner_concurrency`: the environment's default limit for
+        every `owner:` key. Without limits on the batch's keys this is one statement; with
+        them, one transaction of two (`_ADMISSION_LOCKS`, `_ADMISSION_CLAIM`).
+        `expect_limits` goes straight to the admission claim (the last batch had limits).
+        `now` is the time the rate buckets are read at (tests); default the database's."""
         if not job_ids:
-            return []
-        return _jobs(
-            self._db.execute(
-                _transition("""
-    UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
-           lease_until = now() + make_interval(secs => least(
-               timeout_seconds + %(slack)s, coalesce(%(lease)s, timeout_seconds + %(slack)s))),
-           started_at = now(), updated_at = now(), send_pending = false, progress = 0,
-           progress_message = NULL
-    WHERE id = ANY (%(ids)s) AND status = 'queued' AND NOT cancel_requested AND NOT external
-    RETURNING jobs.*, 'queued'::text AS from_status"""),
-                _params(actor, ids=list(job_ids), slack=LEASE_SLACK_SECONDS, lease=lease_seconds),
-            )
+            return Claim([], [])
+        params = _params(
+            actor,
+            ids=list(job_ids),
+            slack=LEASE_SLACK_SECONDS,
+            lease=lease_seconds,
+            owner_default=owner_concurrency,
+            now=now,
+            external=False,
+            max_claims=None,
         )
+        if not expect_limits and owner_concurrency is None:
+            claimed, held = _claim_rows(self._db.execute(_FAST_CLAIM, params))
+            unadmitted = [hold.job.id for hold in held if hold.reason == "unadmitted"]
+            if not unadmitted:
+                return Claim(claimed, held)
+            held = [hold for hold in held if hold.reason != "unadmitted"]
+            params["ids"] = unadmitted
+            more = self._admit(params)
+            return Claim(claimed + more.claimed, held + more.held, limited=more.limited)
+        return self._admit(params)
+
+    def _admit(self, params: dict[str, Any]) -> Claim:
+        with self._db.transaction() as tx:
+            locked = tx.execute(_ADMISSION_LOCKS, params)[0]["locked"]
+            claimed, held = _claim_rows(tx.execute(_ADMISSION_CLAIM, params))
+        return Claim(claimed, held, limited=bool(locked))
 
     def claim(self, job_id: UUID, *, actor: str = "worker") -> Job | None:
         claimed = self.claim_many([job_id], actor=actor)
         return claimed[0] if claimed else None
 
-    def claim_external(self, *, types: Sequence[str] | None, limit: int, actor: str) -> list[Job]:
-        """Claim up to `limit` queued external jobs, highest priority and oldest first;
-        concurrent claimers skip each other's rows instead of waiting."""
-        return _jobs(
-            self._db.execute(
-                _transition(
-                    """
-    UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
-           lease_until = now() + make_interval(secs => timeout_seconds + %(slack)s),
-           started_at = now(), updated_at = now(), progress = 0, progress_message = NULL
-    FROM picked WHERE jobs.id = picked.id AND jobs.status = 'queued'
-    RETURNING jobs.*, 'queued'::text AS from_status""",
-                    picked="""
-    SELECT id FROM jobs
-    WHERE external AND status = 'queued' AND run_at <= now()
-      AND (%(types)s::text[] IS NULL OR type = ANY (%(types)s::text[]))
-    ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, created_at
-    LIMIT %(limit)s FOR UPDATE SKIP LOCKED""",
-                ),
-                _params(
-                    actor,
-                    types=list(types) if types else None,
-                    limit=limit,
-                    slack=LEASE_SLACK_SECONDS,
-                ),
+    def claim_external(
+        self,
+        *,
+        types: Sequence[str] | None,
+        limit: int,
+        actor: str,
+        owner_concurrency: int | None = None,
+        now: datetime | None = None,
+    ) -> list[Job]:
+        """Claim up to `limit` queued external jobs that no pause or limit holds back,
+        highest priority and oldest first; concurrent claimers skip each other's rows
+        instead of waiting. Candidates are picked, then admitted as the SQS worker's are;
+        while limits exist, four times `limit` are picked, so jobs held back by a limit do
+        not hide the ones behind them."""
+        with self._db.transaction() as tx:
+            picked = tx.execute(
+                """
+SELECT j.id FROM jobs j
+WHERE j.external AND j.status = 'queued' AND j.run_at <= now() AND NOT j.cancel_requested
+  AND (%(types)s::text[] IS NULL OR j.type = ANY (%(types)s::text[]))
+  AND NOT """
+                + _PAUSED
+                + """
+ORDER BY CASE j.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, j.created_at
+LIMIT CASE WHEN %(owner_default)s::int IS NOT NULL OR EXISTS (SELECT 1 FROM limits)
+           THEN %(limit)s * 4 ELSE %(limit)s END
+FOR UPDATE SKIP LOCKED""",
+                {
+                    "types": list(types) if types else None,
+                    "limit": limit,
+                    "owner_default": owner_concurrency,
+                },
             )
-        )
+            if not picked:
+                return []
+            params = _params(
+                actor,
+                ids=[row["id"] for row in picked],
+                slack=LEASE_SLACK_SECONDS,
+                lease=None,
+                owner_default=owner_concurrency,
+                now=now,
+                external=True,
+                max_claims=limit,
+            )
+            tx.execute(_ADMISSION_LOCKS, params)
+            claimed, _held = _claim_rows(tx.execute(_ADMISSION_CLAIM, params))
+        return claimed
 
     def extend_leases(self, leases: Sequence[tuple[UUID, UUID]], *, seconds: float) -> int:
         """Renew the leases a worker still holds (job id, lease token) to now + `seconds`,
@@ -980,17 +1253,23 @@ RETURNING jobs.*""",
         due time is as old: their message may be gone (a purged queue, a message past its
         retention, a local SQS that restarted empty, a retry whose message had already been
         acknowledged as a duplicate). Resending is safe: claims are conditional, so a second
-        message for a job that also has its first one is acknowledged and skipped."""
+        message for a job that also has its first one is acknowledged and skipped.
+
+        Jobs of a paused queue or type are left alone (their messages wait, or return with
+        a hold); after the resume they are stale like any other, if their message is gone."""
         return _jobs(
             self._db.execute(
                 """
 WITH picked AS MATERIALIZED (
-    SELECT id FROM jobs
-    WHERE status = 'queued' AND NOT external AND NOT send_pending
-      AND queued_at < now() - make_interval(secs => %(age)s)
-      AND updated_at < now() - make_interval(secs => %(age)s)
-      AND run_at < now() - make_interval(secs => %(age)s)
-    ORDER BY queued_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    SELECT j.id FROM jobs j
+    WHERE j.status = 'queued' AND NOT j.external AND NOT j.send_pending
+      AND j.queued_at < now() - make_interval(secs => %(age)s)
+      AND j.updated_at < now() - make_interval(secs => %(age)s)
+      AND j.run_at < now() - make_interval(secs => %(age)s)
+      AND NOT """
+                + _PAUSED
+                + """
+    ORDER BY j.queued_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 UPDATE jobs SET send_pending = true, updated_at = now() FROM picked
 WHERE jobs.id = picked.id AND jobs.status = 'queued' AND NOT jobs.send_pending
 RETURNING jobs.*""",
@@ -1045,6 +1324,26 @@ RETURNING jobs.*""",
                 "SELECT * FROM jobs WHERE status = %s "
                 "AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
                 (status.value, older_than_seconds, limit),
+            )
+        )
+
+    def mark_waiting_to_send(
+        self, *, priority: str | None, job_type: str | None, limit: int
+    ) -> list[Job]:
+        """Mark the oldest `limit` queued jobs of a priority or a type "to be sent" (a
+        resumed queue or type: their own messages are held back for a while)."""
+        return _jobs(
+            self._db.execute(
+                """
+UPDATE jobs SET send_pending = true, updated_at = now()
+WHERE id IN (SELECT id FROM jobs
+             WHERE status = 'queued' AND NOT external
+               AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+               AND (%(type)s::text IS NULL OR type = %(type)s::text)
+             ORDER BY queued_at LIMIT %(limit)s)
+  AND status = 'queued'
+RETURNING *""",
+                {"priority": priority, "type": job_type, "limit": limit},
             )
         )
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskmill.errors import InvalidInput
+from taskmill.flow.keys import check_template
 from taskmill.topology import MAX_ATTEMPTS_LIMIT, Priority
 
 
@@ -56,6 +57,12 @@ class JobType:
     # Created by the platform only (e.g. `webhook.deliver`): clients cannot submit it, and
     # `GET /v1/job-types` does not offer it.
     internal: bool = False
+    # Limit key templates every job of the type holds (SPEC §6), e.g. `customer:{payload.id}`.
+    limit_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for template in self.limit_keys:
+            check_template(template)
 
     def payload_schema(self) -> dict[str, Any]:
         if self.payload_model is not None:
@@ -118,6 +125,7 @@ class JobTypeRegistry:
         payload: type[BaseModel] = EmptyPayload,
         description: str = "",
         internal: bool = False,
+        limit_keys: Iterable[str] = (),
         **defaults: Any,
     ) -> Callable[[JobFunction], JobFunction]:
         """Decorator registering a code job type: `@registry.register("resize", payload=M)`.
@@ -133,6 +141,7 @@ class JobTypeRegistry:
                     payload_model=payload,
                     function=function,
                     internal=internal,
+                    limit_keys=tuple(limit_keys),
                 )
             )
             return function
@@ -145,6 +154,7 @@ class JobTypeRegistry:
         *,
         schema: dict[str, Any] | None = None,
         description: str = "",
+        limit_keys: Iterable[str] = (),
         **defaults: Any,
     ) -> JobType:
         return self.add(
@@ -154,6 +164,7 @@ class JobTypeRegistry:
                 defaults=JobDefaults(**defaults),
                 declared_schema=schema,
                 external=True,
+                limit_keys=tuple(limit_keys),
             )
         )
 

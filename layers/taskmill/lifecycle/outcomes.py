@@ -43,6 +43,9 @@ RELEASE_BATCH_LIMIT = 500
 # Lost leases (a worker process that died mid-job) refunded before they count as attempts:
 # a platform crash should not cost the job, a job that keeps killing its worker must.
 LOST_LEASE_CAP = 3
+# Jobs sent again at once when their queue or type is resumed; the rest of what waited
+# comes back as its held messages return (`taskmill.flow.holds.PAUSE_HOLD_SECONDS`).
+RESUME_RESEND_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -304,6 +307,16 @@ class Outcomes:
         # A finished job's webhook describes how it finished: it must exist before the job
         # runs again (normally it does; not after a crash right after the final statement).
         create_completion_webhooks(self.store, self.queue, self.registry, jobs, logger=self.logger)
+
+    def resend_waiting(
+        self, *, priority: str | None, job_type: str | None, deadline: float | None = None
+    ) -> list[UUID]:
+        """A queue or type was resumed: send its oldest waiting jobs now (their held
+        messages return within `PAUSE_HOLD_SECONDS`; a duplicate is skipped by the claim)."""
+        marked = self.store.mark_waiting_to_send(
+            priority=priority, job_type=job_type, limit=RESUME_RESEND_LIMIT
+        )
+        return send_pending(self.store, self.queue, marked, deadline=deadline)
 
     # ---- what follows -------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from taskmill.flow.keys import resolve_limit_keys
 from taskmill.jobs.model import NewJob
 from taskmill.jobs.store import AccountCheck, CreateResult, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -40,6 +41,8 @@ class JobRequest:
     name: str | None = None
     description: str | None = None
     tags: Sequence[str] = ()
+    # Keys besides the type's own templates and the owner's (SPEC §6).
+    limit_keys: Sequence[str] = ()
     correlation_id: str | None = None
     # A fingerprint of the client's request, kept with its idempotency key so a repeat with
     # another body is refused; the platform's own keyed submissions leave it unset.
@@ -47,17 +50,30 @@ class JobRequest:
 
 
 def resolve(
-    request: JobRequest, registry: JobTypeRegistry, *, now: datetime | None = None
+    request: JobRequest,
+    registry: JobTypeRegistry,
+    *,
+    owner_id: UUID | None = None,
+    now: datetime | None = None,
 ) -> NewJob:
-    """Validate the payload against its type and fill every default from the type."""
+    """Validate the payload against its type and fill every default from the type, limit
+    keys included (`owner_id` renders `{owner_id}` templates; None only validates)."""
     job_type = registry.get(request.type)
     defaults = job_type.defaults
+    payload = job_type.validate_payload(request.payload)
+    limit_keys = resolve_limit_keys(
+        list(request.limit_keys),
+        job_type.limit_keys,
+        job_type=job_type.name,
+        owner_id=owner_id or UUID(int=0),
+        payload=payload,
+    )
     run_at = request.run_at
     if run_at is None and request.delay_seconds:
         run_at = (now or datetime.now(UTC)) + timedelta(seconds=request.delay_seconds)
     return NewJob(
         type=job_type.name,
-        payload=job_type.validate_payload(request.payload),
+        payload=payload,
         priority=request.priority or defaults.priority,
         max_attempts=request.max_attempts or defaults.max_attempts,
         timeout_seconds=request.timeout_seconds or defaults.timeout_seconds,
@@ -79,6 +95,7 @@ def resolve(
         name=request.name,
         description=request.description,
         tags=list(request.tags),
+        limit_keys=limit_keys,
         correlation_id=request.correlation_id,
         request_hash=request.request_hash,
     )
@@ -99,7 +116,7 @@ def submit(
 ) -> list[CreateResult]:
     """`account`: create only while the owner's account and session allow it (API callers);
     the platform's own submissions (schedules, webhooks) pass none."""
-    specs = [resolve(request, registry) for request in requests]
+    specs = [resolve(request, registry, owner_id=owner_id) for request in requests]
     results = store.create_many(
         owner_id,
         specs,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -108,7 +108,13 @@ class JobQueue:
 
     # ---- job messages -------------------------------------------------------------------
 
-    def send(self, jobs: Sequence[Job], *, deadline: float | None = None) -> SendResult:
+    def send(
+        self,
+        jobs: Sequence[Job],
+        *,
+        deadline: float | None = None,
+        delays: Mapping[UUID, int] | None = None,
+    ) -> SendResult:
         """Send one message per job, ten per call. Never raises for SQS trouble: what could
         not be sent is in `failed`, for the recovery sweep.
 
@@ -116,7 +122,8 @@ class JobQueue:
         queues share one endpoint, so SQS is in trouble for all of them, and each try could
         cost the full client timeout. With a `deadline` (a `clock()` value), a call
         starts only if it can end before it even when every attempt times out: an API
-        request answers in time and leaves the rest to the sweep."""
+        request answers in time and leaves the rest to the sweep. `delays`: seconds to hold
+        some jobs' messages instead of the time until their `run_at`."""
         result = SendResult()
         by_queue: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
@@ -131,16 +138,20 @@ class JobQueue:
                 if trouble is not None:
                     result.failed.update({job.id: trouble for job in chunk})
                     continue
-                trouble = self._send_batch(url, chunk, result)
+                trouble = self._send_batch(url, chunk, result, delays or {})
         return result
 
-    def _send_batch(self, url: str, jobs: Sequence[Job], result: SendResult) -> str | None:
+    def _send_batch(
+        self, url: str, jobs: Sequence[Job], result: SendResult, delays: Mapping[UUID, int]
+    ) -> str | None:
         entries = [
             {
                 "Id": str(index),
                 "MessageBody": message_body(job.id),
                 "MessageAttributes": message_attributes(job),
-                "DelaySeconds": delay_seconds(job),
+                "DelaySeconds": min(SQS_MAX_DELAY_SECONDS, delays[job.id])
+                if job.id in delays
+                else delay_seconds(job),
             }
             for index, job in enumerate(jobs)
         ]

@@ -8,6 +8,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from taskmill.event_sources import EventSources
+from taskmill.flow.pauses import PauseKind, PauseStore
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -18,6 +20,7 @@ from taskmill.lifecycle.webhooks import create_completion_webhooks
 from taskmill.observability import MetricBatch
 from taskmill.queue.sqs import JobQueue
 from taskmill.schedules.store import ScheduleStore
+from taskmill.topology import Priority
 
 
 @dataclass
@@ -33,6 +36,9 @@ class SweepReport:
     webhooks_created: int = 0
     deleted_finished: int = 0
     schedule_runs: int = 0
+    # Event source mappings switched to match the pauses (a pause or resume whose own Lambda
+    # call failed; the API answered 503 then).
+    mappings_synced: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -60,6 +66,8 @@ class Sweeper:
         limits: SweepLimits,
         *,
         schedules: ScheduleStore | None = None,
+        pauses: PauseStore | None = None,
+        event_sources: EventSources | None = None,
         logger: logging.Logger | Any = None,
     ) -> None:
         self.store = store
@@ -67,12 +75,15 @@ class Sweeper:
         self.registry = registry
         self.limits = limits
         self.schedules = schedules
+        self.pauses = pauses
+        self.event_sources = event_sources
         self.logger = logger or logging.getLogger("taskmill.recovery")
         self.outcomes = Outcomes(store, queue, registry, logger=self.logger)
 
     def run(self) -> tuple[SweepReport, MetricBatch]:
         report = SweepReport()
         batch = self.limits.batch
+        report.mappings_synced = self._sync_event_sources()
         if self.schedules is not None:
             report.schedule_runs = fire_due(
                 self.schedules,
@@ -122,6 +133,19 @@ class Sweeper:
                 metrics.add(f"Sweep_{name}", value)
         self.logger.info("recovery sweep", extra={"sweep": report.as_dict()})
         return report, metrics
+
+    def _sync_event_sources(self) -> int:
+        """In AWS: each queue's mapping enabled unless the queue is paused."""
+        if self.pauses is None or self.event_sources is None or not self.event_sources.configured:
+            return 0
+        paused = [Priority(name) for _kind, name in self.pauses.paused(PauseKind.QUEUE)]
+        changed = self.event_sources.sync(paused)
+        if changed:
+            self.logger.warning(
+                "event source mappings did not match the pauses; switched",
+                extra={"priorities": [p.value for p in changed]},
+            )
+        return len(changed)
 
     def _recover_expired_leases(self, report: SweepReport) -> None:
         for job in self.store.expired_leases(limit=self.limits.batch):

@@ -52,6 +52,8 @@ class ChildOptions(BaseModel):
         default_factory=list, max_length=20
     )
     correlation_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+    # Checked by `resolve` (form, no `owner:` key, at most 4 with the type's templates).
+    limit_keys: list[str] = Field(default_factory=list, max_length=4)
 
 
 class Children:
@@ -85,6 +87,7 @@ class Children:
                     correlation_id=checked.correlation_id or self._parent.correlation_id,
                 ),
                 self._registry,
+                owner_id=self._parent.owner_id,
                 now=now,
             )
         except ValidationError as exc:

@@ -1,10 +1,12 @@
 """One SQS batch: parse, claim (one statement), run, record the outcomes.
 
-SQL per batch of successful jobs: claim, complete, release dependents — three round trips
-whatever the batch size. Failures, cancellations and redrives add a statement each, which
-is fine: they are the exception; so does a success with child jobs (its own transaction:
-the success and the children are committed together). Outcomes are recorded by
-`taskmill.lifecycle.outcomes`, like every other outcome of the platform.
+SQL per batch of successful jobs: claim and complete, two statements whatever the batch
+size (one more, the admission claim's key locks, when a limit applies to the batch;
+releasing dependents only when a finished job has some). Failures, cancellations and
+redrives add a statement each, which is fine: they are the exception; so does a success
+with child jobs (its own transaction: the success and the children are committed
+together). Outcomes are recorded by `taskmill.lifecycle.outcomes`, like every other
+outcome of the platform.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any
 from uuid import UUID
 
 from taskmill.errors import DependencyUnavailable, QueueUnavailable
+from taskmill.flow.holds import hold_seconds
+from taskmill.flow.keys import key_family
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
-from taskmill.jobs.store import LEASE_SLACK_SECONDS, JobStore
+from taskmill.jobs.store import LEASE_SLACK_SECONDS, Hold, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.outcomes import ChildJobsNotCreated, HeldMessage, Outcomes, Success
 from taskmill.observability import MetricBatch
@@ -89,6 +93,7 @@ class BatchReport:
     failed_message_ids: list[str] = field(default_factory=list)
     outcomes: dict[UUID, Outcome] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # held back by a pause or a limit
     malformed: list[str] = field(default_factory=list)
     metrics: MetricBatch = field(default_factory=MetricBatch)
 
@@ -108,6 +113,7 @@ class Worker:
         lease_seconds: float = LEASE_SECONDS,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         max_parallel_bodies: int = MAX_PARALLEL_BODIES,
+        owner_concurrency: int | None = None,
         unfinished_limit: int | None = None,
     ) -> None:
         """`unfinished_limit`: the owner's unfinished-jobs quota, which the child jobs a
@@ -121,6 +127,11 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.max_parallel_bodies = max_parallel_bodies
+        # The environment's default concurrency of every owner (SPEC §6, fairness).
+        self.owner_concurrency = owner_concurrency
+        # Whether the last batch had limited jobs: if so this one goes straight to the
+        # admission claim (a hint for speed only; the claim finds limits either way).
+        self._expect_limits = False
         self.unfinished_limit = unfinished_limit
         self._invocation_end = 0.0
         self.clock = clock
@@ -151,22 +162,31 @@ class Worker:
         deadline = self._invocation_end - self.margin
         messages = self._parse(records, report)
         self._redrive_moved_back(messages)
-        claimed = {
-            job.id: job
-            for job in self.store.claim_many(
-                [m.job_id for _, _, m in messages], lease_seconds=self._lease()
-            )
-        }
+        claim = self.store.claim_batch(
+            [m.job_id for _, _, m in messages],
+            lease_seconds=self._lease(),
+            owner_concurrency=self.owner_concurrency,
+            expect_limits=self._expect_limits,
+        )
+        self._expect_limits = claim.limited
+        claimed = {job.id: job for job in claim.claimed}
+        held = {hold.job.id: hold for hold in claim.held}
         attempts = []
+        holding: list[tuple[Delivery, Hold]] = []
         for delivery, priority, message in messages:
             job = claimed.pop(message.job_id, None)
             if job is None:
+                hold = held.pop(message.job_id, None)
+                if hold is not None:
+                    holding.append((delivery, hold))
+                    continue
                 # Running elsewhere, finished, cancelled or deleted: a duplicate or late
                 # delivery. Acknowledge it so it is not delivered again.
                 report.skipped.append(delivery.message_id)
                 continue
-            held = HeldMessage(priority, delivery.receipt_handle)
-            attempts.append(self._prepare(delivery, held, job, deadline))
+            held_message = HeldMessage(priority, delivery.receipt_handle)
+            attempts.append(self._prepare(delivery, held_message, job, deadline))
+        self._hold(holding, report)
         self._run(attempts, deadline)
         self._record(attempts, report)
         return report
@@ -224,6 +244,32 @@ class Worker:
             )
             for job in redriven:
                 self.logger.info("job redriven from its DLQ", extra={"job_id": str(job.id)})
+
+    def _hold(self, holding: Sequence[tuple[Delivery, Hold]], report: BatchReport) -> None:
+        """Jobs a pause or a limit held back: queued still, their attempt unspent. Each gets
+        a new message delayed by its hold (`taskmill.flow.holds`) and its delivery is
+        acknowledged; if SQS refuses, the delivery comes back after its visibility timeout."""
+        if not holding:
+            return
+        delays = {
+            hold.job.id: hold_seconds(hold.reason, hold.ahead, hold.period) for _, hold in holding
+        }
+        sent = set(self.queue.send([hold.job for _, hold in holding], delays=delays).sent)
+        for delivery, hold in holding:
+            if hold.job.id in sent:
+                report.held.append(delivery.message_id)
+            else:
+                report.failed_message_ids.append(delivery.message_id)
+            report.metrics.add("JobsHeldBack", reason=hold.reason, key=key_family(hold.key))
+            self.logger.info(
+                "job held back",
+                extra={
+                    "job_id": str(hold.job.id),
+                    "reason": hold.reason,
+                    "limit_key": hold.key,
+                    "delay_seconds": delays[hold.job.id],
+                },
+            )
 
     # ---- running ------------------------------------------------------------------------
 

@@ -289,3 +289,23 @@ def test_the_readme_fan_out_sums_its_children(
     assert failures(deliver()) == []  # the parts; the total is released and sent
     assert failures(deliver()) == []  # the total
     assert store.get(total.id).result == {"sum": sum(n * n for n in range(1, count + 1))}
+
+
+def test_a_child_holds_the_limit_keys_it_is_given_and_no_owner_key(
+    parents, enqueue, deliver, store: JobStore, registry
+) -> None:
+    @registry.register("keyed.children")
+    def body(context: Any, payload: Any) -> str:
+        context.submit("noop", limit_keys=["api:partner"])
+        try:
+            context.submit("noop", limit_keys=["owner:someone"])
+        except ChildJobRefused as exc:
+            return str(exc)
+        return "not refused"
+
+    parent = enqueue("keyed.children")
+    assert failures(deliver()) == []
+    done = store.get(parent.id)
+    assert done.result.startswith("child job refused: limit_keys: owner: keys are implicit")
+    [child] = children_of(store, parent.id)
+    assert child.limit_keys == ["api:partner"]

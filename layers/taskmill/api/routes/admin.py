@@ -12,6 +12,7 @@ from taskmill.api.models import AuditEntry, AuditList, Health, QueueList, QueueO
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable, InvalidInput
+from taskmill.flow.pauses import PauseKind
 from taskmill.jobs.stats import job_stats, oldest_queued_age
 
 
@@ -29,9 +30,15 @@ def router(services: ApiServices) -> Router:
         admin()
         depths = services.queue.depths()
         ages = oldest_queued_age(services.db)
+        paused = {name for _, name in services.pauses.paused(PauseKind.QUEUE)}
         return QueueList(
             items=[
-                QueueOut(priority=priority, oldest_age_seconds=ages.get(priority), **figures)
+                QueueOut(
+                    priority=priority,
+                    oldest_age_seconds=ages.get(priority),
+                    paused=priority.value in paused,
+                    **figures,
+                )
                 for priority, figures in depths.items()
             ]
         )

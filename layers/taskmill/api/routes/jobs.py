@@ -28,6 +28,7 @@ from taskmill.api.models import (
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from taskmill.flow.pauses import PauseKind
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import AccountCheck, JobFilter
 from taskmill.lifecycle.sending import send_pending
@@ -274,6 +275,7 @@ def router(services: ApiServices) -> Router:
     )
     def job_types() -> list[JobTypeOut]:
         services.caller(r.current_event.raw_event)
+        paused = {name for _, name in services.pauses.paused(PauseKind.TYPE)}
         return [
             JobTypeOut(
                 name=t.name,
@@ -281,6 +283,8 @@ def router(services: ApiServices) -> Router:
                 external=t.external,
                 payload_schema=t.payload_schema(),
                 defaults=t.defaults.model_dump(mode="json"),
+                limit_keys=list(t.limit_keys),
+                paused=t.name in paused,
             )
             for t in services.registry.offered()
         ]

@@ -51,7 +51,12 @@ def router(services: ApiServices) -> Router:
     )
     def claim(body: ClaimRequest) -> list[ClaimedJob]:
         who = worker()
-        jobs = services.jobs.claim_external(types=body.types, limit=body.limit, actor=who.actor)
+        jobs = services.jobs.claim_external(
+            types=body.types,
+            limit=body.limit,
+            actor=who.actor,
+            owner_concurrency=services.settings.owner_concurrency,
+        )
         return [ClaimedJob.model_validate(job.model_dump()) for job in jobs]
 
     @r.post(

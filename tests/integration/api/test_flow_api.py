@@ -1,0 +1,178 @@
+"""Flow control over the API handler (SPEC §6): limit keys, /v1/limits, pause and resume."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+import pytest
+from taskmill.api.services import ApiServices
+from taskmill.auth.tokens import TokenConfig
+from taskmill.db import Database
+from taskmill.jobs.store import JobStore
+from taskmill.jobtypes.defaults import build_registry
+from taskmill.queue.sqs import JobQueue
+from taskmill.settings import ApiSettings, JobTypeSettings
+
+from tests.integration.api.conftest import FAST, SECRET
+from tests.integration.worker.conftest import queue_messages
+
+EXTERNAL_TYPES = (
+    '[{"name": "invoice", "limit_keys": ["customer:{payload.customer_id}", "type:{type}"],'
+    ' "schema": {"type": "object"}}]'
+)
+
+
+@pytest.fixture
+def services(api_settings: ApiSettings, db: Database, job_queue: JobQueue) -> ApiServices:
+    return ApiServices(
+        settings=api_settings.model_copy(update={"owner_concurrency": 3}),
+        db=db,
+        queue=job_queue,
+        registry=build_registry(JobTypeSettings(external_types=EXTERNAL_TYPES)),
+        tokens=TokenConfig(secret=SECRET, issuer="taskmill", audience="taskmill-api"),
+        logger=logging.getLogger("test.api"),
+        passwords=FAST,
+    )
+
+
+def user_id(client: Any) -> str:
+    return str(client.get("/v1/auth/me").body["id"])
+
+
+def test_jobs_hold_their_keys_and_their_types_templates(as_user: Any) -> None:
+    r = as_user.post(
+        "/v1/jobs",
+        {"type": "invoice", "payload": {"customer_id": 42}, "limit_keys": ["region:eu"]},
+    )
+    assert r.status == 201, r.body
+    assert r.body["limit_keys"] == ["customer:42", "type:invoice", "region:eu"]
+    assert as_user.get(f"/v1/jobs/{r.body['id']}").body["limit_keys"] == r.body["limit_keys"]
+    [invoice] = [t for t in as_user.get("/v1/job-types").body if t["name"] == "invoice"]
+    assert invoice["limit_keys"] == ["customer:{payload.customer_id}", "type:{type}"]
+    assert invoice["paused"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"type": "noop", "limit_keys": ["a", "b", "c", "d", "e"]}, "at most 4"),
+        ({"type": "noop", "limit_keys": ["has space"]}, "limit_keys"),
+        ({"type": "noop", "limit_keys": ["x" * 129]}, "limit_keys"),
+        ({"type": "noop", "limit_keys": ["owner:someone-else"]}, "owner"),
+        ({"type": "invoice", "payload": {}}, "customer_id"),
+        ({"type": "invoice", "payload": {"customer_id": 1}, "limit_keys": ["a", "b", "c"]}, "4"),
+    ],
+)
+def test_bad_limit_keys_are_refused(as_user: Any, db: Database, body: Any, words: str) -> None:
+    r = as_user.post("/v1/jobs", body)
+    assert r.status == 400, r.body
+    assert r.body["error"]["code"] == "invalid_input"
+    assert words in str(r.body["error"])
+    assert JobStore(db).count_unfinished(UUID(user_id(as_user))) == 0  # nothing half-written
+
+
+def test_limits_are_admin_only(as_user: Any) -> None:
+    assert as_user.get("/v1/limits").status == 403
+    assert as_user.put("/v1/limits/k", {"concurrency": 1}).status == 403
+    assert as_user.delete("/v1/limits/k").status == 403
+    assert as_user.post("/v1/queues/normal/pause").status == 403
+    assert as_user.post("/v1/job-types/noop/pause").status == 403
+
+
+def test_limits_are_set_shown_with_their_use_and_removed(
+    as_admin: Any, as_user: Any, db: Database
+) -> None:
+    put = as_admin.put(
+        "/v1/limits/customer:42", {"concurrency": 2, "rate": {"limit": 10, "period_seconds": 60}}
+    )
+    assert put.status == 200, put.body
+    assert put.body["concurrency"] == 2
+    assert put.body["rate"] == {"limit": 10, "period_seconds": 60.0}
+    assert put.body["source"] == "limit"
+    job = as_user.post("/v1/jobs", {"type": "invoice", "payload": {"customer_id": 42}}).body
+    JobStore(db).claim_external(types=None, limit=1, actor="w")
+
+    got = as_admin.get("/v1/limits/customer:42").body
+    assert got["use"]["running"] == 1
+    assert got["use"]["started_in_window"] == 1
+    assert got["use"]["tokens_available"] == pytest.approx(9, abs=0.1)
+    assert [item["key"] for item in as_admin.get("/v1/limits").body["items"]] == ["customer:42"]
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "running"
+
+    audit = as_admin.get("/v1/audit?action=limit.put").body["items"]
+    assert audit[0]["target_id"] == "customer:42"
+    assert as_admin.delete("/v1/limits/customer:42").status == 204
+    assert as_admin.get("/v1/limits/customer:42").status == 404
+    assert as_admin.delete("/v1/limits/customer:42").status == 404
+
+
+def test_an_owner_key_shows_the_environment_default(as_admin: Any, as_user: Any) -> None:
+    got = as_admin.get(f"/v1/limits/owner:{user_id(as_user)}")
+    assert got.status == 200, got.body
+    assert got.body["source"] == "default"
+    assert got.body["concurrency"] == 3
+    assert as_admin.get("/v1/limits/nobody-limited-this").status == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"concurrency": None, "rate": None},
+        {"concurrency": -1},
+        {"rate": {"limit": 0, "period_seconds": 1}},
+        {"rate": {"limit": 5, "period_seconds": 0}},
+        {"rate": {"limit": 5}},
+        {"concurrency": 1, "burst": 3},
+    ],
+)
+def test_bad_limits_are_refused(as_admin: Any, body: Any) -> None:
+    r = as_admin.put("/v1/limits/k", body)
+    assert r.status == 400, r.body
+    assert r.body["error"]["code"] == "invalid_input"
+
+
+def test_a_bad_key_is_refused(as_admin: Any) -> None:
+    assert as_admin.put("/v1/limits/bad key", {"concurrency": 1}).status in (400, 404)
+    r = as_admin.put("/v1/limits/" + "x" * 129, {"concurrency": 1})
+    assert r.status == 400, r.body
+
+
+def test_pausing_a_queue_holds_its_work_and_resuming_sends_it(
+    as_admin: Any, as_user: Any, sqs: Any, job_queue: JobQueue, db: Database
+) -> None:
+    paused = as_admin.post("/v1/queues/normal/pause")
+    assert paused.status == 200, paused.body
+    assert paused.body["paused"] is True
+    assert as_admin.post("/v1/queues/normal/pause").status == 200  # twice: no change
+    queues = {q["priority"]: q for q in as_admin.get("/v1/queues").body["items"]}
+    assert queues["normal"]["paused"] is True
+    assert queues["high"]["paused"] is False
+
+    job = as_user.post("/v1/jobs", {"type": "noop"})
+    assert job.status == 201  # accepted while paused
+    assert JobStore(db).claim_batch([job.body["id"]]).claimed == []
+    queue_messages(sqs, job_queue.queue_url("normal"))  # drain what creation sent
+
+    resumed = as_admin.post("/v1/queues/normal/resume")
+    assert resumed.status == 200
+    assert resumed.body["paused"] is False
+    [message] = queue_messages(sqs, job_queue.queue_url("normal"))  # sent again at once
+    assert job.body["id"] in message["Body"]
+    assert [j.id for j in JobStore(db).claim_batch([job.body["id"]]).claimed]
+    actions = [e["action"] for e in as_admin.get("/v1/audit").body["items"]]
+    assert actions.count("queue.pause") == 1
+    assert "queue.resume" in actions
+
+
+def test_pausing_a_job_type(as_admin: Any, as_user: Any) -> None:
+    assert as_admin.post("/v1/job-types/no-such-type/pause").status == 404
+    assert as_admin.post("/v1/queues/urgent/pause").status in (400, 404)
+    r = as_admin.post("/v1/job-types/sleep/pause")
+    assert r.status == 200, r.body
+    assert r.body == {**r.body, "kind": "type", "name": "sleep", "paused": True}
+    [sleep] = [t for t in as_user.get("/v1/job-types").body if t["name"] == "sleep"]
+    assert sleep["paused"] is True
+    assert as_admin.post("/v1/job-types/sleep/resume").body["paused"] is False

@@ -1,0 +1,85 @@
+"""Pure flow-control rules: hold delays, limit keys and their templates (SPEC §6)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from taskmill.errors import InvalidInput
+from taskmill.flow.holds import (
+    MAX_CONCURRENCY_HOLD_SECONDS,
+    MAX_RATE_HOLD_SECONDS,
+    PAUSE_HOLD_SECONDS,
+    SECONDS_PER_ROUND,
+    hold_seconds,
+)
+from taskmill.flow.keys import check_template, key_family, render_template, resolve_limit_keys
+
+OWNER = UUID("00000000-0000-0000-0000-00000000000a")
+
+
+def test_a_rate_hold_lasts_until_the_jobs_token() -> None:
+    assert hold_seconds("rate", ahead=1.0, period=5.0) == 5
+    assert hold_seconds("rate", ahead=2.5, period=5.0) == 13  # rounded up
+    assert hold_seconds("rate", ahead=0.01, period=0.5) == 1  # never less than a second
+    assert hold_seconds("rate", ahead=1.0, period=86_400) == MAX_RATE_HOLD_SECONDS
+
+
+def test_a_concurrency_hold_grows_with_the_line_and_is_bounded() -> None:
+    assert hold_seconds("concurrency", ahead=1.0) == SECONDS_PER_ROUND
+    assert hold_seconds("concurrency", ahead=3.0) > hold_seconds("concurrency", ahead=1.0)
+    assert hold_seconds("concurrency", ahead=10_000.0) == MAX_CONCURRENCY_HOLD_SECONDS
+
+
+def test_a_pause_hold_and_unknown_reasons() -> None:
+    assert hold_seconds("paused") == PAUSE_HOLD_SECONDS
+    with pytest.raises(ValueError, match="no hold rule"):
+        hold_seconds("sunspots")
+
+
+def test_templates_render_type_owner_and_payload_fields() -> None:
+    payload = {"customer_id": 42, "region": "eu-1"}
+    assert (
+        render_template("c:{payload.customer_id}", job_type="t", owner_id=OWNER, payload=payload)
+        == "c:42"
+    )
+    assert (
+        render_template("{type}.{payload.region}", job_type="t", owner_id=OWNER, payload=payload)
+        == "t.eu-1"
+    )
+    assert render_template("o:{owner_id}", job_type="t", owner_id=OWNER, payload={}) == f"o:{OWNER}"
+
+
+@pytest.mark.parametrize(
+    "payload", [{}, {"customer_id": None}, {"customer_id": {"a": 1}}, {"customer_id": True}]
+)
+def test_a_template_needs_a_scalar_field(payload: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput, match="customer_id"):
+        render_template("c:{payload.customer_id}", job_type="t", owner_id=OWNER, payload=payload)
+
+
+@pytest.mark.parametrize("template", ["{secret}", "{payload.a.b}", "{payload}"])
+def test_a_template_that_can_never_render_is_refused_when_declared(template: str) -> None:
+    with pytest.raises(ValueError, match="unknown field"):
+        check_template(template)
+
+
+def test_keys_are_deduplicated_templates_first() -> None:
+    keys = resolve_limit_keys(
+        ["b", "a:1"], ["a:{payload.x}"], job_type="t", owner_id=OWNER, payload={"x": 1}
+    )
+    assert keys == ["a:1", "b"]
+
+
+def test_a_rendered_key_must_be_valid() -> None:
+    with pytest.raises(InvalidInput, match="limit_keys"):
+        resolve_limit_keys(
+            [], ["c:{payload.name}"], job_type="t", owner_id=OWNER, payload={"name": "two words"}
+        )
+
+
+def test_key_families_bound_metric_dimensions() -> None:
+    assert key_family("customer:42") == "customer"
+    assert key_family(f"owner:{OWNER}") == "owner"
+    assert key_family("plain") == "other"
+    assert key_family(None) == "none"
