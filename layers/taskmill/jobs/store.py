@@ -420,13 +420,15 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
                      AND NOT EXISTS (SELECT 1 FROM prepared e
                                      WHERE e.id = dep.id AND e.ord < p.ord))
                AS bad_deps,
-           -- Depended on by a job of this same call (which cannot mark it afterwards).
-           EXISTS (SELECT 1 FROM prepared e WHERE p.id = ANY (e.deps)) AS sibling_dependents,
+           -- Depended on by a job of this same call (which cannot mark it afterwards); an
+           -- uncorrelated IN is hashed once, so a large call stays linear.
+           p.id IN (SELECT unnest(e.deps) FROM prepared e) AS sibling_dependents,
            CASE
                WHEN EXISTS (SELECT 1 FROM jobs d
                             WHERE d.id = ANY (p.deps) AND d.status <> 'succeeded')
                    THEN 'waiting'
-               WHEN EXISTS (SELECT 1 FROM prepared e WHERE e.id = ANY (p.deps))
+               WHEN EXISTS (SELECT 1 FROM unnest(p.deps) AS dep(id)
+                            JOIN prepared e ON e.id = dep.id)
                    THEN 'waiting'
                WHEN p.due > now() + make_interval(secs => %(max_delay)s) THEN 'scheduled'
                ELSE 'queued'
