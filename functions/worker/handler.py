@@ -37,6 +37,7 @@ def build_worker(settings: WorkerSettings) -> Worker:
         PlatformServices(settings),
         logger=logger,
         deadline_margin_seconds=settings.deadline_margin_seconds,
+        unfinished_limit=settings.max_unfinished_jobs,
         owner_concurrency=settings.owner_concurrency,
     )
 

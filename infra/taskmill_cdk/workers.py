@@ -51,6 +51,8 @@ class Workers(Construct):
             **functions.job_types,
             **config.flow_environment(),
             "TASKMILL_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
+            # Child jobs submitted by job bodies count against the API's quota.
+            "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
         }
         if settings.ses_sender:
             environment["TASKMILL_SES_SENDER"] = settings.ses_sender

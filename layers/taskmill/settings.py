@@ -160,6 +160,9 @@ class WorkerSettings(
 
     # Safety margin kept free before the Lambda deadline to record outcomes.
     deadline_margin_seconds: float = Field(default=5.0, ge=0.5, le=60)
+    # The API's quota of unfinished jobs per user, which child jobs (`context.submit`) count
+    # against too; the same variable, set for both functions.
+    max_unfinished_jobs: int = Field(default=1000, ge=1)
     http_allow_private: bool = False
     http_max_body_excerpt: int = Field(default=4096, ge=0, le=256 * 1024)
     ses_sender: str | None = None

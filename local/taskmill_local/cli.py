@@ -340,6 +340,7 @@ JOB_DETAILS = [
     "finished_at",
     "redrive_count",
     "depends_on",
+    "parent_id",
     "limit_keys",
     "owner_id",
 ]
@@ -727,6 +728,7 @@ def jobs_list(client: Client, args: argparse.Namespace) -> int:
             "type": args.type,
             "priority": args.priority,
             "tag": args.tag,
+            "parent_id": args.parent_id,
             "limit": args.limit,
             "cursor": args.cursor,
         }
@@ -1245,6 +1247,9 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--type", help="only this job type")
     listing.add_argument("--priority", choices=PRIORITIES, help="only this priority")
     listing.add_argument("--tag", help="only jobs with this tag")
+    listing.add_argument(
+        "--parent-id", metavar="ID", help="only the child jobs this job's body submitted"
+    )
     listing.add_argument("--limit", type=int, default=50, help="jobs per page (default 50)")
     listing.add_argument("--cursor", help="the next page, from a previous answer")
     for action, summary in (

@@ -180,6 +180,15 @@ def test_the_idempotency_window_reaches_the_api(dev: Synthesized) -> None:
     assert variables["TASKMILL_IDEMPOTENCY_TTL_SECONDS"] == str(dev.config.idempotency_ttl_seconds)
 
 
+def test_the_unfinished_jobs_quota_reaches_the_api_and_the_worker(prod: Synthesized) -> None:
+    # The worker creates the child jobs bodies submit, which count against the same quota.
+    for function in (prod.stack.api.function, prod.stack.workers.function):
+        variables = prod.resources[prod.logical_id(function)]["Properties"]["Environment"][
+            "Variables"
+        ]
+        assert variables["TASKMILL_MAX_UNFINISHED_JOBS"] == str(prod.config.max_unfinished_jobs)
+
+
 def test_stopped_container_tasks_reach_the_container_events_function(prod: Synthesized) -> None:
     assert prod.config.worker.container_jobs is True
     assert prod.stack.taskmill.containers is not None

@@ -180,6 +180,9 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     lease_until: datetime | None
     redrive_count: int
+    parent_id: UUID | None = Field(
+        description="The job whose body submitted this one (`context.submit`); null otherwise.",
+    )
 
     @classmethod
     def of(cls, job: Job) -> JobOut:

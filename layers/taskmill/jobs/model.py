@@ -69,6 +69,8 @@ class Job(BaseModel):
     lost_leases: int = 0
     has_dependents: bool = False
     external_ref: str | None = None
+    # The job whose body created this one (`context.submit`); None for every other job.
+    parent_id: UUID | None = None
     queued_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -110,3 +112,7 @@ class NewJob(BaseModel):
     correlation_id: str | None = None
     # A fingerprint of what the client sent with `idempotency_key` (None: not compared).
     request_hash: str | None = None
+    # Set by the platform only, for a child job (`context.submit`): its id is handed to the
+    # body before the row exists, so a later child of the same body can depend on it.
+    id: UUID | None = None
+    parent_id: UUID | None = None

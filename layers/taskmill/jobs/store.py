@@ -290,6 +290,7 @@ class JobFilter:
     type: str | None = None
     priority: str | None = None
     tag: str | None = None
+    parent_id: UUID | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
 
@@ -358,6 +359,8 @@ class JobStore:
         dependency ownership, idempotency and the job events are all checked and written
         together.
 
+        A job may depend on one created before it in the same call (`depends_on` naming an
+        earlier spec's preset `id`: children submitted by one body); it is then `waiting`.
         A job is `waiting` while a dependency is unfinished, `scheduled` while its `run_at`
         is further away than SQS can delay a message, else `queued` with its "to be sent"
         mark set (external jobs are claimed over the API and are never sent).
@@ -368,12 +371,14 @@ class JobStore:
         """
         if not specs:
             return []
-        ids = [uuid4() for _ in specs]
+        ids = [spec.id or uuid4() for spec in specs]
         rows = [
             {
                 "ord": index,
                 "id": str(job_id),
-                **spec.model_dump(mode="json", exclude={"depends_on", "tags", "request_hash"}),
+                **spec.model_dump(
+                    mode="json", exclude={"id", "depends_on", "tags", "request_hash"}
+                ),
                 "idempotency_hash": spec.request_hash,
                 "depends_on": [str(dep) for dep in spec.depends_on],
                 "tags": spec.tags,
@@ -398,7 +403,7 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
         max_attempts int, timeout_seconds int, backoff_base_seconds float8,
         backoff_max_seconds float8, run_at timestamptz, idempotency_key text,
         idempotency_hash text, depends_on jsonb, webhook_url text, name text,
-        description text, tags jsonb, correlation_id text, limit_keys jsonb)
+        description text, tags jsonb, correlation_id text, limit_keys jsonb, parent_id uuid)
 ), prepared AS (
     SELECT i.*,
            ARRAY(SELECT jsonb_array_elements_text(i.depends_on))::uuid[] AS deps,
@@ -411,11 +416,19 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
     SELECT p.*,
            EXISTS (SELECT 1 FROM unnest(p.deps) AS dep(id)
                    WHERE NOT EXISTS (SELECT 1 FROM jobs d
-                                     WHERE d.id = dep.id AND d.owner_id = %(owner)s))
+                                     WHERE d.id = dep.id AND d.owner_id = %(owner)s)
+                     AND NOT EXISTS (SELECT 1 FROM prepared e
+                                     WHERE e.id = dep.id AND e.ord < p.ord))
                AS bad_deps,
+           -- Depended on by a job of this same call (which cannot mark it afterwards); an
+           -- uncorrelated IN is hashed once, so a large call stays linear.
+           p.id IN (SELECT unnest(e.deps) FROM prepared e) AS sibling_dependents,
            CASE
                WHEN EXISTS (SELECT 1 FROM jobs d
                             WHERE d.id = ANY (p.deps) AND d.status <> 'succeeded')
+                   THEN 'waiting'
+               WHEN EXISTS (SELECT 1 FROM unnest(p.deps) AS dep(id)
+                            JOIN prepared e ON e.id = dep.id)
                    THEN 'waiting'
                WHEN p.due > now() + make_interval(secs => %(max_delay)s) THEN 'scheduled'
                ELSE 'queued'
@@ -427,7 +440,8 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
     INSERT INTO jobs (id, owner_id, type, payload, priority, status, external, max_attempts,
                       timeout_seconds, backoff_base_seconds, backoff_max_seconds, run_at,
                       idempotency_key, idempotency_hash, depends_on, webhook_url, name,
-                      description, tags, correlation_id, send_pending, queued_at, limit_keys)
+                      description, tags, correlation_id, send_pending, queued_at, limit_keys,
+                      parent_id, has_dependents)
     SELECT c.id, %(owner)s, c.type, c.payload, c.priority, c.initial_status, c.external,
            c.max_attempts, c.timeout_seconds, c.backoff_base_seconds, c.backoff_max_seconds,
            c.due, c.idempotency_key, c.idempotency_hash, c.deps, c.webhook_url, c.name,
@@ -435,7 +449,7 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
            c.tag_list, c.correlation_id,
            c.initial_status = 'queued' AND NOT c.external,
            CASE WHEN c.initial_status = 'queued' THEN now() END,
-           c.key_list
+           c.key_list, c.parent_id, c.sibling_dependents
     FROM checked c
     WHERE (SELECT ok FROM allowed)
       AND NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps)
@@ -572,6 +586,17 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
     def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
         return _jobs(self._db.execute("SELECT * FROM jobs WHERE id = ANY (%s)", (list(job_ids),)))
 
+    def results_of(self, job_ids: Sequence[UUID], *, owner_id: UUID) -> dict[str, Any]:
+        """The results of those of `job_ids` that succeeded, keyed by job id (a string)."""
+        if not job_ids:
+            return {}
+        rows = self._db.execute(
+            "SELECT id, result FROM jobs WHERE id = ANY (%s) AND owner_id = %s "
+            "AND status = 'succeeded'",
+            (list(job_ids), owner_id),
+        )
+        return {str(row["id"]): row["result"] for row in rows}
+
     def list_jobs(self, filters: JobFilter, *, limit: int = 50, cursor: str | None = None) -> Page:
         clauses: list[LiteralString] = []
         params: dict[str, Any] = {"limit": limit + 1}
@@ -582,6 +607,7 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             ("priority = %(priority)s", "priority", filters.priority),
             # `tags <> '{}'` lets the planner use the partial index over tagged jobs.
             ("tags @> ARRAY[%(tag)s]::text[] AND tags <> '{}'", "tag", filters.tag),
+            ("parent_id = %(parent_id)s", "parent_id", filters.parent_id),
             ("created_at >= %(created_after)s", "created_after", filters.created_after),
             ("created_at < %(created_before)s", "created_before", filters.created_before),
         ]
@@ -793,6 +819,33 @@ RETURNING j.id""",
                 _params(actor, data=Jsonb(data)),
             )
         )
+
+    def succeed_with_children(
+        self,
+        job_id: UUID,
+        lease_token: UUID,
+        result: Any,
+        children: Sequence[NewJob],
+        *,
+        owner_id: UUID,
+        actor: str = "worker",
+        unfinished_limit: int | None = None,
+    ) -> tuple[Job, list[Job]] | None:
+        """Record one successful attempt and create the child jobs its body submitted, in
+        one transaction: both or neither. None, with nothing written, when the lease is no
+        longer held (the attempt's children die with it). A child that cannot be created
+        (over the owner's quota, a dependency that is gone or not the owner's) raises, and
+        the success is rolled back with it."""
+        # The container has one connection: between this BEGIN and COMMIT, every statement
+        # of the store runs inside the transaction, and an error rolls all of them back.
+        with self._db.transaction():
+            done = self.succeed_many([(job_id, lease_token, result)], actor=actor)
+            if not done:
+                return None
+            created = self.create_many(
+                owner_id, children, actor=actor, unfinished_limit=unfinished_limit
+            )
+        return done[0], [c.job for c in created]
 
     def succeed(
         self, job_id: UUID, lease_token: UUID, result: Any, *, actor: str = "worker"

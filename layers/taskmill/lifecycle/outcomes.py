@@ -21,8 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from taskmill.errors import DependencyUnavailable, QueueUnavailable
-from taskmill.jobs.model import Job, JobStatus, log_keys
+from taskmill.errors import (
+    DependencyUnavailable,
+    InvalidInput,
+    NotFound,
+    QueueUnavailable,
+    QuotaExceeded,
+)
+from taskmill.jobs.model import Job, JobStatus, NewJob, log_keys
 from taskmill.jobs.retry import JobFailure, RetryDecision, RetryPolicy, decide_retry
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -64,6 +70,13 @@ class Failure:
     decision: RetryDecision
     redeliver: bool  # the held message must come back: report it as a batch item failure
     sent: bool = False  # a new message was sent for the retry
+
+
+class ChildJobsNotCreated(JobFailure):
+    """The children a body submitted could not be created, so its success was not
+    recorded either: the attempt fails with this. Retryable when the owner was over their
+    unfinished-jobs quota (jobs finish, a later attempt may fit), not when a child named a
+    dependency that is gone or not the owner's."""
 
 
 def describe(error: BaseException) -> str:
@@ -114,6 +127,55 @@ class Outcomes:
         )
         if follow_up:
             self.follow_up(finished, deadline)
+        return finished
+
+    def succeeded_with_children(
+        self,
+        job: Job,
+        result: Any,
+        children: Sequence[NewJob],
+        *,
+        actor: str,
+        unfinished_limit: int | None = None,
+        deadline: float | None = None,
+    ) -> Job | None:
+        """Record a successful attempt of `job` (as claimed) together with the child jobs
+        its body submitted (one transaction), then send the children's messages; what SQS
+        does not take the sweep sends. None when the lease is no longer held: nothing is
+        written. Raises `ChildJobsNotCreated`, with nothing written, when a child cannot be
+        created: the caller records that as the attempt's failure. Follow-ups of the
+        success are the caller's (`follow_up`)."""
+        if job.lease_token is None:
+            return None
+        try:
+            done = self.store.succeed_with_children(
+                job.id,
+                job.lease_token,
+                result,
+                children,
+                owner_id=job.owner_id,
+                actor=actor,
+                unfinished_limit=unfinished_limit,
+            )
+        except QuotaExceeded as exc:
+            raise ChildJobsNotCreated(
+                f"its {len(children)} child jobs were not created: {exc.message}"
+            ) from exc
+        except (InvalidInput, NotFound) as exc:
+            raise ChildJobsNotCreated(
+                f"its {len(children)} child jobs were not created: {exc.message}",
+                retryable=False,
+            ) from exc
+        if done is None:
+            return None
+        finished, created = done
+        try:
+            send_pending(self.store, self.queue, created, deadline=deadline)
+        except DependencyUnavailable:
+            # Committed and still marked "to be sent": the sweep sends them.
+            self.logger.exception(
+                "child jobs left to the recovery sweep to send", extra=log_keys(finished)
+            )
         return finished
 
     # ---- failure ------------------------------------------------------------------------

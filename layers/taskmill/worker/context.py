@@ -1,4 +1,5 @@
-"""The context a job body receives: progress, cancellation, remaining time, logger, job."""
+"""The context a job body receives: progress, cancellation, remaining time, logger, job,
+the results of its dependencies and the child jobs it submits."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import Job, log_keys
+from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.jobs.store import JobStore
+from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.worker.children import Children
 from taskmill.worker.services import PlatformServices
 
 # How often `cancelled()` may ask Postgres; a body polling in a tight loop costs one query
@@ -53,7 +59,9 @@ class JobContext:
         *,
         deadline: float,
         logger: logging.Logger | Any,
+        registry: JobTypeRegistry,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.job = job
         self.logger = JobLogger(logger, job)
@@ -65,6 +73,9 @@ class JobContext:
         self._last_poll = clock()
         self._cancel_seen = False
         self.external_ref: str | None = None
+        self.children = Children(job, registry)
+        self._wall_clock = wall_clock
+        self._dependency_results: dict[str, Any] | None = None
 
     @property
     def lease_token(self) -> Any:
@@ -115,9 +126,37 @@ class JobContext:
         """Ask the body to stop (timeout or deadline); later progress reports are dropped."""
         self._stop.set()
 
+    @property
+    def dependency_results(self) -> dict[str, Any]:
+        """The results of this job's `depends_on` jobs, keyed by job id (a string). Read
+        on first use (one statement), never for a job without dependencies. A job runs only
+        once every dependency succeeded (one that fails or is cancelled cancels it instead),
+        so each is here, unless it was deleted after this job was released."""
+        if self._dependency_results is None:
+            self._dependency_results = (
+                self._store.results_of(self.job.depends_on, owner_id=self.job.owner_id)
+                if self.job.depends_on
+                else {}
+            )
+        return self._dependency_results
+
+    def submit(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> UUID:
+        """Submit a child job, created only together with this attempt's success: a failed
+        attempt leaves none, a success never lacks them. Returns the child's id, which a
+        later `submit` may name in `depends_on`. The child is checked now (unknown type,
+        invalid payload or option raise `ChildJobRefused`); it is owned by this job's owner,
+        counts against their unfinished-jobs quota and carries `parent_id`. Options: those
+        of `POST /v1/jobs` except `idempotency_key` and `webhook_url`."""
+        if self.external_ref is not None:
+            raise PermanentJobFailure("a job continuing elsewhere cannot submit child jobs")
+        return self.children.submit(type, payload, options, self._wall_clock())
+
     def run_elsewhere(self, ref: str) -> None:
         """Mark the job as continuing outside the worker (an ECS task): it stays `running`
         and finishes when the completion event for `ref` arrives."""
+        if self.children:
+            # Its success is recorded by the completion event, which knows nothing of them.
+            raise PermanentJobFailure("a job that submitted child jobs cannot continue elsewhere")
         if self.job.lease_token is not None:
             self._store.set_external_ref(self.job.id, self.job.lease_token, ref)
         self.external_ref = ref

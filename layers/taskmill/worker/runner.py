@@ -3,8 +3,10 @@
 SQL per batch of successful jobs: claim and complete, two statements whatever the batch
 size (one more, the admission claim's key locks, when a limit applies to the batch;
 releasing dependents only when a finished job has some). Failures, cancellations and
-redrives add a statement each, which is fine: they are the exception. Outcomes are
-recorded by `taskmill.lifecycle.outcomes`, like every other outcome of the platform.
+redrives add a statement each, which is fine: they are the exception; so does a success
+with child jobs (its own transaction: the success and the children are committed
+together). Outcomes are recorded by `taskmill.lifecycle.outcomes`, like every other
+outcome of the platform.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobs.store import LEASE_SLACK_SECONDS, Hold, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
-from taskmill.lifecycle.outcomes import HeldMessage, Outcomes, Success
+from taskmill.lifecycle.outcomes import ChildJobsNotCreated, HeldMessage, Outcomes, Success
 from taskmill.observability import MetricBatch
 from taskmill.queue.messages import JobMessage, MalformedMessage, parse_message
 from taskmill.queue.sqs import JobQueue
@@ -112,7 +114,10 @@ class Worker:
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         max_parallel_bodies: int = MAX_PARALLEL_BODIES,
         owner_concurrency: int | None = None,
+        unfinished_limit: int | None = None,
     ) -> None:
+        """`unfinished_limit`: the owner's unfinished-jobs quota, which the child jobs a
+        body submits count against (as the API's creates do)."""
         self.store = store
         self.queue = queue
         self.registry = registry
@@ -127,6 +132,7 @@ class Worker:
         # Whether the last batch had limited jobs: if so this one goes straight to the
         # admission claim (a hint for speed only; the claim finds limits either way).
         self._expect_limits = False
+        self.unfinished_limit = unfinished_limit
         self._invocation_end = 0.0
         self.clock = clock
         self.margin = deadline_margin_seconds
@@ -276,6 +282,7 @@ class Worker:
             self.services,
             deadline=deadline,
             logger=self.logger,
+            registry=self.registry,
             clock=self.clock,
         )
         return Attempt(delivery, message, job, context)
@@ -382,11 +389,14 @@ class Worker:
             [
                 Success(a.job.id, a.job.lease_token, a.result)
                 for a in attempts
-                if a.outcome is Outcome.SUCCEEDED and a.job.lease_token is not None
+                if a.outcome is Outcome.SUCCEEDED
+                and a.job.lease_token is not None
+                and not a.context.children
             ],
             actor=ACTOR,
             follow_up=False,
         )
+        finished.extend(self._record_parents(attempts))
         finished_ids = {job.id for job in finished}
         for attempt in attempts:
             job = attempt.job
@@ -407,6 +417,28 @@ class Worker:
             if outcome is not None:
                 report.outcomes[attempt.job.id] = outcome
             self._measure(attempt, outcome, report.metrics)
+
+    def _record_parents(self, attempts: Sequence[Attempt]) -> list[Job]:
+        """Successes that submitted child jobs, each in its own transaction with them. One
+        whose children cannot be created becomes a failed attempt (recorded with the others)."""
+        finished = []
+        for attempt in attempts:
+            if attempt.outcome is not Outcome.SUCCEEDED or not attempt.context.children:
+                continue
+            try:
+                job = self.outcomes.succeeded_with_children(
+                    attempt.job,
+                    attempt.result,
+                    attempt.context.children.specs,
+                    actor=ACTOR,
+                    unfinished_limit=self.unfinished_limit,
+                )
+            except ChildJobsNotCreated as exc:
+                attempt.outcome, attempt.error = Outcome.FAILED, exc
+                continue
+            if job is not None:
+                finished.append(job)
+        return finished
 
     def _record_failure(self, attempt: Attempt, report: BatchReport) -> None:
         assert attempt.error is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from taskmill.jobs.store import JobStore
+from taskmill.lifecycle.submit import JobRequest, resolve
 from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 
@@ -159,6 +160,37 @@ def test_list_filters_and_pagination(as_user) -> None:
     assert as_user.get("/v1/jobs?status=bogus").status == 400
     assert as_user.get("/v1/jobs?cursor=bogus").status == 400
     assert as_user.get("/v1/jobs?limit=0").status == 400
+
+
+def test_children_are_listed_by_parent_for_their_owner_and_admins(
+    as_user, as_other, as_admin, services, db
+) -> None:
+    store = JobStore(db)
+    parent = store.claim(as_user.post("/v1/jobs", {"type": "noop"}).body["id"])
+    assert parent is not None
+    assert parent.lease_token is not None
+    noop = resolve(JobRequest(type="noop", payload={}), services.registry)
+    store.succeed_with_children(
+        parent.id,
+        parent.lease_token,
+        None,
+        [noop.model_copy(update={"parent_id": parent.id, "name": f"c{i}"}) for i in range(3)],
+        owner_id=parent.owner_id,
+    )
+    as_user.post("/v1/jobs", {"type": "noop"})  # not a child
+    mine = as_user.get(f"/v1/jobs?parent_id={parent.id}")
+    assert mine.status == 200
+    assert sorted(j["name"] for j in mine.body["items"]) == ["c0", "c1", "c2"]
+    assert {j["parent_id"] for j in mine.body["items"]} == {str(parent.id)}
+    first = as_user.get(f"/v1/jobs?parent_id={parent.id}&limit=2")
+    rest = as_user.get(f"/v1/jobs?parent_id={parent.id}&cursor={first.body['next_cursor']}")
+    assert len(first.body["items"]) + len(rest.body["items"]) == 3
+    assert as_user.get(f"/v1/jobs/{parent.id}").body["parent_id"] is None
+    assert as_other.get(f"/v1/jobs?parent_id={parent.id}").body["items"] == []
+    assert len(as_admin.get(f"/v1/jobs?parent_id={parent.id}").body["items"]) == 3
+    bad = as_user.get("/v1/jobs?parent_id=not-a-uuid")
+    assert bad.status == 400
+    assert bad.error_code == "invalid_input"
 
 
 def test_get_status_events_edit_cancel_retry_delete(as_user, db) -> None:

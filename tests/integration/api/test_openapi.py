@@ -26,6 +26,8 @@ from taskmill.api.public import PUBLIC_ROUTES, is_public
 from taskmill.api.services import ApiServices
 from taskmill.db import Database
 from taskmill.errors import DependencyUnavailable
+from taskmill.jobs.store import JobStore
+from taskmill.lifecycle.submit import JobRequest, resolve
 
 from tests.integration.api.conftest import PASSWORD, make_account
 from tests.support.apigw import ApiClient, ApiResponse
@@ -276,6 +278,33 @@ def get_job_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
     return {**generic(read, protected=True, scene=scene), "200": existing, "404": someone_elses}
 
 
+def list_jobs_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
+    def listing(caller: ApiClient, query: str = "", **kw: Any) -> ApiResponse:
+        return caller.get(f"/v1/jobs{query}", **kw)
+
+    def children() -> ApiResponse:
+        # A child as a job body's `context.submit` makes one: created with its parent's success.
+        caller = scene.account()
+        parent = JobStore(scene.db).claim(
+            uuid.UUID(caller.post("/v1/jobs", {"type": "noop"}).body["id"])
+        )
+        assert parent is not None
+        assert parent.lease_token is not None
+        child = resolve(JobRequest(type="noop", payload={}), scene.services.registry)
+        JobStore(scene.db).succeed_with_children(
+            parent.id,
+            parent.lease_token,
+            None,
+            [child.model_copy(update={"parent_id": parent.id})],
+            owner_id=parent.owner_id,
+        )
+        answer = listing(caller, f"?parent_id={parent.id}")
+        assert [job["parent_id"] for job in answer.body["items"]] == [str(parent.id)]
+        return answer
+
+    return {**generic(listing, protected=True, scene=scene), "200": children}
+
+
 def cancel_job_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
     def cancel(caller: ApiClient, job_id: str | None = None, **kw: Any) -> ApiResponse:
         return caller.post(f"/v1/jobs/{job_id or uuid.uuid4()}/cancel", **kw)
@@ -411,6 +440,7 @@ def health_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
 SAMPLE: dict[str, Callable[[Scene], dict[str, Callable[[], ApiResponse]]]] = {
     "createJob": create_job_statuses,
     "getJob": get_job_statuses,
+    "listJobs": list_jobs_statuses,
     "cancelJob": cancel_job_statuses,
     "createSchedule": create_schedule_statuses,
     "deleteSchedule": delete_schedule_statuses,

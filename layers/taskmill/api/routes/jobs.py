@@ -166,6 +166,10 @@ def router(services: ApiServices) -> Router:
         tag: Annotated[str | None, Query(max_length=64)] = None,
         created_after: Annotated[datetime | None, Query()] = None,
         created_before: Annotated[datetime | None, Query()] = None,
+        parent_id: Annotated[
+            UUID | None,
+            Query(description="Only the child jobs this job's body submitted."),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> JobList:
@@ -179,6 +183,7 @@ def router(services: ApiServices) -> Router:
                 tag=tag,
                 created_after=created_after,
                 created_before=created_before,
+                parent_id=parent_id,
             ),
             limit=limit,
             cursor=cursor,

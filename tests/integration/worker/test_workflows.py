@@ -1,0 +1,311 @@
+"""Workflows in the worker (SPEC §6): `context.dependency_results` and `context.submit`, on
+real Postgres and moto. Children are committed only with their parent's success."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+import pytest
+from taskmill.db import Database
+from taskmill.jobs.model import Job, JobStatus
+from taskmill.jobs.retry import JobFailure
+from taskmill.jobs.store import JobFilter, JobStore
+from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.lifecycle.outcomes import Outcomes
+from taskmill.lifecycle.submit import JobRequest, resolve
+from taskmill.queue.sqs import JobQueue
+from taskmill.worker.children import ChildJobRefused
+from taskmill.worker.runner import Worker
+
+from functions.worker.handler import process_event
+from tests.integration.worker.conftest import Calls, failures, queue_messages
+from tests.support.factories import make_user
+from tests.support.lambda_events import FakeLambdaContext, receive_event
+
+
+def children_of(store: JobStore, parent_id: UUID) -> list[Job]:
+    return store.list_jobs(JobFilter(parent_id=parent_id), limit=200).items
+
+
+def sent_ids(sqs: Any, job_queue: JobQueue, priority: str = "normal") -> set[str]:
+    return {
+        json.loads(m["Body"])["job_id"] for m in queue_messages(sqs, job_queue.queue_url(priority))
+    }
+
+
+@pytest.fixture
+def parents(registry: JobTypeRegistry, calls: Calls) -> JobTypeRegistry:
+    """Test types that submit children: `two.children` always; `fails.after.submit` fails
+    its first attempt after submitting (the second submits and succeeds)."""
+
+    @registry.register("two.children", max_attempts=3, backoff_base_seconds=0)
+    def two(context: Any, payload: Any) -> str:
+        calls.hit()
+        context.submit("noop", name="first")
+        context.submit("noop", name="second")
+        return "parent done"
+
+    @registry.register("fails.after.submit", max_attempts=3, backoff_base_seconds=0)
+    def flaky(context: Any, payload: Any) -> str:
+        run = calls.hit()
+        context.submit("noop", name=f"from run {run}")
+        context.submit("noop", name=f"from run {run}")
+        if run == 1:
+            raise JobFailure("first attempt fails after submitting")
+        return "ok"
+
+    @registry.register("echo.dependencies")
+    def echo(context: Any, payload: Any) -> Any:
+        return context.dependency_results
+
+    @registry.register("submits.unknown")
+    def unknown(context: Any, payload: Any) -> str:
+        try:
+            context.submit("no.such.type")
+        except ChildJobRefused as exc:
+            return f"seen at once: {exc}"
+        return "not refused"
+
+    @registry.register("submits.unknown.uncaught")
+    def uncaught(context: Any, payload: Any) -> str:
+        context.submit("sleep", {"seconds": "many"})
+        return "unreachable"
+
+    registry.load_modules(["tests.support.fanout_jobs"])
+    return registry
+
+
+def test_children_are_created_with_the_success_owned_and_sent(
+    parents, enqueue, deliver, store: JobStore, sqs, job_queue
+) -> None:
+    parent = enqueue("two.children", correlation_id="corr-1")
+    assert failures(deliver()) == []
+    assert store.get(parent.id).status is JobStatus.SUCCEEDED
+    children = children_of(store, parent.id)
+    assert sorted(c.name or "" for c in children) == ["first", "second"]
+    for child in children:
+        assert child.parent_id == parent.id
+        assert child.owner_id == parent.owner_id
+        assert child.correlation_id == "corr-1"  # inherited unless the body sets one
+        assert child.status is JobStatus.QUEUED
+        assert not child.send_pending  # sent after the commit
+    assert sent_ids(sqs, job_queue) == {str(c.id) for c in children}
+    # Other jobs are nobody's children.
+    assert children_of(store, children[0].id) == []
+    assert store.get(parent.id).parent_id is None
+
+
+def test_a_failed_attempt_creates_no_children_and_a_retry_submits_again(
+    parents, enqueue, deliver, store: JobStore, calls
+) -> None:
+    parent = enqueue("fails.after.submit")
+    assert len(failures(deliver())) == 1  # retried: the message comes back
+    assert store.get(parent.id).status is JobStatus.QUEUED
+    assert children_of(store, parent.id) == []
+    assert failures(deliver()) == []
+    assert store.get(parent.id).status is JobStatus.SUCCEEDED
+    assert [c.name for c in children_of(store, parent.id)] == ["from run 2", "from run 2"]
+    assert calls.count == 2
+
+
+def test_a_duplicate_delivery_creates_the_children_once(
+    parents, enqueue, deliver, store: JobStore, sqs, job_queue, calls
+) -> None:
+    parent = enqueue("two.children")
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    assert failures(deliver(event=event)) == []
+    assert failures(deliver(event=event)) == []  # the same message again
+    assert calls.count == 1
+    assert len(children_of(store, parent.id)) == 2
+
+
+def test_a_superseded_attempt_commits_neither_success_nor_children(
+    parents, enqueue, store: JobStore, job_queue, registry
+) -> None:
+    """Two runs of one job: the first lost its lease (recovered, claimed again) and reports
+    late. Its success is refused, and its children with it; the current run's stand."""
+    parent = enqueue("two.children")
+    first = store.claim(parent.id)
+    assert first is not None
+    assert first.lease_token is not None
+    store.release(first.id, first.lease_token, "test: the lease was recovered")
+    second = store.claim(parent.id)
+    assert second is not None
+    outcomes = Outcomes(store, job_queue, registry)
+    child = resolve(JobRequest(type="noop", payload={}), registry)
+    late = outcomes.succeeded_with_children(
+        first, "late", [child.model_copy(update={"parent_id": parent.id})], actor="test"
+    )
+    assert late is None
+    assert children_of(store, parent.id) == []
+    assert store.get(parent.id).status is JobStatus.RUNNING
+    current = outcomes.succeeded_with_children(
+        second, "current", [child.model_copy(update={"parent_id": parent.id})], actor="test"
+    )
+    assert current is not None
+    assert current.result == "current"
+    assert len(children_of(store, parent.id)) == 1
+
+
+def test_a_child_that_cannot_be_inserted_rolls_the_success_back(
+    parents, enqueue, deliver, store: JobStore, db: Database, sqs, job_queue
+) -> None:
+    # The database refuses any child row: the success statement, which ran first in the
+    # same transaction, must not be committed either.
+    db.execute("""
+CREATE FUNCTION refuse_children() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.parent_id IS NOT NULL THEN
+        RAISE EXCEPTION 'no children today' USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_children BEFORE INSERT ON jobs
+    FOR EACH ROW EXECUTE FUNCTION refuse_children();""")
+    parent = enqueue("two.children", max_attempts=3)
+    assert failures(deliver()) == []  # a permanent failure: acknowledged, to the DLQ
+    failed = store.get(parent.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.result is None
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("its 2 child jobs were not created: ")
+    assert children_of(store, parent.id) == []
+    statuses = [e["to_status"] for e in store.events(parent.id)]
+    assert "succeeded" not in statuses
+    assert sent_ids(sqs, job_queue) == set()
+
+
+def test_children_over_the_owner_quota_fail_the_attempt_for_a_retry(
+    parents,
+    enqueue,
+    store: JobStore,
+    job_queue,
+    sqs,
+    platform_services,
+) -> None:
+    parent = enqueue("two.children", backoff_base_seconds=0)
+    # The parent itself is unfinished until its success; the success and the two children
+    # leave the owner at 2 unfinished jobs: over a quota of 1.
+    worker = Worker(
+        store,
+        job_queue,
+        parents,
+        platform_services,
+        deadline_margin_seconds=1.0,
+        unfinished_limit=1,
+    )
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    response = process_event(event, FakeLambdaContext(remaining_seconds=300), worker)
+    assert len(failures(response)) == 1  # retryable: the message comes back
+    retried = store.get(parent.id)
+    assert retried.status is JobStatus.QUEUED
+    assert retried.last_error == (
+        "its 2 child jobs were not created: at most 1 unfinished jobs are allowed per user"
+    )
+    assert children_of(store, parent.id) == []
+
+
+def test_a_dependency_that_is_not_the_owners_fails_the_attempt_for_good(
+    parents, enqueue, deliver, store: JobStore, db: Database, registry, calls
+) -> None:
+    stranger = make_user(db)
+    theirs = store.create(
+        stranger, resolve(JobRequest(type="noop", payload={}), registry), actor="test"
+    ).job
+
+    @registry.register("depends.on.stranger")
+    def body(context: Any, payload: Any) -> str:
+        context.submit("noop", depends_on=[theirs.id])
+        return "done"
+
+    parent = enqueue("depends.on.stranger")
+    assert failures(deliver()) == []
+    failed = store.get(parent.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error == (
+        "its 1 child jobs were not created: "
+        "depends_on names a job that does not exist or is not yours"
+    )
+
+
+def test_an_invalid_child_is_refused_at_submit(parents, enqueue, deliver, store: JobStore) -> None:
+    seen = enqueue("submits.unknown")
+    uncaught = enqueue("submits.unknown.uncaught", max_attempts=3)
+    assert failures(deliver()) == []
+    assert store.get(seen.id).result == (
+        "seen at once: child job refused: unknown job type 'no.such.type'"
+    )
+    assert children_of(store, seen.id) == []
+    failed = store.get(uncaught.id)
+    assert failed.status is JobStatus.FAILED  # not retryable: the same body would do it again
+    assert failed.attempts == 1
+    assert failed.last_error is not None
+    assert failed.last_error.startswith(
+        "child job refused: payload is not valid for job type 'sleep'"
+    )
+
+
+def test_dependency_results_are_keyed_by_job_id(
+    parents, enqueue, deliver, store: JobStore, sqs, job_queue
+) -> None:
+    first = enqueue("counted")
+    second = enqueue("counted")
+    waiting = enqueue("echo.dependencies", depends_on=[first.id, second.id])
+    alone = enqueue("echo.dependencies")
+    assert waiting.status is JobStatus.WAITING
+    assert failures(deliver()) == []  # the two counted ones and `alone`
+    assert failures(deliver()) == []  # `waiting`, released and sent by the worker
+    results = {str(j): store.get(j).result for j in (first.id, second.id)}
+    assert sorted(r["run"] for r in results.values()) == [1, 2]
+    assert store.get(waiting.id).result == results
+    assert store.get(alone.id).result == {}
+
+
+def test_a_job_without_dependencies_reads_nothing_more(
+    parents, enqueue, deliver, db: Database
+) -> None:
+    for _ in range(3):
+        enqueue("echo.dependencies")
+    before = db.round_trips
+    assert failures(deliver()) == []
+    assert db.round_trips - before == 2  # claim and record, as for any job
+
+
+def test_the_readme_fan_out_sums_its_children(
+    parents, enqueue, deliver, store: JobStore, sqs, job_queue
+) -> None:
+    count = 4
+    parent = enqueue("example.fanout", {"count": count})
+    assert failures(deliver()) == []
+    done = store.get(parent.id)
+    children = {str(c.id): c for c in children_of(store, parent.id)}
+    assert set(children) == {*done.result["parts"], done.result["total"]}
+    total = children[done.result["total"]]
+    assert total.status is JobStatus.WAITING
+    assert total.depends_on == [UUID(p) for p in done.result["parts"]]
+    assert {children[p].status for p in done.result["parts"]} == {JobStatus.QUEUED}
+    assert failures(deliver()) == []  # the parts; the total is released and sent
+    assert failures(deliver()) == []  # the total
+    assert store.get(total.id).result == {"sum": sum(n * n for n in range(1, count + 1))}
+
+
+def test_a_child_holds_the_limit_keys_it_is_given_and_no_owner_key(
+    parents, enqueue, deliver, store: JobStore, registry
+) -> None:
+    @registry.register("keyed.children")
+    def body(context: Any, payload: Any) -> str:
+        context.submit("noop", limit_keys=["api:partner"])
+        try:
+            context.submit("noop", limit_keys=["owner:someone"])
+        except ChildJobRefused as exc:
+            return str(exc)
+        return "not refused"
+
+    parent = enqueue("keyed.children")
+    assert failures(deliver()) == []
+    done = store.get(parent.id)
+    assert done.result.startswith("child job refused: limit_keys: owner: keys are implicit")
+    [child] = children_of(store, parent.id)
+    assert child.limit_keys == ["api:partner"]
