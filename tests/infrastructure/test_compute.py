@@ -182,7 +182,7 @@ def test_the_idempotency_window_reaches_the_api(dev: Synthesized) -> None:
 
 def test_the_unfinished_jobs_quota_reaches_the_api_and_the_worker(prod: Synthesized) -> None:
     # The worker creates the child jobs bodies submit, which count against the same quota.
-    for function in (prod.stack.api.function, prod.stack.workers.function):
+    for function in (prod.stack.taskmill.api.function, prod.stack.taskmill.workers.function):
         variables = prod.resources[prod.logical_id(function)]["Properties"]["Environment"][
             "Variables"
         ]
