@@ -69,10 +69,11 @@ _PAUSED = """EXISTS (SELECT 1 FROM pauses p
 # The keys a job row `j` holds: its own and its owner's.
 _KEYS = "j.limit_keys || ('owner:' || j.owner_id::text)"
 
-# A held job's row says it was seen lately, so the sweep's stale-message check
-# (`requeue_stale`) does not send it another message while its held one is on its way
-# back (holds are shorter than `requeue_after_seconds`: see taskmill.flow.holds). Written
-# at most every 30 s per job: a non-HOT update is not free.
+# A job held by a limit has its row say it was seen lately, so the sweep's stale-message
+# check (`requeue_stale`) does not send it another message while its held one is on its
+# way back (holds are shorter than `requeue_after_seconds`: see taskmill.flow.holds).
+# Written at most every 30 s per job: a non-HOT update is not free. The fast claim needs
+# none: it holds only paused jobs, which `requeue_stale` leaves alone.
 _TOUCH_HELD = """
     UPDATE jobs SET updated_at = now() FROM held h
     WHERE jobs.id = h.id AND jobs.status = 'queued'
@@ -116,9 +117,6 @@ WITH cand AS MATERIALIZED (
     SELECT id, CASE WHEN paused THEN 'paused' ELSE 'unadmitted' END AS state,
            NULL::text AS key, NULL::float8 AS ahead, NULL::float8 AS period
     FROM cand WHERE paused OR limited
-), touched AS ("""
-    + _TOUCH_HELD
-    + """ AND h.state = 'paused'
 )"""
     + _EVENTS
     + _CLAIM_TAIL
