@@ -292,7 +292,7 @@ class LocalStack:
         pauses_db = Database(database_url, application_name="taskmill-local-pollers")
         self._exits.callback(pauses_db.close)
         pause_store = PauseStore(pauses_db)
-        pauses = QueuePauses(lambda: {name for _, name in pause_store.paused(PauseKind.QUEUE)})
+        pauses = QueuePauses(lambda: pause_store.names(PauseKind.QUEUE))
         for definition in QUEUES:
             url = os.environ[f"TASKMILL_QUEUE_URL_{definition.priority.value.upper()}"]
             for index in range(min(self.config.pollers_per_queue, definition.max_concurrency)):

@@ -16,10 +16,6 @@ MAX_LIMIT_KEYS = 4
 OWNER_PREFIX = "owner:"
 
 
-def owner_key(owner_id: UUID | str) -> str:
-    return f"{OWNER_PREFIX}{owner_id}"
-
-
 def is_valid_key(key: str) -> bool:
     return bool(KEY_PATTERN.match(key))
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskmill.db import Database
-from taskmill.flow.keys import OWNER_PREFIX
 
 # A rate's period: a second to a day; beyond it a limit is a quota, not a rate.
 MAX_RATE_PERIOD_SECONDS = 86_400.0
@@ -118,10 +116,12 @@ class LimitStore:
 
     def put(self, key: str, spec: LimitSpec, *, actor: str) -> Limit:
         """Create or replace the limit on `key`. A new or changed rate starts with a full
-        bucket; an unchanged rate keeps its level (a PUT cannot be used to refill it)."""
+        bucket; an unchanged rate keeps its level (a PUT cannot be used to refill it).
+        Returns the limit with its current use, read in the same statement."""
         rate = spec.rate
         rows = self._db.execute(
             """
+WITH limits_in AS (
 INSERT INTO limits AS l (key, concurrency, rate_limit, rate_period_seconds, tokens,
                          refilled_at, updated_by)
 VALUES (%(key)s, %(concurrency)s, %(rate)s::int, %(period)s, %(rate)s::float8, clock_timestamp(),
@@ -138,7 +138,8 @@ ON CONFLICT (key) DO UPDATE SET
                             excluded.rate_period_seconds
                        THEN l.refilled_at ELSE excluded.refilled_at END,
     updated_at = now(), updated_by = excluded.updated_by
-RETURNING *""",
+RETURNING *, 'limit' AS source)"""
+            + _USE_SQL,
             {
                 "key": key,
                 "concurrency": spec.concurrency,
@@ -177,17 +178,3 @@ WITH limits_in AS (
             {"after": after, "limit": limit},
         )
         return [_limit(row) for row in rows]
-
-
-def is_owner_key(key: str) -> bool:
-    return key.startswith(OWNER_PREFIX)
-
-
-def owner_of(key: str) -> UUID | None:
-    """The owner an `owner:<uuid>` key names, None if it names none."""
-    if not is_owner_key(key):
-        return None
-    try:
-        return UUID(key[len(OWNER_PREFIX) :])
-    except ValueError:
-        return None

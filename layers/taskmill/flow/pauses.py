@@ -56,3 +56,7 @@ class PauseStore:
             {"kind": kind.value if kind else None},
         )
         return {(PauseKind(row["kind"]), row["name"]): Pause.model_validate(row) for row in rows}
+
+    def names(self, kind: PauseKind) -> set[str]:
+        """The paused queues (priorities) or job types."""
+        return {name for _, name in self.paused(kind)}

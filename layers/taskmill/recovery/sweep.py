@@ -138,7 +138,7 @@ class Sweeper:
         """In AWS: each queue's mapping enabled unless the queue is paused."""
         if self.pauses is None or self.event_sources is None or not self.event_sources.configured:
             return 0
-        paused = [Priority(name) for _kind, name in self.pauses.paused(PauseKind.QUEUE)]
+        paused = [Priority(name) for name in self.pauses.names(PauseKind.QUEUE)]
         changed = self.event_sources.sync(paused)
         if changed:
             self.logger.warning(

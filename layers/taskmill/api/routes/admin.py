@@ -30,7 +30,7 @@ def router(services: ApiServices) -> Router:
         admin()
         depths = services.queue.depths()
         ages = oldest_queued_age(services.db)
-        paused = {name for _, name in services.pauses.paused(PauseKind.QUEUE)}
+        paused = services.pauses.names(PauseKind.QUEUE)
         return QueueList(
             items=[
                 QueueOut(

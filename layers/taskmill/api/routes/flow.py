@@ -101,8 +101,7 @@ def router(services: ApiServices) -> Router:
         )
         stored = services.limits.put(key, spec, actor=f"admin:{who.id}")
         audit(who, "limit.put", "limit", key, spec.model_dump(mode="json"))
-        found = services.limits.get(key)
-        return _limit_out(found or stored)
+        return _limit_out(stored)
 
     @r.delete(
         "/v1/limits/<key>",

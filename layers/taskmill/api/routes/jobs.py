@@ -275,7 +275,7 @@ def router(services: ApiServices) -> Router:
     )
     def job_types() -> list[JobTypeOut]:
         services.caller(r.current_event.raw_event)
-        paused = {name for _, name in services.pauses.paused(PauseKind.TYPE)}
+        paused = services.pauses.names(PauseKind.TYPE)
         return [
             JobTypeOut(
                 name=t.name,
