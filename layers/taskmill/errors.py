@@ -50,6 +50,13 @@ class IdempotencyMismatch(Conflict):
     code = "idempotency_mismatch"
 
 
+class DependencyFailed(Conflict):
+    """A job cannot run again while one of its dependencies failed, was cancelled or was
+    deleted (`details` names each); retrying the dependency first lifts it."""
+
+    code = "dependency_failed"
+
+
 class PayloadTooLarge(TaskmillError):
     status = 413
     code = "payload_too_large"

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from taskmill.db import Database
+from taskmill.errors import DependencyFailed
+from taskmill.jobs.model import JobStatus
+from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobFilter, JobStore
 
 from tests.support.factories import create_job, make_user, new_job
@@ -95,3 +98,86 @@ def test_two_external_claimers_never_share_a_job(db: Database, database_url: str
     results = race(database_url, lambda s: s.claim_external(types=None, limit=8, actor="w"))
     claimed = [job.id for batch in results for job in batch]
     assert len(claimed) == len(set(claimed)) == 12
+
+
+def retried_dependency_and_cancelled_dependent(store: JobStore, owner: Any) -> tuple[Any, Any]:
+    """A dependency that failed, was retried and is running again; its dependent, cancelled
+    by the sweep when the dependency failed the first time. Returns (running dependency,
+    cancelled dependent)."""
+    dep = store.claim(create_job(store, owner).id)
+    assert dep is not None
+    assert dep.lease_token is not None
+    child = create_job(store, owner, depends_on=[dep.id])
+    store.fail(dep.id, dep.lease_token, "bad", RetryDecision(False, 0.0, "gave up"), resend=True)
+    assert [j.id for j in store.cancel_waiting_on_failed(limit=10)] == [child.id]
+    assert store.retry(dep.id, actor="owner") is not None
+    again = store.claim(dep.id)
+    assert again is not None
+    return again, child
+
+
+def retry_while_the_dependency_finishes(
+    db: Database, database_url: str, dep: Any, child: Any, finish: Callable[[JobStore], Any]
+) -> Any:
+    """`finish` the running dependency on one connection and, before it commits, retry the
+    dependent on another. Returns what the retry returned or raised."""
+    finisher, retrier = Database(database_url), Database(database_url)
+    pid = retrier.connection().info.backend_pid
+    outcome: dict[str, Any] = {}
+
+    def retry() -> None:
+        try:
+            outcome["job"] = JobStore(retrier).retry(child.id, actor="owner")
+        except BaseException as exc:  # surfaced below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=retry)
+    with finisher.transaction():
+        finish(JobStore(finisher))
+        thread.start()
+        # The retry must wait for the dependency's row rather than decide on the state it
+        # had before this transaction (no sleep: Postgres says when it waits).
+        blocked = False
+        while thread.is_alive() and not blocked:
+            [row] = db.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            )
+            blocked = row["wait_event_type"] == "Lock"
+    # Committed. The worker then releases the dependents of what it finished.
+    JobStore(finisher).release_waiting(limit=10, job_ids=[dep.id])
+    thread.join()
+    finisher.close()
+    retrier.close()
+    assert blocked, "the retry did not wait for the dependency that was finishing"
+    return outcome.get("error") or outcome.get("job")
+
+
+def test_a_retry_racing_its_dependencys_success_is_queued_not_left_waiting(
+    db: Database, database_url: str
+) -> None:
+    store = JobStore(db)
+    dep, child = retried_dependency_and_cancelled_dependent(store, make_user(db))
+    retried = retry_while_the_dependency_finishes(
+        db, database_url, dep, child, lambda s: s.succeed(dep.id, dep.lease_token, None)
+    )
+    assert retried.status is JobStatus.QUEUED
+    job = store.get(child.id)
+    assert job.status is JobStatus.QUEUED
+    assert job.send_pending  # on its way to its queue, not waiting for a release that ran
+
+
+def test_a_retry_racing_its_dependencys_failure_is_refused(db: Database, database_url: str) -> None:
+    store = JobStore(db)
+    dep, child = retried_dependency_and_cancelled_dependent(store, make_user(db))
+    refused = retry_while_the_dependency_finishes(
+        db,
+        database_url,
+        dep,
+        child,
+        lambda s: s.fail(
+            dep.id, dep.lease_token, "bad again", RetryDecision(False, 0.0, "gave up"), resend=True
+        ),
+    )
+    assert isinstance(refused, DependencyFailed)
+    assert refused.details == {"dependencies": [{"id": str(dep.id), "status": "failed"}]}
+    assert store.get(child.id).status is JobStatus.CANCELLED

@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 from taskmill.db import Database
-from taskmill.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from taskmill.errors import Conflict, DependencyFailed, InvalidInput, NotFound, QuotaExceeded
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobFilter, JobStore
@@ -435,6 +435,108 @@ def test_waiting_on_a_deleted_dependency_is_cancelled(store: JobStore, owner) ->
     child = create_job(store, owner, depends_on=[dep.id])
     store.delete(dep.id)
     assert [j.id for j in store.cancel_waiting_on_failed(limit=10)] == [child.id]
+
+
+def cancelled_with_failed_dependency(store: JobStore, owner):
+    """A dependency that failed for good and its dependent, cancelled by the sweep."""
+    dep = running(store, owner)
+    child = create_job(store, owner, depends_on=[dep.id])
+    assert dep.lease_token
+    store.fail(dep.id, dep.lease_token, "bad", GIVE_UP, resend=True)
+    [cancelled] = store.cancel_waiting_on_failed(limit=10)
+    assert cancelled.id == child.id
+    return dep, child
+
+
+def test_retry_is_refused_while_a_dependency_is_failed(store: JobStore, owner) -> None:
+    dep, child = cancelled_with_failed_dependency(store, owner)
+    before = statuses(store, child.id)
+    with pytest.raises(DependencyFailed) as refused:
+        store.retry(child.id, actor="user:x")
+    assert refused.value.details == {"dependencies": [{"id": str(dep.id), "status": "failed"}]}
+    assert str(dep.id) in refused.value.message
+    after = store.get(child.id)
+    assert after.status is JobStatus.CANCELLED
+    assert not after.send_pending
+    assert statuses(store, child.id) == before  # nothing was written
+
+
+def test_retry_waits_for_a_dependency_that_was_retried(store: JobStore, owner) -> None:
+    dep, child = cancelled_with_failed_dependency(store, owner)
+    assert store.retry(dep.id, actor="user:x") is not None  # the dependency runs again
+    waiting = store.retry(child.id, actor="user:x")
+    assert waiting is not None
+    assert waiting.status is JobStatus.WAITING
+    assert not waiting.send_pending  # no message before its dependency succeeds
+    assert waiting.attempts == 0
+    assert waiting.finished_at is None
+    assert statuses(store, child.id)[-1] == ("cancelled", "waiting", "user:x")
+    assert store.release_waiting(limit=10) == []  # still unfinished
+    again = store.claim(dep.id)
+    assert again is not None
+    assert again.lease_token
+    store.succeed(dep.id, again.lease_token, {"ok": 1})
+    [released] = store.release_waiting(limit=10, job_ids=[dep.id])
+    assert released.id == child.id
+    assert released.status is JobStatus.QUEUED
+    assert released.send_pending
+
+
+def test_a_retried_dependent_is_cancelled_again_if_its_dependency_fails_again(
+    store: JobStore, owner
+) -> None:
+    dep, child = cancelled_with_failed_dependency(store, owner)
+    store.retry(dep.id, actor="user:x")
+    store.retry(child.id, actor="user:x")
+    again = store.claim(dep.id)
+    assert again is not None
+    assert again.lease_token
+    store.fail(dep.id, again.lease_token, "bad again", GIVE_UP, resend=True)
+    assert [j.id for j in store.cancel_waiting_on_failed(limit=10)] == [child.id]
+
+
+def test_retry_queues_a_job_whose_dependencies_succeeded(store: JobStore, owner) -> None:
+    dep = running(store, owner)
+    assert dep.lease_token
+    store.succeed(dep.id, dep.lease_token, None)
+    child = create_job(store, owner, depends_on=[dep.id])
+    assert child.status is JobStatus.QUEUED
+    claimed = store.claim(child.id)
+    assert claimed is not None
+    assert claimed.lease_token
+    store.fail(child.id, claimed.lease_token, "its own failure", GIVE_UP, resend=True)
+    again = store.retry(child.id, actor="user:x")
+    assert again is not None
+    assert again.status is JobStatus.QUEUED
+    assert again.send_pending
+
+
+def test_retry_is_refused_when_a_dependency_was_deleted_or_cancelled(
+    store: JobStore, owner
+) -> None:
+    gone, stopped = create_job(store, owner), create_job(store, owner)
+    child = create_job(store, owner, depends_on=[gone.id, stopped.id])
+    store.delete(gone.id)
+    store.cancel(stopped.id, actor="t")
+    store.cancel_waiting_on_failed(limit=10)
+    with pytest.raises(DependencyFailed) as refused:
+        store.retry(child.id, actor="user:x")
+    assert sorted(refused.value.details["dependencies"], key=lambda d: d["status"]) == [
+        {"id": str(stopped.id), "status": "cancelled"},
+        {"id": str(gone.id), "status": "deleted"},
+    ]
+    assert store.get(child.id).status is JobStatus.CANCELLED
+
+
+def test_retry_of_a_job_in_another_state_is_none_whatever_its_dependencies(
+    store: JobStore, owner
+) -> None:
+    dep = running(store, owner)
+    child = create_job(store, owner, depends_on=[dep.id])
+    assert dep.lease_token
+    store.fail(dep.id, dep.lease_token, "bad", GIVE_UP, resend=True)
+    assert store.retry(child.id, actor="user:x") is None  # waiting: not a retry
+    assert store.retry(uuid4(), actor="user:x") is None
 
 
 def test_pending_sends_waits_for_the_grace_period(store: JobStore, owner, db: Database) -> None:

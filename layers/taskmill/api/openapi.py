@@ -83,8 +83,11 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     404: ("NotFound", "No such resource, or one that belongs to another user (`not_found`)."),
     409: (
         "Conflict",
-        "The resource's state does not allow this (`conflict`), or an `Idempotency-Key` "
-        "was reused with a different body (`idempotency_mismatch`).",
+        "The resource's state does not allow this (`conflict`), an `Idempotency-Key` "
+        "was reused with a different body (`idempotency_mismatch`), or a job cannot run "
+        "again while one of its dependencies failed, was cancelled or was deleted "
+        "(`dependency_failed`, each such dependency's `id` and `status` in "
+        "`details.dependencies`).",
     ),
     413: (
         "PayloadTooLarge",

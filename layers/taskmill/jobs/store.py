@@ -18,7 +18,14 @@ from uuid import UUID, uuid4
 from psycopg.types.json import Jsonb
 
 from taskmill.db import Database
-from taskmill.errors import Conflict, IdempotencyMismatch, InvalidInput, NotFound, QuotaExceeded
+from taskmill.errors import (
+    Conflict,
+    DependencyFailed,
+    IdempotencyMismatch,
+    InvalidInput,
+    NotFound,
+    QuotaExceeded,
+)
 from taskmill.jobs.model import Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
@@ -971,20 +978,68 @@ RETURNING j.id""",
         return Job.model_validate(rows[0]) if rows else None
 
     def retry(self, job_id: UUID, *, actor: str) -> Job | None:
-        """Re-run a `failed` or `cancelled` job with a fresh attempt budget. Not while its
-        completion webhook is still to be created (its event is the finished state): create
-        it first (`Outcomes.retry` does)."""
+        """Re-run a `failed` or `cancelled` job with a fresh attempt budget. None if it is in
+        another state, or while its completion webhook is still to be created (its event is
+        the finished state): create it first (`Outcomes.retry` does).
+
+        The job re-enters where a create would put it: `queued` when all its dependencies
+        succeeded, `waiting` while one is unfinished (it is released when they succeed).
+        While a dependency is failed, cancelled or deleted the job could never run:
+        `DependencyFailed` names them, and nothing changes.
+
+        One statement. The dependencies are share-locked, so one finishing at this very
+        moment is read as it ends: a success that commits meanwhile makes the job `queued`
+        (its release, which looks for `waiting` jobs, may already have run), a failure
+        refuses the retry."""
         rows = self._db.execute(
-            _transition("""
-    UPDATE jobs j SET status = 'queued', attempts = 0, lost_leases = 0, cancel_requested = false,
-           send_pending = NOT j.external, run_at = now(), queued_at = now(), updated_at = now(),
-           finished_at = NULL, result = NULL, progress = 0, progress_message = NULL
-    FROM (SELECT id, status FROM jobs WHERE id = %(id)s FOR UPDATE) old
+            """
+WITH target AS MATERIALIZED (
+    SELECT id, status, depends_on FROM jobs WHERE id = %(id)s FOR UPDATE
+), deps AS MATERIALIZED (
+    SELECT d.id, d.status FROM jobs d
+    WHERE d.id = ANY ((SELECT depends_on FROM target)::uuid[])
+    ORDER BY d.id FOR SHARE
+), blocking AS (
+    SELECT dep.id, coalesce(d.status, 'deleted') AS status
+    FROM target t CROSS JOIN LATERAL unnest(t.depends_on) AS dep(id)
+    LEFT JOIN deps d ON d.id = dep.id
+    WHERE d.id IS NULL OR d.status IN ('failed', 'cancelled')
+), next AS (
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM deps WHERE status <> 'succeeded')
+                THEN 'waiting' ELSE 'queued' END AS status
+), changed AS (
+    UPDATE jobs j SET status = n.status, attempts = 0, lost_leases = 0,
+           cancel_requested = false, send_pending = n.status = 'queued' AND NOT j.external,
+           run_at = now(), queued_at = CASE WHEN n.status = 'queued' THEN now() END,
+           updated_at = now(), finished_at = NULL, result = NULL, progress = 0,
+           progress_message = NULL
+    FROM target old, next n
     WHERE j.id = old.id AND j.status IN ('failed', 'cancelled') AND NOT j.webhook_pending
-    RETURNING j.*, old.status AS from_status"""),
+      AND NOT EXISTS (SELECT 1 FROM blocking)
+    RETURNING j.*, old.status AS from_status
+)"""
+            + _EVENTS
+            + """
+SELECT (SELECT to_jsonb(c) - 'from_status' FROM changed c) AS job,
+       (SELECT status FROM target) AS status,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', b.id, 'status', b.status)
+                                  ORDER BY b.id), '[]'::jsonb)
+        FROM blocking b) AS blocking""",
             _params(actor, id=job_id),
         )
-        return Job.model_validate(rows[0]) if rows else None
+        if not rows or rows[0]["status"] is None:
+            return None
+        row = rows[0]
+        if row["job"] is not None:
+            return Job.model_validate(row["job"])
+        if row["blocking"] and row["status"] in ("failed", "cancelled"):
+            named = ", ".join(f"{dep['id']} ({dep['status']})" for dep in row["blocking"])
+            raise DependencyFailed(
+                f"the job cannot run again while a dependency has not succeeded: {named}; "
+                "retry the dependency first",
+                details={"dependencies": row["blocking"]},
+            )
+        return None
 
     def redrive_many(
         self,

@@ -233,6 +233,59 @@ def test_depends_on_waits_and_must_be_own(as_user, as_other) -> None:
     assert theirs.status == 400
 
 
+def test_a_job_cancelled_by_its_failed_dependency_is_retried_after_it(
+    as_user, as_worker, services, db, job_queue, sqs
+) -> None:
+    """The dependency is an external job (its worker reports over the API), so each of its
+    ends is the user's choice; the recovery sweep cancels what waited on it."""
+    store = JobStore(db)
+
+    def sweep() -> Any:
+        return Sweeper(store, job_queue, services.registry, SweepLimits()).run()[0]
+
+    def end_render(report: str) -> None:
+        [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+        body = {"lease_token": claimed["lease_token"]}
+        if report == "fail":
+            body |= {"error": "gpu lost", "retryable": False}
+        assert as_worker.post(f"/v1/jobs/{claimed['id']}/{report}", body).status == 200
+
+    dep = as_user.post("/v1/jobs", {"type": "render", "max_attempts": 1}).body
+    child = as_user.post("/v1/jobs", {"type": "noop", "depends_on": [dep["id"]]}).body
+    assert child["status"] == "waiting"
+    end_render("fail")
+    assert sweep().cancelled_waiting == 1
+    cancelled = as_user.get(f"/v1/jobs/{child['id']}").body
+    assert cancelled["status"] == "cancelled"
+    assert "dependency" in cancelled["last_error"]
+
+    # Its dependency is still failed: the job could never run, so the retry is refused.
+    refused = as_user.post(f"/v1/jobs/{child['id']}/retry")
+    assert refused.status == 409
+    assert refused.error_code == "dependency_failed"
+    assert refused.body["error"]["details"] == {
+        "dependencies": [{"id": dep["id"], "status": "failed"}]
+    }
+    assert dep["id"] in refused.body["error"]["message"]
+    assert as_user.get(f"/v1/jobs/{child['id']}").body["status"] == "cancelled"
+
+    # Retried after its dependency, it waits for it, then runs.
+    assert as_user.post(f"/v1/jobs/{dep['id']}/retry").body["status"] == "queued"
+    waiting = as_user.post(f"/v1/jobs/{child['id']}/retry")
+    assert waiting.status == 200
+    assert waiting.body["status"] == "waiting"
+    assert waiting.body["attempts"] == 0
+    assert queue_messages(sqs, job_queue.queue_url("normal")) == []  # nothing runs it yet
+    assert sweep().cancelled_waiting == 0
+    end_render("complete")
+    released = as_user.get(f"/v1/jobs/{child['id']}").body
+    assert released["status"] == "queued"
+    [message] = queue_messages(sqs, job_queue.queue_url("normal"))
+    assert json.loads(message["Body"])["job_id"] == child["id"]
+    events = as_user.get(f"/v1/jobs/{child['id']}/events").body
+    assert [e["to_status"] for e in events] == ["waiting", "cancelled", "waiting", "queued"]
+
+
 def test_job_types_list_schemas_and_defaults(as_user) -> None:
     types = {t["name"]: t for t in as_user.get("/v1/job-types").body}
     assert {"noop", "sleep", "fail", "http.request", "render"} <= set(types)

@@ -324,6 +324,36 @@ def cancel_job_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
     }
 
 
+def retry_job_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
+    def retry(caller: ApiClient, job_id: str | None = None, **kw: Any) -> ApiResponse:
+        return caller.post(f"/v1/jobs/{job_id or uuid.uuid4()}/retry", **kw)
+
+    def cancelled_after(caller: ApiClient, dependency: dict[str, Any]) -> str:
+        job = caller.post("/v1/jobs", {"type": "noop", "depends_on": [dependency["id"]]}).body
+        return str(caller.post(f"/v1/jobs/{job['id']}/cancel").body["id"])
+
+    def retried() -> ApiResponse:
+        caller = scene.account()
+        dependency = caller.post("/v1/jobs", {"type": "noop"}).body
+        return retry(caller, cancelled_after(caller, dependency))
+
+    def dependency_cancelled() -> ApiResponse:
+        caller = scene.account()
+        dependency = caller.post("/v1/jobs", {"type": "noop"}).body
+        job_id = cancelled_after(caller, dependency)
+        caller.post(f"/v1/jobs/{dependency['id']}/cancel")
+        response = retry(caller, job_id)
+        assert response.body["error"]["code"] == "dependency_failed"
+        return response
+
+    return {
+        **generic(retry, protected=True, scene=scene),
+        "200": retried,
+        "404": lambda: retry(scene.account()),
+        "409": dependency_cancelled,
+    }
+
+
 def delete_schedule_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
     def delete(caller: ApiClient, schedule_id: str | None = None, **kw: Any) -> ApiResponse:
         return caller.request("DELETE", f"/v1/schedules/{schedule_id or uuid.uuid4()}", **kw)
@@ -442,6 +472,7 @@ SAMPLE: dict[str, Callable[[Scene], dict[str, Callable[[], ApiResponse]]]] = {
     "getJob": get_job_statuses,
     "listJobs": list_jobs_statuses,
     "cancelJob": cancel_job_statuses,
+    "retryJob": retry_job_statuses,
     "createSchedule": create_schedule_statuses,
     "deleteSchedule": delete_schedule_statuses,
     "login": login_statuses,

@@ -241,7 +241,15 @@ def router(services: ApiServices) -> Router:
     @r.post(
         "/v1/jobs/<job_id>/retry",
         **operation(
-            "retryJob", "Run a failed or cancelled job again", tag="jobs", errors=[404, 409]
+            "retryJob",
+            "Run a failed or cancelled job again",
+            tag="jobs",
+            errors=[404, 409],
+            description="The job gets a fresh attempt budget and becomes `queued`, or "
+            "`waiting` while one of its dependencies is unfinished (released when they "
+            "succeed). 409 `conflict` for a job that is not failed or cancelled; 409 "
+            "`dependency_failed` while a dependency failed, was cancelled or was deleted "
+            "(retry the dependency first).",
         ),
     )
     def retry_job(job_id: UUID) -> JobOut:
