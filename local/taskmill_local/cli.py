@@ -962,7 +962,16 @@ def cmd_users(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SCHEDULE_COLUMNS = ["id", "name", "cron", "timezone", "enabled", "next_fire_at", "last_job_id"]
+SCHEDULE_COLUMNS = [
+    "id",
+    "name",
+    "cron",
+    "timezone",
+    "enabled",
+    "next_fire_at",
+    "last_job_id",
+    "error",
+]
 
 
 def cmd_schedules(client: Client, args: argparse.Namespace) -> int:

@@ -140,5 +140,5 @@ def test_a_disabled_users_schedules_create_nothing(as_user, as_admin, db, job_qu
     assert as_admin.patch(f"/v1/users/{me['id']}", {"disabled": True}).status == 200
     db.execute("UPDATE schedules SET next_fire_at = now() - interval '1 minute'")
     fired = fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10)
-    assert fired == 0
+    assert fired.created == 0
     assert JobStore(db).list_jobs(JobFilter()).items == []

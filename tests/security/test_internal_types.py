@@ -115,8 +115,8 @@ def test_a_stored_internal_template_does_not_fire(
         enabled=True,
     )
     db.execute("UPDATE schedules SET next_fire_at = now() - interval '1 minute'")
-    created = fire_due(schedules, JobStore(db), services.queue, services.registry, limit=10)
-    assert created == 0
+    fired = fire_due(schedules, JobStore(db), services.queue, services.registry, limit=10)
+    assert fired.created == 0
     assert JobStore(db).list_jobs(JobFilter(), limit=10).items == []
 
 

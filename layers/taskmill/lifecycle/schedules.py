@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
-from taskmill.errors import TaskmillError
+from taskmill.errors import InvalidInput, TaskmillError
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.submit import JobRequest, submit
 from taskmill.queue.sqs import JobQueue
 from taskmill.schedules.cron import CronExpression
 from taskmill.schedules.store import ScheduleStore
+
+
+@dataclass(frozen=True)
+class Fired:
+    """What one `fire_due` run did: jobs created, and the schedules it disabled because
+    their stored expression or time zone no longer parses."""
+
+    created: int = 0
+    disabled: list[UUID] = field(default_factory=list)
 
 
 def fire_due(
@@ -24,7 +35,7 @@ def fire_due(
     limit: int,
     now: datetime | None = None,
     logger: logging.Logger | Any = None,
-) -> int:
+) -> Fired:
     """Create the job of every due schedule, once per fire time.
 
     The job's idempotency key is `schedule:<id>:<fire time>`, so two sweeps firing the same
@@ -32,11 +43,39 @@ def fire_due(
     down) runs once, for the earliest missed time, and continues from the next time after now.
     Fire times are instants (UTC) computed in the schedule's zone, so a missed stretch that
     crosses a DST change catches up the same way.
+
+    A schedule whose stored expression or zone no longer parses (validated at creation, so
+    only a row changed behind the API's back or a zone missing from this host's tzdata) is
+    disabled with its `error`, logged once with its id, and the others fire as usual.
     """
+    log = logger or logging.getLogger("taskmill.schedules")
     created = 0
+    disabled: list[UUID] = []
     moment = now or datetime.now(UTC)
     for schedule in schedules.due(limit=limit):
-        cron = CronExpression.parse(schedule.cron, schedule.timezone)
+        try:
+            cron = CronExpression.parse(schedule.cron, schedule.timezone)
+            following = cron.next_after(max(moment, schedule.next_fire_at))
+        except InvalidInput as exc:
+            # Left enabled, it would be due again at every run (its next time cannot be
+            # computed), so it is disabled; the owner sees why and recreates it.
+            error = (
+                f"disabled by the recovery sweep: cron {schedule.cron!r} in time zone "
+                f"{schedule.timezone!r} no longer parses ({exc.message})"
+            )
+            if schedules.disable_broken(schedule.id, fire_at=schedule.next_fire_at, error=error):
+                disabled.append(schedule.id)
+                log.error(
+                    "schedule disabled: its stored expression no longer parses",
+                    extra={
+                        "schedule_id": str(schedule.id),
+                        "owner_id": str(schedule.owner_id),
+                        "cron": schedule.cron,
+                        "timezone": schedule.timezone,
+                        "error": exc.message,
+                    },
+                )
+            continue
         key = f"schedule:{schedule.id}:{schedule.next_fire_at.isoformat()}"
         job_id = None
         try:
@@ -55,14 +94,14 @@ def fire_due(
         except TaskmillError as exc:
             # The template no longer fits (a type removed, a dependency deleted): skip the
             # slot rather than retrying it every minute.
-            (logger or logging.getLogger("taskmill.schedules")).warning(
+            log.warning(
                 "schedule could not create its job",
                 extra={"schedule_id": str(schedule.id), "error": exc.message},
             )
         schedules.advance(
             schedule.id,
             fired_at=schedule.next_fire_at,
-            next_fire_at=cron.next_after(max(moment, schedule.next_fire_at)),
+            next_fire_at=following,
             job_id=job_id,
         )
-    return created
+    return Fired(created, disabled)

@@ -36,6 +36,9 @@ class SweepReport:
     webhooks_created: int = 0
     deleted_finished: int = 0
     schedule_runs: int = 0
+    # Schedules disabled because their stored expression no longer parses (each is logged
+    # with its id and shows its `error` to its owner).
+    schedules_disabled: int = 0
     # Event source mappings switched to match the pauses (a pause or resume whose own Lambda
     # call failed; the API answered 503 then).
     mappings_synced: int = 0
@@ -85,7 +88,7 @@ class Sweeper:
         batch = self.limits.batch
         report.mappings_synced = self._sync_event_sources()
         if self.schedules is not None:
-            report.schedule_runs = fire_due(
+            fired = fire_due(
                 self.schedules,
                 self.store,
                 self.queue,
@@ -93,6 +96,8 @@ class Sweeper:
                 limit=batch,
                 logger=self.logger,
             )
+            report.schedule_runs = fired.created
+            report.schedules_disabled = len(fired.disabled)
         released = self.store.release_due_scheduled(limit=batch)
         report.released_scheduled = len(released)
         report.sent += len(send_pending(self.store, self.queue, released))

@@ -29,6 +29,9 @@ class Schedule(BaseModel):
     last_job_id: UUID | None
     created_at: datetime
     updated_at: datetime
+    # Why the sweep disabled it (its stored expression or zone no longer parses), and when.
+    error: str | None = None
+    error_at: datetime | None = None
 
 
 class ScheduleStore:
@@ -90,6 +93,17 @@ class ScheduleStore:
             (limit,),
         )
         return [Schedule.model_validate(row) for row in rows]
+
+    def disable_broken(self, schedule_id: UUID, *, fire_at: datetime, error: str) -> bool:
+        """Disable a schedule the sweep cannot evaluate, saying why; only if it is still
+        enabled at the same fire time (a second sweep at once, or an owner's change, wins).
+        True for the caller that disabled it."""
+        rows = self._db.execute(
+            "UPDATE schedules SET enabled = false, error = %s, error_at = now(), "
+            "updated_at = now() WHERE id = %s AND enabled AND next_fire_at = %s RETURNING id",
+            (error[:1000], schedule_id, fire_at),
+        )
+        return bool(rows)
 
     def advance(
         self, schedule_id: UUID, *, fired_at: datetime, next_fire_at: datetime, job_id: UUID | None

@@ -4,10 +4,12 @@ worker and sweep on Postgres and moto SQS."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobFilter, JobStore
 from taskmill.lifecycle.schedules import fire_due
@@ -67,6 +69,11 @@ def test_schedule_crud_and_validation(as_user, as_other, as_admin) -> None:
     assert as_user.get(f"/v1/schedules/{schedule['id']}").status == 404
 
 
+def fire(db: Any, job_queue: Any, services: Any) -> int:
+    """One `fire_due` run, as the sweep makes it: the jobs it created."""
+    return fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10).created
+
+
 def _due_schedule(as_user: Any, db: Any) -> str:
     schedule = as_user.post(
         "/v1/schedules", {"name": "m", "cron": "*/5 * * * *", "job": {"type": "noop"}}
@@ -92,7 +99,9 @@ def test_schedule_fires_once_per_slot_across_overlapping_sweeps(
         own = Database(database_url)
         barrier.wait()
         created.append(
-            fire_due(ScheduleStore(own), JobStore(own), job_queue, services.registry, limit=10)
+            fire_due(
+                ScheduleStore(own), JobStore(own), job_queue, services.registry, limit=10
+            ).created
         )
         own.close()
 
@@ -109,14 +118,14 @@ def test_schedule_fires_once_per_slot_across_overlapping_sweeps(
     assert after.next_fire_at > datetime.now(UTC)
     assert after.last_job_id == jobs[0].id
     # Not due any more: a later sweep in the same slot creates nothing.
-    assert fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10) == 0
+    assert fire(db, job_queue, services) == 0
 
 
 def test_missed_window_runs_once(as_user, db, job_queue, services) -> None:
     schedule_id = _due_schedule(as_user, db)
     db.execute("UPDATE schedules SET next_fire_at = now() - interval '3 hours'")  # 36 slots missed
-    assert fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10) == 1
-    assert fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10) == 0
+    assert fire(db, job_queue, services) == 1
+    assert fire(db, job_queue, services) == 0
     next_fire = ScheduleStore(db).get(UUID(schedule_id)).next_fire_at
     assert datetime.now(UTC) < next_fire <= datetime.now(UTC) + timedelta(minutes=5)
 
@@ -128,6 +137,69 @@ def test_the_sweep_fires_schedules(as_user, db, job_queue, services, sqs) -> Non
     )
     assert sweeper.run()[0].schedule_runs == 1
     assert len(queue_messages(sqs, job_queue.queue_url("normal"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("column", "corrupt"),
+    [("cron", "61 * * * *"), ("cron", "every day at noon"), ("timezone", "Mars/Olympus_Mons")],
+)
+def test_a_schedule_that_no_longer_parses_is_disabled_and_the_others_fire(
+    column, corrupt, as_user, db, job_queue, services, sqs, caplog
+) -> None:
+    def schedule(name: str) -> str:
+        body = {"name": name, "cron": "*/5 * * * *", "job": {"type": "noop", "name": name}}
+        return str(as_user.post("/v1/schedules", body).body["id"])
+
+    good, bad = schedule("good"), schedule("bad")
+    # Written behind the API's back (a hand edit, a restore): the API would refuse it.
+    db.execute(f"UPDATE schedules SET {column} = %s WHERE id = %s", (corrupt, bad))
+    # Both due, the bad one first: the sweep meets it before the good one.
+    db.execute(
+        "UPDATE schedules SET next_fire_at = date_trunc('minute', now()) - interval '2 minutes' "
+        "- CASE WHEN id = %s THEN interval '1 minute' ELSE interval '0' END",
+        (bad,),
+    )
+    sweeper = Sweeper(
+        JobStore(db),
+        job_queue,
+        services.registry,
+        SweepLimits(),
+        schedules=ScheduleStore(db),
+        logger=logging.getLogger("test.sweep"),
+    )
+
+    def bad_lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if getattr(r, "schedule_id", None) == bad]
+
+    with caplog.at_level(logging.WARNING, logger="test.sweep"):
+        report = sweeper.run()[0]
+    assert (report.schedule_runs, report.schedules_disabled) == (1, 1)
+    [job] = JobStore(db).list_jobs(JobFilter()).items
+    assert job.name == "good"
+    [message] = queue_messages(sqs, job_queue.queue_url("normal"))
+    assert json.loads(message["Body"])["job_id"] == str(job.id)
+    [line] = bad_lines()
+    assert line.levelno == logging.ERROR
+    assert line.__dict__[column] == corrupt
+
+    # Its owner sees that it stopped, and why.
+    shown = {s["id"]: s for s in as_user.get("/v1/schedules").body["items"]}
+    assert shown[bad]["enabled"] is False
+    assert corrupt in shown[bad]["error"]
+    assert shown[bad]["error_at"] is not None
+    assert shown[bad]["last_job_id"] is None
+    assert as_user.get(f"/v1/schedules/{bad}").body["error"] == shown[bad]["error"]
+    assert (shown[good]["enabled"], shown[good]["error"]) == (True, None)
+
+    # Later sweeps leave it alone (no line, no job) and keep firing the good one.
+    caplog.clear()
+    db.execute(
+        "UPDATE schedules SET next_fire_at = now() - interval '1 minute' WHERE id = %s", (good,)
+    )
+    with caplog.at_level(logging.WARNING, logger="test.sweep"):
+        again = sweeper.run()[0]
+    assert (again.schedule_runs, again.schedules_disabled) == (1, 0)
+    assert bad_lines() == []
 
 
 # ---- DLQ ------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def zoned_schedule(as_user, db, cron: str, timezone: str, *, created_at: str) ->
 def sweep(db, job_queue, services, now: str) -> int:
     return fire_due(
         ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10, now=at(now)
-    )
+    ).created
 
 
 def test_a_fall_back_day_runs_a_0130_job_once_even_when_the_sweep_is_late(

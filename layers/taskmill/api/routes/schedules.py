@@ -71,6 +71,18 @@ class ScheduleOut(BaseModel):
     last_fire_at: datetime | None
     last_job_id: UUID | None
     created_at: datetime
+    error: Annotated[
+        str | None,
+        Field(
+            description="Why the schedule no longer fires, when the recovery sweep could not "
+            "evaluate its stored expression or time zone any more: it is then disabled "
+            "(`enabled` false) and creates no jobs. Delete it and create it again. Null for a "
+            "healthy schedule."
+        ),
+    ] = None
+    error_at: Annotated[
+        datetime | None, Field(description="When the sweep disabled it (with `error`).")
+    ] = None
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleOut:
