@@ -61,9 +61,16 @@ browser:
 	  else echo "chromium is not installed: the console's browser tests will skip (install it: sudo apt-get install chromium)" >&2; fi; \
 	  command -v chromium >/dev/null 2>&1 || [ "$${TASKMILL_REQUIRE_BROWSER:-0}" != 1 ]; }
 
-# Everything but the tests marked `slow` (pyproject's addopts deselect them).
+# Parallel test workers (pytest-xdist): `auto` is one per CPU, at most 4 (tests/conftest.py);
+# `make test TEST_WORKERS=0` runs every test in one process.
+TEST_WORKERS ?= auto
+
+# Everything but the tests marked `slow` (pyproject's addopts deselect them), on TEST_WORKERS
+# workers. `--dist loadgroup` keeps each module on one worker (its local stack starts once)
+# and the infrastructure tests together (one synth); groups go out in collection order, so
+# the long end-to-end modules start first and the short unit tests fill in at the end.
 test: $(STAMP) $(NODE_STAMP) browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The long ones: fault injection on real processes, the 20,000-job soak, schemathesis.
 # Two at a time (the fault tests mostly wait out freezes and leases while the soak works):

@@ -25,6 +25,33 @@ from taskmill_local.postgres import create_database, drop_database, embedded_pos
 
 _counter = itertools.count()
 
+# Under `make test` (pytest-xdist, `--dist loadgroup`) these share one worker: each module's
+# module-scoped local stack starts once, and the infrastructure tests' session-scoped synths
+# (the bundled one costs ~20 s) run on one worker instead of on each.
+_ONE_WORKER_DIRECTORIES = ("tests/infrastructure/",)
+# Most workers xdist's `-n auto` starts: each runs its own Postgres and its own local stacks,
+# and beyond four the longest modules, not the worker count, set the time.
+MAX_AUTO_WORKERS = 4
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups in the same hook
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group every test for `--dist loadgroup`: by module, and one group per directory of
+    `_ONE_WORKER_DIRECTORIES`. A test's own `xdist_group` mark wins. Without xdist, or with
+    another `--dist`, the marks are ignored."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        module = item.nodeid.split("::", 1)[0]
+        group = next((d for d in _ONE_WORKER_DIRECTORIES if module.startswith(d)), module)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # the user's own count: xdist reads it
+    return max(1, min(MAX_AUTO_WORKERS, len(os.sched_getaffinity(0))))
+
 
 @pytest.fixture(scope="session")
 def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
