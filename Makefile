@@ -66,11 +66,12 @@ browser:
 TEST_WORKERS ?= auto
 
 # Everything but the tests marked `slow` (pyproject's addopts deselect them), on TEST_WORKERS
-# workers. `--dist loadgroup` keeps each module on one worker (its local stack starts once)
-# and the infrastructure tests together (one synth); groups go out in collection order, so
-# the long end-to-end modules start first and the short unit tests fill in at the end.
+# workers. `--dist loadfile` keeps each module on one worker (its local stack starts once),
+# and tests/conftest.py keeps the infrastructure tests together (one synth); modules go out
+# in collection order, so the long end-to-end ones start first and the short unit tests fill
+# in at the end.
 test: $(STAMP) $(NODE_STAMP) browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The long ones: fault injection on real processes, the 20,000-job soak, schemathesis.
 # Two at a time (the fault tests mostly wait out freezes and leases while the soak works):

@@ -25,28 +25,35 @@ from taskmill_local.postgres import create_database, drop_database, embedded_pos
 
 _counter = itertools.count()
 
-# Under `make test` (pytest-xdist, `--dist loadgroup`) these share one worker: each module's
-# module-scoped local stack starts once, and the infrastructure tests' session-scoped synths
-# (the bundled one costs ~20 s) run on one worker instead of on each.
+# Under `make test` (pytest-xdist, `--dist loadfile`) the tests of one module run on one
+# worker, so its module-scoped local stack starts once; the tests under these directories
+# also share one worker, so their session-scoped fixtures (the infrastructure tests' synths:
+# the bundled one costs ~20 s) run once instead of once per worker.
 _ONE_WORKER_DIRECTORIES = ("tests/infrastructure/",)
 # Most workers xdist's `-n auto` starts: each runs its own Postgres and its own local stacks,
 # and beyond four the longest modules, not the worker count, set the time.
 MAX_AUTO_WORKERS = 4
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups in the same hook
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group every test for `--dist loadgroup`: by module, and one group per directory of
-    `_ONE_WORKER_DIRECTORIES`. A test's own `xdist_group` mark wins. Without xdist, or with
-    another `--dist`, the marks are ignored."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        module = item.nodeid.split("::", 1)[0]
-        group = next((d for d in _ONE_WORKER_DIRECTORIES if module.startswith(d)), module)
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: `-p no:xdist` must still work
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with each of `_ONE_WORKER_DIRECTORIES` as one unit of work.
+
+    Not `xdist_group` marks with `--dist loadgroup`: xdist 3.8 puts the group into
+    `item._nodeid`, which pytest 9 no longer reads, so the marks group nothing."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = str(super()._split_scope(nodeid))
+            return next((d for d in _ONE_WORKER_DIRECTORIES if module.startswith(d)), module)
+
+    return ModuleScheduling(config, log)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: `-p no:xdist` must still work
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # the user's own count: xdist reads it
