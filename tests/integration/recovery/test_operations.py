@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobFilter, JobStore
 from taskmill.lifecycle.schedules import fire_due
+from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore
 
@@ -345,7 +346,10 @@ def test_a_background_redrive_redrives_a_job_once_even_if_it_fails_again_meanwhi
     started = as_admin.post("/v1/dlq/normal/redrive", {"background": True, "limit": 1000})
     assert started.status == 202, started.body
     task = run_task(
-        db, FailsAgainAtOnce(job_queue, deliver), services.registry, UUID(started.body["id"])
+        db,
+        cast(JobQueue, FailsAgainAtOnce(job_queue, deliver)),
+        services.registry,
+        UUID(started.body["id"]),
     )
     assert (task.status, task.redriven) == ("done", 1)
     job = as_user.get(f"/v1/jobs/{job_id}").body
