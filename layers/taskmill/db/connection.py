@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -129,6 +129,28 @@ class Database:
         try:
             with translate_errors():
                 return self._run(conn, query, params)
+        except DependencyUnavailable:
+            self._discard()
+            raise
+
+    def pipelined(self, statements: Sequence[tuple[Any, Any]]) -> list[list[dict[str, Any]]]:
+        """Run `statements` in order in one round trip and one transaction, and return each
+        one's rows.
+
+        They are sent in pipeline mode with no BEGIN and a single Sync at the end, so the
+        server runs them as one implicit transaction: committed at the Sync if all succeed,
+        rolled back if any fails (PostgreSQL's protocol documentation, "Pipelining"). Each
+        statement still takes its own snapshot when it starts (read committed), so a lock
+        taken by one is held, and everything committed before it was granted is visible,
+        when the next one runs.
+        """
+        conn = self.connection()
+        try:
+            with translate_errors():
+                with conn.pipeline():
+                    cursors = [conn.execute(query, params) for query, params in statements]
+                self.round_trips += 1
+                return [list(cur.fetchall()) if cur.description else [] for cur in cursors]
         except DependencyUnavailable:
             self._discard()
             raise
