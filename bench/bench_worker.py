@@ -57,8 +57,9 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 # Extra Taskmill rows with several concurrent invocations (Lambda runs one handler per
 # invocation; the deployed `high` queue allows 10).
 CONCURRENCY = [int(n) for n in os.environ.get("BENCH_CONCURRENCY", "4").split(",") if n]
-# Which systems to run (comma-separated: taskmill, pgqueuer, ceiling).
-SYSTEMS = set(os.environ.get("BENCH_SYSTEMS", "taskmill,pgqueuer,ceiling").split(","))
+# Which systems to run (comma-separated: taskmill, limits (Taskmill with a limit key),
+# pgqueuer, ceiling).
+SYSTEMS = set(os.environ.get("BENCH_SYSTEMS", "taskmill,limits,pgqueuer,ceiling").split(","))
 BATCH = 10
 # The key every job of the "limits" row holds.
 LIMITED_KEY = "bench:all"
@@ -397,6 +398,7 @@ def run_all(server_url: str) -> None:
             rows["taskmill b10"].runs.append(
                 taskmill_run(server_url, urls["taskmill"], names["taskmill"], 1)
             )
+        if "limits" in SYSTEMS:
             rows["taskmill b10 limits"].runs.append(
                 taskmill_run(server_url, urls["taskmill"], names["taskmill"], 1, limited=True)
             )

@@ -1,9 +1,11 @@
-import { api } from "../api.js";
+import { api, query } from "../api.js";
 import { alertBox, announce, errorText, h, json, pageHeader, poll, replace, statusBadge, table, timeEl } from "../ui.js";
 
 const CANCELLABLE = new Set(["scheduled", "waiting", "queued", "running"]);
 const RETRYABLE = new Set(["failed", "cancelled"]);
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+// Children per request; "More children" asks for the next page with the API's cursor.
+export const CHILDREN_PAGE = 20;
 
 function facts(job) {
   const rows = [
@@ -31,6 +33,11 @@ export function jobPage(cleanups, jobId) {
   let job = null;
   let stopped = false;
   let shown = "";
+  // The children shown so far (every page asked for), and the cursor of the page after them.
+  let children = [];
+  let childPages = 1;
+  let childCursor = null;
+  const childList = h("div", { "aria-busy": "true" });
 
   async function act(verb) {
     alert.show("");
@@ -43,15 +50,31 @@ export function jobPage(cleanups, jobId) {
     }
   }
 
+  // Re-reads as many pages of children as are shown, so their statuses stay live.
+  async function loadChildren() {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < childPages; page += 1) {
+      const answer = await api("GET", `/v1/jobs${query({ parent_id: jobId, limit: CHILDREN_PAGE, cursor })}`);
+      items.push(...answer.items);
+      cursor = answer.next_cursor;
+      if (!cursor) break;
+    }
+    return [items, cursor];
+  }
+
   async function load() {
     try {
-      const [current, events] = await Promise.all([
+      const [current, events, [kids, next]] = await Promise.all([
         api("GET", `/v1/jobs/${jobId}`),
         api("GET", `/v1/jobs/${jobId}/events`),
+        loadChildren(),
       ]);
       job = current;
+      children = kids;
+      childCursor = next;
       // Unchanged data is not redrawn, so polling never moves the keyboard focus.
-      const seen = JSON.stringify([current, events]);
+      const seen = JSON.stringify([current, events, kids, next]);
       if (seen !== shown) {
         shown = seen;
         render(events);
@@ -104,13 +127,57 @@ export function jobPage(cleanups, jobId) {
         events,
         { empty: "No transitions recorded." },
       ),
+      h("h2", { id: "children-heading" }, "Children"),
+      childList,
+    );
+    renderChildren();
+  }
+
+  function renderChildren() {
+    childList.setAttribute("aria-busy", "false");
+    const more = async (event) => {
+      const button = event.currentTarget;
+      button.disabled = true;
+      try {
+        const answer = await api("GET", `/v1/jobs${query({ parent_id: jobId, limit: CHILDREN_PAGE, cursor: childCursor })}`);
+        childPages += 1;
+        children = [...children, ...answer.items];
+        childCursor = answer.next_cursor;
+        renderChildren();
+        announce(`${children.length} children shown.`);
+        // The button was redrawn: keep the keyboard where it was (on it, or on the last link).
+        (childList.querySelector("button.more-children") || childList.querySelector("tbody tr:last-child a"))?.focus();
+      } catch (error) {
+        button.disabled = false;
+        alert.show(errorText(error));
+      }
+    };
+    replace(
+      childList,
+      table(
+        "Child jobs",
+        [
+          { label: "Job", cell: (c) => h("a", { href: `#/jobs/${c.id}` }, c.name || c.id.slice(0, 8)) },
+          { label: "Type", cell: (c) => c.type },
+          { label: "Status", cell: (c) => statusBadge(c.status) },
+          { label: "Progress", cell: (c) => h("progress", { max: 100, value: c.progress, "aria-label": `Progress of ${c.name || c.id}` }, `${c.progress}%`) },
+          { label: "Created", cell: (c) => timeEl(c.created_at) },
+        ],
+        children,
+        { empty: "This job has no children." },
+      ),
+      children.length
+        ? h("p", { class: "help" }, `${children.length} ${children.length === 1 ? "child" : "children"} shown${childCursor ? "; there are more." : "."}`)
+        : null,
+      childCursor ? h("button", { type: "button", class: "secondary more-children", onclick: more }, "More children") : null,
     );
   }
 
   load();
-  // Live while the job can still change; a finished job is polled no more.
+  // Live while the job or a child shown can still change; then polled no more.
   poll(() => {
-    if (!stopped && (!job || !FINISHED.has(job.status))) load();
+    const settled = job && FINISHED.has(job.status) && children.every((c) => FINISHED.has(c.status));
+    if (!stopped && !settled) load();
   }, 2000, cleanups);
 
   return h("section", {}, h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "← Jobs")), heading, alert, body);

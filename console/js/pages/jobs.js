@@ -20,7 +20,7 @@ export function jobsPage(cleanups) {
   const tag = field("Tag", h("input", { type: "text", name: "tag", maxlength: 64, autocomplete: "off" }));
   const after = field("Created after", h("input", { type: "datetime-local", name: "created_after" }));
   const before = field("Created before", h("input", { type: "datetime-local", name: "created_before" }));
-  const parent = field("Parent job", h("input", { type: "text", name: "parent_id", autocomplete: "off", placeholder: "job id", pattern: "[0-9a-fA-F-]{36}" }));
+  const parent = field("Parent job", h("input", { type: "text", name: "parent_id", autocomplete: "off", placeholder: "job id", pattern: "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", title: "A job id: 36 characters, like 0b6f3c1e-…" }));
   const live = h("input", { type: "checkbox", checked: true });
   const liveField = field("Live refresh", live);
   // Not a live region: a table re-read every 3 s would drown a screen reader.

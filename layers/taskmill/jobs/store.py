@@ -680,7 +680,8 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
         Jobs that are running, finished or cancelled (a duplicate or late delivery) are
         neither claimed nor held. `owner_concurrency`: the environment's default limit for
         every `owner:` key. Without limits on the batch's keys this is one statement; with
-        them, one transaction of two (`_ADMISSION_LOCKS`, `_ADMISSION_CLAIM`).
+        them, one transaction of two (`_ADMISSION_LOCKS`, `_ADMISSION_CLAIM`) sent in one
+        round trip.
         `expect_limits` goes straight to the admission claim (the last batch had limits).
         `now` is the time the rate buckets are read at (tests); default the database's."""
         if not job_ids:
@@ -707,10 +708,11 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
         return self._admit(params)
 
     def _admit(self, params: dict[str, Any]) -> Claim:
-        with self._db.transaction() as tx:
-            locked = tx.execute(_ADMISSION_LOCKS, params)[0]["locked"]
-            claimed, held = _claim_rows(tx.execute(_ADMISSION_CLAIM, params))
-        return Claim(claimed, held, limited=bool(locked))
+        # One transaction and one round trip: the claim runs once the locks are granted and
+        # they are held until both statements commit together.
+        locks, rows = self._db.pipelined([(_ADMISSION_LOCKS, params), (_ADMISSION_CLAIM, params)])
+        claimed, held = _claim_rows(rows)
+        return Claim(claimed, held, limited=bool(locks[0]["locked"]))
 
     def claim(self, job_id: UUID, *, actor: str = "worker") -> Job | None:
         claimed = self.claim_many([job_id], actor=actor)

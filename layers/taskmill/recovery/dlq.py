@@ -132,10 +132,12 @@ def redrive(
     limit: int = 100,
     dry_run: bool = False,
     purge_orphans: bool = False,
+    exclude: frozenset[UUID] | set[UUID] = frozenset(),
 ) -> RedriveResult:
     """Move matching dead-lettered jobs back: fresh attempt budget, `redrive_count + 1`, a new
     message on the source queue, the DLQ message deleted. A message whose job no longer
-    exists is reported (and deleted with `purge_orphans`)."""
+    exists is reported (and deleted with `purge_orphans`). Jobs in `exclude` are left where
+    they are (a background redrive passes the jobs it already redrove)."""
     store, queue = outcomes.store, outcomes.queue
     # Held invisible while we work so a concurrent redrive does not take the same messages.
     letters, _ = _read(queue, priority, limit=PEEK_SCAN_LIMIT, visibility=60)
@@ -144,8 +146,10 @@ def redrive(
     chosen: list[DeadLetter] = []
     release: list[DeadLetter] = []
     for letter in letters:
-        wanted = (job_ids is None or letter.job_id in job_ids) and (
-            job_type is None or (letter.job is not None and letter.job.type == job_type)
+        wanted = (
+            (job_ids is None or letter.job_id in job_ids)
+            and (job_type is None or (letter.job is not None and letter.job.type == job_type))
+            and letter.job_id not in exclude
         )
         if wanted and letter.problem in ("job_missing", "not_a_job_message"):
             result.orphans.append(letter.message_id)

@@ -105,6 +105,10 @@ def run_task(
     remaining = int(criteria.get("limit") or 10**9)
     job_ids = {UUID(i) for i in criteria["job_ids"]} if criteria.get("job_ids") else None
     outcomes = Outcomes(JobStore(db), queue, registry, logger=logger)
+    # Each job at most once per task, as SQS's own redrive moves only what was there when it
+    # started: a job that fails again while the task works lands back in the DLQ, and without
+    # this the task would redrive it again, chunk after chunk, for as long as it keeps failing.
+    redriven: set[UUID] = set()
     try:
         while remaining > 0:
             result = dlq.redrive(
@@ -115,7 +119,9 @@ def run_task(
                 job_type=criteria.get("type"),
                 limit=min(CHUNK, remaining),
                 purge_orphans=bool(criteria.get("purge_orphans")),
+                exclude=redriven,
             )
+            redriven.update(result.redriven)
             tasks.progress(
                 task.id,
                 redriven=len(result.redriven),

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import RunningStack, free_port, start_stack
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 # Chromium's own traffic (updates, sync, safe browsing) fails on a closed network and is of
@@ -43,6 +43,19 @@ def unavailable(reason: str) -> None:
     if os.environ.get("TASKMILL_REQUIRE_BROWSER") == "1":
         pytest.fail(f"{reason} (TASKMILL_REQUIRE_BROWSER=1)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """One local stack for the module, with the README's fan-out job types: a parent whose
+    body submits children (`context.submit`) is how jobs get a `parent_id`."""
+    data_dir = tmp_path_factory.mktemp("e2e-console") / "data"
+    running = start_stack(
+        data_dir, free_port(), {"TASKMILL_JOB_MODULES": "tests.support.fanout_jobs"}
+    )
+    yield running
+    if running.process.poll() is None:
+        running.stop()
 
 
 @pytest.fixture(scope="session")

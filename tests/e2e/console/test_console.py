@@ -3,11 +3,13 @@ an operator see and do. Screenshots of every page land in tests/e2e/console/scre
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -98,6 +100,7 @@ def test_sign_in_create_a_job_from_the_form_and_watch_it_succeed(
         True,
     ]
     assert '"slept": 0.5' in page.locator("pre.json").nth(1).inner_text()
+    page.get_by_text("This job has no children.").wait_for()
     console.shoot("job-detail")
     page.get_by_role("link", name="← Jobs").click()
     page.get_by_role("link", name="made in the console").wait_for()
@@ -339,3 +342,342 @@ def test_set_edit_and_delete_a_limit(console: Console, stack: RunningStack) -> N
     page.get_by_role("button", name=f"Delete {key}").click()
     row.wait_for(state="detached")
     assert operator.call("GET", f"/v1/limits/{key}")[0] == 404
+
+
+def links(console: Console, table: str) -> list[str]:
+    """The hrefs of the links in a table, in the order shown."""
+    return list(
+        console.page.get_by_role("table", name=table)
+        .get_by_role("link")
+        .evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    )
+
+
+@dataclass
+class Family:
+    email: str
+    parent: str
+    children: set[str]
+    total: str  # the child that sums the others
+
+
+FAN_OUT = 25  # 25 squares and a sum: more than a page of jobs (25) and of children (20)
+
+
+@pytest.fixture(scope="module")
+def family(stack: RunningStack) -> Family:
+    """A parent job whose body submitted its children (`context.submit`), run to the end."""
+    email, user = new_user(stack)
+    status, parent = user.call(
+        "POST", "/v1/jobs", {"type": "example.fanout", "payload": {"count": FAN_OUT}}
+    )
+    assert status == 201, parent
+    done = user.wait_for(parent["id"], {"succeeded", "failed"}, timeout=60)
+    assert done["status"] == "succeeded", done
+    children = {*done["result"]["parts"], done["result"]["total"]}
+    assert len(children) == FAN_OUT + 1
+    return Family(email, parent["id"], children, done["result"]["total"])
+
+
+def test_filter_jobs_by_parent_and_page_through_exactly_its_children(
+    console: Console, family: Family
+) -> None:
+    page = console.page
+    expected = {f"#/jobs/{c}" for c in family.children}
+    console.open()
+    console.sign_in(family.email, PASSWORD)
+    # Unfiltered, the parent is listed among the owner's jobs.
+    wait_until(lambda: len(links(console, "Jobs")) == 25)
+    page.get_by_label("Parent job").fill(family.parent)
+    page.get_by_role("button", name="Apply filters").click()
+    first = wait_until(
+        lambda: (shown := links(console, "Jobs")) and set(shown) <= expected and shown
+    )
+    assert len(first) == 25
+    assert f"#/jobs/{family.parent}" not in first
+    console.shoot("jobs-by-parent")
+    page.get_by_role("button", name="Next page").click()
+    page.get_by_text("Page 2", exact=True).wait_for()
+    second = wait_until(lambda: (shown := links(console, "Jobs")) and len(shown) == 1 and shown)
+    assert set(first) | set(second) == expected
+    assert page.get_by_role("button", name="Next page").is_disabled()
+    page.get_by_role("button", name="Previous page").click()
+    page.get_by_text("Page 1", exact=True).wait_for()
+    wait_until(lambda: links(console, "Jobs") == first)
+
+
+def test_a_jobs_page_lists_its_children_with_their_status(console: Console, family: Family) -> None:
+    page = console.page
+    expected = {f"#/jobs/{c}" for c in family.children}
+    console.open(f"/jobs/{family.parent}")
+    console.sign_in(family.email, PASSWORD)
+    page.get_by_role("heading", level=2, name="Children").wait_for()
+    children = page.get_by_role("table", name="Child jobs")
+    wait_until(lambda: len(links(console, "Child jobs")) == 20)
+    assert set(links(console, "Child jobs")) <= expected
+    page.get_by_text("20 children shown; there are more.").wait_for()
+    page.get_by_role("button", name="More children").click()
+    page.get_by_text(f"{FAN_OUT + 1} children shown.").wait_for()
+    assert set(links(console, "Child jobs")) == expected
+    assert page.get_by_role("button", name="More children").count() == 0
+    # The button is gone: the keyboard lands on the last child, not on the page's top.
+    assert page.evaluate("document.activeElement.getAttribute('href')") in expected
+    # Every child ran (the sum last, after its dependencies): their statuses are shown.
+    wait_until(lambda: children.get_by_text("succeeded", exact=True).count() == FAN_OUT + 1)
+    assert children.get_by_text("example.square", exact=True).count() == FAN_OUT
+    console.shoot("job-children")
+    children.get_by_role("link", name=family.total[:8]).click()
+    page.locator("dl.facts").get_by_role("link", name=family.parent).wait_for()
+    page.get_by_text("This job has no children.").wait_for()
+
+
+def names(console: Console) -> set[str]:
+    return set(console.page.get_by_role("table", name="Jobs").get_by_role("link").all_inner_texts())
+
+
+def test_filter_jobs_by_status_type_priority_tag_and_time_and_see_new_ones_live(
+    console: Console, stack: RunningStack
+) -> None:
+    email, user = new_user(stack)
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    made = {
+        "filter a": {"type": "sleep", "payload": {"seconds": 0}, "priority": "high"},
+        "filter b": {"type": "fail", "payload": {"message": "no"}, "priority": "low"},
+        "filter c": {"type": "sleep", "payload": {"seconds": 0}, "priority": "high"},
+    }
+    ids = {}
+    for name, job in made.items():
+        tags = [tag] if name != "filter c" else ["elsewhere"]
+        status, body = user.call(
+            "POST", "/v1/jobs", {**job, "name": name, "tags": tags, "max_attempts": 1}
+        )
+        assert status == 201, body
+        ids[name] = body["id"]
+    assert user.wait_for(ids["filter b"], {"failed"}, timeout=30)["status"] == "failed"
+    page = console.page
+    console.open()
+    console.sign_in(email, PASSWORD)
+    wait_until(lambda: names(console) == set(made))
+
+    def apply(expected: set[str], **controls: str) -> None:
+        for label, value in controls.items():
+            control = page.get_by_label(label, exact=True)
+            if control.evaluate("el => el.tagName") == "SELECT":
+                control.select_option(value)
+            else:
+                control.fill(value)
+        page.get_by_role("button", name="Apply filters").click()
+        if expected:
+            wait_until(lambda: names(console) == expected)
+        else:
+            page.get_by_text("No jobs match these filters.").wait_for()
+
+    apply({"filter a", "filter b"}, Tag=tag)
+    apply({"filter b"}, Status="failed")
+    apply({"filter a"}, Status="", Type="sleep")
+    apply({"filter b"}, Type="", Priority="low")
+    apply({"filter a"}, Priority="high")
+    # datetime-local is the browser's local time; a day either side is clear of any zone.
+    day = datetime.timedelta(days=1)
+    now = datetime.datetime.now()
+    apply(set(), Priority="", **{"Created after": (now + day).strftime("%Y-%m-%dT%H:%M")})
+    apply(
+        {"filter a", "filter b"},
+        **{
+            "Created after": (now - day).strftime("%Y-%m-%dT%H:%M"),
+            "Created before": (now + day).strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+    apply(set(), **{"Created after": "", "Created before": (now - day).strftime("%Y-%m-%dT%H:%M")})
+    apply({"filter a", "filter b"}, **{"Created before": ""})
+    console.shoot("jobs-filtered")
+    # Live refresh: a job created elsewhere appears without a click, within the filters.
+    status, body = user.call(
+        "POST",
+        "/v1/jobs",
+        {"type": "sleep", "payload": {"seconds": 0}, "name": "filter d", "tags": [tag]},
+    )
+    assert status == 201, body
+    wait_until(lambda: names(console) == {"filter a", "filter b", "filter d"})
+    page.get_by_role("button", name="Clear").click()
+    wait_until(lambda: names(console) == {*made, "filter d"})
+
+
+def test_a_failed_jobs_attempts_and_last_error_then_retry_and_cancel(
+    console: Console, stack: RunningStack
+) -> None:
+    email, user = new_user(stack)
+    status, failed = user.call(
+        "POST",
+        "/v1/jobs",
+        {"type": "fail", "max_attempts": 1, "payload": {"message": "broken for the page"}},
+    )
+    assert status == 201, failed
+    assert user.wait_for(failed["id"], {"failed"}, timeout=30)["status"] == "failed"
+    status, later = user.call(
+        "POST", "/v1/jobs", {"type": "sleep", "payload": {"seconds": 0}, "delay_seconds": 3600}
+    )
+    assert status == 201, later
+    page = console.page
+    console.open(f"/jobs/{failed['id']}")
+    console.sign_in(email, PASSWORD)
+    facts = page.locator("dl.facts")
+    facts.get_by_text("1 of 1", exact=True).wait_for()
+    page.get_by_role("heading", level=2, name="Last error").wait_for()
+    assert "broken for the page" in page.locator("pre.error-text").inner_text()
+    assert page.get_by_role("button", name="Cancel job").count() == 0
+    console.shoot("job-failed")
+    history = page.get_by_role("table", name="History of transitions")
+    before = history.get_by_role("row").count()
+    page.get_by_role("button", name="Retry job").click()
+    # Queued again by its owner: a transition out of "failed" joins the history.
+    wait_until(lambda: history.get_by_role("row").count() > before)
+    events = user.call("GET", f"/v1/jobs/{failed['id']}/events")[1]
+    assert any(e["from_status"] == "failed" for e in events)
+
+    console.open(f"/jobs/{later['id']}")
+    facts.get_by_text("scheduled", exact=True).wait_for()
+    assert page.get_by_role("button", name="Retry job").count() == 0
+    page.get_by_role("button", name="Cancel job").click()
+    facts.get_by_text("cancelled", exact=True).wait_for()
+    page.get_by_role("button", name="Retry job").wait_for()
+    assert user.call("GET", f"/v1/jobs/{later['id']}")[1]["status"] == "cancelled"
+    console.shoot("job-cancelled")
+
+
+def test_queues_show_depth_in_flight_oldest_age_and_dlq_depth(
+    console: Console, stack: RunningStack
+) -> None:
+    _, user = new_user(stack)
+    operator = admin(stack)
+    status, job = user.call(
+        "POST", "/v1/jobs", {"type": "fail", "max_attempts": 1, "priority": "high"}
+    )
+    assert status == 201, job
+    wait_until(
+        lambda: any(
+            item["job_id"] == job["id"] for item in operator.call("GET", "/v1/dlq/high")[1]["items"]
+        )
+    )
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Queues")
+    queues = page.get_by_role("table", name="Queues")
+    queues.wait_for()
+    assert queues.get_by_role("columnheader").all_inner_texts() == [
+        "Queue",
+        "Depth",
+        "Delayed",
+        "In flight",
+        "Oldest age",
+        "DLQ depth",
+        "State",
+        "Action",
+    ]
+    assert queues.get_by_role("row").count() == 4  # a header and high, normal, low
+
+    def dlq_shown() -> bool:
+        depth = next(
+            q["dlq_depth"]
+            for q in operator.call("GET", "/v1/queues")[1]["items"]
+            if q["priority"] == "high"
+        )
+        return page.get_by_role("link", name=f"{depth} dead letters in high").count() == 1
+
+    wait_until(dlq_shown)
+    page.get_by_role("link", name=re.compile("dead letters in high$")).click()
+    page.get_by_role("heading", level=1, name="Dead letters").wait_for()
+
+
+def test_redrive_a_whole_dead_letter_queue_in_the_background_with_its_progress(
+    console: Console, stack: RunningStack
+) -> None:
+    _, user = new_user(stack)
+    operator = admin(stack)
+    status, job = user.call(
+        "POST", "/v1/jobs", {"type": "fail", "max_attempts": 1, "priority": "low"}
+    )
+    assert status == 201, job
+    wait_until(
+        lambda: any(
+            item["job_id"] == job["id"] for item in operator.call("GET", "/v1/dlq/low")[1]["items"]
+        )
+    )
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Dead letters")
+    page.get_by_label("Priority").select_option("low")
+    page.get_by_label(f"Select job {job['id']}").wait_for()
+    page.get_by_role("button", name="Redrive all").click()
+    page.get_by_role("progressbar", name="Redrive progress").wait_for()
+    page.locator(".outcome").get_by_text(
+        re.compile(r"^Redrive finished: \d+ redriven\.$")
+    ).wait_for(timeout=60_000)
+    console.shoot("dead-letters-redrive-all")
+    assert operator.call("GET", f"/v1/jobs/{job['id']}")[1]["redrive_count"] == 1
+
+
+def test_an_admin_adds_disables_and_deletes_a_user(console: Console, stack: RunningStack) -> None:
+    operator = admin(stack)
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Users")
+    form = page.get_by_role("form", name="Add a user")
+    form.get_by_label("Email").fill(email)
+    form.get_by_label("Password").fill(PASSWORD)
+    form.get_by_label("Role").select_option("worker")
+    form.get_by_role("button", name="Add user").click()
+    page.get_by_label(f"Role of {email}").wait_for()
+    assert page.get_by_label(f"Role of {email}").input_value() == "worker"
+    page.get_by_role("button", name=f"Disable {email}").click()
+    page.get_by_role("button", name=f"Enable {email}").wait_for()
+    users = operator.call("GET", "/v1/users?limit=200")[1]["items"]
+    assert next(u for u in users if u["email"] == email)["disabled"] is True
+    assert Http(stack.url).call("POST", "/v1/auth/login", {"email": email, "password": PASSWORD})[
+        0
+    ] in (401, 403)
+    console.shoot("users")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Delete {email}").click()
+    page.get_by_label(f"Role of {email}").wait_for(state="detached")
+    users = operator.call("GET", "/v1/users?limit=200")[1]["items"]
+    assert all(u["email"] != email for u in users)
+
+
+def test_move_around_with_the_keyboard_and_see_where_focus_is(
+    console: Console, stack: RunningStack
+) -> None:
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    # Backwards from the page's heading (where focus lands): the header's controls in
+    # order, each with a visible focus ring, up to the skip link.
+    seen = []
+    for _ in range(9):
+        page.keyboard.press("Shift+Tab")
+        seen.append(page.evaluate("document.activeElement.textContent"))
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline not in ("none", ""), f"focus on {seen[-1]!r} is not visible"
+    assert seen == [
+        "Sign out",
+        "Audit",
+        "Users",
+        "Limits",
+        "Dead letters",
+        "Queues",
+        "Jobs",
+        "Taskmill",
+        "Skip to content",
+    ]
+    for _ in range(7):
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Audit"
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", level=1, name="Audit").wait_for()
+    # The new page's heading has the focus: the next Tab goes into the page, not the header.
+    assert page.evaluate("document.activeElement.tagName") == "H1"

@@ -48,6 +48,19 @@ def test_a_job_without_limits_is_claimed_in_one_statement(store: JobStore, db: D
     assert db.round_trips - before == 1
 
 
+def test_a_limited_batch_is_claimed_in_one_round_trip_of_two_statements(
+    store: JobStore, limits: LimitStore, db: Database
+) -> None:
+    owner = make_user(db)
+    set_limit(limits, "api:partner", concurrency=5)
+    jobs = [create_job(store, owner, limit_keys=["api:partner"]) for _ in range(3)]
+    before = db.round_trips
+    claim = store.claim_batch([j.id for j in jobs], expect_limits=True)
+    assert {j.id for j in claim.claimed} == {j.id for j in jobs}
+    assert claim.limited
+    assert db.round_trips - before == 1
+
+
 def test_concurrency_holds_back_what_is_over_the_limit(
     store: JobStore, limits: LimitStore, db: Database
 ) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobFilter, JobStore
 from taskmill.lifecycle.schedules import fire_due
+from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore
 
@@ -389,3 +390,41 @@ def test_local_redrive_runs_on_a_thread(
         time.sleep(0.05)
     assert progress["status"] == "done"
     assert progress["redriven"] == 1
+
+
+class FailsAgainAtOnce:
+    """The job queue, with a worker racing the redrive: each job the redrive sends back runs
+    (and fails, back into the DLQ) as soon as its old dead letter is deleted."""
+
+    def __init__(self, queue: Any, deliver: Any) -> None:
+        self.queue = queue
+        self.deliver = deliver
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+    def delete_dead_letter(self, priority: Any, receipt_handle: str) -> None:
+        self.queue.delete_dead_letter(priority, receipt_handle)
+        self.deliver(priority.value)
+
+
+def test_a_background_redrive_redrives_a_job_once_even_if_it_fails_again_meanwhile(
+    as_user, as_admin, deliver, services, job_queue, db, sqs
+) -> None:
+    from taskmill.recovery.redrive_tasks import run_task
+
+    job_id = fail_to_dlq(as_user, deliver)
+    services.launcher = RecordingLauncher()
+    started = as_admin.post("/v1/dlq/normal/redrive", {"background": True, "limit": 1000})
+    assert started.status == 202, started.body
+    task = run_task(
+        db,
+        cast(JobQueue, FailsAgainAtOnce(job_queue, deliver)),
+        services.registry,
+        UUID(started.body["id"]),
+    )
+    assert (task.status, task.redriven) == ("done", 1)
+    job = as_user.get(f"/v1/jobs/{job_id}").body
+    assert (job["status"], job["redrive_count"]) == ("failed", 1)
+    # Failed again after its redrive: its new dead letter waits for the next one.
+    assert depth(sqs, job_queue.dlq_url("normal")) == 1
