@@ -225,13 +225,17 @@ def taskmill_run(
             return list(results)
 
     run = measured(admin_url, dbname, work)
+    assert_all_succeeded(url, ids)
+    return run
+
+
+def assert_all_succeeded(url: str, ids: list[Any]) -> None:
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND id = ANY (%s)", (ids,)
         ).fetchone()
     assert row is not None
     assert row[0] == JOBS, f"only {row[0]} of {JOBS} succeeded"
-    return run
 
 
 def taskmill_floor_run(admin_url: str, url: str, dbname: str) -> Run:
@@ -256,12 +260,7 @@ def taskmill_floor_run(admin_url: str, url: str, dbname: str) -> Run:
         return trips
 
     run = measured(admin_url, dbname, work)
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND id = ANY (%s)", (ids,)
-        ).fetchone()
-    assert row is not None
-    assert row[0] == JOBS, f"only {row[0]} of {JOBS} succeeded"
+    assert_all_succeeded(url, ids)
     return run
 
 
