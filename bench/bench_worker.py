@@ -58,8 +58,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 # invocation; the deployed `high` queue allows 10).
 CONCURRENCY = [int(n) for n in os.environ.get("BENCH_CONCURRENCY", "4").split(",") if n]
 # Which systems to run (comma-separated: taskmill, limits (Taskmill with a limit key),
-# pgqueuer, ceiling).
-SYSTEMS = set(os.environ.get("BENCH_SYSTEMS", "taskmill,limits,pgqueuer,ceiling").split(","))
+# floor (Taskmill's two statements without the handler), pgqueuer, ceiling).
+SYSTEMS = set(os.environ.get("BENCH_SYSTEMS", "taskmill,limits,floor,pgqueuer,ceiling").split(","))
 BATCH = 10
 # The key every job of the "limits" row holds.
 LIMITED_KEY = "bench:all"
@@ -225,13 +225,69 @@ def taskmill_run(
             return list(results)
 
     run = measured(admin_url, dbname, work)
+    assert_all_succeeded(url, ids)
+    return run
+
+
+def assert_all_succeeded(url: str, ids: list[Any]) -> None:
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND id = ANY (%s)", (ids,)
         ).fetchone()
     assert row is not None
     assert row[0] == JOBS, f"only {row[0]} of {JOBS} succeeded"
+
+
+def taskmill_floor_run(admin_url: str, url: str, dbname: str) -> Run:
+    """Taskmill's two statements alone: `JobStore.claim_batch` then `succeed_many` per batch
+    of ten, with no handler, records, bodies or metrics. What the worker could reach if its
+    Python cost nothing; the rest of a batch is the handler's own cost."""
+    ids = taskmill_jobs(url)
+
+    def work() -> list[int]:
+        db = Database(url)
+        store = JobStore(db)
+        trips = []
+        for start in range(0, JOBS, BATCH):
+            before = db.round_trips
+            claim = store.claim_batch(ids[start : start + BATCH], lease_seconds=60)
+            store.succeed_many(
+                [(job.id, job.lease_token, None) for job in claim.claimed if job.lease_token],
+                actor="bench",
+            )
+            trips.append(db.round_trips - before)
+        db.close()
+        return trips
+
+    run = measured(admin_url, dbname, work)
+    assert_all_succeeded(url, ids)
     return run
+
+
+def taskmill_bare_run(admin_url: str, url: str, dbname: str) -> Run:
+    """Two bare UPDATEs per batch of ten on Taskmill's `jobs` table (to running, to
+    succeeded; ids returned, no events, no lease check): what the table itself costs, with
+    its row width and indexes, whatever the statements around it do."""
+    ids = taskmill_jobs(url)
+
+    def work() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for start in range(0, JOBS, BATCH):
+                batch = ids[start : start + BATCH]
+                conn.execute(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
+                    "lease_token = gen_random_uuid(), updated_at = now() "
+                    "WHERE id = ANY (%s) AND status = 'queued' RETURNING id",
+                    (batch,),
+                ).fetchall()
+                conn.execute(
+                    "UPDATE jobs SET status = 'succeeded', lease_token = NULL, "
+                    "finished_at = now(), updated_at = now() "
+                    "WHERE id = ANY (%s) AND status = 'running' RETURNING id",
+                    (batch,),
+                ).fetchall()
+
+    return measured(admin_url, dbname, work)
 
 
 # ---- pgqueuer --------------------------------------------------------------------------------
@@ -388,7 +444,14 @@ def run_all(server_url: str) -> None:
         pgqueuer_install(urls["pgqueuer"])
     rows = {
         name: Row(name)
-        for name in ("taskmill b10", "taskmill b10 limits", "pgqueuer b10", "pgqueuer b100")
+        for name in (
+            "taskmill b10",
+            "taskmill b10 limits",
+            "taskmill b10 SQL only",
+            "taskmill table, bare",
+            "pgqueuer b10",
+            "pgqueuer b100",
+        )
     }
     rows["ceiling b10"] = Row("ceiling b10")
     for consumers in CONCURRENCY:
@@ -401,6 +464,14 @@ def run_all(server_url: str) -> None:
         if "limits" in SYSTEMS:
             rows["taskmill b10 limits"].runs.append(
                 taskmill_run(server_url, urls["taskmill"], names["taskmill"], 1, limited=True)
+            )
+        if "floor" in SYSTEMS:
+            rows["taskmill b10 SQL only"].runs.append(
+                taskmill_floor_run(server_url, urls["taskmill"], names["taskmill"])
+            )
+        if "bare" in SYSTEMS:
+            rows["taskmill table, bare"].runs.append(
+                taskmill_bare_run(server_url, urls["taskmill"], names["taskmill"])
             )
         if pgqueuer_available:
             for batch in (10, 100):
@@ -451,7 +522,9 @@ def print_table(rows: dict[str, Row], pgqueuer_available: bool) -> None:
         "  (pgqueuer: its QueueManager on asyncpg until the last job ran, async no-op "
         "entrypoint; ceiling: the minimal loop, claim 10 with FOR UPDATE SKIP LOCKED then "
         "mark done, 2 commits per batch; limits: every job holds a key with a concurrency "
-        "limit no batch reaches, so each claim is the admission claim)"
+        "limit no batch reaches, so each claim is the admission claim; SQL only: Taskmill's "
+        "claim and success statements called directly, no handler; bare updates: two plain "
+        "UPDATEs per batch on Taskmill's jobs table, no events, what the table allows)"
     )
 
 
@@ -459,6 +532,8 @@ TARGETS = {
     "taskmill b10": ">= 1.5x pgqueuer b10; >= 0.35x ceiling; <= 1,200 WAL B/job; "
     "<= 2 commits/batch",
     "taskmill b10 limits": "every job holds a limited key: at most 1 statement more per batch",
+    "taskmill b10 SQL only": "(no target: the handler's Python cost is the gap to taskmill b10)",
+    "taskmill table, bare": "(no target: the floor of any worker on this table)",
 }
 
 

@@ -46,6 +46,22 @@ def admin(stack: RunningStack) -> Http:
     return http
 
 
+def dead_letter(stack: RunningStack, operator: Http, priority: str) -> dict[str, Any]:
+    """A new user's job that fails at once, once it is in `priority`'s DLQ."""
+    _, user = new_user(stack)
+    status, job = user.call(
+        "POST", "/v1/jobs", {"type": "fail", "max_attempts": 1, "priority": priority}
+    )
+    assert status == 201, job
+    wait_until(
+        lambda: any(
+            item["job_id"] == job["id"]
+            for item in operator.call("GET", f"/v1/dlq/{priority}")[1]["items"]
+        )
+    )
+    return job
+
+
 def raw_session(console: Console) -> str | None:
     return console.page.evaluate("sessionStorage.getItem('taskmill.session')")
 
@@ -548,17 +564,8 @@ def test_a_failed_jobs_attempts_and_last_error_then_retry_and_cancel(
 def test_queues_show_depth_in_flight_oldest_age_and_dlq_depth(
     console: Console, stack: RunningStack
 ) -> None:
-    _, user = new_user(stack)
     operator = admin(stack)
-    status, job = user.call(
-        "POST", "/v1/jobs", {"type": "fail", "max_attempts": 1, "priority": "high"}
-    )
-    assert status == 201, job
-    wait_until(
-        lambda: any(
-            item["job_id"] == job["id"] for item in operator.call("GET", "/v1/dlq/high")[1]["items"]
-        )
-    )
+    dead_letter(stack, operator, "high")
     page = console.page
     console.open()
     console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -593,17 +600,8 @@ def test_queues_show_depth_in_flight_oldest_age_and_dlq_depth(
 def test_redrive_a_whole_dead_letter_queue_in_the_background_with_its_progress(
     console: Console, stack: RunningStack
 ) -> None:
-    _, user = new_user(stack)
     operator = admin(stack)
-    status, job = user.call(
-        "POST", "/v1/jobs", {"type": "fail", "max_attempts": 1, "priority": "low"}
-    )
-    assert status == 201, job
-    wait_until(
-        lambda: any(
-            item["job_id"] == job["id"] for item in operator.call("GET", "/v1/dlq/low")[1]["items"]
-        )
-    )
+    job = dead_letter(stack, operator, "low")
     page = console.page
     console.open()
     console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
