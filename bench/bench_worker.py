@@ -58,8 +58,11 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 # invocation; the deployed `high` queue allows 10).
 CONCURRENCY = [int(n) for n in os.environ.get("BENCH_CONCURRENCY", "4").split(",") if n]
 # Which systems to run (comma-separated: taskmill, limits (Taskmill with a limit key),
-# floor (Taskmill's two statements without the handler), pgqueuer, ceiling).
-SYSTEMS = set(os.environ.get("BENCH_SYSTEMS", "taskmill,limits,floor,pgqueuer,ceiling").split(","))
+# floor (Taskmill's two statements without the handler), bare (two bare UPDATEs on its jobs
+# table), pgqueuer, ceiling).
+SYSTEMS = set(
+    os.environ.get("BENCH_SYSTEMS", "taskmill,limits,floor,bare,pgqueuer,ceiling").split(",")
+)
 BATCH = 10
 # The key every job of the "limits" row holds.
 LIMITED_KEY = "bench:all"
