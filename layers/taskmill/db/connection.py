@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -72,6 +73,14 @@ class Database:
     The connection is in autocommit mode: single statements commit on their own (every
     state change is one conditional statement) and multi-statement work uses
     `transaction()`.
+
+    Threads share it (job bodies report progress while the worker heartbeats; the local
+    stack's pollers all invoke one container's worker), and psycopg locks the connection
+    per statement only: a statement sent by another thread during a transaction or a
+    pipeline would run inside it (rolled back with it, its rows lost in a pipeline). So
+    each of `execute`, `transaction` and `pipelined` has the connection to itself until it
+    is done; the lock is reentrant, so the store's statements inside its own `transaction()`
+    still join it.
     """
 
     def __init__(
@@ -89,6 +98,7 @@ class Database:
         self._statement_timeout_ms = statement_timeout_ms
         self._application_name = application_name
         self._conn: Connection | None = None
+        self._lock = threading.RLock()
         # Counted for benchmarks: the figure the API and worker targets are stated in.
         self.round_trips = 0
 
@@ -126,24 +136,26 @@ class Database:
 
         BEGIN and COMMIT are a round trip each, so hot paths prefer one statement.
         """
-        conn = self.connection()
-        try:
-            with translate_errors(), conn.transaction():
-                self.round_trips += 2
-                yield Transaction(self, conn)
-        except DependencyUnavailable:
-            self._discard()
-            raise
+        with self._lock:
+            conn = self.connection()
+            try:
+                with translate_errors(), conn.transaction():
+                    self.round_trips += 2
+                    yield Transaction(self, conn)
+            except DependencyUnavailable:
+                self._discard()
+                raise
 
     def execute(self, query: Any, params: Any = None) -> list[dict[str, Any]]:
         """Run one statement (its own transaction) and return its rows, if any."""
-        conn = self.connection()
-        try:
-            with translate_errors():
-                return self._run(conn, query, params)
-        except DependencyUnavailable:
-            self._discard()
-            raise
+        with self._lock:
+            conn = self.connection()
+            try:
+                with translate_errors():
+                    return self._run(conn, query, params)
+            except DependencyUnavailable:
+                self._discard()
+                raise
 
     def pipelined(self, statements: Sequence[tuple[Any, Any]]) -> list[list[dict[str, Any]]]:
         """Run `statements` in order in one round trip and one transaction, and return each
@@ -156,16 +168,17 @@ class Database:
         taken by one is held, and everything committed before it was granted is visible,
         when the next one runs.
         """
-        conn = self.connection()
-        try:
-            with translate_errors():
-                with conn.pipeline():
-                    cursors = [conn.execute(query, params) for query, params in statements]
-                self.round_trips += 1
-                return [_rows(cur) for cur in cursors]
-        except DependencyUnavailable:
-            self._discard()
-            raise
+        with self._lock:
+            conn = self.connection()
+            try:
+                with translate_errors():
+                    with conn.pipeline():
+                        cursors = [conn.execute(query, params) for query, params in statements]
+                    self.round_trips += 1
+                    return [_rows(cur) for cur in cursors]
+            except DependencyUnavailable:
+                self._discard()
+                raise
 
     def _run(self, conn: Connection, query: Any, params: Any) -> list[dict[str, Any]]:
         cur = conn.execute(query, params)
