@@ -108,10 +108,13 @@ class ScheduleStore:
     def advance(
         self, schedule_id: UUID, *, fired_at: datetime, next_fire_at: datetime, job_id: UUID | None
     ) -> bool:
-        """Move to the next fire time, only if no one else did (the same fire time)."""
+        """Move to the next fire time, only if no one else did (the same fire time). A
+        schedule that fires is healthy: an `error` left from a sweep that disabled it before
+        it was repaired by hand is cleared."""
         rows = self._db.execute(
             "UPDATE schedules SET next_fire_at = %s, last_fire_at = %s, "
-            "last_job_id = coalesce(%s, last_job_id), updated_at = now() "
+            "last_job_id = coalesce(%s, last_job_id), updated_at = now(), "
+            "error = NULL, error_at = NULL "
             "WHERE id = %s AND next_fire_at = %s RETURNING id",
             (next_fire_at, fired_at, job_id, schedule_id, fired_at),
         )

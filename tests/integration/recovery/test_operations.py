@@ -203,6 +203,29 @@ def test_a_schedule_that_no_longer_parses_is_disabled_and_the_others_fire(
     assert bad_lines() == []
 
 
+def test_a_schedule_disabled_by_the_sweep_then_repaired_by_hand_fires_without_its_error(
+    as_user, db, job_queue, services
+) -> None:
+    schedule_id = _due_schedule(as_user, db)
+    db.execute("UPDATE schedules SET timezone = 'Mars/Olympus_Mons' WHERE id = %s", (schedule_id,))
+    fired = fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10)
+    assert (fired.created, fired.disabled) == (0, [UUID(schedule_id)])
+    assert as_user.get(f"/v1/schedules/{schedule_id}").body["error"] is not None
+
+    # The operator puts the row right (the zone back, enabled again), as they broke it.
+    db.execute(
+        "UPDATE schedules SET timezone = 'UTC', enabled = true, "
+        "next_fire_at = date_trunc('minute', now()) - interval '2 minutes' WHERE id = %s",
+        (schedule_id,),
+    )
+    assert fire(db, job_queue, services) == 1
+    # It fires again: its owner no longer reads that it was disabled (null for a healthy one).
+    shown = as_user.get(f"/v1/schedules/{schedule_id}").body
+    assert shown["enabled"] is True
+    assert shown["last_job_id"] is not None
+    assert (shown["error"], shown["error_at"]) == (None, None)
+
+
 # ---- DLQ ------------------------------------------------------------------------------
 
 
