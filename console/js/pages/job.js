@@ -33,6 +33,7 @@ export function jobPage(cleanups, jobId) {
   let job = null;
   let stopped = false;
   let shown = "";
+  let shownEvents = [];
   // The children shown so far (every page asked for), and the cursor of the page after them.
   let children = [];
   let childPages = 1;
@@ -64,13 +65,17 @@ export function jobPage(cleanups, jobId) {
   }
 
   async function load() {
+    const pages = childPages;
     try {
       const [current, events, [kids, next]] = await Promise.all([
         api("GET", `/v1/jobs/${jobId}`),
         api("GET", `/v1/jobs/${jobId}/events`),
         loadChildren(),
       ]);
+      // "More children" answered meanwhile: this read has fewer children than are shown.
+      if (pages !== childPages) return;
       job = current;
+      shownEvents = events;
       children = kids;
       childCursor = next;
       // Unchanged data is not redrawn, so polling never moves the keyboard focus.
@@ -143,6 +148,8 @@ export function jobPage(cleanups, jobId) {
         childPages += 1;
         children = [...children, ...answer.items];
         childCursor = answer.next_cursor;
+        // What is drawn now, so the next poll redraws (and moves the focus) only on a change.
+        shown = JSON.stringify([job, shownEvents, children, childCursor]);
         renderChildren();
         announce(`${children.length} children shown.`);
         // The button was redrawn: keep the keyboard where it was (on it, or on the last link).

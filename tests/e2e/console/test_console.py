@@ -447,6 +447,44 @@ def test_a_jobs_page_lists_its_children_with_their_status(console: Console, fami
     page.get_by_text("This job has no children.").wait_for()
 
 
+def test_more_children_keeps_the_keyboard_where_it_was_while_the_page_is_live(
+    console: Console, stack: RunningStack
+) -> None:
+    """While children are unfinished the page re-reads them every 2 s; the children "More
+    children" added must not count as a change to redraw (that drops the focus to the top of
+    the page)."""
+    operator = admin(stack)
+    assert operator.call("POST", "/v1/job-types/example.square/pause")[0] == 200
+    try:
+        email, user = new_user(stack)
+        status, parent = user.call(
+            "POST", "/v1/jobs", {"type": "example.fanout", "payload": {"count": FAN_OUT}}
+        )
+        assert status == 201, parent
+        done = user.wait_for(parent["id"], {"succeeded", "failed"}, timeout=60)
+        assert done["status"] == "succeeded", done
+        page = console.page
+        console.open(f"/jobs/{parent['id']}")
+        console.sign_in(email, PASSWORD)
+        page.get_by_text("20 children shown; there are more.").wait_for()
+        page.get_by_role("button", name="More children").click()
+        page.get_by_text(f"{FAN_OUT + 1} children shown.").wait_for()
+        focused = page.evaluate("document.activeElement.getAttribute('href')")
+        assert focused is not None
+        assert focused.startswith("#/jobs/")
+
+        # Two more polls of the page, answered (the squares are paused: nothing changes).
+        for _ in range(2):
+            with page.expect_response(
+                lambda r: f"parent_id={parent['id']}" in r.url and "cursor=" in r.url
+            ):
+                pass
+        page.locator("#main").get_by_text(f"{FAN_OUT + 1} children shown.").wait_for()
+        assert page.evaluate("document.activeElement.getAttribute('href')") == focused
+    finally:
+        assert operator.call("POST", "/v1/job-types/example.square/resume")[0] == 200
+
+
 def names(console: Console) -> set[str]:
     return set(console.page.get_by_role("table", name="Jobs").get_by_role("link").all_inner_texts())
 
