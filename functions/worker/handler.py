@@ -11,6 +11,7 @@ the SDK is in maintenance mode (end of support 2027-02-25).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -66,3 +67,20 @@ def process_event(event: dict[str, Any], context: Any, worker: Worker) -> dict[s
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_event(event, context, container_worker())
+
+
+def new_container() -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """A handler with a container of its own: its worker (connection, thread pool, lease
+    bookkeeping), built on its first event. Lambda runs one batch at a time per container;
+    the local stack gives one of these to each of its pollers, so no worker ever runs two
+    batches at once (`handler`'s one worker would be shared by all of them)."""
+    own: Worker | None = None
+
+    @logger.inject_lambda_context(clear_state=True)
+    def container_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        nonlocal own
+        if own is None:
+            own = build_worker(load_settings(WorkerSettings))
+        return process_event(event, context, own)
+
+    return container_handler

@@ -296,8 +296,10 @@ class LocalStack:
         for definition in QUEUES:
             url = os.environ[f"TASKMILL_QUEUE_URL_{definition.priority.value.upper()}"]
             for index in range(min(self.config.pollers_per_queue, definition.max_concurrency)):
+                # Each poller is a Lambda container of its own (its own worker and
+                # connection), as the event source mapping's concurrent invocations are.
                 poller = QueuePoller(
-                    sqs, url, definition, worker.handler, self.stop_event, pauses=pauses
+                    sqs, url, definition, worker.new_container(), self.stop_event, pauses=pauses
                 )
                 self._spawn(poller.run, f"poller-{definition.priority.value}-{index}")
 

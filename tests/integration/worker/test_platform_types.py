@@ -209,6 +209,30 @@ def test_worker_handler_entry_point_builds_from_the_environment(
     assert store.get(job.id).status is JobStatus.SUCCEEDED
 
 
+def test_each_local_container_has_its_own_worker_and_connection(
+    enqueue, sqs, job_queue, store, worker_settings, monkeypatch, db
+) -> None:
+    """The local stack's pollers are containers of their own, as Lambda's concurrent
+    invocations are: two of them run their batches on two workers and two connections."""
+    import functions.worker.handler as module
+    from tests.support.lambda_events import receive_event
+
+    for name, value in _env(worker_settings).items():
+        monkeypatch.setenv(name, value)
+    containers = [module.new_container(), module.new_container()]
+    for container in containers:
+        job = enqueue("noop")
+        event = receive_event(sqs, job_queue.queue_url("normal"))
+        context: Any = FakeLambdaContext()
+        assert container(event, context) == {"batchItemFailures": []}
+        assert store.get(job.id).status is JobStatus.SUCCEEDED
+    rows = db.execute(
+        "SELECT count(*) AS n FROM pg_stat_activity "
+        "WHERE application_name = 'taskmill-worker' AND datname = current_database()"
+    )
+    assert rows[0]["n"] == 2
+
+
 def test_job_failure_is_retryable_by_default() -> None:
     assert JobFailure("x").retryable
 
