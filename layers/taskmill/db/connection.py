@@ -75,12 +75,12 @@ class Database:
     `transaction()`.
 
     Threads share it (job bodies report progress while the worker heartbeats; the local
-    stack's pollers all invoke one container's worker), and psycopg locks the connection
-    per statement only: a statement sent by another thread during a transaction or a
-    pipeline would run inside it (rolled back with it, its rows lost in a pipeline). So
-    each of `execute`, `transaction` and `pipelined` has the connection to itself until it
-    is done; the lock is reentrant, so the store's statements inside its own `transaction()`
-    still join it.
+    gateway serves requests on threads), and psycopg locks the connection per statement
+    only: a statement sent by another thread during a transaction or a pipeline would run
+    inside it (rolled back with it, its rows lost in a pipeline). So each of `execute`,
+    `transaction` and `pipelined` has the connection to itself until it is done
+    (`_held`); the lock is reentrant, so the store's statements inside its own
+    `transaction()` still join it.
     """
 
     def __init__(
@@ -131,31 +131,33 @@ class Database:
         return conn
 
     @contextmanager
+    def _held(self) -> Iterator[Connection]:
+        """The connection, this thread's alone until the block ends; psycopg errors leave
+        as domain errors, and a connection that failed is dropped (a stale or broken one is
+        replaced on the next call)."""
+        with self._lock:
+            conn = self.connection()
+            try:
+                with translate_errors():
+                    yield conn
+            except DependencyUnavailable:
+                self._discard()
+                raise
+
+    @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """A transaction on the shared connection; psycopg errors leave as domain errors.
 
         BEGIN and COMMIT are a round trip each, so hot paths prefer one statement.
         """
-        with self._lock:
-            conn = self.connection()
-            try:
-                with translate_errors(), conn.transaction():
-                    self.round_trips += 2
-                    yield Transaction(self, conn)
-            except DependencyUnavailable:
-                self._discard()
-                raise
+        with self._held() as conn, conn.transaction():
+            self.round_trips += 2
+            yield Transaction(self, conn)
 
     def execute(self, query: Any, params: Any = None) -> list[dict[str, Any]]:
         """Run one statement (its own transaction) and return its rows, if any."""
-        with self._lock:
-            conn = self.connection()
-            try:
-                with translate_errors():
-                    return self._run(conn, query, params)
-            except DependencyUnavailable:
-                self._discard()
-                raise
+        with self._held() as conn:
+            return self._run(conn, query, params)
 
     def pipelined(self, statements: Sequence[tuple[Any, Any]]) -> list[list[dict[str, Any]]]:
         """Run `statements` in order in one round trip and one transaction, and return each
@@ -168,17 +170,11 @@ class Database:
         taken by one is held, and everything committed before it was granted is visible,
         when the next one runs.
         """
-        with self._lock:
-            conn = self.connection()
-            try:
-                with translate_errors():
-                    with conn.pipeline():
-                        cursors = [conn.execute(query, params) for query, params in statements]
-                    self.round_trips += 1
-                    return [_rows(cur) for cur in cursors]
-            except DependencyUnavailable:
-                self._discard()
-                raise
+        with self._held() as conn:
+            with conn.pipeline():
+                cursors = [conn.execute(query, params) for query, params in statements]
+            self.round_trips += 1
+            return [_rows(cur) for cur in cursors]
 
     def _run(self, conn: Connection, query: Any, params: Any) -> list[dict[str, Any]]:
         cur = conn.execute(query, params)
