@@ -10,8 +10,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from taskmill.jobs.model import Job
+from taskmill.jobs.options import JobOptions, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
-from taskmill.topology import MAX_ATTEMPTS_LIMIT
 
 Email = Annotated[
     str,
@@ -23,8 +23,6 @@ Password = Annotated[
     str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
 ]
 Role = Literal["admin", "user", "worker"]
-PriorityName = Literal["high", "normal", "low"]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 LimitKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9:._-]{1,128}$")]
 
 
@@ -96,7 +94,7 @@ class RoleChange(Strict):
     role: Role
 
 
-class JobCreate(Strict):
+class JobCreate(JobOptions):
     # An example that works as is: Swagger UI fills the body of Try-it-out with it, and
     # schemathesis creates jobs with it (its stateful phase then works on real ones).
     model_config = ConfigDict(
@@ -110,18 +108,7 @@ class JobCreate(Strict):
     payload: dict[str, Any] = Field(
         default_factory=dict, description="Valid for the type's `payload_schema`."
     )
-    priority: PriorityName | None = None
-    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
-    timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
-    backoff_base_seconds: float | None = Field(default=None, ge=0, le=86400)
-    backoff_max_seconds: float | None = Field(default=None, ge=0, le=7 * 86400)
-    run_at: AwareDatetime | None = None
-    delay_seconds: float | None = Field(default=None, ge=0, le=365 * 86400)
-    depends_on: list[UUID] = Field(default_factory=list, max_length=100)
     webhook_url: HttpUrl | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
-    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    tags: list[Tag] = Field(default_factory=list, max_length=20)
     limit_keys: list[LimitKey] = Field(
         default_factory=list,
         max_length=4,

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError
 
 from taskmill.errors import InvalidInput
 from taskmill.jobs.model import Job, NewJob
+from taskmill.jobs.options import JobOptions
 from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.submit import JobRequest, resolve
-from taskmill.topology import MAX_ATTEMPTS_LIMIT
 
 # Created in one statement with the parent's success; a fan-out wider than this is better
 # split over several parents (each also counts against the owner's unfinished-jobs quota).
@@ -31,26 +31,13 @@ class ChildJobRefused(PermanentJobFailure):
     retryable: the same body would submit the same child again."""
 
 
-class ChildOptions(BaseModel):
+class ChildOptions(JobOptions):
     """What a body may set on a child besides type and payload: the options of
     `POST /v1/jobs`, with the same bounds, less `idempotency_key` (a child is created once,
     with its parent's success) and `webhook_url` (its address is checked by the API only)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    priority: Literal["high", "normal", "low"] | None = None
-    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
-    timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
-    backoff_base_seconds: float | None = Field(default=None, ge=0, le=86400)
-    backoff_max_seconds: float | None = Field(default=None, ge=0, le=7 * 86400)
-    run_at: AwareDatetime | None = None
-    delay_seconds: float | None = Field(default=None, ge=0, le=365 * 86400)
-    depends_on: list[UUID] = Field(default_factory=list, max_length=100)
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
-    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=20
-    )
     correlation_id: Annotated[str, StringConstraints(max_length=200)] | None = None
     # Checked by `resolve` (form, no `owner:` key, at most 4 with the type's templates).
     limit_keys: list[str] = Field(default_factory=list, max_length=4)

@@ -1,0 +1,31 @@
+"""What a client or a job body may set on a new job besides its type and payload, with one
+set of bounds: `POST /v1/jobs` (`taskmill.api.models.JobCreate`) and `context.submit`
+(`taskmill.worker.children.ChildOptions`) both take these."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from taskmill.topology import MAX_ATTEMPTS_LIMIT
+
+PriorityName = Literal["high", "normal", "low"]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class JobOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: PriorityName | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    backoff_base_seconds: float | None = Field(default=None, ge=0, le=86400)
+    backoff_max_seconds: float | None = Field(default=None, ge=0, le=7 * 86400)
+    run_at: AwareDatetime | None = None
+    delay_seconds: float | None = Field(default=None, ge=0, le=365 * 86400)
+    depends_on: list[UUID] = Field(default_factory=list, max_length=100)
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
