@@ -26,7 +26,7 @@ from taskmill.errors import (
     NotFound,
     QuotaExceeded,
 )
-from taskmill.jobs.model import Job, JobStatus, NewJob
+from taskmill.jobs.model import Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
 from taskmill.users.store import SESSION_ACCOUNT_SQL, SessionAccount
@@ -342,6 +342,30 @@ def _claim_rows(rows: Iterable[dict[str, Any]]) -> tuple[list[Job], list[Hold]]:
 
 def _params(actor: str, detail: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
     return {"actor": actor, "event_detail": Jsonb(detail or {}), **values}
+
+
+def _succeed(returning: LiteralString) -> LiteralString:
+    """Successful attempts (`%(data)s`: id, lease token and result each) to `succeeded`, with
+    their events; `returning` names the columns wanted back (the events need id, status,
+    attempts and last_error)."""
+    return _transition(
+        """
+    UPDATE jobs j SET status = 'succeeded', result = o.result, progress = 100,
+           finished_at = now(), updated_at = now(), lease_until = NULL, lease_token = NULL,
+           last_error = NULL, webhook_pending = j.webhook_url IS NOT NULL
+    FROM jsonb_to_recordset(%(data)s::jsonb) AS o(id uuid, token uuid, result jsonb)
+    WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
+    RETURNING """
+        + returning
+    )
+
+
+def _succeed_params(outcomes: Sequence[tuple[UUID, UUID, Any]], actor: str) -> dict[str, Any]:
+    data = [
+        {"id": str(job_id), "token": str(token), "result": result}
+        for job_id, token, result in outcomes
+    ]
+    return _params(actor, data=Jsonb(data))
 
 
 class JobStore:
@@ -810,22 +834,27 @@ RETURNING j.id""",
         An outcome whose lease is no longer held (recovered meanwhile) is not applied."""
         if not outcomes:
             return []
-        data = [
-            {"id": str(job_id), "token": str(token), "result": result}
-            for job_id, token, result in outcomes
-        ]
-        return _jobs(
-            self._db.execute(
-                _transition("""
-    UPDATE jobs j SET status = 'succeeded', result = o.result, progress = 100,
-           finished_at = now(), updated_at = now(), lease_until = NULL, lease_token = NULL,
-           last_error = NULL, webhook_pending = j.webhook_url IS NOT NULL
-    FROM jsonb_to_recordset(%(data)s::jsonb) AS o(id uuid, token uuid, result jsonb)
-    WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
-    RETURNING j.*, 'running'::text AS from_status"""),
-                _params(actor, data=Jsonb(data)),
-            )
+        return _jobs(self._db.execute(_succeed("j.*"), _succeed_params(outcomes, actor)))
+
+    def succeed_batch(
+        self, outcomes: Sequence[tuple[UUID, UUID, Any]], *, actor: str = "worker"
+    ) -> list[Finished]:
+        """`succeed_many` for the worker's batches: the same statement, returning only what
+        follow-ups need (`Finished`) instead of whole rows."""
+        if not outcomes:
+            return []
+        rows = self._db.execute(
+            _succeed(
+                "j.id, j.status, j.attempts, j.last_error, j.has_dependents, j.webhook_pending"
+            ),
+            _succeed_params(outcomes, actor),
         )
+        return [
+            Finished(
+                row["id"], JobStatus(row["status"]), row["has_dependents"], row["webhook_pending"]
+            )
+            for row in rows
+        ]
 
     def succeed_with_children(
         self,

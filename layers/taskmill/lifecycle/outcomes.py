@@ -28,7 +28,7 @@ from taskmill.errors import (
     QueueUnavailable,
     QuotaExceeded,
 )
-from taskmill.jobs.model import Job, JobStatus, NewJob, log_keys
+from taskmill.jobs.model import Finished, Job, JobStatus, NewJob, log_keys
 from taskmill.jobs.retry import JobFailure, RetryDecision, RetryPolicy, decide_retry
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -114,20 +114,22 @@ class Outcomes:
         *,
         actor: str,
         deadline: float | None = None,
-        follow_up: bool = True,
     ) -> list[Job]:
         """Record successful attempts in one statement; an attempt whose lease is no longer
         held (recovered meanwhile) is not applied and not returned. `deadline` bounds the
-        follow-ups' SQS calls (see `JobQueue.send`); what misses it the sweep sends.
-
-        `follow_up=False` is for a caller with more outcomes to record first (the worker's
-        batch): it then calls `follow_up(finished)` itself."""
+        follow-ups' SQS calls (see `JobQueue.send`); what misses it the sweep sends."""
         finished = self.store.succeed_many(
             [(s.job_id, s.lease_token, s.result) for s in successes], actor=actor
         )
-        if follow_up:
-            self.follow_up(finished, deadline)
+        self.follow_up(finished, deadline)
         return finished
+
+    def succeeded_in_batch(self, successes: Sequence[Success], *, actor: str) -> list[Finished]:
+        """`succeeded` for the worker's batch, which has more outcomes to record before the
+        follow-ups (it calls `follow_up` itself), and returns only what those need."""
+        return self.store.succeed_batch(
+            [(s.job_id, s.lease_token, s.result) for s in successes], actor=actor
+        )
 
     def succeeded_with_children(
         self,
@@ -320,8 +322,9 @@ class Outcomes:
 
     # ---- what follows -------------------------------------------------------------------
 
-    def follow_up(self, finished: Sequence[Job], deadline: float | None = None) -> None:
-        """What follows finished jobs: dependents released and sent, completion webhooks."""
+    def follow_up(self, finished: Sequence[Job | Finished], deadline: float | None = None) -> None:
+        """What follows finished jobs: dependents released and sent, completion webhooks
+        (whose jobs are read whole when only their `Finished` part is at hand)."""
         if not finished:
             return
         try:
@@ -335,11 +338,15 @@ class Outcomes:
             if succeeded:
                 released = self.store.release_waiting(limit=RELEASE_BATCH_LIMIT, job_ids=succeeded)
                 send_pending(self.store, self.queue, released, deadline=deadline)
+            whole = [job for job in finished if isinstance(job, Job)]
+            to_read = [f.id for f in finished if isinstance(f, Finished) and f.webhook_pending]
+            if to_read:
+                whole.extend(self.store.get_many(to_read))
             create_completion_webhooks(
                 self.store,
                 self.queue,
                 self.registry,
-                finished,
+                whole,
                 logger=self.logger,
                 deadline=deadline,
             )

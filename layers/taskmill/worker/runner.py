@@ -24,7 +24,7 @@ from uuid import UUID
 from taskmill.errors import DependencyUnavailable, QueueUnavailable
 from taskmill.flow.holds import hold_seconds
 from taskmill.flow.keys import key_family
-from taskmill.jobs.model import Job, JobStatus
+from taskmill.jobs.model import Finished, Job, JobStatus
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobs.store import LEASE_SLACK_SECONDS, Hold, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -385,16 +385,18 @@ class Worker:
         # Every success first, in one statement: the jobs whose bodies ran well are the ones
         # most worth keeping if a later statement fails. Then the exceptions, one statement
         # each; then what follows the successes (dependents, webhooks: SQS calls).
-        finished = self.outcomes.succeeded(
-            [
-                Success(a.job.id, a.job.lease_token, a.result)
-                for a in attempts
-                if a.outcome is Outcome.SUCCEEDED
-                and a.job.lease_token is not None
-                and not a.context.children
-            ],
-            actor=ACTOR,
-            follow_up=False,
+        finished: list[Job | Finished] = []
+        finished.extend(
+            self.outcomes.succeeded_in_batch(
+                [
+                    Success(a.job.id, a.job.lease_token, a.result)
+                    for a in attempts
+                    if a.outcome is Outcome.SUCCEEDED
+                    and a.job.lease_token is not None
+                    and not a.context.children
+                ],
+                actor=ACTOR,
+            )
         )
         finished.extend(self._record_parents(attempts))
         finished_ids = {job.id for job in finished}

@@ -244,6 +244,32 @@ def test_completion_webhook_is_signed_and_verifiable(
     assert store.get(hooks[0].id).status is JobStatus.SUCCEEDED
 
 
+def test_in_a_batch_each_job_with_a_webhook_url_gets_one_describing_its_own_success(
+    enqueue, deliver, store, http_receiver, db
+) -> None:
+    # The batch's success statement returns only what follow-ups need; the jobs with a
+    # webhook are read whole (one more statement) so each webhook carries its own job.
+    url, received = http_receiver
+    plain = [enqueue("noop") for _ in range(3)]
+    hooked = [enqueue("sleep", {"seconds": 0}, webhook_url=f"{url}?n={n}") for n in range(2)]
+    before = db.round_trips
+    assert failures(deliver()) == []
+    # claim, success, the two read whole, their webhook jobs created, marked sent, marks cleared
+    assert db.round_trips - before == 6
+    for job in plain + hooked:
+        assert store.get(job.id).status is JobStatus.SUCCEEDED
+    hooks = [j for j in store.list_jobs(_all_filter()).items if j.type == "webhook.deliver"]
+    assert sorted(h.payload["url"] for h in hooks) == [f"{url}?n=0", f"{url}?n=1"]
+    assert failures(deliver()) == []  # the two webhook jobs
+    events = sorted((json.loads(r["body"]) for r in received), key=lambda e: e["job"]["id"])
+    assert [e["job"]["id"] for e in events] == sorted(str(j.id) for j in hooked)
+    for event in events:
+        assert event["type"] == "job.succeeded"
+        assert event["job"]["status"] == "succeeded"
+        assert event["job"]["result"] == {"slept": 0}
+    assert all(not store.get(j.id).webhook_pending for j in hooked)
+
+
 def test_failed_job_also_gets_its_webhook(enqueue, deliver, store, http_receiver) -> None:
     url, received = http_receiver
     enqueue("fail", max_attempts=1, webhook_url=url)
