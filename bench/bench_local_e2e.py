@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from summary import add_row
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, free_port, start_stack
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, start_stack
 
 JOBS = int(os.environ.get("BENCH_LOCAL_JOBS", "10000"))
 PER_REQUEST = 100
@@ -125,9 +125,7 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         # The per-user quota of unfinished jobs (1,000 by default) would stop one user's
         # submission long before the backlog this measures.
-        stack = start_stack(
-            data_dir, free_port(), {"TASKMILL_MAX_UNFINISHED_JOBS": str(JOBS + PER_REQUEST)}
-        )
+        stack = start_stack(data_dir, {"TASKMILL_MAX_UNFINISHED_JOBS": str(JOBS + PER_REQUEST)})
         try:
             http = Http(stack.url)
             http.login(ADMIN_EMAIL, ADMIN_PASSWORD)

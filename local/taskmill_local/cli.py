@@ -130,6 +130,11 @@ def resolve_url(flag: str | None, saved: dict[str, Any]) -> str:
     if port:
         if not port.isdigit():
             raise UsageError(f"TASKMILL_PORT={port!r} is not a port number")
+        if int(port) == 0:
+            raise UsageError(
+                "TASKMILL_PORT=0 lets the local stack choose its port: give the API URL it "
+                "printed (also in $TASKMILL_DATA_DIR/api.url) with --url or TASKMILL_URL"
+            )
         return f"http://127.0.0.1:{port}"
     return str(saved.get("url") or DEFAULT_URL).rstrip("/")
 

@@ -18,7 +18,6 @@ import os
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,12 +40,6 @@ log = logging.getLogger("taskmill.local")
 
 class StartupAborted(Exception):
     """A stop was asked for while starting: what was started is stopped, nothing reported."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -75,10 +68,22 @@ class LocalConfig:
 
 
 def _port_setting(name: str, default: int) -> int:
+    """A port from the environment; 0 is any free port, which the server binds itself and
+    reports (the banner, `api.url` and `sqs.endpoint` in the data directory): no window
+    between choosing a port and listening on it for another program to take it."""
     value = os.environ.get(name) or str(default)
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ValueError(f"{name} must be a port number (1-65535), not {value!r}")
+    if not value.isdigit() or not 0 <= int(value) < 65536:
+        raise ValueError(
+            f"{name} must be a port number (1-65535, or 0 for any free one), not {value!r}"
+        )
     return int(value)
+
+
+def _publish(path: Path, text: str) -> None:
+    """Write a file that scripts poll for whole: a reader sees it complete or not at all."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _secret_file(path: Path, size: int = 32) -> str:
@@ -127,7 +132,7 @@ class LocalStack:
         self.sqs_endpoint = endpoint
         # For the AWS CLI, boto3 and the e2e tests (`aws sqs start-message-move-task ...`).
         endpoint_file = config.data_dir / "sqs.endpoint"
-        endpoint_file.write_text(endpoint + "\n")
+        _publish(endpoint_file, endpoint + "\n")
         self._exits.callback(endpoint_file.unlink, missing_ok=True)
         env = {
             "DATABASE_URL": database_url,
@@ -288,6 +293,10 @@ class LocalStack:
         gateway.start()
         self._exits.callback(gateway.stop)
         self.url = f"http://127.0.0.1:{gateway.port}"
+        # Where the API listens, for scripts and tests that start the stack on port 0.
+        url_file = self.config.data_dir / "api.url"
+        _publish(url_file, self.url + "\n")
+        self._exits.callback(url_file.unlink, missing_ok=True)
         # The pollers' own connection: they read the paused queues about once a second.
         pauses_db = Database(database_url, application_name="taskmill-local-pollers")
         self._exits.callback(pauses_db.close)

@@ -1,5 +1,5 @@
-"""The local stack as a user runs it (`python -m taskmill_local.stack`), in a subprocess on a free
-port and a temporary data directory, talked to over real HTTP."""
+"""The local stack as a user runs it (`python -m taskmill_local.stack`), in a subprocess on ports
+it binds itself and a temporary data directory, talked to over real HTTP."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,10 +27,14 @@ ADMIN_EMAIL = "admin@e2e.test"
 ADMIN_PASSWORD = "e2e-admin-password"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A port where nothing answers while the block runs: bound and held, never listening,
+    so a connection is refused and no other process (another xdist worker's stack) can
+    start listening there meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 class Http:
@@ -80,20 +87,25 @@ class RunningStack:
     url: str
     data_dir: Path
     port: int
+    log: Path  # its output
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
 
 
-def stack_env(data_dir: Path, port: int, env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a `python -m taskmill_local.stack` on `data_dir` and `port` (its SQS on a
-    free port of its own, unless `env` says otherwise)."""
+def stack_env(
+    data_dir: Path, env: dict[str, str] | None = None, *, port: int = 0
+) -> dict[str, str]:
+    """The environment of a `python -m taskmill_local.stack` on `data_dir`. Its API and its SQS
+    listen on ports the stack binds itself (0: any free one; it writes the API's URL to
+    `<data_dir>/api.url`) unless `port` or `env` name one: a port chosen here and bound there
+    later could be taken by another test's stack in between."""
     return {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")},
         "TASKMILL_DATA_DIR": str(data_dir),
         "TASKMILL_PORT": str(port),
-        "TASKMILL_SQS_PORT": str(free_port()),
+        "TASKMILL_SQS_PORT": "0",
         "TASKMILL_ADMIN_EMAIL": ADMIN_EMAIL,
         "TASKMILL_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PYTHONUNBUFFERED": "1",
@@ -101,38 +113,57 @@ def stack_env(data_dir: Path, port: int, env: dict[str, str] | None = None) -> d
     }
 
 
-def start_stack(data_dir: Path, port: int, env: dict[str, str] | None = None) -> RunningStack:
-    """Start `python -m taskmill_local.stack`; `env` adds variables (an SQS endpoint of the test's
-    own, job modules, shorter recovery periods)."""
-    env = stack_env(data_dir, port, env)
-    log = open(data_dir.parent / f"stack-{port}.log", "a")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "taskmill_local.stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+def wait_until_healthy(
+    process: subprocess.Popen[Any], data_dir: Path, log: Path, timeout: float = 90
+) -> str:
+    """The URL of the stack `process` runs on `data_dir`, once its API answers healthy: read
+    from the `api.url` it writes after binding its port, so it is this stack's own."""
+    url_file = data_dir / "api.url"
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError((data_dir.parent / f"stack-{port}.log").read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(url + "/v1/health", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return RunningStack(process, url, data_dir, port)
-        except OSError:
-            time.sleep(0.2)
+            raise AssertionError(log.read_text()[-3000:])
+        if url_file.exists():
+            url = url_file.read_text().strip()
+            try:
+                with urllib.request.urlopen(url + "/v1/health", timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return url
+            except OSError:
+                pass
+        time.sleep(0.2)
     process.kill()
-    raise AssertionError("the local stack did not become healthy in 90 s")
+    raise AssertionError(f"the local stack did not become healthy in {timeout:.0f} s")
+
+
+def start_stack(
+    data_dir: Path, env: dict[str, str] | None = None, *, port: int = 0
+) -> RunningStack:
+    """Start `python -m taskmill_local.stack`; `env` adds variables (an SQS endpoint of the test's
+    own, job modules, shorter recovery periods). `port` 0 (the default): any free port."""
+    env = stack_env(data_dir, env, port=port)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # A file left by a stack that was killed names a port that is no longer ours.
+    (data_dir / "api.url").unlink(missing_ok=True)
+    fd, log_name = tempfile.mkstemp(prefix="stack-", suffix=".log", dir=data_dir.parent)
+    log = Path(log_name)
+    with os.fdopen(fd, "w") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskmill_local.stack"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    url = wait_until_healthy(process, data_dir, log)
+    return RunningStack(process, url, data_dir, int(urlsplit(url).port or 0), log)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("e2e") / "data"
-    running = start_stack(data_dir, free_port())
+    running = start_stack(data_dir)
     yield running
     if running.process.poll() is None:
         running.stop()

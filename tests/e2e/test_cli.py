@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningStack, free_port
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningStack, closed_port
 
 pytestmark = pytest.mark.e2e
 
@@ -261,8 +261,9 @@ def test_after_logout_a_kept_token_is_told_to_run_taskmill_login(
 
 
 def test_unreachable_server_exits_5(stack: RunningStack, config: Path) -> None:
-    nowhere = f"http://127.0.0.1:{free_port()}"
-    done = taskmill(stack, config, "--url", nowhere, "jobs", "list")
+    with closed_port() as port:
+        nowhere = f"http://127.0.0.1:{port}"
+        done = taskmill(stack, config, "--url", nowhere, "jobs", "list")
     assert done.returncode == 5
     assert done.stderr.startswith(f"taskmill: cannot reach {nowhere}: ")
     assert done.stderr.count("\n") == 1

@@ -78,10 +78,8 @@ def test_retries_end_in_the_dlq_and_an_admin_redrives(http: Http, stack: Running
 
 
 def test_stop_leaves_nothing_behind_and_restart_keeps_jobs(tmp_path) -> None:
-    from tests.e2e.conftest import free_port
-
     data_dir = tmp_path / "data"
-    first = start_stack(data_dir, free_port())
+    first = start_stack(data_dir)
     http = Http(first.url)
     http.login(ADMIN_EMAIL, ADMIN_PASSWORD)
     job = http.call("POST", "/v1/jobs", {"type": "noop"})[1]
@@ -89,7 +87,7 @@ def test_stop_leaves_nothing_behind_and_restart_keeps_jobs(tmp_path) -> None:
     assert first.stop() == 0
     leftovers = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
-    second = start_stack(data_dir, free_port())
+    second = start_stack(data_dir)
     try:
         again = Http(second.url)
         again.login(ADMIN_EMAIL, ADMIN_PASSWORD)

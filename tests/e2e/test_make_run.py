@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
     ROOT,
     Http,
     RunningStack,
-    free_port,
+    closed_port,
     stack_env,
     start_stack,
 )
@@ -65,37 +65,18 @@ def listening() -> Iterator[int]:
 
 def test_the_banner_says_where_everything_is_and_its_login_line_works(tmp_path) -> None:
     data_dir = tmp_path / "data"
-    port, sqs_port = free_port(), free_port()
-    env = {"TASKMILL_SQS_PORT": str(sqs_port), "TASKMILL_ADMIN_PASSWORD": ""}
-    stack = start_stack(data_dir, port, env)
-    log = tmp_path / f"stack-{port}.log"
+    stack = start_stack(data_dir, {"TASKMILL_ADMIN_PASSWORD": ""})
     try:
         # The API answers before start-up has finished (pollers, the first sweep): a stop
         # before the banner is a stop during start-up, which prints no banner.
         deadline = time.monotonic() + 60
-        while "log in:" not in log.read_text() and time.monotonic() < deadline:
+        while "log in:" not in stack.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert stack.stop() == 0
-        output = log.read_text()
-    finally:
-        if stack.process.poll() is None:
-            stack.process.kill()
-    url = f"http://127.0.0.1:{port}"
-    assert f"API:         {url}/v1\n" in output
-    assert f"Swagger UI:  {url}/v1/docs\n" in output
-    assert f"Console:     {url}/console/\n" in output
-    assert f"SQS:         http://127.0.0.1:{sqs_port}" in output
-    assert f"password in {data_dir / 'admin.password'}" in output
-    assert "Traceback" not in output
-    # Quiet: the banner and the stop, no request log (the test's health polls made requests).
-    assert len(output.splitlines()) < 15, output
-    [login] = [line.split("log in:", 1)[1] for line in output.splitlines() if "log in:" in line]
-    login = login.strip()
-    assert f"login --url {url} --email " in login
-
-    # The printed line, as printed, from where `make run` runs, against the running stack.
-    again = start_stack(data_dir, port, env)
-    try:
+        banner = stack.log.read_text()
+        sqs_endpoint = (data_dir / "sqs.endpoint").read_text().strip()
+        [login] = [line.split("log in:", 1)[1] for line in banner.splitlines() if "log in:" in line]
+        login = login.strip()
+        # The printed line, as printed, from where `make run` runs, against the running stack.
         done = subprocess.run(
             ["bash", "-c", login],
             cwd=ROOT,
@@ -107,8 +88,27 @@ def test_the_banner_says_where_everything_is_and_its_login_line_works(tmp_path) 
         )
         assert done.returncode == 0, done.stderr
         assert "logged in" in done.stdout
+        assert stack.stop() == 0
+        output = stack.log.read_text()
     finally:
-        assert again.stop() == 0
+        if stack.process.poll() is None:
+            stack.process.kill()
+    # Started with TASKMILL_PORT=0 and TASKMILL_SQS_PORT=0: the ports the servers bound.
+    url = f"http://127.0.0.1:{stack.port}"
+    assert stack.port != 0
+    assert f"API:         {url}/v1\n" in output
+    assert f"Swagger UI:  {url}/v1/docs\n" in output
+    assert f"Console:     {url}/console/\n" in output
+    assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*", sqs_endpoint)
+    assert f"SQS:         {sqs_endpoint}  (local SQS" in output
+    assert f"password in {data_dir / 'admin.password'}" in output
+    assert "Traceback" not in output
+    # Quiet: the banner and the stop, no request log (the test's health polls made requests).
+    assert len(output.splitlines()) < 15, output
+    assert f"login --url {url} --email " in login
+    # What the stack published for scripts is gone with it.
+    assert not (data_dir / "api.url").exists()
+    assert not (data_dir / "sqs.endpoint").exists()
 
 
 @pytest.mark.parametrize("which", ["TASKMILL_PORT", "TASKMILL_SQS_PORT"])
@@ -116,7 +116,7 @@ def test_a_port_in_use_is_one_line_with_the_fix_and_nothing_starts(
     tmp_path, listening: int, which: str
 ) -> None:
     data_dir = tmp_path / "data"
-    done = run_to_exit(stack_env(data_dir, free_port(), {which: str(listening)}))
+    done = run_to_exit(stack_env(data_dir, {which: str(listening)}))
     assert done.returncode != 0
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
@@ -128,7 +128,7 @@ def test_a_port_in_use_is_one_line_with_the_fix_and_nothing_starts(
 
 
 def test_a_second_stack_on_the_same_data_dir_is_refused(stack: RunningStack) -> None:
-    done = run_to_exit(stack_env(stack.data_dir, free_port()))
+    done = run_to_exit(stack_env(stack.data_dir))
     assert done.returncode != 0
     [line] = done.stderr.splitlines()
     assert f"another local stack (pid {stack.process.pid})" in line
@@ -139,8 +139,9 @@ def test_a_second_stack_on_the_same_data_dir_is_refused(stack: RunningStack) -> 
 
 def test_an_unreachable_database_url_is_one_line_without_the_password(tmp_path) -> None:
     data_dir = tmp_path / "data"
-    url = f"postgresql://taskmill:pa55-word-XYZ@127.0.0.1:{free_port()}/taskmill"
-    done = run_to_exit({**stack_env(data_dir, free_port()), "DATABASE_URL": url})
+    with closed_port() as port:
+        url = f"postgresql://taskmill:pa55-word-XYZ@127.0.0.1:{port}/taskmill"
+        done = run_to_exit({**stack_env(data_dir), "DATABASE_URL": url})
     assert done.returncode != 0
     [line] = done.stderr.splitlines()
     assert "pa55-word-XYZ" not in line
@@ -160,7 +161,7 @@ def test_a_stop_during_start_up_leaves_nothing_running_and_prints_no_traceback(
         process = subprocess.Popen(
             [sys.executable, "-m", "taskmill_local.stack"],
             cwd=ROOT,
-            env=stack_env(data_dir, free_port()),
+            env=stack_env(data_dir),
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
@@ -185,7 +186,7 @@ def test_jobs_queued_waiting_or_running_before_a_restart_run_after_it(tmp_path) 
     with no manual step, a running job runs again, the job waiting for it follows, and a
     delayed job whose message was lost runs when due."""
     data_dir = tmp_path / "data"
-    first = start_stack(data_dir, free_port())
+    first = start_stack(data_dir)
     http = Http(first.url)
     http.login(ADMIN_EMAIL, ADMIN_PASSWORD)
     # The blocker: running when the stack stops; its lease (timeout 600 s + slack) would
@@ -201,10 +202,10 @@ def test_jobs_queued_waiting_or_running_before_a_restart_run_after_it(tmp_path) 
     status, delayed = http.call("POST", "/v1/jobs", {"type": "noop", "delay_seconds": 25})
     assert (status, delayed["status"]) == (201, "queued")
     assert first.stop() == 0
-    stopped_output = (tmp_path / f"stack-{first.port}.log").read_text()
+    stopped_output = first.log.read_text()
     assert "Traceback" not in stopped_output
 
-    second = start_stack(data_dir, free_port())
+    second = start_stack(data_dir)
     try:
         again = Http(second.url)
         again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -217,11 +218,11 @@ def test_jobs_queued_waiting_or_running_before_a_restart_run_after_it(tmp_path) 
 
 def test_a_killed_stack_is_taken_over_and_its_postgres_stopped_with_the_next(tmp_path) -> None:
     data_dir = tmp_path / "data"
-    first = start_stack(data_dir, free_port())
+    first = start_stack(data_dir)
     first.process.kill()  # kill -9: no clean-up at all; its Postgres keeps running
     first.process.wait(timeout=30)
     assert re.search(r"postgres", processes_on(data_dir))
-    second = start_stack(data_dir, free_port())  # the lock of a dead process is free
+    second = start_stack(data_dir)  # the lock of a dead process is free
     again = Http(second.url)
     again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
     assert second.stop() == 0

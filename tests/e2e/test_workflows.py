@@ -14,7 +14,6 @@ from tests.e2e.conftest import (
     ADMIN_PASSWORD,
     Http,
     RunningStack,
-    free_port,
     start_stack,
 )
 from tests.e2e.test_cli import taskmill
@@ -27,9 +26,7 @@ USER_PASSWORD = "fan-out-password-1"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("e2e-workflows") / "data"
-    running = start_stack(
-        data_dir, free_port(), {"TASKMILL_JOB_MODULES": "tests.support.fanout_jobs"}
-    )
+    running = start_stack(data_dir, {"TASKMILL_JOB_MODULES": "tests.support.fanout_jobs"})
     yield running
     if running.process.poll() is None:
         running.stop()

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, free_port, stack_env
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, stack_env, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -252,38 +252,25 @@ def test_the_example_app_synthesizes_in_a_folder_of_its_own(
     assert [v for p in report["pluginReports"] for v in p.get("violations", [])] == []
 
 
-def _healthy(url: str) -> bool:
-    try:
-        return Http(url).call("GET", "/v1/health", timeout=2)[0] == 200
-    except OSError:  # not listening yet
-        return False
-
-
 @pytest.fixture
 def local_stack(installed: Installed, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**stack_env(tmp_path / "data", port), **installed.clean_env(), "PYTHONPATH": ""}
+    data_dir = tmp_path / "data"
+    env = {**stack_env(data_dir), **installed.clean_env(), "PYTHONPATH": ""}
     env["HOME"] = str(installed.home)
-    log = (tmp_path / "stack.log").open("w")
-    process = subprocess.Popen(
-        [str(installed.venv / "bin" / "taskmill-local")],
-        cwd=installed.home,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "stack.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(installed.venv / "bin" / "taskmill-local")],
+            cwd=installed.home,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        deadline = time.monotonic() + 90
-        while not _healthy(url):
-            assert process.poll() is None, (tmp_path / "stack.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "taskmill-local did not become healthy in 90 s"
-            time.sleep(0.3)
-        yield url
+        yield wait_until_healthy(process, data_dir, log_path)
     finally:
         process.terminate()
         process.wait(timeout=30)
-        log.close()
 
 
 def test_taskmill_local_and_the_cli_run_from_the_installed_package(

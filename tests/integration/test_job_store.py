@@ -539,6 +539,59 @@ def test_retry_of_a_job_in_another_state_is_none_whatever_its_dependencies(
     assert store.retry(uuid4(), actor="user:x") is None
 
 
+def test_retry_counts_against_the_owners_quota_like_a_create(
+    store: JobStore, owner, db: Database
+) -> None:
+    failed = running(store, owner)
+    assert failed.lease_token
+    store.fail(failed.id, failed.lease_token, "bad", GIVE_UP, resend=True)
+    cancelled = create_job(store, owner)
+    store.cancel(cancelled.id, actor="t")
+    # Two unfinished jobs, one of them waiting and one running, and someone else's.
+    create_job(store, owner, run_at=datetime.now(UTC) + timedelta(days=1))
+    assert running(store, owner).status is JobStatus.RUNNING
+    create_job(store, make_user(db))
+    before = statuses(store, failed.id), statuses(store, cancelled.id)
+    for job_id in (failed.id, cancelled.id):
+        with pytest.raises(QuotaExceeded) as refused:
+            store.retry(job_id, actor="user:x", unfinished_limit=2)
+        # The same error, code and figures as a create over the limit.
+        assert refused.value.details == {"unfinished": 2, "limit": 2}
+        assert refused.value.message == "at most 2 unfinished jobs are allowed per user"
+        with pytest.raises(QuotaExceeded) as created:
+            store.create(owner, new_job(), actor="t", unfinished_limit=2)
+        assert (created.value.code, created.value.details) == (
+            refused.value.code,
+            refused.value.details,
+        )
+    assert store.get(failed.id).status is JobStatus.FAILED
+    assert not store.get(failed.id).send_pending
+    assert store.get(cancelled.id).status is JobStatus.CANCELLED
+    assert (statuses(store, failed.id), statuses(store, cancelled.id)) == before
+    # Room for one more: the first retry takes it, the second is refused.
+    retried = store.retry(failed.id, actor="user:x", unfinished_limit=3)
+    assert retried is not None
+    assert retried.status is JobStatus.QUEUED
+    with pytest.raises(QuotaExceeded) as refused:
+        store.retry(cancelled.id, actor="user:x", unfinished_limit=3)
+    assert refused.value.details == {"unfinished": 3, "limit": 3}
+    assert store.count_unfinished(owner) == 3
+
+
+def test_retry_over_quota_still_refuses_what_it_always_refused(store: JobStore, owner) -> None:
+    dep, child = cancelled_with_failed_dependency(store, owner)
+    queued = create_job(store, owner)
+    assert store.count_unfinished(owner) == 1
+    # A job that cannot be retried anyway says why, not that the owner is at the limit.
+    assert store.retry(queued.id, actor="user:x", unfinished_limit=1) is None
+    with pytest.raises(DependencyFailed):
+        store.retry(child.id, actor="user:x", unfinished_limit=1)
+    with pytest.raises(QuotaExceeded):
+        store.retry(dep.id, actor="user:x", unfinished_limit=1)
+    # Without a limit (the platform's own callers) nothing counts.
+    assert store.retry(dep.id, actor="user:x") is not None
+
+
 def test_pending_sends_waits_for_the_grace_period(store: JobStore, owner, db: Database) -> None:
     job = create_job(store, owner)
     assert store.pending_sends(older_than_seconds=30, limit=10) == []

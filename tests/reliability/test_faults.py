@@ -28,7 +28,6 @@ from tests.e2e.conftest import (
     ADMIN_PASSWORD,
     Http,
     RunningStack,
-    free_port,
     start_stack,
 )
 from tests.support.faults import (
@@ -98,7 +97,7 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., FaultStack]]:
             "TASKMILL_REQUEUE_AFTER_SECONDS": "5",
             **(extra_env or {}),
         }
-        running = start_stack(data_dir, free_port(), env)
+        running = start_stack(data_dir, env)
         stacks.append(running)
         admin = _logged_in(running.url, ADMIN_EMAIL, ADMIN_PASSWORD)
         email = "faults@example.com"
@@ -184,7 +183,7 @@ def test_postgres_killed_while_jobs_flow(launch) -> None:
 
 
 def test_sqs_endpoint_frozen_while_jobs_flow(launch, tmp_path) -> None:
-    sqs = SqsServer(free_port(), tmp_path / "sqs.log").start()
+    sqs = SqsServer(tmp_path / "sqs.log").start()
     try:
         stack = launch({"AWS_ENDPOINT_URL": sqs.url})
         with JobFlow(stack.user, stack.ledger, mixed_jobs) as flow:
@@ -199,7 +198,7 @@ def test_sqs_endpoint_frozen_while_jobs_flow(launch, tmp_path) -> None:
 
 
 def test_sqs_endpoint_killed_and_replaced_while_jobs_flow(launch, tmp_path) -> None:
-    sqs = SqsServer(free_port(), tmp_path / "sqs.log").start()
+    sqs = SqsServer(tmp_path / "sqs.log").start()
     try:
         stack = launch({"AWS_ENDPOINT_URL": sqs.url})
         urls = sqs.create_queues(QUEUE_PREFIX)  # the stack's (creating them again is a no-op)

@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, free_port, start_stack
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, start_stack
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_stack_restarts_a_killed_postgres(tmp_path) -> None:
     data_dir = tmp_path / "data"
-    stack = start_stack(data_dir, free_port())
+    stack = start_stack(data_dir)
     try:
         http = Http(stack.url)
         http.login(ADMIN_EMAIL, ADMIN_PASSWORD)

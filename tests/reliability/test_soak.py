@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, free_port, start_stack
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, start_stack
 from tests.support.faults import stop_postgres
 from tests.support.invariants import ApiView, Ledger, check_invariants, submit_batch
 from tests.support.probe_jobs import PROBE_FILE_VARIABLE
@@ -117,7 +117,7 @@ def _submitter(soak: Soak, client: Http, user: int, batches: int) -> None:
 def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     probe_file = tmp_path / "probe-runs.log"
     env = {"TASKMILL_JOB_MODULES": "tests.support.probe_jobs", PROBE_FILE_VARIABLE: str(probe_file)}
-    running = start_stack(tmp_path / "data", free_port(), env)
+    running = start_stack(tmp_path / "data", env)
     try:
         yield running.url, probe_file
     finally:

@@ -27,7 +27,6 @@ from tests.e2e.conftest import (
     ADMIN_PASSWORD,
     Http,
     RunningStack,
-    free_port,
     start_stack,
 )
 from tests.support.faults import stop_postgres
@@ -44,7 +43,7 @@ USER_PASSWORD = "fuzzed-user-password"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("schemathesis") / "data"
-    running = start_stack(data_dir, free_port())
+    running = start_stack(data_dir)
     try:
         yield running
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -99,9 +100,13 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
 
 class SqsServer:
     """A moto server in a process of its own, so a test can freeze (SIGSTOP) and kill it and
-    start a new one on the same port (the queue URLs the stack knows stay valid)."""
+    start a new one on the same port (the queue URLs the stack knows stay valid).
 
-    def __init__(self, port: int, log: Path) -> None:
+    The first start listens on a port the server binds itself (port 0), read from the line
+    it prints: a port chosen by the test and bound later could be taken by another test's
+    process in between. A replacement binds the same port again, as the fault requires."""
+
+    def __init__(self, log: Path, port: int = 0) -> None:
         self.port = port
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -111,6 +116,8 @@ class SqsServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> SqsServer:
+        self.log.touch()
+        start = self.log.stat().st_size
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -118,8 +125,24 @@ class SqsServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        if self.port == 0:
+            self.port = self._bound_port(start)
         wait_for_port(self.port)
         return self
+
+    def _bound_port(self, start: int, timeout: float = 30) -> int:
+        """The port in werkzeug's `Running on http://127.0.0.1:<port>` line, past `start`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.log.open("rb") as log:
+                log.seek(start)
+                found = re.search(rb"Running on http://127\.0\.0\.1:(\d+)", log.read())
+            if found:
+                return int(found.group(1))
+            assert self.process is not None
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            time.sleep(0.1)
+        raise AssertionError(f"the SQS server did not say its port in {timeout} s")
 
     def pids(self) -> list[int]:
         assert self.process is not None

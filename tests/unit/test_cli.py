@@ -88,6 +88,12 @@ def test_a_bad_port_is_a_usage_error(
     monkeypatch.setenv("TASKMILL_PORT", "eighty")
     assert main(["types"]) == 2
     assert capsys.readouterr().err == "taskmill: TASKMILL_PORT='eighty' is not a port number\n"
+    # 0 is the local stack's "any free port": only the stack knows which it got.
+    monkeypatch.setenv("TASKMILL_PORT", "0")
+    assert main(["types"]) == 2
+    assert "TASKMILL_PORT=0" in capsys.readouterr().err
+    monkeypatch.setenv("TASKMILL_URL", "http://127.0.0.1:18999")  # what it printed
+    assert cli.Client("default", None).url == "http://127.0.0.1:18999"
 
 
 @pytest.fixture

@@ -35,13 +35,34 @@ from taskmill.users.store import SESSION_ACCOUNT_SQL, SessionAccount
 # still reports before the recovery sweep steps in.
 LEASE_SLACK_SECONDS = 30
 
-# An owner's unfinished jobs: those waiting to run (jobs_owner_unfinished_idx) plus those
-# running (few at any time: found through jobs_running_lease_idx). Counted in two parts so
-# a claim, which only moves a job between them, writes no entry in the quota's index.
-_UNFINISHED_COUNT_SQL = """(
+
+def _unfinished_count(owner: LiteralString) -> LiteralString:
+    """An owner's unfinished jobs (`owner`: an SQL expression): those waiting to run
+    (jobs_owner_unfinished_idx) plus those running (few at any time: found through
+    jobs_running_lease_idx). Counted in two parts so a claim, which only moves a job between
+    them, writes no entry in the quota's index."""
+    return (
+        """(
     (SELECT count(*) FROM jobs
-     WHERE owner_id = %(owner)s AND status IN ('scheduled', 'waiting', 'queued'))
-  + (SELECT count(*) FROM jobs WHERE status = 'running' AND owner_id = %(owner)s))"""
+     WHERE owner_id = """
+        + owner
+        + """ AND status IN ('scheduled', 'waiting', 'queued'))
+  + (SELECT count(*) FROM jobs WHERE status = 'running' AND owner_id = """
+        + owner
+        + "))"
+    )
+
+
+_UNFINISHED_COUNT_SQL = _unfinished_count("%(owner)s")
+
+
+def _over_quota(unfinished: int, limit: int) -> QuotaExceeded:
+    """What a create or a retry past the owner's unfinished-jobs quota raises (429)."""
+    return QuotaExceeded(
+        f"at most {limit} unfinished jobs are allowed per user",
+        details={"unfinished": unfinished, "limit": limit},
+    )
+
 
 # Writes one compact job_events row per changed job: its new status, the actor, the attempt,
 # and a detail only when there is one (the caller's, bound as `%(event_detail)s`, and the
@@ -560,10 +581,7 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
                 if unfinished_limit is not None and (
                     summary["unfinished"] + len(specs) > unfinished_limit
                 ):
-                    raise QuotaExceeded(
-                        f"at most {unfinished_limit} unfinished jobs are allowed per user",
-                        details={"unfinished": summary["unfinished"], "limit": unfinished_limit},
-                    )
+                    raise _over_quota(summary["unfinished"], unfinished_limit)
                 # The conflicting row was deleted between the two statements.
                 raise InvalidInput("the job could not be created; try again")
             final.append(result)
@@ -1008,7 +1026,7 @@ RETURNING j.id""",
         )
         return Job.model_validate(rows[0]) if rows else None
 
-    def retry(self, job_id: UUID, *, actor: str) -> Job | None:
+    def retry(self, job_id: UUID, *, actor: str, unfinished_limit: int | None = None) -> Job | None:
         """Re-run a `failed` or `cancelled` job with a fresh attempt budget. None if it is in
         another state, or while its completion webhook is still to be created (its event is
         the finished state): create it first (`Outcomes.retry` does).
@@ -1016,16 +1034,23 @@ RETURNING j.id""",
         The job re-enters where a create would put it: `queued` when all its dependencies
         succeeded, `waiting` while one is unfinished (it is released when they succeed).
         While a dependency is failed, cancelled or deleted the job could never run:
-        `DependencyFailed` names them, and nothing changes.
+        `DependencyFailed` names them, and nothing changes. Like a create, it counts against
+        its owner's unfinished jobs: past `unfinished_limit` it raises `QuotaExceeded` and
+        nothing changes.
 
-        One statement. The dependencies are share-locked, so one finishing at this very
-        moment is read as it ends: a success that commits meanwhile makes the job `queued`
-        (its release, which looks for `waiting` jobs, may already have run), a failure
-        refuses the retry."""
+        One statement, the quota checked inside it as a create checks it. The dependencies
+        are share-locked, so one finishing at this very moment is read as it ends: a success
+        that commits meanwhile makes the job `queued` (its release, which looks for `waiting`
+        jobs, may already have run), a failure refuses the retry."""
         rows = self._db.execute(
             """
 WITH target AS MATERIALIZED (
-    SELECT id, status, depends_on FROM jobs WHERE id = %(id)s FOR UPDATE
+    SELECT id, owner_id, status, depends_on, webhook_pending FROM jobs
+    WHERE id = %(id)s FOR UPDATE
+), quota AS (
+    SELECT """
+            + _unfinished_count("(SELECT owner_id FROM target)")
+            + """ AS unfinished
 ), deps AS MATERIALIZED (
     SELECT d.id, d.status FROM jobs d
     WHERE d.id = ANY ((SELECT depends_on FROM target)::uuid[])
@@ -1047,29 +1072,36 @@ WITH target AS MATERIALIZED (
     FROM target old, next n
     WHERE j.id = old.id AND j.status IN ('failed', 'cancelled') AND NOT j.webhook_pending
       AND NOT EXISTS (SELECT 1 FROM blocking)
+      AND (%(limit)s::int IS NULL OR (SELECT unfinished FROM quota) + 1 <= %(limit)s::int)
     RETURNING j.*, old.status AS from_status
 )"""
             + _EVENTS
             + """
 SELECT (SELECT to_jsonb(c) - 'from_status' FROM changed c) AS job,
        (SELECT status FROM target) AS status,
+       (SELECT webhook_pending FROM target) AS webhook_pending,
+       (SELECT unfinished FROM quota) AS unfinished,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', b.id, 'status', b.status)
                                   ORDER BY b.id), '[]'::jsonb)
         FROM blocking b) AS blocking""",
-            _params(actor, id=job_id),
+            _params(actor, id=job_id, limit=unfinished_limit),
         )
         if not rows or rows[0]["status"] is None:
             return None
         row = rows[0]
         if row["job"] is not None:
             return Job.model_validate(row["job"])
-        if row["blocking"] and row["status"] in ("failed", "cancelled"):
+        if row["status"] not in ("failed", "cancelled") or row["webhook_pending"]:
+            return None
+        if row["blocking"]:
             named = ", ".join(f"{dep['id']} ({dep['status']})" for dep in row["blocking"])
             raise DependencyFailed(
                 f"the job cannot run again while a dependency has not succeeded: {named}; "
                 "retry the dependency first",
                 details={"dependencies": row["blocking"]},
             )
+        if unfinished_limit is not None and row["unfinished"] + 1 > unfinished_limit:
+            raise _over_quota(row["unfinished"], unfinished_limit)
         return None
 
     def redrive_many(

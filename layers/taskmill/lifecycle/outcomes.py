@@ -276,10 +276,18 @@ class Outcomes:
 
     # ---- running a finished job again ---------------------------------------------------
 
-    def retry(self, job: Job, *, actor: str, deadline: float | None = None) -> Job | None:
-        """Re-run a `failed` or `cancelled` job (fresh attempt budget) and send it."""
+    def retry(
+        self,
+        job: Job,
+        *,
+        actor: str,
+        unfinished_limit: int | None = None,
+        deadline: float | None = None,
+    ) -> Job | None:
+        """Re-run a `failed` or `cancelled` job (fresh attempt budget) and send it; like a
+        create, it counts against the owner's `unfinished_limit` (`QuotaExceeded` past it)."""
         self._settle_webhooks([job])
-        retried = self.store.retry(job.id, actor=actor)
+        retried = self.store.retry(job.id, actor=actor, unfinished_limit=unfinished_limit)
         if retried is not None:
             send_pending(self.store, self.queue, [retried], deadline=deadline)
         return retried

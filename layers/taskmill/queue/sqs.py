@@ -227,12 +227,23 @@ class JobQueue:
                 QueueUrl=self.dlq_url(priority), ReceiptHandle=receipt_handle
             )
 
-    def release_dead_letter(self, priority: Priority, receipt_handle: str) -> None:
-        """Make a DLQ message read for a redrive visible again (it was not redriven)."""
-        with _translated("releasing a DLQ message"):
-            self._sqs().change_message_visibility(
-                QueueUrl=self.dlq_url(priority), ReceiptHandle=receipt_handle, VisibilityTimeout=0
-            )
+    def hide_dead_letters(
+        self, priority: Priority, receipt_handles: Sequence[str], seconds: int
+    ) -> None:
+        """Keep DLQ messages read for a redrive hidden for `seconds` from now (0: visible
+        again, they were not redriven), ten per call. An entry SQS refuses (a handle that
+        expired: the message was received again since) stays as it is."""
+        handles = list(receipt_handles)
+        for start in range(0, len(handles), SQS_BATCH_LIMIT):
+            chunk = handles[start : start + SQS_BATCH_LIMIT]
+            with _translated("changing the visibility of DLQ messages"):
+                self._sqs().change_message_visibility_batch(
+                    QueueUrl=self.dlq_url(priority),
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                        for i, handle in enumerate(chunk)
+                    ],
+                )
 
     # ---- operations ---------------------------------------------------------------------
 

@@ -120,6 +120,33 @@ class RedriveResult:
     skipped: list[str] = field(default_factory=list)
     purged: list[str] = field(default_factory=list)
     dry_run: bool = False
+    # The scan read every message the DLQ showed (fewer than PEEK_SCAN_LIMIT).
+    complete: bool = False
+    # Message id -> receipt handle of the messages kept hidden (`pass_over_seconds`).
+    passed_over: dict[str, str] = field(default_factory=dict)
+
+
+def _wanted(
+    letter: DeadLetter,
+    job_ids: set[UUID] | None,
+    job_type: str | None,
+    exclude: frozenset[UUID] | set[UUID],
+    failed_before: datetime | None,
+) -> bool:
+    job = letter.job
+    failed_since = (
+        failed_before is not None
+        and job is not None
+        and job.status is JobStatus.FAILED
+        and job.finished_at is not None
+        and job.finished_at > failed_before
+    )
+    return (
+        (job_ids is None or letter.job_id in job_ids)
+        and (job_type is None or (job is not None and job.type == job_type))
+        and letter.job_id not in exclude
+        and not failed_since
+    )
 
 
 def redrive(
@@ -133,38 +160,46 @@ def redrive(
     dry_run: bool = False,
     purge_orphans: bool = False,
     exclude: frozenset[UUID] | set[UUID] = frozenset(),
+    failed_before: datetime | None = None,
+    pass_over_seconds: int | None = None,
 ) -> RedriveResult:
     """Move matching dead-lettered jobs back: fresh attempt budget, `redrive_count + 1`, a new
     message on the source queue, the DLQ message deleted. A message whose job no longer
-    exists is reported (and deleted with `purge_orphans`). Jobs in `exclude` are left where
-    they are (a background redrive passes the jobs it already redrove)."""
+    exists is reported (and deleted with `purge_orphans`). One scan reads up to
+    `PEEK_SCAN_LIMIT` messages and redrives up to `limit` of them.
+
+    A background redrive, which scans again and again, passes what keeps it going through
+    the whole queue and lets it end: `exclude`, the jobs it already redrove (left where they
+    are); `failed_before`, when it was asked for (a job that failed since is left for the next
+    redrive); and `pass_over_seconds`: the messages it leaves (not matching, excluded, orphans
+    it keeps, jobs it could not redrive) stay hidden that long instead of being released, so
+    its next scan reads on past them. They are in `passed_over` for the caller to release
+    when it ends. Matching messages beyond `limit` are released at once, for the next scan."""
     store, queue = outcomes.store, outcomes.queue
     # Held invisible while we work so a concurrent redrive does not take the same messages.
-    letters, _ = _read(queue, priority, limit=PEEK_SCAN_LIMIT, visibility=60)
+    letters, complete = _read(queue, priority, limit=PEEK_SCAN_LIMIT, visibility=60)
     _attach_jobs(store, letters)
-    result = RedriveResult(dry_run=dry_run)
+    result = RedriveResult(dry_run=dry_run, complete=complete)
     chosen: list[DeadLetter] = []
-    release: list[DeadLetter] = []
+    later: list[DeadLetter] = []
+    passed: list[DeadLetter] = []
     for letter in letters:
-        wanted = (
-            (job_ids is None or letter.job_id in job_ids)
-            and (job_type is None or (letter.job is not None and letter.job.type == job_type))
-            and letter.job_id not in exclude
-        )
-        if wanted and letter.problem in ("job_missing", "not_a_job_message"):
+        if not _wanted(letter, job_ids, job_type, exclude, failed_before):
+            passed.append(letter)
+        elif letter.problem in ("job_missing", "not_a_job_message"):
             result.orphans.append(letter.message_id)
             if purge_orphans and not dry_run:
                 _delete(queue, priority, letter)
                 result.purged.append(letter.message_id)
             else:
-                release.append(letter)
-        elif wanted and len(chosen) < limit and letter.job is not None:
+                passed.append(letter)
+        elif len(chosen) < limit:
             chosen.append(letter)
         else:
-            release.append(letter)
+            later.append(letter)
     if dry_run:
         result.redriven = [letter.job_id for letter in chosen if letter.job_id]
-        release.extend(chosen)
+        later.extend(chosen)
     else:
         redriven = outcomes.redrive(
             [letter.job for letter in chosen if letter.job is not None], actor=actor, resend=True
@@ -175,11 +210,17 @@ def redrive(
                 # Redriven now, or its job already runs again: the message is spent.
                 _delete(queue, priority, letter)
             else:
-                release.append(letter)
+                passed.append(letter)
         result.redriven = sorted(done, key=str)
         result.skipped = [c.message_id for c in chosen if c.job_id not in done]
-    for letter in release:
-        queue.release_dead_letter(priority, letter.receipt_handle)
+    if pass_over_seconds is None:
+        later.extend(passed)
+    else:
+        queue.hide_dead_letters(
+            priority, [letter.receipt_handle for letter in passed], pass_over_seconds
+        )
+        result.passed_over = {letter.message_id: letter.receipt_handle for letter in passed}
+    queue.hide_dead_letters(priority, [letter.receipt_handle for letter in later], 0)
     return result
 
 
@@ -188,4 +229,6 @@ def _delete(queue: JobQueue, priority: Priority, letter: DeadLetter) -> None:
 
 
 def describe(result: RedriveResult) -> dict[str, Any]:
-    return json.loads(json.dumps(result.__dict__, default=str))
+    """The answer to a redrive request (the scan's internals left out)."""
+    public = ("redriven", "orphans", "skipped", "purged", "dry_run")
+    return json.loads(json.dumps({name: getattr(result, name) for name in public}, default=str))

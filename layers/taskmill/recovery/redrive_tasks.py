@@ -25,6 +25,11 @@ from taskmill.recovery import dlq
 from taskmill.topology import Priority
 
 CHUNK = 100
+# How long a task keeps the DLQ messages it passes over hidden (see `run_task`): the redrive
+# function's whole invocation (its timeout is Lambda's 15-minute maximum). If the task dies
+# they reappear on their own after it; a task that runs longer (locally, on a thread) hides
+# them again when it meets them again.
+PASS_OVER_SECONDS = 15 * 60
 
 
 class RedriveTask(BaseModel):
@@ -96,7 +101,21 @@ def run_task(
     *,
     logger: logging.Logger | Any = None,
 ) -> RedriveTask:
-    """Work through a task in chunks, recording progress after each."""
+    """Work through a task in chunks, recording progress after each, until the DLQ holds no
+    message for it.
+
+    What it redrives is what was dead-lettered when it was asked for, each job at most once,
+    as SQS's own redrive moves only what was there when it started: a job that fails again
+    while the task works (or fails for the first time after the task was created) lands in
+    the DLQ and stays there for the next redrive; without this the task would redrive it
+    chunk after chunk for as long as it keeps failing.
+
+    Each scan reads the first messages the DLQ shows, so every message the task leaves there
+    (another type, a job it already redrove, an orphan it keeps) is kept hidden until the task
+    ends; the next scan reads on past them. It is done when a scan has read everything the
+    DLQ still shows and found nothing more to redrive or purge. The queue need not be empty
+    then: what it left is released for the next peek or redrive."""
+    log = logger or logging.getLogger("taskmill.redrive")
     tasks = RedriveTaskStore(db)
     task = tasks.start(task_id)
     if task is None:
@@ -105,10 +124,8 @@ def run_task(
     remaining = int(criteria.get("limit") or 10**9)
     job_ids = {UUID(i) for i in criteria["job_ids"]} if criteria.get("job_ids") else None
     outcomes = Outcomes(JobStore(db), queue, registry, logger=logger)
-    # Each job at most once per task, as SQS's own redrive moves only what was there when it
-    # started: a job that fails again while the task works lands back in the DLQ, and without
-    # this the task would redrive it again, chunk after chunk, for as long as it keeps failing.
     redriven: set[UUID] = set()
+    passed_over: dict[str, str] = {}  # message id -> its latest receipt handle
     try:
         while remaining > 0:
             result = dlq.redrive(
@@ -120,7 +137,11 @@ def run_task(
                 limit=min(CHUNK, remaining),
                 purge_orphans=bool(criteria.get("purge_orphans")),
                 exclude=redriven,
+                failed_before=task.created_at,
+                pass_over_seconds=PASS_OVER_SECONDS,
             )
+            newly_passed = result.passed_over.keys() - passed_over.keys()
+            passed_over.update(result.passed_over)
             redriven.update(result.redriven)
             tasks.progress(
                 task.id,
@@ -129,18 +150,35 @@ def run_task(
                 purged=len(result.purged),
             )
             remaining -= len(result.redriven)
-            if not result.redriven and not result.purged:
+            # Going on reads further only if this scan stopped short of the end and hid
+            # messages it had not seen before (a scan of messages seen already, their hold
+            # lapsed, is no progress).
+            reads_further = not result.complete and bool(newly_passed)
+            if not result.redriven and not result.purged and not reads_further:
                 break
     except Exception as exc:
         # The task row must not stay `running` forever: record the failure, then re-raise
         # so the invocation fails visibly too.
         tasks.finish(task.id, error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        _release(queue, task.priority, passed_over, log)
     tasks.finish(task.id)
-    (logger or logging.getLogger("taskmill.redrive")).info(
-        "redrive task done", extra={"task_id": str(task.id)}
-    )
+    log.info("redrive task done", extra={"task_id": str(task.id)})
     return tasks.get(task.id)
+
+
+def _release(queue: JobQueue, priority: Priority, hidden: dict[str, str], log: Any) -> None:
+    """Show the messages a task passed over again, for the next peek or redrive."""
+    try:
+        queue.hide_dead_letters(priority, list(hidden.values()), 0)
+    except DependencyUnavailable:
+        # Not worth failing the task over (or hiding why it failed): they reappear on their
+        # own when their hold lapses.
+        log.warning(
+            "could not release the DLQ messages a redrive passed over",
+            extra={"messages": len(hidden), "hidden_for_seconds": PASS_OVER_SECONDS},
+        )
 
 
 class TaskLauncher(Protocol):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningStack, free_port, start_stack
+from tests.e2e.conftest import RunningStack, start_stack
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 # Chromium's own traffic (updates, sync, safe browsing) fails on a closed network and is of
@@ -50,9 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """One local stack for the module, with the README's fan-out job types: a parent whose
     body submits children (`context.submit`) is how jobs get a `parent_id`."""
     data_dir = tmp_path_factory.mktemp("e2e-console") / "data"
-    running = start_stack(
-        data_dir, free_port(), {"TASKMILL_JOB_MODULES": "tests.support.fanout_jobs"}
-    )
+    running = start_stack(data_dir, {"TASKMILL_JOB_MODULES": "tests.support.fanout_jobs"})
     yield running
     if running.process.poll() is None:
         running.stop()

@@ -88,6 +88,32 @@ def test_quota_of_unfinished_jobs(as_user, services) -> None:
     assert third.error_code == "quota_exceeded"
 
 
+def test_retry_past_the_quota_answers_429_like_a_create(as_user, as_admin, services) -> None:
+    services.settings = services.settings.model_copy(update={"max_unfinished_jobs": 2})
+    stopped = as_user.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body["id"]
+    assert as_user.post(f"/v1/jobs/{stopped}/cancel").status == 200
+    kept = [as_user.post("/v1/jobs", {"type": "noop"}).body["id"] for _ in range(2)]
+    created = as_user.post("/v1/jobs", {"type": "noop"})
+    for caller in (as_user, as_admin):  # the owner's quota, whoever asks
+        refused = caller.post(f"/v1/jobs/{stopped}/retry")
+        assert refused.status == 429, refused.body
+        assert refused.body["error"] == {
+            **created.body["error"],
+            "correlation_id": refused.body["error"]["correlation_id"],
+        }
+        assert refused.body["error"]["code"] == "quota_exceeded"
+        assert refused.body["error"]["details"] == {"unfinished": 2, "limit": 2}
+    job = as_user.get(f"/v1/jobs/{stopped}").body
+    assert (job["status"], job["attempts"]) == ("cancelled", 0)
+    events = as_user.get(f"/v1/jobs/{stopped}/events").body
+    assert [e["to_status"] for e in events] == ["scheduled", "cancelled"]
+    # A finished job makes room, as it would for a create.
+    assert as_user.post(f"/v1/jobs/{kept[0]}/cancel").status == 200
+    retried = as_user.post(f"/v1/jobs/{stopped}/retry")
+    assert retried.status == 200, retried.body
+    assert retried.body["status"] == "queued"
+
+
 def test_batch_create(as_user, sqs, job_queue) -> None:
     r = as_user.post("/v1/jobs/batch", {"jobs": [{"type": "noop"} for _ in range(12)]})
     assert r.status == 201

@@ -346,11 +346,22 @@ def retry_job_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
         assert response.body["error"]["code"] == "dependency_failed"
         return response
 
+    def over_quota() -> ApiResponse:
+        scene.settings(max_unfinished_jobs=1)
+        caller = scene.account()
+        job = caller.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body
+        caller.post(f"/v1/jobs/{job['id']}/cancel")
+        caller.post("/v1/jobs", {"type": "noop"})
+        response = retry(caller, job["id"])
+        assert response.body["error"]["code"] == "quota_exceeded"
+        return response
+
     return {
         **generic(retry, protected=True, scene=scene),
         "200": retried,
         "404": lambda: retry(scene.account()),
         "409": dependency_cancelled,
+        "429": over_quota,
     }
 
 

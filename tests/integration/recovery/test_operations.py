@@ -255,6 +255,28 @@ def test_failed_job_is_redriven_through_the_api_and_runs_again(
     )
 
 
+def test_an_admins_redrive_is_not_bound_by_the_owners_quota(
+    as_user, as_admin, deliver, services, sqs, job_queue, db
+) -> None:
+    services.settings = services.settings.model_copy(update={"max_unfinished_jobs": 1})
+    dead = fail_to_dlq(as_user, deliver)
+    assert as_user.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).status == 201
+    # The owner at the limit cannot retry it (a retry counts like a create)...
+    assert as_user.post(f"/v1/jobs/{dead}/retry").error_code == "quota_exceeded"
+    # ...but an operator recovering dead letters is not held to the owner's quota.
+    redrive = as_admin.post("/v1/dlq/normal/redrive", {})
+    assert redrive.status == 200, redrive.body
+    assert redrive.body["redriven"] == [dead]
+    assert as_user.get(f"/v1/jobs/{dead}").body["status"] == "queued"
+    # Nor is the manual requeue of failed jobs.
+    assert failures(deliver()) == []
+    failed_again = as_user.get(f"/v1/jobs/{dead}").body
+    assert failed_again["status"] == "failed"
+    db.execute("UPDATE jobs SET updated_at = now() - interval '10 minutes' WHERE id = %s", (dead,))
+    requeued = as_admin.post("/v1/admin/requeue", {"status": "failed", "older_than_seconds": 300})
+    assert requeued.body["requeued"] == [dead]
+
+
 def test_selective_redrive_by_id_and_by_type_and_dry_run(
     as_user, as_admin, deliver, sqs, job_queue
 ) -> None:

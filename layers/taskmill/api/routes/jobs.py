@@ -249,13 +249,18 @@ def router(services: ApiServices) -> Router:
             "`waiting` while one of its dependencies is unfinished (released when they "
             "succeed). 409 `conflict` for a job that is not failed or cancelled; 409 "
             "`dependency_failed` while a dependency failed, was cancelled or was deleted "
-            "(retry the dependency first).",
+            "(retry the dependency first). Like a create, the job counts against its "
+            "owner's limit of unfinished jobs again: 429 `quota_exceeded` past it, whoever "
+            "asks (admins redrive dead letters without that limit).",
         ),
     )
     def retry_job(job_id: UUID) -> JobOut:
         who = caller()
         job = services.outcomes.retry(
-            owned(job_id, who), actor=who.actor, deadline=services.send_deadline(r.lambda_context)
+            owned(job_id, who),
+            actor=who.actor,
+            unfinished_limit=services.settings.max_unfinished_jobs,
+            deadline=services.send_deadline(r.lambda_context),
         )
         if job is None:
             raise Conflict("only a failed or cancelled job can be retried")
