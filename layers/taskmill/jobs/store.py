@@ -856,19 +856,25 @@ RETURNING j.id""",
 
     def succeed_batch(
         self, outcomes: Sequence[tuple[UUID, UUID, Any]], *, actor: str = "worker"
-    ) -> list[Finished]:
+    ) -> list[Job | Finished]:
         """`succeed_many` for the worker's batches: the same statement, returning only what
-        follow-ups need (`Finished`) instead of whole rows."""
+        follow-ups need (`Finished`) instead of whole rows, except for the jobs whose
+        completion webhook is due: their whole row (the webhook describes it) comes back from
+        the statement itself, because a read afterwards would miss a job its owner deleted
+        meanwhile (it is finished, so it may be) and its webhook would never be sent."""
         if not outcomes:
             return []
         rows = self._db.execute(
             _succeed(
-                "j.id, j.status, j.attempts, j.last_error, j.has_dependents, j.webhook_pending"
+                "j.id, j.status, j.attempts, j.last_error, j.has_dependents, j.webhook_pending, "
+                "CASE WHEN j.webhook_pending THEN to_jsonb(j) END AS whole"
             ),
             _succeed_params(outcomes, actor),
         )
         return [
-            Finished(
+            Job.model_validate(row["whole"])
+            if row["whole"] is not None
+            else Finished(
                 row["id"], JobStatus(row["status"]), row["has_dependents"], row["webhook_pending"]
             )
             for row in rows

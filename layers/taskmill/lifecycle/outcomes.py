@@ -124,9 +124,12 @@ class Outcomes:
         self.follow_up(finished, deadline)
         return finished
 
-    def succeeded_in_batch(self, successes: Sequence[Success], *, actor: str) -> list[Finished]:
+    def succeeded_in_batch(
+        self, successes: Sequence[Success], *, actor: str
+    ) -> list[Job | Finished]:
         """`succeeded` for the worker's batch, which has more outcomes to record before the
-        follow-ups (it calls `follow_up` itself), and returns only what those need."""
+        follow-ups (it calls `follow_up` itself), and returns only what those need (whole
+        rows only for the jobs whose completion webhook is due)."""
         return self.store.succeed_batch(
             [(s.job_id, s.lease_token, s.result) for s in successes], actor=actor
         )
@@ -332,7 +335,7 @@ class Outcomes:
 
     def follow_up(self, finished: Sequence[Job | Finished], deadline: float | None = None) -> None:
         """What follows finished jobs: dependents released and sent, completion webhooks
-        (whose jobs are read whole when only their `Finished` part is at hand)."""
+        (a job whose webhook is due is always given whole: see `JobStore.succeed_batch`)."""
         if not finished:
             return
         try:
@@ -347,9 +350,6 @@ class Outcomes:
                 released = self.store.release_waiting(limit=RELEASE_BATCH_LIMIT, job_ids=succeeded)
                 send_pending(self.store, self.queue, released, deadline=deadline)
             whole = [job for job in finished if isinstance(job, Job)]
-            to_read = [f.id for f in finished if isinstance(f, Finished) and f.webhook_pending]
-            if to_read:
-                whole.extend(self.store.get_many(to_read))
             create_completion_webhooks(
                 self.store,
                 self.queue,

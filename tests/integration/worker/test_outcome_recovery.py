@@ -9,7 +9,7 @@ from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobFilter, JobStore
-from taskmill.lifecycle.outcomes import Outcomes
+from taskmill.lifecycle.outcomes import Outcomes, Success
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 
 from tests.integration.worker.conftest import failures
@@ -98,3 +98,26 @@ def test_the_sweep_creates_the_webhook_of_a_job_finished_just_before_a_crash(
     [hook] = _hooks(store)
     assert hook.payload["event"]["type"] == "job.succeeded"
     assert not store.get(job.id).webhook_pending
+
+
+def test_a_job_deleted_right_after_its_batch_success_still_gets_its_webhook(
+    enqueue, store, job_queue, registry
+) -> None:
+    """The owner deletes a job between the batch's success statement and its follow-ups (it
+    is finished, so `DELETE /v1/jobs/{id}` is allowed): the success was committed with the
+    webhook due, so the webhook goes out, as it did when the statement returned whole rows
+    (the sweep, reading rows, can no longer create it)."""
+    hooked = enqueue("noop", webhook_url="https://example.com/hook")
+    plain = enqueue("noop")
+    claimed = store.claim_many([hooked.id, plain.id])
+    outcomes = Outcomes(store, job_queue, registry)
+    finished = outcomes.succeeded_in_batch(
+        [Success(j.id, j.lease_token, {"n": 1}) for j in claimed if j.lease_token], actor="w"
+    )
+    assert {f.id for f in finished} == {hooked.id, plain.id}
+    assert store.delete(hooked.id)  # the owner, on another request, meanwhile
+    outcomes.follow_up(finished)
+    [hook] = _hooks(store)
+    event = hook.payload["event"]
+    assert (event["type"], event["job"]["id"]) == ("job.succeeded", str(hooked.id))
+    assert event["job"]["result"] == {"n": 1}
