@@ -309,3 +309,31 @@ def test_a_child_holds_the_limit_keys_it_is_given_and_no_owner_key(
     assert done.result.startswith("child job refused: limit_keys: owner: keys are implicit")
     [child] = children_of(store, parent.id)
     assert child.limit_keys == ["api:partner"]
+
+
+def test_a_batch_mixing_parents_dependencies_and_webhooks_follows_each_up(
+    parents, enqueue, deliver, store: JobStore
+) -> None:
+    # One batch: a parent with children and a webhook, a webhook job with a dependent, a
+    # plain job with a dependent, a webhook job alone. The parent's row comes from its own
+    # transaction, the others from the batch's success statement.
+    hook = "https://example.com/hook"
+    parent = enqueue("two.children", webhook_url=hook)
+    hooked_dep = enqueue("noop", webhook_url=hook)
+    plain_dep = enqueue("noop")
+    alone = enqueue("noop", webhook_url=hook)
+    waiting = [enqueue("noop", depends_on=[dep.id]) for dep in (hooked_dep, plain_dep)]
+    assert all(store.get(w.id).status is JobStatus.WAITING for w in waiting)
+    assert failures(deliver()) == []
+    for job in (parent, hooked_dep, plain_dep, alone):
+        assert store.get(job.id).status is JobStatus.SUCCEEDED
+        assert not store.get(job.id).webhook_pending
+    assert all(store.get(w.id).status is JobStatus.QUEUED for w in waiting)
+    assert len(children_of(store, parent.id)) == 2
+    hooks = [
+        j for j in store.list_jobs(JobFilter(), limit=200).items if j.type == "webhook.deliver"
+    ]
+    events = {h.payload["event"]["job"]["id"]: h.payload["event"] for h in hooks}
+    assert set(events) == {str(parent.id), str(hooked_dep.id), str(alone.id)}
+    assert events[str(parent.id)]["job"]["result"] == "parent done"
+    assert {e["type"] for e in events.values()} == {"job.succeeded"}
