@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from taskmill.aws import aws_errors
 from taskmill.db import Database
-from taskmill.errors import DependencyUnavailable, NotFound
+from taskmill.errors import Conflict, DependencyUnavailable, NotFound
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.outcomes import Outcomes
@@ -56,12 +56,48 @@ class RedriveTaskStore:
     def create(
         self, priority: Priority, criteria: dict[str, Any], requested_by: UUID
     ) -> RedriveTask:
-        rows = self._db.execute(
-            "INSERT INTO redrive_tasks (id, priority, criteria, requested_by) "
-            "VALUES (%s, %s, %s, %s) RETURNING *",
-            (uuid4(), priority.value, Jsonb(criteria), requested_by),
-        )
-        return RedriveTask.model_validate(rows[0])
+        """A new pending task; `Conflict` (naming it) while another task of the priority is
+        live. A task hides the messages it passes over until it ends, so a second one on the
+        same DLQ would not see them and would end `done` with them still there. Live: pending
+        or running and with progress within `PASS_OVER_SECONDS` (the hold of what it hid:
+        after that a task whose function died has hidden nothing and blocks no one).
+
+        The lock (per priority, for the transaction) makes two requests at once take turns,
+        and the insert, a statement of its own, sees the task the other committed."""
+        with self._db.transaction() as tx:
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('taskmill.redrive_tasks:' || %s))",
+                (priority.value,),
+            )
+            rows = tx.execute(
+                """
+WITH live AS (
+    SELECT id FROM redrive_tasks
+    WHERE priority = %(priority)s AND status IN ('pending', 'running')
+      AND updated_at > now() - make_interval(secs => %(hold)s)
+    ORDER BY created_at LIMIT 1
+), created AS (
+    INSERT INTO redrive_tasks (id, priority, criteria, requested_by)
+    SELECT %(id)s, %(priority)s, %(criteria)s, %(by)s WHERE NOT EXISTS (SELECT 1 FROM live)
+    RETURNING *
+)
+SELECT (SELECT to_jsonb(c) FROM created c) AS task, (SELECT id FROM live) AS live""",
+                {
+                    "id": uuid4(),
+                    "priority": priority.value,
+                    "criteria": Jsonb(criteria),
+                    "by": requested_by,
+                    "hold": PASS_OVER_SECONDS,
+                },
+            )
+        row = rows[0]
+        if row["task"] is None:
+            raise Conflict(
+                f"a background redrive of the {priority.value} DLQ is still running; "
+                "wait for it to end (GET /v1/dlq/redrives/{task_id})",
+                details={"task_id": str(row["live"])},
+            )
+        return RedriveTask.model_validate(row["task"])
 
     def get(self, task_id: UUID) -> RedriveTask:
         rows = self._db.execute("SELECT * FROM redrive_tasks WHERE id = %s", (task_id,))

@@ -473,3 +473,56 @@ def test_a_background_redrive_redrives_a_job_once_even_if_it_fails_again_meanwhi
     assert (job["status"], job["redrive_count"]) == ("failed", 1)
     # Failed again after its redrive: its new dead letter waits for the next one.
     assert depth(sqs, job_queue.dlq_url("normal")) == 1
+
+
+def test_a_second_background_redrive_of_a_priority_waits_for_the_first(
+    as_user, as_admin, deliver, services, job_queue, db, sqs
+) -> None:
+    """A task keeps the DLQ messages it passes over hidden until it ends (up to 15 minutes
+    after its last chunk). A second task on the same DLQ meanwhile would not see them and
+    end `done` having redriven nothing while they wait there; it is refused instead (409
+    naming the running task), until that task ends or has made no progress for longer than
+    its messages stay hidden (its function died)."""
+    from taskmill.recovery import dlq
+    from taskmill.recovery.redrive_tasks import PASS_OVER_SECONDS, RedriveTaskStore, run_task
+    from taskmill.topology import Priority
+
+    job_id = fail_to_dlq(as_user, deliver)
+    services.launcher = RecordingLauncher()
+    first = as_admin.post("/v1/dlq/normal/redrive", {"background": True, "type": "other"})
+    assert first.status == 202, first.body
+    tasks = RedriveTaskStore(db)
+    # Its first chunk (as its function would run it): the job, not of its type, is passed
+    # over and hidden.
+    chunk = dlq.redrive(
+        services.outcomes,
+        Priority.NORMAL,
+        actor="redrive-task",
+        job_type="other",
+        pass_over_seconds=PASS_OVER_SECONDS,
+    )
+    second = as_admin.post("/v1/dlq/normal/redrive", {"background": True})
+    assert second.status == 409, second.body
+    assert second.body["error"]["code"] == "conflict"
+    assert second.body["error"]["details"] == {"task_id": first.body["id"]}
+    # Another priority's DLQ is not held.
+    assert as_admin.post("/v1/dlq/high/redrive", {"background": True}).status == 202
+    assert list(chunk.passed_over)
+    assert chunk.redriven == []
+    # The first ends, releasing what it hid: the next task finds and redrives the job.
+    job_queue.hide_dead_letters(Priority.NORMAL, list(chunk.passed_over.values()), 0)
+    tasks.finish(UUID(first.body["id"]))
+    third = as_admin.post("/v1/dlq/normal/redrive", {"background": True})
+    assert third.status == 202, third.body
+    task = run_task(db, job_queue, services.registry, UUID(third.body["id"]))
+    assert (task.status, task.redriven) == ("done", 1)
+    assert as_user.get(f"/v1/jobs/{job_id}").body["redrive_count"] == 1
+    # A task whose function died (no progress for longer than its holds) blocks no one.
+    stuck = as_admin.post("/v1/dlq/normal/redrive", {"background": True})
+    assert tasks.start(UUID(stuck.body["id"])) is not None
+    assert as_admin.post("/v1/dlq/normal/redrive", {"background": True}).status == 409
+    db.execute(
+        "UPDATE redrive_tasks SET updated_at = now() - make_interval(secs => %s) WHERE id = %s",
+        (PASS_OVER_SECONDS + 1, stuck.body["id"]),
+    )
+    assert as_admin.post("/v1/dlq/normal/redrive", {"background": True}).status == 202

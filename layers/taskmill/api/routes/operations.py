@@ -81,7 +81,13 @@ def router(services: ApiServices) -> Router:
         **operation(
             "redriveDeadLetters",
             "Redrive dead-lettered jobs: all, or those chosen (admin)",
+            description=(
+                "409 `conflict` for a background redrive while another of the same priority "
+                "is still running (`details.task_id`; it hides the messages it passes over "
+                "until it ends)."
+            ),
             tag="operations",
+            errors=[409],
             success={
                 200: "Done (or, for a dry run, what would be done).",
                 202: ("Started in the background; poll the task.", RedriveTask),
