@@ -15,6 +15,7 @@ from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.lambda_support import PowertoolsMetrics
 from taskmill.queue.sqs import JobQueue
+from taskmill.recovery.redrive_tasks import RedriveTaskStore
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore
 from taskmill.settings import RecoverySettings, load_settings
@@ -41,6 +42,7 @@ def container_sweeper() -> Sweeper:
             schedules=ScheduleStore(db),
             pauses=PauseStore(db),
             event_sources=EventSources(settings.event_source_ids(), logger=logger),
+            redrive_tasks=RedriveTaskStore(db),
             logger=logger,
         )
     return _sweeper

@@ -30,6 +30,10 @@ CHUNK = 100
 # they reappear on their own after it; a task that runs longer (locally, on a thread) hides
 # them again when it meets them again.
 PASS_OVER_SECONDS = 15 * 60
+ABANDONED = (
+    "stopped without finishing: no progress for 15 minutes (its function timed out, crashed "
+    "or never started); ask for a new redrive"
+)
 
 
 class RedriveTask(BaseModel):
@@ -120,6 +124,21 @@ SELECT (SELECT to_jsonb(c) FROM created c) AS task, (SELECT id FROM live) AS liv
             "purged = purged + %s, updated_at = now() WHERE id = %s",
             (redriven, orphans, purged, task_id),
         )
+
+    def fail_abandoned(self) -> list[UUID]:
+        """Mark failed the tasks whose function died: `pending` or `running` with no
+        progress for `PASS_OVER_SECONDS`. The redrive function records progress after every
+        chunk and its timeout is Lambda's 15-minute maximum, so such a task has no function
+        left (an async invocation that never ran, a timeout, a crash); what it hid has
+        reappeared by then. Without this its row would say `running` for ever."""
+        rows = self._db.execute(
+            "UPDATE redrive_tasks SET status = 'failed', error = %(error)s, "
+            "finished_at = now(), updated_at = now() "
+            "WHERE status IN ('pending', 'running') "
+            "AND updated_at < now() - make_interval(secs => %(hold)s) RETURNING id",
+            {"error": ABANDONED, "hold": PASS_OVER_SECONDS},
+        )
+        return [row["id"] for row in rows]
 
     def finish(self, task_id: UUID, *, error: str | None = None) -> None:
         self._db.execute(

@@ -19,6 +19,7 @@ from taskmill.lifecycle.sending import send_pending
 from taskmill.lifecycle.webhooks import create_completion_webhooks
 from taskmill.observability import MetricBatch
 from taskmill.queue.sqs import JobQueue
+from taskmill.recovery.redrive_tasks import RedriveTaskStore
 from taskmill.schedules.store import ScheduleStore
 from taskmill.topology import Priority
 
@@ -42,6 +43,8 @@ class SweepReport:
     # Event source mappings switched to match the pauses (a pause or resume whose own Lambda
     # call failed; the API answered 503 then).
     mappings_synced: int = 0
+    # Background DLQ redrives whose function died, marked failed (each logged with its id).
+    redrives_abandoned: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -71,6 +74,7 @@ class Sweeper:
         schedules: ScheduleStore | None = None,
         pauses: PauseStore | None = None,
         event_sources: EventSources | None = None,
+        redrive_tasks: RedriveTaskStore | None = None,
         logger: logging.Logger | Any = None,
     ) -> None:
         self.store = store
@@ -80,6 +84,7 @@ class Sweeper:
         self.schedules = schedules
         self.pauses = pauses
         self.event_sources = event_sources
+        self.redrive_tasks = redrive_tasks
         self.logger = logger or logging.getLogger("taskmill.recovery")
         self.outcomes = Outcomes(store, queue, registry, logger=self.logger)
 
@@ -129,6 +134,7 @@ class Sweeper:
         report.deleted_finished = self.store.delete_finished(
             older_than_days=self.limits.retention_days, limit=batch
         )
+        report.redrives_abandoned = self._fail_abandoned_redrives()
         # A metric for what the run did only: CloudWatch bills a custom metric for each hour it
         # is published, so eleven zeros a minute would cost an idle environment ~$3.30 a month
         # (docs/PERFORMANCE.md, "Cost"). The log line below carries every count, zeros too.
@@ -138,6 +144,17 @@ class Sweeper:
                 metrics.add(f"Sweep_{name}", value)
         self.logger.info("recovery sweep", extra={"sweep": report.as_dict()})
         return report, metrics
+
+    def _fail_abandoned_redrives(self) -> int:
+        if self.redrive_tasks is None:
+            return 0
+        abandoned = self.redrive_tasks.fail_abandoned()
+        if abandoned:
+            self.logger.warning(
+                "background DLQ redrives stopped without finishing; marked failed",
+                extra={"task_ids": [str(task_id) for task_id in abandoned]},
+            )
+        return len(abandoned)
 
     def _sync_event_sources(self) -> int:
         """In AWS: each queue's mapping enabled unless the queue is paused."""

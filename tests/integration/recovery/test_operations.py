@@ -526,3 +526,48 @@ def test_a_second_background_redrive_of_a_priority_waits_for_the_first(
         (PASS_OVER_SECONDS + 1, stuck.body["id"]),
     )
     assert as_admin.post("/v1/dlq/normal/redrive", {"background": True}).status == 202
+
+
+def test_the_sweep_marks_a_background_redrive_whose_function_died_failed(
+    as_admin, services, job_queue, db, caplog
+) -> None:
+    """A task records progress after every chunk and its function runs 15 minutes at most:
+    one with no progress for longer has no function left. The sweep says so on its row, which
+    otherwise would read `running` (or `pending`, if its function never started) for ever."""
+    from taskmill.recovery.redrive_tasks import PASS_OVER_SECONDS, RedriveTaskStore
+
+    tasks = RedriveTaskStore(db)
+    services.launcher = RecordingLauncher()
+    running = UUID(as_admin.post("/v1/dlq/normal/redrive", {"background": True}).body["id"])
+    assert tasks.start(running) is not None
+    never_started = UUID(as_admin.post("/v1/dlq/high/redrive", {"background": True}).body["id"])
+    alive = UUID(as_admin.post("/v1/dlq/low/redrive", {"background": True}).body["id"])
+    assert tasks.start(alive) is not None
+    db.execute(
+        "UPDATE redrive_tasks SET updated_at = now() - make_interval(secs => %s) "
+        "WHERE id = ANY (%s)",
+        (PASS_OVER_SECONDS + 1, [running, never_started]),
+    )
+    sweeper = Sweeper(
+        JobStore(db),
+        job_queue,
+        services.registry,
+        SweepLimits(),
+        redrive_tasks=tasks,
+        logger=logging.getLogger("test.sweep"),
+    )
+
+    with caplog.at_level(logging.WARNING, logger="test.sweep"):
+        assert sweeper.run()[0].redrives_abandoned == 2
+        assert sweeper.run()[0].redrives_abandoned == 0  # once
+
+    for task_id in (running, never_started):
+        seen = as_admin.get(f"/v1/dlq/redrives/{task_id}").body
+        assert seen["status"] == "failed"
+        assert "no progress for 15 minutes" in seen["error"]
+        assert seen["finished_at"] is not None
+    assert as_admin.get(f"/v1/dlq/redrives/{alive}").body["status"] == "running"
+    [line] = [r for r in caplog.records if getattr(r, "task_ids", None)]
+    assert sorted(line.task_ids) == sorted([str(running), str(never_started)])
+    # The priority is free for a new task.
+    assert as_admin.post("/v1/dlq/normal/redrive", {"background": True}).status == 202
