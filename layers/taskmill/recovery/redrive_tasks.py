@@ -36,6 +36,23 @@ ABANDONED = (
 )
 
 
+# A task of `%(priority)s` that may still hide messages: pending or running, with progress
+# within `%(hold)s` seconds.
+_LIVE = """
+    SELECT id FROM redrive_tasks
+    WHERE priority = %(priority)s AND status IN ('pending', 'running')
+      AND updated_at > now() - make_interval(secs => %(hold)s)
+    ORDER BY created_at LIMIT 1"""
+
+
+def _still_running(priority: Priority, task_id: UUID) -> Conflict:
+    return Conflict(
+        f"a background redrive of the {priority.value} DLQ is still running; "
+        "wait for it to end (GET /v1/dlq/redrives/{task_id})",
+        details={"task_id": str(task_id)},
+    )
+
+
 class RedriveTask(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -74,13 +91,9 @@ class RedriveTaskStore:
                 (priority.value,),
             )
             rows = tx.execute(
-                """
-WITH live AS (
-    SELECT id FROM redrive_tasks
-    WHERE priority = %(priority)s AND status IN ('pending', 'running')
-      AND updated_at > now() - make_interval(secs => %(hold)s)
-    ORDER BY created_at LIMIT 1
-), created AS (
+                "WITH live AS ("
+                + _LIVE
+                + """), created AS (
     INSERT INTO redrive_tasks (id, priority, criteria, requested_by)
     SELECT %(id)s, %(priority)s, %(criteria)s, %(by)s WHERE NOT EXISTS (SELECT 1 FROM live)
     RETURNING *
@@ -96,12 +109,16 @@ SELECT (SELECT to_jsonb(c) FROM created c) AS task, (SELECT id FROM live) AS liv
             )
         row = rows[0]
         if row["task"] is None:
-            raise Conflict(
-                f"a background redrive of the {priority.value} DLQ is still running; "
-                "wait for it to end (GET /v1/dlq/redrives/{task_id})",
-                details={"task_id": str(row["live"])},
-            )
+            raise _still_running(priority, row["live"])
         return RedriveTask.model_validate(row["task"])
+
+    def refuse_while_live(self, priority: Priority) -> None:
+        """`Conflict` (naming it) while a background task of the priority is live: a redrive
+        in the request would not see the messages the task has hidden, so it would report
+        their jobs as without a message and redrive only part of what was asked for."""
+        rows = self._db.execute(_LIVE, {"priority": priority.value, "hold": PASS_OVER_SECONDS})
+        if rows:
+            raise _still_running(priority, rows[0]["id"])
 
     def get(self, task_id: UUID) -> RedriveTask:
         rows = self._db.execute("SELECT * FROM redrive_tasks WHERE id = %s", (task_id,))

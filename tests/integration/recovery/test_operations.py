@@ -571,3 +571,30 @@ def test_the_sweep_marks_a_background_redrive_whose_function_died_failed(
     assert sorted(line.task_ids) == sorted([str(running), str(never_started)])
     # The priority is free for a new task.
     assert as_admin.post("/v1/dlq/normal/redrive", {"background": True}).status == 202
+
+
+def test_a_redrive_in_the_request_waits_for_a_background_one_of_its_priority(
+    as_user, as_admin, deliver, services, db
+) -> None:
+    """The messages a live task has hidden are invisible to a redrive in the request, which
+    would report their jobs as without a message: it is refused like a second task (a dry
+    run, which changes nothing, still answers)."""
+    from taskmill.recovery.redrive_tasks import RedriveTaskStore
+
+    job_id = fail_to_dlq(as_user, deliver)
+    services.launcher = RecordingLauncher()
+    task = as_admin.post("/v1/dlq/normal/redrive", {"background": True}).body["id"]
+
+    refused = as_admin.post("/v1/dlq/normal/redrive", {"job_ids": [job_id]})
+    assert refused.status == 409, refused.body
+    assert refused.body["error"]["code"] == "conflict"
+    assert refused.body["error"]["details"] == {"task_id": task}
+    dry = as_admin.post("/v1/dlq/normal/redrive", {"job_ids": [job_id], "dry_run": True})
+    assert dry.status == 200, dry.body
+    assert as_admin.post("/v1/dlq/high/redrive", {}).status == 200  # another DLQ
+    assert as_user.get(f"/v1/jobs/{job_id}").body["redrive_count"] == 0
+
+    RedriveTaskStore(db).finish(UUID(task))
+    done = as_admin.post("/v1/dlq/normal/redrive", {"job_ids": [job_id]})
+    assert done.status == 200, done.body
+    assert as_user.get(f"/v1/jobs/{job_id}").body["redrive_count"] == 1

@@ -82,9 +82,10 @@ def router(services: ApiServices) -> Router:
             "redriveDeadLetters",
             "Redrive dead-lettered jobs: all, or those chosen (admin)",
             description=(
-                "409 `conflict` for a background redrive while another of the same priority "
-                "is still running (`details.task_id`; it hides the messages it passes over "
-                "until it ends)."
+                "409 `conflict` while a background redrive of the same priority is still "
+                "running (`details.task_id`; it hides the messages it passes over until it "
+                "ends), for another background redrive or a redrive in the request; a dry "
+                "run still answers."
             ),
             tag="operations",
             errors=[409],
@@ -111,6 +112,8 @@ def router(services: ApiServices) -> Router:
                 {"priority": priority.value, "task_id": str(task.id), **criteria},
             )
             return Response(202, "application/json", task.model_dump(mode="json"))
+        if not body.dry_run:
+            RedriveTaskStore(services.db).refuse_while_live(priority)
         result = dlq.redrive(
             services.outcomes,
             priority,
