@@ -16,10 +16,17 @@ from taskmill.jobs.store import JobFilter, JobStore
 from tests.support.factories import create_job, make_user, new_job
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
-def race(database_url: str, action: Callable[[JobStore], T], runners: int = 2) -> list[T]:
-    """Run `action` at the same moment on separate connections; return every result."""
+def race(
+    database_url: str,
+    action: Callable[[S], T],
+    runners: int = 2,
+    store: Callable[[Database], S] = JobStore,  # type: ignore[assignment]
+) -> list[T]:
+    """Run `action` at the same moment on separate connections, each given its own `store`
+    (a `JobStore` unless said); return every result."""
     databases = [Database(database_url) for _ in range(runners)]
     for database in databases:
         database.connection()  # connect first so the barrier releases real statements
@@ -30,7 +37,7 @@ def race(database_url: str, action: Callable[[JobStore], T], runners: int = 2) -
     def run(index: int) -> None:
         barrier.wait()
         try:
-            results[index] = action(JobStore(databases[index]))
+            results[index] = action(store(databases[index]))
         except BaseException as exc:  # surfaced to the test below
             errors.append(exc)
 

@@ -383,6 +383,15 @@ FAN_OUT = 25  # 25 squares and a sum: more than a page of jobs (25) and of child
 @pytest.fixture(scope="module")
 def family(stack: RunningStack) -> Family:
     """A parent job whose body submitted its children (`context.submit`), run to the end."""
+    email, done = run_fanout(stack)
+    children = {*done["result"]["parts"], done["result"]["total"]}
+    assert len(children) == FAN_OUT + 1
+    return Family(email, done["id"], children, done["result"]["total"])
+
+
+def run_fanout(stack: RunningStack) -> tuple[str, dict[str, Any]]:
+    """A new user's `example.fanout` job of FAN_OUT squares, run until the parent succeeded
+    (its children may still be unfinished); the user's email and the parent job."""
     email, user = new_user(stack)
     status, parent = user.call(
         "POST", "/v1/jobs", {"type": "example.fanout", "payload": {"count": FAN_OUT}}
@@ -390,9 +399,7 @@ def family(stack: RunningStack) -> Family:
     assert status == 201, parent
     done = user.wait_for(parent["id"], {"succeeded", "failed"}, timeout=60)
     assert done["status"] == "succeeded", done
-    children = {*done["result"]["parts"], done["result"]["total"]}
-    assert len(children) == FAN_OUT + 1
-    return Family(email, parent["id"], children, done["result"]["total"])
+    return email, done
 
 
 def test_filter_jobs_by_parent_and_page_through_exactly_its_children(
@@ -457,13 +464,7 @@ def test_more_children_keeps_the_keyboard_where_it_was_while_the_page_is_live(
     operator = admin(stack)
     assert operator.call("POST", "/v1/job-types/example.square/pause")[0] == 200
     try:
-        email, user = new_user(stack)
-        status, parent = user.call(
-            "POST", "/v1/jobs", {"type": "example.fanout", "payload": {"count": FAN_OUT}}
-        )
-        assert status == 201, parent
-        done = user.wait_for(parent["id"], {"succeeded", "failed"}, timeout=60)
-        assert done["status"] == "succeeded", done
+        email, parent = run_fanout(stack)
         page = console.page
         console.open(f"/jobs/{parent['id']}")
         console.sign_in(email, PASSWORD)

@@ -249,31 +249,20 @@ def test_of_requests_for_a_task_at_once_on_one_dlq_one_creates_it(
 ) -> None:
     """Each request on its own connection, released together: they take turns, and all but
     the first see its task and are refused (a task hides what it passes over)."""
-    import threading
-
     from taskmill.errors import Conflict
 
+    from tests.integration.test_job_races import race
+
     admin = make_user(db)
-    databases = [Database(database_url) for _ in range(4)]
-    for database in databases:
-        database.connection()
-    barrier = threading.Barrier(len(databases))
     created: list[UUID] = []
     refused: list[str] = []
 
-    def ask(database: Database) -> None:
-        barrier.wait()
+    def ask(tasks: RedriveTaskStore) -> None:
         try:
-            created.append(RedriveTaskStore(database).create(Priority.NORMAL, {}, admin).id)
+            created.append(tasks.create(Priority.NORMAL, {}, admin).id)
         except Conflict as exc:
             refused.append(str((exc.details or {})["task_id"]))
 
-    threads = [threading.Thread(target=ask, args=(d,)) for d in databases]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for database in databases:
-        database.close()
+    race(database_url, ask, runners=4, store=RedriveTaskStore)
     assert len(created) == 1
     assert refused == [str(created[0])] * 3
