@@ -381,6 +381,13 @@ def _succeed(returning: LiteralString) -> LiteralString:
     )
 
 
+# The worker's batch success: `Finished` rows, whole ones only where a webhook is due.
+_BATCH_SUCCESS = _succeed(
+    "j.id, j.status, j.attempts, j.last_error, j.has_dependents, j.webhook_pending, "
+    "CASE WHEN j.webhook_pending THEN to_jsonb(j) END AS whole"
+)
+
+
 def _succeed_params(outcomes: Sequence[tuple[UUID, UUID, Any]], actor: str) -> dict[str, Any]:
     data = [
         {"id": str(job_id), "token": str(token), "result": result}
@@ -864,13 +871,7 @@ RETURNING j.id""",
         meanwhile (it is finished, so it may be) and its webhook would never be sent."""
         if not outcomes:
             return []
-        rows = self._db.execute(
-            _succeed(
-                "j.id, j.status, j.attempts, j.last_error, j.has_dependents, j.webhook_pending, "
-                "CASE WHEN j.webhook_pending THEN to_jsonb(j) END AS whole"
-            ),
-            _succeed_params(outcomes, actor),
-        )
+        rows = self._db.execute(_BATCH_SUCCESS, _succeed_params(outcomes, actor))
         return [
             Job.model_validate(row["whole"])
             if row["whole"] is not None
