@@ -129,7 +129,11 @@ def test_gateway_errors_use_the_error_envelope(dev: Synthesized, response_type: 
     ]
     body = json.loads(response["ResponseTemplates"]["application/json"])
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
+    assert body["error"] == {
+        "code": GATEWAY_RESPONSES[response_type].code,
+        "message": GATEWAY_RESPONSES[response_type].message,
+        "details": None,
+    }
     assert response["StatusCode"] == str(GATEWAY_RESPONSES[response_type].status)
 
 

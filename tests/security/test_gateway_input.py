@@ -94,7 +94,10 @@ def _envelope(answer: Answer, status: int, code: str) -> None:
     assert answer.status == status, (answer.status, answer.body)
     assert answer.headers["content-type"] == "application/json"
     assert answer.error_code == code, answer.body
-    assert json.loads(answer.body)["error"]["message"]
+    error = json.loads(answer.body)["error"]
+    assert error["message"]
+    # The SPEC's envelope: `details` is there even when it is null.
+    assert "details" in error, answer.body
 
 
 def _post(length: str, body: bytes, extra: str = "") -> bytes:
@@ -203,6 +206,7 @@ def test_malformed_requests_are_answered_in_the_envelope(gateway: Gateway, raw: 
     assert 400 <= answer.status < 600
     assert answer.headers["content-type"] == "application/json"
     assert answer.error_code
+    assert "details" in json.loads(answer.body)["error"], answer.body
 
 
 def test_a_failing_handler_is_answered_like_api_gateway_does(recorder: Recorder) -> None:

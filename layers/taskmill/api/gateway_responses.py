@@ -20,7 +20,9 @@ class GatewayError:
     message: str
 
     def body(self) -> str:
-        return json.dumps({"error": {"code": self.code, "message": self.message}})
+        # `details` is part of the SPEC's envelope even when there is nothing more to say,
+        # so a client reads one shape whoever answered (the API's errors carry it too).
+        return json.dumps({"error": {"code": self.code, "message": self.message, "details": None}})
 
 
 UNAUTHORIZED = GatewayError(401, "unauthorized", "a valid bearer token is required")

@@ -145,7 +145,7 @@ ERROR_SCHEMAS: dict[str, Any] = {
                 "anyOf": [{"type": "string"}, {"type": "null"}],
             },
         },
-        "required": ["code", "message"],
+        "required": ["code", "message", "details"],
     },
 }
 

@@ -104,7 +104,7 @@ def test_public_routes_and_only_they_need_no_token(doc: dict[str, Any]) -> None:
 def test_every_error_is_the_envelope_and_none_is_422(doc: dict[str, Any]) -> None:
     envelope = {"$ref": "#/components/schemas/Error"}
     assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
-    assert doc["components"]["schemas"]["ErrorDetail"]["required"] == ["code", "message"]
+    assert doc["components"]["schemas"]["ErrorDetail"]["required"] == ["code", "message", "details"]
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     for method, path, op in operations(doc):
         assert "422" not in op["responses"], (method, path)
