@@ -46,9 +46,11 @@ _LIVE = """
 
 
 def _still_running(priority: Priority, task_id: UUID) -> Conflict:
+    # The message names the task itself: the console and the CLI show the message to people,
+    # for whom a `{task_id}` placeholder is one more thing to look up.
     return Conflict(
         f"a background redrive of the {priority.value} DLQ is still running; "
-        "wait for it to end (GET /v1/dlq/redrives/{task_id})",
+        f"wait for it to end (GET /v1/dlq/redrives/{task_id}), then ask again",
         details={"task_id": str(task_id)},
     )
 

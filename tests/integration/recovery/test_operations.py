@@ -505,6 +505,7 @@ def test_a_second_background_redrive_of_a_priority_waits_for_the_first(
     assert second.status == 409, second.body
     assert second.body["error"]["code"] == "conflict"
     assert second.body["error"]["details"] == {"task_id": first.body["id"]}
+    assert f"/v1/dlq/redrives/{first.body['id']}" in second.body["error"]["message"]
     # Another priority's DLQ is not held.
     assert as_admin.post("/v1/dlq/high/redrive", {"background": True}).status == 202
     assert list(chunk.passed_over)
@@ -589,6 +590,7 @@ def test_a_redrive_in_the_request_waits_for_a_background_one_of_its_priority(
     assert refused.status == 409, refused.body
     assert refused.body["error"]["code"] == "conflict"
     assert refused.body["error"]["details"] == {"task_id": task}
+    assert f"/v1/dlq/redrives/{task}" in refused.body["error"]["message"]
     dry = as_admin.post("/v1/dlq/normal/redrive", {"job_ids": [job_id], "dry_run": True})
     assert dry.status == 200, dry.body
     assert as_admin.post("/v1/dlq/high/redrive", {}).status == 200  # another DLQ
