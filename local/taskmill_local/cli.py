@@ -556,8 +556,12 @@ def shown_rate(rate: dict[str, Any] | None) -> str | None:
 
 
 def limit_row(limit: dict[str, Any]) -> dict[str, Any]:
-    """A limit as one flat row: its rate as N/PERIOD, its use beside it."""
-    use = limit.get("use") or {}
+    """A limit as one flat row: its rate as N/PERIOD, its use beside it. The bucket refills
+    continuously, so its level is a float with every digit the clock gave it; two decimals
+    are what a person reads (`--json` keeps the API's value)."""
+    use = dict(limit.get("use") or {})
+    if isinstance(use.get("tokens_available"), float):
+        use["tokens_available"] = round(use["tokens_available"], 2)
     return {**limit, **use, "rate": shown_rate(limit.get("rate"))}
 
 

@@ -264,7 +264,7 @@ def test_limits_set_sends_the_whole_limit_and_shows_it_flat(
         "source": "limit",
         "updated_at": "2026-01-01T00:00:00Z",
         "updated_by": "admin:x",
-        "use": {"running": 1, "started_in_window": 3, "tokens_available": 7.0},
+        "use": {"running": 1, "started_in_window": 3, "tokens_available": 7.050688333333333},
     }
     answers["/v1/limits/customer:42"] = (200, limit)
     assert main(["limits", "set", "customer:42", "--concurrency", "2", "--rate", "10/60s"]) == 0
@@ -272,7 +272,7 @@ def test_limits_set_sends_the_whole_limit_and_shows_it_flat(
     assert seen[-1]["body"] == {"concurrency": 2, "rate": {"limit": 10, "period_seconds": 60.0}}
     header, row = capsys.readouterr().out.splitlines()
     assert header.split() == ["KEY", "CONCURRENCY", "RATE", "RUNNING", "TOKENS_AVAILABLE", "SOURCE"]
-    assert row.split() == ["customer:42", "2", "10/60s", "1", "7.0", "limit"]
+    assert row.split() == ["customer:42", "2", "10/60s", "1", "7.05", "limit"]
 
     assert main(["limits", "set", "customer:42", "--rate-limit", "5", "--rate-period", "2"]) == 0
     assert seen[-1]["body"] == {"concurrency": None, "rate": {"limit": 5, "period_seconds": 2.0}}
@@ -281,7 +281,7 @@ def test_limits_set_sends_the_whole_limit_and_shows_it_flat(
     shown = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["rate:", "10/60s"] in shown
     assert ["started_in_window:", "3"] in shown
-    assert ["tokens_available:", "7.0"] in shown
+    assert ["tokens_available:", "7.05"] in shown
 
     answers["/v1/limits/customer:42"] = (204, None)
     assert main(["--json", "limits", "delete", "customer:42"]) == 0
