@@ -15,7 +15,7 @@ import socket
 import ssl
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobtypes.destinations import (
@@ -25,6 +25,7 @@ from taskmill.jobtypes.destinations import (
     check_address,
     check_url,
     literal_address,
+    parse,
 )
 
 
@@ -35,6 +36,16 @@ class HttpRequestPayload(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = Field(default=None, max_length=256 * 1024)
     timeout_seconds: float = Field(default=10, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _url_can_be_requested(cls, url: str) -> str:
+        # What the URL alone decides (scheme, host, credentials, port) is refused when the job
+        # is created (400, like `webhook_url`) rather than accepted and failed at its first
+        # run. Its addresses are checked when it runs: that takes DNS, and whether private
+        # ones are allowed is the worker's setting.
+        parse(url)
+        return url
 
 
 def resolve(target: Target) -> list[Address]:

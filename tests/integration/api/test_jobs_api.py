@@ -67,6 +67,22 @@ def test_invalid_jobs_are_refused_with_the_envelope(as_user) -> None:
         assert "Traceback" not in json.dumps(response.body)
 
 
+def test_an_http_request_url_that_can_never_be_requested_is_refused_at_creation(
+    as_user,
+) -> None:
+    for url in ("ftp://example.com/x", "not a url", "http://user:secret@example.com/"):
+        refused = as_user.post("/v1/jobs", {"type": "http.request", "payload": {"url": url}})
+        assert refused.status == 400, (url, refused.body)
+        assert refused.body["error"]["code"] == "invalid_input"
+        assert refused.body["error"]["details"][0]["loc"] == ["url"]
+        assert "secret" not in json.dumps(refused.body)
+    # An address is the worker's to check when the job runs (DNS; TASKMILL_HTTP_ALLOW_PRIVATE).
+    private = as_user.post(
+        "/v1/jobs", {"type": "http.request", "payload": {"url": "http://127.0.0.1:9/"}}
+    )
+    assert private.status == 201, private.body
+
+
 def test_size_limits_answer_413(as_user) -> None:
     big_payload = as_user.post(
         "/v1/jobs", {"type": "fail", "payload": {"message": "x" * 900}} | {"description": "d"}
