@@ -864,6 +864,11 @@ JOB_ACTIONS = {
 }
 
 
+HIDDEN_BY_TASK = (
+    "a background redrive ({task}) is running: the messages it passed over are hidden until it ends"
+)
+
+
 def cmd_dlq(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
         answer = client.call("GET", f"/v1/dlq/{args.priority}?limit={args.limit}")
@@ -874,6 +879,8 @@ def cmd_dlq(client: Client, args: argparse.Namespace) -> int:
         print(table(answer["items"], columns))
         if answer["failed_without_message"]:
             print(f"failed jobs with no DLQ message: {', '.join(answer['failed_without_message'])}")
+        if answer.get("redrive_task_id"):
+            print(HIDDEN_BY_TASK.format(task=answer["redrive_task_id"]))
         return EXIT_OK
     body: dict[str, Any] = {
         "limit": args.limit,
@@ -917,6 +924,8 @@ def cmd_dlq(client: Client, args: argparse.Namespace) -> int:
             print(f"would purge {plural(orphans, 'message')} without a job")
         else:
             print(f"{plural(orphans, 'message')} without a job left (--purge-orphans deletes)")
+    if answer.get("redrive_task_id"):
+        print(HIDDEN_BY_TASK.format(task=answer["redrive_task_id"]))
     return EXIT_OK
 
 

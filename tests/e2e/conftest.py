@@ -81,6 +81,33 @@ class Http:
             time.sleep(0.1)
 
 
+@contextmanager
+def live_redrive_task(data_dir: Path, priority: str) -> Iterator[str]:
+    """A background DLQ redrive of `priority` that is running as far as the stack knows, as
+    one whose chunk is still at work would be (a real one finishes in moments locally): a
+    row in the stack's own Postgres, failed again on the way out so it blocks no later
+    redrive of the priority."""
+    import psycopg
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir / "pgdata")
+    assert info is not None, "the stack's Postgres is running"
+    with psycopg.connect(info.get_uri(database="taskmill"), autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO redrive_tasks (id, priority, criteria, status) "
+            "VALUES (gen_random_uuid(), %s, '{}', 'running') RETURNING id",
+            (priority,),
+        ).fetchone()
+        assert row is not None
+        try:
+            yield str(row[0])
+        finally:
+            conn.execute(
+                "UPDATE redrive_tasks SET status = 'failed', finished_at = now() WHERE id = %s",
+                (row[0],),
+            )
+
+
 @dataclass
 class RunningStack:
     process: subprocess.Popen[str]

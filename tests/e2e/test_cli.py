@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningStack, closed_port
+from tests.e2e.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    RunningStack,
+    closed_port,
+    live_redrive_task,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -173,6 +179,24 @@ def test_dlq_dry_run_says_would_redrive(stack: RunningStack, config: Path) -> No
         "JOB_ID",
         job["id"],
     ]
+
+
+def test_dlq_commands_say_when_a_background_redrive_hides_messages(
+    stack: RunningStack, config: Path
+) -> None:
+    hidden = "a background redrive ({}) is running: the messages it passed over are hidden "
+    with live_redrive_task(stack.data_dir, "high") as task:
+        listed = taskmill(stack, config, "dlq", "list", "high")
+        assert listed.returncode == 0, listed.stderr
+        assert hidden.format(task) + "until it ends" in listed.stdout
+        assert "no DLQ message" not in listed.stdout
+        dry = taskmill(stack, config, "dlq", "redrive", "high", "--dry-run")
+        assert dry.stdout.splitlines()[-1] == hidden.format(task) + "until it ends"
+        refused = taskmill(stack, config, "dlq", "redrive", "high")
+        assert refused.returncode != 0
+        assert task in refused.stderr
+    after = taskmill(stack, config, "dlq", "list", "high")
+    assert "background redrive" not in after.stdout
 
 
 def test_new_commands_answer_tables_and_json(stack: RunningStack, config: Path) -> None:

@@ -42,8 +42,13 @@ export function deadLettersPage(cleanups) {
   }
 
   function render(peek) {
+    // A background redrive hides the messages it passed over until it ends.
+    const hidden = peek.redrive_task_id
+      ? h("p", { class: "note" }, "A background redrive is running: the messages it has passed over are hidden until it ends.")
+      : null;
     if (!letters.length) {
-      replace(list, h("p", { class: "empty" }, `No dead letters in the ${priority.control.value} queue.`));
+      const where = `the ${priority.control.value} queue`;
+      replace(list, hidden, h("p", { class: "empty" }, hidden ? `No other dead letters in ${where}.` : `No dead letters in ${where}.`));
       return;
     }
     const all = h("input", {
@@ -57,7 +62,7 @@ export function deadLettersPage(cleanups) {
     });
     replace(
       list,
-      peek.complete ? null : h("p", { class: "note" }, "Showing the first messages only; the queue holds more."),
+      hidden || (peek.complete ? null : h("p", { class: "note" }, "Showing the first messages only; the queue holds more.")),
       // Above the table, not in its header: narrow screens show rows as cards without one.
       field("Select all", all),
       h(

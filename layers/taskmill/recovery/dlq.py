@@ -99,9 +99,20 @@ def _attach_jobs(store: JobStore, letters: list[DeadLetter]) -> None:
         letter.job = jobs.get(letter.job_id) if letter.job_id else None
 
 
-def peek(store: JobStore, queue: JobQueue, priority: Priority, *, limit: int = 100) -> Peek:
-    letters, complete = _read(queue, priority, limit=min(limit, PEEK_SCAN_LIMIT), visibility=0)
+def peek(
+    store: JobStore,
+    queue: JobQueue,
+    priority: Priority,
+    *,
+    limit: int = 100,
+    hidden_by_task: bool = False,
+) -> Peek:
+    """`hidden_by_task`: a background redrive is running and keeps the messages it passed
+    over hidden, so even a scan that reads to the end has not seen the whole DLQ: it is not
+    `complete` and reconciles nothing (their jobs would look as if they had no message)."""
+    letters, read_all = _read(queue, priority, limit=min(limit, PEEK_SCAN_LIMIT), visibility=0)
     _attach_jobs(store, letters)
+    complete = read_all and not hidden_by_task
     result = Peek(letters, complete)
     if complete:
         present = {letter.job_id for letter in letters}

@@ -114,13 +114,18 @@ SELECT (SELECT to_jsonb(c) FROM created c) AS task, (SELECT id FROM live) AS liv
             raise _still_running(priority, row["live"])
         return RedriveTask.model_validate(row["task"])
 
+    def live(self, priority: Priority) -> UUID | None:
+        """The background task of the priority that may be hiding DLQ messages, if any."""
+        rows = self._db.execute(_LIVE, {"priority": priority.value, "hold": PASS_OVER_SECONDS})
+        return rows[0]["id"] if rows else None
+
     def refuse_while_live(self, priority: Priority) -> None:
         """`Conflict` (naming it) while a background task of the priority is live: a redrive
         in the request would not see the messages the task has hidden, so it would report
         their jobs as without a message and redrive only part of what was asked for."""
-        rows = self._db.execute(_LIVE, {"priority": priority.value, "hold": PASS_OVER_SECONDS})
-        if rows:
-            raise _still_running(priority, rows[0]["id"])
+        task_id = self.live(priority)
+        if task_id is not None:
+            raise _still_running(priority, task_id)
 
     def get(self, task_id: UUID) -> RedriveTask:
         rows = self._db.execute("SELECT * FROM redrive_tasks WHERE id = %s", (task_id,))

@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Http, RunningStack
+from tests.e2e.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    Http,
+    RunningStack,
+    live_redrive_task,
+)
 from tests.e2e.console.conftest import Console
 
 pytestmark = pytest.mark.e2e
@@ -204,6 +210,29 @@ def test_find_a_failed_job_on_the_dead_letters_page_and_redrive_it(
     redriven = operator.call("GET", f"/v1/jobs/{job['id']}")[1]
     assert redriven["redrive_count"] == 1
     assert redriven["attempts"] in (0, 1)  # a fresh budget; it may have run (and failed) again
+
+
+def test_the_dead_letters_page_says_when_a_background_redrive_hides_messages(
+    console: Console, stack: RunningStack
+) -> None:
+    operator = admin(stack)
+    job = dead_letter(stack, operator, "high")
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    note = page.locator("#main").get_by_text(
+        "A background redrive is running: the messages it has passed over are hidden until it ends."
+    )
+    with live_redrive_task(stack.data_dir, "high"):
+        console.nav("Dead letters")
+        page.get_by_label("Priority").select_option("high")
+        page.get_by_label(f"Select job {job['id']}").wait_for()
+        note.wait_for()
+        console.shoot("dead-letters-while-redriving")
+    page.get_by_label("Priority").select_option("normal")
+    page.get_by_label("Priority").select_option("high")
+    page.get_by_label(f"Select job {job['id']}").wait_for()
+    note.wait_for(state="detached")
 
 
 def test_pause_and_resume_a_queue(console: Console, stack: RunningStack) -> None:

@@ -16,6 +16,7 @@ from taskmill.lifecycle.schedules import fire_due
 from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore
+from taskmill.topology import Priority
 
 from tests.integration.worker.conftest import failures, queue_messages
 from tests.support.lambda_events import FakeLambdaContext
@@ -600,3 +601,42 @@ def test_a_redrive_in_the_request_waits_for_a_background_one_of_its_priority(
     done = as_admin.post("/v1/dlq/normal/redrive", {"job_ids": [job_id]})
     assert done.status == 200, done.body
     assert as_user.get(f"/v1/jobs/{job_id}").body["redrive_count"] == 1
+
+
+def test_a_peek_while_a_background_redrive_runs_says_what_it_cannot_see(
+    as_user, as_admin, deliver, services, job_queue, db
+) -> None:
+    """A running task keeps the messages it passed over hidden: a peek then reads to the end
+    of what the DLQ shows without having seen them, so it does not call itself complete nor
+    list their jobs as failed without a message; it names the task instead (as a dry run
+    does). Once the task has ended and the messages show again, it reconciles as before."""
+    from taskmill.recovery.redrive_tasks import RedriveTaskStore
+
+    shown = fail_to_dlq(as_user, deliver)
+    passed_over = fail_to_dlq(as_user, deliver)
+    services.launcher = RecordingLauncher()
+    task = as_admin.post("/v1/dlq/normal/redrive", {"background": True}).body["id"]
+    # What the task does with a message it passes over.
+    handles = {
+        json.loads(message.body)["job_id"]: message.receipt_handle
+        for message in job_queue.receive_dead_letters(Priority.NORMAL, visibility_seconds=0)
+    }
+    job_queue.hide_dead_letters(Priority.NORMAL, [handles[passed_over]], 900)
+
+    peek = as_admin.get("/v1/dlq/normal").body
+    assert [item["job_id"] for item in peek["items"]] == [shown]
+    assert (peek["complete"], peek["failed_without_message"]) == (False, [])
+    assert peek["redrive_task_id"] == task
+    dry = as_admin.post("/v1/dlq/normal/redrive", {"dry_run": True}).body
+    assert (dry["redriven"], dry["redrive_task_id"]) == ([shown], task)
+    assert as_admin.get("/v1/dlq/high").body["redrive_task_id"] is None  # another DLQ
+
+    RedriveTaskStore(db).finish(UUID(task))
+    job_queue.hide_dead_letters(Priority.NORMAL, [handles[passed_over]], 0)
+    peek = as_admin.get("/v1/dlq/normal").body
+    assert sorted(item["job_id"] for item in peek["items"]) == sorted([shown, passed_over])
+    assert (peek["complete"], peek["failed_without_message"]) == (True, [])
+    assert peek["redrive_task_id"] is None
+    assert (
+        as_admin.post("/v1/dlq/normal/redrive", {"dry_run": True}).body["redrive_task_id"] is None
+    )

@@ -67,13 +67,18 @@ def router(services: ApiServices) -> Router:
         priority: Priority, limit: Annotated[int, Query(ge=1, le=500)] = 100
     ) -> dict[str, Any]:
         admin()
-        result = dlq.peek(services.jobs, services.queue, priority, limit=limit)
+        task_id = RedriveTaskStore(services.db).live(priority)
+        result = dlq.peek(
+            services.jobs, services.queue, priority, limit=limit, hidden_by_task=task_id is not None
+        )
         return {
             "priority": priority.value,
             "items": [letter.summary() for letter in result.messages],
             "complete": result.complete,
             # Reconciliation: failed jobs with no DLQ message (only when the whole DLQ was read).
             "failed_without_message": [str(job_id) for job_id in result.missing_messages],
+            # A background redrive hides the messages it passed over until it ends.
+            "redrive_task_id": str(task_id) if task_id else None,
         }
 
     @r.post(
@@ -97,9 +102,9 @@ def router(services: ApiServices) -> Router:
     )
     def redrive(priority: Priority, body: RedriveRequest) -> Response[dict[str, Any]]:
         who = admin()
+        tasks = RedriveTaskStore(services.db)
         if not body.dry_run and (body.background or body.limit > SYNC_REDRIVE_LIMIT):
             criteria = body.model_dump(mode="json", exclude={"background", "dry_run"})
-            tasks = RedriveTaskStore(services.db)
             task = tasks.create(priority, criteria, who.id)
             try:
                 services.redrive_launcher().launch(task.id)
@@ -113,7 +118,8 @@ def router(services: ApiServices) -> Router:
             )
             return Response(202, "application/json", task.model_dump(mode="json"))
         if not body.dry_run:
-            RedriveTaskStore(services.db).refuse_while_live(priority)
+            tasks.refuse_while_live(priority)
+        live_task = tasks.live(priority) if body.dry_run else None
         result = dlq.redrive(
             services.outcomes,
             priority,
@@ -125,7 +131,10 @@ def router(services: ApiServices) -> Router:
             purge_orphans=body.purge_orphans,
         )
         answer = dlq.describe(result)
-        if not body.dry_run:
+        if body.dry_run:
+            # What a running background redrive hid is not in a dry run's answer either.
+            answer["redrive_task_id"] = str(live_task) if live_task else None
+        else:
             audit(who, "dlq.redrive", {"priority": priority.value, **answer})
         return Response(200, "application/json", answer)
 
