@@ -1,6 +1,8 @@
 """`make bench`: every bench/bench_*.py in turn, one at a time (they would disturb each other
 on a small machine), then one summary table. The whole output is also written to
-bench/results/last-run.txt, so a figure quoted elsewhere names the run it came from."""
+bench/results/last-run.txt (not tracked), headed by the commit it measured. A run whose
+figures the README or docs/PERFORMANCE.md quote is copied to bench/runs/ and committed, so
+a figure quoted elsewhere names a run a fresh clone has."""
 
 from __future__ import annotations
 
@@ -17,6 +19,23 @@ sys.path.insert(0, str(BENCH))
 from summary import SUMMARY_ENV, format_table, machine  # noqa: E402
 
 
+def source_version() -> str:
+    """The commit the run measured, and whether the tree differed from it: the name a figure
+    quoted from this run is given by."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=BENCH.parent, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "commit unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
 def main() -> int:
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
@@ -28,7 +47,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, log_path.open("w", encoding="utf-8") as log:
         summary = Path(tmp) / "summary.jsonl"
         summary.touch()
-        head = f"make bench, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {machine()}"
+        now = datetime.datetime.now(datetime.UTC)
+        head = f"make bench, {now:%Y-%m-%d %H:%M} UTC, {source_version()}, {machine()}"
         print(head, flush=True)
         log.write(head + "\n")
         for bench in benches:
