@@ -176,3 +176,20 @@ def test_pausing_a_job_type(as_admin: Any, as_user: Any) -> None:
     [sleep] = [t for t in as_user.get("/v1/job-types").body if t["name"] == "sleep"]
     assert sleep["paused"] is True
     assert as_admin.post("/v1/job-types/sleep/resume").body["paused"] is False
+    # A name arrives as the client encoded it (see the percent-encoded limit key below).
+    assert as_admin.post("/v1/job-types/%73leep/pause").body["name"] == "sleep"
+    assert as_admin.post("/v1/job-types/sleep/resume").body["paused"] is False
+
+
+def test_a_key_sent_percent_encoded_names_the_same_limit(as_admin: Any) -> None:
+    # API Gateway's REST APIs pass the path as the client encoded it, and HTTP clients
+    # encode ':' in a path segment (encodeURIComponent, quote(..., safe="")).
+    put = as_admin.put("/v1/limits/customer%3A42", {"concurrency": 2})
+    assert put.status == 200, put.body
+    assert put.body["key"] == "customer:42"
+    assert as_admin.get("/v1/limits/customer:42").body["concurrency"] == 2
+    assert as_admin.get("/v1/limits/customer%3a42").body["key"] == "customer:42"
+    refused = as_admin.put("/v1/limits/bad%20key", {"concurrency": 1})
+    assert refused.status == 400, refused.body
+    assert refused.body["error"]["details"] == {"key": "bad key"}
+    assert as_admin.delete("/v1/limits/customer%3A42").status == 204

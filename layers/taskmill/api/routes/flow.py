@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -17,6 +18,13 @@ from taskmill.flow.keys import require_key
 from taskmill.flow.limits import Limit, LimitSpec, Rate
 from taskmill.flow.pauses import Pause, PauseKind
 from taskmill.topology import Priority
+
+
+def _path_key(raw: str) -> str:
+    """A limit key from the path. API Gateway's REST APIs hand over the path as the client
+    encoded it, and HTTP clients percent-encode ':' in a path segment: `customer%3A42` is
+    `customer:42`."""
+    return require_key(unquote(raw))
 
 
 def _limit_out(limit: Limit) -> LimitOut:
@@ -79,7 +87,8 @@ def router(services: ApiServices) -> Router:
     )
     def get_limit(key: str) -> LimitOut:
         admin()
-        found = services.limits.get(require_key(key))
+        key = _path_key(key)
+        found = services.limits.get(key)
         if found is None:
             raise NotFound(f"no limit on {key!r}")
         return _limit_out(found)
@@ -90,7 +99,7 @@ def router(services: ApiServices) -> Router:
     )
     def put_limit(key: str, body: LimitPut) -> LimitOut:
         who = admin()
-        require_key(key)
+        key = _path_key(key)
         if body.concurrency is None and body.rate is None:
             raise InvalidInput(
                 "set concurrency, rate or both (DELETE /v1/limits/{key} removes a limit)"
@@ -115,7 +124,8 @@ def router(services: ApiServices) -> Router:
     )
     def delete_limit(key: str) -> Response[None]:
         who = admin()
-        if not services.limits.delete(require_key(key)):
+        key = _path_key(key)
+        if not services.limits.delete(key):
             raise NotFound(f"no limit on {key!r}")
         audit(who, "limit.delete", "limit", key, {})
         return Response(204)
@@ -173,6 +183,7 @@ def router(services: ApiServices) -> Router:
         return resume(PauseKind.QUEUE, priority.value)
 
     def job_type(name: str) -> str:
+        name = unquote(name)  # as for limit keys (`_path_key`)
         if name not in services.registry:
             raise NotFound(f"no job type {name!r}")
         return name
