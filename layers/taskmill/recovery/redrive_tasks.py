@@ -142,12 +142,19 @@ SELECT (SELECT to_jsonb(c) FROM created c) AS task, (SELECT id FROM live) AS liv
         )
         return RedriveTask.model_validate(rows[0]) if rows else None
 
-    def progress(self, task_id: UUID, *, redriven: int, orphans: int, purged: int) -> None:
-        self._db.execute(
+    def progress(self, task_id: UUID, *, redriven: int, orphans: int, purged: int) -> bool:
+        """Count a chunk's work; whether the task is still `running`. The counts are added
+        whatever its status (the chunk's work is done), but a task the sweep has failed as
+        abandoned (`fail_abandoned`) is not revived: it must stop, since a new task may now
+        work on its DLQ."""
+        rows = self._db.execute(
             "UPDATE redrive_tasks SET redriven = redriven + %s, orphans = orphans + %s, "
-            "purged = purged + %s, updated_at = now() WHERE id = %s",
+            "purged = purged + %s, "
+            "updated_at = CASE WHEN status = 'running' THEN now() ELSE updated_at END "
+            "WHERE id = %s RETURNING status",
             (redriven, orphans, purged, task_id),
         )
+        return bool(rows) and rows[0]["status"] == "running"
 
     def fail_abandoned(self) -> list[UUID]:
         """Mark failed the tasks whose function died: `pending` or `running` with no
@@ -164,12 +171,15 @@ SELECT (SELECT to_jsonb(c) FROM created c) AS task, (SELECT id FROM live) AS liv
         )
         return [row["id"] for row in rows]
 
-    def finish(self, task_id: UUID, *, error: str | None = None) -> None:
-        self._db.execute(
+    def finish(self, task_id: UUID, *, error: str | None = None) -> bool:
+        """End a live task (whether it was live); one the sweep has failed as abandoned keeps
+        that ending. A `pending` one ends here when its function could not be started."""
+        rows = self._db.execute(
             "UPDATE redrive_tasks SET status = %s, error = %s, finished_at = now(), "
-            "updated_at = now() WHERE id = %s",
+            "updated_at = now() WHERE id = %s AND status IN ('pending', 'running') RETURNING id",
             ("failed" if error else "done", error, task_id),
         )
+        return bool(rows)
 
 
 def run_task(
@@ -222,12 +232,20 @@ def run_task(
             newly_passed = result.passed_over.keys() - passed_over.keys()
             passed_over.update(result.passed_over)
             redriven.update(result.redriven)
-            tasks.progress(
+            still_running = tasks.progress(
                 task.id,
                 redriven=len(result.redriven),
                 orphans=len(result.orphans),
                 purged=len(result.purged),
             )
+            if not still_running:
+                # Only where a chunk can outlast the hold: locally, on a thread, with SQS or
+                # Postgres stalled for longer than it (a Lambda is dead by then).
+                log.warning(
+                    "redrive task stopped: it was failed as abandoned while it ran",
+                    extra={"task_id": str(task.id)},
+                )
+                break
             remaining -= len(result.redriven)
             # Going on reads further only if this scan stopped short of the end and hid
             # messages it had not seen before (a scan of messages seen already, their hold
@@ -242,8 +260,8 @@ def run_task(
         raise
     finally:
         _release(queue, task.priority, passed_over, log)
-    tasks.finish(task.id)
-    log.info("redrive task done", extra={"task_id": str(task.id)})
+    if tasks.finish(task.id):
+        log.info("redrive task done", extra={"task_id": str(task.id)})
     return tasks.get(task.id)
 
 

@@ -389,6 +389,27 @@ class RecordingLauncher:
         self.launched.append(task_id)
 
 
+class UnstartableLauncher:
+    def launch(self, task_id: Any) -> None:
+        from taskmill.errors import DependencyUnavailable
+
+        raise DependencyUnavailable("the redrive function could not be started")
+
+
+def test_a_redrive_whose_function_cannot_start_ends_failed_and_frees_its_dlq(
+    as_user, as_admin, deliver, services
+) -> None:
+    fail_to_dlq(as_user, deliver)
+    services.launcher = UnstartableLauncher()
+    refused = as_admin.post("/v1/dlq/normal/redrive", {"background": True})
+    assert refused.status == 503, refused.body
+    assert refused.body["error"]["message"] == "the redrive function could not be started"
+    [task] = services.db.execute("SELECT status, error FROM redrive_tasks")
+    assert task == {"status": "failed", "error": "the redrive function could not be started"}
+    services.launcher = RecordingLauncher()
+    assert as_admin.post("/v1/dlq/normal/redrive", {"background": True}).status == 202
+
+
 def test_large_redrive_runs_in_the_redrive_function_and_reports_progress(
     as_user, as_admin, deliver, services, job_queue, queue_env, database_url, monkeypatch, sqs
 ) -> None:

@@ -18,7 +18,7 @@ from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.queue.sqs import JobQueue, SendResult
 from taskmill.recovery.dlq import PEEK_SCAN_LIMIT
-from taskmill.recovery.redrive_tasks import RedriveTask, RedriveTaskStore, run_task
+from taskmill.recovery.redrive_tasks import ABANDONED, RedriveTask, RedriveTaskStore, run_task
 from taskmill.topology import Priority
 
 from taskmill_local import moto_fast
@@ -266,3 +266,55 @@ def test_of_requests_for_a_task_at_once_on_one_dlq_one_creates_it(
     race(database_url, ask, runners=4, store=RedriveTaskStore)
     assert len(created) == 1
     assert refused == [str(created[0])] * 3
+
+
+class AbandonedAfterFirstChunk:
+    """The job queue, with the sweep failing the task as abandoned while its first chunk
+    sends the redriven jobs: what happens locally when a chunk outlasts the hold (SQS or
+    Postgres stalled for 15 minutes under a task running on a thread)."""
+
+    def __init__(self, queue: JobQueue, db: Database, task_id: UUID) -> None:
+        self.queue = queue
+        self.db = db
+        self.task_id = task_id
+        self.abandoned: list[UUID] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+    def send(self, jobs: Sequence[Job], **kwargs: Any) -> SendResult:
+        if not self.abandoned:
+            self.db.execute(
+                "UPDATE redrive_tasks SET updated_at = now() - interval '16 minutes' WHERE id = %s",
+                (self.task_id,),
+            )
+            self.abandoned = RedriveTaskStore(self.db).fail_abandoned()
+        return self.queue.send(jobs, **kwargs)
+
+
+def test_a_task_failed_as_abandoned_while_it_runs_stops_and_stays_failed(
+    db: Database,
+    store: JobStore,
+    job_queue: JobQueue,
+    job_registry: JobTypeRegistry,
+    sqs: Any,
+    dlq_url: str,
+) -> None:
+    """Once the sweep has failed a task, a new one may start on the same DLQ: the old one
+    must not go on beside it, nor later record itself `done`."""
+    jobs = failed_jobs(db, 150)
+    dead_letter(job_queue, jobs)
+    task_id = start(db, {"limit": 10_000})
+    queue = AbandonedAfterFirstChunk(job_queue, db, task_id)
+
+    task = run_task(db, cast(JobQueue, queue), job_registry, task_id)
+
+    assert queue.abandoned == [task_id]
+    assert task.status == "failed"
+    assert task.error == ABANDONED
+    assert task.redriven == 100  # the chunk it had done is counted
+    assert redrive_counts(store, jobs[:100]) == {1}
+    assert redrive_counts(store, jobs[100:]) == {0}
+    left, hidden = dlq_contents(sqs, dlq_url)
+    assert sorted(left) == sorted(str(j.id) for j in jobs[100:])
+    assert hidden == 0
