@@ -1326,8 +1326,9 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
     WHERE w.status = 'waiting'
       AND (EXISTS (SELECT 1 FROM jobs d WHERE d.id = ANY (w.depends_on)
                    AND d.status IN ('failed', 'cancelled'))
-           OR cardinality(w.depends_on) >
-              (SELECT count(*) FROM jobs d WHERE d.id = ANY (w.depends_on)))
+           -- Each id looked up on its own: `depends_on` may name a job twice.
+           OR EXISTS (SELECT 1 FROM unnest(w.depends_on) AS dep(id)
+                      WHERE NOT EXISTS (SELECT 1 FROM jobs d WHERE d.id = dep.id)))
     ORDER BY w.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED""",
                 ),
                 _params("scheduler", {"reason": "dependency"}, limit=limit),

@@ -328,6 +328,33 @@ def test_a_job_cancelled_by_its_failed_dependency_is_retried_after_it(
     assert [e["to_status"] for e in events] == ["waiting", "cancelled", "waiting", "queued"]
 
 
+def test_a_dependency_named_twice_is_waited_for_not_taken_for_deleted(
+    as_user, as_worker, services, db, job_queue
+) -> None:
+    """`depends_on` naming one job twice (a client building the list from two sources) is
+    the same dependency: the job waits while it runs and is released when it succeeds. The
+    sweep once compared the list's length with the jobs found and cancelled it as though a
+    dependency had been deleted."""
+    store = JobStore(db)
+
+    def sweep() -> Any:
+        return Sweeper(store, job_queue, services.registry, SweepLimits()).run()[0]
+
+    dep = as_user.post("/v1/jobs", {"type": "render"}).body
+    waiting = as_user.post("/v1/jobs", {"type": "noop", "depends_on": [dep["id"], dep["id"]]}).body
+    assert waiting["status"] == "waiting"
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    assert sweep().cancelled_waiting == 0
+    assert as_user.get(f"/v1/jobs/{waiting['id']}").body["status"] == "waiting"
+
+    complete = {"lease_token": claimed["lease_token"], "result": {"ok": True}}
+    assert as_worker.post(f"/v1/jobs/{dep['id']}/complete", complete).status == 200
+    sweep()
+    released = as_user.get(f"/v1/jobs/{waiting['id']}").body
+    assert released["status"] == "queued"
+    assert released["last_error"] is None
+
+
 def test_job_types_list_schemas_and_defaults(as_user) -> None:
     types = {t["name"]: t for t in as_user.get("/v1/job-types").body}
     assert {"noop", "sleep", "fail", "http.request", "render"} <= set(types)
