@@ -324,7 +324,7 @@ class Monitoring(Construct):
     @staticmethod
     def _held_back() -> cw.MathExpression:
         """The worker's `JobsHeldBack` (SPEC §6): a line per reason (paused, concurrency,
-        rate) and key family (`customer` for `customer:42`, `none` for a pause), so the
+        rate, not_due) and key family (`customer` for `customer:42`, `none` for a pause), so the
         dimensions stay few however many keys there are."""
         return cw.MathExpression(
             expression=(

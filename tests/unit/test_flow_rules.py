@@ -8,6 +8,7 @@ import pytest
 from taskmill.errors import InvalidInput
 from taskmill.flow.holds import (
     MAX_CONCURRENCY_HOLD_SECONDS,
+    MAX_NOT_DUE_HOLD_SECONDS,
     MAX_RATE_HOLD_SECONDS,
     PAUSE_HOLD_SECONDS,
     SECONDS_PER_ROUND,
@@ -29,6 +30,12 @@ def test_a_concurrency_hold_grows_with_the_line_and_is_bounded() -> None:
     assert hold_seconds("concurrency", ahead=1.0) == SECONDS_PER_ROUND
     assert hold_seconds("concurrency", ahead=3.0) > hold_seconds("concurrency", ahead=1.0)
     assert hold_seconds("concurrency", ahead=10_000.0) == MAX_CONCURRENCY_HOLD_SECONDS
+
+
+def test_a_job_not_due_is_held_until_its_run_at() -> None:
+    assert hold_seconds("not_due", ahead=299.2) == 300  # rounded up: never before run_at
+    assert hold_seconds("not_due", ahead=0.004) == 1
+    assert hold_seconds("not_due", ahead=5_000.0) == MAX_NOT_DUE_HOLD_SECONDS
 
 
 def test_a_pause_hold_and_unknown_reasons() -> None:

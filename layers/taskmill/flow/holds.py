@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from taskmill.topology import SQS_MAX_DELAY_SECONDS
+
 # A paused queue or type: resuming sends the oldest waiting jobs at once
 # (`RESUME_RESEND_LIMIT`); the rest come back within this.
 PAUSE_HOLD_SECONDS = 120
@@ -20,6 +22,9 @@ MIN_HOLD_SECONDS = 1
 # `requeue_after_seconds` (at least 900 s in the shipped configs): a held job's row is
 # touched when its message is held, so the sweep never takes it for one whose message is lost.
 MAX_RATE_HOLD_SECONDS = 600
+# A job whose `run_at` is still ahead (moved later after its message was sent): until then.
+# A queued job is due within SQS's longest delay; a later `run_at` makes it `scheduled`.
+MAX_NOT_DUE_HOLD_SECONDS = SQS_MAX_DELAY_SECONDS
 
 
 def hold_seconds(reason: str, ahead: float | None = None, period: float | None = None) -> int:
@@ -29,7 +34,8 @@ def hold_seconds(reason: str, ahead: float | None = None, period: float | None =
     - `concurrency`: `ahead` rounds of the limit behind (jobs past the limit / the limit)
       times `SECONDS_PER_ROUND`, at most `MAX_CONCURRENCY_HOLD_SECONDS`;
     - `rate`: when its token will be there — `ahead` tokens missing times `period` seconds
-      per token — at most `MAX_RATE_HOLD_SECONDS` (a later try waits again).
+      per token — at most `MAX_RATE_HOLD_SECONDS` (a later try waits again);
+    - `not_due`: `ahead` seconds, until its `run_at`, at most `MAX_NOT_DUE_HOLD_SECONDS`.
     Always at least `MIN_HOLD_SECONDS`."""
     if reason == "paused":
         seconds = float(PAUSE_HOLD_SECONDS)
@@ -37,6 +43,8 @@ def hold_seconds(reason: str, ahead: float | None = None, period: float | None =
         seconds = min(MAX_CONCURRENCY_HOLD_SECONDS, SECONDS_PER_ROUND * (ahead or 1.0))
     elif reason == "rate":
         seconds = min(MAX_RATE_HOLD_SECONDS, (ahead or 1.0) * (period or 1.0))
+    elif reason == "not_due":
+        seconds = min(MAX_NOT_DUE_HOLD_SECONDS, ahead or 1.0)
     else:
         raise ValueError(f"no hold rule for {reason!r}")
     return max(MIN_HOLD_SECONDS, math.ceil(seconds))

@@ -118,15 +118,25 @@ SELECT j.*, NULL::text, h.state, h.key, h.ahead, h.period
 FROM held h JOIN jobs j ON j.id = h.id
 """
 
+# A job row `j` whose `run_at` is still ahead: a message of it came early, because
+# `PATCH /v1/jobs/{id}` moved `run_at` later after it was sent (SQS cannot take a message
+# back). Held until `run_at` (`not_due`, with the seconds left as its `ahead`).
+_NOT_DUE = "j.run_at > now()"
+_SECONDS_TO_RUN_AT = "extract(epoch FROM j.run_at - now())::float8"
+
 # The claim when no limit applies (the common case): one statement. Jobs of a paused
-# queue or type are held back; jobs under a limit are left queued as `unadmitted`, for
-# the admission claim (`_ADMISSION_LOCKS` then `_ADMISSION_CLAIM`).
+# queue or type, or not due yet, are held back; jobs under a limit are left queued as
+# `unadmitted`, for the admission claim (`_ADMISSION_LOCKS` then `_ADMISSION_CLAIM`).
 _FAST_CLAIM = (
     """
 WITH cand AS MATERIALIZED (
     SELECT j.id, """
     + _PAUSED
-    + """ AS paused,
+    + """ AS paused, """
+    + _NOT_DUE
+    + """ AS early, """
+    + _SECONDS_TO_RUN_AT
+    + """ AS due_in,
            %(owner_default)s::int IS NOT NULL
            OR EXISTS (SELECT 1 FROM limits l WHERE l.key = ANY ("""
     + _KEYS
@@ -139,12 +149,15 @@ WITH cand AS MATERIALIZED (
     + _CLAIM_SET
     + """
     FROM cand
-    WHERE jobs.id = cand.id AND NOT cand.paused AND NOT cand.limited AND jobs.status = 'queued'
+    WHERE jobs.id = cand.id AND NOT cand.paused AND NOT cand.early AND NOT cand.limited
+      AND jobs.status = 'queued'
     RETURNING jobs.*, 'queued'::text AS from_status
 ), held AS (
-    SELECT id, CASE WHEN paused THEN 'paused' ELSE 'unadmitted' END AS state,
-           NULL::text AS key, NULL::float8 AS ahead, NULL::float8 AS period
-    FROM cand WHERE paused OR limited
+    SELECT id, CASE WHEN paused THEN 'paused' WHEN early THEN 'not_due'
+                    ELSE 'unadmitted' END AS state,
+           NULL::text AS key, CASE WHEN early AND NOT paused THEN due_in END AS ahead,
+           NULL::float8 AS period
+    FROM cand WHERE paused OR early OR limited
 )"""
     + _EVENTS
     + _CLAIM_TAIL
@@ -182,7 +195,11 @@ WITH clock AS MATERIALIZED (
     + _KEYS
     + """ AS keys, """
     + _PAUSED
-    + """ AS paused
+    + """ AS paused, """
+    + _NOT_DUE
+    + """ AS early, """
+    + _SECONDS_TO_RUN_AT
+    + """ AS due_in
     FROM jobs j
     WHERE j.id = ANY (%(ids)s) AND j.status = 'queued' AND NOT j.cancel_requested
       AND j.external = %(external)s
@@ -197,7 +214,7 @@ WITH clock AS MATERIALIZED (
            row_number() OVER (PARTITION BY k.key ORDER BY c.created_at, c.id) AS place
     FROM cand c CROSS JOIN LATERAL unnest(c.keys) AS k(key)
     LEFT JOIN limits l ON l.key = k.key
-    WHERE NOT c.paused
+    WHERE NOT c.paused AND NOT c.early
       AND (l.key IS NOT NULL
            OR (%(owner_default)s::int IS NOT NULL AND k.key = 'owner:' || c.owner_id::text))
 ), running AS (
@@ -225,6 +242,9 @@ WITH clock AS MATERIALIZED (
            NULL::float8 AS period
     FROM cand WHERE paused
     UNION ALL
+    SELECT id, 'not_due', NULL::text, due_in, NULL::float8
+    FROM cand WHERE early AND NOT paused
+    UNION ALL
     (SELECT DISTINCT ON (id) id, reason, key,
            CASE reason
                WHEN 'concurrency' THEN
@@ -239,7 +259,8 @@ WITH clock AS MATERIALIZED (
     + _CLAIM_SET
     + """
     FROM (SELECT c.id FROM cand c
-          WHERE NOT c.paused AND NOT EXISTS (SELECT 1 FROM over o WHERE o.id = c.id)
+          WHERE NOT c.paused AND NOT c.early
+            AND NOT EXISTS (SELECT 1 FROM over o WHERE o.id = c.id)
           ORDER BY CASE c.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END,
                    c.created_at
           LIMIT %(max_claims)s) AS admitted
@@ -273,9 +294,10 @@ def _transition(update: LiteralString, *, picked: LiteralString | None = None) -
 
 @dataclass(frozen=True)
 class Hold:
-    """A queued job a claim left queued: its queue or type is `paused`, or one of its keys
-    is at its `concurrency` or `rate` limit. `ahead`: for a concurrency limit, the jobs
-    ahead of it past the limit per slot; for a rate, the tokens it lacks. `period`: a
+    """A queued job a claim left queued: its queue or type is `paused`, its `run_at` is
+    still ahead (`not_due`), or one of its keys is at its `concurrency` or `rate` limit.
+    `ahead`: for a concurrency limit, the jobs ahead of it past the limit per slot; for a
+    rate, the tokens it lacks; for `not_due`, the seconds until `run_at`. `period`: a
     rate's seconds per token."""
 
     job: Job
