@@ -1303,8 +1303,8 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         )
 
     def release_waiting(self, *, limit: int, job_ids: Sequence[UUID] | None = None) -> list[Job]:
-        """Release `waiting` jobs whose dependencies all succeeded (optionally only those
-        depending on `job_ids`, which is what a worker does after finishing them)."""
+        """Release `waiting` jobs whose dependencies all exist and succeeded (optionally only
+        those depending on `job_ids`, which is what a worker does after finishing them)."""
         return _jobs(
             self._db.execute(
                 _transition(
@@ -1320,8 +1320,11 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
     SELECT w.id FROM jobs w
     WHERE w.status = 'waiting'
       AND (%(deps)s::uuid[] IS NULL OR w.depends_on && %(deps)s::uuid[])
-      AND NOT EXISTS (SELECT 1 FROM jobs d
-                      WHERE d.id = ANY (w.depends_on) AND d.status <> 'succeeded')
+      -- Every dependency there and succeeded: one deleted unfinished (or before the job
+      -- was released) is the sweep's to cancel, as a failed one is.
+      AND NOT EXISTS (SELECT 1 FROM unnest(w.depends_on) AS dep(id)
+                      WHERE NOT EXISTS (SELECT 1 FROM jobs d
+                                        WHERE d.id = dep.id AND d.status = 'succeeded'))
     ORDER BY w.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED""",
                 ),
                 _params(

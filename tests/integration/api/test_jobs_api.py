@@ -328,6 +328,25 @@ def test_a_job_cancelled_by_its_failed_dependency_is_retried_after_it(
     assert [e["to_status"] for e in events] == ["waiting", "cancelled", "waiting", "queued"]
 
 
+def test_a_job_whose_unfinished_dependency_is_deleted_is_cancelled_not_run(
+    as_user, services, db, job_queue
+) -> None:
+    """Deleting a dependency before it ran means the job's input will never exist: the job
+    is cancelled, as for a failed one. The sweep once released it instead (every dependency
+    still there had succeeded, and a missing one was not looked for), so it ran."""
+    store = JobStore(db)
+    dep = as_user.post("/v1/jobs", {"type": "render"}).body
+    waiting = as_user.post("/v1/jobs", {"type": "noop", "depends_on": [dep["id"]]}).body
+    assert as_user.delete(f"/v1/jobs/{dep['id']}").status == 204
+
+    report = Sweeper(store, job_queue, services.registry, SweepLimits()).run()[0]
+    assert (report.released_waiting, report.cancelled_waiting) == (0, 1)
+    cancelled = as_user.get(f"/v1/jobs/{waiting['id']}").body
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["last_error"] == "a dependency failed, was cancelled or was deleted"
+    assert cancelled["started_at"] is None
+
+
 def test_a_dependency_named_twice_is_waited_for_not_taken_for_deleted(
     as_user, as_worker, services, db, job_queue
 ) -> None:
