@@ -1509,14 +1509,19 @@ RETURNING *""",
         )
 
     def delete_finished(self, *, older_than_days: float, limit: int) -> int:
-        """Retention: delete finished jobs (and, by trigger, their events) in one bounded batch."""
+        """Retention: delete finished jobs (and, by trigger, their events) in one bounded
+        batch, except those a waiting job still depends on."""
         rows = self._db.execute(
             """
 WITH picked AS MATERIALIZED (
-    SELECT id FROM jobs
-    WHERE status IN ('succeeded', 'failed', 'cancelled')
-      AND finished_at < now() - make_interval(days => 0, secs => %(age)s)
-    ORDER BY created_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    SELECT f.id FROM jobs f
+    WHERE f.status IN ('succeeded', 'failed', 'cancelled')
+      AND f.finished_at < now() - make_interval(days => 0, secs => %(age)s)
+      -- Kept while a job still waits on it: a deleted dependency cancels that job.
+      AND NOT (f.has_dependents
+               AND EXISTS (SELECT 1 FROM jobs w
+                           WHERE w.status = 'waiting' AND w.depends_on @> ARRAY[f.id]))
+    ORDER BY f.created_at, f.id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 DELETE FROM jobs USING picked WHERE jobs.id = picked.id RETURNING jobs.id""",
             {"age": older_than_days * 86400, "limit": limit},
         )

@@ -156,6 +156,29 @@ def test_retention_deletes_old_finished_jobs_in_batches(
     )
 
 
+def test_retention_keeps_a_finished_job_that_a_waiting_job_still_depends_on(
+    store, owner, job_queue, db, job_registry
+) -> None:
+    """A job waiting on an old success and on a job not done yet (say, scheduled in six
+    weeks) must not lose the first to retention: a deleted dependency cancels it."""
+    done = create_job(store, owner)
+    later = create_job(store, owner, run_at=datetime.now(UTC) + timedelta(days=42))
+    waiting = create_job(store, owner, depends_on=[done.id, later.id])
+    db.execute(
+        "UPDATE jobs SET status = 'succeeded', finished_at = now() - interval '40 days' "
+        "WHERE id = %s",
+        (done.id,),
+    )
+    sweeper = Sweeper(store, job_queue, job_registry, SweepLimits(retention_days=30))
+    report = sweeper.run()[0]
+    assert (report.deleted_finished, report.cancelled_waiting) == (0, 0)
+    assert store.get(waiting.id).status is JobStatus.WAITING
+
+    store.cancel(waiting.id, actor="t")  # nothing waits on it any more: retention takes it
+    assert sweeper.run()[0].deleted_finished == 1
+    assert {row["id"] for row in db.execute("SELECT id FROM jobs")} == {later.id, waiting.id}
+
+
 def test_two_sweeps_racing_act_once_per_job(
     store, owner, job_queue, sqs, database_url, db, job_registry
 ) -> None:
