@@ -723,6 +723,8 @@ def jobs_create(client: Client, args: argparse.Namespace) -> int:
         body["tags"] = args.tag
     if args.limit_key:
         body["limit_keys"] = args.limit_key
+    if args.depends_on:
+        body["depends_on"] = args.depends_on
     job = create_safely(client, body, args.idempotency_key or str(uuid.uuid4()))
     if args.watch:
         job = watch_job(client, args, job["id"])
@@ -1247,6 +1249,13 @@ def parser() -> argparse.ArgumentParser:
         dest="limit_key",
         metavar="KEY",
         help="a limit key it holds, e.g. customer:42 (repeatable, at most 4)",
+    )
+    create.add_argument(
+        "--depends-on",
+        action="append",
+        dest="depends_on",
+        metavar="ID",
+        help="a job of yours it waits for; it runs once all succeeded (repeatable)",
     )
     create.add_argument(
         "--max-attempts", type=int, dest="max_attempts", metavar="N", help="default: the type's"

@@ -349,6 +349,18 @@ def test_jobs_create_sends_its_limit_keys(api, isolated: Path) -> None:
     assert seen[-1]["body"]["limit_keys"] == ["customer:42", "api:x"]
 
 
+def test_jobs_create_sends_its_dependencies(api, isolated: Path) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    job = {"id": "j", "type": "noop", "status": "waiting", "priority": "normal", "attempts": 0}
+    answers["/v1/jobs"] = (201, job)
+    argv = ["jobs", "create", "noop", "--depends-on", "a1", "--depends-on", "b2"]
+    assert main(argv) == 0
+    assert seen[-1]["body"]["depends_on"] == ["a1", "b2"]
+    assert main(["jobs", "create", "noop"]) == 0
+    assert "depends_on" not in seen[-1]["body"]
+
+
 def run_completion(script: str, *words: str) -> list[str]:
     words_array = " ".join(f"'{w}'" for w in words)
     program = f"""{script}
