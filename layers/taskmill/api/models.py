@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from taskmill.jobs.model import Job
-from taskmill.jobs.options import JobOptions, PriorityName, Tag
+from taskmill.jobs.options import Instant, JobOptions, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
 
 Email = Annotated[
@@ -133,7 +133,7 @@ class JobPatch(Strict):
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
     priority: PriorityName | None = None
-    run_at: AwareDatetime | None = None
+    run_at: Instant | None = None
 
 
 class JobOut(BaseModel):
