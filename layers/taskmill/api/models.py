@@ -88,6 +88,13 @@ class UserUpdate(Strict):
     email: Email | None = None
     password: Password | None = None
     disabled: bool | None = None
+    current_password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH)] | None = (
+        Field(
+            default=None,
+            description="The account's password: needed to change one's own `email` or "
+            "`password` (an admin changing another account's needs none).",
+        )
+    )
 
 
 class RoleChange(Strict):
