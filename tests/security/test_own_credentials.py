@@ -13,6 +13,7 @@ from tests.security.test_login_throttle import assert_throttled
 from tests.support.apigw import ApiClient
 
 NEW_PASSWORD = "a brand new passphrase"
+FULLWIDTH_ROOT = "\uff52\uff4f\uff4f\uff54@example.com"  # root, in fullwidth letters
 
 
 def user_id(client: ApiClient) -> str:
@@ -96,3 +97,24 @@ def test_current_password_guesses_are_throttled_like_logins(app, services, db, a
         "SELECT count(*) AS n FROM audit_log WHERE action = 'auth.password_check_failed'"
     )[0]["n"]
     assert failures == 5
+
+
+def test_an_email_cannot_look_like_another_accounts(app, services, db, as_admin) -> None:
+    # Accounts that an admin's users list and audit log would show as root@example.com:
+    # fullwidth letters, and invisible characters (zero-width space, right-to-left mark).
+    lookalikes = {  # the address, and what creating it answers
+        FULLWIDTH_ROOT: 409,  # the same address once normalised (NFKC)
+        "root@example.com\u200b": 400,
+        "\u200froot@example.com": 400,
+    }
+    for email, status in lookalikes.items():
+        created = as_admin.post("/v1/users", {"email": email, "password": PASSWORD})
+        registered = ApiClient(app, services).post(
+            "/v1/auth/register", {"email": email, "password": PASSWORD}, token=None
+        )
+        assert created.status == status, (email, created.body)
+        assert registered.status == status, (email, registered.body)
+    emails = [u["email"] for u in as_admin.get("/v1/users").body["items"]]
+    assert emails == ["root@example.com"]
+    # Compatibility forms are the same address: its owner may type it either way.
+    assert can_log_in(app, services, FULLWIDTH_ROOT, PASSWORD)

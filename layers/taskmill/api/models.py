@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -13,11 +14,23 @@ from taskmill.jobs.model import Job
 from taskmill.jobs.options import Instant, JobOptions, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
 
+
+def _plain_email(value: str) -> str:
+    # One spelling per address, so no account can be shown as another's in the users list
+    # or the audit log: compatibility forms (fullwidth letters) become their plain letters,
+    # and invisible format characters (zero-width space, direction marks) are refused.
+    value = unicodedata.normalize("NFKC", value)
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise ValueError("an e-mail cannot contain invisible or control characters")
+    return value
+
+
 Email = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
     ),
+    AfterValidator(_plain_email),
 ]
 Password = Annotated[
     str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
