@@ -1,10 +1,13 @@
 """Experiment for docs/PERFORMANCE.md: would an asynchronous commit of the claim pay?
 
-The claim's commit need not wait for its WAL to reach disk: if Postgres crashed before the
-flush, the claim would be lost as a whole (the job `queued` again, its attempt unspent) while
-its SQS message is still undeleted, which is the state of a worker that died before claiming.
-Every later synchronous commit (the success, a failure, a heartbeat) flushes the WAL up to
-itself, the claim included. So the variant is safe; the question is only what it saves.
+The claim's commit need not wait for its WAL to reach disk for the database to stay
+consistent: if Postgres crashed before the flush, the claim would be lost as a whole (the job
+`queued` again, its attempt unspent) while its SQS message is still undeleted, and every later
+synchronous commit (the success, a failure, a heartbeat) flushes the WAL up to itself, the
+claim included. But the body has started by then: after such a crash it runs again under the
+same attempt number, which SPEC's "a job body runs once per attempt" rules out (see
+docs/PERFORMANCE.md, where the variant is measured and not adopted). This measures what it
+would save.
 
 1. One durable commit against one `synchronous_commit = off` commit (a one-row UPDATE, 1,000
    per pass, interleaved passes).
