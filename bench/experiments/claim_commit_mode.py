@@ -1,10 +1,13 @@
 """Experiment for docs/PERFORMANCE.md: would an asynchronous commit of the claim pay?
 
-The claim's commit need not wait for its WAL to reach disk: if Postgres crashed before the
-flush, the claim would be lost as a whole (the job `queued` again, its attempt unspent) while
-its SQS message is still undeleted, which is the state of a worker that died before claiming.
-Every later synchronous commit (the success, a failure, a heartbeat) flushes the WAL up to
-itself, the claim included. So the variant is safe; the question is only what it saves.
+The claim's commit need not wait for its WAL to reach disk for the database to stay
+consistent: if Postgres crashed before the flush, the claim would be lost as a whole (the job
+`queued` again, its attempt unspent) while its SQS message is still undeleted, and every later
+synchronous commit (the success, a failure, a heartbeat) flushes the WAL up to itself, the
+claim included. But the body has started by then: after such a crash it runs again under the
+same attempt number, which SPEC's "a job body runs once per attempt" rules out (see
+docs/PERFORMANCE.md, where the variant is measured and not adopted). This measures what it
+would save.
 
 1. One durable commit against one `synchronous_commit = off` commit (a one-row UPDATE, 1,000
    per pass, interleaved passes).
@@ -31,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import bench_worker as bw
 import psycopg
+import worker_statement_costs
 from taskmill.db.connection import Database
 from taskmill.db.migrate import migrate
 from taskmill.jobs import store as job_store
@@ -38,7 +42,6 @@ from taskmill.jobs.store import JobStore
 
 from taskmill_local.postgres import create_database, embedded_postgres
 
-BATCH = 10
 COMMITS_PER_PASS = 1_000
 PASSES = 5
 SHIPPED_CLAIM = job_store._FAST_CLAIM
@@ -108,20 +111,8 @@ def check_variant(url: str) -> None:
 
 
 def two_statements(url: str, claim_sql: str) -> float:
-    ids = bw.taskmill_jobs(url)
-    db = Database(url)
-    store = JobStore(db)
     with claim_statement(claim_sql):
-        started = time.perf_counter()
-        for start in range(0, len(ids), BATCH):
-            claim = store.claim_batch(ids[start : start + BATCH], lease_seconds=60)
-            done = store.succeed_batch(
-                [(j.id, j.lease_token, None) for j in claim.claimed if j.lease_token]
-            )
-            assert len(done) == len(claim.claimed) == len(ids[start : start + BATCH])
-        elapsed = time.perf_counter() - started
-    db.close()
-    return elapsed / (len(ids) / BATCH) * 1000
+        return worker_statement_costs.two_statements(url, [])
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
+import http.client
 import json
 import os
 import signal
@@ -25,9 +26,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+# A profile's values that the CLI reads as strings.
+PROFILE_STRINGS = ("url", "access_token", "refresh_token", "email")
 FINISHED = {"succeeded", "failed", "cancelled"}
 PRIORITIES = ["high", "normal", "low"]
 STATUSES = ["scheduled", "waiting", "queued", "running", "succeeded", "failed", "cancelled"]
@@ -48,7 +51,7 @@ EXIT_CODES = f"""\
 exit codes:
   {EXIT_OK}    success
   {EXIT_JOB_FAILED}    a watched job (or background redrive) ended failed or cancelled
-  {EXIT_USAGE}    usage error: unknown option, bad JSON, unreadable file
+  {EXIT_USAGE}    usage error: unknown option, bad JSON, unreadable file, bad API URL
   {EXIT_AUTH}    not logged in, or the session ended: run `taskmill login`
   {EXIT_REFUSED}    the API refused the request (400, 403, 404, 409, 413, 429)
   {EXIT_SERVER}    the API failed (5xx) or could not be reached
@@ -105,27 +108,70 @@ def config_path() -> Path:
 def load_profiles() -> dict[str, Any]:
     path = config_path()
     try:
-        return json.loads(path.read_text()) if path.exists() else {}
+        profiles = json.loads(path.read_text()) if path.exists() else {}
+    except OSError as error:
+        raise UsageError(f"{path} cannot be read: {error.strerror}") from None
     except ValueError:
         raise UsageError(f"{path} is not valid JSON; fix or delete it") from None
+    # Hand-edited or written by something else: refuse it here, not with a traceback later.
+    well_formed = isinstance(profiles, dict) and all(
+        isinstance(profile, dict)
+        and all(isinstance(profile.get(k, ""), str) for k in PROFILE_STRINGS)
+        for profile in profiles.values()
+    )
+    if not well_formed:
+        raise UsageError(
+            f"{path} is not a profiles file (an object of profiles, each with string "
+            f"{', '.join(PROFILE_STRINGS)}); fix or delete it"
+        )
+    return profiles
 
 
 def save_profiles(profiles: dict[str, Any]) -> None:
     path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Tokens: readable by the owner only, from the first byte written.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(json.dumps(profiles, indent=2))
-    path.chmod(0o600)  # a file made by an older version
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Tokens: readable by the owner only, from the first byte written.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(json.dumps(profiles, indent=2))
+        path.chmod(0o600)  # a file made by an older version
+    except OSError as error:
+        raise UsageError(
+            f"cannot save the login in {path}: {error.strerror} "
+            "(TASKMILL_CONFIG_DIR picks another directory)"
+        ) from None
+
+
+def checked_url(url: str) -> str:
+    """The API's base URL, refused early when urllib would fail on it with a traceback. A
+    trailing /v1 (the local stack's banner prints the API as http://127.0.0.1:8000/v1) is
+    dropped: every path the CLI sends starts with /v1."""
+    base = url.rstrip("/")
+    base = base.removesuffix("/v1") if base.endswith("/v1") else base
+    try:
+        parts = urlsplit(base)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError as error:
+        raise UsageError(f"the API URL {url!r} is not valid: {error}") from None
+    if not port_ok:
+        raise UsageError(f"the API URL {url!r} is not valid: port 0 cannot be connected to")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"the API URL {url!r} is not an http(s) URL with a host, such as "
+            "http://127.0.0.1:8000 or https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in base):
+        raise UsageError(f"the API URL {url!r} is not valid: it contains spaces or controls")
+    return base
 
 
 def resolve_url(flag: str | None, saved: dict[str, Any]) -> str:
     """--url, $TASKMILL_URL, $TASKMILL_PORT (the local stack's), the profile's, the default."""
     if flag:
-        return flag.rstrip("/")
+        return checked_url(flag)
     if os.environ.get("TASKMILL_URL"):
-        return os.environ["TASKMILL_URL"].rstrip("/")
+        return checked_url(os.environ["TASKMILL_URL"])
     port = os.environ.get("TASKMILL_PORT")
     if port:
         if not port.isdigit():
@@ -136,7 +182,7 @@ def resolve_url(flag: str | None, saved: dict[str, Any]) -> str:
                 "printed (also in $TASKMILL_DATA_DIR/api.url) with --url or TASKMILL_URL"
             )
         return f"http://127.0.0.1:{port}"
-    return str(saved.get("url") or DEFAULT_URL).rstrip("/")
+    return checked_url(saved.get("url") or DEFAULT_URL)
 
 
 class Client:
@@ -184,7 +230,9 @@ class Client:
             try:
                 return error.code, json.loads(text) if text else None
             except ValueError:
-                return error.code, {"error": {"message": text.decode(errors="replace")[:200]}}
+                # An HTML error page (a proxy's, a load balancer's): one line of it.
+                page = " ".join(text.decode(errors="replace").split())
+                return error.code, {"error": {"message": page[:200]}}
         except urllib.error.URLError as error:
             raise CliError(
                 f"cannot reach {self.url}: {error.reason} (is the API running? "
@@ -193,6 +241,14 @@ class Client:
             ) from None
         except (TimeoutError, ConnectionError) as error:
             raise CliError(f"no answer from {self.url}: {error}", retryable=True) from None
+        except http.client.HTTPException as error:
+            # Something else listens there, or the answer was cut short.
+            said = " ".join(str(error).split())
+            raise CliError(
+                f"no valid HTTP answer from {self.url}: {type(error).__name__}"
+                + (f": {said[:100]}" if said else ""),
+                retryable=True,
+            ) from None
         except ValueError:
             raise CliError(f"{self.url} did not answer JSON: is it a Taskmill API?") from None
 
@@ -221,6 +277,8 @@ class Client:
     def _error(self, status: int, answer: Any, auth: bool) -> CliError:
         envelope = answer if isinstance(answer, dict) else {}
         error = envelope.get("error") or {"message": envelope.get("message", "")}
+        if not isinstance(error, dict):  # another service's shape: {"error": "Not Found"}
+            error = {"message": " ".join(str(error).split())[:200]}
         detail = f" {json.dumps(error.get('details'))}" if error.get("details") else ""
         code = f" {error['code']}" if error.get("code") else ""
         message = f"{status}{code}: {error.get('message') or 'no message'}{detail}"

@@ -105,7 +105,10 @@ def test_a_password_change_ends_the_other_sessions_only(app, services, db) -> No
     phone, laptop = ApiClient(app, services), ApiClient(app, services)
     phone.login("ann@example.com", PASSWORD)
     laptop.login("ann@example.com", PASSWORD)
-    changed = laptop.patch(f"/v1/users/{user_id(laptop)}", {"password": "a new long password"})
+    changed = laptop.patch(
+        f"/v1/users/{user_id(laptop)}",
+        {"password": "a new long password", "current_password": PASSWORD},
+    )
     assert changed.status == 200
     assert laptop.get("/v1/jobs").status == 200  # the session that changed it goes on
     assert phone.get("/v1/jobs").status == 401  # a thief holding the old one does not

@@ -322,3 +322,31 @@ def test_the_database_refusing_a_character_is_invalid_input(db: Any, bad: str) -
         create_job(JobStore(db), make_user(db), payload={"a": bad})
     with pytest.raises(InvalidInput):
         create_job(JobStore(db), make_user(db), name=f"n{bad}")
+
+
+# Valid ISO 8601 with a zone, but the UTC instant is outside the years 1-9999: Postgres stores
+# it (as a BC or year-10000 timestamp) and nothing in Python can read it back.
+OUT_OF_RANGE_INSTANTS = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+@pytest.mark.parametrize("run_at", OUT_OF_RANGE_INSTANTS)
+def test_a_run_at_outside_the_representable_years_is_refused(
+    as_user: ApiClient, as_admin: ApiClient, run_at: str
+) -> None:
+    # It used to be stored and answered 500; then the owner's and the admin's job lists
+    # answered 400 for good, and the recovery sweep failed on every run for everyone.
+    single = as_user.post("/v1/jobs", {"type": "noop", "run_at": run_at})
+    batch = as_user.post("/v1/jobs/batch", {"jobs": [{"type": "noop", "run_at": run_at}]})
+    schedule = as_user.post(
+        "/v1/schedules",
+        {"name": "far", "cron": "@daily", "job": {"type": "noop", "run_at": run_at}},
+    )
+    for response in (single, batch, schedule):
+        _assert_invalid_input(response)
+        assert "run_at" in json.dumps(response.body["error"]["details"]), response.body
+    job = as_user.post("/v1/jobs", {"type": "noop", "run_at": "2999-01-01T00:00:00Z"}).body
+    patch = as_user.patch(f"/v1/jobs/{job['id']}", {"run_at": run_at})
+    _assert_invalid_input(patch)
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["run_at"] == job["run_at"]
+    assert [j["id"] for j in as_user.get("/v1/jobs").body["items"]] == [job["id"]]
+    assert as_admin.get("/v1/jobs").status == 200

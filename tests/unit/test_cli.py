@@ -445,3 +445,131 @@ def test_schedules_create_sends_the_time_zone_only_when_given(
     }
     assert "timezone" not in default
     assert "Asia/Tokyo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "http://[::1", "http://127.0.0.1:abc", "http://a b", "ftp://x", "file:///etc"],
+)
+def test_a_url_that_is_not_http_is_a_usage_error_in_one_line(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--url", url, "whoami"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"taskmill: the API URL {url!r} is not ")
+    assert err.count("\n") == 1
+    monkeypatch.setenv("TASKMILL_URL", url)
+    assert main(["jobs", "list"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_url_the_banner_prints_with_v1_works_too(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `make run` prints "API: http://127.0.0.1:8000/v1"; logging in there went to
+    # /v1/v1/auth/login and answered "401 a valid bearer token is required".
+    url, seen, answers = api
+    tokens = {"access_token": "a", "refresh_token": "r" * 20, "token_type": "Bearer"}
+    answers["/v1/auth/login"] = (200, {**tokens, "expires_in": 900})
+    answers["/v1/auth/me"] = (200, {"email": "a@b.c", "role": "user", "id": "1"})
+    assert main(["--url", f"{url}/v1/", "login", "--email", "a@b.c", "--password", "x" * 10]) == 0
+    assert main(["--url", f"{url}/v1", "whoami"]) == 0
+    assert [s["path"] for s in seen] == ["/v1/auth/login", "/v1/auth/me"]
+    assert seen[1]["auth"] == "Bearer a"  # the same API, so the same profile's tokens
+
+
+def one_shot_server(reply: bytes) -> tuple[str, socket.socket]:
+    """A server that answers every connection with `reply`, whatever was asked."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.sendall(reply)
+                # Read what is left of the request before closing: closing with unread
+                # data resets the connection, and the client would never see the reply.
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(65536):
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", listener
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"SSH-2.0-OpenSSH_9.6\r\n",  # not HTTP at all
+        b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"access',  # cut short
+    ],
+)
+def test_a_server_that_does_not_speak_http_is_exit_5_in_one_line(
+    reply: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, listener = one_shot_server(reply)
+    with listener:
+        assert main(["--url", url, "login", "--email", "a@b.c", "--password", "x" * 10]) == 5
+    err = capsys.readouterr().err
+    assert err.startswith(f"taskmill: no valid HTTP answer from {url}: ")
+    assert err.count("\n") == 1
+
+
+def test_an_error_page_in_html_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    page = b"<html>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n"
+    head = f"HTTP/1.1 502 Bad Gateway\r\nContent-Length: {len(page)}\r\n\r\n".encode()
+    url, listener = one_shot_server(head + page)
+    with listener:
+        assert main(["--url", url, "types"]) == 5
+    err = capsys.readouterr().err
+    assert err == "taskmill: 502: <html> <body> <h1>502 Bad Gateway</h1> </body> </html>\n"
+
+
+@pytest.mark.parametrize(
+    "content", ["[]", '{"default": []}', '{"default": {"url": 5}}', "directory"]
+)
+def test_a_broken_profiles_file_is_a_usage_error_in_one_line(
+    content: str, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    isolated.mkdir(parents=True)
+    if content == "directory":
+        (isolated / "profiles.json").mkdir()
+    else:
+        (isolated / "profiles.json").write_text(content)
+    assert main(["--url", "http://127.0.0.1:9", "whoami"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"taskmill: {isolated / 'profiles.json'}")
+    assert err.count("\n") == 1
+
+
+def test_a_config_dir_that_cannot_be_written_is_one_line(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _, answers = api
+    answers["/v1/auth/login"] = (
+        200,
+        {"access_token": "a", "refresh_token": "r" * 20, "token_type": "Bearer", "expires_in": 1},
+    )
+    isolated.parent.mkdir(parents=True, exist_ok=True)
+    isolated.write_text("a file where the directory should be")
+    assert main(["--url", url, "login", "--email", "a@b.c", "--password", "x" * 10]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("taskmill: cannot save the login in ")
+    assert err.count("\n") == 1
+
+
+def test_another_apis_error_shape_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # Another service on the port, answering its own JSON error shape.
+    body = b'{"error": "Not Found", "path": "/v1/job-types"}'
+    head = f"HTTP/1.1 404 Not Found\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    url, listener = one_shot_server(head + body)
+    with listener:
+        assert main(["--url", url, "types"]) == 4
+    assert capsys.readouterr().err == "taskmill: 404: Not Found\n"

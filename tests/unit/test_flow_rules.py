@@ -78,10 +78,13 @@ def test_keys_are_deduplicated_templates_first() -> None:
     assert keys == ["a:1", "b"]
 
 
-def test_a_rendered_key_must_be_valid() -> None:
+@pytest.mark.parametrize("name", ["two words", "42\n"])
+def test_a_rendered_key_must_be_valid(name: str) -> None:
+    # "42\n": a trailing newline is not a character a key may end with (a `$` in the
+    # pattern would have let it through).
     with pytest.raises(InvalidInput, match="limit_keys"):
         resolve_limit_keys(
-            [], ["c:{payload.name}"], job_type="t", owner_id=OWNER, payload={"name": "two words"}
+            [], ["c:{payload.name}"], job_type="t", owner_id=OWNER, payload={"name": name}
         )
 
 

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from taskmill.jobs.model import Job
-from taskmill.jobs.options import JobOptions, PriorityName, Tag
+from taskmill.jobs.options import Instant, JobOptions, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
+
+
+def _plain_email(value: str) -> str:
+    # One spelling per address, so no account can be shown as another's in the users list
+    # or the audit log: compatibility forms (fullwidth letters) become their plain letters,
+    # and invisible format characters (zero-width space, direction marks) are refused.
+    value = unicodedata.normalize("NFKC", value)
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise ValueError("an e-mail cannot contain invisible or control characters")
+    return value
+
 
 Email = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
     ),
+    AfterValidator(_plain_email),
 ]
 Password = Annotated[
     str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
@@ -88,6 +101,13 @@ class UserUpdate(Strict):
     email: Email | None = None
     password: Password | None = None
     disabled: bool | None = None
+    current_password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH)] | None = (
+        Field(
+            default=None,
+            description="The account's password: needed to change one's own `email` or "
+            "`password` (an admin changing another account's needs none).",
+        )
+    )
 
 
 class RoleChange(Strict):
@@ -133,7 +153,7 @@ class JobPatch(Strict):
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
     priority: PriorityName | None = None
-    run_at: AwareDatetime | None = None
+    run_at: Instant | None = None
 
 
 class JobOut(BaseModel):

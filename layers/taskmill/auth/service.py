@@ -14,7 +14,7 @@ from taskmill.auth.tokens import (
     issue_access_token,
     new_refresh_token,
 )
-from taskmill.errors import Forbidden, TooManyAttempts, Unauthorized
+from taskmill.errors import Forbidden, InvalidInput, TooManyAttempts, Unauthorized
 from taskmill.users.store import RefreshTokenStore, User, UserStore
 from taskmill.users.throttle import ThrottleStore
 
@@ -129,6 +129,39 @@ class AuthService:
             )
         self.throttle.refund(buckets)  # only failures fill the buckets
         return self._issue(user)
+
+    def confirm_password(
+        self,
+        user: User,
+        password: str | None,
+        *,
+        source_ip: str,
+        correlation_id: str | None = None,
+    ) -> None:
+        """Proof that the account's owner, not just a holder of one of its access tokens, is
+        changing its password or e-mail: else a token copied for minutes would take the
+        account for good. Guesses fill the same buckets as failed logins."""
+        if not password:
+            raise InvalidInput("current_password is needed to change your own e-mail or password")
+        buckets = self.limits.login(user.email, source_ip)
+        wait = self.throttle.attempt(buckets)
+        if wait is not None:
+            self.audit.record(
+                "auth.login_throttled",
+                actor_id=user.id,
+                detail={"email": user.email, "source_ip": source_ip, "retry_after": wait},
+                correlation_id=correlation_id,
+            )
+            raise TooManyAttempts("too many wrong passwords; retry later", retry_after=wait)
+        if not self.passwords.verify(password, user.password_hash).ok:
+            self.audit.record(
+                "auth.password_check_failed",
+                actor_id=user.id,
+                detail={"source_ip": source_ip},
+                correlation_id=correlation_id,
+            )
+            raise Forbidden("current_password is wrong")
+        self.throttle.refund(buckets)
 
     def refresh(self, refresh_token: str, *, correlation_id: str | None = None) -> TokenPair:
         row = self.tokens.use(hash_refresh_token(refresh_token))

@@ -10,14 +10,14 @@ from uuid import UUID
 
 from taskmill.errors import InvalidInput
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9:._-]{1,128}$")
+KEY_PATTERN = re.compile(r"[A-Za-z0-9:._-]{1,128}")  # used with fullmatch: `$` allows a final \n
 MAX_LIMIT_KEYS = 4
 # Every job holds `owner:<owner_id>` implicitly; clients cannot claim another owner's key.
 OWNER_PREFIX = "owner:"
 
 
 def is_valid_key(key: str) -> bool:
-    return bool(KEY_PATTERN.match(key))
+    return KEY_PATTERN.fullmatch(key) is not None
 
 
 def require_key(key: str) -> str:

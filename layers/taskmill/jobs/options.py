@@ -4,15 +4,28 @@ set of bounds: `POST /v1/jobs` (`taskmill.api.models.JobCreate`) and `context.su
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from taskmill.topology import MAX_ATTEMPTS_LIMIT
 
 PriorityName = Literal["high", "normal", "low"]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _representable(value: datetime) -> datetime:
+    # 0001-01-01T00:00+14:00 is a valid ISO 8601 instant that falls in 1 BC in UTC: Postgres
+    # stores it, but no reader of the row (the API's lists, the sweep) can load it back.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall within the years 1 to 9999 in UTC") from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_representable)]
 
 
 class JobOptions(BaseModel):
@@ -23,7 +36,7 @@ class JobOptions(BaseModel):
     timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
     backoff_base_seconds: float | None = Field(default=None, ge=0, le=86400)
     backoff_max_seconds: float | None = Field(default=None, ge=0, le=7 * 86400)
-    run_at: AwareDatetime | None = None
+    run_at: Instant | None = None
     delay_seconds: float | None = Field(default=None, ge=0, le=365 * 86400)
     depends_on: list[UUID] = Field(default_factory=list, max_length=100)
     name: Annotated[str, StringConstraints(max_length=200)] | None = None

@@ -148,7 +148,9 @@ def test_users_admin_crud_and_self_service(as_admin, as_user, as_other) -> None:
     other_id = as_other.get("/v1/auth/me").body["id"]
     assert as_user.get(f"/v1/users/{other_id}").status == 404  # not even acknowledged
     assert as_user.patch(f"/v1/users/{me['id']}", {"disabled": True}).status == 400
-    renamed = as_user.patch(f"/v1/users/{me['id']}", {"email": "ann2@example.com"})
+    renamed = as_user.patch(
+        f"/v1/users/{me['id']}", {"email": "ann2@example.com", "current_password": PASSWORD}
+    )
     assert renamed.body["email"] == "ann2@example.com"
     assert as_user.put(f"/v1/users/{me['id']}/role", {"role": "admin"}).status == 403
     assert as_user.delete(f"/v1/users/{other_id}").status == 404

@@ -189,7 +189,8 @@ def test_a_key_sent_percent_encoded_names_the_same_limit(as_admin: Any) -> None:
     assert put.body["key"] == "customer:42"
     assert as_admin.get("/v1/limits/customer:42").body["concurrency"] == 2
     assert as_admin.get("/v1/limits/customer%3a42").body["key"] == "customer:42"
-    refused = as_admin.put("/v1/limits/bad%20key", {"concurrency": 1})
-    assert refused.status == 400, refused.body
-    assert refused.body["error"]["details"] == {"key": "bad key"}
+    for encoded, key in [("bad%20key", "bad key"), ("customer:42%0A", "customer:42\n")]:
+        refused = as_admin.put(f"/v1/limits/{encoded}", {"concurrency": 1})
+        assert refused.status == 400, refused.body
+        assert refused.body["error"]["details"] == {"key": key}
     assert as_admin.delete("/v1/limits/customer%3A42").status == 204

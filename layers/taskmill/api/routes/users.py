@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from taskmill.api.caller import Caller, request_id
+from taskmill.api.caller import Caller, request_id, source_ip
 from taskmill.api.models import RoleChange, UserCreate, UserList, UserOut, UserUpdate
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
@@ -102,6 +102,13 @@ def router(services: ApiServices) -> Router:
         if body.disabled and who.id == user_id:
             # It would end the caller's own sessions and, for the last admin, every admin's.
             raise InvalidInput("an account cannot disable itself")
+        if who.id == user_id and (body.email or body.password):
+            services.auth.confirm_password(
+                services.users.get(user_id),
+                body.current_password,
+                source_ip=source_ip(r.current_event.raw_event),
+                correlation_id=request_id(r.current_event.raw_event),
+            )
         user = services.users.update(
             user_id,
             email=body.email,
