@@ -1054,7 +1054,8 @@ SCHEDULE_COLUMNS = [
 
 def cmd_schedules(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
-        show(args, client.call("GET", "/v1/schedules"), SCHEDULE_COLUMNS)
+        query = urlencode(without_none({"limit": args.limit, "cursor": args.cursor}))
+        show(args, client.call("GET", f"/v1/schedules?{query}"), SCHEDULE_COLUMNS)
     elif args.action == "create":
         body = {
             "name": args.name,
@@ -1446,7 +1447,9 @@ def parser() -> argparse.ArgumentParser:
     add(limits_parser, "delete", "remove the limit on a key").add_argument("key", help="limit key")
 
     schedules_parser = group(sub, "schedules", "recurring jobs")
-    add(schedules_parser, "list", "list schedules")
+    schedules_list = add(schedules_parser, "list", "list schedules")
+    schedules_list.add_argument("--limit", type=int, help="schedules per page (default 50)")
+    schedules_list.add_argument("--cursor", help="the next page, from a previous answer")
     schedule_create = add(schedules_parser, "create", "create a schedule")
     schedule_create.add_argument("name", help="a name for it")
     schedule_create.add_argument(

@@ -573,3 +573,17 @@ def test_another_apis_error_shape_is_one_line(capsys: pytest.CaptureFixture[str]
     with listener:
         assert main(["--url", url, "types"]) == 4
     assert capsys.readouterr().err == "taskmill: 404: Not Found\n"
+
+
+def test_schedules_list_pages_like_the_other_lists(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    page = {"items": [], "next_cursor": "abc"}
+    answers["/v1/schedules?"] = (200, page)
+    answers["/v1/schedules?limit=2&cursor=abc"] = (200, {**page, "next_cursor": None})
+    assert main(["schedules", "list"]) == 0
+    assert "(more: add --cursor abc)" in capsys.readouterr().out
+    assert main(["schedules", "list", "--limit", "2", "--cursor", "abc"]) == 0
+    assert [s["path"] for s in seen] == ["/v1/schedules?", "/v1/schedules?limit=2&cursor=abc"]

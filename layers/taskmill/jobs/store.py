@@ -7,8 +7,6 @@ apart and two callers racing on the same job cannot both win.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +26,7 @@ from taskmill.errors import (
 )
 from taskmill.jobs.model import Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
+from taskmill.paging import decode_cursor, encode_cursor
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
 from taskmill.users.store import SESSION_ACCOUNT_SQL, SessionAccount
 
@@ -347,20 +346,6 @@ class JobFilter:
 class Page:
     items: list[Job]
     next_cursor: str | None
-
-
-def encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), UUID(job_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("cursor is not valid") from exc
 
 
 def _jobs(rows: Iterable[dict[str, Any]]) -> list[Job]:
@@ -708,7 +693,11 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             query = "SELECT * FROM ((" + parts[0] + ") UNION ALL (" + parts[1] + ")) page" + order
         rows = self._db.execute(query, params)
         items = _jobs(rows[:limit])
-        next_cursor = encode_cursor(items[-1]) if len(rows) > limit and items else None
+        next_cursor = (
+            encode_cursor(items[-1].created_at, items[-1].id)
+            if len(rows) > limit and items
+            else None
+        )
         return Page(items, next_cursor)
 
     def events(self, job_id: UUID) -> list[dict[str, Any]]:

@@ -71,11 +71,16 @@ class ScheduleStore:
             raise NotFound("schedule not found")
         return Schedule.model_validate(rows[0])
 
-    def list_for(self, owner_id: UUID | None, *, limit: int = 200) -> list[Schedule]:
+    def list_for(
+        self, owner_id: UUID | None, *, limit: int, after: tuple[datetime, UUID] | None = None
+    ) -> list[Schedule]:
+        """Newest first; `after` is the (created_at, id) a page ended at."""
+        at, last_id = after or (None, None)
         rows = self._db.execute(
             "SELECT * FROM schedules WHERE (%(owner)s::uuid IS NULL OR owner_id = %(owner)s::uuid) "
-            "ORDER BY created_at DESC LIMIT %(limit)s",
-            {"owner": owner_id, "limit": limit},
+            "AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s::uuid)) "
+            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            {"owner": owner_id, "limit": limit, "at": at, "id": last_id},
         )
         return [Schedule.model_validate(row) for row in rows]
 

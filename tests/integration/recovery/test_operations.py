@@ -71,6 +71,38 @@ def test_schedule_crud_and_validation(as_user, as_other, as_admin) -> None:
     assert as_user.get(f"/v1/schedules/{schedule['id']}").status == 404
 
 
+def test_schedules_are_listed_a_page_at_a_time(as_user, as_other, as_admin) -> None:
+    """Newest first, `limit` per page and a cursor to the next: a list cut at a fixed size
+    with no cursor hid every schedule past it (an admin sees everyone's)."""
+    body = {"cron": "@daily", "job": {"type": "noop"}}
+    mine = [as_user.post("/v1/schedules", {**body, "name": f"s{i}"}).body["id"] for i in range(5)]
+    theirs = as_other.post("/v1/schedules", {**body, "name": "other"}).body["id"]
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = as_user.get(f"/v1/schedules{query}").body
+        assert len(page["items"]) <= 2
+        seen.extend(s["id"] for s in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == mine[::-1]
+    everyone = as_admin.get("/v1/schedules?limit=200").body
+    assert [s["id"] for s in everyone["items"]] == [theirs, *mine[::-1]]
+    assert everyone["next_cursor"] is None
+    # A cursor outlives its schedule: the next page starts after its place.
+    first = as_user.get("/v1/schedules?limit=1").body
+    assert as_user.delete(f"/v1/schedules/{first['items'][0]['id']}").status == 204
+    rest = as_user.get(f"/v1/schedules?limit=10&cursor={first['next_cursor']}").body
+    assert [s["id"] for s in rest["items"]] == mine[::-1][1:]
+    bad = as_user.get("/v1/schedules?cursor=not-a-cursor")
+    assert bad.status == 400
+    assert bad.body["error"]["message"] == "cursor is not valid"
+    assert as_user.get("/v1/schedules?limit=0").status == 400
+
+
 def fire(db: Any, job_queue: Any, services: Any) -> int:
     """One `fire_due` run, as the sweep makes it: the jobs it created."""
     return fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10).created

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from taskmill.api.caller import Caller
@@ -16,6 +17,7 @@ from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import NotFound
 from taskmill.lifecycle.submit import JobRequest, resolve
+from taskmill.paging import decode_cursor, encode_cursor
 from taskmill.schedules.cron import DEFAULT_TIMEZONE, CronExpression
 from taskmill.schedules.store import Schedule, ScheduleStore
 
@@ -130,12 +132,22 @@ def router(services: ApiServices) -> Router:
             "listSchedules", "List schedules (a user's own; all for an admin)", tag="schedules"
         ),
     )
-    def list_schedules() -> dict[str, Any]:
+    def list_schedules(
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
         who = caller()
-        schedules = ScheduleStore(services.db).list_for(None if who.is_admin else who.id)
+        rows = ScheduleStore(services.db).list_for(
+            None if who.is_admin else who.id,
+            limit=limit + 1,
+            after=decode_cursor(cursor) if cursor else None,
+        )
+        page = rows[:limit]
         return {
-            "items": [ScheduleOut.of(s).model_dump(mode="json") for s in schedules],
-            "next_cursor": None,
+            "items": [ScheduleOut.of(s).model_dump(mode="json") for s in page],
+            "next_cursor": (
+                encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+            ),
         }
 
     @r.get(
