@@ -224,7 +224,8 @@ def _console(stack: Stack, console: Console) -> None:
         "deploy: cloudfront:CreateInvalidation/GetInvalidation as the CDK grants them.",
     )
     files = stack.get_logical_id(_cfn(console.bucket))
-    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    region = _as_printed(stack.region, "Region")
+    account = _as_printed(stack.account, "AccountId")
     for finding in (
         "Action::s3:Abort*",
         "Action::s3:DeleteObject*",
@@ -232,9 +233,9 @@ def _console(stack: Stack, console: Console) -> None:
         "Action::s3:GetObject*",
         "Action::s3:List*",
         f"Resource::<{files}.Arn>/*",
-        f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-{region}/*",
-        # The same, in an app whose stacks do not name their environment (partition unknown).
-        f"Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-{region}/*",
+        f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{account}-{region}/*",
+        # The same, in an app without the partition-literals feature flag (partition unknown).
+        f"Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-{account}-{region}/*",
     ):
         _ack(
             role,
@@ -244,8 +245,18 @@ def _console(stack: Stack, console: Console) -> None:
         )
 
 
+def _as_printed(value: str, pseudo_parameter: str) -> str:
+    """A stack's account, region or partition as cdk-nag prints it in a finding: literally
+    when the stack knows it, else as the pseudo parameter."""
+    return f"<AWS::{pseudo_parameter}>" if Token.is_unresolved(value) else value
+
+
 def _arn_finding(stack: Stack, service: str, resource: str) -> str:
-    """An ARN as cdk-nag prints it: a known region (and so partition) appears literally."""
-    if Token.is_unresolved(stack.region):
-        return f"arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
-    return f"arn:{stack.partition}:{service}:{stack.region}:<AWS::AccountId>:{resource}"
+    """An ARN from `Stack.format_arn` as cdk-nag prints it. A stack pinned to an account has
+    it literally in the ARN; the partition is literal only where the region is known and the
+    app sets `@aws-cdk/core:enablePartitionLiterals` (this repository's cdk.json does, a
+    user's app may not)."""
+    partition = _as_printed(stack.partition, "Partition")
+    region = _as_printed(stack.region, "Region")
+    account = _as_printed(stack.account, "AccountId")
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"

@@ -157,6 +157,47 @@ def test_taskmill_without_a_vpc_creates_its_own(tmp_path: Path) -> None:
     assert _violations(tmp_path) == []
 
 
+def test_a_stack_pinned_to_an_account_and_region_leaves_nothing_for_cdk_nag(
+    tmp_path: Path,
+) -> None:
+    """The usual production stack names its account: the CDK then writes it literally into
+    ARNs (the console's BucketDeployment grants), and cdk-nag's findings with it."""
+    import aws_cdk as cdk
+
+    from taskmill_cdk import Taskmill, TaskmillConfig
+
+    app = _app(tmp_path)
+    env = cdk.Environment(account="111111111111", region="eu-west-1")
+    stack = cdk.Stack(app, "Pinned", env=env)
+    Taskmill(stack, "Jobs", config=TaskmillConfig(), vpc=_users_vpc(stack))
+    app.synth()  # cdk-nag runs here: an unacknowledged finding raises
+    assert _violations(tmp_path) == []
+
+
+def test_a_vpc_whose_data_subnets_span_one_az_is_refused() -> None:
+    """RDS needs a subnet group in two AZs even for a single-AZ instance: a one-AZ VPC would
+    synthesize and fail on deploy."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_ec2 as ec2
+
+    from taskmill_cdk import Taskmill, TaskmillConfig
+
+    stack = cdk.Stack(cdk.App(), "OneAz")
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        max_azs=1,
+        nat_gateways=1,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC),
+            ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            ec2.SubnetConfiguration(name="db", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+        ],
+    )
+    with pytest.raises(ValueError, match="data subnets span 1 availability zone"):
+        Taskmill(stack, "Jobs", config=TaskmillConfig(), vpc=vpc)
+
+
 def test_explicit_subnets_win_and_a_vpc_without_private_subnets_is_refused(
     tmp_path: Path,
 ) -> None:
