@@ -61,11 +61,14 @@ class Network(Construct):
                 if vpc.isolated_subnets
                 else self.app_subnets
             )
+            _require_two_azs(self._selected(self.data_subnets))
         self._add_security_groups_and_endpoints(config)
 
     def app_subnet_ids(self) -> list[str]:
         """The application tier's subnets (container.run starts its tasks in them)."""
-        selection = self.app_subnets
+        return self._selected(self.app_subnets).subnet_ids
+
+    def _selected(self, selection: ec2.SubnetSelection) -> ec2.SelectedSubnets:
         return self.vpc.select_subnets(
             availability_zones=selection.availability_zones,
             one_per_az=selection.one_per_az,
@@ -73,7 +76,7 @@ class Network(Construct):
             subnet_group_name=selection.subnet_group_name,
             subnets=selection.subnets,
             subnet_type=selection.subnet_type,
-        ).subnet_ids
+        )
 
     def _create_vpc(self, config: EnvironmentConfig) -> None:
         settings = config.network
@@ -177,3 +180,14 @@ def _private_subnets(vpc: ec2.IVpc) -> ec2.SubnetSelection:
         "the VPC passed to Taskmill has no private subnets: the functions and the database "
         "never go in public subnets (pass app_subnets/data_subnets to choose)"
     )
+
+
+def _require_two_azs(data: ec2.SelectedSubnets) -> None:
+    """RDS refuses a subnet group in one AZ (even for a single-AZ instance) at deploy time."""
+    zones = set(data.availability_zones)
+    if len(zones) < 2:
+        raise ValueError(
+            f"the data subnets span {len(zones)} availability zone(s) of the VPC passed to "
+            "Taskmill: the database's subnet group needs subnets in at least two (a VPC "
+            "with max_azs >= 2, or data_subnets that span two)"
+        )
