@@ -8,6 +8,7 @@ differs per environment.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -16,6 +17,12 @@ from taskmill.topology import QUEUES, Priority
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# Lambda's memory range (MB): above it the function fails on deploy.
+LAMBDA_MAX_MEMORY_MB = 10240
+# A browser's Origin header: scheme, host and optional port; no path, not even "/".
+_ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?$")
 
 
 # What each interface endpoint name in `network.interface_endpoints` serves. Each one costs
@@ -80,7 +87,8 @@ class NetworkConfig(_Section):
 
 class DatabaseConfig(_Section):
     engine_version: str = "17.9"
-    instance_type: str = "t4g.micro"
+    # The EC2-style class name; RDS's "db." is added by the CDK.
+    instance_type: str = Field(default="t4g.micro", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     allocated_storage_gb: int = Field(default=20, ge=20)
     max_allocated_storage_gb: int = Field(default=100, ge=20)
     multi_az: bool = False
@@ -103,24 +111,54 @@ class DatabaseConfig(_Section):
         """The connections the functions may hold (through the proxy or not)."""
         return self.max_connections * self.proxy_max_connections_percent // 100
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_db_prefix(cls, data: Any) -> Any:
+        if isinstance(data, dict) and str(data.get("instance_type", "")).startswith("db."):
+            raise ValueError(
+                f"instance_type {data['instance_type']!r}: give the class without the 'db.' "
+                "prefix (e.g. t4g.micro); the CDK adds it"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _storage_can_grow(self) -> Self:
+        if self.max_allocated_storage_gb < self.allocated_storage_gb:
+            raise ValueError(
+                f"max_allocated_storage_gb ({self.max_allocated_storage_gb}) must be at least "
+                f"allocated_storage_gb ({self.allocated_storage_gb})"
+            )
+        return self
+
 
 class ApiConfig(_Section):
     throttle_rate_limit: float = Field(default=50, gt=0)
     throttle_burst_limit: int = Field(default=100, ge=1)
     reserved_concurrency: int = Field(default=20, ge=1)
-    memory_mb: int = Field(default=512, ge=128)
+    memory_mb: int = Field(default=512, ge=128, le=LAMBDA_MAX_MEMORY_MB)
+    # Compared with the browser's Origin header exactly: "https://app.example.com".
     cors_origins: tuple[str, ...] = ()
     # WAF in front of the stage with a per-IP rate-based rule (requests per 5 minutes).
     waf: bool = False
-    waf_rate_limit: int = Field(default=2000, ge=100)
+    waf_rate_limit: int = Field(default=2000, ge=100, le=2_000_000_000)
     # Lambda SnapStart for these of the user-facing functions: they are initialized when a
     # version is published, snapshotted, and restored instead of cold-started; API Gateway
     # then calls their `live` alias. Off by default: docs/PERFORMANCE.md, "SnapStart".
     snap_start: tuple[Literal["api", "authorizer"], ...] = ()
 
+    @model_validator(mode="after")
+    def _origins(self) -> Self:
+        bad = [o for o in self.cors_origins if o != "*" and not _ORIGIN.match(o)]
+        if bad:
+            raise ValueError(
+                f"cors_origins {bad}: an origin is scheme://host[:port] with no path or "
+                "trailing slash (browsers send it so, and it is compared exactly)"
+            )
+        return self
+
 
 class WorkerConfig(_Section):
-    memory_mb: int = Field(default=1024, ge=128)
+    memory_mb: int = Field(default=1024, ge=128, le=LAMBDA_MAX_MEMORY_MB)
     # MaximumConcurrency of each queue's event source mapping (Lambda's minimum is 2).
     queue_concurrency: dict[Priority, int] = Field(
         default_factory=lambda: {d.priority: d.max_concurrency for d in QUEUES}
@@ -155,6 +193,10 @@ class AlarmConfig(_Section):
     def _every_queue(self) -> Self:
         if set(self.oldest_message_age_seconds) != set(Priority):
             raise ValueError("oldest_message_age_seconds needs high, normal and low")
+        not_positive = sorted(p.value for p, s in self.oldest_message_age_seconds.items() if s < 1)
+        if not_positive:
+            # 0 would alarm on every message, however briefly it waits.
+            raise ValueError(f"oldest_message_age_seconds of {not_positive} must be at least 1")
         return self
 
 
@@ -278,7 +320,18 @@ def load_environment(context: dict[str, Any], name: str) -> TaskmillConfig:
         raise SystemExit(
             f"unknown environment {name!r} (cdk.json declares: {known}); use -c env=NAME"
         )
+    settings = environments[name]
+    if not isinstance(settings, dict):
+        raise SystemExit(
+            f"cdk.json environment {name!r} must be an object of settings, not "
+            f"{type(settings).__name__}"
+        )
+    if "name" in settings:
+        raise SystemExit(
+            f"cdk.json environment {name!r}: 'name' is not a setting: the environment is named "
+            "by its key in `environments`"
+        )
     try:
-        return TaskmillConfig(name=name, **environments[name])
+        return TaskmillConfig(name=name, **settings)
     except ValidationError as exc:
         raise SystemExit(f"cdk.json environment {name!r} is invalid:\n{exc}") from None

@@ -137,6 +137,19 @@ def test_a_config_that_could_exhaust_the_proxy_is_refused() -> None:
             "email.send reaches AWS only through endpoints: add \\['email'\\]",
         ),
         ({"surprise": True}, "surprise"),
+        # Each of these synthesized and failed only on deploy (or never matched a browser).
+        (
+            {"database": {"allocated_storage_gb": 100, "max_allocated_storage_gb": 50}},
+            "max_allocated_storage_gb \\(50\\) must be at least allocated_storage_gb \\(100\\)",
+        ),
+        ({"database": {"instance_type": "db.t4g.micro"}}, "without the 'db.' prefix"),
+        ({"database": {"instance_type": "t4g micro"}}, "instance_type"),
+        ({"api": {"memory_mb": 20480}}, "api.memory_mb"),
+        ({"worker": {"memory_mb": 10241}}, "worker.memory_mb"),
+        ({"api": {"waf_rate_limit": 3_000_000_000}}, "api.waf_rate_limit"),
+        ({"api": {"cors_origins": ["app.example.com"]}}, "scheme://host\\[:port\\]"),
+        ({"api": {"cors_origins": ["https://app.example.com/"]}}, "'https://app.example.com/'"),
+        ({"alarms": {"oldest_message_age_seconds": {"high": 0, "normal": 9, "low": 9}}}, "high"),
     ],
 )
 def test_invalid_environments_fail_the_synth_clearly(
@@ -145,6 +158,21 @@ def test_invalid_environments_fail_the_synth_clearly(
     context = {"environments": {"x": {"resource_prefix": "taskmill-x", **override}}}
     with pytest.raises(SystemExit, match=message):
         load_environment(context, "x")
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"name": "x"}, "'name' is not a setting: the environment is named by its key"),
+        (None, "must be an object of settings"),
+        (["sqs"], "must be an object of settings"),
+    ],
+)
+def test_an_environment_that_is_not_a_settings_object_fails_clearly(
+    environment: Any, message: str
+) -> None:
+    with pytest.raises(SystemExit, match=message):
+        load_environment({"environments": {"x": environment}}, "x")
 
 
 def test_unknown_environment_names_the_known_ones() -> None:
