@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import CfnOutput, Stack, Tags, Token
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
@@ -48,6 +48,7 @@ class Taskmill(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         config = config or TaskmillConfig()
+        _refuse_a_shared_prefix(self, config)
         self.config = config
         Tags.of(self).add("project", "taskmill", exclude_resource_types=_UNTAGGABLE)
         Tags.of(self).add("environment", config.name, exclude_resource_types=_UNTAGGABLE)
@@ -172,6 +173,33 @@ class Taskmill(Construct):
                 f"DlqUrl{priority.value.title()}",
                 value=self.job_queues.dead_letter_queues[priority].queue_url,
             )
+
+
+def _refuse_a_shared_prefix(platform: Taskmill, config: TaskmillConfig) -> None:
+    """resource_prefix names the functions, queues, log groups and dashboard, which are unique
+    per account and region: a second Taskmill there with the same prefix fails on deploy."""
+    here = Stack.of(platform)
+    for other in platform.node.root.node.find_all():
+        if (
+            isinstance(other, Taskmill)
+            and other is not platform
+            and other.config.resource_prefix == config.resource_prefix
+            and _may_share_a_region(Stack.of(other), here)
+        ):
+            raise ValueError(
+                f"{platform.node.path} and {other.node.path} share resource_prefix "
+                f"{config.resource_prefix!r} in the same account and region (or a stack "
+                "without an environment): their named resources would collide on deploy; "
+                "give each its own resource_prefix"
+            )
+
+
+def _may_share_a_region(one: Stack, other: Stack) -> bool:
+    """False only where both stacks name a different account or region."""
+    for mine, theirs in ((one.account, other.account), (one.region, other.region)):
+        if not Token.is_unresolved(mine) and not Token.is_unresolved(theirs) and mine != theirs:
+            return False
+    return True
 
 
 class TaskmillStack(Stack):

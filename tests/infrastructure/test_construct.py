@@ -198,6 +198,28 @@ def test_a_vpc_whose_data_subnets_span_one_az_is_refused() -> None:
         Taskmill(stack, "Jobs", config=TaskmillConfig(), vpc=vpc)
 
 
+def test_two_taskmills_with_one_resource_prefix_in_one_place_are_refused() -> None:
+    """Same prefix, same account and region: every named resource twice. A user's app without
+    `@aws-cdk/core:validateAgainstDefaultRules` synthesized this and failed on deploy."""
+    import aws_cdk as cdk
+
+    from taskmill_cdk import Taskmill, TaskmillConfig
+
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    one = cdk.Stack(app, "One", env=cdk.Environment(account="111111111111", region="us-east-1"))
+    Taskmill(one, "A", config=TaskmillConfig())
+    # Another region (or account) is another place: the same names may live there.
+    other_region = cdk.Environment(account="111111111111", region="eu-west-1")
+    Taskmill(cdk.Stack(app, "Two", env=other_region), "A", config=TaskmillConfig())
+    Taskmill(one, "C", config=TaskmillConfig(resource_prefix="taskmill-c"))
+
+    with pytest.raises(ValueError, match="One/B and One/A share resource_prefix 'taskmill'"):
+        Taskmill(one, "B", config=TaskmillConfig())
+    # An environment-agnostic stack may deploy anywhere, so it meets every other stack.
+    with pytest.raises(ValueError, match="Three/A and One/A share resource_prefix 'taskmill'"):
+        Taskmill(cdk.Stack(app, "Three"), "A", config=TaskmillConfig())
+
+
 def test_explicit_subnets_win_and_a_vpc_without_private_subnets_is_refused(
     tmp_path: Path,
 ) -> None:
