@@ -53,6 +53,15 @@ def test_duplicate_registration_is_refused() -> None:
         builtin.register(registry)
 
 
+@pytest.mark.parametrize("name", ["", "x" * 101, " padded", "two words", "tab\there"])
+def test_a_name_no_client_could_submit_is_refused_at_registration(name: str) -> None:
+    registry = JobTypeRegistry()
+    with pytest.raises(ValueError, match="job type name"):
+        registry.register(name)(lambda context, payload: {})
+    with pytest.raises(ValueError, match="job type name"):
+        registry.load_external([{"name": name}])
+
+
 def test_user_modules_register_code_types() -> None:
     registry = build_registry(JobTypeSettings(job_modules="tests.support.user_jobs"))
     greet = registry.get("greet")

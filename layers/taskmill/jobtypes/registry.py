@@ -8,6 +8,7 @@ schema, defaults) and run by workers that claim it over the API.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,6 +45,10 @@ class EmptyPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The API takes a type of 1-100 characters; this alphabet is a limit key's (flow/keys.py).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
 @dataclass(frozen=True)
 class JobType:
     name: str
@@ -61,6 +66,11 @@ class JobType:
     limit_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if NAME_PATTERN.fullmatch(self.name) is None:
+            raise ValueError(
+                f"job type name {self.name!r}: 1 to 100 of letters, digits, '.', '_' and '-' "
+                "(what the API accepts as a job's type, and what a `{type}` limit key holds)"
+            )
         for template in self.limit_keys:
             check_template(template)
 
