@@ -22,6 +22,8 @@ class _Section(BaseModel):
 # Lambda's memory range (MB): above it the function fails on deploy.
 LAMBDA_MAX_MEMORY_MB = 10240
 # A browser's Origin header: scheme, host and optional port; no path, not even "/".
+# An address SNS and the sign-in accept: something@domain.tld (no spaces).
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?$")
 
 
@@ -222,14 +224,14 @@ OTHER_DATABASE_CONCURRENCY: dict[str, int] = {
 class TaskmillConfig(_Section):
     # The environment's name: the API stage, the `environment` tag, alarm texts.
     name: str = "default"
-    account: str | None = None
-    region: str | None = None
+    account: str | None = Field(default=None, pattern=r"^[0-9]{12}$")
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
     # Names every named resource (functions, queues, log groups, dashboard): two Taskmills
     # in one account and region need two prefixes.
     resource_prefix: str = Field(default="taskmill", pattern=r"^[a-z][a-z0-9-]{2,40}$")
-    alarm_email: str | None = None
+    alarm_email: str | None = Field(default=None, pattern=_EMAIL)
     # The first admin's e-mail; the password is generated into Secrets Manager on deploy.
-    admin_email: str | None = None
+    admin_email: str | None = Field(default=None, pattern=_EMAIL)
     allow_signup: bool = False
     max_unfinished_jobs: int = Field(default=1000, ge=1)
     # Fairness between tenants (SPEC §6): at most this many running jobs per owner, for
