@@ -3,6 +3,7 @@ repository's stack of one environment, which holds nothing else."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack, Tags, Token
@@ -24,6 +25,9 @@ from taskmill_cdk.workers import Workers
 
 # The proxy's target group is the one resource here that takes no tags.
 _UNTAGGABLE = ["AWS::RDS::DBProxyTargetGroup"]
+# The construct id goes into construct paths, which CDK writes into Name tags (IAM's tag
+# values) and security-group descriptions (ASCII): what both accept.
+_CONSTRUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:=+@-]*")
 
 
 class Taskmill(Construct):
@@ -46,6 +50,11 @@ class Taskmill(Construct):
         app_subnets: ec2.SubnetSelection | None = None,
         data_subnets: ec2.SubnetSelection | None = None,
     ) -> None:
+        if _CONSTRUCT_ID.fullmatch(construct_id) is None:
+            raise ValueError(
+                f"Taskmill construct id {construct_id!r}: use ASCII letters, digits, spaces and "
+                "_.:=+@- (AWS refuses other characters in the tags and descriptions it reaches)"
+            )
         super().__init__(scope, construct_id)
         config = config or TaskmillConfig()
         _refuse_a_shared_prefix(self, config)

@@ -220,6 +220,21 @@ def test_two_taskmills_with_one_resource_prefix_in_one_place_are_refused() -> No
         Taskmill(cdk.Stack(app, "Three"), "A", config=TaskmillConfig())
 
 
+@pytest.mark.parametrize("construct_id", ["Jobs!", "Jobé", "Jobs#1"])
+def test_a_construct_id_aws_would_refuse_in_tags_and_descriptions_is_refused(
+    construct_id: str,
+) -> None:
+    """The id goes into the path that CDK writes into Name tags and security-group
+    descriptions; AWS refuses these characters there, on deploy."""
+    import aws_cdk as cdk
+
+    from taskmill_cdk import Taskmill, TaskmillConfig
+
+    stack = cdk.Stack(cdk.App(), "MyApp")
+    with pytest.raises(ValueError, match=f"construct id {construct_id!r}"):
+        Taskmill(stack, construct_id, config=TaskmillConfig())
+
+
 def test_explicit_subnets_win_and_a_vpc_without_private_subnets_is_refused(
     tmp_path: Path,
 ) -> None:
