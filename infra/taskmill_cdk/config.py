@@ -72,6 +72,11 @@ class NetworkConfig(_Section):
             raise ValueError(f"unknown interface endpoints: {sorted(unknown)}")
         if len(set(self.interface_endpoints)) != len(self.interface_endpoints):
             raise ValueError("interface_endpoints lists an endpoint twice")
+        if self.nat_gateways > self.max_azs:
+            # The CDK puts at most one NAT gateway in each AZ's public subnet.
+            raise ValueError(
+                f"nat_gateways ({self.nat_gateways}) cannot exceed max_azs ({self.max_azs})"
+            )
         if self.app_azs is not None and self.app_azs > self.max_azs:
             raise ValueError(f"app_azs ({self.app_azs}) cannot exceed max_azs ({self.max_azs})")
         self.require_endpoints(REQUIRED_WITHOUT_NAT, "the functions reach")

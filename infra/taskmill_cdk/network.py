@@ -19,6 +19,7 @@ functions), unless `app_subnets` / `data_subnets` say otherwise.
 
 from __future__ import annotations
 
+from aws_cdk import Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
@@ -80,6 +81,16 @@ class Network(Construct):
 
     def _create_vpc(self, config: EnvironmentConfig) -> None:
         settings = config.network
+        stack = Stack.of(self)
+        if settings.max_azs > 2 and (
+            Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region)
+        ):
+            # The CDK cannot list the AZs of a region it does not know: it uses two.
+            raise ValueError(
+                f"network.max_azs {settings.max_azs} needs a stack with an account and region "
+                "(cdk.json `account`, or env= on your stack): an environment-agnostic stack's "
+                "VPC gets two AZs"
+            )
         egress = settings.nat_gateways > 0
         subnets = [
             ec2.SubnetConfiguration(

@@ -150,6 +150,7 @@ def test_a_config_that_could_exhaust_the_proxy_is_refused() -> None:
         ({"api": {"cors_origins": ["app.example.com"]}}, "scheme://host\\[:port\\]"),
         ({"api": {"cors_origins": ["https://app.example.com/"]}}, "'https://app.example.com/'"),
         ({"alarms": {"oldest_message_age_seconds": {"high": 0, "normal": 9, "low": 9}}}, "high"),
+        ({"network": {"max_azs": 2, "nat_gateways": 3}}, "nat_gateways \\(3\\) cannot exceed"),
         ({"account": "12345"}, "account\n  String should match pattern"),
         ({"region": "us-east"}, "region\n  String should match pattern"),
         ({"alarm_email": "ops.example.com"}, "alarm_email\n  String should match pattern"),

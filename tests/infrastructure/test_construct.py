@@ -235,6 +235,18 @@ def test_a_construct_id_aws_would_refuse_in_tags_and_descriptions_is_refused(
         Taskmill(stack, construct_id, config=TaskmillConfig())
 
 
+def test_three_azs_in_a_stack_without_an_environment_are_refused() -> None:
+    """An environment-agnostic stack's VPC gets two AZs whatever max_azs says (the CDK cannot
+    list a region it does not know): three would silently be two."""
+    import aws_cdk as cdk
+
+    from taskmill_cdk import Taskmill, TaskmillConfig
+
+    config = TaskmillConfig(network={"max_azs": 3})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="network.max_azs 3 needs a stack with an account"):
+        Taskmill(cdk.Stack(cdk.App(), "Agnostic"), "Jobs", config=config)
+
+
 def test_explicit_subnets_win_and_a_vpc_without_private_subnets_is_refused(
     tmp_path: Path,
 ) -> None:
