@@ -240,10 +240,10 @@ def test_three_azs_in_a_stack_without_an_environment_are_refused() -> None:
     list a region it does not know): three would silently be two."""
     import aws_cdk as cdk
 
-    from taskmill_cdk import Taskmill, TaskmillConfig
+    from taskmill_cdk import NetworkConfig, Taskmill, TaskmillConfig
 
-    config = TaskmillConfig(network={"max_azs": 3})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="network.max_azs 3 needs a stack with an account"):
+    config = TaskmillConfig(network=NetworkConfig(max_azs=3))
+    with pytest.raises(ValueError, match=r"network\.max_azs 3 needs a stack with an account"):
         Taskmill(cdk.Stack(cdk.App(), "Agnostic"), "Jobs", config=config)
 
 
