@@ -298,6 +298,17 @@ class TaskmillConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _storage_alarm_can_clear(self) -> Self:
+        # At or above the allocated size the alarm fires from the first minute and never clears.
+        if self.alarms.rds_free_storage_gb >= self.database.allocated_storage_gb:
+            raise ValueError(
+                f"{self.name}: alarms.rds_free_storage_gb ({self.alarms.rds_free_storage_gb}) "
+                "must be below database.allocated_storage_gb "
+                f"({self.database.allocated_storage_gb})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _console_origin_only(self) -> Self:
         if self.console.enabled and "*" in self.api.cors_origins:
             raise ValueError(

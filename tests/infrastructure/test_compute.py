@@ -151,6 +151,10 @@ def test_a_config_that_could_exhaust_the_proxy_is_refused() -> None:
         ({"api": {"cors_origins": ["https://app.example.com/"]}}, "'https://app.example.com/'"),
         ({"alarms": {"oldest_message_age_seconds": {"high": 0, "normal": 9, "low": 9}}}, "high"),
         ({"network": {"max_azs": 2, "nat_gateways": 3}}, "nat_gateways \\(3\\) cannot exceed"),
+        (
+            {"alarms": {"rds_free_storage_gb": 20}, "database": {"allocated_storage_gb": 20}},
+            "rds_free_storage_gb \\(20.0\\) must be below database.allocated_storage_gb \\(20\\)",
+        ),
         ({"account": "12345"}, "account\n  String should match pattern"),
         ({"region": "us-east"}, "region\n  String should match pattern"),
         ({"alarm_email": "ops.example.com"}, "alarm_email\n  String should match pattern"),
