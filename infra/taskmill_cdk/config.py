@@ -309,6 +309,17 @@ class TaskmillConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _destroy_can_delete_the_database(self) -> Self:
+        if self.removal_policy == "destroy" and self.database.deletion_protection:
+            raise ValueError(
+                f"{self.name}: removal_policy 'destroy' with database.deletion_protection true: "
+                "`cdk destroy` would stop at the protected database, half done; set "
+                "deletion_protection to false (a disposable environment) or removal_policy to "
+                "'retain'"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _console_origin_only(self) -> Self:
         if self.console.enabled and "*" in self.api.cors_origins:
             raise ValueError(

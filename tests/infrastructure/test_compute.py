@@ -155,6 +155,10 @@ def test_a_config_that_could_exhaust_the_proxy_is_refused() -> None:
             {"alarms": {"rds_free_storage_gb": 20}, "database": {"allocated_storage_gb": 20}},
             "rds_free_storage_gb \\(20.0\\) must be below database.allocated_storage_gb \\(20\\)",
         ),
+        (
+            {"removal_policy": "destroy", "database": {"deletion_protection": True}},
+            "removal_policy 'destroy' with database.deletion_protection",
+        ),
         ({"account": "12345"}, "account\n  String should match pattern"),
         ({"region": "us-east"}, "region\n  String should match pattern"),
         ({"alarm_email": "ops.example.com"}, "alarm_email\n  String should match pattern"),
