@@ -62,6 +62,13 @@ def test_a_name_no_client_could_submit_is_refused_at_registration(name: str) -> 
         registry.load_external([{"name": name}])
 
 
+def test_an_external_declaration_without_a_name_says_so() -> None:
+    with pytest.raises(ValueError, match=r"external job type declaration .* has no 'name'"):
+        JobTypeRegistry().load_external([{"schema": {"type": "object"}}])
+    with pytest.raises(ValueError, match=r"'render\.video' is not an object"):
+        JobTypeRegistry().load_external(["render.video"])  # type: ignore[list-item]
+
+
 def test_user_modules_register_code_types() -> None:
     registry = build_registry(JobTypeSettings(job_modules="tests.support.user_jobs"))
     greet = registry.get("greet")

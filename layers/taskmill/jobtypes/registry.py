@@ -214,7 +214,11 @@ class JobTypeRegistry:
 
     def load_external(self, declarations: Iterable[dict[str, Any]]) -> None:
         for declaration in declarations:
+            if not isinstance(declaration, dict):
+                raise ValueError(f"external job type declaration {declaration!r} is not an object")
             data = dict(declaration)
+            if "name" not in data:
+                raise ValueError(f"external job type declaration {declaration!r} has no 'name'")
             name = data.pop("name")
             schema = data.pop("schema", None)
             description = data.pop("description", "")
