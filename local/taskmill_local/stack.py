@@ -168,6 +168,7 @@ class LocalStack:
         from taskmill.db import Database
         from taskmill.db.migrate import migrate
         from taskmill.jobs.store import JobStore
+        from taskmill.recovery.redrive_tasks import RedriveTaskStore
 
         migrate(database_url)
         self._step()
@@ -187,6 +188,8 @@ class LocalStack:
                 # it: the jobs left running were run by the previous process, gone with
                 # them. The sweep's first run (at once) recovers them.
                 store.end_leases_of_own_workers()
+                # Likewise its background redrives, which ran on its threads.
+                RedriveTaskStore(db).fail_left_by_stopped_stack()
             self._send_marked(store)
         finally:
             db.close()
