@@ -271,3 +271,37 @@ def test_a_background_redrive_cut_off_by_a_killed_stack_does_not_block_the_next_
         assert (status, body["redriven"]) == (200, [])
     finally:
         assert second.stop() == 0
+
+
+def test_a_failed_job_is_still_in_its_dlq_after_a_restart_and_can_be_redriven(tmp_path) -> None:
+    """The local SQS starts empty: without its message a failed job would vanish from the
+    Dead letters page and the queue's DLQ depth, and a redrive would not find it."""
+    data_dir = tmp_path / "data"
+    first = start_stack(data_dir)
+    http = Http(first.url)
+    http.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    status, job = http.call(
+        "POST",
+        "/v1/jobs",
+        {"type": "fail", "payload": {"message": "boom"}, "max_attempts": 1, "priority": "low"},
+    )
+    assert status == 201, job
+    assert http.wait_for(job["id"], {"failed"}, timeout=60)["status"] == "failed"
+    status, peek = http.call("GET", "/v1/dlq/low")
+    assert [item["job_id"] for item in peek["items"]] == [job["id"]]
+    assert first.stop() == 0
+
+    second = start_stack(data_dir)
+    try:
+        again = Http(second.url)
+        again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        status, peek = again.call("GET", "/v1/dlq/low")
+        assert status == 200, peek
+        assert [(i["job_id"], i["last_error"]) for i in peek["items"]] == [(job["id"], "boom")]
+        assert peek["failed_without_message"] == []
+        status, queues = again.call("GET", "/v1/queues")
+        assert {q["priority"]: q["dlq_depth"] for q in queues["items"]}["low"] == 1
+        status, result = again.call("POST", "/v1/dlq/low/redrive", {})
+        assert (status, result["redriven"]) == (200, [job["id"]])
+    finally:
+        assert second.stop() == 0
