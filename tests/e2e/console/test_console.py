@@ -173,6 +173,34 @@ def test_an_expired_access_token_is_refreshed_with_the_refresh_token(
     assert page.get_by_role("alert").filter(has_text=re.compile(".+")).count() == 0
 
 
+def test_a_session_ended_elsewhere_says_so_on_the_sign_in_page(
+    console: Console, stack: RunningStack
+) -> None:
+    """The refresh token was revoked (signed out elsewhere, the account disabled): when the
+    access token runs out the console cannot go on, and the sign-in form it falls back to says
+    why instead of appearing as if nothing had happened."""
+    email, http = new_user(stack)
+    page = console.page
+    console.open("/jobs")
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    current = stored_session(console)
+    status, _ = http.call("POST", "/v1/auth/logout", {"refresh_token": current["refresh"]})
+    assert status in (200, 204)
+    console.expected_errors.append("status of 401")
+    put_session(console, {**current, "expiresAt": 0})
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    page.get_by_role("alert").filter(has_text="Your session has ended").wait_for()
+    assert raw_session(console) is None
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    # A sign out of one's own is no surprise: the form says nothing then.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert page.get_by_role("alert").filter(has_text=re.compile(".+")).count() == 0
+
+
 def test_find_a_failed_job_on_the_dead_letters_page_and_redrive_it(
     console: Console, stack: RunningStack
 ) -> None:
