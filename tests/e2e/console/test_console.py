@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     Http,
     RunningStack,
     live_redrive_task,
+    start_stack,
 )
 from tests.e2e.console.conftest import Console
 
@@ -778,3 +779,43 @@ def test_move_around_with_the_keyboard_and_see_where_focus_is(
     page.get_by_role("heading", level=1, name="Audit").wait_for()
     # The new page's heading has the focus: the next Tab goes into the page, not the header.
     assert page.evaluate("document.activeElement.tagName") == "H1"
+
+
+def test_an_empty_dead_letter_queue_still_names_failed_jobs_without_a_message(
+    browser: Any, tmp_path: Any
+) -> None:
+    """A failed job whose DLQ message is gone (past the DLQ's retention, purged, never sent
+    in an SQS outage) can no longer be redriven from the DLQ. With nothing else in the queue
+    the page said only "No dead letters", as if no job had failed."""
+    import boto3
+
+    own = start_stack(tmp_path / "data")
+    try:
+        operator = admin(own)
+        job = dead_letter(own, operator, "normal")
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=(own.data_dir / "sqs.endpoint").read_text().strip(),
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        sqs.purge_queue(
+            QueueUrl=sqs.get_queue_url(QueueName="taskmill-local-jobs-normal-dlq")["QueueUrl"]
+        )
+        peek = wait_until(lambda: operator.call("GET", "/v1/dlq/normal")[1])
+        assert (peek["items"], peek["failed_without_message"]) == ([], [job["id"]])
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            console = Console(context.new_page(), own.url)
+            console.page.set_default_timeout(20_000)
+            console.open()
+            console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+            console.nav("Dead letters")
+            main = console.page.locator("#main")
+            main.get_by_text("No dead letters in the normal queue.").wait_for()
+            main.get_by_text("1 failed job has no message here").wait_for()
+        finally:
+            context.close()
+    finally:
+        own.stop()
