@@ -781,6 +781,38 @@ def test_move_around_with_the_keyboard_and_see_where_focus_is(
     assert page.evaluate("document.activeElement.tagName") == "H1"
 
 
+def test_the_limits_page_pages_through_every_limit(console: Console, stack: RunningStack) -> None:
+    """Limits per customer key add up; the page showed the first page the API answered and
+    nothing to say there were more."""
+    operator = admin(stack)
+    keys = [f"zz-paging:{n:03d}" for n in range(210)]  # past the 200 the page asked for
+    try:
+        for key in keys:
+            status, body = operator.call("PUT", f"/v1/limits/{key}", {"concurrency": 3})
+            assert status == 200, body
+        page = console.page
+        console.open()
+        console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        console.nav("Limits")
+        main = page.locator("#main")
+        main.get_by_text(keys[0], exact=True).wait_for()
+        next_page = page.get_by_role("button", name="Next page")
+        seen = 0
+        while main.get_by_text(keys[-1], exact=True).count() == 0:
+            seen += 1
+            assert seen < 20, "no page shows the last limit"
+            assert next_page.count() == 1, "no Next page button"
+            assert next_page.is_enabled(), "the last page does not show the last limit"
+            next_page.click()
+            main.locator("[aria-busy=true]").wait_for(state="detached")
+        main.get_by_text(keys[-1], exact=True).wait_for()
+        page.get_by_role("button", name="Previous page").click()
+        main.get_by_text(keys[-1], exact=True).wait_for(state="detached")
+    finally:
+        for key in keys:
+            operator.call("DELETE", f"/v1/limits/{key}")
+
+
 def test_an_empty_dead_letter_queue_still_names_failed_jobs_without_a_message(
     browser: Any, tmp_path: Any
 ) -> None:
