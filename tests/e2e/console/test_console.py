@@ -3,12 +3,13 @@ an operator see and do. Screenshots of every page land in tests/e2e/console/scre
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -811,6 +812,48 @@ def test_the_limits_page_pages_through_every_limit(console: Console, stack: Runn
     finally:
         for key in keys:
             operator.call("DELETE", f"/v1/limits/{key}")
+
+
+@contextlib.contextmanager
+def database_down(stack: RunningStack) -> Iterator[None]:
+    """The stack's database refusing connections (as during a failover or a restart), its
+    open sessions ended: every API call needing it answers 503 until it is back."""
+    import psycopg
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(stack.data_dir / "pgdata")
+    assert info is not None, "the stack's Postgres is running"
+    with psycopg.connect(info.get_uri(database="postgres"), autocommit=True) as conn:
+        conn.execute("ALTER DATABASE taskmill ALLOW_CONNECTIONS false")
+        try:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'taskmill'"
+            )
+            yield
+        finally:
+            conn.execute("ALTER DATABASE taskmill ALLOW_CONNECTIONS true")
+
+
+def test_a_jobs_page_drops_its_error_once_the_api_answers_again(
+    console: Console, stack: RunningStack
+) -> None:
+    """A live page that met a 503 said so, and kept saying it after the API had recovered
+    and the page showed fresh data again."""
+    email, user = new_user(stack)
+    status, job = user.call(
+        "POST", "/v1/jobs", {"type": "noop", "delay_seconds": 3600, "name": "blip"}
+    )
+    assert status == 201, job
+    page = console.page
+    console.open(f"/jobs/{job['id']}")
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Job blip").wait_for()
+    console.expected_errors.append("status of 503")
+    unreachable = page.get_by_role("alert").filter(has_text="the database is unreachable")
+    with database_down(stack):
+        unreachable.wait_for()
+    unreachable.wait_for(state="hidden")
+    page.locator("dl.facts").get_by_text("scheduled", exact=True).wait_for()
 
 
 def test_an_empty_dead_letter_queue_still_names_failed_jobs_without_a_message(
