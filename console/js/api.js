@@ -7,6 +7,8 @@
 const SESSION_KEY = "taskmill.session";
 let apiBase = "";
 let refreshing = null;
+// Why the session ended, when it was not the user's own sign-out: the sign-in form says it.
+let endedNotice = "";
 const listeners = new Set();
 
 export class ApiError extends Error {
@@ -111,7 +113,11 @@ function refresh(current) {
         return next;
       })
       .catch((error) => {
-        if (error.status === 400 || error.status === 401) store(null);
+        if (error.status === 400 || error.status === 401) {
+          endedNotice =
+            "Your session has ended (it expired, was signed out elsewhere, or the account was disabled). Sign in again.";
+          store(null);
+        }
         throw error;
       })
       .finally(() => {
@@ -119,6 +125,13 @@ function refresh(current) {
       });
   }
   return refreshing;
+}
+
+// The reason the last session ended, once: the sign-in form shows it.
+export function takeSessionNotice() {
+  const notice = endedNotice;
+  endedNotice = "";
+  return notice;
 }
 
 export async function signOut() {

@@ -168,6 +168,7 @@ class LocalStack:
         from taskmill.db import Database
         from taskmill.db.migrate import migrate
         from taskmill.jobs.store import JobStore
+        from taskmill.recovery.redrive_tasks import RedriveTaskStore
 
         migrate(database_url)
         self._step()
@@ -182,11 +183,16 @@ class LocalStack:
                 # Our SQS starts empty every time: whatever was queued before the restart has
                 # lost its message. Sent again below, before the pollers start.
                 store.mark_queued_to_send()
+                # And every failed job has lost its DLQ message, without which it would be
+                # on no Dead letters page and no redrive would find it.
+                self._dead_letter_failed(store)
             if not config.database_url:
                 # Our own Postgres, and the data directory's lock says no other stack uses
                 # it: the jobs left running were run by the previous process, gone with
                 # them. The sweep's first run (at once) recovers them.
                 store.end_leases_of_own_workers()
+                # Likewise its background redrives, which ran on its threads.
+                RedriveTaskStore(db).fail_left_by_stopped_stack()
             self._send_marked(store)
         finally:
             db.close()
@@ -223,6 +229,21 @@ class LocalStack:
             sent = send_pending(store, queue, jobs)
             if len(jobs) < batch or len(sent) < len(jobs):
                 return
+
+    @staticmethod
+    def _dead_letter_failed(store: Any, batch: int = 500) -> None:
+        """Put every failed job's message back in its DLQ, as the last attempt left it."""
+        from taskmill.queue.sqs import JobQueue
+        from taskmill.settings import QueueSettings, load_settings
+
+        queue = JobQueue(load_settings(QueueSettings))
+        after = None
+        while True:
+            jobs = store.failed_page(after=after, limit=batch)
+            queue.dead_letter_many(jobs, "failed before the local stack restarted")
+            if len(jobs) < batch:
+                return
+            after = jobs[-1].id
 
     @contextlib.contextmanager
     def _postgres(self) -> Iterator[str]:

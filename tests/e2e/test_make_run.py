@@ -227,3 +227,81 @@ def test_a_killed_stack_is_taken_over_and_its_postgres_stopped_with_the_next(tmp
     again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
     assert second.stop() == 0
     assert processes_on(data_dir) == ""
+
+
+def test_a_background_redrive_cut_off_by_a_killed_stack_does_not_block_the_next_one(
+    tmp_path,
+) -> None:
+    """A background redrive runs on a thread of the stack: killed (kill -9, a crash) mid-task,
+    the task's row still says `running`. The next start on the same data directory knows no
+    thread runs it any more: the task ends `failed` saying why, and a redrive of its DLQ is
+    answered at once instead of a 409 for the next 15 minutes."""
+    import psycopg
+    from pgserver.utils import PostmasterInfo
+
+    data_dir = tmp_path / "data"
+    first = start_stack(data_dir)
+    info = PostmasterInfo.read_from_pgdata(data_dir / "pgdata")
+    assert info is not None, "the stack's Postgres is running"
+    # The row a task whose chunk is at work leaves behind (a real one ends in moments here).
+    with psycopg.connect(info.get_uri(database="taskmill"), autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO redrive_tasks (id, priority, criteria, status) "
+            "VALUES (gen_random_uuid(), 'low', '{}', 'running') RETURNING id"
+        ).fetchone()
+    assert row is not None
+    task_id = str(row[0])
+    before = Http(first.url)
+    before.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    status, body = before.call("POST", "/v1/dlq/low/redrive", {"limit": 10})
+    assert (status, body["error"]["details"]) == (409, {"task_id": task_id})
+    first.process.kill()
+    first.process.wait(timeout=30)
+
+    second = start_stack(data_dir)
+    try:
+        again = Http(second.url)
+        again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        status, task = again.call("GET", f"/v1/dlq/redrives/{task_id}")
+        assert (status, task["status"]) == (200, "failed")
+        assert "stopped" in task["error"]
+        status, peek = again.call("GET", "/v1/dlq/low")
+        assert (status, peek["redrive_task_id"], peek["complete"]) == (200, None, True)
+        status, body = again.call("POST", "/v1/dlq/low/redrive", {"limit": 10})
+        assert (status, body["redriven"]) == (200, [])
+    finally:
+        assert second.stop() == 0
+
+
+def test_a_failed_job_is_still_in_its_dlq_after_a_restart_and_can_be_redriven(tmp_path) -> None:
+    """The local SQS starts empty: without its message a failed job would vanish from the
+    Dead letters page and the queue's DLQ depth, and a redrive would not find it."""
+    data_dir = tmp_path / "data"
+    first = start_stack(data_dir)
+    http = Http(first.url)
+    http.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    status, job = http.call(
+        "POST",
+        "/v1/jobs",
+        {"type": "fail", "payload": {"message": "boom"}, "max_attempts": 1, "priority": "low"},
+    )
+    assert status == 201, job
+    assert http.wait_for(job["id"], {"failed"}, timeout=60)["status"] == "failed"
+    status, peek = http.call("GET", "/v1/dlq/low")
+    assert [item["job_id"] for item in peek["items"]] == [job["id"]]
+    assert first.stop() == 0
+
+    second = start_stack(data_dir)
+    try:
+        again = Http(second.url)
+        again.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        status, peek = again.call("GET", "/v1/dlq/low")
+        assert status == 200, peek
+        assert [(i["job_id"], i["last_error"]) for i in peek["items"]] == [(job["id"], "boom")]
+        assert peek["failed_without_message"] == []
+        status, queues = again.call("GET", "/v1/queues")
+        assert {q["priority"]: q["dlq_depth"] for q in queues["items"]}["low"] == 1
+        status, result = again.call("POST", "/v1/dlq/low/redrive", {})
+        assert (status, result["redriven"]) == (200, [job["id"]])
+    finally:
+        assert second.stop() == 0

@@ -46,9 +46,19 @@ export function deadLettersPage(cleanups) {
     const hidden = peek.redrive_task_id
       ? h("p", { class: "note" }, "A background redrive is running: the messages it has passed over are hidden until it ends.")
       : null;
+    // Failed jobs whose message is gone (past the DLQ's retention, purged): no redrive here
+    // finds them, and with an empty queue nothing else would say they exist.
+    const missing = (peek.failed_without_message || []).length;
+    const unreachable = missing
+      ? h(
+          "p",
+          { class: "note" },
+          `${missing} failed job${missing === 1 ? " has" : "s have"} no message here (retry ${missing === 1 ? "it from its page" : "them from their pages"}).`,
+        )
+      : null;
     if (!letters.length) {
       const where = `the ${priority.control.value} queue`;
-      replace(list, hidden, h("p", { class: "empty" }, hidden ? `No other dead letters in ${where}.` : `No dead letters in ${where}.`));
+      replace(list, hidden, h("p", { class: "empty" }, hidden ? `No other dead letters in ${where}.` : `No dead letters in ${where}.`), unreachable);
       return;
     }
     const all = h("input", {
@@ -109,9 +119,7 @@ export function deadLettersPage(cleanups) {
           ),
         ),
       ),
-      peek.failed_without_message && peek.failed_without_message.length
-        ? h("p", { class: "note" }, `${peek.failed_without_message.length} failed jobs have no message here (retry them from their pages).`)
-        : null,
+      unreachable,
     );
   }
 

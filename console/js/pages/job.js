@@ -40,8 +40,13 @@ export function jobPage(cleanups, jobId) {
   let childCursor = null;
   const childList = h("div", { "aria-busy": "true" });
 
+  // The alert says why the last read failed, or why an action was refused; a read's error
+  // goes once a read succeeds again, an action's stays until the next action.
+  let readFailed = false;
+
   async function act(verb) {
     alert.show("");
+    readFailed = false;
     try {
       await api("POST", `/v1/jobs/${jobId}/${verb}`);
       announce(verb === "cancel" ? "Cancel requested." : "Job queued again.");
@@ -74,6 +79,10 @@ export function jobPage(cleanups, jobId) {
       ]);
       // "More children" answered meanwhile: this read has fewer children than are shown.
       if (pages !== childPages) return;
+      if (readFailed) {
+        readFailed = false;
+        alert.show("");
+      }
       job = current;
       shownEvents = events;
       children = kids;
@@ -86,6 +95,7 @@ export function jobPage(cleanups, jobId) {
       }
     } catch (error) {
       alert.show(error.status === 404 ? "This job does not exist, or it is not yours." : errorText(error));
+      readFailed = true;
       if (error.status === 404) stopped = true;
     }
   }
@@ -157,6 +167,7 @@ export function jobPage(cleanups, jobId) {
       } catch (error) {
         button.disabled = false;
         alert.show(errorText(error));
+        readFailed = true;
       }
     };
     replace(

@@ -1,4 +1,4 @@
-import { api } from "../api.js";
+import { api, query } from "../api.js";
 import { alertBox, announce, errorText, field, h, pageHeader, replace, table } from "../ui.js";
 
 // A key's characters are all safe in a URL path as they are; percent-encoding ":" would
@@ -23,6 +23,8 @@ function useText(detail) {
 export function limitsPage() {
   const alert = alertBox();
   const list = h("div", { "aria-busy": "true" });
+  const pager = h("div", { class: "pager" });
+  let cursors = [null];
   const key = field("Key", h("input", { type: "text", autocomplete: "off", maxlength: 128, placeholder: "customer:42" }), {
     required: true,
     help: "Letters, digits and : . _ - (owner:<user id> limits one user).",
@@ -53,7 +55,8 @@ export function limitsPage() {
 
   async function load() {
     try {
-      const page = await api("GET", "/v1/limits?limit=200");
+      list.setAttribute("aria-busy", "true");
+      const page = await api("GET", `/v1/limits${query({ limit: 50, cursor: cursors[cursors.length - 1] })}`);
       const items = page.items || [];
       // The list carries each limit's use; a row without it is asked for on its own.
       const details = await Promise.all(
@@ -81,8 +84,13 @@ export function limitsPage() {
             },
           ],
           rows,
-          { empty: "No limits set: no key constrains anything." },
+          { empty: cursors.length > 1 ? "No more limits." : "No limits set: no key constrains anything." },
         ),
+      );
+      replace(
+        pager,
+        h("button", { type: "button", class: "secondary", disabled: cursors.length < 2, onclick: () => { cursors.pop(); load(); } }, "Previous page"),
+        h("button", { type: "button", class: "secondary", disabled: !page.next_cursor, onclick: () => { cursors.push(page.next_cursor); load(); } }, "Next page"),
       );
       list.setAttribute("aria-busy", "false");
       alert.show("");
@@ -134,5 +142,5 @@ export function limitsPage() {
   );
 
   load();
-  return h("section", {}, pageHeader("Limits", h("button", { type: "button", class: "secondary", onclick: load }, "Refresh")), alert, list, form);
+  return h("section", {}, pageHeader("Limits", h("button", { type: "button", class: "secondary", onclick: load }, "Refresh")), alert, list, pager, form);
 }

@@ -1,4 +1,4 @@
-import { signIn } from "../api.js";
+import { signIn, takeSessionNotice } from "../api.js";
 import { alertBox, errorText, field, h } from "../ui.js";
 
 export function signInPage(onSignedIn) {
@@ -9,6 +9,7 @@ export function signInPage(onSignedIn) {
     { required: true },
   );
   const alert = alertBox();
+  alert.show(takeSessionNotice());
   const button = h("button", { type: "submit" }, "Sign in");
   const form = h(
     "form",

@@ -1447,6 +1447,17 @@ RETURNING jobs.*""",
         )
         return len(rows)
 
+    def failed_page(self, *, after: UUID | None, limit: int) -> list[Job]:
+        """Failed jobs that had SQS messages, in id order from after `after` (all of them,
+        page by page: the local stack's DLQs, which start empty, are filled again)."""
+        return _jobs(
+            self._db.execute(
+                "SELECT * FROM jobs WHERE status = 'failed' AND NOT external "
+                "AND (%(after)s::uuid IS NULL OR id > %(after)s) ORDER BY id LIMIT %(limit)s",
+                {"after": after, "limit": limit},
+            )
+        )
+
     def failed_jobs(self, *, priority: str, limit: int) -> list[Job]:
         """Failed jobs of one priority that had SQS messages (for DLQ reconciliation)."""
         return _jobs(

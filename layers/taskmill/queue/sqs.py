@@ -179,6 +179,31 @@ class JobQueue:
                 MessageAttributes=message_attributes(job, extra),
             )
 
+    def dead_letter_many(self, jobs: Sequence[Job], reason: str) -> None:
+        """Put failed jobs' messages in their DLQs, in batches, each with its last error.
+        The API of SQS accepts a batch whole or entry by entry: a refused entry is one
+        `QueueUnavailable`, like a refused call."""
+        by_queue: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_queue[self.dlq_url(job.priority)].append(job)
+        for url, failed in by_queue.items():
+            for start in range(0, len(failed), SQS_BATCH_LIMIT):
+                entries = [
+                    {
+                        "Id": str(index),
+                        "MessageBody": message_body(job.id),
+                        "MessageAttributes": message_attributes(
+                            job,
+                            {"failure_reason": reason, "last_error": job.last_error or ""},
+                        ),
+                    }
+                    for index, job in enumerate(failed[start : start + SQS_BATCH_LIMIT])
+                ]
+                with _translated("dead-lettering failed jobs"):
+                    response = self._sqs().send_message_batch(QueueUrl=url, Entries=entries)
+                if response.get("Failed"):
+                    raise QueueUnavailable("SQS refused to dead-letter some failed jobs")
+
     def dead_letter_raw(self, priority: Priority, body: str, reason: str) -> None:
         """Put a message that is not a job message in the DLQ as it came, with the reason."""
         with _translated("dead-lettering a malformed message"):

@@ -34,6 +34,9 @@ ABANDONED = (
     "stopped without finishing: no progress for 15 minutes (its function timed out, crashed "
     "or never started); ask for a new redrive"
 )
+STOPPED_WITH_STACK = (
+    "stopped without finishing: the local stack that ran it stopped; ask for a new redrive"
+)
 
 
 # A task of `%(priority)s` that may still hide messages: pending or running, with progress
@@ -168,6 +171,21 @@ SELECT (SELECT to_jsonb(c) FROM created c) AS task, (SELECT id FROM live) AS liv
             "WHERE status IN ('pending', 'running') "
             "AND updated_at < now() - make_interval(secs => %(hold)s) RETURNING id",
             {"error": ABANDONED, "hold": PASS_OVER_SECONDS},
+        )
+        return [row["id"] for row in rows]
+
+    def fail_left_by_stopped_stack(self) -> list[UUID]:
+        """Mark failed every `pending` or `running` task: for a local stack starting on its
+        own database, whose previous process (the only one that runs tasks there, on a
+        thread) is gone. Left live, such a task would refuse every redrive of its priority
+        with a 409 until `fail_abandoned` ends it, 15 minutes on. The messages it hid are
+        gone with the local SQS, which starts empty (an SQS of one's own shows them again
+        when their hold ends, as after any task that died)."""
+        rows = self._db.execute(
+            "UPDATE redrive_tasks SET status = 'failed', error = %s, "
+            "finished_at = now(), updated_at = now() "
+            "WHERE status IN ('pending', 'running') RETURNING id",
+            (STOPPED_WITH_STACK,),
         )
         return [row["id"] for row in rows]
 

@@ -3,12 +3,13 @@ an operator see and do. Screenshots of every page land in tests/e2e/console/scre
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from tests.e2e.conftest import (
     Http,
     RunningStack,
     live_redrive_task,
+    start_stack,
 )
 from tests.e2e.console.conftest import Console
 
@@ -170,6 +172,34 @@ def test_an_expired_access_token_is_refreshed_with_the_refresh_token(
         page.get_by_role("button", name="Apply filters").click()
     assert again.value.status == 200
     wait_until(lambda: stored_session(console)["access"] != "not.a.token")
+    assert page.get_by_role("alert").filter(has_text=re.compile(".+")).count() == 0
+
+
+def test_a_session_ended_elsewhere_says_so_on_the_sign_in_page(
+    console: Console, stack: RunningStack
+) -> None:
+    """The refresh token was revoked (signed out elsewhere, the account disabled): when the
+    access token runs out the console cannot go on, and the sign-in form it falls back to says
+    why instead of appearing as if nothing had happened."""
+    email, http = new_user(stack)
+    page = console.page
+    console.open("/jobs")
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    current = stored_session(console)
+    status, _ = http.call("POST", "/v1/auth/logout", {"refresh_token": current["refresh"]})
+    assert status in (200, 204)
+    console.expected_errors.append("status of 401")
+    put_session(console, {**current, "expiresAt": 0})
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    page.get_by_role("alert").filter(has_text="Your session has ended").wait_for()
+    assert raw_session(console) is None
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    # A sign out of one's own is no surprise: the form says nothing then.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
     assert page.get_by_role("alert").filter(has_text=re.compile(".+")).count() == 0
 
 
@@ -750,3 +780,117 @@ def test_move_around_with_the_keyboard_and_see_where_focus_is(
     page.get_by_role("heading", level=1, name="Audit").wait_for()
     # The new page's heading has the focus: the next Tab goes into the page, not the header.
     assert page.evaluate("document.activeElement.tagName") == "H1"
+
+
+def test_the_limits_page_pages_through_every_limit(console: Console, stack: RunningStack) -> None:
+    """Limits per customer key add up; the page showed the first page the API answered and
+    nothing to say there were more."""
+    operator = admin(stack)
+    keys = [f"zz-paging:{n:03d}" for n in range(210)]  # past the 200 the page asked for
+    try:
+        for key in keys:
+            status, body = operator.call("PUT", f"/v1/limits/{key}", {"concurrency": 3})
+            assert status == 200, body
+        page = console.page
+        console.open()
+        console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        console.nav("Limits")
+        main = page.locator("#main")
+        main.get_by_text(keys[0], exact=True).wait_for()
+        next_page = page.get_by_role("button", name="Next page")
+        seen = 0
+        while main.get_by_text(keys[-1], exact=True).count() == 0:
+            seen += 1
+            assert seen < 20, "no page shows the last limit"
+            assert next_page.count() == 1, "no Next page button"
+            assert next_page.is_enabled(), "the last page does not show the last limit"
+            next_page.click()
+            main.locator("[aria-busy=true]").wait_for(state="detached")
+        main.get_by_text(keys[-1], exact=True).wait_for()
+        page.get_by_role("button", name="Previous page").click()
+        main.get_by_text(keys[-1], exact=True).wait_for(state="detached")
+    finally:
+        for key in keys:
+            operator.call("DELETE", f"/v1/limits/{key}")
+
+
+@contextlib.contextmanager
+def database_down(stack: RunningStack) -> Iterator[None]:
+    """The stack's database refusing connections (as during a failover or a restart), its
+    open sessions ended: every API call needing it answers 503 until it is back."""
+    import psycopg
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(stack.data_dir / "pgdata")
+    assert info is not None, "the stack's Postgres is running"
+    with psycopg.connect(info.get_uri(database="postgres"), autocommit=True) as conn:
+        conn.execute("ALTER DATABASE taskmill ALLOW_CONNECTIONS false")
+        try:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'taskmill'"
+            )
+            yield
+        finally:
+            conn.execute("ALTER DATABASE taskmill ALLOW_CONNECTIONS true")
+
+
+def test_a_jobs_page_drops_its_error_once_the_api_answers_again(
+    console: Console, stack: RunningStack
+) -> None:
+    """A live page that met a 503 said so, and kept saying it after the API had recovered
+    and the page showed fresh data again."""
+    email, user = new_user(stack)
+    status, job = user.call(
+        "POST", "/v1/jobs", {"type": "noop", "delay_seconds": 3600, "name": "blip"}
+    )
+    assert status == 201, job
+    page = console.page
+    console.open(f"/jobs/{job['id']}")
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Job blip").wait_for()
+    console.expected_errors.append("status of 503")
+    unreachable = page.get_by_role("alert").filter(has_text="the database is unreachable")
+    with database_down(stack):
+        unreachable.wait_for()
+    unreachable.wait_for(state="hidden")
+    page.locator("dl.facts").get_by_text("scheduled", exact=True).wait_for()
+
+
+def test_an_empty_dead_letter_queue_still_names_failed_jobs_without_a_message(
+    browser: Any, tmp_path: Any
+) -> None:
+    """A failed job whose DLQ message is gone (past the DLQ's retention, purged, never sent
+    in an SQS outage) can no longer be redriven from the DLQ. With nothing else in the queue
+    the page said only "No dead letters", as if no job had failed."""
+    import boto3
+
+    own = start_stack(tmp_path / "data")
+    try:
+        operator = admin(own)
+        job = dead_letter(own, operator, "normal")
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=(own.data_dir / "sqs.endpoint").read_text().strip(),
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        sqs.purge_queue(
+            QueueUrl=sqs.get_queue_url(QueueName="taskmill-local-jobs-normal-dlq")["QueueUrl"]
+        )
+        peek = wait_until(lambda: operator.call("GET", "/v1/dlq/normal")[1])
+        assert (peek["items"], peek["failed_without_message"]) == ([], [job["id"]])
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            console = Console(context.new_page(), own.url)
+            console.page.set_default_timeout(20_000)
+            console.open()
+            console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+            console.nav("Dead letters")
+            main = console.page.locator("#main")
+            main.get_by_text("No dead letters in the normal queue.").wait_for()
+            main.get_by_text("1 failed job has no message here").wait_for()
+        finally:
+            context.close()
+    finally:
+        own.stop()
