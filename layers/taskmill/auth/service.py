@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from taskmill.audit import AuditLog
 from taskmill.auth.passwords import DEFAULT_PASSWORDS, Passwords
-from taskmill.auth.throttle import ThrottleLimits
+from taskmill.auth.throttle import Bucket, ThrottleLimits
 from taskmill.auth.tokens import (
     TokenConfig,
     hash_refresh_token,
@@ -91,18 +91,15 @@ class AuthService:
     def login(
         self, email: str, password: str, *, source_ip: str, correlation_id: str | None = None
     ) -> TokenPair:
-        buckets = self.limits.login(email, source_ip)
         # Checked before anything else: a throttled attempt costs no password hash, and
         # answers the same whether or not the account exists.
-        wait = self.throttle.attempt(buckets)
-        if wait is not None:
-            self.audit.record(
-                "auth.login_throttled",
-                actor_id=None,
-                detail={"email": email[:320], "source_ip": source_ip, "retry_after": wait},
-                correlation_id=correlation_id,
-            )
-            raise TooManyAttempts("too many failed sign-ins; retry later", retry_after=wait)
+        buckets = self._password_attempt(
+            email,
+            source_ip,
+            actor_id=None,
+            correlation_id=correlation_id,
+            refusal="too many failed sign-ins; retry later",
+        )
         user = self.users.find_by_email(email)
         # Unknown accounts cost the same hash as wrong passwords: no enumeration by timing.
         verified = self.passwords.verify(
@@ -130,6 +127,30 @@ class AuthService:
         self.throttle.refund(buckets)  # only failures fill the buckets
         return self._issue(user)
 
+    def _password_attempt(
+        self,
+        email: str,
+        source_ip: str,
+        *,
+        actor_id: UUID | None,
+        correlation_id: str | None,
+        refusal: str,
+    ) -> list[Bucket]:
+        """Count a password attempt against the sign-in throttle (its e-mail's and its
+        address's buckets) and return the buckets, to refund if the password is right; a
+        throttled attempt is audited and refused (429) before any hash is computed."""
+        buckets = self.limits.login(email, source_ip)
+        wait = self.throttle.attempt(buckets)
+        if wait is not None:
+            self.audit.record(
+                "auth.login_throttled",
+                actor_id=actor_id,
+                detail={"email": email[:320], "source_ip": source_ip, "retry_after": wait},
+                correlation_id=correlation_id,
+            )
+            raise TooManyAttempts(refusal, retry_after=wait)
+        return buckets
+
     def confirm_password(
         self,
         user: User,
@@ -143,16 +164,13 @@ class AuthService:
         account for good. Guesses fill the same buckets as failed logins."""
         if not password:
             raise InvalidInput("current_password is needed to change your own e-mail or password")
-        buckets = self.limits.login(user.email, source_ip)
-        wait = self.throttle.attempt(buckets)
-        if wait is not None:
-            self.audit.record(
-                "auth.login_throttled",
-                actor_id=user.id,
-                detail={"email": user.email, "source_ip": source_ip, "retry_after": wait},
-                correlation_id=correlation_id,
-            )
-            raise TooManyAttempts("too many wrong passwords; retry later", retry_after=wait)
+        buckets = self._password_attempt(
+            user.email,
+            source_ip,
+            actor_id=user.id,
+            correlation_id=correlation_id,
+            refusal="too many wrong passwords; retry later",
+        )
         if not self.passwords.verify(password, user.password_hash).ok:
             self.audit.record(
                 "auth.password_check_failed",
