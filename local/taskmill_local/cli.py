@@ -147,8 +147,7 @@ def checked_url(url: str) -> str:
     """The API's base URL, refused early when urllib would fail on it with a traceback. A
     trailing /v1 (the local stack's banner prints the API as http://127.0.0.1:8000/v1) is
     dropped: every path the CLI sends starts with /v1."""
-    base = url.rstrip("/")
-    base = base.removesuffix("/v1") if base.endswith("/v1") else base
+    base = url.rstrip("/").removesuffix("/v1")
     try:
         parts = urlsplit(base)
         port_ok = parts.port is None or parts.port > 0
@@ -643,7 +642,7 @@ def limit_path(key: str) -> str:
 
 def cmd_limits(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
-        query = urlencode(without_none({"limit": args.limit, "cursor": args.cursor}))
+        query = page_query(args)
         answer = client.call("GET", f"/v1/limits?{query}")
         if args.json:
             print_json(answer)
@@ -744,6 +743,12 @@ def plural(n: int, word: str) -> str:
 
 def without_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def page_query(args: argparse.Namespace) -> str:
+    """A list's page options (`add_paging`) as its query string; the API's defaults apply
+    to what is not given."""
+    return urlencode(without_none({"limit": args.limit, "cursor": args.cursor}))
 
 
 CREATE_TRIES = 3
@@ -1024,7 +1029,7 @@ USER_COLUMNS = ["id", "email", "role", "disabled"]
 
 def cmd_users(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
-        query = urlencode(without_none({"limit": args.limit, "cursor": args.cursor}))
+        query = page_query(args)
         show(args, client.call("GET", f"/v1/users?{query}"), USER_COLUMNS)
     elif args.action == "create":
         password = args.password or ask_password("password for the new account: ")
@@ -1054,7 +1059,7 @@ SCHEDULE_COLUMNS = [
 
 def cmd_schedules(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
-        query = urlencode(without_none({"limit": args.limit, "cursor": args.cursor}))
+        query = page_query(args)
         show(args, client.call("GET", f"/v1/schedules?{query}"), SCHEDULE_COLUMNS)
     elif args.action == "create":
         body = {
@@ -1217,6 +1222,10 @@ def parser() -> argparse.ArgumentParser:
             epilog=EXIT_CODES,
             formatter_class=Formatter,
         )
+
+    def add_paging(listing: Any, noun: str) -> None:
+        listing.add_argument("--limit", type=int, help=f"{noun} per page (default 50)")
+        listing.add_argument("--cursor", help="the next page, from a previous answer")
 
     def group(sub: Any, name: str, summary: str) -> Any:
         return add(sub, name, summary).add_subparsers(
@@ -1400,8 +1409,7 @@ def parser() -> argparse.ArgumentParser:
 
     users_parser = group(sub, "users", "accounts and roles (admin)")
     users_list = add(users_parser, "list", "list accounts")
-    users_list.add_argument("--limit", type=int, help="accounts per page (default 50)")
-    users_list.add_argument("--cursor", help="the next page, from a previous answer")
+    add_paging(users_list, "accounts")
     user_create = add(users_parser, "create", "create an account")
     user_create.add_argument("email", help="the new account's email")
     user_create.add_argument("--password", help="its password (default: asked for)")
@@ -1415,8 +1423,7 @@ def parser() -> argparse.ArgumentParser:
         sub, "limits", "concurrency and rate limits per limit key, and their use (admin)"
     )
     limits_list = add(limits_parser, "list", "list limits with their use")
-    limits_list.add_argument("--limit", type=int, help="limits per page (default 50)")
-    limits_list.add_argument("--cursor", help="the next page, from a previous answer")
+    add_paging(limits_list, "limits")
     add(limits_parser, "get", "a limit and its use now").add_argument(
         "key", help="limit key, e.g. customer:42 or owner:<user id>"
     )
@@ -1448,8 +1455,7 @@ def parser() -> argparse.ArgumentParser:
 
     schedules_parser = group(sub, "schedules", "recurring jobs")
     schedules_list = add(schedules_parser, "list", "list schedules")
-    schedules_list.add_argument("--limit", type=int, help="schedules per page (default 50)")
-    schedules_list.add_argument("--cursor", help="the next page, from a previous answer")
+    add_paging(schedules_list, "schedules")
     schedule_create = add(schedules_parser, "create", "create a schedule")
     schedule_create.add_argument("name", help="a name for it")
     schedule_create.add_argument(

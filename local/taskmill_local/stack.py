@@ -168,7 +168,9 @@ class LocalStack:
         from taskmill.db import Database
         from taskmill.db.migrate import migrate
         from taskmill.jobs.store import JobStore
+        from taskmill.queue.sqs import JobQueue
         from taskmill.recovery.redrive_tasks import RedriveTaskStore
+        from taskmill.settings import QueueSettings, load_settings
 
         migrate(database_url)
         self._step()
@@ -179,13 +181,14 @@ class LocalStack:
         try:
             ensure_first_admin(db, config.admin_email, self.admin_password)
             store = JobStore(db)
+            queue = JobQueue(load_settings(QueueSettings))
             if not config.aws_endpoint_url:
                 # Our SQS starts empty every time: whatever was queued before the restart has
                 # lost its message. Sent again below, before the pollers start.
                 store.mark_queued_to_send()
                 # And every failed job has lost its DLQ message, without which it would be
                 # on no Dead letters page and no redrive would find it.
-                self._dead_letter_failed(store)
+                self._dead_letter_failed(store, queue)
             if not config.database_url:
                 # Our own Postgres, and the data directory's lock says no other stack uses
                 # it: the jobs left running were run by the previous process, gone with
@@ -193,7 +196,7 @@ class LocalStack:
                 store.end_leases_of_own_workers()
                 # Likewise its background redrives, which ran on its threads.
                 RedriveTaskStore(db).fail_left_by_stopped_stack()
-            self._send_marked(store)
+            self._send_marked(store, queue)
         finally:
             db.close()
         self._step()
@@ -215,15 +218,12 @@ class LocalStack:
                 raise PreflightError(str(exc)) from None
 
     @staticmethod
-    def _send_marked(store: Any, batch: int = 500) -> None:
+    def _send_marked(store: Any, queue: Any, batch: int = 500) -> None:
         """Send every queued job marked "to be sent" now, not after the sweep's grace
         period: at start nothing else is sending them. What SQS refuses stays marked for
         the sweep."""
         from taskmill.lifecycle.sending import send_pending
-        from taskmill.queue.sqs import JobQueue
-        from taskmill.settings import QueueSettings, load_settings
 
-        queue = JobQueue(load_settings(QueueSettings))
         while True:
             jobs = store.pending_sends(older_than_seconds=0, limit=batch)
             sent = send_pending(store, queue, jobs)
@@ -231,12 +231,8 @@ class LocalStack:
                 return
 
     @staticmethod
-    def _dead_letter_failed(store: Any, batch: int = 500) -> None:
+    def _dead_letter_failed(store: Any, queue: Any, batch: int = 500) -> None:
         """Put every failed job's message back in its DLQ, as the last attempt left it."""
-        from taskmill.queue.sqs import JobQueue
-        from taskmill.settings import QueueSettings, load_settings
-
-        queue = JobQueue(load_settings(QueueSettings))
         after = None
         while True:
             jobs = store.failed_page(after=after, limit=batch)

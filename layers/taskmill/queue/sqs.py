@@ -60,6 +60,12 @@ def _translated(action: str) -> Iterator[None]:
         raise QueueUnavailable(f"SQS did not answer ({action})") from exc
 
 
+def _dead_letter_attributes(job: Job, reason: str, error: str | None) -> dict[str, Any]:
+    """A dead letter's attributes: the job's, why it failed and its last error, if any (an
+    empty attribute is left out)."""
+    return message_attributes(job, {"failure_reason": reason, "last_error": error or ""})
+
+
 class JobQueue:
     """Routes job messages by priority. Holds the container's one SQS client, created on
     first use."""
@@ -169,14 +175,11 @@ class JobQueue:
 
     def dead_letter(self, job: Job, reason: str, *, error: str | None = None) -> None:
         """Put a failed job's message in its priority's DLQ, the reason as attributes."""
-        extra = {"failure_reason": reason}
-        if error:
-            extra["last_error"] = error
         with _translated("dead-lettering a job"):
             self._sqs().send_message(
                 QueueUrl=self.dlq_url(job.priority),
                 MessageBody=message_body(job.id),
-                MessageAttributes=message_attributes(job, extra),
+                MessageAttributes=_dead_letter_attributes(job, reason, error),
             )
 
     def dead_letter_many(self, jobs: Sequence[Job], reason: str) -> None:
@@ -192,10 +195,7 @@ class JobQueue:
                     {
                         "Id": str(index),
                         "MessageBody": message_body(job.id),
-                        "MessageAttributes": message_attributes(
-                            job,
-                            {"failure_reason": reason, "last_error": job.last_error or ""},
-                        ),
+                        "MessageAttributes": _dead_letter_attributes(job, reason, job.last_error),
                     }
                     for index, job in enumerate(failed[start : start + SQS_BATCH_LIMIT])
                 ]
