@@ -364,7 +364,10 @@ class Worker:
             payload = job_type.parse_payload(job.payload)
             result = job_type.function(attempt.context, payload)
             json.dumps(result)  # the result is stored as JSON: refuse what cannot be
-        except Exception as exc:  # noqa: BLE001 - a job body's error is the job's outcome
+        # BaseException too: a SystemExit, KeyboardInterrupt or GeneratorExit here is the
+        # body's own (signals reach the main thread only, never a pool thread). Left to the
+        # pool it would end no attempt, and the job would stay running until its lease expired.
+        except BaseException as exc:  # noqa: BLE001 - a job body's error is the job's outcome
             if attempt.outcome is None:
                 attempt.error = exc
                 attempt.outcome = Outcome.FAILED
