@@ -11,7 +11,6 @@ outcome of the platform.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from taskmill.queue.messages import JobMessage, MalformedMessage, parse_message
 from taskmill.queue.sqs import JobQueue
 from taskmill.topology import Priority
 from taskmill.worker.context import JobContext
+from taskmill.worker.results import check_result
 from taskmill.worker.services import PlatformServices
 
 ACTOR = "worker"
@@ -363,7 +363,7 @@ class Worker:
                 raise PermanentJobFailure(f"job type {job.type!r} is not run by this worker")
             payload = job_type.parse_payload(job.payload)
             result = job_type.function(attempt.context, payload)
-            json.dumps(result)  # the result is stored as JSON: refuse what cannot be
+            check_result(result)
         # BaseException too: a SystemExit, KeyboardInterrupt or GeneratorExit here is the
         # body's own (signals reach the main thread only, never a pool thread). Left to the
         # pool it would end no attempt, and the job would stay running until its lease expired.

@@ -3,6 +3,7 @@ clear outcome and leaves the rest of the batch, and the worker, unharmed."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +24,23 @@ def raising(error: BaseException) -> Callable[[Any, Any], Any]:
     return body
 
 
+def returning(result: Any) -> Callable[[Any, Any], Any]:
+    return lambda context, payload: result
+
+
 BASE_EXCEPTIONS = {
     "exits": (SystemExit(3), "SystemExit: 3"),
     "interrupts": (KeyboardInterrupt("stop"), "KeyboardInterrupt: stop"),
     "closes": (GeneratorExit("closed"), "GeneratorExit: closed"),
+}
+
+# JSON the encoder writes but Postgres's jsonb refuses, with what `last_error` must name.
+UNSTORABLE_RESULTS = {
+    "nan": ({"score": math.nan}, "NaN"),
+    "infinity": ([1.0, -math.inf], "Infinity"),
+    "nul": ({"text": "a\x00b"}, "NUL"),
+    "nul-key": ({"a\x00": 1}, "NUL"),
+    "surrogate": ({"text": "a\ud800b"}, "surrogate"),
 }
 
 
@@ -35,6 +49,10 @@ def registry() -> JobTypeRegistry:
     registry = build_registry(JobTypeSettings())
     for name, (error, _) in BASE_EXCEPTIONS.items():
         registry.register(name, max_attempts=1)(raising(error))
+    for name, (result, _) in UNSTORABLE_RESULTS.items():
+        registry.register(f"returns-{name}", max_attempts=1)(returning(result))
+    # Text that merely looks like a NUL escape is fine.
+    registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
     return registry
 
 
@@ -55,3 +73,28 @@ def test_a_body_raising_a_base_exception_fails_its_attempt(
     later = enqueue("noop")
     assert failures(deliver()) == []  # the worker still takes jobs
     assert store.get(later.id).status is JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("name", list(UNSTORABLE_RESULTS))
+def test_a_result_postgres_cannot_store_fails_only_its_own_job(
+    name: str, enqueue, deliver, store: JobStore
+) -> None:
+    # Such a result used to reach the batch's one success statement, which Postgres refused:
+    # the handler raised, and every job of the batch stayed running until its lease expired.
+    job = enqueue(f"returns-{name}")
+    sibling = enqueue("noop")
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("the result cannot be stored as JSON")
+    assert UNSTORABLE_RESULTS[name][1] in failed.last_error
+    assert store.get(sibling.id).status is JobStatus.SUCCEEDED
+
+
+def test_a_result_with_backslashes_is_stored_as_it_is(enqueue, deliver, store: JobStore) -> None:
+    job = enqueue("returns-backslash")
+    assert failures(deliver()) == []
+    done = store.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result == {"text": "\\u0000 \\\\u0000"}
