@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -25,29 +25,52 @@ CANCEL_POLL_SECONDS = 1.0
 
 
 class JobLogger:
-    """The logger a job body gets: every line carries the job id and correlation id."""
+    """The logger a job body gets: every line carries the job id and correlation id.
+
+    Called like the standard library's loggers: `%`-style arguments, `exc_info`,
+    `stack_info`, `stacklevel` and `extra` pass through to the platform's logger. The job's
+    own keys win over a body's `extra`, so a line always names the job it came from."""
 
     def __init__(self, logger: logging.Logger | Any, job: Job) -> None:
         self._logger = logger
         self._keys = log_keys(job)
 
-    def _log(self, level: str, message: str, extra: dict[str, Any] | None, **kwargs: Any) -> None:
-        getattr(self._logger, level)(message, extra={**self._keys, **(extra or {})}, **kwargs)
+    def _log(
+        self,
+        level: str,
+        message: object,
+        args: tuple[object, ...],
+        extra: Mapping[str, Any] | None,
+        options: dict[str, Any],
+    ) -> None:
+        getattr(self._logger, level)(
+            message, *args, extra={**(extra or {}), **self._keys}, **options
+        )
 
-    def debug(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("debug", message, extra)
+    def debug(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("debug", message, args, extra, options)
 
-    def info(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("info", message, extra)
+    def info(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("info", message, args, extra, options)
 
-    def warning(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("warning", message, extra)
+    def warning(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("warning", message, args, extra, options)
 
-    def error(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("error", message, extra)
+    def error(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("error", message, args, extra, options)
 
-    def exception(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("exception", message, extra)
+    def exception(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("exception", message, args, extra, options)
 
 
 class JobContext:

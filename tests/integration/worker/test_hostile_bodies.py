@@ -4,6 +4,7 @@ clear outcome and leaves the rest of the batch, and the worker, unharmed."""
 from __future__ import annotations
 
 import math
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,17 @@ def registry() -> JobTypeRegistry:
         registry.register(f"returns-{name}", max_attempts=1)(returning(result))
     # Text that merely looks like a NUL escape is fine.
     registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
+
+    @registry.register("logs", max_attempts=1)
+    def logs(context: Any, payload: Any) -> None:
+        # The logger as a user knows it from the standard library.
+        context.logger.info("resized %s to %d px", "a.png", 640)
+        try:
+            raise ValueError("disk full")
+        except ValueError:
+            context.logger.exception("could not save %s", "a.png")
+        context.logger.warning("slow", exc_info=False, extra={"job_id": "spoofed", "step": 2})
+
     return registry
 
 
@@ -98,3 +110,23 @@ def test_a_result_with_backslashes_is_stored_as_it_is(enqueue, deliver, store: J
     done = store.get(job.id)
     assert done.status is JobStatus.SUCCEEDED
     assert done.result == {"text": "\\u0000 \\\\u0000"}
+
+
+def test_a_body_logs_as_with_the_standard_logger(
+    enqueue, deliver, store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Arguments and exc_info used to raise TypeError in the body, failing the job.
+    job = enqueue("logs")
+    with caplog.at_level(logging.INFO, logger="taskmill.worker"):
+        assert failures(deliver()) == []
+    assert store.get(job.id).status is JobStatus.SUCCEEDED
+    lines = [r for r in caplog.records if getattr(r, "job_type", None) == "logs"]
+    assert [r.getMessage() for r in lines] == [
+        "resized a.png to 640 px",
+        "could not save a.png",
+        "slow",
+    ]
+    assert lines[1].exc_info is not None and "disk full" in str(lines[1].exc_info[1])
+    # Every line names its job, whatever the body passes as `extra`.
+    assert {getattr(r, "job_id", None) for r in lines} == {str(job.id)}
+    assert getattr(lines[2], "step", None) == 2
