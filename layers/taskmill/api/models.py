@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from taskmill.jobs.model import Job
+from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job
 from taskmill.jobs.options import STRICT_JSON, Instant, JobOptions, JsonUuid, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
 
@@ -251,7 +251,7 @@ class LeaseRequest(Strict):
 class ProgressRequest(Strict):
     lease_token: JsonUuid
     percent: int = Field(ge=0, le=100)
-    message: Annotated[str, StringConstraints(max_length=500)] | None = None
+    message: Annotated[str, StringConstraints(max_length=PROGRESS_MESSAGE_MAX)] | None = None
 
 
 class CompleteRequest(Strict):

@@ -4,6 +4,8 @@ the results of its dependencies and the child jobs it submits."""
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -12,16 +14,33 @@ from typing import Any
 from uuid import UUID
 
 from taskmill.errors import DependencyUnavailable
-from taskmill.jobs.model import Job, log_keys
+from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job, log_keys
 from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.worker.children import Children
 from taskmill.worker.services import PlatformServices
 
+# What Postgres cannot keep in `text`: NUL, and surrogates (no UTF-8 encoding of their own).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # How often `cancelled()` may ask Postgres; a body polling in a tight loop costs one query
 # per second, not one per call.
 CANCEL_POLL_SECONDS = 1.0
+
+
+def progress_report(percent: Any, message: Any) -> tuple[int, str | None]:
+    """A body's progress report as the row keeps it. The message is cut to the API's
+    `PROGRESS_MESSAGE_MAX` characters (it is in every poll of the job), and a character
+    Postgres cannot store (NUL, an unpaired surrogate) becomes U+FFFD: a progress report
+    is not worth failing the job over, but a report that is not one is the body's bug."""
+    number = percent if isinstance(percent, int | float) else math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"progress percent must be a finite number, not {percent!r}")
+    if message is not None and not isinstance(message, str):
+        raise ValueError(f"progress message must be text or None, not {type(message).__name__}")
+    if message is not None:
+        message = _UNSTORABLE.sub("\ufffd", message[:PROGRESS_MESSAGE_MAX])
+    return max(0, min(100, int(number))), message
 
 
 class JobLogger:
@@ -108,10 +127,13 @@ class JobContext:
         """The body starts now; `remaining_time()` counts down to `deadline`."""
         self._deadline = deadline
 
-    def progress(self, percent: int, message: str | None = None) -> None:
+    def progress(self, percent: float, message: str | None = None) -> None:
+        """Report how far the job is: `percent` is clamped to 0-100; `message` is kept as
+        `POST /v1/jobs/{id}/progress` keeps one (see `progress_report`). A percent that is
+        not a finite number or a message that is not text raise `ValueError` in the body."""
+        percent, message = progress_report(percent, message)
         if self._stop.is_set() or self.job.lease_token is None:
             return
-        percent = max(0, min(100, int(percent)))
         try:
             self._store.set_progress(self.job.id, self.job.lease_token, percent, message)
         except DependencyUnavailable:

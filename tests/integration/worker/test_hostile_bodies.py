@@ -3,8 +3,8 @@ clear outcome and leaves the rest of the batch, and the worker, unharmed."""
 
 from __future__ import annotations
 
-import math
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +45,21 @@ UNSTORABLE_RESULTS = {
 }
 
 
+# What `context.progress` used to do with these: psycopg's "cannot adapt type 'dict'",
+# int()'s "cannot convert float NaN to integer", bytes stored as their hex escape.
+JUNK_PROGRESS = {
+    "nan": ((math.nan,), "ValueError: progress percent must be a finite number, not nan"),
+    "infinity": ((math.inf, "x"), "ValueError: progress percent must be a finite number, not inf"),
+    "list": (([50],), "ValueError: progress percent must be a finite number, not [50]"),
+    "dict": ((50, {"step": 1}), "ValueError: progress message must be text or None, not dict"),
+    "bytes": ((50, b"bytes"), "ValueError: progress message must be text or None, not bytes"),
+}
+
+
+def reporting(report: tuple[Any, ...]) -> Callable[[Any, Any], Any]:
+    return lambda context, payload: context.progress(*report)
+
+
 @pytest.fixture
 def registry() -> JobTypeRegistry:
     registry = build_registry(JobTypeSettings())
@@ -54,6 +69,11 @@ def registry() -> JobTypeRegistry:
         registry.register(f"returns-{name}", max_attempts=1)(returning(result))
     # Text that merely looks like a NUL escape is fine.
     registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
+
+    for name, (report, _) in JUNK_PROGRESS.items():
+        registry.register(f"reports-{name}", max_attempts=1)(reporting(report))
+    registry.register("reports-long")(reporting((1e9, "x" * 10_000)))
+    registry.register("reports-unstorable")(reporting((-5, "half\x00way \ud800")))
 
     @registry.register("logs", max_attempts=1)
     def logs(context: Any, payload: Any) -> None:
@@ -126,7 +146,38 @@ def test_a_body_logs_as_with_the_standard_logger(
         "could not save a.png",
         "slow",
     ]
-    assert lines[1].exc_info is not None and "disk full" in str(lines[1].exc_info[1])
+    assert lines[1].exc_info is not None
+    assert "disk full" in str(lines[1].exc_info[1])
     # Every line names its job, whatever the body passes as `extra`.
     assert {getattr(r, "job_id", None) for r in lines} == {str(job.id)}
     assert getattr(lines[2], "step", None) == 2
+
+
+@pytest.mark.parametrize("name", list(JUNK_PROGRESS))
+def test_a_junk_progress_report_fails_the_attempt_saying_so(
+    name: str, enqueue, deliver, store: JobStore
+) -> None:
+    job = enqueue(f"reports-{name}")
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert (failed.status, failed.last_error, failed.progress_message) == (
+        JobStatus.FAILED,
+        JUNK_PROGRESS[name][1],
+        None,
+    )
+
+
+def test_a_progress_message_is_kept_as_the_api_keeps_one(enqueue, deliver, store: JobStore) -> None:
+    # As `POST /v1/jobs/{id}/progress` takes it: at most 500 characters (a 10 MB message
+    # went into the row and every poll of it), characters Postgres cannot store replaced
+    # (a NUL failed the body with "a value cannot be stored"); the percent clamped.
+    long, unstorable = enqueue("reports-long"), enqueue("reports-unstorable")
+    assert failures(deliver()) == []
+    assert (store.get(long.id).status, store.get(long.id).progress_message) == (
+        JobStatus.SUCCEEDED,
+        "x" * 500,
+    )
+    assert (store.get(unstorable.id).status, store.get(unstorable.id).progress_message) == (
+        JobStatus.SUCCEEDED,
+        "half\ufffdway \ufffd",
+    )
