@@ -141,8 +141,19 @@ class JobTypeRegistry:
         """Decorator registering a code job type: `@registry.register("resize", payload=M)`.
 
         `internal=True`: only the platform's own code submits it (see `submittable`)."""
+        if not isinstance(name, str):
+            # `@registry.register` without its call: the body would be taken for the name
+            # and, the decorator never running, nothing registered.
+            raise TypeError(
+                f'registry.register takes the type\'s name first: @registry.register("name", ...)'
+                f", not {name!r}"
+            )
 
         def decorate(function: JobFunction) -> JobFunction:
+            if not callable(function):
+                raise ValueError(
+                    f"job type {name!r}: its function must be callable, not {function!r}"
+                )
             self.add(
                 JobType(
                     name=name,
