@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
@@ -56,6 +57,14 @@ JUNK_PROGRESS = {
 }
 
 
+class Measure(BaseModel):
+    value: float
+
+
+class Mail(BaseModel):
+    sender: str = Field(alias="from")
+
+
 def reporting(report: tuple[Any, ...]) -> Callable[[Any, Any], Any]:
     return lambda context, payload: context.progress(*report)
 
@@ -74,6 +83,18 @@ def registry() -> JobTypeRegistry:
         registry.register(f"reports-{name}", max_attempts=1)(reporting(report))
     registry.register("reports-long")(reporting((1e9, "x" * 10_000)))
     registry.register("reports-unstorable")(reporting((-5, "half\x00way \ud800")))
+
+    @registry.register("measure", payload=Measure)
+    def measure(context: Any, payload: Measure) -> float:
+        return payload.value
+
+    @registry.register("mail", payload=Mail, max_attempts=1)
+    def mail(context: Any, payload: Mail) -> dict[str, str]:
+        return {"from": payload.sender}
+
+    @registry.register("submits-nan", max_attempts=1)
+    def submits_nan(context: Any, payload: Any) -> None:
+        context.submit("measure", {"value": math.nan})
 
     @registry.register("logs", max_attempts=1)
     def logs(context: Any, payload: Any) -> None:
@@ -181,3 +202,28 @@ def test_a_progress_message_is_kept_as_the_api_keeps_one(enqueue, deliver, store
         JobStatus.SUCCEEDED,
         "half\ufffdway \ufffd",
     )
+
+
+def test_a_child_payload_that_json_cannot_carry_is_refused_at_submit(
+    enqueue, deliver, store: JobStore, db
+) -> None:
+    # pydantic takes NaN for a float and writes it to JSON as null: the child used to be
+    # created with {"value": null}, which its own model refuses when it runs.
+    parent = enqueue("submits-nan")
+    assert failures(deliver()) == []
+    failed = store.get(parent.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("child job refused: payload for job type 'measure'")
+    assert "NaN" in failed.last_error
+    assert db.execute("SELECT id FROM jobs WHERE parent_id = %s", (parent.id,)) == []
+
+
+def test_a_payload_model_with_aliases_runs(enqueue, deliver, store: JobStore) -> None:
+    # The payload was stored by field name ({"sender": ...}), which the model, reading
+    # "from", refused on every attempt: such a type's jobs were accepted and never ran.
+    job = enqueue("mail", {"from": "ann@example.com"})
+    assert job.payload == {"from": "ann@example.com"}
+    assert failures(deliver()) == []
+    done = store.get(job.id)
+    assert (done.status, done.result) == (JobStatus.SUCCEEDED, {"from": "ann@example.com"})
