@@ -432,7 +432,42 @@ class JobStore:
         An `idempotency_key` already used by the owner returns that job, unless the stored
         request fingerprint differs (`IdempotencyMismatch`) or the key is older than
         `idempotency_ttl_seconds` (then it is forgotten and the job created anew).
+
+        A client's keyed batch is all or nothing: a mismatch found once the statement has
+        created the batch's new keys (a longer batch, or another batch racing for the key)
+        must take them back, so it runs in a transaction. Single creates and the platform's
+        own keyed submissions (no fingerprint) cannot mismatch after creating and keep to
+        single statements.
         """
+        if len(specs) > 1 and any(spec.request_hash for spec in specs):
+            with self._db.transaction():
+                return self._create_many(
+                    owner_id,
+                    specs,
+                    actor=actor,
+                    unfinished_limit=unfinished_limit,
+                    account=account,
+                    idempotency_ttl_seconds=idempotency_ttl_seconds,
+                )
+        return self._create_many(
+            owner_id,
+            specs,
+            actor=actor,
+            unfinished_limit=unfinished_limit,
+            account=account,
+            idempotency_ttl_seconds=idempotency_ttl_seconds,
+        )
+
+    def _create_many(
+        self,
+        owner_id: UUID,
+        specs: Sequence[NewJob],
+        *,
+        actor: str,
+        unfinished_limit: int | None,
+        account: AccountCheck | None,
+        idempotency_ttl_seconds: float | None,
+    ) -> list[CreateResult]:
         if not specs:
             return []
         ids = [spec.id or uuid4() for spec in specs]
@@ -607,7 +642,7 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
                 "AND idempotency_key = ANY (%s) AND created_at < now() - make_interval(secs => %s)",
                 (owner_id, [specs[i].idempotency_key for i in expired], idempotency_ttl_seconds),
             )
-            again = self.create_many(
+            again = self._create_many(
                 owner_id,
                 [specs[i] for i in expired],
                 actor=actor,
@@ -618,7 +653,6 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             for index, result in zip(expired, again, strict=True):
                 final[index] = result
         return [result for result in final if result is not None]
-        return final
 
     def create(
         self, owner_id: UUID, spec: NewJob, *, actor: str, unfinished_limit: int | None = None

@@ -57,7 +57,11 @@ def router(services: ApiServices) -> Router:
             raise NotFound("job not found")
         return job
 
-    def request_of(body: JobCreate, key: str | None) -> JobRequest:
+    def fingerprint(body: JobCreate | JobBatchCreate) -> str:
+        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def request_of(body: JobCreate, key: str | None, request_hash: str | None) -> JobRequest:
         services.registry.submittable(body.type)
         services.check_webhook_url(body.webhook_url)
         size = len(json.dumps(body.payload, separators=(",", ":")).encode())
@@ -65,16 +69,12 @@ def router(services: ApiServices) -> Router:
             raise PayloadTooLarge(
                 f"payload is {size} bytes; the limit is {services.settings.max_payload_bytes}"
             )
-        fingerprint = None
-        if key is not None:
-            canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
-            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
         return JobRequest(
             **body.model_dump(exclude={"payload"}),
             payload=body.payload,
             idempotency_key=key,
             correlation_id=request_id(r.current_event.raw_event),
-            request_hash=fingerprint,
+            request_hash=request_hash,
         )
 
     def count_created(jobs: list[Job]) -> None:
@@ -102,7 +102,7 @@ def router(services: ApiServices) -> Router:
             services.queue,
             services.registry,
             who.id,
-            [request_of(body, idempotency_key)],
+            [request_of(body, idempotency_key, fingerprint(body) if idempotency_key else None)],
             actor=f"user:{who.id}",  # replaced by the account's current role
             unfinished_limit=services.settings.max_unfinished_jobs,
             deadline=services.send_deadline(r.lambda_context),
@@ -133,8 +133,12 @@ def router(services: ApiServices) -> Router:
         who, account = creator()
         if len(body.jobs) > services.settings.max_batch:
             raise InvalidInput(f"at most {services.settings.max_batch} jobs per batch")
+        # Every job of a keyed batch carries the whole batch's fingerprint: the key stands
+        # for the request, so a longer, shorter or edited batch (or a single create keyed
+        # `<key>#0`) is a mismatch, not a partial repeat.
+        whole = fingerprint(body) if idempotency_key else None
         requests = [
-            request_of(job, f"{idempotency_key}#{index}" if idempotency_key else None)
+            request_of(job, f"{idempotency_key}#{index}" if idempotency_key else None, whole)
             for index, job in enumerate(body.jobs)
         ]
         results = submit(
