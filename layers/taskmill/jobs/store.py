@@ -281,6 +281,18 @@ WITH clock AS MATERIALIZED (
 )
 
 
+# Where a running job would go back to wait for another attempt (`queued`, or `scheduled`
+# for a long retry delay), one whose cancellation was asked for is `cancelled` instead: claims
+# skip such a job, so it would wait there for ever, unfinished. In SET, `cancel_requested` is
+# the row as locked, so a cancel committed just before counts.
+_AGAIN_STATUS: LiteralString = "(CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END)"
+# The same for a failed attempt, whose `%(status)s` is `failed` when no attempt is left (a
+# job that ran out of attempts failed, asked to cancel or not).
+_RETRY_STATUS: LiteralString = (
+    "(CASE WHEN cancel_requested AND %(status)s <> 'failed' THEN 'cancelled' ELSE %(status)s END)"
+)
+
+
 def _transition(update: LiteralString, *, picked: LiteralString | None = None) -> LiteralString:
     """Wrap an UPDATE ... RETURNING with its job events. `picked` is an optional
     `SELECT id ... FOR UPDATE SKIP LOCKED` the update joins as `picked`; it is materialised
@@ -985,16 +997,22 @@ RETURNING j.id""",
             status, pending = JobStatus.QUEUED, resend
         rows = _jobs(
             self._db.execute(
-                _transition("""
-    UPDATE jobs SET status = %(status)s, last_error = %(error)s, lease_until = NULL,
+                _transition(
+                    """
+    UPDATE jobs SET status = """
+                    + _RETRY_STATUS
+                    + """, last_error = %(error)s, lease_until = NULL,
            lease_token = NULL, updated_at = now(),
            run_at = now() + make_interval(secs => %(delay)s),
-           send_pending = %(pending)s AND NOT external,
+           send_pending = %(pending)s AND NOT external AND NOT cancel_requested,
            queued_at = CASE WHEN %(status)s = 'queued' THEN now() ELSE queued_at END,
-           finished_at = CASE WHEN %(status)s = 'failed' THEN now() END,
+           finished_at = CASE WHEN """
+                    + _RETRY_STATUS
+                    + """ IN ('failed', 'cancelled') THEN now() END,
            webhook_pending = %(status)s = 'failed' AND webhook_url IS NOT NULL
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
-    RETURNING jobs.*, 'running'::text AS from_status"""),
+    RETURNING jobs.*, 'running'::text AS from_status"""
+                ),
                 _params(
                     actor,
                     {"reason": decision.reason, "delay_seconds": round(decision.delay_seconds, 3)},
@@ -1015,12 +1033,17 @@ RETURNING j.id""",
         """Give a claimed job back without counting the attempt (the worker ran out of time
         before the job could finish, through no fault of the job)."""
         rows = self._db.execute(
-            _transition("""
-    UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL,
-           lease_token = NULL, updated_at = now(), queued_at = now(), send_pending = false,
-           external_ref = NULL
+            _transition(
+                """
+    UPDATE jobs SET status = """
+                + _AGAIN_STATUS
+                + """, attempts = greatest(attempts - 1, 0),
+           lease_until = NULL, lease_token = NULL, updated_at = now(), queued_at = now(),
+           send_pending = false, external_ref = NULL,
+           finished_at = CASE WHEN cancel_requested THEN now() END
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
-    RETURNING jobs.*, 'running'::text AS from_status"""),
+    RETURNING jobs.*, 'running'::text AS from_status"""
+            ),
             _params(actor, {"released": reason}, id=job_id, token=lease_token),
         )
         return Job.model_validate(rows[0]) if rows else None
@@ -1284,14 +1307,20 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         if job.lease_token is None:
             return None
         rows = self._db.execute(
-            _transition("""
-    UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0),
+            _transition(
+                """
+    UPDATE jobs SET status = """
+                + _AGAIN_STATUS
+                + """, attempts = greatest(attempts - 1, 0),
            lost_leases = lost_leases + 1, last_error = %(error)s, lease_until = NULL,
-           lease_token = NULL, external_ref = NULL, send_pending = NOT external,
+           lease_token = NULL, external_ref = NULL,
+           send_pending = NOT external AND NOT cancel_requested,
+           finished_at = CASE WHEN cancel_requested THEN now() END,
            run_at = now(), queued_at = now(), updated_at = now()
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
       AND lease_until < now() AND lost_leases < %(cap)s
-    RETURNING jobs.*, 'running'::text AS from_status"""),
+    RETURNING jobs.*, 'running'::text AS from_status"""
+            ),
             _params(
                 actor,
                 {"lease_lost": True},

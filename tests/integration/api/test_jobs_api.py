@@ -382,6 +382,24 @@ def test_job_types_list_schemas_and_defaults(as_user) -> None:
     assert types["noop"]["defaults"]["max_attempts"] == 1
 
 
+def test_an_external_job_cancelled_while_running_ends_cancelled_when_its_worker_fails_it(
+    as_user, as_worker
+) -> None:
+    job = as_user.post("/v1/jobs", {"type": "render", "max_attempts": 3}).body
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    token = claimed["lease_token"]
+    assert as_user.post(f"/v1/jobs/{job['id']}/cancel").body["status"] == "running"
+    beat = as_worker.post(f"/v1/jobs/{job['id']}/heartbeat", {"lease_token": token})
+    assert beat.body["cancel_requested"] is True
+    # The worker stops as asked and says so the only way it can: a (retryable) failure.
+    failed = as_worker.post(
+        f"/v1/jobs/{job['id']}/fail", {"lease_token": token, "error": "stopped on request"}
+    )
+    assert (failed.status, failed.body["status"]) == (200, "cancelled")
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "cancelled"
+    assert as_worker.post("/v1/workers/claim", {"types": ["render"]}).body == []
+
+
 def test_external_worker_flow(as_user, as_worker) -> None:
     job = as_user.post("/v1/jobs", {"type": "render", "payload": {"frame": 1}}).body
     assert as_user.post("/v1/workers/claim", {"limit": 1}).status == 403
