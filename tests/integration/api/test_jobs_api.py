@@ -400,6 +400,14 @@ def test_an_external_job_cancelled_while_running_ends_cancelled_when_its_worker_
     assert as_worker.post("/v1/workers/claim", {"types": ["render"]}).body == []
 
 
+def test_a_claim_for_no_types_is_refused_not_a_claim_for_every_type(as_user, as_worker) -> None:
+    job = as_user.post("/v1/jobs", {"type": "render"}).body
+    refused = as_worker.post("/v1/workers/claim", {"types": []})
+    assert (refused.status, refused.error_code) == (400, "invalid_input")
+    assert refused.body["error"]["details"][0]["loc"] == ["body", "types"]
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "queued"
+
+
 def test_external_worker_flow(as_user, as_worker) -> None:
     job = as_user.post("/v1/jobs", {"type": "render", "payload": {"frame": 1}}).body
     assert as_user.post("/v1/workers/claim", {"limit": 1}).status == 403
