@@ -164,6 +164,23 @@ def test_missed_window_runs_once(as_user, db, job_queue, services) -> None:
     assert datetime.now(UTC) < next_fire <= datetime.now(UTC) + timedelta(minutes=5)
 
 
+def test_a_schedule_fires_only_while_its_owner_may_create_jobs(
+    as_user, as_admin, db, job_queue, services
+) -> None:
+    # Disabled, or made a `worker` (which may not create jobs: 403 on POST /v1/jobs), the
+    # owner's schedules wait; allowed again, they run once for what they missed.
+    _due_schedule(as_user, db)
+    me = as_user.get("/v1/auth/me").body["id"]
+    assert as_admin.put(f"/v1/users/{me}/role", {"role": "worker"}).status == 200
+    assert fire(db, job_queue, services) == 0
+    assert as_admin.put(f"/v1/users/{me}/role", {"role": "user"}).status == 200
+    assert fire(db, job_queue, services) == 1
+    db.execute("UPDATE schedules SET next_fire_at = now() - interval '1 minute'")
+    assert as_admin.patch(f"/v1/users/{me}", {"disabled": True}).status == 200
+    assert fire(db, job_queue, services) == 0
+    assert JobStore(db).count_unfinished(UUID(me)) == 1
+
+
 def test_the_sweep_fires_schedules(as_user, db, job_queue, services, sqs) -> None:
     _due_schedule(as_user, db)
     sweeper = Sweeper(
