@@ -60,7 +60,8 @@ class ApiResponse:
     def error_code(self) -> str | None:
         return (
             self.body["error"]["code"]
-            if isinstance(self.body, dict) and "error" in self.body
+            # A schedule has an `error` field of its own (null unless the sweep disabled it).
+            if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict)
             else None
         )
 

@@ -71,6 +71,20 @@ def test_schedule_crud_and_validation(as_user, as_other, as_admin) -> None:
     assert as_user.get(f"/v1/schedules/{schedule['id']}").status == 404
 
 
+def test_a_schedule_template_keeps_to_the_payload_limit_of_a_job(as_user, services) -> None:
+    # Every run creates the template's job, so a payload POST /v1/jobs refuses (413) must not
+    # get in through a schedule.
+    limit = services.settings.max_payload_bytes
+    big = {
+        "type": "http.request",
+        "payload": {"url": "https://example.com/", "method": "POST", "body": "x" * limit},
+    }
+    assert as_user.post("/v1/jobs", big).status == 413
+    refused = as_user.post("/v1/schedules", {"name": "big", "cron": "@daily", "job": big})
+    assert (refused.status, refused.error_code) == (413, "payload_too_large")
+    assert as_user.get("/v1/schedules").body["items"] == []
+
+
 def test_schedules_are_listed_a_page_at_a_time(as_user, as_other, as_admin) -> None:
     """Newest first, `limit` per page and a cursor to the next: a list cut at a fixed size
     with no cursor hid every schedule past it (an admin sees everyone's)."""

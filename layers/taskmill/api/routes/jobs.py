@@ -27,7 +27,7 @@ from taskmill.api.models import (
 )
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
-from taskmill.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from taskmill.errors import Conflict, InvalidInput, NotFound
 from taskmill.flow.pauses import PauseKind
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import AccountCheck, JobFilter
@@ -64,11 +64,7 @@ def router(services: ApiServices) -> Router:
     def request_of(body: JobCreate, key: str | None, request_hash: str | None) -> JobRequest:
         services.registry.submittable(body.type)
         services.check_webhook_url(body.webhook_url)
-        size = len(json.dumps(body.payload, separators=(",", ":")).encode())
-        if size > services.settings.max_payload_bytes:
-            raise PayloadTooLarge(
-                f"payload is {size} bytes; the limit is {services.settings.max_payload_bytes}"
-            )
+        services.check_payload_size(body.payload)
         return JobRequest(
             **body.model_dump(exclude={"payload"}),
             payload=body.payload,

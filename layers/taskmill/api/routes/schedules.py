@@ -119,6 +119,7 @@ def router(services: ApiServices) -> Router:
         cron = CronExpression.parse(body.cron, body.timezone)
         services.registry.submittable(body.job.type)
         services.check_webhook_url(body.job.webhook_url)
+        services.check_payload_size(body.job.payload)
         template = body.job.model_dump(mode="json", exclude_none=True)
         resolve(JobRequest(**template), services.registry)  # refuse a template that cannot run
         schedule = ScheduleStore(services.db).create(
