@@ -66,3 +66,9 @@ def test_a_single_create_and_a_batch_never_share_a_key(as_user) -> None:
     )
     assert single.status == 201
     assert (batch.status, batch.error_code) == (409, "idempotency_mismatch")
+
+
+def test_an_empty_key_is_a_key_like_any_other(as_user) -> None:
+    assert _create(as_user, {"type": "noop", "name": "a"}, "").status == 201
+    other = _create(as_user, {"type": "noop", "name": "b"}, "")
+    assert (other.status, other.error_code) == (409, "idempotency_mismatch")

@@ -93,12 +93,13 @@ def router(services: ApiServices) -> Router:
     )
     def create_job(body: JobCreate, idempotency_key: IdempotencyKey = None) -> Response[JobOut]:
         who, account = creator()
+        request_hash = None if idempotency_key is None else fingerprint(body)
         [result] = submit(
             services.jobs,
             services.queue,
             services.registry,
             who.id,
-            [request_of(body, idempotency_key, fingerprint(body) if idempotency_key else None)],
+            [request_of(body, idempotency_key, request_hash)],
             actor=f"user:{who.id}",  # replaced by the account's current role
             unfinished_limit=services.settings.max_unfinished_jobs,
             deadline=services.send_deadline(r.lambda_context),
