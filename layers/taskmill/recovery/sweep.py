@@ -176,6 +176,8 @@ class Sweeper:
                 continue  # reported on meanwhile, or another sweep got it first
             if failure.job.status is JobStatus.FAILED:
                 report.recovered_failed += 1
+            elif failure.job.status is JobStatus.CANCELLED:
+                continue  # it was asked to cancel, so it ended instead of being retried
             else:
                 report.recovered_retried += 1
                 report.sent += int(failure.sent)

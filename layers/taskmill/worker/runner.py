@@ -453,7 +453,7 @@ class Worker:
             return
         if failure.job.status is JobStatus.FAILED:
             report.metrics.add("JobsFailed", job_type=attempt.job.type)
-        else:
+        elif failure.job.status is not JobStatus.CANCELLED:  # asked to cancel: not retried
             report.metrics.add("JobsRetried", job_type=attempt.job.type)
 
     def _measure(self, attempt: Attempt, outcome: Outcome | None, metrics: MetricBatch) -> None:
