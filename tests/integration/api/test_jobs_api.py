@@ -374,6 +374,29 @@ def test_a_dependency_named_twice_is_waited_for_not_taken_for_deleted(
     assert released["last_error"] is None
 
 
+LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
+
+
+def test_a_page_of_jobs_with_large_results_fits_in_one_lambda_response(as_user, db) -> None:
+    # Results as large as an external worker may report (its /complete body may be 1 MiB),
+    # of characters JSON escapes: one page of 50 would be ~24 MB once in Lambda's envelope,
+    # and API Gateway would answer 5xx for that page at every request.
+    created = {as_user.post("/v1/jobs", {"type": "noop"}).body["id"] for _ in range(24)}
+    db.execute("UPDATE jobs SET result = jsonb_build_object('quotes', repeat('\"', 250000))")
+    seen: list[str] = []
+    query = "/v1/jobs?limit=50"
+    while True:
+        page = as_user.get(query)
+        assert page.status == 200
+        assert page.envelope_bytes < LAMBDA_RESPONSE_LIMIT
+        seen.extend(job["id"] for job in page.body["items"])
+        if page.body["next_cursor"] is None:
+            break
+        assert page.body["items"]
+        query = f"/v1/jobs?limit=50&cursor={page.body['next_cursor']}"
+    assert sorted(seen) == sorted(created)
+
+
 def test_job_types_list_schemas_and_defaults(as_user) -> None:
     types = {t["name"]: t for t in as_user.get("/v1/job-types").body}
     assert {"noop", "sleep", "fail", "http.request", "render"} <= set(types)

@@ -71,6 +71,28 @@ def test_schedule_crud_and_validation(as_user, as_other, as_admin) -> None:
     assert as_user.get(f"/v1/schedules/{schedule['id']}").status == 404
 
 
+def test_a_page_of_schedules_fits_in_one_lambda_response(as_user, db) -> None:
+    # Templates as large as a job's payload may be (256 KiB deployed), of characters JSON
+    # escapes: a page of 200 would be far over Lambda's 6 MB once in its envelope.
+    body = {"cron": "@daily", "job": {"type": "noop"}}
+    made = {as_user.post("/v1/schedules", {**body, "name": f"s{i}"}).body["id"] for i in range(20)}
+    db.execute(
+        "UPDATE schedules SET job_template = jsonb_build_object("
+        "'type', 'noop', 'payload', jsonb_build_object('q', repeat('\"', 250000)))"
+    )
+    seen: list[str] = []
+    query = "/v1/schedules?limit=200"
+    while True:
+        page = as_user.get(query)
+        assert page.status == 200
+        assert page.envelope_bytes < 6 * 1024 * 1024
+        seen.extend(s["id"] for s in page.body["items"])
+        if page.body["next_cursor"] is None:
+            break
+        query = f"/v1/schedules?limit=200&cursor={page.body['next_cursor']}"
+    assert sorted(seen) == sorted(made)
+
+
 def test_a_schedule_template_keeps_to_the_payload_limit_of_a_job(as_user, services) -> None:
     # Every run creates the template's job, so a payload POST /v1/jobs refuses (413) must not
     # get in through a schedule.

@@ -26,6 +26,7 @@ from taskmill.api.models import (
     PriorityName,
 )
 from taskmill.api.openapi import operation
+from taskmill.api.pages import fitting
 from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, InvalidInput, NotFound
 from taskmill.flow.pauses import PauseKind
@@ -33,6 +34,7 @@ from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import AccountCheck, JobFilter
 from taskmill.lifecycle.sending import send_pending
 from taskmill.lifecycle.submit import JobRequest, submit
+from taskmill.paging import encode_cursor
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 JOB_ROLES = ("user", "admin")
@@ -189,7 +191,10 @@ def router(services: ApiServices) -> Router:
             limit=limit,
             cursor=cursor,
         )
-        return JobList(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
+        items = fitting([JobOut.of(job) for job in page.items])
+        if len(items) == len(page.items):
+            return JobList(items=items, next_cursor=page.next_cursor)
+        return JobList(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id))
 
     @r.get("/v1/jobs/<job_id>", **operation("getJob", "Read a job", tag="jobs", errors=[404]))
     def get_job(job_id: UUID) -> JobOut:
