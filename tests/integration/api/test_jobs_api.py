@@ -431,6 +431,20 @@ def test_a_claim_for_no_types_is_refused_not_a_claim_for_every_type(as_user, as_
     assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "queued"
 
 
+def test_a_result_over_the_limit_is_refused_by_complete(as_user, as_worker, services) -> None:
+    from taskmill.jobs.model import MAX_RESULT_BYTES
+
+    services.settings = services.settings.model_copy(update={"max_body_bytes": 4 * 1024 * 1024})
+    job = as_user.post("/v1/jobs", {"type": "render"}).body
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    too_large = {"lease_token": claimed["lease_token"], "result": "x" * MAX_RESULT_BYTES}
+    refused = as_worker.post(f"/v1/jobs/{job['id']}/complete", too_large)
+    assert (refused.status, refused.error_code) == (413, "payload_too_large")
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "running"
+    fits = {"lease_token": claimed["lease_token"], "result": "x" * (MAX_RESULT_BYTES - 2)}
+    assert as_worker.post(f"/v1/jobs/{job['id']}/complete", fits).status == 200
+
+
 def test_external_worker_flow(as_user, as_worker) -> None:
     job = as_user.post("/v1/jobs", {"type": "render", "payload": {"frame": 1}}).body
     assert as_user.post("/v1/workers/claim", {"limit": 1}).status == 403

@@ -290,6 +290,24 @@ def test_a_completion_webhook_carries_a_result_larger_than_an_http_request_body(
     assert store.get(hook.id).status is JobStatus.SUCCEEDED
 
 
+def test_a_result_too_large_to_read_back_fails_the_job_for_good(
+    enqueue, deliver, store, registry
+) -> None:
+    # Stored, a 7 MB result would make the job unreadable: GET /v1/jobs/{id} answers it in one
+    # Lambda response, which holds at most 6 MB.
+    from taskmill.jobs.model import MAX_RESULT_BYTES
+
+    @registry.register("huge.result", max_attempts=3)
+    def huge(context: Any, payload: Any) -> dict[str, str]:
+        return {"blob": "x" * 7_000_000}
+
+    job = enqueue("huge.result")
+    deliver()
+    failed = store.get(job.id)
+    assert (failed.status, failed.attempts, failed.result) == (JobStatus.FAILED, 1, None)
+    assert f"the limit is {MAX_RESULT_BYTES}" in str(failed.last_error)
+
+
 def test_failed_job_also_gets_its_webhook(enqueue, deliver, store, http_receiver) -> None:
     url, received = http_receiver
     enqueue("fail", max_attempts=1, webhook_url=url)
