@@ -61,6 +61,8 @@ class SweepLimits:
     # merely waits gets one duplicate message per period, which its claim skips.
     requeue_after_seconds: float = 1800.0
     retention_days: float = 30.0
+    # Each owner's quota of unfinished jobs, which schedule runs count against like creates.
+    max_unfinished_jobs: int | None = None
 
 
 class Sweeper:
@@ -99,6 +101,7 @@ class Sweeper:
                 self.queue,
                 self.registry,
                 limit=batch,
+                unfinished_limit=self.limits.max_unfinished_jobs,
                 logger=self.logger,
             )
             report.schedule_runs = fired.created

@@ -217,6 +217,23 @@ def test_a_schedule_fires_only_while_its_owner_may_create_jobs(
     assert JobStore(db).count_unfinished(UUID(me)) == 1
 
 
+def test_a_schedule_run_counts_against_its_owners_quota(as_user, db, job_queue, services) -> None:
+    # Past the quota a create is 429; a schedule run is skipped (and logged) instead of
+    # piling up unfinished jobs the quota exists to bound.
+    schedule_id = _due_schedule(as_user, db)
+    as_user.post("/v1/jobs", {"type": "noop"})
+    sweeper = Sweeper(
+        JobStore(db),
+        job_queue,
+        services.registry,
+        SweepLimits(max_unfinished_jobs=1),
+        schedules=ScheduleStore(db),
+    )
+    assert sweeper.run()[0].schedule_runs == 0
+    assert len(JobStore(db).list_jobs(JobFilter()).items) == 1
+    assert ScheduleStore(db).get(UUID(schedule_id)).next_fire_at > datetime.now(UTC)
+
+
 def test_the_sweep_fires_schedules(as_user, db, job_queue, services, sqs) -> None:
     _due_schedule(as_user, db)
     sweeper = Sweeper(
