@@ -23,7 +23,7 @@ from uuid import UUID
 from taskmill.errors import DependencyUnavailable, QueueUnavailable
 from taskmill.flow.holds import hold_seconds
 from taskmill.flow.keys import key_family
-from taskmill.jobs.model import Finished, Job, JobStatus
+from taskmill.jobs.model import MAX_RESULT_BYTES, Finished, Job, JobStatus, result_bytes
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobs.store import LEASE_SLACK_SECONDS, Hold, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -363,7 +363,12 @@ class Worker:
                 raise PermanentJobFailure(f"job type {job.type!r} is not run by this worker")
             payload = job_type.parse_payload(job.payload)
             result = job_type.function(attempt.context, payload)
-            check_result(result)
+            check_result(result)  # stored as JSON: refuse what Postgres cannot keep
+            size = result_bytes(result)
+            if size > MAX_RESULT_BYTES:
+                raise PermanentJobFailure(
+                    f"the result is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES}"
+                )
         # BaseException too: a SystemExit, KeyboardInterrupt or GeneratorExit here is the
         # body's own (signals reach the main thread only, never a pool thread). Left to the
         # pool it would end no attempt, and the job would stay running until its lease expired.
@@ -456,7 +461,7 @@ class Worker:
             return
         if failure.job.status is JobStatus.FAILED:
             report.metrics.add("JobsFailed", job_type=attempt.job.type)
-        else:
+        elif failure.job.status is not JobStatus.CANCELLED:  # asked to cancel: not retried
             report.metrics.add("JobsRetried", job_type=attempt.job.type)
 
     def _measure(self, attempt: Attempt, outcome: Outcome | None, metrics: MetricBatch) -> None:
