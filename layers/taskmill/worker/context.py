@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -13,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from taskmill.db.text import storable_text
 from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job, log_keys
 from taskmill.jobs.retry import PermanentJobFailure
@@ -21,8 +21,6 @@ from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.worker.children import Children
 from taskmill.worker.services import PlatformServices
 
-# What Postgres cannot keep in `text`: NUL, and surrogates (no UTF-8 encoding of their own).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # How often `cancelled()` may ask Postgres; a body polling in a tight loop costs one query
 # per second, not one per call.
 CANCEL_POLL_SECONDS = 1.0
@@ -39,7 +37,7 @@ def progress_report(percent: Any, message: Any) -> tuple[int, str | None]:
     if message is not None and not isinstance(message, str):
         raise ValueError(f"progress message must be text or None, not {type(message).__name__}")
     if message is not None:
-        message = _UNSTORABLE.sub("\ufffd", message[:PROGRESS_MESSAGE_MAX])
+        message = storable_text(message[:PROGRESS_MESSAGE_MAX])
     return max(0, min(100, int(number))), message
 
 

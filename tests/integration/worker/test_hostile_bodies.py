@@ -3,6 +3,7 @@ clear outcome and leaves the rest of the batch, and the worker, unharmed."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -11,12 +12,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 from taskmill.jobs.model import JobStatus
+from taskmill.jobs.retry import JobFailure
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.settings import JobTypeSettings
 
-from tests.integration.worker.conftest import failures
+from tests.integration.worker.conftest import failures, queue_messages
 
 
 def raising(error: BaseException) -> Callable[[Any, Any], Any]:
@@ -34,6 +36,24 @@ BASE_EXCEPTIONS = {
     "exits": (SystemExit(3), "SystemExit: 3"),
     "interrupts": (KeyboardInterrupt("stop"), "KeyboardInterrupt: stop"),
     "closes": (GeneratorExit("closed"), "GeneratorExit: closed"),
+}
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message here")
+
+
+# Errors whose message Postgres cannot store, or that have none to read: the statement
+# recording the failure was refused (or never ran), the handler raised, and the job stayed
+# running until its lease expired; the rest of the batch's outcomes were lost with it.
+UNRECORDABLE_ERRORS = {
+    "nul": (JobFailure("bad\x00byte"), "bad\ufffdbyte"),
+    "surrogate": (ValueError("caf\udce9"), "ValueError: caf\ufffd"),
+    "unprintable": (
+        Unprintable(),
+        "Unprintable: (its message could not be read: RuntimeError: no message here)",
+    ),
 }
 
 # JSON the encoder writes but Postgres's jsonb refuses, with what `last_error` must name.
@@ -74,6 +94,8 @@ def registry() -> JobTypeRegistry:
     registry = build_registry(JobTypeSettings())
     for name, (error, _) in BASE_EXCEPTIONS.items():
         registry.register(name, max_attempts=1)(raising(error))
+    for name, (error, _) in UNRECORDABLE_ERRORS.items():
+        registry.register(f"raises-{name}", max_attempts=1)(raising(error))
     for name, (result, _) in UNSTORABLE_RESULTS.items():
         registry.register(f"returns-{name}", max_attempts=1)(returning(result))
     # Text that merely looks like a NUL escape is fine.
@@ -227,3 +249,17 @@ def test_a_payload_model_with_aliases_runs(enqueue, deliver, store: JobStore) ->
     assert failures(deliver()) == []
     done = store.get(job.id)
     assert (done.status, done.result) == (JobStatus.SUCCEEDED, {"from": "ann@example.com"})
+
+
+@pytest.mark.parametrize("name", list(UNRECORDABLE_ERRORS))
+def test_an_error_message_postgres_cannot_store_is_recorded_legibly(
+    name: str, enqueue, deliver, store: JobStore, sqs, job_queue
+) -> None:
+    job = enqueue(f"raises-{name}")
+    after = enqueue("raises-nul")  # a second failure, recorded after the first
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert (failed.status, failed.last_error) == (JobStatus.FAILED, UNRECORDABLE_ERRORS[name][1])
+    assert store.get(after.id).status is JobStatus.FAILED
+    dead = queue_messages(sqs, job_queue.dlq_url("normal"))
+    assert {json.loads(m["Body"])["job_id"] for m in dead} == {str(job.id), str(after.id)}
