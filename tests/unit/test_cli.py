@@ -239,7 +239,7 @@ def test_a_batch_of_more_than_100_goes_in_requests_with_derived_keys(
         ("10/1m", (10, 60.0)),
         ("100/h", (100, 3600.0)),
         ("5/s", (5, 1.0)),
-        ("3/0.5s", (3, 0.5)),
+        ("3/1.5s", (3, 1.5)),
     ],
 )
 def test_a_rate_is_n_per_period(text: str, rate: tuple[int, float]) -> None:
