@@ -331,10 +331,8 @@ def test_queues_and_types_list_without_an_action_and_pause_with_one(
     answers["/v1/job-types/http.request/resume"] = (200, {**resumed, "paused_at": None})
     assert main(["--json", "types", "resume", "http.request"]) == 0
     assert json.loads(capsys.readouterr().out)["paused"] is False
-    answers["/v1/job-types"] = (
-        200,
-        {"items": [{"name": "noop", "external": False, "paused": True}]},
-    )
+    # The API answers the types as a list, not a page.
+    answers["/v1/job-types"] = (200, [{"name": "noop", "external": False, "paused": True}])
     assert main(["types"]) == 0
     assert capsys.readouterr().out.splitlines()[0].split()[:3] == ["NAME", "EXTERNAL", "PAUSED"]
 
@@ -573,6 +571,35 @@ def test_another_apis_error_shape_is_one_line(capsys: pytest.CaptureFixture[str]
     with listener:
         assert main(["--url", url, "types"]) == 4
     assert capsys.readouterr().err == "taskmill: 404: Not Found\n"
+
+
+def ok(body: bytes) -> bytes:
+    return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "said"),
+    [
+        (["whoami"], b"[1, 2]", "a JSON list where Taskmill answers a JSON object"),
+        (["queues"], b'"hello"', "a JSON string where Taskmill answers a JSON object"),
+        (["stats"], b"null", "null where Taskmill answers a JSON object"),
+        (["types"], b'{"items": []}', "a JSON object where Taskmill answers a list of objects"),
+        (["types"], b"[1, 2]", "a JSON list where Taskmill answers a list of objects"),
+        (["whoami"], b'{"status": "ok"}', 'an object without "email"'),
+        (["queues", "pause", "low"], b"{}", 'an object without "paused"'),
+    ],
+)
+def test_another_apis_success_shape_is_one_line(
+    isolated: Path, capsys: pytest.CaptureFixture[str], command: list[str], body: bytes, said: str
+) -> None:
+    """Another service on the port answering 200 with JSON of its own made the CLI print a
+    traceback (a list indexed like an object, a field that is not there)."""
+    url, listener = one_shot_server(ok(body))
+    save_profile(isolated, url)
+    with listener:
+        assert main(["--url", url, *command]) == 5
+    err = capsys.readouterr().err
+    assert err == f"taskmill: {url} answered {said}: is it a Taskmill API?\n"
 
 
 def test_schedules_list_pages_like_the_other_lists(
