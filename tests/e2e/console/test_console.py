@@ -991,6 +991,28 @@ def test_a_queues_refresh_error_goes_when_a_refresh_answers_again(
     refused.wait_for(state="hidden")
 
 
+def test_the_jobs_page_says_why_its_type_filter_is_empty_until_the_types_arrive(
+    console: Console, stack: RunningStack
+) -> None:
+    """The job types failed to load: the error went with the next live refresh (3 s) and
+    the Type filter stayed at "Any" for good, with nothing to say why."""
+    email, user = new_user(stack)
+    page = console.page
+    refused = unavailable_once(console, "**/v1/job-types")
+    console.open()
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    said = page.get_by_role("alert").filter(has_text="The job types could not be read")
+    said.wait_for()
+    noop = page.get_by_label("Type").locator("option[value=noop]")
+    noop.wait_for(state="attached")
+    said.wait_for(state="hidden")
+    assert len(refused) == 1
+    names = [t["name"] for t in user.call("GET", "/v1/job-types")[1]]
+    options = page.get_by_label("Type").locator("option").all_inner_texts()
+    assert options == ["Any", *names]  # each once, though the page kept refreshing
+
+
 def test_older_audit_events_keep_the_filter_of_the_page_shown(
     console: Console, stack: RunningStack
 ) -> None:
