@@ -448,22 +448,28 @@ JOB_DETAILS = [
 WATCH_PATIENCE_SECONDS = 30.0
 
 
-def watch_job(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, Any]:
-    """Poll until the job finishes; a server that blinks (unreachable, 5xx) for less than
-    WATCH_PATIENCE_SECONDS does not end the watch."""
-    WATCHING[:] = [job_id]
+def patient_get(client: Client, args: argparse.Namespace, path: str) -> dict[str, Any]:
+    """GET `path` for something being followed (a job, a background redrive): a server that
+    blinks (unreachable, 502-504) for less than WATCH_PATIENCE_SECONDS is asked again every
+    --interval, since what is followed goes on meanwhile."""
     failing_since: float | None = None
     while True:
         try:
-            job: dict[str, Any] = client.call("GET", f"/v1/jobs/{job_id}")
-            failing_since = None
+            answer: dict[str, Any] = client.call("GET", path)
+            return answer
         except CliError as error:
             now = time.monotonic()
             failing_since = failing_since or now
             if not error.retryable or now - failing_since > WATCH_PATIENCE_SECONDS:
                 raise
             time.sleep(args.interval)
-            continue
+
+
+def watch_job(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, Any]:
+    """Poll until the job finishes (`patient_get`: a blink does not end the watch)."""
+    WATCHING[:] = [job_id]
+    while True:
+        job = patient_get(client, args, f"/v1/jobs/{job_id}")
         if not args.json:
             bar = "#" * (int(job["progress"]) // 5)
             message = job.get("progress_message") or ""
@@ -1045,7 +1051,7 @@ def follow_redrive(client: Client, args: argparse.Namespace, task: dict[str, Any
                 f"redrive {task['status']}: {task['redriven']} redriven, {task['orphans']} orphans"
             )
         time.sleep(args.interval)
-        task = client.call("GET", f"/v1/dlq/redrives/{task['id']}")
+        task = patient_get(client, args, f"/v1/dlq/redrives/{task['id']}")
     STATUS_LINE.close()
     if args.json:
         print_json(task)

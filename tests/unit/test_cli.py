@@ -98,7 +98,8 @@ def test_a_bad_port_is_a_usage_error(
 
 @pytest.fixture
 def api() -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
-    """A scripted API: `answers[path]` is (status, body); every request is recorded."""
+    """A scripted API: `answers[path]` is (status, body), or a list of them answered in turn
+    (the last one again once it is the only one left); every request is recorded."""
     seen: list[dict[str, Any]] = []
     answers: dict[str, Any] = {}
 
@@ -114,7 +115,10 @@ def api() -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
                     "body": json.loads(body) if body else None,
                 }
             )
-            status, reply = answers.get(self.path, (404, {"error": {"code": "not_found"}}))
+            scripted = answers.get(self.path, (404, {"error": {"code": "not_found"}}))
+            if isinstance(scripted, list):
+                scripted = scripted.pop(0) if len(scripted) > 1 else scripted[0]
+            status, reply = scripted
             data = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -600,6 +604,24 @@ def test_another_apis_success_shape_is_one_line(
         assert main(["--url", url, *command]) == 5
     err = capsys.readouterr().err
     assert err == f"taskmill: {url} answered {said}: is it a Taskmill API?\n"
+
+
+def test_a_followed_redrive_outlasts_a_server_that_blinks(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A background redrive's progress is polled like a watched job's: one 503 (or an
+    unreachable API) ended the command with exit 5 while the redrive went on."""
+    url, seen, answers = api
+    save_profile(isolated, url)
+    task = {"id": "t1", "status": "running", "redriven": 0, "orphans": 0, "purged": 0}
+    answers["/v1/dlq/low/redrive"] = (202, task)
+    unavailable = (503, {"error": {"code": "unavailable", "message": "try again"}})
+    done = {**task, "status": "done", "redriven": 3, "error": None}
+    answers["/v1/dlq/redrives/t1"] = [unavailable, unavailable, (200, done)]
+    assert main(["dlq", "redrive", "low", "--background", "--interval", "0.01"]) == 0
+    assert [s["path"] for s in seen].count("/v1/dlq/redrives/t1") == 3
+    shown = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["redriven:", "3"] in shown
 
 
 def test_schedules_list_pages_like_the_other_lists(
