@@ -272,7 +272,9 @@ class Client:
             raise CliError(f"{self.url} did not answer JSON: is it a Taskmill API?") from None
 
     def _parsed(self, text: bytes) -> Any:
-        return json.loads(text, object_hook=lambda pairs: Answer(pairs, self.url)) if text else None
+        if not text:
+            return None
+        return json.loads(text, object_hook=lambda fields: Answer(fields, self.url))
 
     def _shaped(self, answer: Any, shape: type[dict[str, Any]] | type[list[Any]] | None) -> Any:
         """`answer` if it has the shape the route answers (`dict`: an object, `list`: a list
