@@ -814,88 +814,6 @@ def test_the_limits_page_pages_through_every_limit(console: Console, stack: Runn
             operator.call("DELETE", f"/v1/limits/{key}")
 
 
-@contextlib.contextmanager
-def database_down(stack: RunningStack) -> Iterator[None]:
-    """The stack's database refusing connections (as during a failover or a restart), its
-    open sessions ended: every API call needing it answers 503 until it is back."""
-    import psycopg
-    from pgserver.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(stack.data_dir / "pgdata")
-    assert info is not None, "the stack's Postgres is running"
-    with psycopg.connect(info.get_uri(database="postgres"), autocommit=True) as conn:
-        conn.execute("ALTER DATABASE taskmill ALLOW_CONNECTIONS false")
-        try:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'taskmill'"
-            )
-            yield
-        finally:
-            conn.execute("ALTER DATABASE taskmill ALLOW_CONNECTIONS true")
-
-
-def test_a_jobs_page_drops_its_error_once_the_api_answers_again(
-    console: Console, stack: RunningStack
-) -> None:
-    """A live page that met a 503 said so, and kept saying it after the API had recovered
-    and the page showed fresh data again."""
-    email, user = new_user(stack)
-    status, job = user.call(
-        "POST", "/v1/jobs", {"type": "noop", "delay_seconds": 3600, "name": "blip"}
-    )
-    assert status == 201, job
-    page = console.page
-    console.open(f"/jobs/{job['id']}")
-    console.sign_in(email, PASSWORD)
-    page.get_by_role("heading", level=1, name="Job blip").wait_for()
-    console.expected_errors.append("status of 503")
-    unreachable = page.get_by_role("alert").filter(has_text="the database is unreachable")
-    with database_down(stack):
-        unreachable.wait_for()
-    unreachable.wait_for(state="hidden")
-    page.locator("dl.facts").get_by_text("scheduled", exact=True).wait_for()
-
-
-def test_an_empty_dead_letter_queue_still_names_failed_jobs_without_a_message(
-    browser: Any, tmp_path: Any
-) -> None:
-    """A failed job whose DLQ message is gone (past the DLQ's retention, purged, never sent
-    in an SQS outage) can no longer be redriven from the DLQ. With nothing else in the queue
-    the page said only "No dead letters", as if no job had failed."""
-    import boto3
-
-    own = start_stack(tmp_path / "data")
-    try:
-        operator = admin(own)
-        job = dead_letter(own, operator, "normal")
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=(own.data_dir / "sqs.endpoint").read_text().strip(),
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        sqs.purge_queue(
-            QueueUrl=sqs.get_queue_url(QueueName="taskmill-local-jobs-normal-dlq")["QueueUrl"]
-        )
-        peek = wait_until(lambda: operator.call("GET", "/v1/dlq/normal")[1])
-        assert (peek["items"], peek["failed_without_message"]) == ([], [job["id"]])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            console = Console(context.new_page(), own.url)
-            console.page.set_default_timeout(20_000)
-            console.open()
-            console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
-            console.nav("Dead letters")
-            main = console.page.locator("#main")
-            main.get_by_text("No dead letters in the normal queue.").wait_for()
-            main.get_by_text("1 failed job has no message here").wait_for()
-        finally:
-            context.close()
-    finally:
-        own.stop()
-
-
 def unavailable_once(console: Console, pattern: str, times: int = 1) -> list[str]:
     """The next `times` requests matching `pattern` answer 503 in the API's envelope, as a
     gateway or a database failover does for a moment; later ones reach the API. Returns the
@@ -1043,3 +961,87 @@ def test_older_audit_events_keep_the_filter_of_the_page_shown(
     finally:
         for key in keys:
             operator.call("DELETE", f"/v1/limits/{key}")
+
+
+@contextlib.contextmanager
+def database_down(stack: RunningStack) -> Iterator[None]:
+    """The stack's database refusing connections (as during a failover or a restart), its
+    open sessions ended: every API call needing it answers 503 until it is back. Each worker
+    poller finds its ended session only with its next batch, whose jobs then wait as after
+    a crashed invocation: tests that need jobs to run promptly come before the one using it."""
+    import psycopg
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(stack.data_dir / "pgdata")
+    assert info is not None, "the stack's Postgres is running"
+    with psycopg.connect(info.get_uri(database="postgres"), autocommit=True) as conn:
+        conn.execute("ALTER DATABASE taskmill ALLOW_CONNECTIONS false")
+        try:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'taskmill'"
+            )
+            yield
+        finally:
+            conn.execute("ALTER DATABASE taskmill ALLOW_CONNECTIONS true")
+
+
+def test_a_jobs_page_drops_its_error_once_the_api_answers_again(
+    console: Console, stack: RunningStack
+) -> None:
+    """A live page that met a 503 said so, and kept saying it after the API had recovered
+    and the page showed fresh data again."""
+    email, user = new_user(stack)
+    status, job = user.call(
+        "POST", "/v1/jobs", {"type": "noop", "delay_seconds": 3600, "name": "blip"}
+    )
+    assert status == 201, job
+    page = console.page
+    console.open(f"/jobs/{job['id']}")
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Job blip").wait_for()
+    console.expected_errors.append("status of 503")
+    unreachable = page.get_by_role("alert").filter(has_text="the database is unreachable")
+    with database_down(stack):
+        unreachable.wait_for()
+    unreachable.wait_for(state="hidden")
+    page.locator("dl.facts").get_by_text("scheduled", exact=True).wait_for()
+
+
+def test_an_empty_dead_letter_queue_still_names_failed_jobs_without_a_message(
+    browser: Any, tmp_path: Any
+) -> None:
+    """A failed job whose DLQ message is gone (past the DLQ's retention, purged, never sent
+    in an SQS outage) can no longer be redriven from the DLQ. With nothing else in the queue
+    the page said only "No dead letters", as if no job had failed."""
+    import boto3
+
+    own = start_stack(tmp_path / "data")
+    try:
+        operator = admin(own)
+        job = dead_letter(own, operator, "normal")
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=(own.data_dir / "sqs.endpoint").read_text().strip(),
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        sqs.purge_queue(
+            QueueUrl=sqs.get_queue_url(QueueName="taskmill-local-jobs-normal-dlq")["QueueUrl"]
+        )
+        peek = wait_until(lambda: operator.call("GET", "/v1/dlq/normal")[1])
+        assert (peek["items"], peek["failed_without_message"]) == ([], [job["id"]])
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            console = Console(context.new_page(), own.url)
+            console.page.set_default_timeout(20_000)
+            console.open()
+            console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+            console.nav("Dead letters")
+            main = console.page.locator("#main")
+            main.get_by_text("No dead letters in the normal queue.").wait_for()
+            main.get_by_text("1 failed job has no message here").wait_for()
+        finally:
+            context.close()
+    finally:
+        own.stop()
