@@ -123,6 +123,17 @@ FROM held h JOIN jobs j ON j.id = h.id
 _NOT_DUE = "j.run_at > now()"
 _SECONDS_TO_RUN_AT = "extract(epoch FROM j.run_at - now())::float8"
 
+# A job row `j` delivered from the queue of its priority (`%(queues)s`: the priority of
+# the queue each of `%(ids)s` came from, in the same order; NULL: no queue, an external
+# claim or a caller that does not say). `PATCH /v1/jobs/{id}` may change the priority after
+# the message was sent; it sends one on the new queue, and SQS cannot take back the old one,
+# which is then acknowledged as a duplicate. Checked in each claim's UPDATE too, against the
+# row it locks, so a change committed while the claim waited for that lock is seen.
+_ON_ITS_QUEUE = """(%(queues)s::text[] IS NULL
+       OR j.priority = (%(queues)s::text[])[array_position(%(ids)s::uuid[], j.id)])"""
+_ON_ITS_QUEUE_UPDATED = """(%(queues)s::text[] IS NULL
+       OR jobs.priority = (%(queues)s::text[])[array_position(%(ids)s::uuid[], jobs.id)])"""
+
 # The claim when no limit applies (the common case): one statement. Jobs of a paused
 # queue or type, or not due yet, are held back; jobs under a limit are left queued as
 # `unadmitted`, for the admission claim (`_ADMISSION_LOCKS` then `_ADMISSION_CLAIM`).
@@ -142,14 +153,18 @@ WITH cand AS MATERIALIZED (
     + """)) AS limited
     FROM jobs j
     WHERE j.id = ANY (%(ids)s) AND j.status = 'queued' AND NOT j.cancel_requested
-      AND NOT j.external
+      AND NOT j.external AND """
+    + _ON_ITS_QUEUE
+    + """
 ), changed AS (
     UPDATE jobs SET """
     + _CLAIM_SET
     + """
     FROM cand
     WHERE jobs.id = cand.id AND NOT cand.paused AND NOT cand.early AND NOT cand.limited
-      AND jobs.status = 'queued'
+      AND jobs.status = 'queued' AND """
+    + _ON_ITS_QUEUE_UPDATED
+    + """
     RETURNING jobs.*, 'queued'::text AS from_status
 ), held AS (
     SELECT id, CASE WHEN paused THEN 'paused' WHEN early THEN 'not_due'
@@ -201,7 +216,9 @@ WITH clock AS MATERIALIZED (
     + """ AS due_in
     FROM jobs j
     WHERE j.id = ANY (%(ids)s) AND j.status = 'queued' AND NOT j.cancel_requested
-      AND j.external = %(external)s
+      AND j.external = %(external)s AND """
+    + _ON_ITS_QUEUE
+    + """
 ), limited AS MATERIALIZED (
     SELECT c.id, k.key,
            coalesce(l.concurrency,
@@ -263,7 +280,9 @@ WITH clock AS MATERIALIZED (
           ORDER BY CASE c.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END,
                    c.created_at
           LIMIT %(max_claims)s) AS admitted
-    WHERE jobs.id = admitted.id AND jobs.status = 'queued'
+    WHERE jobs.id = admitted.id AND jobs.status = 'queued' AND """
+    + _ON_ITS_QUEUE_UPDATED
+    + """
     RETURNING jobs.*, 'queued'::text AS from_status
 ), taken AS (
     UPDATE limits l SET tokens = t.tokens_now - t.n,
@@ -734,11 +753,14 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
         owner_concurrency: int | None = None,
         expect_limits: bool = False,
         now: datetime | None = None,
+        queues: Sequence[str] | None = None,
     ) -> Claim:
         """Claim the `queued` jobs among `job_ids` that no pause or limit holds back.
 
         Jobs that are running, finished or cancelled (a duplicate or late delivery) are
-        neither claimed nor held. `owner_concurrency`: the environment's default limit for
+        neither claimed nor held. `queues`: the priority of the queue each id's message came
+        from; a job whose priority is no longer that one (changed after the message was
+        sent: a message on its new queue was sent too) is neither claimed nor held either. `owner_concurrency`: the environment's default limit for
         every `owner:` key. Without limits on the batch's keys this is one statement; with
         them, one transaction of two (`_ADMISSION_LOCKS`, `_ADMISSION_CLAIM`) sent in one
         round trip.
@@ -755,7 +777,10 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             now=now,
             external=False,
             max_claims=None,
+            queues=list(queues) if queues is not None else None,
         )
+        if queues is not None and len(params["queues"]) != len(params["ids"]):
+            raise ValueError("queues must name the queue of each job id")
         if not expect_limits and owner_concurrency is None:
             claimed, held = _claim_rows(self._db.execute(_FAST_CLAIM, params))
             unadmitted = [hold.job.id for hold in held if hold.reason == "unadmitted"]
@@ -822,6 +847,7 @@ FOR UPDATE SKIP LOCKED""",
                 now=now,
                 external=True,
                 max_claims=limit,
+                queues=None,
             )
             tx.execute(_ADMISSION_LOCKS, params)
             claimed, _held = _claim_rows(tx.execute(_ADMISSION_CLAIM, params))
