@@ -760,10 +760,10 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
         Jobs that are running, finished or cancelled (a duplicate or late delivery) are
         neither claimed nor held. `queues`: the priority of the queue each id's message came
         from; a job whose priority is no longer that one (changed after the message was
-        sent: a message on its new queue was sent too) is neither claimed nor held either. `owner_concurrency`: the environment's default limit for
-        every `owner:` key. Without limits on the batch's keys this is one statement; with
-        them, one transaction of two (`_ADMISSION_LOCKS`, `_ADMISSION_CLAIM`) sent in one
-        round trip.
+        sent: a message on its new queue was sent too) is neither claimed nor held either.
+        `owner_concurrency`: the environment's default limit for every `owner:` key.
+        Without limits on the batch's keys this is one statement; with them, one transaction
+        of two (`_ADMISSION_LOCKS`, `_ADMISSION_CLAIM`) sent in one round trip.
         `expect_limits` goes straight to the admission claim (the last batch had limits).
         `now` is the time the rate buckets are read at (tests); default the database's."""
         if not job_ids:
