@@ -63,10 +63,13 @@ def test_a_claim_waiting_on_a_priority_change_sees_the_new_priority(
                 )
             )
             thread.start()
-            while thread.is_alive() and not watch.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name = 'racing-claim' "
-                "AND wait_event_type = 'Lock'"
-            ).fetchall():
+            while (
+                thread.is_alive()
+                and not watch.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE application_name = 'racing-claim' "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchall()
+            ):
                 time.sleep(0.01)  # until the claim waits on the row
             patch.commit()
         thread.join()
