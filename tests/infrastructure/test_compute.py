@@ -204,7 +204,7 @@ def test_the_shipped_environments_load_strictly() -> None:
         assert config.idempotency_ttl_seconds <= config.retention_days * 86400
         assert config.api.throttle_burst_limit >= config.api.throttle_rate_limit
     broken = {"environments": {"staging": {"api": {"throttle_burst_limit": "40"}}}}
-    with pytest.raises(SystemExit, match="cdk.json environment 'staging' is invalid"):
+    with pytest.raises(SystemExit, match=r"cdk\.json environment 'staging' is invalid"):
         load_environment(broken, "staging")
 
 

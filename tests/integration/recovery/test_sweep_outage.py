@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from taskmill.db import Database
+from taskmill.errors import InvalidInput
 from taskmill.jobs.store import JobStore
 from taskmill.observability import Figure
 from taskmill.recovery.outage import SweepOutage
@@ -85,7 +86,7 @@ def test_a_bug_in_the_sweep_still_fails_the_run_with_its_traceback(
         return sweeper
 
     try:
-        with pytest.raises(Exception) as raised:
+        with pytest.raises(InvalidInput) as raised:
             recovery.sweep(broken, outage, Sink())
         assert raised.value.__traceback__ is not None
         assert outage.failed_runs == 0
