@@ -24,6 +24,7 @@ from taskmill.errors import (
     NotFound,
     QuotaExceeded,
 )
+from taskmill.flow.holds import PAUSE_HOLD_SECONDS
 from taskmill.jobs.model import Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.paging import decode_cursor, encode_cursor
@@ -134,6 +135,24 @@ _ON_ITS_QUEUE = """(%(queues)s::text[] IS NULL
 _ON_ITS_QUEUE_UPDATED = """(%(queues)s::text[] IS NULL
        OR jobs.priority = (%(queues)s::text[])[array_position(%(ids)s::uuid[], jobs.id)])"""
 
+# Paused jobs `cand` holds (`paused`) that get a new, delayed message: those whose held
+# message (if any) is due back by now or within half a hold. The others were delivered
+# another of their messages while that one is on its way back (a resume re-sent them, then
+# a pause came back): they are neither claimed nor held, so the worker acknowledges the
+# delivery as a duplicate and the job keeps one held message, not one more per cycle. No job
+# is left without a message so: `held_until` ahead means the held one is still in SQS's delay
+# (or, if the worker could not send it, the delivery it did not delete comes back after the
+# visibility timeout, past `held_until`, and is held again).
+_REHOLD = """
+, rehold AS (
+    UPDATE jobs SET held_until = now() + make_interval(secs => %(pause_hold)s)
+    FROM cand
+    WHERE jobs.id = cand.id AND cand.paused AND jobs.status = 'queued'
+      AND (jobs.held_until IS NULL
+           OR jobs.held_until < now() + make_interval(secs => %(pause_hold)s / 2))
+    RETURNING jobs.id
+)"""
+
 # The claim when no limit applies (the common case): one statement. Jobs of a paused
 # queue or type, or not due yet, are held back; jobs under a limit are left queued as
 # `unadmitted`, for the admission claim (`_ADMISSION_LOCKS` then `_ADMISSION_CLAIM`).
@@ -166,12 +185,16 @@ WITH cand AS MATERIALIZED (
     + _ON_ITS_QUEUE_UPDATED
     + """
     RETURNING jobs.*, 'queued'::text AS from_status
-), held AS (
+)"""
+    + _REHOLD
+    + """
+, held AS (
     SELECT id, CASE WHEN paused THEN 'paused' WHEN early THEN 'not_due'
                     ELSE 'unadmitted' END AS state,
            NULL::text AS key, CASE WHEN early AND NOT paused THEN due_in END AS ahead,
            NULL::float8 AS period
-    FROM cand WHERE paused OR early OR limited
+    FROM cand
+    WHERE (paused AND id IN (SELECT id FROM rehold)) OR (NOT paused AND (early OR limited))
 )"""
     + _EVENTS
     + _CLAIM_TAIL
@@ -253,10 +276,13 @@ WITH clock AS MATERIALIZED (
                lk.rate_period_seconds / lk.rate_limit AS period
         FROM limited lk LEFT JOIN running r ON r.key = lk.key
     ) x WHERE x.reason IS NOT NULL
-), held AS (
+)"""
+    + _REHOLD
+    + """
+, held AS (
     SELECT id, 'paused' AS state, NULL::text AS key, NULL::float8 AS ahead,
            NULL::float8 AS period
-    FROM cand WHERE paused
+    FROM cand WHERE paused AND id IN (SELECT id FROM rehold)
     UNION ALL
     SELECT id, 'not_due', NULL::text, due_in, NULL::float8
     FROM cand WHERE early AND NOT paused
@@ -778,6 +804,7 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             external=False,
             max_claims=None,
             queues=list(queues) if queues is not None else None,
+            pause_hold=PAUSE_HOLD_SECONDS,
         )
         if queues is not None and len(params["queues"]) != len(params["ids"]):
             raise ValueError("queues must name the queue of each job id")
@@ -848,6 +875,7 @@ FOR UPDATE SKIP LOCKED""",
                 external=True,
                 max_claims=limit,
                 queues=None,
+                pause_hold=PAUSE_HOLD_SECONDS,
             )
             tx.execute(_ADMISSION_LOCKS, params)
             claimed, _held = _claim_rows(tx.execute(_ADMISSION_CLAIM, params))
@@ -1507,14 +1535,17 @@ RETURNING jobs.*""",
     def mark_waiting_to_send(
         self, *, priority: str | None, job_type: str | None, limit: int
     ) -> list[Job]:
-        """Mark the oldest `limit` queued jobs of a priority or a type "to be sent" (a
-        resumed queue or type: their own messages are held back for a while)."""
+        """Mark the oldest `limit` queued jobs of a priority or a type "to be sent" whose
+        message a pause held back and is not due back yet (a resumed queue or type). The
+        others' messages are on the queue or due back already: re-sending them would only
+        add a duplicate. `held_until` stays: the held message is still on its way, so if a
+        pause comes back first, the claim drops the re-sent one rather than holding it."""
         return _jobs(
             self._db.execute(
                 """
 UPDATE jobs SET send_pending = true, updated_at = now()
 WHERE id IN (SELECT id FROM jobs
-             WHERE status = 'queued' AND NOT external
+             WHERE status = 'queued' AND NOT external AND held_until > now()
                AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
                AND (%(type)s::text IS NULL OR type = %(type)s::text)
              ORDER BY queued_at LIMIT %(limit)s)

@@ -92,7 +92,7 @@ def test_the_migration_fails_unloadable_jobs_and_the_sweep_recovers_the_rest(
             sweeper.run()
         assert store.get(healthy.id).send_pending
 
-        assert migrate(old_database) == [BEFORE]
+        assert migrate(old_database)[0] == BEFORE
 
         report, _ = sweeper.run()
         assert report.resent == 1
