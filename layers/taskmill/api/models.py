@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from taskmill.jobs.model import Job
-from taskmill.jobs.options import Instant, JobOptions, PriorityName, Tag
+from taskmill.jobs.options import STRICT_JSON, Instant, JobOptions, JsonUuid, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
 
 
@@ -50,7 +50,10 @@ HttpUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_htt
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, and no value of another JSON type coerced
+    (`options.STRICT_JSON`)."""
+
+    model_config = STRICT_JSON
 
 
 class Credentials(Strict):
@@ -242,22 +245,22 @@ class ClaimRequest(Strict):
 
 
 class LeaseRequest(Strict):
-    lease_token: UUID
+    lease_token: JsonUuid
 
 
 class ProgressRequest(Strict):
-    lease_token: UUID
+    lease_token: JsonUuid
     percent: int = Field(ge=0, le=100)
     message: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
 class CompleteRequest(Strict):
-    lease_token: UUID
+    lease_token: JsonUuid
     result: Any = None
 
 
 class FailRequest(Strict):
-    lease_token: UUID
+    lease_token: JsonUuid
     error: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
     retryable: bool = True
 

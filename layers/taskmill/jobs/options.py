@@ -25,11 +25,15 @@ def _representable(value: datetime) -> datetime:
         raise ValueError("must fall within the years 1 to 9999 in UTC") from None
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_representable)]
+# Request models validate strictly (`STRICT_JSON`): a JSON `true` is no count and `"10"` no
+# number. Instants and UUIDs are the exception, since JSON can only carry them as text.
+Instant = Annotated[AwareDatetime, Field(strict=False), AfterValidator(_representable)]
+JsonUuid = Annotated[UUID, Field(strict=False)]
+STRICT_JSON = ConfigDict(extra="forbid", strict=True)
 
 
 class JobOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_JSON
 
     priority: PriorityName | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
@@ -38,7 +42,7 @@ class JobOptions(BaseModel):
     backoff_max_seconds: float | None = Field(default=None, ge=0, le=7 * 86400)
     run_at: Instant | None = None
     delay_seconds: float | None = Field(default=None, ge=0, le=365 * 86400)
-    depends_on: list[UUID] = Field(default_factory=list, max_length=100)
+    depends_on: list[JsonUuid] = Field(default_factory=list, max_length=100)
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)

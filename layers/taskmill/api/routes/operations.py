@@ -8,13 +8,15 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from taskmill.api.caller import Caller, request_id
+from taskmill.api.models import Strict
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import JobStatus
+from taskmill.jobs.options import JsonUuid
 from taskmill.lifecycle.sending import send_pending
 from taskmill.recovery import dlq
 from taskmill.recovery.redrive_tasks import RedriveTask, RedriveTaskStore
@@ -23,9 +25,8 @@ from taskmill.topology import Priority
 SYNC_REDRIVE_LIMIT = 100
 
 
-class RedriveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    job_ids: list[UUID] | None = Field(default=None, max_length=1000)
+class RedriveRequest(Strict):
+    job_ids: list[JsonUuid] | None = Field(default=None, max_length=1000)
     type: str | None = Field(default=None, max_length=100)
     limit: int = Field(default=SYNC_REDRIVE_LIMIT, ge=1, le=100_000)
     dry_run: bool = False
@@ -34,8 +35,7 @@ class RedriveRequest(BaseModel):
     background: bool = False
 
 
-class RequeueRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RequeueRequest(Strict):
     status: Literal["queued", "failed"]
     older_than_seconds: int = Field(ge=0, le=30 * 86400)
     limit: int = Field(default=100, ge=1, le=1000)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from taskmill.api.caller import Caller
-from taskmill.api.models import JobCreate
+from taskmill.api.models import JobCreate, Strict
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import NotFound
@@ -22,7 +22,7 @@ from taskmill.schedules.cron import DEFAULT_TIMEZONE, CronExpression
 from taskmill.schedules.store import Schedule, ScheduleStore
 
 
-class ScheduleCreate(BaseModel):
+class ScheduleCreate(Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
