@@ -43,6 +43,7 @@ def container_sweeper() -> Sweeper:
                 send_grace_seconds=settings.send_grace_seconds,
                 requeue_after_seconds=settings.requeue_after_seconds,
                 retention_days=settings.retention_days,
+                max_unfinished_jobs=settings.max_unfinished_jobs,
             ),
             schedules=ScheduleStore(db),
             pauses=PauseStore(db),

@@ -53,6 +53,7 @@ class Recovery(Construct):
                 **environment,
                 "TASKMILL_RETENTION_DAYS": str(config.retention_days),
                 "TASKMILL_REQUEUE_AFTER_SECONDS": str(config.requeue_after_seconds),
+                "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
             },
             reserved_concurrency=OTHER_DATABASE_CONCURRENCY["recovery"],
             # Shorter than the interval, so one sweep ends before the next begins.

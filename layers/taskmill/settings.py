@@ -231,6 +231,8 @@ class RecoverySettings(DatabaseSettings, QueueSettings, JobTypeSettings, EventSo
     """The scheduled recovery sweep."""
 
     retention_days: float = Field(default=30, gt=0)
+    # Schedule runs count against each owner's quota, as the API's creates do.
+    max_unfinished_jobs: int = Field(default=1000, ge=1)
     sweep_batch_limit: int = Field(default=500, ge=1, le=10_000)
     send_grace_seconds: float = Field(default=30, ge=0)
     requeue_after_seconds: float = Field(default=1800, ge=0)

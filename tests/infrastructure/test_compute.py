@@ -256,9 +256,16 @@ def test_the_idempotency_window_reaches_the_api(dev: Synthesized) -> None:
     assert variables["TASKMILL_IDEMPOTENCY_TTL_SECONDS"] == str(dev.config.idempotency_ttl_seconds)
 
 
-def test_the_unfinished_jobs_quota_reaches_the_api_and_the_worker(prod: Synthesized) -> None:
-    # The worker creates the child jobs bodies submit, which count against the same quota.
-    for function in (prod.stack.taskmill.api.function, prod.stack.taskmill.workers.function):
+def test_the_unfinished_jobs_quota_reaches_the_api_the_worker_and_the_sweep(
+    prod: Synthesized,
+) -> None:
+    # The worker creates the child jobs bodies submit, and the sweep the runs of schedules:
+    # both count against the same quota.
+    for function in (
+        prod.stack.taskmill.api.function,
+        prod.stack.taskmill.workers.function,
+        prod.stack.taskmill.recovery.sweep_function,
+    ):
         variables = prod.resources[prod.logical_id(function)]["Properties"]["Environment"][
             "Variables"
         ]

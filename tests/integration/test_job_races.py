@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from taskmill.db import Database
-from taskmill.errors import DependencyFailed
+from taskmill.errors import DependencyFailed, IdempotencyMismatch
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobFilter, JobStore
@@ -188,3 +188,35 @@ def test_a_retry_racing_its_dependencys_failure_is_refused(db: Database, databas
     assert isinstance(refused, DependencyFailed)
     assert refused.details == {"dependencies": [{"id": str(dep.id), "status": "failed"}]}
     assert store.get(child.id).status is JobStatus.CANCELLED
+
+
+def test_two_keyed_batches_with_one_key_create_one_batch(db: Database, database_url: str) -> None:
+    # Two different batches under one Idempotency-Key (job i keyed `<key>#i`): one is
+    # created whole, the other is refused and leaves nothing behind, whichever comes first.
+    owner = make_user(db)
+    for round_no in range(10):
+        key = f"batch-{round_no}"
+        shapes = iter([(2, "first batch"), (3, "second batch")])
+
+        def batch(
+            database: Database, shapes: Any = shapes, key: str = key
+        ) -> Callable[[], list[Any] | None]:
+            size, request_hash = next(shapes)
+            store = JobStore(database)
+            specs = [
+                new_job(idempotency_key=f"{key}#{i}", request_hash=request_hash)
+                for i in range(size)
+            ]
+
+            def create() -> list[Any] | None:
+                try:
+                    return store.create_many(owner, specs, actor="t")
+                except IdempotencyMismatch:
+                    return None
+
+            return create
+
+        results = race(database_url, lambda create: create(), store=batch)
+        [winner] = [r for r in results if r is not None]
+        rows = db.execute("SELECT id FROM jobs WHERE idempotency_key LIKE %s", (f"{key}#%",))
+        assert {row["id"] for row in rows} == {r.job.id for r in winner}, round_no

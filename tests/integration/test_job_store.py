@@ -290,6 +290,41 @@ def test_cancel_running_asks_the_worker(store: JobStore, owner) -> None:
     assert stopped.status is JobStatus.CANCELLED
 
 
+@pytest.mark.parametrize("end", ["retry soon", "retry later", "lease lost", "released"])
+def test_a_job_asked_to_cancel_is_cancelled_where_it_would_run_again(
+    store: JobStore, owner, db: Database, end: str
+) -> None:
+    # Claims skip a job whose cancellation was asked for, so putting it back in the queue
+    # would leave it `queued` (or `scheduled`) for ever, counted as unfinished.
+    job = running(store, owner)
+    assert job.lease_token
+    store.cancel(job.id, actor="user:x")
+    if end == "retry soon":
+        store.fail(job.id, job.lease_token, "boom", RETRY_SOON, resend=True)
+    elif end == "retry later":
+        store.fail(job.id, job.lease_token, "boom", RETRY_LATER, resend=True)
+    elif end == "lease lost":
+        db.execute("UPDATE jobs SET lease_until = now() - interval '1 second'")
+        store.refund_lost_lease(store.get(job.id), "the lease expired", cap=3)
+    else:
+        store.release(job.id, job.lease_token, "the worker reached its deadline")
+    stopped = store.get(job.id)
+    assert stopped.status is JobStatus.CANCELLED
+    assert stopped.finished_at is not None
+    assert not stopped.send_pending
+    assert stopped.lease_token is None
+    assert statuses(store, job.id)[-1][:2] == ("running", "cancelled")
+    assert store.count_unfinished(owner) == 0
+
+
+def test_a_job_asked_to_cancel_that_fails_for_good_is_failed(store: JobStore, owner) -> None:
+    job = running(store, owner)
+    assert job.lease_token
+    store.cancel(job.id, actor="user:x")
+    store.fail(job.id, job.lease_token, "boom", GIVE_UP, resend=True)
+    assert store.get(job.id).status is JobStatus.FAILED
+
+
 def test_cancel_finished_job_does_nothing(store: JobStore, owner) -> None:
     job = running(store, owner)
     assert job.lease_token

@@ -55,12 +55,16 @@ class ApiResponse:
     status: int
     body: Any
     headers: dict[str, str]
+    # The whole answer as the function returns it (the proxy envelope, serialized): what
+    # Lambda's 6 MB limit on a synchronous response applies to.
+    envelope_bytes: int = 0
 
     @property
     def error_code(self) -> str | None:
         return (
             self.body["error"]["code"]
-            if isinstance(self.body, dict) and "error" in self.body
+            # A schedule has an `error` field of its own (null unless the sweep disabled it).
+            if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict)
             else None
         )
 
@@ -116,7 +120,7 @@ class ApiClient:
         headers = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():
             headers[name] = values[-1]
-        return ApiResponse(response["statusCode"], parsed, headers)
+        return ApiResponse(response["statusCode"], parsed, headers, len(json.dumps(response)))
 
     def get(self, path: str, **kw: Any) -> ApiResponse:
         return self.request("GET", path, **kw)

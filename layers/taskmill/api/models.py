@@ -240,7 +240,14 @@ class JobTypeOut(BaseModel):
 
 
 class ClaimRequest(Strict):
-    types: list[str] | None = Field(default=None, max_length=50)
+    # An empty list is refused rather than read as no filter: a worker configured with no
+    # types would otherwise hold the leases of jobs it cannot run.
+    types: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="The external types this worker runs; omit (or null) for every type.",
+    )
     limit: int = Field(default=1, ge=1, le=10)
 
 

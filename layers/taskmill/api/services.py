@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from taskmill.auth.tokens import TokenConfig
 from taskmill.aws import new_client
 from taskmill.db import Database
 from taskmill.db.credentials import database_from_settings
-from taskmill.errors import DependencyUnavailable, InvalidInput
+from taskmill.errors import DependencyUnavailable, InvalidInput, PayloadTooLarge
 from taskmill.event_sources import EventSources
 from taskmill.flow.limits import LimitStore
 from taskmill.flow.pauses import PauseStore
@@ -80,6 +81,15 @@ class ApiServices:
             self.users.session_account(identity.id, identity.session_id), *roles
         )
         return Caller(account.id, account.role, account.email, identity.session_id)
+
+    def check_payload_size(self, payload: Any) -> None:
+        """Refuse (413) a job payload over `max_payload_bytes`, as compact JSON: whatever
+        creates the job, a create, a batch or a schedule's template."""
+        size = len(json.dumps(payload, separators=(",", ":")).encode())
+        if size > self.settings.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes}"
+            )
 
     def check_webhook_url(self, url: str | None) -> None:
         """Refuse, at creation, a webhook_url the worker would refuse to call whatever DNS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -11,6 +12,16 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from taskmill.topology import Priority
+
+# The largest result a job keeps, as compact JSON: what an external worker's /complete can
+# carry (a 1 MiB request), and small enough that the job, payload included, still fits in
+# the one Lambda response (6 MB at most) that GET /v1/jobs/{id} answers it in.
+MAX_RESULT_BYTES = 1024 * 1024
+
+
+def result_bytes(result: Any) -> int:
+    """The size of a result as stored and answered (TypeError for what JSON cannot hold)."""
+    return len(json.dumps(result, separators=(",", ":")))
 
 
 class JobStatus(StrEnum):

@@ -326,6 +326,18 @@ WITH clock AS MATERIALIZED (
 )
 
 
+# Where a running job would go back to wait for another attempt (`queued`, or `scheduled`
+# for a long retry delay), one whose cancellation was asked for is `cancelled` instead: claims
+# skip such a job, so it would wait there for ever, unfinished. In SET, `cancel_requested` is
+# the row as locked, so a cancel committed just before counts.
+_AGAIN_STATUS: LiteralString = "(CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END)"
+# The same for a failed attempt, whose `%(status)s` is `failed` when no attempt is left (a
+# job that ran out of attempts failed, asked to cancel or not).
+_RETRY_STATUS: LiteralString = (
+    "(CASE WHEN cancel_requested AND %(status)s <> 'failed' THEN 'cancelled' ELSE %(status)s END)"
+)
+
+
 def _transition(update: LiteralString, *, picked: LiteralString | None = None) -> LiteralString:
     """Wrap an UPDATE ... RETURNING with its job events. `picked` is an optional
     `SELECT id ... FOR UPDATE SKIP LOCKED` the update joins as `picked`; it is materialised
@@ -477,7 +489,42 @@ class JobStore:
         An `idempotency_key` already used by the owner returns that job, unless the stored
         request fingerprint differs (`IdempotencyMismatch`) or the key is older than
         `idempotency_ttl_seconds` (then it is forgotten and the job created anew).
+
+        A client's keyed batch is all or nothing: a mismatch found once the statement has
+        created the batch's new keys (a longer batch, or another batch racing for the key)
+        must take them back, so it runs in a transaction. Single creates and the platform's
+        own keyed submissions (no fingerprint) cannot mismatch after creating and keep to
+        single statements.
         """
+        if len(specs) > 1 and any(spec.request_hash for spec in specs):
+            with self._db.transaction():
+                return self._create_many(
+                    owner_id,
+                    specs,
+                    actor=actor,
+                    unfinished_limit=unfinished_limit,
+                    account=account,
+                    idempotency_ttl_seconds=idempotency_ttl_seconds,
+                )
+        return self._create_many(
+            owner_id,
+            specs,
+            actor=actor,
+            unfinished_limit=unfinished_limit,
+            account=account,
+            idempotency_ttl_seconds=idempotency_ttl_seconds,
+        )
+
+    def _create_many(
+        self,
+        owner_id: UUID,
+        specs: Sequence[NewJob],
+        *,
+        actor: str,
+        unfinished_limit: int | None,
+        account: AccountCheck | None,
+        idempotency_ttl_seconds: float | None,
+    ) -> list[CreateResult]:
         if not specs:
             return []
         ids = [spec.id or uuid4() for spec in specs]
@@ -652,7 +699,7 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
                 "AND idempotency_key = ANY (%s) AND created_at < now() - make_interval(secs => %s)",
                 (owner_id, [specs[i].idempotency_key for i in expired], idempotency_ttl_seconds),
             )
-            again = self.create_many(
+            again = self._create_many(
                 owner_id,
                 [specs[i] for i in expired],
                 actor=actor,
@@ -663,7 +710,6 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             for index, result in zip(expired, again, strict=True):
                 final[index] = result
         return [result for result in final if result is not None]
-        return final
 
     def create(
         self, owner_id: UUID, spec: NewJob, *, actor: str, unfinished_limit: int | None = None
@@ -1005,16 +1051,22 @@ RETURNING j.id""",
             status, pending = JobStatus.QUEUED, resend
         rows = _jobs(
             self._db.execute(
-                _transition("""
-    UPDATE jobs SET status = %(status)s, last_error = %(error)s, lease_until = NULL,
+                _transition(
+                    """
+    UPDATE jobs SET status = """
+                    + _RETRY_STATUS
+                    + """, last_error = %(error)s, lease_until = NULL,
            lease_token = NULL, updated_at = now(),
            run_at = now() + make_interval(secs => %(delay)s),
-           send_pending = %(pending)s AND NOT external,
+           send_pending = %(pending)s AND NOT external AND NOT cancel_requested,
            queued_at = CASE WHEN %(status)s = 'queued' THEN now() ELSE queued_at END,
-           finished_at = CASE WHEN %(status)s = 'failed' THEN now() END,
+           finished_at = CASE WHEN """
+                    + _RETRY_STATUS
+                    + """ IN ('failed', 'cancelled') THEN now() END,
            webhook_pending = %(status)s = 'failed' AND webhook_url IS NOT NULL
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
-    RETURNING jobs.*, 'running'::text AS from_status"""),
+    RETURNING jobs.*, 'running'::text AS from_status"""
+                ),
                 _params(
                     actor,
                     {"reason": decision.reason, "delay_seconds": round(decision.delay_seconds, 3)},
@@ -1035,12 +1087,17 @@ RETURNING j.id""",
         """Give a claimed job back without counting the attempt (the worker ran out of time
         before the job could finish, through no fault of the job)."""
         rows = self._db.execute(
-            _transition("""
-    UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL,
-           lease_token = NULL, updated_at = now(), queued_at = now(), send_pending = false,
-           external_ref = NULL
+            _transition(
+                """
+    UPDATE jobs SET status = """
+                + _AGAIN_STATUS
+                + """, attempts = greatest(attempts - 1, 0),
+           lease_until = NULL, lease_token = NULL, updated_at = now(), queued_at = now(),
+           send_pending = false, external_ref = NULL,
+           finished_at = CASE WHEN cancel_requested THEN now() END
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
-    RETURNING jobs.*, 'running'::text AS from_status"""),
+    RETURNING jobs.*, 'running'::text AS from_status"""
+            ),
             _params(actor, {"released": reason}, id=job_id, token=lease_token),
         )
         return Job.model_validate(rows[0]) if rows else None
@@ -1304,14 +1361,20 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         if job.lease_token is None:
             return None
         rows = self._db.execute(
-            _transition("""
-    UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0),
+            _transition(
+                """
+    UPDATE jobs SET status = """
+                + _AGAIN_STATUS
+                + """, attempts = greatest(attempts - 1, 0),
            lost_leases = lost_leases + 1, last_error = %(error)s, lease_until = NULL,
-           lease_token = NULL, external_ref = NULL, send_pending = NOT external,
+           lease_token = NULL, external_ref = NULL,
+           send_pending = NOT external AND NOT cancel_requested,
+           finished_at = CASE WHEN cancel_requested THEN now() END,
            run_at = now(), queued_at = now(), updated_at = now()
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
       AND lease_until < now() AND lost_leases < %(cap)s
-    RETURNING jobs.*, 'running'::text AS from_status"""),
+    RETURNING jobs.*, 'running'::text AS from_status"""
+            ),
             _params(
                 actor,
                 {"lease_lost": True},

@@ -131,25 +131,45 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
 
 def http_request(context: Any, payload: HttpRequestPayload) -> dict[str, Any]:
     """Calls a URL; 5xx and network errors are retried, 4xx is the result."""
+    return send(
+        context,
+        payload.url,
+        method=payload.method,
+        headers=payload.headers,
+        body=payload.body.encode() if payload.body is not None else None,
+        timeout_seconds=payload.timeout_seconds,
+    )
+
+
+def send(
+    context: Any,
+    url: str,
+    *,
+    method: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    timeout_seconds: float,
+) -> dict[str, Any]:
+    """`http_request` without the limits on a user's payload (the platform's own requests,
+    such as completion webhooks, whose body is as large as the job's result)."""
     settings = context.services.settings
-    target, addresses = check_destination(payload.url, allow_private=settings.http_allow_private)
-    timeout = min(payload.timeout_seconds, max(context.remaining_time(), 0.1))
+    target, addresses = check_destination(url, allow_private=settings.http_allow_private)
+    timeout = min(timeout_seconds, max(context.remaining_time(), 0.1))
     connection_type = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = connection_type(target, addresses, timeout)
-    body = payload.body.encode() if payload.body is not None else None
     # The Host header is always the URL's host (http.client writes it): the checked URL is
     # what the request is for.
-    headers = {k: v for k, v in payload.headers.items() if k.lower() != "host"}
+    headers = {k: v for k, v in headers.items() if k.lower() != "host"}
     try:
-        connection.request(payload.method, target.path, body=body, headers=headers)
+        connection.request(method, target.path, body=body, headers=headers)
         response = connection.getresponse()
         status = response.status
         excerpt = response.read(settings.http_max_body_excerpt)
         answered = dict(response.headers.items())
     except ssl.SSLCertVerificationError as exc:
-        raise JobFailure(f"{payload.method} {payload.url} failed: {exc.verify_message}") from exc
+        raise JobFailure(f"{method} {url} failed: {exc.verify_message}") from exc
     except (http.client.HTTPException, OSError) as exc:
-        raise JobFailure(f"{payload.method} {payload.url} failed: {exc}") from exc
+        raise JobFailure(f"{method} {url} failed: {exc}") from exc
     except ValueError as exc:
         # http.client refuses a header with a line break or a character outside Latin-1
         # before anything is sent: the job's own payload, which no retry will change.
@@ -157,7 +177,7 @@ def http_request(context: Any, payload: HttpRequestPayload) -> dict[str, Any]:
     finally:
         connection.close()
     if status >= 500 or status == 429:
-        raise JobFailure(f"{payload.method} {payload.url} answered {status}")
+        raise JobFailure(f"{method} {url} answered {status}")
     return {
         "status": status,
         "headers": {k: v for k, v in answered.items() if k.lower() in ("content-type", "location")},

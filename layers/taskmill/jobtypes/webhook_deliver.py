@@ -100,7 +100,7 @@ def webhook_deliver(context: Any, payload: WebhookPayload) -> dict[str, Any]:
     """Delivers a signed completion event; any non-2xx answer is retried."""
     # Imported here: the API builds completion events but never delivers them, and the HTTP
     # client (urllib, sockets) is not worth its cold-start milliseconds there.
-    from taskmill.jobtypes.http_request import HttpRequestPayload, http_request
+    from taskmill.jobtypes.http_request import send
 
     body = json.dumps(payload.event, separators=(",", ":"), sort_keys=True)
     timestamp = int(time.time())
@@ -108,15 +108,13 @@ def webhook_deliver(context: Any, payload: WebhookPayload) -> dict[str, Any]:
     # that another user's receiver would accept.
     key = owner_webhook_secret(context.services.webhook_secret(), context.job.owner_id)
     signature = sign(key, timestamp, body.encode())
-    outcome = http_request(
+    outcome = send(
         context,
-        HttpRequestPayload(
-            url=payload.url,
-            method="POST",
-            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
-            body=body,
-            timeout_seconds=10,
-        ),
+        payload.url,
+        method="POST",
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        body=body.encode(),
+        timeout_seconds=10,
     )
     if not 200 <= outcome["status"] < 300:
         raise JobFailure(f"webhook receiver answered {outcome['status']}")

@@ -33,6 +33,7 @@ def fire_due(
     registry: JobTypeRegistry,
     *,
     limit: int,
+    unfinished_limit: int | None = None,
     now: datetime | None = None,
     logger: logging.Logger | Any = None,
 ) -> Fired:
@@ -42,7 +43,8 @@ def fire_due(
     slot create one job. Catch-up: a schedule whose fire times were missed (the sweep was
     down) runs once, for the earliest missed time, and continues from the next time after now.
     Fire times are instants (UTC) computed in the schedule's zone, so a missed stretch that
-    crosses a DST change catches up the same way.
+    crosses a DST change catches up the same way. A run counts against its owner's
+    `unfinished_limit` like a create: past it, the slot is skipped (logged).
 
     A schedule whose stored expression or zone no longer parses (validated at creation, so
     only a row changed behind the API's back or a zone missing from this host's tzdata) is
@@ -88,12 +90,13 @@ def fire_due(
                 schedule.owner_id,
                 [JobRequest(**schedule.job_template, idempotency_key=key)],
                 actor=f"schedule:{schedule.id}",
+                unfinished_limit=unfinished_limit,
             )
             job_id = result.job.id
             created += int(result.created)
         except TaskmillError as exc:
-            # The template no longer fits (a type removed, a dependency deleted): skip the
-            # slot rather than retrying it every minute.
+            # The template no longer fits (a type removed, a dependency deleted) or its owner
+            # is at the quota: skip the slot rather than retrying it every minute.
             log.warning(
                 "schedule could not create its job",
                 extra={"schedule_id": str(schedule.id), "error": exc.message},

@@ -61,6 +61,8 @@ class SweepLimits:
     # merely waits gets one duplicate message per period, which its claim skips.
     requeue_after_seconds: float = 1800.0
     retention_days: float = 30.0
+    # Each owner's quota of unfinished jobs, which schedule runs count against like creates.
+    max_unfinished_jobs: int | None = None
 
 
 class Sweeper:
@@ -99,6 +101,7 @@ class Sweeper:
                 self.queue,
                 self.registry,
                 limit=batch,
+                unfinished_limit=self.limits.max_unfinished_jobs,
                 logger=self.logger,
             )
             report.schedule_runs = fired.created
@@ -176,6 +179,8 @@ class Sweeper:
                 continue  # reported on meanwhile, or another sweep got it first
             if failure.job.status is JobStatus.FAILED:
                 report.recovered_failed += 1
+            elif failure.job.status is JobStatus.CANCELLED:
+                continue  # it was asked to cancel, so it ended instead of being retried
             else:
                 report.recovered_retried += 1
                 report.sent += int(failure.sent)

@@ -89,11 +89,13 @@ class ScheduleStore:
             raise NotFound("schedule not found")
 
     def due(self, *, limit: int) -> list[Schedule]:
-        # A disabled owner's schedules wait: its account may create nothing, by the API or
-        # through the sweep; they resume (with one catch-up run) if it is enabled again.
+        # The schedules of an owner who may not create jobs wait: a disabled account, or one
+        # made a `worker` (jobs are created by users and admins), creates nothing by the API
+        # or through the sweep; they resume (with one catch-up run) once it may again.
         rows = self._db.execute(
             "SELECT s.* FROM schedules s JOIN users u ON u.id = s.owner_id "
             "WHERE s.enabled AND s.next_fire_at <= now() AND NOT u.disabled "
+            "AND u.role IN ('user', 'admin') "
             "ORDER BY s.next_fire_at LIMIT %s",
             (limit,),
         )

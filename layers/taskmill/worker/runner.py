@@ -11,7 +11,6 @@ outcome of the platform.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from uuid import UUID
 from taskmill.errors import DependencyUnavailable, QueueUnavailable
 from taskmill.flow.holds import hold_seconds
 from taskmill.flow.keys import key_family
-from taskmill.jobs.model import Finished, Job, JobStatus
+from taskmill.jobs.model import MAX_RESULT_BYTES, Finished, Job, JobStatus, result_bytes
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobs.store import LEASE_SLACK_SECONDS, Hold, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -365,7 +364,11 @@ class Worker:
                 raise PermanentJobFailure(f"job type {job.type!r} is not run by this worker")
             payload = job_type.parse_payload(job.payload)
             result = job_type.function(attempt.context, payload)
-            json.dumps(result)  # the result is stored as JSON: refuse what cannot be
+            size = result_bytes(result)  # stored as JSON: refuse what cannot be
+            if size > MAX_RESULT_BYTES:
+                raise PermanentJobFailure(
+                    f"the result is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES}"
+                )
         except Exception as exc:  # noqa: BLE001 - a job body's error is the job's outcome
             if attempt.outcome is None:
                 attempt.error = exc
@@ -455,7 +458,7 @@ class Worker:
             return
         if failure.job.status is JobStatus.FAILED:
             report.metrics.add("JobsFailed", job_type=attempt.job.type)
-        else:
+        elif failure.job.status is not JobStatus.CANCELLED:  # asked to cancel: not retried
             report.metrics.add("JobsRetried", job_type=attempt.job.type)
 
     def _measure(self, attempt: Attempt, outcome: Outcome | None, metrics: MetricBatch) -> None:

@@ -24,7 +24,7 @@ def test_same_key_with_another_body_is_a_conflict(as_user) -> None:
     assert other.error_code == "idempotency_mismatch"
 
 
-def test_batch_items_are_compared_one_by_one(as_user) -> None:
+def test_a_repeated_batch_returns_its_jobs_and_a_changed_one_is_refused(as_user) -> None:
     body = {"jobs": [{"type": "noop", "name": "x"}, {"type": "noop", "name": "y"}]}
     first = as_user.post("/v1/jobs/batch", body, headers={"Idempotency-Key": "b1"})
     again = as_user.post("/v1/jobs/batch", body, headers={"Idempotency-Key": "b1"})
@@ -43,3 +43,32 @@ def test_a_key_past_its_retention_window_creates_a_new_job(as_user, db, services
     assert later.status == 201
     assert later.body["id"] != first.body["id"]
     assert _create(as_user, {"type": "noop", "name": "a new request"}, "k-old").status == 200
+
+
+def _names(client) -> list[str]:
+    return sorted(job["name"] for job in client.get("/v1/jobs").body["items"])
+
+
+def test_a_batch_that_differs_from_its_key_creates_nothing(as_user) -> None:
+    key = {"Idempotency-Key": "b-grow"}
+    x, y = {"type": "noop", "name": "x"}, {"type": "noop", "name": "y"}
+    assert as_user.post("/v1/jobs/batch", {"jobs": [x, y]}, headers=key).status == 201
+    for other in ([x, y, {"type": "noop", "name": "z"}], [x], [{**x, "name": "w"}, y, x]):
+        answer = as_user.post("/v1/jobs/batch", {"jobs": other}, headers=key)
+        assert (answer.status, answer.error_code) == (409, "idempotency_mismatch"), other
+    assert _names(as_user) == ["x", "y"]
+
+
+def test_a_single_create_and_a_batch_never_share_a_key(as_user) -> None:
+    single = as_user.post("/v1/jobs", {"type": "noop"}, headers={"Idempotency-Key": "s#0"})
+    batch = as_user.post(
+        "/v1/jobs/batch", {"jobs": [{"type": "noop"}]}, headers={"Idempotency-Key": "s"}
+    )
+    assert single.status == 201
+    assert (batch.status, batch.error_code) == (409, "idempotency_mismatch")
+
+
+def test_an_empty_key_is_a_key_like_any_other(as_user) -> None:
+    assert _create(as_user, {"type": "noop", "name": "a"}, "").status == 201
+    other = _create(as_user, {"type": "noop", "name": "b"}, "")
+    assert (other.status, other.error_code) == (409, "idempotency_mismatch")

@@ -374,12 +374,75 @@ def test_a_dependency_named_twice_is_waited_for_not_taken_for_deleted(
     assert released["last_error"] is None
 
 
+LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
+
+
+def test_a_page_of_jobs_with_large_results_fits_in_one_lambda_response(as_user, db) -> None:
+    # Results as large as an external worker may report (its /complete body may be 1 MiB),
+    # of characters JSON escapes: one page of 50 would be ~24 MB once in Lambda's envelope,
+    # and API Gateway would answer 5xx for that page at every request.
+    created = {as_user.post("/v1/jobs", {"type": "noop"}).body["id"] for _ in range(24)}
+    db.execute("UPDATE jobs SET result = jsonb_build_object('quotes', repeat('\"', 250000))")
+    seen: list[str] = []
+    query = "/v1/jobs?limit=50"
+    while True:
+        page = as_user.get(query)
+        assert page.status == 200
+        assert page.envelope_bytes < LAMBDA_RESPONSE_LIMIT
+        seen.extend(job["id"] for job in page.body["items"])
+        if page.body["next_cursor"] is None:
+            break
+        assert page.body["items"]
+        query = f"/v1/jobs?limit=50&cursor={page.body['next_cursor']}"
+    assert sorted(seen) == sorted(created)
+
+
 def test_job_types_list_schemas_and_defaults(as_user) -> None:
     types = {t["name"]: t for t in as_user.get("/v1/job-types").body}
     assert {"noop", "sleep", "fail", "http.request", "render"} <= set(types)
     assert types["sleep"]["payload_schema"]["required"] == ["seconds"]
     assert types["render"]["external"] is True
     assert types["noop"]["defaults"]["max_attempts"] == 1
+
+
+def test_an_external_job_cancelled_while_running_ends_cancelled_when_its_worker_fails_it(
+    as_user, as_worker
+) -> None:
+    job = as_user.post("/v1/jobs", {"type": "render", "max_attempts": 3}).body
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    token = claimed["lease_token"]
+    assert as_user.post(f"/v1/jobs/{job['id']}/cancel").body["status"] == "running"
+    beat = as_worker.post(f"/v1/jobs/{job['id']}/heartbeat", {"lease_token": token})
+    assert beat.body["cancel_requested"] is True
+    # The worker stops as asked and says so the only way it can: a (retryable) failure.
+    failed = as_worker.post(
+        f"/v1/jobs/{job['id']}/fail", {"lease_token": token, "error": "stopped on request"}
+    )
+    assert (failed.status, failed.body["status"]) == (200, "cancelled")
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "cancelled"
+    assert as_worker.post("/v1/workers/claim", {"types": ["render"]}).body == []
+
+
+def test_a_claim_for_no_types_is_refused_not_a_claim_for_every_type(as_user, as_worker) -> None:
+    job = as_user.post("/v1/jobs", {"type": "render"}).body
+    refused = as_worker.post("/v1/workers/claim", {"types": []})
+    assert (refused.status, refused.error_code) == (400, "invalid_input")
+    assert refused.body["error"]["details"][0]["loc"] == ["body", "types"]
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "queued"
+
+
+def test_a_result_over_the_limit_is_refused_by_complete(as_user, as_worker, services) -> None:
+    from taskmill.jobs.model import MAX_RESULT_BYTES
+
+    services.settings = services.settings.model_copy(update={"max_body_bytes": 4 * 1024 * 1024})
+    job = as_user.post("/v1/jobs", {"type": "render"}).body
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    too_large = {"lease_token": claimed["lease_token"], "result": "x" * MAX_RESULT_BYTES}
+    refused = as_worker.post(f"/v1/jobs/{job['id']}/complete", too_large)
+    assert (refused.status, refused.error_code) == (413, "payload_too_large")
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "running"
+    fits = {"lease_token": claimed["lease_token"], "result": "x" * (MAX_RESULT_BYTES - 2)}
+    assert as_worker.post(f"/v1/jobs/{job['id']}/complete", fits).status == 200
 
 
 def test_external_worker_flow(as_user, as_worker) -> None:

@@ -71,6 +71,42 @@ def test_schedule_crud_and_validation(as_user, as_other, as_admin) -> None:
     assert as_user.get(f"/v1/schedules/{schedule['id']}").status == 404
 
 
+def test_a_page_of_schedules_fits_in_one_lambda_response(as_user, db) -> None:
+    # Templates as large as a job's payload may be (256 KiB deployed), of characters JSON
+    # escapes: a page of 200 would be far over Lambda's 6 MB once in its envelope.
+    body = {"cron": "@daily", "job": {"type": "noop"}}
+    made = {as_user.post("/v1/schedules", {**body, "name": f"s{i}"}).body["id"] for i in range(20)}
+    db.execute(
+        "UPDATE schedules SET job_template = jsonb_build_object("
+        "'type', 'noop', 'payload', jsonb_build_object('q', repeat('\"', 250000)))"
+    )
+    seen: list[str] = []
+    query = "/v1/schedules?limit=200"
+    while True:
+        page = as_user.get(query)
+        assert page.status == 200
+        assert page.envelope_bytes < 6 * 1024 * 1024
+        seen.extend(s["id"] for s in page.body["items"])
+        if page.body["next_cursor"] is None:
+            break
+        query = f"/v1/schedules?limit=200&cursor={page.body['next_cursor']}"
+    assert sorted(seen) == sorted(made)
+
+
+def test_a_schedule_template_keeps_to_the_payload_limit_of_a_job(as_user, services) -> None:
+    # Every run creates the template's job, so a payload POST /v1/jobs refuses (413) must not
+    # get in through a schedule.
+    limit = services.settings.max_payload_bytes
+    big = {
+        "type": "http.request",
+        "payload": {"url": "https://example.com/", "method": "POST", "body": "x" * limit},
+    }
+    assert as_user.post("/v1/jobs", big).status == 413
+    refused = as_user.post("/v1/schedules", {"name": "big", "cron": "@daily", "job": big})
+    assert (refused.status, refused.error_code) == (413, "payload_too_large")
+    assert as_user.get("/v1/schedules").body["items"] == []
+
+
 def test_schedules_are_listed_a_page_at_a_time(as_user, as_other, as_admin) -> None:
     """Newest first, `limit` per page and a cursor to the next: a list cut at a fixed size
     with no cursor hid every schedule past it (an admin sees everyone's)."""
@@ -162,6 +198,40 @@ def test_missed_window_runs_once(as_user, db, job_queue, services) -> None:
     assert fire(db, job_queue, services) == 0
     next_fire = ScheduleStore(db).get(UUID(schedule_id)).next_fire_at
     assert datetime.now(UTC) < next_fire <= datetime.now(UTC) + timedelta(minutes=5)
+
+
+def test_a_schedule_fires_only_while_its_owner_may_create_jobs(
+    as_user, as_admin, db, job_queue, services
+) -> None:
+    # Disabled, or made a `worker` (which may not create jobs: 403 on POST /v1/jobs), the
+    # owner's schedules wait; allowed again, they run once for what they missed.
+    _due_schedule(as_user, db)
+    me = as_user.get("/v1/auth/me").body["id"]
+    assert as_admin.put(f"/v1/users/{me}/role", {"role": "worker"}).status == 200
+    assert fire(db, job_queue, services) == 0
+    assert as_admin.put(f"/v1/users/{me}/role", {"role": "user"}).status == 200
+    assert fire(db, job_queue, services) == 1
+    db.execute("UPDATE schedules SET next_fire_at = now() - interval '1 minute'")
+    assert as_admin.patch(f"/v1/users/{me}", {"disabled": True}).status == 200
+    assert fire(db, job_queue, services) == 0
+    assert JobStore(db).count_unfinished(UUID(me)) == 1
+
+
+def test_a_schedule_run_counts_against_its_owners_quota(as_user, db, job_queue, services) -> None:
+    # Past the quota a create is 429; a schedule run is skipped (and logged) instead of
+    # piling up unfinished jobs the quota exists to bound.
+    schedule_id = _due_schedule(as_user, db)
+    as_user.post("/v1/jobs", {"type": "noop"})
+    sweeper = Sweeper(
+        JobStore(db),
+        job_queue,
+        services.registry,
+        SweepLimits(max_unfinished_jobs=1),
+        schedules=ScheduleStore(db),
+    )
+    assert sweeper.run()[0].schedule_runs == 0
+    assert len(JobStore(db).list_jobs(JobFilter()).items) == 1
+    assert ScheduleStore(db).get(UUID(schedule_id)).next_fire_at > datetime.now(UTC)
 
 
 def test_the_sweep_fires_schedules(as_user, db, job_queue, services, sqs) -> None:

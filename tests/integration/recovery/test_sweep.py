@@ -81,6 +81,26 @@ def test_due_scheduled_jobs_are_released_with_the_remaining_delay(
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
 
 
+@pytest.mark.parametrize("lost_leases", [0, LOST_LEASE_CAP])
+def test_an_expired_lease_of_a_job_asked_to_cancel_ends_it_cancelled(
+    store, owner, sweeper, sqs, job_queue, db, lost_leases: int
+) -> None:
+    # Refunded (the first lost leases) or counted, the attempt is not retried: claims skip a
+    # job whose cancellation was asked for, so queued again it would wait for ever.
+    job = create_job(store, owner, max_attempts=3, backoff_base_seconds=0)
+    store.claim_many([job.id])
+    store.mark_enqueued([job.id])
+    store.cancel(job.id, actor="user:x")
+    db.execute(
+        "UPDATE jobs SET lease_until = now() - interval '1 second', lost_leases = %s",
+        (lost_leases,),
+    )
+    report, _ = sweeper.run()
+    assert (report.recovered_retried, report.recovered_failed, report.sent) == (0, 0, 0)
+    assert store.get(job.id).status is JobStatus.CANCELLED
+    assert queue_messages(sqs, job_queue.queue_url("normal")) == []
+
+
 def test_expired_leases_are_retried_or_failed_to_the_dlq(
     store, owner, sweeper, sqs, job_queue, db
 ) -> None:

@@ -270,6 +270,44 @@ def test_in_a_batch_each_job_with_a_webhook_url_gets_one_describing_its_own_succ
     assert all(not store.get(j.id).webhook_pending for j in hooked)
 
 
+def test_a_completion_webhook_carries_a_result_larger_than_an_http_request_body(
+    enqueue, deliver, store, http_receiver, registry
+) -> None:
+    # http.request bodies are capped (256 KiB) as a user's payload; a completion event is the
+    # platform's and carries the whole result (an external worker's may be near 1 MiB).
+    @registry.register("large.result", max_attempts=1)
+    def large(context: Any, payload: Any) -> dict[str, str]:
+        return {"blob": "x" * 300_000}
+
+    url, received = http_receiver
+    job = enqueue("large.result", webhook_url=url)
+    assert failures(deliver()) == []
+    assert failures(deliver()) == []  # the webhook job
+    [request] = received
+    event = json.loads(request["body"])
+    assert (event["job"]["id"], event["job"]["result"]) == (str(job.id), {"blob": "x" * 300_000})
+    [hook] = [j for j in store.list_jobs(_all_filter()).items if j.type == "webhook.deliver"]
+    assert store.get(hook.id).status is JobStatus.SUCCEEDED
+
+
+def test_a_result_too_large_to_read_back_fails_the_job_for_good(
+    enqueue, deliver, store, registry
+) -> None:
+    # Stored, a 7 MB result would make the job unreadable: GET /v1/jobs/{id} answers it in one
+    # Lambda response, which holds at most 6 MB.
+    from taskmill.jobs.model import MAX_RESULT_BYTES
+
+    @registry.register("huge.result", max_attempts=3)
+    def huge(context: Any, payload: Any) -> dict[str, str]:
+        return {"blob": "x" * 7_000_000}
+
+    job = enqueue("huge.result")
+    deliver()
+    failed = store.get(job.id)
+    assert (failed.status, failed.attempts, failed.result) == (JobStatus.FAILED, 1, None)
+    assert f"the limit is {MAX_RESULT_BYTES}" in str(failed.last_error)
+
+
 def test_failed_job_also_gets_its_webhook(enqueue, deliver, store, http_receiver) -> None:
     url, received = http_receiver
     enqueue("fail", max_attempts=1, webhook_url=url)

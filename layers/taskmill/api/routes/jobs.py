@@ -26,13 +26,15 @@ from taskmill.api.models import (
     PriorityName,
 )
 from taskmill.api.openapi import operation
+from taskmill.api.pages import fitting
 from taskmill.api.services import ApiServices
-from taskmill.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from taskmill.errors import Conflict, InvalidInput, NotFound
 from taskmill.flow.pauses import PauseKind
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import AccountCheck, JobFilter
 from taskmill.lifecycle.sending import send_pending
 from taskmill.lifecycle.submit import JobRequest, submit
+from taskmill.paging import encode_cursor
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 JOB_ROLES = ("user", "admin")
@@ -57,24 +59,20 @@ def router(services: ApiServices) -> Router:
             raise NotFound("job not found")
         return job
 
-    def request_of(body: JobCreate, key: str | None) -> JobRequest:
+    def fingerprint(body: JobCreate | JobBatchCreate) -> str:
+        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def request_of(body: JobCreate, key: str | None, request_hash: str | None) -> JobRequest:
         services.registry.submittable(body.type)
         services.check_webhook_url(body.webhook_url)
-        size = len(json.dumps(body.payload, separators=(",", ":")).encode())
-        if size > services.settings.max_payload_bytes:
-            raise PayloadTooLarge(
-                f"payload is {size} bytes; the limit is {services.settings.max_payload_bytes}"
-            )
-        fingerprint = None
-        if key is not None:
-            canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
-            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+        services.check_payload_size(body.payload)
         return JobRequest(
             **body.model_dump(exclude={"payload"}),
             payload=body.payload,
             idempotency_key=key,
             correlation_id=request_id(r.current_event.raw_event),
-            request_hash=fingerprint,
+            request_hash=request_hash,
         )
 
     def count_created(jobs: list[Job]) -> None:
@@ -97,12 +95,13 @@ def router(services: ApiServices) -> Router:
     )
     def create_job(body: JobCreate, idempotency_key: IdempotencyKey = None) -> Response[JobOut]:
         who, account = creator()
+        request_hash = None if idempotency_key is None else fingerprint(body)
         [result] = submit(
             services.jobs,
             services.queue,
             services.registry,
             who.id,
-            [request_of(body, idempotency_key)],
+            [request_of(body, idempotency_key, request_hash)],
             actor=f"user:{who.id}",  # replaced by the account's current role
             unfinished_limit=services.settings.max_unfinished_jobs,
             deadline=services.send_deadline(r.lambda_context),
@@ -133,8 +132,12 @@ def router(services: ApiServices) -> Router:
         who, account = creator()
         if len(body.jobs) > services.settings.max_batch:
             raise InvalidInput(f"at most {services.settings.max_batch} jobs per batch")
+        # Every job of a keyed batch carries the whole batch's fingerprint: the key stands
+        # for the request, so a longer, shorter or edited batch (or a single create keyed
+        # `<key>#0`) is a mismatch, not a partial repeat.
+        whole = fingerprint(body) if idempotency_key else None
         requests = [
-            request_of(job, f"{idempotency_key}#{index}" if idempotency_key else None)
+            request_of(job, f"{idempotency_key}#{index}" if idempotency_key else None, whole)
             for index, job in enumerate(body.jobs)
         ]
         results = submit(
@@ -188,7 +191,10 @@ def router(services: ApiServices) -> Router:
             limit=limit,
             cursor=cursor,
         )
-        return JobList(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
+        items = fitting([JobOut.of(job) for job in page.items])
+        if len(items) == len(page.items):
+            return JobList(items=items, next_cursor=page.next_cursor)
+        return JobList(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id))
 
     @r.get("/v1/jobs/<job_id>", **operation("getJob", "Read a job", tag="jobs", errors=[404]))
     def get_job(job_id: UUID) -> JobOut:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from taskmill.api.caller import Caller
 from taskmill.api.models import JobCreate, Strict
 from taskmill.api.openapi import operation
+from taskmill.api.pages import fitting
 from taskmill.api.services import ApiServices
 from taskmill.errors import NotFound
 from taskmill.lifecycle.submit import JobRequest, resolve
@@ -119,6 +120,7 @@ def router(services: ApiServices) -> Router:
         cron = CronExpression.parse(body.cron, body.timezone)
         services.registry.submittable(body.job.type)
         services.check_webhook_url(body.job.webhook_url)
+        services.check_payload_size(body.job.payload)
         template = body.job.model_dump(mode="json", exclude_none=True)
         resolve(JobRequest(**template), services.registry)  # refuse a template that cannot run
         schedule = ScheduleStore(services.db).create(
@@ -142,11 +144,11 @@ def router(services: ApiServices) -> Router:
             limit=limit + 1,
             after=decode_cursor(cursor) if cursor else None,
         )
-        page = rows[:limit]
+        page = fitting([ScheduleOut.of(s) for s in rows[:limit]])
         return {
-            "items": [ScheduleOut.of(s).model_dump(mode="json") for s in page],
+            "items": [s.model_dump(mode="json") for s in page],
             "next_cursor": (
-                encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+                encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > len(page) else None
             ),
         }
 

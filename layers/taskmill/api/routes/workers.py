@@ -19,8 +19,8 @@ from taskmill.api.models import (
 )
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
-from taskmill.errors import Conflict
-from taskmill.jobs.model import Job
+from taskmill.errors import Conflict, PayloadTooLarge
+from taskmill.jobs.model import MAX_RESULT_BYTES, Job, result_bytes
 from taskmill.jobs.retry import JobFailure
 from taskmill.lifecycle.outcomes import Success
 
@@ -96,6 +96,9 @@ def router(services: ApiServices) -> Router:
     def complete(job_id: UUID, body: CompleteRequest) -> JobOut:
         who = worker()
         external_only(job_id)
+        size = result_bytes(body.result)
+        if size > MAX_RESULT_BYTES:
+            raise PayloadTooLarge(f"result is {size} bytes; the limit is {MAX_RESULT_BYTES}")
         done = services.outcomes.succeeded(
             [Success(job_id, body.lease_token, body.result)],
             actor=who.actor,
