@@ -79,4 +79,4 @@ def sweep(
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return sweep()
+    return sweep(container_sweeper, _outage)
