@@ -76,13 +76,16 @@ export function select(options, value) {
   return el;
 }
 
-// An alert region for a page's errors: role=alert is announced when it fills.
-export function alertBox() {
-  const box = h("div", { class: "alert", role: "alert", hidden: true });
+// An alert region for a page's errors: role=alert is announced when it fills. A dismissible
+// one (an action's error, which no refresh clears) has a "Dismiss" button.
+export function alertBox({ dismissible = false } = {}) {
+  const box = h("div", { class: dismissible ? "alert alert-dismissible" : "alert", role: "alert", hidden: true });
+  const text = h("span");
   box.show = (message) => {
-    box.textContent = message || "";
+    text.textContent = message || "";
     box.hidden = !message;
   };
+  append(box, [text, dismissible ? h("button", { type: "button", class: "secondary", onclick: () => box.show("") }, "Dismiss") : null]);
   return box;
 }
 

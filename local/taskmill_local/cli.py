@@ -54,7 +54,7 @@ exit codes:
   {EXIT_USAGE}    usage error: unknown option, bad JSON, unreadable file, bad API URL
   {EXIT_AUTH}    not logged in, or the session ended: run `taskmill login`
   {EXIT_REFUSED}    the API refused the request (400, 403, 404, 409, 413, 429)
-  {EXIT_SERVER}    the API failed (5xx) or could not be reached
+  {EXIT_SERVER}    the API failed (5xx) or could not be reached, or another service answered
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a job being watched goes on running
 """
 
@@ -81,6 +81,26 @@ class UsageError(CliError):
 
 
 RETRYABLE_STATUSES = (502, 503, 504)
+
+
+class Answer(dict[str, Any]):
+    """A JSON object an API answered. The commands read the fields a Taskmill API always
+    sends; one that is missing means another service answered, said as one line."""
+
+    def __init__(self, fields: dict[str, Any], source: str) -> None:
+        super().__init__(fields)
+        self.source = source
+
+    def __missing__(self, key: str) -> Any:
+        raise CliError(f'{self.source} answered an object without "{key}": is it a Taskmill API?')
+
+
+def described(value: Any) -> str:
+    """What kind of JSON `value` is, for a message."""
+    if value is None:
+        return "null"
+    kinds = [(bool, "boolean"), (int | float, "number"), (str, "string"), (list, "list")]
+    return f"a JSON {next((kind for t, kind in kinds if isinstance(value, t)), 'object')}"
 
 
 @functools.cache
@@ -223,11 +243,11 @@ class Client:
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
                 text = response.read()
-                return response.status, json.loads(text) if text else None
+                return response.status, self._parsed(text)
         except urllib.error.HTTPError as error:
             text = error.read()
             try:
-                return error.code, json.loads(text) if text else None
+                return error.code, self._parsed(text)
             except ValueError:
                 # An HTML error page (a proxy's, a load balancer's): one line of it.
                 page = " ".join(text.decode(errors="replace").split())
@@ -251,6 +271,25 @@ class Client:
         except ValueError:
             raise CliError(f"{self.url} did not answer JSON: is it a Taskmill API?") from None
 
+    def _parsed(self, text: bytes) -> Any:
+        if not text:
+            return None
+        return json.loads(text, object_hook=lambda fields: Answer(fields, self.url))
+
+    def _shaped(self, answer: Any, shape: type[dict[str, Any]] | type[list[Any]] | None) -> Any:
+        """`answer` if it has the shape the route answers (`dict`: an object, `list`: a list
+        of objects, None: anything, as for 204): other JSON comes from another service."""
+        if shape is None:
+            return answer
+        rows = answer if shape is list else [answer]
+        if not isinstance(rows, list) or not all(isinstance(row, Answer) for row in rows):
+            expected = "a JSON object" if shape is dict else "a list of objects"
+            raise CliError(
+                f"{self.url} answered {described(answer)} where Taskmill answers {expected}: "
+                "is it a Taskmill API?"
+            )
+        return answer
+
     def call(
         self,
         method: str,
@@ -259,6 +298,7 @@ class Client:
         *,
         auth: bool = True,
         headers: dict[str, str] | None = None,
+        shape: type[dict[str, Any]] | type[list[Any]] | None = dict,
     ) -> Any:
         token = self.saved.get("access_token") if auth and self.has_session else None
         status, answer = self._send(method, path, body, token, headers)
@@ -267,11 +307,11 @@ class Client:
                 "POST", "/v1/auth/refresh", {"refresh_token": self.saved["refresh_token"]}, None
             )
             if refreshed == 200:
-                self.remember(tokens)
+                self.remember(self._shaped(tokens, dict))
                 status, answer = self._send(method, path, body, tokens["access_token"], headers)
         if status >= 400:
             raise self._error(status, answer, auth)
-        return answer
+        return self._shaped(answer, shape)
 
     def _error(self, status: int, answer: Any, auth: bool) -> CliError:
         envelope = answer if isinstance(answer, dict) else {}
@@ -410,22 +450,28 @@ JOB_DETAILS = [
 WATCH_PATIENCE_SECONDS = 30.0
 
 
-def watch_job(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, Any]:
-    """Poll until the job finishes; a server that blinks (unreachable, 5xx) for less than
-    WATCH_PATIENCE_SECONDS does not end the watch."""
-    WATCHING[:] = [job_id]
+def patient_get(client: Client, args: argparse.Namespace, path: str) -> dict[str, Any]:
+    """GET `path` for something being followed (a job, a background redrive): a server that
+    blinks (unreachable, 502-504) for less than WATCH_PATIENCE_SECONDS is asked again every
+    --interval, since what is followed goes on meanwhile."""
     failing_since: float | None = None
     while True:
         try:
-            job: dict[str, Any] = client.call("GET", f"/v1/jobs/{job_id}")
-            failing_since = None
+            answer: dict[str, Any] = client.call("GET", path)
+            return answer
         except CliError as error:
             now = time.monotonic()
             failing_since = failing_since or now
             if not error.retryable or now - failing_since > WATCH_PATIENCE_SECONDS:
                 raise
             time.sleep(args.interval)
-            continue
+
+
+def watch_job(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, Any]:
+    """Poll until the job finishes (`patient_get`: a blink does not end the watch)."""
+    WATCHING[:] = [job_id]
+    while True:
+        job = patient_get(client, args, f"/v1/jobs/{job_id}")
         if not args.json:
             bar = "#" * (int(job["progress"]) // 5)
             message = job.get("progress_message") or ""
@@ -500,7 +546,12 @@ def cmd_logout(client: Client, args: argparse.Namespace) -> int:
         return EXIT_OK
     problem: CliError | None = None
     try:
-        client.call("POST", "/v1/auth/logout", {"refresh_token": client.saved.get("refresh_token")})
+        client.call(
+            "POST",
+            "/v1/auth/logout",
+            {"refresh_token": client.saved.get("refresh_token")},
+            shape=None,
+        )
     except CliError as error:
         # A session that has already ended (401) is as good as ended.
         if error.exit_code != EXIT_AUTH:
@@ -549,7 +600,8 @@ def cmd_whoami(client: Client, args: argparse.Namespace) -> int:
 def cmd_types(client: Client, args: argparse.Namespace) -> int:
     if args.action is not None:
         return pause_or_resume(client, args, "job-types", args.name, "job type")
-    show(args, client.call("GET", "/v1/job-types"), ["name", "external", "paused", "description"])
+    types = client.call("GET", "/v1/job-types", shape=list)
+    show(args, types, ["name", "external", "paused", "description"])
     return EXIT_OK
 
 
@@ -845,7 +897,7 @@ def delete(
 ) -> None:
     """DELETE answers 204 with no body: say what was deleted (`args.<name>`), as a line or
     as JSON."""
-    client.call("DELETE", path)
+    client.call("DELETE", path, shape=None)
     value = getattr(args, name)
     if args.json:
         print_json({name: value, "deleted": True})
@@ -859,7 +911,7 @@ def jobs_delete(client: Client, args: argparse.Namespace) -> int:
 
 
 def jobs_events(client: Client, args: argparse.Namespace) -> int:
-    events = client.call("GET", job_path(args.id, "/events"))
+    events = client.call("GET", job_path(args.id, "/events"), shape=list)
     show(args, events, ["at", "from_status", "to_status", "actor", "detail"])
     return EXIT_OK
 
@@ -1001,7 +1053,7 @@ def follow_redrive(client: Client, args: argparse.Namespace, task: dict[str, Any
                 f"redrive {task['status']}: {task['redriven']} redriven, {task['orphans']} orphans"
             )
         time.sleep(args.interval)
-        task = client.call("GET", f"/v1/dlq/redrives/{task['id']}")
+        task = patient_get(client, args, f"/v1/dlq/redrives/{task['id']}")
     STATUS_LINE.close()
     if args.json:
         print_json(task)

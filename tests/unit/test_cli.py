@@ -98,7 +98,8 @@ def test_a_bad_port_is_a_usage_error(
 
 @pytest.fixture
 def api() -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
-    """A scripted API: `answers[path]` is (status, body); every request is recorded."""
+    """A scripted API: `answers[path]` is (status, body), or a list of them answered in turn
+    (the last one again once it is the only one left); every request is recorded."""
     seen: list[dict[str, Any]] = []
     answers: dict[str, Any] = {}
 
@@ -114,7 +115,10 @@ def api() -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
                     "body": json.loads(body) if body else None,
                 }
             )
-            status, reply = answers.get(self.path, (404, {"error": {"code": "not_found"}}))
+            scripted = answers.get(self.path, (404, {"error": {"code": "not_found"}}))
+            if isinstance(scripted, list):
+                scripted = scripted.pop(0) if len(scripted) > 1 else scripted[0]
+            status, reply = scripted
             data = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -239,7 +243,7 @@ def test_a_batch_of_more_than_100_goes_in_requests_with_derived_keys(
         ("10/1m", (10, 60.0)),
         ("100/h", (100, 3600.0)),
         ("5/s", (5, 1.0)),
-        ("3/0.5s", (3, 0.5)),
+        ("3/1.5s", (3, 1.5)),
     ],
 )
 def test_a_rate_is_n_per_period(text: str, rate: tuple[int, float]) -> None:
@@ -331,10 +335,8 @@ def test_queues_and_types_list_without_an_action_and_pause_with_one(
     answers["/v1/job-types/http.request/resume"] = (200, {**resumed, "paused_at": None})
     assert main(["--json", "types", "resume", "http.request"]) == 0
     assert json.loads(capsys.readouterr().out)["paused"] is False
-    answers["/v1/job-types"] = (
-        200,
-        {"items": [{"name": "noop", "external": False, "paused": True}]},
-    )
+    # The API answers the types as a list, not a page.
+    answers["/v1/job-types"] = (200, [{"name": "noop", "external": False, "paused": True}])
     assert main(["types"]) == 0
     assert capsys.readouterr().out.splitlines()[0].split()[:3] == ["NAME", "EXTERNAL", "PAUSED"]
 
@@ -573,6 +575,53 @@ def test_another_apis_error_shape_is_one_line(capsys: pytest.CaptureFixture[str]
     with listener:
         assert main(["--url", url, "types"]) == 4
     assert capsys.readouterr().err == "taskmill: 404: Not Found\n"
+
+
+def ok(body: bytes) -> bytes:
+    return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "said"),
+    [
+        (["whoami"], b"[1, 2]", "a JSON list where Taskmill answers a JSON object"),
+        (["queues"], b'"hello"', "a JSON string where Taskmill answers a JSON object"),
+        (["stats"], b"null", "null where Taskmill answers a JSON object"),
+        (["types"], b'{"items": []}', "a JSON object where Taskmill answers a list of objects"),
+        (["types"], b"[1, 2]", "a JSON list where Taskmill answers a list of objects"),
+        (["whoami"], b'{"status": "ok"}', 'an object without "email"'),
+        (["queues", "pause", "low"], b"{}", 'an object without "paused"'),
+    ],
+)
+def test_another_apis_success_shape_is_one_line(
+    isolated: Path, capsys: pytest.CaptureFixture[str], command: list[str], body: bytes, said: str
+) -> None:
+    """Another service on the port answering 200 with JSON of its own made the CLI print a
+    traceback (a list indexed like an object, a field that is not there)."""
+    url, listener = one_shot_server(ok(body))
+    save_profile(isolated, url)
+    with listener:
+        assert main(["--url", url, *command]) == 5
+    err = capsys.readouterr().err
+    assert err == f"taskmill: {url} answered {said}: is it a Taskmill API?\n"
+
+
+def test_a_followed_redrive_outlasts_a_server_that_blinks(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A background redrive's progress is polled like a watched job's: one 503 (or an
+    unreachable API) ended the command with exit 5 while the redrive went on."""
+    url, seen, answers = api
+    save_profile(isolated, url)
+    task = {"id": "t1", "status": "running", "redriven": 0, "orphans": 0, "purged": 0}
+    answers["/v1/dlq/low/redrive"] = (202, task)
+    unavailable = (503, {"error": {"code": "unavailable", "message": "try again"}})
+    done = {**task, "status": "done", "redriven": 3, "error": None}
+    answers["/v1/dlq/redrives/t1"] = [unavailable, unavailable, (200, done)]
+    assert main(["dlq", "redrive", "low", "--background", "--interval", "0.01"]) == 0
+    assert [s["path"] for s in seen].count("/v1/dlq/redrives/t1") == 3
+    shown = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["redriven:", "3"] in shown
 
 
 def test_schedules_list_pages_like_the_other_lists(

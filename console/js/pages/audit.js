@@ -7,10 +7,12 @@ export function auditPage() {
   const pager = h("div", { class: "pager" });
   const action = field("Action", h("input", { type: "text", autocomplete: "off", placeholder: "e.g. user.login_failed" }));
   let cursors = [null];
+  // The filter that produced the page shown: paging keeps it, whatever is typed meanwhile.
+  let applied = "";
 
   async function load() {
     try {
-      const page = await api("GET", `/v1/audit${query({ limit: 50, action: action.control.value.trim(), cursor: cursors[cursors.length - 1] })}`);
+      const page = await api("GET", `/v1/audit${query({ limit: 50, action: applied, cursor: cursors[cursors.length - 1] })}`);
       replace(
         list,
         table(
@@ -45,6 +47,7 @@ export function auditPage() {
       "aria-label": "Filter the audit log",
       onsubmit: (event) => {
         event.preventDefault();
+        applied = action.control.value.trim();
         cursors = [null];
         load();
       },

@@ -2,6 +2,11 @@ import { api } from "../api.js";
 import { alertBox, errorText, field, h, pageHeader, replace, select, timeEl } from "../ui.js";
 import { PRIORITIES } from "./jobs.js";
 
+// A background redrive's progress: checked every second; a failed check is retried after
+// twice the last wait, at most this.
+const POLL_MS = 1000;
+const MAX_RETRY_MS = 16000;
+
 export function deadLettersPage(cleanups) {
   const alert = alertBox();
   const priority = field("Priority", select(PRIORITIES, "normal"));
@@ -133,15 +138,27 @@ export function deadLettersPage(cleanups) {
   }
 
   async function follow(task) {
-    // A background redrive: poll its task until it finishes.
+    // A background redrive: poll its task until it finishes. The redrive goes on whatever
+    // happens to a check, so a check that fails for a moment (network, 429, 5xx) is tried
+    // again, a little later each time, and the page says so; a refusal (4xx) ends the watch.
     const bar = h("progress", { "aria-label": "Redrive progress" });
     const text = h("span");
-    replace(outcome, h("label", {}, text), bar);
+    const trouble = h("span");
+    replace(outcome, h("label", {}, text), bar, h("p", { class: "help" }, trouble));
+    let wait = POLL_MS;
     for (;;) {
       text.textContent = `Redriving: ${task.redriven} redriven so far (${task.status}).`;
       if (task.finished_at || gone) break;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      task = await api("GET", `/v1/dlq/redrives/${task.id}`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      try {
+        task = await api("GET", `/v1/dlq/redrives/${task.id}`);
+        wait = POLL_MS;
+        trouble.textContent = "";
+      } catch (error) {
+        if (!(error.status === 0 || error.status === 429 || error.status >= 500)) throw error;
+        wait = Math.min(wait * 2, MAX_RETRY_MS);
+        trouble.textContent = `The last progress check failed (${errorText(error)}); checking again in ${wait / 1000} s.`;
+      }
     }
     bar.max = 1;
     bar.value = 1;

@@ -31,13 +31,25 @@ export function jobsPage(cleanups) {
   let cursors = [null];
   let filters = {};
 
-  api("GET", "/v1/job-types")
-    .then((types) => {
-      for (const t of types) type.control.append(h("option", { value: t.name }, t.name));
-    })
-    .catch((error) => alert.show(errorText(error)));
+  // The Type filter's options. Its own alert: a refresh of the list must not clear why the
+  // filter offers only "Any"; each refresh tries again until the types arrive.
+  const typesAlert = alertBox();
+  let types = null;
+  function loadTypes() {
+    types = types || api("GET", "/v1/job-types").then(
+      (list) => {
+        for (const t of list) type.control.append(h("option", { value: t.name }, t.name));
+        typesAlert.show("");
+      },
+      (error) => {
+        types = null;
+        typesAlert.show(`The job types could not be read (${errorText(error)}): the Type filter offers only "Any" until they are.`);
+      },
+    );
+  }
 
   async function load() {
+    loadTypes();
     const cursor = cursors[cursors.length - 1];
     results.setAttribute("aria-busy", "true");
     try {
@@ -125,6 +137,7 @@ export function jobsPage(cleanups) {
     {},
     pageHeader("Jobs", h("button", { type: "button", onclick: () => { location.hash = "#/jobs/new"; } }, "New job")),
     alert,
+    typesAlert,
     // Open on wide screens; on a phone the filters fold away under their summary.
     h("details", { class: "filters", open: window.matchMedia("(min-width: 761px)").matches }, h("summary", {}, "Filters"), form),
     results,

@@ -8,7 +8,10 @@ function pausedCell(item) {
 }
 
 export function queuesPage(cleanups) {
+  // A refresh's error goes once a refresh succeeds; a pause's or resume's stays until the
+  // next one (or "Dismiss"), however many refreshes come in between.
   const alert = alertBox();
+  const actionAlert = alertBox({ dismissible: true });
   const queues = h("div", { "aria-busy": "true" });
   const types = h("div");
   const chart = h("div", { class: "chart-box" });
@@ -17,7 +20,7 @@ export function queuesPage(cleanups) {
 
   async function toggle(kind, name, paused) {
     const verb = paused ? "resume" : "pause";
-    alert.show("");
+    actionAlert.show("");
     try {
       await api("POST", `/v1/${kind}/${name}/${verb}`);
       announce(`${name} ${paused ? "resumed" : "paused"}.`);
@@ -26,7 +29,7 @@ export function queuesPage(cleanups) {
       const again = `${paused ? "Pause" : "Resume"} ${name}`;
       [...root.querySelectorAll("button[aria-label]")].find((b) => b.getAttribute("aria-label") === again)?.focus();
     } catch (error) {
-      alert.show(errorText(error));
+      actionAlert.show(errorText(error));
     }
   }
 
@@ -48,6 +51,7 @@ export function queuesPage(cleanups) {
         api("GET", "/v1/job-types"),
       ]);
       queues.setAttribute("aria-busy", "false");
+      alert.show("");
       // Unchanged data is not redrawn, so polling never moves the keyboard focus.
       const seen = JSON.stringify([queueList, stats, typeList]);
       if (seen === shown) return;
@@ -85,7 +89,6 @@ export function queuesPage(cleanups) {
       const per = stats.throughput_per_minute_last_hour;
       summary.textContent = `Last hour: ${per.succeeded} succeeded and ${per.failed} failed per minute on average.`;
       replace(chart, throughputChart(stats.throughput_last_hour || []), h("p", { class: "legend" }, h("span", { class: "key key-ok" }), " succeeded ", h("span", { class: "key key-failed" }), " failed"));
-      alert.show("");
     } catch (error) {
       alert.show(errorText(error));
     }
@@ -98,6 +101,7 @@ export function queuesPage(cleanups) {
     {},
     pageHeader("Queues"),
     alert,
+    actionAlert,
     queues,
     h("h2", {}, "Throughput"),
     summary,

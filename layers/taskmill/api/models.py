@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from taskmill.flow.limits import MAX_RATE_PERIOD_SECONDS, MIN_RATE_PERIOD_SECONDS
 from taskmill.jobs.model import Job
 from taskmill.jobs.options import STRICT_JSON, Instant, JobOptions, JsonUuid, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
@@ -310,7 +311,17 @@ class Health(BaseModel):
 
 class RateIn(Strict):
     limit: int = Field(ge=1, le=1_000_000, description="Starts per period, and the burst.")
-    period_seconds: float = Field(gt=0, le=86_400)
+    period_seconds: float = Field(
+        ge=MIN_RATE_PERIOD_SECONDS,
+        le=MAX_RATE_PERIOD_SECONDS,
+        description="A second to a day (2 per second is `limit` 2, `period_seconds` 1).",
+    )
+
+
+class RateOut(BaseModel):
+    # Not `RateIn`: a limit stored before the one-second minimum is shown as it is.
+    limit: int
+    period_seconds: float
 
 
 class LimitPut(Strict):
@@ -339,7 +350,7 @@ class LimitUseOut(BaseModel):
 class LimitOut(BaseModel):
     key: str
     concurrency: int | None
-    rate: RateIn | None
+    rate: RateOut | None
     source: Literal["limit", "default"] = Field(
         description="`default`: the environment's default for every `owner:` key."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,20 @@ def _rows(cur: psycopg.Cursor[DictRow]) -> list[dict[str, Any]]:
     if result is None or result.status != pq.ExecStatus.TUPLES_OK:
         return []
     return list(cur.fetchall())
+
+
+def _ended_while_idle(conn: Connection) -> bool:
+    """Whether the server ended `conn` while it sat idle between statements: a restart or
+    failover, `pg_terminate_backend`, RDS Proxy's idle timeout. The server's goodbye (a
+    FATAL message, then end of file) is then waiting on the socket, where an idle
+    connection has nothing to read, so one poll of the socket tells, without a round trip.
+    Found this way, the connection is replaced before anything is sent on it: the statement
+    runs on the new one, where sending it and finding out would fail the caller's whole
+    invocation. Only between transactions: a connection ended inside one fails it."""
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        return False
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
 
 
 class Transaction:
@@ -124,7 +139,7 @@ class Database:
 
     def connection(self) -> Connection:
         conn = self._conn
-        if conn is None or conn.closed or conn.broken:
+        if conn is None or conn.closed or conn.broken or _ended_while_idle(conn):
             if conn is not None:
                 conn.close()
             conn = self._conn = self._open()

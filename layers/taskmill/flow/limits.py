@@ -13,7 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskmill.db import Database
 
-# A rate's period: a second to a day; beyond it a limit is a quota, not a rate.
+# A rate's period: a second to a day; beyond it a limit is a quota, not a rate. Below a
+# second nothing could follow it: a held job waits whole seconds (SQS delays), at least one
+# (`holds.MIN_HOLD_SECONDS`); 2 per second is `limit` 2, not 1 per 0.5 s. The API refuses a
+# shorter period; `Rate` still reads one stored before the minimum (it keeps working).
+MIN_RATE_PERIOD_SECONDS = 1.0
 MAX_RATE_PERIOD_SECONDS = 86_400.0
 
 

@@ -814,10 +814,161 @@ def test_the_limits_page_pages_through_every_limit(console: Console, stack: Runn
             operator.call("DELETE", f"/v1/limits/{key}")
 
 
+def unavailable_once(console: Console, pattern: str, times: int = 1) -> list[str]:
+    """The next `times` requests matching `pattern` answer 503 in the API's envelope, as a
+    gateway or a database failover does for a moment; later ones reach the API. Returns the
+    URLs refused so far."""
+    refused: list[str] = []
+    body = json.dumps(
+        {"error": {"code": "unavailable", "message": "Try again shortly.", "details": None}}
+    )
+
+    def handle(route: Any) -> None:
+        if len(refused) < times:
+            refused.append(route.request.url)
+            route.fulfill(status=503, content_type="application/json", body=body)
+        else:
+            route.continue_()
+
+    console.page.route(pattern, handle)
+    console.expected_errors.append("status of 503")
+    return refused
+
+
+def test_a_failed_redrive_progress_check_is_retried_until_the_redrive_is_shown_finished(
+    console: Console, stack: RunningStack
+) -> None:
+    """One failed poll of a background redrive's task left the page with no progress and an
+    error, while the redrive went on."""
+    operator = admin(stack)
+    job = dead_letter(stack, operator, "low")
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Dead letters")
+    page.get_by_label("Priority").select_option("low")
+    page.get_by_label(f"Select job {job['id']}").wait_for()
+    refused = unavailable_once(console, "**/v1/dlq/redrives/*", times=2)
+    page.get_by_role("button", name="Redrive all").click()
+    outcome = page.locator(".outcome")
+    outcome.get_by_text(
+        re.compile(r"The last progress check failed \(Try again shortly\.\); checking again in")
+    ).wait_for()
+    outcome.get_by_text(re.compile(r"^Redrive finished: \d+ redriven\.$")).wait_for(timeout=60_000)
+    assert len(refused) == 2
+    assert page.get_by_role("alert").filter(has_text="Try again shortly").count() == 0
+    assert operator.call("GET", f"/v1/jobs/{job['id']}")[1]["redrive_count"] >= 1
+
+
+def test_a_pause_error_stays_through_refreshes_until_dismissed(
+    console: Console, stack: RunningStack
+) -> None:
+    """The queues page refreshes every 5 s; a refresh that brought new figures cleared the
+    error of a pause that had failed, before it could be read."""
+    operator = admin(stack)
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Queues")
+    page.get_by_role("img", name="Jobs finished per minute, last hour").wait_for()
+    unavailable_once(console, "**/v1/queues/low/pause")
+    refused = page.get_by_role("alert").filter(has_text="Try again shortly.")
+    page.get_by_role("button", name="Pause low").click()
+    refused.wait_for()
+    try:
+        # Something changes (another admin pauses high): a refresh draws it, error or not.
+        assert operator.call("POST", "/v1/queues/high/pause")[0] == 200
+        page.get_by_role("button", name="Resume high").wait_for()
+    finally:
+        assert operator.call("POST", "/v1/queues/high/resume")[0] == 200
+    assert refused.is_visible()
+    page.get_by_role("button", name="Pause low").wait_for()  # not paused
+    refused.get_by_role("button", name="Dismiss").click()
+    refused.wait_for(state="hidden")
+    # Acting again is the other way an action's error goes: this pause works.
+    page.get_by_role("button", name="Pause low").click()
+    page.get_by_role("button", name="Resume low").click()
+    page.get_by_role("button", name="Pause low").wait_for()
+
+
+def test_a_queues_refresh_error_goes_when_a_refresh_answers_again(
+    console: Console, stack: RunningStack
+) -> None:
+    """A refresh that failed left its error up for good while the figures stayed the same:
+    an unchanged answer returned before the error was cleared."""
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Queues")
+    page.get_by_role("img", name="Jobs finished per minute, last hour").wait_for()
+    unavailable_once(console, "**/v1/queues")
+    refused = page.get_by_role("alert").filter(has_text="Try again shortly.")
+    refused.wait_for()
+    refused.wait_for(state="hidden")
+
+
+def test_the_jobs_page_says_why_its_type_filter_is_empty_until_the_types_arrive(
+    console: Console, stack: RunningStack
+) -> None:
+    """The job types failed to load: the error went with the next live refresh (3 s) and
+    the Type filter stayed at "Any" for good, with nothing to say why."""
+    email, user = new_user(stack)
+    page = console.page
+    refused = unavailable_once(console, "**/v1/job-types")
+    console.open()
+    console.sign_in(email, PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    said = page.get_by_role("alert").filter(has_text="The job types could not be read")
+    said.wait_for()
+    noop = page.get_by_label("Type").locator("option[value=noop]")
+    noop.wait_for(state="attached")
+    said.wait_for(state="hidden")
+    assert len(refused) == 1
+    names = [t["name"] for t in user.call("GET", "/v1/job-types")[1]]
+    options = page.get_by_label("Type").locator("option").all_inner_texts()
+    assert options == ["Any", *names]  # each once, though the page kept refreshing
+
+
+def test_older_audit_events_keep_the_filter_of_the_page_shown(
+    console: Console, stack: RunningStack
+) -> None:
+    """ "Older" sent whatever was in the Action box, applied or not: the next page of one
+    action's events became a page of another action's (or none)."""
+    operator = admin(stack)
+    keys = [f"zz-audit-paging:{n:02d}" for n in range(51)]  # a page is 50 events
+    try:
+        for key in keys:
+            status, body = operator.call("PUT", f"/v1/limits/{key}", {"concurrency": 1})
+            assert status == 200, body
+        page = console.page
+        console.open()
+        console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        console.nav("Audit")
+        action = page.get_by_label("Action")
+        action.fill("limit.put")
+        page.get_by_role("button", name="Filter").click()
+        older = page.get_by_role("button", name="Older")
+        wait_until(older.is_enabled)
+        action.fill("queue.pause")  # typed, not applied
+        older.click()
+        wait_until(page.get_by_role("button", name="Newer").is_enabled)
+        actions = page.get_by_role("table", name="Audit log").locator("td[data-label=Action]")
+        shown = actions.all_inner_texts()
+        assert set(shown) == {"limit.put"}, shown  # not another action's, not none
+        page.get_by_role("button", name="Newer").click()
+        wait_until(lambda: page.get_by_role("button", name="Newer").is_disabled())
+        assert set(actions.all_inner_texts()) == {"limit.put"}
+    finally:
+        for key in keys:
+            operator.call("DELETE", f"/v1/limits/{key}")
+
+
 @contextlib.contextmanager
 def database_down(stack: RunningStack) -> Iterator[None]:
     """The stack's database refusing connections (as during a failover or a restart), its
-    open sessions ended: every API call needing it answers 503 until it is back."""
+    open sessions ended: every API call needing it answers 503 until it is back. Each worker
+    poller finds its ended session only with its next batch, whose jobs then wait as after
+    a crashed invocation: tests that need jobs to run promptly come before the one using it."""
     import psycopg
     from pgserver.utils import PostmasterInfo
 

@@ -134,6 +134,38 @@ def test_bad_limits_are_refused(as_admin: Any, body: Any) -> None:
     assert r.body["error"]["code"] == "invalid_input"
 
 
+@pytest.mark.parametrize("period", [1e-07, 0.001, 0.999])
+def test_a_rate_period_under_a_second_is_refused(as_admin: Any, period: float) -> None:
+    """Holds are whole seconds (SQS delays) and at least one; a shorter period was stored,
+    down to 1e-07 s, a rate no hold or window could follow."""
+    r = as_admin.put("/v1/limits/k", {"rate": {"limit": 5, "period_seconds": period}})
+    assert r.status == 400, r.body
+    assert r.body["error"]["code"] == "invalid_input"
+    [detail] = r.body["error"]["details"]
+    assert detail["loc"][-2:] == ["rate", "period_seconds"]
+    assert as_admin.get("/v1/limits/k").status == 404
+
+
+def test_a_rate_period_of_one_second_is_the_shortest(as_admin: Any) -> None:
+    r = as_admin.put("/v1/limits/k", {"rate": {"limit": 5, "period_seconds": 1}})
+    assert r.status == 200, r.body
+    assert r.body["rate"] == {"limit": 5, "period_seconds": 1.0}
+
+
+def test_a_sub_second_rate_stored_before_the_minimum_still_reads(
+    as_admin: Any, db: Database
+) -> None:
+    """A limit put before periods were held to a second keeps working and is shown as it is."""
+    db.execute(
+        "INSERT INTO limits (key, rate_limit, rate_period_seconds, tokens, refilled_at) "
+        "VALUES ('old-fast', 2, 0.5, 2, now())"
+    )
+    got = as_admin.get("/v1/limits/old-fast")
+    assert got.status == 200, got.body
+    assert got.body["rate"] == {"limit": 2, "period_seconds": 0.5}
+    assert [i["rate"] for i in as_admin.get("/v1/limits").body["items"]] == [got.body["rate"]]
+
+
 def test_a_bad_key_is_refused(as_admin: Any) -> None:
     assert as_admin.put("/v1/limits/bad key", {"concurrency": 1}).status in (400, 404)
     r = as_admin.put("/v1/limits/" + "x" * 129, {"concurrency": 1})

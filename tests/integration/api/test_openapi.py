@@ -531,3 +531,21 @@ def test_schedules_document_their_time_zone(doc: dict[str, Any]) -> None:
     assert "timezone" not in create["required"]
     assert "@daily" in create["properties"]["cron"]["description"]
     assert {"timezone", "next_fire_at"} <= set(schemas["ScheduleOut"]["required"])
+
+
+def test_a_limits_rate_period_documents_its_range_in_and_not_out(doc: dict[str, Any]) -> None:
+    """A client checks what it sends against the document; a limit stored before the
+    one-second minimum is still answered, so the answer's schema must not demand it."""
+    schemas = doc["components"]["schemas"]
+    body = by_id(doc, "putLimit")["requestBody"]["content"]["application/json"]["schema"]
+    put = schemas[body["$ref"].removeprefix("#/components/schemas/")]
+    [rate_in] = [r for r in put["properties"]["rate"]["anyOf"] if "$ref" in r]
+    period_in = schemas[rate_in["$ref"].removeprefix("#/components/schemas/")]["properties"][
+        "period_seconds"
+    ]
+    assert (period_in["minimum"], period_in["maximum"]) == (1, 86_400)
+    [rate_out] = [r for r in schemas["LimitOut"]["properties"]["rate"]["anyOf"] if "$ref" in r]
+    period_out = schemas[rate_out["$ref"].removeprefix("#/components/schemas/")]["properties"][
+        "period_seconds"
+    ]
+    assert "minimum" not in period_out

@@ -12,6 +12,7 @@ from taskmill.jobs.store import JobStore
 from taskmill.queue.messages import message_body
 
 from tests.integration.worker.conftest import failures, queue_messages
+from tests.support.backends import terminate_backend
 from tests.support.lambda_events import receive_event
 
 
@@ -31,6 +32,19 @@ def test_batch_of_ten_succeeds_in_two_statements(enqueue, deliver, store: JobSto
     assert failures(deliver()) == []
     assert db.round_trips - before == 2  # claim, record: nothing waits on these jobs
     assert {store.get(j.id).status for j in jobs} == {JobStatus.SUCCEEDED}
+
+
+def test_a_batch_after_the_database_ended_the_connection_runs(
+    enqueue, deliver, store: JobStore, db, database_url: str
+) -> None:
+    """A restart or failover between two batches: the container's connection is found ended
+    before the next claim is sent, so that batch runs instead of failing back to SQS."""
+    enqueue("noop")
+    assert failures(deliver()) == []
+    job = enqueue("noop")
+    terminate_backend(database_url, db.execute("SELECT pg_backend_pid() AS pid")[0]["pid"])
+    assert failures(deliver()) == []
+    assert store.get(job.id).status is JobStatus.SUCCEEDED
 
 
 def test_a_batch_with_a_parent_releases_its_dependents_in_one_more(
