@@ -4,17 +4,21 @@ the worker is (no X-Ray SDK in the bundle)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskmill.db.credentials import database_from_settings
+from taskmill.errors import DependencyUnavailable
 from taskmill.event_sources import EventSources
 from taskmill.flow.pauses import PauseStore
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.lambda_support import PowertoolsMetrics
+from taskmill.observability import MetricBatch, MetricsSink
 from taskmill.queue.sqs import JobQueue
+from taskmill.recovery.outage import SweepOutage
 from taskmill.recovery.redrive_tasks import RedriveTaskStore
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore
@@ -22,6 +26,7 @@ from taskmill.settings import RecoverySettings, load_settings
 
 logger = Logger(service="taskmill-recovery")
 _sweeper: Sweeper | None = None
+_outage = SweepOutage(logger)
 
 
 def container_sweeper() -> Sweeper:
@@ -49,12 +54,29 @@ def container_sweeper() -> Sweeper:
     return _sweeper
 
 
-def sweep(sweeper: Sweeper) -> dict[str, Any]:
-    report, metrics = sweeper.run()
-    metrics.flush(PowertoolsMetrics(service="taskmill-recovery"))
+def sweep(
+    sweeper: Callable[[], Sweeper] = container_sweeper,
+    outage: SweepOutage = _outage,
+    metrics_sink: MetricsSink | None = None,
+) -> dict[str, Any]:
+    """One run. A dependency that is down (the database, SQS, Secrets Manager at cold
+    start) makes one warning line and the `Sweep_failed_runs` metric, which the recovery
+    alarm watches, and the invocation ends normally: the next scheduled run retries. Any
+    other error fails the invocation with its traceback (a bug: the function's error alarm)."""
+    sink = metrics_sink or PowertoolsMetrics(service="taskmill-recovery")
+    try:
+        report, metrics = sweeper().run()
+    except DependencyUnavailable as exc:
+        outage.failed(exc)
+        failed = MetricBatch()
+        failed.add("Sweep_failed_runs")
+        failed.flush(sink)
+        return {"failed": exc.code, "message": exc.message}
+    outage.succeeded()
+    metrics.flush(sink)
     return report.as_dict()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return sweep(container_sweeper())
+    return sweep(container_sweeper, _outage)

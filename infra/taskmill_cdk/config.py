@@ -8,10 +8,18 @@ differs per environment.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from taskmill.topology import QUEUES, Priority
 
 
@@ -92,6 +100,14 @@ class NetworkConfig(_Section):
             )
 
 
+# The Postgres majors Taskmill is built and tested on: the SQL needs 13+ (gen_random_uuid in
+# core, MATERIALIZED CTEs), the local stack and the tests run 16, and 17 is the deployed
+# default. RDS takes a full `major.minor`; a major alone makes a template cfn-lint flags
+# (W3691) and lets RDS pick a minor.
+SUPPORTED_POSTGRES_MAJORS = ("16", "17")
+_ENGINE_VERSION = re.compile(r"^([0-9]+)\.[0-9]+$")
+
+
 class DatabaseConfig(_Section):
     engine_version: str = "17.9"
     # The EC2-style class name; RDS's "db." is added by the CDK.
@@ -128,6 +144,17 @@ class DatabaseConfig(_Section):
             )
         return data
 
+    @field_validator("engine_version")
+    @classmethod
+    def _supported_engine(cls, version: str) -> str:
+        match = _ENGINE_VERSION.match(version)
+        if match is None or match[1] not in SUPPORTED_POSTGRES_MAJORS:
+            raise ValueError(
+                f"{version!r} is not a version Taskmill supports: give a Postgres "
+                f"major.minor of major {' or '.join(SUPPORTED_POSTGRES_MAJORS)} (e.g. 17.9)"
+            )
+        return version
+
     @model_validator(mode="after")
     def _storage_can_grow(self) -> Self:
         if self.max_allocated_storage_gb < self.allocated_storage_gb:
@@ -152,6 +179,20 @@ class ApiConfig(_Section):
     # version is published, snapshotted, and restored instead of cold-started; API Gateway
     # then calls their `live` alias. Off by default: docs/PERFORMANCE.md, "SnapStart".
     snap_start: tuple[Literal["api", "authorizer"], ...] = ()
+
+    @model_validator(mode="after")
+    def _burst_covers_rate(self) -> Self:
+        # API Gateway's token bucket holds `burst` requests and refills `rate` a second: with
+        # less burst than rate, clients' ordinary clumps are refused (429) well below the rate
+        # the config seems to allow. Refused rather than warned: a synth warning goes unread,
+        # and burst = rate is always there for whoever wants the rate to be the bound.
+        if self.throttle_burst_limit < self.throttle_rate_limit:
+            raise ValueError(
+                f"throttle_burst_limit ({self.throttle_burst_limit}) is below "
+                f"throttle_rate_limit ({self.throttle_rate_limit}): requests in a burst would "
+                "be refused below the rate; set the burst at least to the rate"
+            )
+        return self
 
     @model_validator(mode="after")
     def _origins(self) -> Self:
@@ -242,7 +283,8 @@ class TaskmillConfig(_Section):
     # Fairness between tenants (SPEC §6): at most this many running jobs per owner, for
     # every owner without a limit of its own on `owner:<id>`. null: owners are not limited.
     owner_concurrency: int | None = Field(default=None, ge=1)
-    # How long an Idempotency-Key is remembered per user (SPEC §3).
+    # How long an Idempotency-Key is remembered per user (SPEC §3). The key lives on its job's
+    # row, which the sweep deletes `retention_days` after the job finished: at most that long.
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     retention_days: int = Field(default=30, ge=1)
     # A queued job untouched (and past due) this long gets a new message in case its own is
@@ -294,6 +336,18 @@ class TaskmillConfig(_Section):
                 f"but {through} only {self.database.proxy_connections} connections; "
                 "lower api.reserved_concurrency/worker.queue_concurrency or raise "
                 "database.max_connections (a larger instance class)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _idempotency_within_retention(self) -> Self:
+        retention_seconds = self.retention_days * 86400
+        if self.idempotency_ttl_seconds > retention_seconds:
+            raise ValueError(
+                f"{self.name}: idempotency_ttl_seconds ({self.idempotency_ttl_seconds}) is "
+                f"longer than retention_days ({self.retention_days}, {retention_seconds} s): a "
+                "key is kept on its job, which is deleted after retention_days, so it could "
+                "not be remembered that long; lower it or raise retention_days"
             )
         return self
 
@@ -361,6 +415,11 @@ def load_environment(context: dict[str, Any], name: str) -> TaskmillConfig:
             "by its key in `environments`"
         )
     try:
-        return TaskmillConfig(name=name, **settings)
+        # Strictly, as the JSON it was read from: `true` is not 1, "10" is not 10, 1 is not
+        # true (lax coercion would take a typo or a quoted number for a deliberate value).
+        # JSON strings still name enum values (priorities) and arrays fill tuples.
+        return TaskmillConfig.model_validate_json(
+            json.dumps({**settings, "name": name}), strict=True
+        )
     except ValidationError as exc:
         raise SystemExit(f"cdk.json environment {name!r} is invalid:\n{exc}") from None

@@ -85,6 +85,7 @@ class Monitoring(Construct):
         self._api(rest_api)
         self._database(database, proxy)
         self._jobs()
+        self._sweep_failures()
 
     def _alarm(
         self,
@@ -275,6 +276,23 @@ class Monitoring(Construct):
             threshold=self.thresholds.rds_free_storage_gb * 1024**3,
             comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
             evaluation_periods=1,
+        )
+
+    def _sweep_failures(self) -> None:
+        """A sweep run that a dependency being down stopped ends its invocation normally
+        (one warning line, not a traceback every minute: functions/retry/sweep.py), so the
+        function's error alarm does not see it; this one does."""
+        self._alarm_on_any(
+            "RecoverySweepFailed",
+            "The recovery sweep could not run: the database, SQS or Secrets Manager was "
+            "unavailable (see the recovery function's log group)",
+            cw.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="Sweep_failed_runs",
+                dimensions_map={"service": "taskmill-recovery"},
+                statistic="Sum",
+                period=FIVE_MINUTES,
+            ),
         )
 
     def _jobs(self) -> None:

@@ -159,6 +159,28 @@ def test_a_config_that_could_exhaust_the_proxy_is_refused() -> None:
             {"removal_policy": "destroy", "database": {"deletion_protection": True}},
             "removal_policy 'destroy' with database.deletion_protection",
         ),
+        # The engine, the throttle and the idempotency window: each refused at synth.
+        ({"database": {"engine_version": "15.4"}}, "database.engine_version\n.*'15.4' is not"),
+        ({"database": {"engine_version": "17"}}, "database.engine_version\n.*major.minor"),
+        (
+            {"api": {"throttle_rate_limit": 100, "throttle_burst_limit": 50}},
+            "throttle_burst_limit \\(50\\) is below throttle_rate_limit \\(100.0\\)",
+        ),
+        (
+            {"retention_days": 7, "idempotency_ttl_seconds": 8 * 86400},
+            "x: idempotency_ttl_seconds \\(691200\\) is longer than retention_days \\(7,",
+        ),
+        # cdk.json is JSON: no coercion of one type into another.
+        ({"api": {"throttle_burst_limit": True}}, "api.throttle_burst_limit\n.*valid integer"),
+        ({"api": {"throttle_rate_limit": "10"}}, "api.throttle_rate_limit\n.*valid number"),
+        ({"max_unfinished_jobs": "10"}, "max_unfinished_jobs\n.*valid integer"),
+        ({"retention_days": 1.5}, "retention_days\n.*valid integer"),
+        ({"allow_signup": 1}, "allow_signup\n.*valid boolean"),
+        ({"database": {"multi_az": "true"}}, "database.multi_az\n.*valid boolean"),
+        (
+            {"worker": {"queue_concurrency": {"high": "10", "normal": 5, "low": 2}}},
+            "worker.queue_concurrency.high\n.*valid integer",
+        ),
         ({"account": "12345"}, "account\n  String should match pattern"),
         ({"region": "us-east"}, "region\n  String should match pattern"),
         ({"alarm_email": "ops.example.com"}, "alarm_email\n  String should match pattern"),
@@ -171,6 +193,19 @@ def test_invalid_environments_fail_the_synth_clearly(
     context = {"environments": {"x": {"resource_prefix": "taskmill-x", **override}}}
     with pytest.raises(SystemExit, match=message):
         load_environment(context, "x")
+
+
+def test_the_shipped_environments_load_strictly() -> None:
+    """cdk.json's own environments pass the strict reading, and the environment is named
+    in every refusal."""
+    context = json.loads((Path(__file__).parents[2] / "cdk.json").read_text())["context"]
+    for name in context["environments"]:
+        config = load_environment(context, name)
+        assert config.idempotency_ttl_seconds <= config.retention_days * 86400
+        assert config.api.throttle_burst_limit >= config.api.throttle_rate_limit
+    broken = {"environments": {"staging": {"api": {"throttle_burst_limit": "40"}}}}
+    with pytest.raises(SystemExit, match=r"cdk\.json environment 'staging' is invalid"):
+        load_environment(broken, "staging")
 
 
 @pytest.mark.parametrize(

@@ -335,3 +335,12 @@ def test_alarm_thresholds_come_from_the_environment(dev: Synthesized) -> None:
     assert api["Threshold"] == thresholds.api_5xx_percent
     [storage] = [p for d, p in found.items() if "free storage" in d]
     assert storage["Threshold"] == thresholds.rds_free_storage_gb * 1024**3
+
+
+def test_a_sweep_stopped_by_an_outage_pages(dev: Synthesized) -> None:
+    """Such a run ends its invocation normally (one warning line, no traceback), so the
+    function's error alarm misses it: the sweep's own metric has an alarm."""
+    [sweep] = [p for d, p in alarms(dev).items() if "recovery sweep could not run" in d]
+    assert sweep["Threshold"] == 1
+    assert (sweep["Namespace"], sweep["MetricName"]) == ("Taskmill", "Sweep_failed_runs")
+    assert sweep["Dimensions"] == [{"Name": "service", "Value": "taskmill-recovery"}]

@@ -10,8 +10,8 @@ import math
 
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
 
-# A paused queue or type: resuming sends the oldest waiting jobs at once
-# (`RESUME_RESEND_LIMIT`); the rest come back within this.
+# A paused queue or type: resuming re-sends at once the oldest jobs whose held message is not
+# back yet (`RESUME_RESEND_LIMIT`); the rest come back within this.
 PAUSE_HOLD_SECONDS = 120
 # A concurrency limit: a slot frees when a running job ends, which nothing predicts; wait a
 # little per round of the limit the job is behind, so the first in line come back first.

@@ -24,6 +24,7 @@ from taskmill.errors import (
     NotFound,
     QuotaExceeded,
 )
+from taskmill.flow.holds import PAUSE_HOLD_SECONDS
 from taskmill.jobs.model import Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.paging import decode_cursor, encode_cursor
@@ -123,6 +124,35 @@ FROM held h JOIN jobs j ON j.id = h.id
 _NOT_DUE = "j.run_at > now()"
 _SECONDS_TO_RUN_AT = "extract(epoch FROM j.run_at - now())::float8"
 
+# A job row `j` delivered from the queue of its priority (`%(queues)s`: the priority of
+# the queue each of `%(ids)s` came from, in the same order; NULL: no queue, an external
+# claim or a caller that does not say). `PATCH /v1/jobs/{id}` may change the priority after
+# the message was sent; it sends one on the new queue, and SQS cannot take back the old one,
+# which is then acknowledged as a duplicate. Checked in each claim's UPDATE too, against the
+# row it locks, so a change committed while the claim waited for that lock is seen.
+_ON_ITS_QUEUE = """(%(queues)s::text[] IS NULL
+       OR j.priority = (%(queues)s::text[])[array_position(%(ids)s::uuid[], j.id)])"""
+_ON_ITS_QUEUE_UPDATED = """(%(queues)s::text[] IS NULL
+       OR jobs.priority = (%(queues)s::text[])[array_position(%(ids)s::uuid[], jobs.id)])"""
+
+# Paused jobs `cand` holds (`paused`) that get a new, delayed message: those whose held
+# message (if any) is due back by now or within half a hold. The others were delivered
+# another of their messages while that one is on its way back (a resume re-sent them, then
+# a pause came back): they are neither claimed nor held, so the worker acknowledges the
+# delivery as a duplicate and the job keeps one held message, not one more per cycle. No job
+# is left without a message so: `held_until` ahead means the held one is still in SQS's delay
+# (or, if the worker could not send it, the delivery it did not delete comes back after the
+# visibility timeout, past `held_until`, and is held again).
+_REHOLD = """
+, rehold AS (
+    UPDATE jobs SET held_until = now() + make_interval(secs => %(pause_hold)s)
+    FROM cand
+    WHERE jobs.id = cand.id AND cand.paused AND jobs.status = 'queued'
+      AND (jobs.held_until IS NULL
+           OR jobs.held_until < now() + make_interval(secs => %(pause_hold)s / 2))
+    RETURNING jobs.id
+)"""
+
 # The claim when no limit applies (the common case): one statement. Jobs of a paused
 # queue or type, or not due yet, are held back; jobs under a limit are left queued as
 # `unadmitted`, for the admission claim (`_ADMISSION_LOCKS` then `_ADMISSION_CLAIM`).
@@ -142,21 +172,29 @@ WITH cand AS MATERIALIZED (
     + """)) AS limited
     FROM jobs j
     WHERE j.id = ANY (%(ids)s) AND j.status = 'queued' AND NOT j.cancel_requested
-      AND NOT j.external
+      AND NOT j.external AND """
+    + _ON_ITS_QUEUE
+    + """
 ), changed AS (
     UPDATE jobs SET """
     + _CLAIM_SET
     + """
     FROM cand
     WHERE jobs.id = cand.id AND NOT cand.paused AND NOT cand.early AND NOT cand.limited
-      AND jobs.status = 'queued'
+      AND jobs.status = 'queued' AND """
+    + _ON_ITS_QUEUE_UPDATED
+    + """
     RETURNING jobs.*, 'queued'::text AS from_status
-), held AS (
+)"""
+    + _REHOLD
+    + """
+, held AS (
     SELECT id, CASE WHEN paused THEN 'paused' WHEN early THEN 'not_due'
                     ELSE 'unadmitted' END AS state,
            NULL::text AS key, CASE WHEN early AND NOT paused THEN due_in END AS ahead,
            NULL::float8 AS period
-    FROM cand WHERE paused OR early OR limited
+    FROM cand
+    WHERE (paused AND id IN (SELECT id FROM rehold)) OR (NOT paused AND (early OR limited))
 )"""
     + _EVENTS
     + _CLAIM_TAIL
@@ -201,7 +239,9 @@ WITH clock AS MATERIALIZED (
     + """ AS due_in
     FROM jobs j
     WHERE j.id = ANY (%(ids)s) AND j.status = 'queued' AND NOT j.cancel_requested
-      AND j.external = %(external)s
+      AND j.external = %(external)s AND """
+    + _ON_ITS_QUEUE
+    + """
 ), limited AS MATERIALIZED (
     SELECT c.id, k.key,
            coalesce(l.concurrency,
@@ -236,10 +276,13 @@ WITH clock AS MATERIALIZED (
                lk.rate_period_seconds / lk.rate_limit AS period
         FROM limited lk LEFT JOIN running r ON r.key = lk.key
     ) x WHERE x.reason IS NOT NULL
-), held AS (
+)"""
+    + _REHOLD
+    + """
+, held AS (
     SELECT id, 'paused' AS state, NULL::text AS key, NULL::float8 AS ahead,
            NULL::float8 AS period
-    FROM cand WHERE paused
+    FROM cand WHERE paused AND id IN (SELECT id FROM rehold)
     UNION ALL
     SELECT id, 'not_due', NULL::text, due_in, NULL::float8
     FROM cand WHERE early AND NOT paused
@@ -263,7 +306,9 @@ WITH clock AS MATERIALIZED (
           ORDER BY CASE c.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END,
                    c.created_at
           LIMIT %(max_claims)s) AS admitted
-    WHERE jobs.id = admitted.id AND jobs.status = 'queued'
+    WHERE jobs.id = admitted.id AND jobs.status = 'queued' AND """
+    + _ON_ITS_QUEUE_UPDATED
+    + """
     RETURNING jobs.*, 'queued'::text AS from_status
 ), taken AS (
     UPDATE limits l SET tokens = t.tokens_now - t.n,
@@ -780,14 +825,17 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
         owner_concurrency: int | None = None,
         expect_limits: bool = False,
         now: datetime | None = None,
+        queues: Sequence[str] | None = None,
     ) -> Claim:
         """Claim the `queued` jobs among `job_ids` that no pause or limit holds back.
 
         Jobs that are running, finished or cancelled (a duplicate or late delivery) are
-        neither claimed nor held. `owner_concurrency`: the environment's default limit for
-        every `owner:` key. Without limits on the batch's keys this is one statement; with
-        them, one transaction of two (`_ADMISSION_LOCKS`, `_ADMISSION_CLAIM`) sent in one
-        round trip.
+        neither claimed nor held. `queues`: the priority of the queue each id's message came
+        from; a job whose priority is no longer that one (changed after the message was
+        sent: a message on its new queue was sent too) is neither claimed nor held either.
+        `owner_concurrency`: the environment's default limit for every `owner:` key.
+        Without limits on the batch's keys this is one statement; with them, one transaction
+        of two (`_ADMISSION_LOCKS`, `_ADMISSION_CLAIM`) sent in one round trip.
         `expect_limits` goes straight to the admission claim (the last batch had limits).
         `now` is the time the rate buckets are read at (tests); default the database's."""
         if not job_ids:
@@ -801,7 +849,11 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             now=now,
             external=False,
             max_claims=None,
+            queues=list(queues) if queues is not None else None,
+            pause_hold=PAUSE_HOLD_SECONDS,
         )
+        if queues is not None and len(params["queues"]) != len(params["ids"]):
+            raise ValueError("queues must name the queue of each job id")
         if not expect_limits and owner_concurrency is None:
             claimed, held = _claim_rows(self._db.execute(_FAST_CLAIM, params))
             unadmitted = [hold.job.id for hold in held if hold.reason == "unadmitted"]
@@ -868,6 +920,8 @@ FOR UPDATE SKIP LOCKED""",
                 now=now,
                 external=True,
                 max_claims=limit,
+                queues=None,
+                pause_hold=PAUSE_HOLD_SECONDS,
             )
             tx.execute(_ADMISSION_LOCKS, params)
             claimed, _held = _claim_rows(tx.execute(_ADMISSION_CLAIM, params))
@@ -1544,14 +1598,17 @@ RETURNING jobs.*""",
     def mark_waiting_to_send(
         self, *, priority: str | None, job_type: str | None, limit: int
     ) -> list[Job]:
-        """Mark the oldest `limit` queued jobs of a priority or a type "to be sent" (a
-        resumed queue or type: their own messages are held back for a while)."""
+        """Mark the oldest `limit` queued jobs of a priority or a type "to be sent" whose
+        message a pause held back and is not due back yet (a resumed queue or type). The
+        others' messages are on the queue or due back already: re-sending them would only
+        add a duplicate. `held_until` stays: the held message is still on its way, so if a
+        pause comes back first, the claim drops the re-sent one rather than holding it."""
         return _jobs(
             self._db.execute(
                 """
 UPDATE jobs SET send_pending = true, updated_at = now()
 WHERE id IN (SELECT id FROM jobs
-             WHERE status = 'queued' AND NOT external
+             WHERE status = 'queued' AND NOT external AND held_until > now()
                AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
                AND (%(type)s::text IS NULL OR type = %(type)s::text)
              ORDER BY queued_at LIMIT %(limit)s)

@@ -330,8 +330,8 @@ class Outcomes:
     def resend_waiting(
         self, *, priority: str | None, job_type: str | None, deadline: float | None = None
     ) -> list[UUID]:
-        """A queue or type was resumed: send its oldest waiting jobs now (their held
-        messages return within `PAUSE_HOLD_SECONDS`; a duplicate is skipped by the claim)."""
+        """A queue or type was resumed: send its oldest jobs whose held message is not back
+        yet now (it returns within `PAUSE_HOLD_SECONDS` and is skipped by the claim)."""
         marked = self.store.mark_waiting_to_send(
             priority=priority, job_type=job_type, limit=RESUME_RESEND_LIMIT
         )

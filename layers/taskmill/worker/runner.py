@@ -167,6 +167,7 @@ class Worker:
             lease_seconds=self._lease(),
             owner_concurrency=self.owner_concurrency,
             expect_limits=self._expect_limits,
+            queues=[priority.value for _, priority, _ in messages],
         )
         self._expect_limits = claim.limited
         claimed = {job.id: job for job in claim.claimed}
@@ -180,8 +181,9 @@ class Worker:
                 if hold is not None:
                     holding.append((delivery, hold))
                     continue
-                # Running elsewhere, finished, cancelled or deleted: a duplicate or late
-                # delivery. Acknowledge it so it is not delivered again.
+                # Running elsewhere, finished, cancelled or deleted, or moved to another
+                # priority (its message there runs it): a duplicate or late delivery.
+                # Acknowledge it so it is not delivered again.
                 report.skipped.append(delivery.message_id)
                 continue
             held_message = HeldMessage(priority, delivery.receipt_handle)

@@ -1,0 +1,75 @@
+"""Quick pause/resume cycles: each job keeps one held message, not one more per cycle, and
+never none (SPEC §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskmill.db import Database
+from taskmill.flow.pauses import PauseKind, PauseStore
+from taskmill.jobs.store import JobStore
+
+from tests.support.factories import create_job, make_user
+
+
+def depth(sqs: Any, url: str) -> tuple[int, int]:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesDelayed"]),
+    )
+
+
+def test_pause_resume_cycles_do_not_pile_up_delayed_messages(
+    as_user, as_admin, deliver, sqs, job_queue, calls
+) -> None:
+    url = job_queue.queue_url("normal")
+    jobs = [as_user.post("/v1/jobs", {"type": "counted"}).body["id"] for _ in range(3)]
+    assert as_admin.post("/v1/job-types/counted/pause").status == 200
+    assert deliver()["batchItemFailures"] == []  # held: each gets a delayed message
+    assert depth(sqs, url) == (0, 3)
+
+    for _ in range(5):
+        assert as_admin.post("/v1/job-types/counted/resume").status == 200
+        assert depth(sqs, url) == (3, 3)  # re-sent at once; the held ones still on their way
+        assert as_admin.post("/v1/job-types/counted/pause").status == 200
+        # Delivered while paused again: acknowledged, no new delayed message.
+        assert deliver()["batchItemFailures"] == []
+        assert depth(sqs, url) == (0, 3)
+
+    assert as_admin.post("/v1/job-types/counted/resume").status == 200
+    assert deliver()["batchItemFailures"] == []
+    assert [as_user.get(f"/v1/jobs/{j}").body["status"] for j in jobs] == ["succeeded"] * 3
+    assert calls.count == 3
+
+
+def test_a_resume_resends_only_jobs_whose_message_is_held(
+    as_user, as_admin, sqs, job_queue
+) -> None:
+    """A job whose message has not come up during the pause still has it on the queue."""
+    url = job_queue.queue_url("normal")
+    as_user.post("/v1/jobs", {"type": "counted"})
+    assert as_admin.post("/v1/job-types/counted/pause").status == 200
+    assert as_admin.post("/v1/job-types/counted/resume").status == 200
+    assert depth(sqs, url) == (1, 0)
+
+
+def test_a_held_job_is_held_again_when_its_message_comes_back(db: Database) -> None:
+    """The store's side: a paused job's own held message, back when due, is held again (a
+    new delayed message); another of its messages meanwhile is not."""
+    store = JobStore(db)
+    job = create_job(store, make_user(db), type="counted")
+    PauseStore(db).pause(PauseKind.TYPE, "counted", actor="test")
+
+    first = store.claim_batch([job.id])
+    assert [(h.job.id, h.reason) for h in first.held] == [(job.id, "paused")]
+    again = store.claim_batch([job.id])  # a duplicate while the held one is on its way
+    assert (again.claimed, again.held) == ([], [])
+    # The held message comes back when due (SQS's delay, PAUSE_HOLD_SECONDS).
+    db.execute("UPDATE jobs SET held_until = now() WHERE id = %s", (job.id,))
+    back = store.claim_batch([job.id], expect_limits=True)  # the admission claim alike
+    assert [(h.job.id, h.reason) for h in back.held] == [(job.id, "paused")]
+    assert store.claim_batch([job.id], expect_limits=True).held == []
