@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,11 @@ from taskmill.jobs.model import Job
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
 
 MESSAGE_VERSION = 1
+# What SQS refuses in a string attribute (and a body): anything but #x9, #xA, #xD, #x20 to
+# #xD7FF, #xE000 to #xFFFD and #x10000 to #x10FFFF. A job's last error holds whatever its
+# body raised (a command's coloured output: ESC), and one such character made SQS refuse
+# the whole dead letter.
+_NOT_FOR_SQS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class MalformedMessage(ValueError):
@@ -49,7 +55,7 @@ def message_attributes(job: Job, extra: dict[str, str] | None = None) -> dict[st
         **(extra or {}),
     }
     return {
-        name: {"DataType": "String", "StringValue": value[:256]}
+        name: {"DataType": "String", "StringValue": _NOT_FOR_SQS.sub("\ufffd", value[:256])}
         for name, value in values.items()
         if value
     }

@@ -19,6 +19,7 @@ from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.settings import JobTypeSettings
 
 from tests.integration.worker.conftest import failures, queue_messages
+from tests.support.sqs_rules import enforce_sqs_characters
 
 
 def raising(error: BaseException) -> Callable[[Any, Any], Any]:
@@ -100,6 +101,11 @@ def registry() -> JobTypeRegistry:
         registry.register(f"returns-{name}", max_attempts=1)(returning(result))
     # Text that merely looks like a NUL escape is fine.
     registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
+
+    # What a body running a command line tool often fails with: its coloured output.
+    registry.register("raises-terminal", max_attempts=1)(
+        raising(JobFailure("\x1b[31mbuild failed\x1b[0m\x01\x7f"))
+    )
 
     for name, (report, _) in JUNK_PROGRESS.items():
         registry.register(f"reports-{name}", max_attempts=1)(reporting(report))
@@ -263,3 +269,20 @@ def test_an_error_message_postgres_cannot_store_is_recorded_legibly(
     assert store.get(after.id).status is JobStatus.FAILED
     dead = queue_messages(sqs, job_queue.dlq_url("normal"))
     assert {json.loads(m["Body"])["job_id"] for m in dead} == {str(job.id), str(after.id)}
+
+
+def test_a_dead_letter_carries_an_error_sqs_would_refuse_legibly(
+    enqueue, deliver, store: JobStore, sqs, job_queue
+) -> None:
+    """SQS refuses control characters in a message attribute (moto does not): the dead
+    letter's `last_error` copy has them replaced, so the failed job has its DLQ message."""
+    enforce_sqs_characters(sqs)
+    job = enqueue("raises-terminal")
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error == "\x1b[31mbuild failed\x1b[0m\x01\x7f"  # the job keeps it whole
+    [dead] = queue_messages(sqs, job_queue.dlq_url("normal"))
+    assert json.loads(dead["Body"])["job_id"] == str(job.id)
+    shown = dead["MessageAttributes"]["last_error"]["StringValue"]
+    assert shown == "\ufffd[31mbuild failed\ufffd[0m\ufffd\x7f"
