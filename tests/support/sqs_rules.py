@@ -15,8 +15,7 @@ _REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def _check_message(operation: str, message: dict[str, Any]) -> None:
     texts = [message.get("MessageBody", "")] + [
-        value.get("StringValue", "")
-        for value in (message.get("MessageAttributes") or {}).values()
+        value.get("StringValue", "") for value in (message.get("MessageAttributes") or {}).values()
     ]
     for text in texts:
         found = _REFUSED.search(text)
