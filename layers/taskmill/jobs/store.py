@@ -1289,6 +1289,11 @@ UPDATE jobs SET name = coalesce(%(name)s, name),
        run_at = coalesce(%(run_at)s, run_at), updated_at = now(),
        send_pending = CASE WHEN status = 'queued' AND NOT external THEN true
                            ELSE send_pending END,
+       -- A message a pause held is on the old priority's queue, where the claim drops it:
+       -- the one sent now is the job's only message, to be held in its turn if paused.
+       held_until = CASE WHEN %(priority)s::text IS DISTINCT FROM priority
+                              AND %(priority)s::text IS NOT NULL
+                         THEN NULL ELSE held_until END,
        status = CASE WHEN status = 'queued' AND coalesce(%(run_at)s, run_at)
                           > now() + make_interval(secs => %(max_delay)s)
                      THEN 'scheduled' ELSE status END
