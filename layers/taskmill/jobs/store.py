@@ -1492,10 +1492,12 @@ RETURNING jobs.*""",
 
     def mark_queued_to_send(self) -> int:
         """Set the "to be sent" mark on every queued job: for a queue known to have started
-        empty (the local stack's in-memory SQS after a restart). The sweep sends them."""
+        empty (the local stack's in-memory SQS after a restart). The sweep sends them. The
+        messages pauses held are gone too: the new one is held in their place."""
         rows = self._db.execute(
-            "UPDATE jobs SET send_pending = true "
-            "WHERE status = 'queued' AND NOT external AND NOT send_pending RETURNING id"
+            "UPDATE jobs SET send_pending = true, held_until = NULL "
+            "WHERE status = 'queued' AND NOT external "
+            "AND (NOT send_pending OR held_until IS NOT NULL) RETURNING id"
         )
         return len(rows)
 

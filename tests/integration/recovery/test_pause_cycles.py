@@ -90,3 +90,15 @@ def test_a_held_job_moved_to_another_priority_is_held_on_its_new_queue(
     assert deliver("high")["batchItemFailures"] == []
     assert depth(sqs, job_queue.queue_url("high")) == (0, 1)  # held again, where it runs
 
+
+def test_a_restarted_empty_queue_has_the_paused_job_held_again(db: Database) -> None:
+    """The local stack's SQS starts empty: a held message is gone with it. The job's message
+    sent again at start, delivered while still paused, must be held, not dropped."""
+    store = JobStore(db)
+    job = create_job(store, make_user(db), type="counted")
+    PauseStore(db).pause(PauseKind.TYPE, "counted", actor="test")
+    assert [h.reason for h in store.claim_batch([job.id]).held] == ["paused"]
+
+    store.mark_queued_to_send()  # the local stack's start, its SQS empty
+    again = store.claim_batch([job.id])
+    assert [(h.job.id, h.reason) for h in again.held] == [(job.id, "paused")]
