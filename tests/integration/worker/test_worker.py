@@ -219,7 +219,6 @@ def test_console_redrive_runs_the_job_again_once(
     assert store.get(job.id).redrive_count == 1
 
 
-
 def test_console_redrive_to_another_prioritys_queue_still_runs_the_job(
     enqueue, deliver, store, sqs, job_queue
 ) -> None:
@@ -242,6 +241,7 @@ def test_console_redrive_to_another_prioritys_queue_still_runs_the_job(
     assert failures(deliver("normal")) == []
     again = store.get(job.id)
     assert (again.status, again.attempts) == (JobStatus.FAILED, 1)  # it ran again
+
 
 def test_api_redrive_message_runs_with_a_fresh_budget(enqueue, deliver, store, job_queue) -> None:
     job = enqueue("fail", max_attempts=1)
