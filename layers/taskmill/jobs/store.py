@@ -860,6 +860,9 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             if not unadmitted:
                 return Claim(claimed, held)
             held = [hold for hold in held if hold.reason != "unadmitted"]
+            if queues is not None:  # each id's queue stays at the id's position
+                queue_of = dict(zip(params["ids"], params["queues"], strict=True))
+                params["queues"] = [queue_of[job_id] for job_id in unadmitted]
             params["ids"] = unadmitted
             more = self._admit(params)
             return Claim(claimed + more.claimed, held + more.held, limited=more.limited)
