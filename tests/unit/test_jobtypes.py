@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from taskmill.errors import InvalidInput, SettingsError
@@ -121,3 +122,26 @@ def test_fail_fails_with_its_probability() -> None:
     with pytest.raises(JobFailure, match="boom"):
         builtin.fail(Context(), payload, rand=lambda: 0.2)
     assert builtin.fail(Context(), payload, rand=lambda: 0.8) == {"failed": False}
+
+
+def test_register_without_a_name_is_refused_not_ignored() -> None:
+    # `@registry.register` without its call used to register nothing, silently: the body's
+    # name was taken for the type's and the decorator never ran.
+    registry = JobTypeRegistry()
+
+    def resize(context: Any, payload: Any) -> None:
+        return None
+
+    with pytest.raises(TypeError, match=r'@registry\.register\("name"'):
+        registry.register(resize)  # type: ignore[arg-type]
+    assert registry.all() == []
+
+
+@pytest.mark.parametrize("function", [None, "resize"])
+def test_a_type_without_a_callable_body_is_refused_at_registration(function: Any) -> None:
+    # It used to be accepted, its jobs created (201), and each failed when it ran with
+    # "job type 'resize' is not run by this worker".
+    registry = JobTypeRegistry()
+    with pytest.raises(ValueError, match="job type 'resize': its function must be callable"):
+        registry.register("resize")(function)
+    assert "resize" not in registry

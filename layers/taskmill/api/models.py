@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from taskmill.flow.limits import MAX_RATE_PERIOD_SECONDS, MIN_RATE_PERIOD_SECONDS
-from taskmill.jobs.model import Job
+from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job
 from taskmill.jobs.options import STRICT_JSON, Instant, JobOptions, JsonUuid, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
 
@@ -259,7 +259,7 @@ class LeaseRequest(Strict):
 class ProgressRequest(Strict):
     lease_token: JsonUuid
     percent: int = Field(ge=0, le=100)
-    message: Annotated[str, StringConstraints(max_length=500)] | None = None
+    message: Annotated[str, StringConstraints(max_length=PROGRESS_MESSAGE_MAX)] | None = None
 
 
 class CompleteRequest(Strict):

@@ -39,6 +39,8 @@ FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # A job can be cancelled outright only before a worker holds it.
 CANCELLABLE = (JobStatus.SCHEDULED, JobStatus.WAITING, JobStatus.QUEUED)
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+# A progress message is in every poll of its job: kept short, from a body or the API.
+PROGRESS_MESSAGE_MAX = 500
 
 
 class Job(BaseModel):

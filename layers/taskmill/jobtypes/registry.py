@@ -8,6 +8,7 @@ schema, defaults) and run by workers that claim it over the API.
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -83,15 +84,26 @@ class JobType:
         """Return the normalised payload or raise `InvalidInput` with the field errors."""
         if self.payload_model is not None:
             try:
-                return self.payload_model.model_validate(payload).model_dump(mode="json")
+                # As JSON text and back (what Postgres will hold, not what Python can), by
+                # alias: the names the model reads, and its JSON schema shows.
+                model = self.payload_model.model_validate(payload)
+                stored = json.loads(model.model_dump_json(by_alias=True))
             except ValidationError as exc:
                 raise InvalidInput(
-                    f"payload is not valid for job type {self.name!r}",
-                    details=[
-                        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                        for e in exc.errors(include_url=False, include_input=False)
-                    ],
+                    f"payload is not valid for job type {self.name!r}", details=_details(exc)
                 ) from None
+            try:
+                # What is stored is what the body gets (`parse_payload`): a value JSON
+                # cannot carry (pydantic writes NaN and Infinity as null) would be accepted
+                # here and refused by the type's own model on every attempt.
+                self.payload_model.model_validate(stored)
+            except ValidationError as exc:
+                raise InvalidInput(
+                    f"payload for job type {self.name!r} does not survive being stored as "
+                    "JSON (NaN and Infinity, for instance, would become null)",
+                    details=_details(exc),
+                ) from None
+            return stored
         return _validate_declared(self, payload)
 
     def parse_payload(self, payload: dict[str, Any]) -> Any:
@@ -99,6 +111,13 @@ class JobType:
         if self.payload_model is None:
             return payload
         return self.payload_model.model_validate(payload)
+
+
+def _details(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in error.errors(include_url=False, include_input=False)
+    ]
 
 
 def _validate_declared(job_type: JobType, payload: Any) -> dict[str, Any]:
@@ -141,8 +160,19 @@ class JobTypeRegistry:
         """Decorator registering a code job type: `@registry.register("resize", payload=M)`.
 
         `internal=True`: only the platform's own code submits it (see `submittable`)."""
+        if not isinstance(name, str):
+            # `@registry.register` without its call: the body would be taken for the name
+            # and, the decorator never running, nothing registered.
+            raise TypeError(
+                f'registry.register takes the type\'s name first: @registry.register("name", ...)'
+                f", not {name!r}"
+            )
 
         def decorate(function: JobFunction) -> JobFunction:
+            if not callable(function):
+                raise ValueError(
+                    f"job type {name!r}: its function must be callable, not {function!r}"
+                )
             self.add(
                 JobType(
                     name=name,

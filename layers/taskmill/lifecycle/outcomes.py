@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from taskmill.db.text import storable_text
 from taskmill.errors import (
     DependencyUnavailable,
     InvalidInput,
@@ -81,9 +82,14 @@ class ChildJobsNotCreated(JobFailure):
 
 def describe(error: BaseException) -> str:
     """`last_error` for an error: a job's own failure message as it is, anything else with
-    its exception type."""
-    text = str(error) or type(error).__name__
-    return text if isinstance(error, JobFailure) else f"{type(error).__name__}: {text}"
+    its exception type; legible whatever the error holds, since the statement recording the
+    failure must not be refused (a character Postgres cannot store becomes U+FFFD)."""
+    try:
+        text = str(error) or type(error).__name__
+    except Exception as exc:  # noqa: BLE001 - a body's broken __str__ is reported, not raised
+        text = f"(its message could not be read: {type(exc).__name__}: {exc})"
+    text = text if isinstance(error, JobFailure) else f"{type(error).__name__}: {text}"
+    return storable_text(text)
 
 
 def retry_policy(job: Job) -> RetryPolicy:

@@ -4,15 +4,17 @@ the results of its dependencies and the child jobs it submits."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from taskmill.db.text import storable_text
 from taskmill.errors import DependencyUnavailable
-from taskmill.jobs.model import Job, log_keys
+from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job, log_keys
 from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -24,30 +26,68 @@ from taskmill.worker.services import PlatformServices
 CANCEL_POLL_SECONDS = 1.0
 
 
+def progress_report(percent: Any, message: Any) -> tuple[int, str | None]:
+    """A body's progress report as the row keeps it. The message is cut to the API's
+    `PROGRESS_MESSAGE_MAX` characters (it is in every poll of the job), and a character
+    Postgres cannot store (NUL, an unpaired surrogate) becomes U+FFFD: a progress report
+    is not worth failing the job over, but a report that is not one is the body's bug."""
+    number = percent if isinstance(percent, int | float) else math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"progress percent must be a finite number, not {percent!r}")
+    if message is not None and not isinstance(message, str):
+        raise ValueError(f"progress message must be text or None, not {type(message).__name__}")
+    if message is not None:
+        message = storable_text(message[:PROGRESS_MESSAGE_MAX])
+    return max(0, min(100, int(number))), message
+
+
 class JobLogger:
-    """The logger a job body gets: every line carries the job id and correlation id."""
+    """The logger a job body gets: every line carries the job id and correlation id.
+
+    Called like the standard library's loggers: `%`-style arguments, `exc_info`,
+    `stack_info`, `stacklevel` and `extra` pass through to the platform's logger. The job's
+    own keys win over a body's `extra`, so a line always names the job it came from."""
 
     def __init__(self, logger: logging.Logger | Any, job: Job) -> None:
         self._logger = logger
         self._keys = log_keys(job)
 
-    def _log(self, level: str, message: str, extra: dict[str, Any] | None, **kwargs: Any) -> None:
-        getattr(self._logger, level)(message, extra={**self._keys, **(extra or {})}, **kwargs)
+    def _log(
+        self,
+        level: str,
+        message: object,
+        args: tuple[object, ...],
+        extra: Mapping[str, Any] | None,
+        options: dict[str, Any],
+    ) -> None:
+        getattr(self._logger, level)(
+            message, *args, extra={**(extra or {}), **self._keys}, **options
+        )
 
-    def debug(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("debug", message, extra)
+    def debug(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("debug", message, args, extra, options)
 
-    def info(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("info", message, extra)
+    def info(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("info", message, args, extra, options)
 
-    def warning(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("warning", message, extra)
+    def warning(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("warning", message, args, extra, options)
 
-    def error(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("error", message, extra)
+    def error(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("error", message, args, extra, options)
 
-    def exception(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
-        self._log("exception", message, extra)
+    def exception(
+        self, message: object, *args: object, extra: Mapping[str, Any] | None = None, **options: Any
+    ) -> None:
+        self._log("exception", message, args, extra, options)
 
 
 class JobContext:
@@ -85,10 +125,13 @@ class JobContext:
         """The body starts now; `remaining_time()` counts down to `deadline`."""
         self._deadline = deadline
 
-    def progress(self, percent: int, message: str | None = None) -> None:
+    def progress(self, percent: float, message: str | None = None) -> None:
+        """Report how far the job is: `percent` is clamped to 0-100; `message` is kept as
+        `POST /v1/jobs/{id}/progress` keeps one (see `progress_report`). A percent that is
+        not a finite number or a message that is not text raise `ValueError` in the body."""
+        percent, message = progress_report(percent, message)
         if self._stop.is_set() or self.job.lease_token is None:
             return
-        percent = max(0, min(100, int(percent)))
         try:
             self._store.set_progress(self.job.id, self.job.lease_token, percent, message)
         except DependencyUnavailable:

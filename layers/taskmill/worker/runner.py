@@ -34,6 +34,7 @@ from taskmill.queue.messages import JobMessage, MalformedMessage, parse_message
 from taskmill.queue.sqs import JobQueue
 from taskmill.topology import Priority
 from taskmill.worker.context import JobContext
+from taskmill.worker.results import check_result
 from taskmill.worker.services import PlatformServices
 
 ACTOR = "worker"
@@ -372,12 +373,16 @@ class Worker:
                 raise PermanentJobFailure(f"job type {job.type!r} is not run by this worker")
             payload = job_type.parse_payload(job.payload)
             result = job_type.function(attempt.context, payload)
-            size = result_bytes(result)  # stored as JSON: refuse what cannot be
+            check_result(result)  # stored as JSON: refuse what Postgres cannot keep
+            size = result_bytes(result)
             if size > MAX_RESULT_BYTES:
                 raise PermanentJobFailure(
                     f"the result is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES}"
                 )
-        except Exception as exc:  # noqa: BLE001 - a job body's error is the job's outcome
+        # BaseException too: a SystemExit, KeyboardInterrupt or GeneratorExit here is the
+        # body's own (signals reach the main thread only, never a pool thread). Left to the
+        # pool it would end no attempt, and the job would stay running until its lease expired.
+        except BaseException as exc:  # noqa: BLE001 - a job body's error is the job's outcome
             if attempt.outcome is None:
                 attempt.error = exc
                 attempt.outcome = Outcome.FAILED

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import BaseModel
 from taskmill.jobs.store import JobStore
 from taskmill.lifecycle.submit import JobRequest, resolve
 from taskmill.queue.sqs import JobQueue
@@ -676,3 +678,23 @@ def test_a_create_late_in_its_time_leaves_the_send_to_the_sweep(
     assert not JobStore(db).get(in_time.body["id"]).send_pending
     [message] = queue_messages(sqs, job_queue.queue_url("normal"))
     assert json.loads(message["Body"])["job_id"] == in_time.body["id"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_payload_number_json_cannot_store_is_refused(as_user, services, number: str) -> None:
+    # Python's parser reads these, pydantic takes them for a float and writes them back as
+    # null: the job was created (201) with {"value": null}, which its type's model refuses
+    # when it runs, so every attempt failed.
+    class Measure(BaseModel):
+        value: float
+
+    services.registry.register("measure", payload=Measure)(lambda context, payload: None)
+    response = as_user.post(
+        "/v1/jobs", raw_body=f'{{"type": "measure", "payload": {{"value": {number}}}}}'
+    )
+    assert response.status == 400, response.body
+    error = response.body["error"]
+    assert error["code"] == "invalid_input"
+    assert "NaN" in error["message"]
+    assert [d["loc"] for d in error["details"]] == [["value"]]
+    assert as_user.get("/v1/jobs").body["items"] == []

@@ -1,0 +1,265 @@
+"""Job bodies that misbehave, as a user's own job type might: each ends its job with a
+clear outcome and leaves the rest of the batch, and the worker, unharmed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+from taskmill.jobs.model import JobStatus
+from taskmill.jobs.retry import JobFailure
+from taskmill.jobs.store import JobStore
+from taskmill.jobtypes.defaults import build_registry
+from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.settings import JobTypeSettings
+
+from tests.integration.worker.conftest import failures, queue_messages
+
+
+def raising(error: BaseException) -> Callable[[Any, Any], Any]:
+    def body(context: Any, payload: Any) -> Any:
+        raise error
+
+    return body
+
+
+def returning(result: Any) -> Callable[[Any, Any], Any]:
+    return lambda context, payload: result
+
+
+BASE_EXCEPTIONS = {
+    "exits": (SystemExit(3), "SystemExit: 3"),
+    "interrupts": (KeyboardInterrupt("stop"), "KeyboardInterrupt: stop"),
+    "closes": (GeneratorExit("closed"), "GeneratorExit: closed"),
+}
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message here")
+
+
+# Errors whose message Postgres cannot store, or that have none to read: the statement
+# recording the failure was refused (or never ran), the handler raised, and the job stayed
+# running until its lease expired; the rest of the batch's outcomes were lost with it.
+UNRECORDABLE_ERRORS = {
+    "nul": (JobFailure("bad\x00byte"), "bad\ufffdbyte"),
+    "surrogate": (ValueError("caf\udce9"), "ValueError: caf\ufffd"),
+    "unprintable": (
+        Unprintable(),
+        "Unprintable: (its message could not be read: RuntimeError: no message here)",
+    ),
+}
+
+# JSON the encoder writes but Postgres's jsonb refuses, with what `last_error` must name.
+UNSTORABLE_RESULTS = {
+    "nan": ({"score": math.nan}, "NaN"),
+    "infinity": ([1.0, -math.inf], "Infinity"),
+    "nul": ({"text": "a\x00b"}, "NUL"),
+    "nul-key": ({"a\x00": 1}, "NUL"),
+    "surrogate": ({"text": "a\ud800b"}, "surrogate"),
+}
+
+
+# What `context.progress` used to do with these: psycopg's "cannot adapt type 'dict'",
+# int()'s "cannot convert float NaN to integer", bytes stored as their hex escape.
+JUNK_PROGRESS = {
+    "nan": ((math.nan,), "ValueError: progress percent must be a finite number, not nan"),
+    "infinity": ((math.inf, "x"), "ValueError: progress percent must be a finite number, not inf"),
+    "list": (([50],), "ValueError: progress percent must be a finite number, not [50]"),
+    "dict": ((50, {"step": 1}), "ValueError: progress message must be text or None, not dict"),
+    "bytes": ((50, b"bytes"), "ValueError: progress message must be text or None, not bytes"),
+}
+
+
+class Measure(BaseModel):
+    value: float
+
+
+class Mail(BaseModel):
+    sender: str = Field(alias="from")
+
+
+def reporting(report: tuple[Any, ...]) -> Callable[[Any, Any], Any]:
+    return lambda context, payload: context.progress(*report)
+
+
+@pytest.fixture
+def registry() -> JobTypeRegistry:
+    registry = build_registry(JobTypeSettings())
+    for name, (error, _) in BASE_EXCEPTIONS.items():
+        registry.register(name, max_attempts=1)(raising(error))
+    for name, (error, _) in UNRECORDABLE_ERRORS.items():
+        registry.register(f"raises-{name}", max_attempts=1)(raising(error))
+    for name, (result, _) in UNSTORABLE_RESULTS.items():
+        registry.register(f"returns-{name}", max_attempts=1)(returning(result))
+    # Text that merely looks like a NUL escape is fine.
+    registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
+
+    for name, (report, _) in JUNK_PROGRESS.items():
+        registry.register(f"reports-{name}", max_attempts=1)(reporting(report))
+    registry.register("reports-long")(reporting((1e9, "x" * 10_000)))
+    registry.register("reports-unstorable")(reporting((-5, "half\x00way \ud800")))
+
+    @registry.register("measure", payload=Measure)
+    def measure(context: Any, payload: Measure) -> float:
+        return payload.value
+
+    @registry.register("mail", payload=Mail, max_attempts=1)
+    def mail(context: Any, payload: Mail) -> dict[str, str]:
+        return {"from": payload.sender}
+
+    @registry.register("submits-nan", max_attempts=1)
+    def submits_nan(context: Any, payload: Any) -> None:
+        context.submit("measure", {"value": math.nan})
+
+    @registry.register("logs", max_attempts=1)
+    def logs(context: Any, payload: Any) -> None:
+        # The logger as a user knows it from the standard library.
+        context.logger.info("resized %s to %d px", "a.png", 640)
+        try:
+            raise ValueError("disk full")
+        except ValueError:
+            context.logger.exception("could not save %s", "a.png")
+        context.logger.warning("slow", exc_info=False, extra={"job_id": "spoofed", "step": 2})
+
+    return registry
+
+
+@pytest.mark.parametrize("name", list(BASE_EXCEPTIONS))
+def test_a_body_raising_a_base_exception_fails_its_attempt(
+    name: str, enqueue, deliver, store: JobStore
+) -> None:
+    # On a pool thread these are the body's own doing (signals reach the main thread only):
+    # left to the pool they ended no attempt, and the job stayed running until its lease
+    # expired, with no word of why.
+    job = enqueue(name)
+    sibling = enqueue("noop")
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error == BASE_EXCEPTIONS[name][1]
+    assert store.get(sibling.id).status is JobStatus.SUCCEEDED
+    later = enqueue("noop")
+    assert failures(deliver()) == []  # the worker still takes jobs
+    assert store.get(later.id).status is JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("name", list(UNSTORABLE_RESULTS))
+def test_a_result_postgres_cannot_store_fails_only_its_own_job(
+    name: str, enqueue, deliver, store: JobStore
+) -> None:
+    # Such a result used to reach the batch's one success statement, which Postgres refused:
+    # the handler raised, and every job of the batch stayed running until its lease expired.
+    job = enqueue(f"returns-{name}")
+    sibling = enqueue("noop")
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("the result cannot be stored as JSON")
+    assert UNSTORABLE_RESULTS[name][1] in failed.last_error
+    assert store.get(sibling.id).status is JobStatus.SUCCEEDED
+
+
+def test_a_result_with_backslashes_is_stored_as_it_is(enqueue, deliver, store: JobStore) -> None:
+    job = enqueue("returns-backslash")
+    assert failures(deliver()) == []
+    done = store.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result == {"text": "\\u0000 \\\\u0000"}
+
+
+def test_a_body_logs_as_with_the_standard_logger(
+    enqueue, deliver, store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Arguments and exc_info used to raise TypeError in the body, failing the job.
+    job = enqueue("logs")
+    with caplog.at_level(logging.INFO, logger="taskmill.worker"):
+        assert failures(deliver()) == []
+    assert store.get(job.id).status is JobStatus.SUCCEEDED
+    lines = [r for r in caplog.records if getattr(r, "job_type", None) == "logs"]
+    assert [r.getMessage() for r in lines] == [
+        "resized a.png to 640 px",
+        "could not save a.png",
+        "slow",
+    ]
+    assert lines[1].exc_info is not None
+    assert "disk full" in str(lines[1].exc_info[1])
+    # Every line names its job, whatever the body passes as `extra`.
+    assert {getattr(r, "job_id", None) for r in lines} == {str(job.id)}
+    assert getattr(lines[2], "step", None) == 2
+
+
+@pytest.mark.parametrize("name", list(JUNK_PROGRESS))
+def test_a_junk_progress_report_fails_the_attempt_saying_so(
+    name: str, enqueue, deliver, store: JobStore
+) -> None:
+    job = enqueue(f"reports-{name}")
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert (failed.status, failed.last_error, failed.progress_message) == (
+        JobStatus.FAILED,
+        JUNK_PROGRESS[name][1],
+        None,
+    )
+
+
+def test_a_progress_message_is_kept_as_the_api_keeps_one(enqueue, deliver, store: JobStore) -> None:
+    # As `POST /v1/jobs/{id}/progress` takes it: at most 500 characters (a 10 MB message
+    # went into the row and every poll of it), characters Postgres cannot store replaced
+    # (a NUL failed the body with "a value cannot be stored"); the percent clamped.
+    long, unstorable = enqueue("reports-long"), enqueue("reports-unstorable")
+    assert failures(deliver()) == []
+    assert (store.get(long.id).status, store.get(long.id).progress_message) == (
+        JobStatus.SUCCEEDED,
+        "x" * 500,
+    )
+    assert (store.get(unstorable.id).status, store.get(unstorable.id).progress_message) == (
+        JobStatus.SUCCEEDED,
+        "half\ufffdway \ufffd",
+    )
+
+
+def test_a_child_payload_that_json_cannot_carry_is_refused_at_submit(
+    enqueue, deliver, store: JobStore, db
+) -> None:
+    # pydantic takes NaN for a float and writes it to JSON as null: the child used to be
+    # created with {"value": null}, which its own model refuses when it runs.
+    parent = enqueue("submits-nan")
+    assert failures(deliver()) == []
+    failed = store.get(parent.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("child job refused: payload for job type 'measure'")
+    assert "NaN" in failed.last_error
+    assert db.execute("SELECT id FROM jobs WHERE parent_id = %s", (parent.id,)) == []
+
+
+def test_a_payload_model_with_aliases_runs(enqueue, deliver, store: JobStore) -> None:
+    # The payload was stored by field name ({"sender": ...}), which the model, reading
+    # "from", refused on every attempt: such a type's jobs were accepted and never ran.
+    job = enqueue("mail", {"from": "ann@example.com"})
+    assert job.payload == {"from": "ann@example.com"}
+    assert failures(deliver()) == []
+    done = store.get(job.id)
+    assert (done.status, done.result) == (JobStatus.SUCCEEDED, {"from": "ann@example.com"})
+
+
+@pytest.mark.parametrize("name", list(UNRECORDABLE_ERRORS))
+def test_an_error_message_postgres_cannot_store_is_recorded_legibly(
+    name: str, enqueue, deliver, store: JobStore, sqs, job_queue
+) -> None:
+    job = enqueue(f"raises-{name}")
+    after = enqueue("raises-nul")  # a second failure, recorded after the first
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert (failed.status, failed.last_error) == (JobStatus.FAILED, UNRECORDABLE_ERRORS[name][1])
+    assert store.get(after.id).status is JobStatus.FAILED
+    dead = queue_messages(sqs, job_queue.dlq_url("normal"))
+    assert {json.loads(m["Body"])["job_id"] for m in dead} == {str(job.id), str(after.id)}
