@@ -860,6 +860,9 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             if not unadmitted:
                 return Claim(claimed, held)
             held = [hold for hold in held if hold.reason != "unadmitted"]
+            if queues is not None:  # each id's queue stays at the id's position
+                queue_of = dict(zip(params["ids"], params["queues"], strict=True))
+                params["queues"] = [queue_of[job_id] for job_id in unadmitted]
             params["ids"] = unadmitted
             more = self._admit(params)
             return Claim(claimed + more.claimed, held + more.held, limited=more.limited)
@@ -1289,6 +1292,11 @@ UPDATE jobs SET name = coalesce(%(name)s, name),
        run_at = coalesce(%(run_at)s, run_at), updated_at = now(),
        send_pending = CASE WHEN status = 'queued' AND NOT external THEN true
                            ELSE send_pending END,
+       -- A message a pause held is on the old priority's queue, where the claim drops it:
+       -- the one sent now is the job's only message, to be held in its turn if paused.
+       held_until = CASE WHEN %(priority)s::text IS DISTINCT FROM priority
+                              AND %(priority)s::text IS NOT NULL
+                         THEN NULL ELSE held_until END,
        status = CASE WHEN status = 'queued' AND coalesce(%(run_at)s, run_at)
                           > now() + make_interval(secs => %(max_delay)s)
                      THEN 'scheduled' ELSE status END
@@ -1487,10 +1495,12 @@ RETURNING jobs.*""",
 
     def mark_queued_to_send(self) -> int:
         """Set the "to be sent" mark on every queued job: for a queue known to have started
-        empty (the local stack's in-memory SQS after a restart). The sweep sends them."""
+        empty (the local stack's in-memory SQS after a restart). The sweep sends them. The
+        messages pauses held are gone too: the new one is held in their place."""
         rows = self._db.execute(
-            "UPDATE jobs SET send_pending = true "
-            "WHERE status = 'queued' AND NOT external AND NOT send_pending RETURNING id"
+            "UPDATE jobs SET send_pending = true, held_until = NULL "
+            "WHERE status = 'queued' AND NOT external "
+            "AND (NOT send_pending OR held_until IS NOT NULL) RETURNING id"
         )
         return len(rows)
 

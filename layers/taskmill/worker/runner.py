@@ -28,6 +28,7 @@ from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobs.store import LEASE_SLACK_SECONDS, Hold, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.outcomes import ChildJobsNotCreated, HeldMessage, Outcomes, Success
+from taskmill.lifecycle.sending import send_pending
 from taskmill.observability import MetricBatch
 from taskmill.queue.messages import JobMessage, MalformedMessage, parse_message
 from taskmill.queue.sqs import JobQueue
@@ -234,9 +235,11 @@ class Worker:
         it (the console's "Start DLQ redrive" changes nothing in Postgres). Give its job a
         fresh attempt budget; the expected redrive count makes a duplicate a no-op."""
         by_count: dict[int, list[UUID]] = {}
-        for _, _, message in messages:
+        moved_to: dict[UUID, Priority] = {}
+        for _, priority, message in messages:
             if message.dead_lettered and message.redrive_count is not None:
                 by_count.setdefault(message.redrive_count, []).append(message.job_id)
+                moved_to[message.job_id] = priority
         for count, job_ids in by_count.items():
             redriven = self.outcomes.redrive(
                 self.store.get_many(job_ids),
@@ -246,6 +249,11 @@ class Worker:
             )
             for job in redriven:
                 self.logger.info("job redriven from its DLQ", extra={"job_id": str(job.id)})
+            # Moved to another priority's queue: the claim refuses a message off the job's
+            # own queue (a PATCHed priority), so the moved one cannot run it; send it one.
+            astray = [job.id for job in redriven if job.priority is not moved_to[job.id]]
+            if astray:
+                send_pending(self.store, self.queue, self.store.mark_to_send(astray))
 
     def _hold(self, holding: Sequence[tuple[Delivery, Hold]], report: BatchReport) -> None:
         """Jobs a pause or a limit held back: queued still, their attempt unspent. Each gets

@@ -72,3 +72,11 @@ def test_an_empty_key_is_a_key_like_any_other(as_user) -> None:
     assert _create(as_user, {"type": "noop", "name": "a"}, "").status == 201
     other = _create(as_user, {"type": "noop", "name": "b"}, "")
     assert (other.status, other.error_code) == (409, "idempotency_mismatch")
+
+
+def test_an_empty_key_on_a_batch_is_a_key_like_any_other(as_user) -> None:
+    body = {"jobs": [{"type": "noop"}, {"type": "noop", "name": "b"}]}
+    first = as_user.post("/v1/jobs/batch", body, headers={"Idempotency-Key": ""})
+    again = as_user.post("/v1/jobs/batch", body, headers={"Idempotency-Key": ""})
+    assert (first.status, again.status) == (201, 200)
+    assert [j["id"] for j in again.body["items"]] == [j["id"] for j in first.body["items"]]

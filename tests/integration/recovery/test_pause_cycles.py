@@ -73,3 +73,32 @@ def test_a_held_job_is_held_again_when_its_message_comes_back(db: Database) -> N
     back = store.claim_batch([job.id], expect_limits=True)  # the admission claim alike
     assert [(h.job.id, h.reason) for h in back.held] == [(job.id, "paused")]
     assert store.claim_batch([job.id], expect_limits=True).held == []
+
+
+def test_a_held_job_moved_to_another_priority_is_held_on_its_new_queue(
+    as_user, as_admin, deliver, sqs, job_queue
+) -> None:
+    """PATCH sends the job a message on its new queue; the one its pause held is on the old
+    queue, where the claim will drop it (the job's priority changed). So the new message,
+    delivered while still paused, is the job's only one: it must be held, not dropped."""
+    job = as_user.post("/v1/jobs", {"type": "counted"}).body
+    assert as_admin.post("/v1/job-types/counted/pause").status == 200
+    assert deliver()["batchItemFailures"] == []
+    assert depth(sqs, job_queue.queue_url("normal")) == (0, 1)  # held, on the old queue
+
+    assert as_user.patch(f"/v1/jobs/{job['id']}", {"priority": "high"}).status == 200
+    assert deliver("high")["batchItemFailures"] == []
+    assert depth(sqs, job_queue.queue_url("high")) == (0, 1)  # held again, where it runs
+
+
+def test_a_restarted_empty_queue_has_the_paused_job_held_again(db: Database) -> None:
+    """The local stack's SQS starts empty: a held message is gone with it. The job's message
+    sent again at start, delivered while still paused, must be held, not dropped."""
+    store = JobStore(db)
+    job = create_job(store, make_user(db), type="counted")
+    PauseStore(db).pause(PauseKind.TYPE, "counted", actor="test")
+    assert [h.reason for h in store.claim_batch([job.id]).held] == ["paused"]
+
+    store.mark_queued_to_send()  # the local stack's start, its SQS empty
+    again = store.claim_batch([job.id])
+    assert [(h.job.id, h.reason) for h in again.held] == [(job.id, "paused")]

@@ -108,3 +108,20 @@ def test_a_claim_from_the_jobs_own_queue_still_runs_it(database_url: str, as_use
         assert [job.id for job in claim.claimed] == [job_id]
     finally:
         db.close()
+
+
+def test_a_batch_of_messages_from_several_queues_is_claimed_by_each_ones_queue(
+    database_url: str, as_user: Any, as_admin: Any
+) -> None:
+    """`claim_batch` takes a queue per id. A job the fast claim leaves to the admission claim
+    (a key with a limit) is checked against its own message's queue there too."""
+    assert as_admin.put("/v1/limits/crm", {"concurrency": 5}).status == 200
+    plain = UUID(as_user.post("/v1/jobs", {"type": "counted", "priority": "high"}).body["id"])
+    spec = {"type": "counted", "priority": "low", "limit_keys": ["crm"]}
+    limited = UUID(as_user.post("/v1/jobs", spec).body["id"])
+    db = Database(database_url)
+    try:
+        claim = JobStore(db).claim_batch([plain, limited], queues=["high", "low"])
+        assert {job.id for job in claim.claimed} == {plain, limited}
+    finally:
+        db.close()

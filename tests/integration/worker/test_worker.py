@@ -219,6 +219,30 @@ def test_console_redrive_runs_the_job_again_once(
     assert store.get(job.id).redrive_count == 1
 
 
+def test_console_redrive_to_another_prioritys_queue_still_runs_the_job(
+    enqueue, deliver, store, sqs, job_queue
+) -> None:
+    """An operator who picks another priority's queue as the redrive's destination: the job
+    is redriven, and the claim refuses a message off its own priority's queue, so the job
+    needs a message on that queue."""
+    job = enqueue("fail", max_attempts=1)
+    deliver()
+    [dead] = sqs.receive_message(
+        QueueUrl=job_queue.dlq_url("normal"), MessageAttributeNames=["All"]
+    )["Messages"]
+    sqs.send_message(
+        QueueUrl=job_queue.queue_url("high"),
+        MessageBody=dead["Body"],
+        MessageAttributes=dead["MessageAttributes"],
+    )
+    assert failures(deliver("high")) == []
+    redriven = store.get(job.id)
+    assert (redriven.status, redriven.redrive_count) == (JobStatus.QUEUED, 1)
+    assert failures(deliver("normal")) == []
+    again = store.get(job.id)
+    assert (again.status, again.attempts) == (JobStatus.FAILED, 1)  # it ran again
+
+
 def test_api_redrive_message_runs_with_a_fresh_budget(enqueue, deliver, store, job_queue) -> None:
     job = enqueue("fail", max_attempts=1)
     deliver()

@@ -135,9 +135,10 @@ def router(services: ApiServices) -> Router:
         # Every job of a keyed batch carries the whole batch's fingerprint: the key stands
         # for the request, so a longer, shorter or edited batch (or a single create keyed
         # `<key>#0`) is a mismatch, not a partial repeat.
-        whole = fingerprint(body) if idempotency_key else None
+        keyed = idempotency_key is not None  # an empty key is a key, as on a single create
+        whole = fingerprint(body) if keyed else None
         requests = [
-            request_of(job, f"{idempotency_key}#{index}" if idempotency_key else None, whole)
+            request_of(job, f"{idempotency_key}#{index}" if keyed else None, whole)
             for index, job in enumerate(body.jobs)
         ]
         results = submit(
