@@ -253,7 +253,9 @@ def taskmill_floor_run(admin_url: str, url: str, dbname: str) -> Run:
         trips = []
         for start in range(0, JOBS, BATCH):
             before = db.round_trips
-            claim = store.claim_batch(ids[start : start + BATCH], lease_seconds=60)
+            batch = ids[start : start + BATCH]
+            # As the worker calls it: each message's queue, for the claim's priority check.
+            claim = store.claim_batch(batch, lease_seconds=60, queues=["normal"] * len(batch))
             store.succeed_many(
                 [(job.id, job.lease_token, None) for job in claim.claimed if job.lease_token],
                 actor="bench",

@@ -28,12 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import bench_worker as bw
 from taskmill.db.connection import Database
 from taskmill.db.migrate import migrate
+from taskmill.flow.holds import PAUSE_HOLD_SECONDS
 from taskmill.jobs import store as job_store
 from taskmill.jobs.store import LEASE_SLACK_SECONDS, JobStore
 
 from taskmill_local.postgres import create_database, embedded_postgres
 
 BATCH = 10
+NORMAL = ["normal"] * BATCH  # the queue of each message of a batch, as the worker passes it
 WARM_BATCHES = 100
 PLAN_MODES: dict[str, list[LiteralString]] = {
     "default (prepared after 5 runs)": [],
@@ -57,7 +59,7 @@ def show_plans(url: str) -> None:
     db = Database(url)
     store = JobStore(db)
     for start in range(0, WARM_BATCHES * BATCH, BATCH):
-        claim = store.claim_batch(ids[start : start + BATCH], lease_seconds=60)
+        claim = store.claim_batch(ids[start : start + BATCH], lease_seconds=60, queues=NORMAL)
         store.succeed_batch([(j.id, j.lease_token, None) for j in claim.claimed if j.lease_token])
     batch = ids[WARM_BATCHES * BATCH : (WARM_BATCHES + 1) * BATCH]
     claim_params = job_store._params(
@@ -69,10 +71,12 @@ def show_plans(url: str) -> None:
         now=None,
         external=False,
         max_claims=None,
+        queues=NORMAL,
+        pause_hold=PAUSE_HOLD_SECONDS,
     )
     print("== the fast claim (EXPLAIN ANALYZE, rolled back)")
     print("\n".join(explain(db, job_store._FAST_CLAIM, claim_params)))
-    claim = store.claim_batch(batch, lease_seconds=60)
+    claim = store.claim_batch(batch, lease_seconds=60, queues=NORMAL)
     outcomes = [(j.id, j.lease_token, None) for j in claim.claimed if j.lease_token]
     print("\n== the batch success (EXPLAIN ANALYZE, rolled back)")
     print(
@@ -90,7 +94,7 @@ def two_statements(url: str, setup: list[LiteralString]) -> float:
     store = JobStore(db)
     started = time.perf_counter()
     for start in range(0, len(ids), BATCH):
-        claim = store.claim_batch(ids[start : start + BATCH], lease_seconds=60)
+        claim = store.claim_batch(ids[start : start + BATCH], lease_seconds=60, queues=NORMAL)
         done = store.succeed_batch(
             [(j.id, j.lease_token, None) for j in claim.claimed if j.lease_token]
         )

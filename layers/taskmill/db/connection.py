@@ -58,13 +58,14 @@ def _rows(cur: psycopg.Cursor[DictRow]) -> list[dict[str, Any]]:
 
 
 def _ended_while_idle(conn: Connection) -> bool:
-    """Whether the server ended `conn` while it sat idle between statements: a restart or
-    failover, `pg_terminate_backend`, RDS Proxy's idle timeout. The server's goodbye (a
+    """Whether the server ended `conn` while it sat idle between statements: a restart,
+    `pg_terminate_backend`, RDS Proxy closing an idle client. The server's goodbye (a
     FATAL message, then end of file) is then waiting on the socket, where an idle
     connection has nothing to read, so one poll of the socket tells, without a round trip.
     Found this way, the connection is replaced before anything is sent on it: the statement
     runs on the new one, where sending it and finding out would fail the caller's whole
-    invocation. Only between transactions: a connection ended inside one fails it."""
+    invocation. Only between transactions: a connection ended inside one fails it. A host
+    that vanished without a word leaves nothing to read; its first statement fails."""
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         return False
     readable, _, _ = select.select([conn.fileno()], [], [], 0)

@@ -93,6 +93,11 @@ def test_the_migration_fails_unloadable_jobs_and_the_sweep_recovers_the_rest(
         assert store.get(healthy.id).send_pending
 
         assert migrate(old_database)[0] == BEFORE
+        # Checked on every write, and proven of every row written before (0017).
+        [check] = db.execute(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'jobs_run_at_range_check'"
+        )
+        assert check["convalidated"] is True
 
         report, _ = sweeper.run()
         assert report.resent == 1
