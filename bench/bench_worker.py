@@ -161,11 +161,12 @@ def taskmill_jobs(url: str, count: int = JOBS, *, limited: bool = False) -> list
     )
     if limited:
         LimitStore(db).put(LIMITED_KEY, LimitSpec(concurrency=1_000_000), actor="bench")
-    ids: list[Any] = []
+    jobs: list[Any] = []
     for start in range(0, count, 500):
         created = store.create_many(owner, [spec] * min(500, count - start), actor="bench")
-        ids.extend(r.job.id for r in created)
-    store.mark_enqueued(ids)
+        jobs.extend(r.job for r in created)
+    store.mark_enqueued(jobs)
+    ids = [job.id for job in jobs]
     # What autovacuum would have done by now on a live system.
     db.execute("ANALYZE jobs")
     db.close()

@@ -128,8 +128,8 @@ def test_quota_counts_unfinished_jobs(store: JobStore, owner) -> None:
 
 def test_mark_enqueued_clears_the_mark_once(store: JobStore, owner) -> None:
     job = create_job(store, owner)
-    assert store.mark_enqueued([job.id]) == 1
-    assert store.mark_enqueued([job.id]) == 0
+    assert store.mark_enqueued([job]) == 1
+    assert store.mark_enqueued([job]) == 0
     assert not store.get(job.id).send_pending
 
 
@@ -632,7 +632,7 @@ def test_pending_sends_waits_for_the_grace_period(store: JobStore, owner, db: Da
     assert store.pending_sends(older_than_seconds=30, limit=10) == []
     db.execute("UPDATE jobs SET updated_at = now() - interval '1 minute' WHERE id = %s", (job.id,))
     assert [j.id for j in store.pending_sends(older_than_seconds=30, limit=10)] == [job.id]
-    store.mark_enqueued([job.id])
+    store.mark_enqueued([job])
     assert store.pending_sends(older_than_seconds=30, limit=10) == []
 
 

@@ -716,14 +716,20 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
     ) -> CreateResult:
         return self.create_many(owner_id, [spec], actor=actor, unfinished_limit=unfinished_limit)[0]
 
-    def mark_enqueued(self, job_ids: Sequence[UUID]) -> int:
-        """Clear the "to be sent" mark after SQS accepted the messages."""
-        if not job_ids:
+    def mark_enqueued(self, sent: Sequence[Job]) -> int:
+        """Clear the "to be sent" mark after SQS accepted the messages of `sent` (as they
+        were sent: each on its priority's queue). A job whose priority changed meanwhile
+        keeps its mark: the claim refuses a message from its old queue, so it is still owed
+        one on its new queue (the change's own send, or the sweep's)."""
+        if not sent:
             return 0
         rows = self._db.execute(
-            "UPDATE jobs SET send_pending = false WHERE id = ANY (%s) AND send_pending "
-            "RETURNING id",
-            (list(job_ids),),
+            """
+UPDATE jobs j SET send_pending = false
+FROM unnest(%s::uuid[], %s::text[]) AS s(id, priority)
+WHERE j.id = s.id AND j.priority = s.priority AND j.send_pending
+RETURNING j.id""",
+            ([job.id for job in sent], [job.priority.value for job in sent]),
         )
         return len(rows)
 

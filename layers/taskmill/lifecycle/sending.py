@@ -20,5 +20,6 @@ def send_pending(
     if not to_send:
         return []
     result = queue.send(to_send, deadline=deadline)
-    store.mark_enqueued(result.sent)
+    accepted = set(result.sent)
+    store.mark_enqueued([job for job in to_send if job.id in accepted])
     return result.sent

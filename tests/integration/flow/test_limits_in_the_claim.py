@@ -246,7 +246,7 @@ def test_held_jobs_are_not_taken_for_jobs_whose_message_is_lost(
     paused = create_job(store, owner, type="sleep", payload={"seconds": 0})
     lost = create_job(store, owner)
     PauseStore(db).pause(PauseKind.TYPE, "sleep", actor="test")
-    store.mark_enqueued([held.id, paused.id, lost.id])
+    store.mark_enqueued([held, paused, lost])
     # All three have waited longer than the sweep's threshold...
     db.execute(
         "UPDATE jobs SET queued_at = now() - interval '2 hours', "

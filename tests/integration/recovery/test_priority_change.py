@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from taskmill.db import Database
 from taskmill.jobs.store import Claim, JobStore
+from taskmill.lifecycle.sending import send_pending
 
 from tests.integration.worker.conftest import queue_messages
 from tests.support.lambda_events import receive_event
@@ -123,5 +124,30 @@ def test_a_batch_of_messages_from_several_queues_is_claimed_by_each_ones_queue(
     try:
         claim = JobStore(db).claim_batch([plain, limited], queues=["high", "low"])
         assert {job.id for job in claim.claimed} == {plain, limited}
+    finally:
+        db.close()
+
+
+def test_a_send_from_before_a_priority_change_leaves_the_new_queues_mark(
+    database_url: str, as_user: Any, sqs: Any, job_queue: Any
+) -> None:
+    """A sender working from the row as it was (e.g. the create's own send, or the sweep's)
+    sends on the old queue while a PATCH moves the job and its own send fails: clearing the
+    "to be sent" mark for that old-queue message would leave the job with none the claim
+    accepts. The mark stays, so the sweep sends it on the new queue."""
+    job_id = UUID(as_user.post("/v1/jobs", {"type": "counted", "priority": "low"}).body["id"])
+    db = Database(database_url)
+    try:
+        store = JobStore(db)
+        db.execute("UPDATE jobs SET send_pending = true WHERE id = %s", (job_id,))
+        as_it_was = store.get(job_id)  # low, to be sent
+        # The PATCH commits; suppose its send to the high queue failed (the mark is its own).
+        db.execute(
+            "UPDATE jobs SET priority = 'high', send_pending = true WHERE id = %s", (job_id,)
+        )
+        assert send_pending(store, job_queue, [as_it_was]) == [job_id]  # sent on low
+        low = queue_messages(sqs, job_queue.queue_url("low"))  # the create's, and this one
+        assert {json.loads(m["Body"])["job_id"] for m in low} == {str(job_id)}
+        assert store.get(job_id).send_pending  # still owed a message on high
     finally:
         db.close()

@@ -89,7 +89,7 @@ def test_an_expired_lease_of_a_job_asked_to_cancel_ends_it_cancelled(
     # job whose cancellation was asked for, so queued again it would wait for ever.
     job = create_job(store, owner, max_attempts=3, backoff_base_seconds=0)
     store.claim_many([job.id])
-    store.mark_enqueued([job.id])
+    store.mark_enqueued([job])
     store.cancel(job.id, actor="user:x")
     db.execute(
         "UPDATE jobs SET lease_until = now() - interval '1 second', lost_leases = %s",
@@ -107,7 +107,7 @@ def test_expired_leases_are_retried_or_failed_to_the_dlq(
     retry = create_job(store, owner, max_attempts=3, backoff_base_seconds=0)
     final = create_job(store, owner, max_attempts=1, priority="high")
     store.claim_many([retry.id, final.id])
-    store.mark_enqueued([retry.id, final.id])
+    store.mark_enqueued([retry, final])
     # Leases lost before this one were refunded; from now on they count as attempts.
     db.execute(
         "UPDATE jobs SET lease_until = now() - interval '1 second', lost_leases = %s",
