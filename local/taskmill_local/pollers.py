@@ -45,6 +45,7 @@ class QueuePauses:
         self._lock = threading.Lock()
         self._paused: set[str] = set()
         self._read_at: float | None = None
+        self._failed_reads = 0  # in a row: an outage is one warning, not one a second
 
     def is_paused(self, priority: str) -> bool:
         with self._lock:
@@ -54,7 +55,20 @@ class QueuePauses:
                 try:
                     self._paused = self._read()
                 except DependencyUnavailable:
-                    log.warning("could not read the paused queues; keeping the last answer")
+                    if not self._failed_reads:
+                        log.warning(
+                            "could not read the paused queues; keeping the last answer until it can"
+                        )
+                    self._failed_reads += 1
+                else:
+                    if self._failed_reads:
+                        # At the warning's level, as the sweep's: shown where the warning was.
+                        failed, self._failed_reads = self._failed_reads, 0
+                        log.warning(
+                            "the paused queues are read again after %d failed read%s",
+                            failed,
+                            "" if failed == 1 else "s",
+                        )
             return priority in self._paused
 
 

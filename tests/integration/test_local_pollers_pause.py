@@ -4,10 +4,12 @@ a second. The pauses are read from Postgres once per period for all pollers."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
 
+import pytest
 from taskmill.db import Database
 from taskmill.errors import DependencyUnavailable
 from taskmill.flow.pauses import PauseKind, PauseStore
@@ -66,6 +68,33 @@ def test_a_failed_read_keeps_the_last_answer() -> None:
     assert pauses.is_paused("normal")
     clock.now = 5.0
     assert pauses.is_paused("normal")  # Postgres blinked: still paused, not resumed
+
+
+def test_an_outage_is_one_warning_and_its_end_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """While Postgres is down the pauses are asked for every second: one warning says so
+    when the outage starts, one line when reads work again, not a warning a second."""
+    down = DependencyUnavailable("the database is unreachable")
+    answers: list[Any] = [{"normal"}, down, down, down, set(), down, set()]
+
+    def read() -> set[str]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return set(answer)
+
+    clock = Clock()
+    pauses = QueuePauses(read, ttl=1.0, clock=clock)
+    with caplog.at_level(logging.INFO, logger="taskmill.local.pollers"):
+        for second in range(7):
+            clock.now = float(second)
+            pauses.is_paused("normal")
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("WARNING", "could not read the paused queues; keeping the last answer until it can"),
+        ("WARNING", "the paused queues are read again after 3 failed reads"),
+        ("WARNING", "could not read the paused queues; keeping the last answer until it can"),
+        ("WARNING", "the paused queues are read again after 1 failed read"),
+    ]
 
 
 def visible(sqs: Any, url: str) -> int:
