@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,6 +28,18 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def scripted(answers: list[Any]) -> Callable[[], set[str]]:
+    """A read of the paused queues that gives `answers` in turn, raising the errors."""
+
+    def read() -> set[str]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return set(answer)
+
+    return read
 
 
 def test_the_pauses_are_read_once_per_period_whoever_asks(db: Database) -> None:
@@ -55,14 +68,7 @@ def test_the_pauses_are_read_once_per_period_whoever_asks(db: Database) -> None:
 
 
 def test_a_failed_read_keeps_the_last_answer() -> None:
-    answers: list[Any] = [{"normal"}, DependencyUnavailable("the database is unreachable")]
-
-    def read() -> set[str]:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return set(answer)
-
+    read = scripted([{"normal"}, DependencyUnavailable("the database is unreachable")])
     clock = Clock()
     pauses = QueuePauses(read, ttl=1.0, clock=clock)
     assert pauses.is_paused("normal")
@@ -74,14 +80,7 @@ def test_an_outage_is_one_warning_and_its_end_one_line(caplog: pytest.LogCapture
     """While Postgres is down the pauses are asked for every second: one warning says so
     when the outage starts, one line when reads work again, not a warning a second."""
     down = DependencyUnavailable("the database is unreachable")
-    answers: list[Any] = [{"normal"}, down, down, down, set(), down, set()]
-
-    def read() -> set[str]:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return set(answer)
-
+    read = scripted([{"normal"}, down, down, down, set(), down, set()])
     clock = Clock()
     pauses = QueuePauses(read, ttl=1.0, clock=clock)
     with caplog.at_level(logging.INFO, logger="taskmill.local.pollers"):

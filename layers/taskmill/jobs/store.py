@@ -8,6 +8,7 @@ apart and two callers racing on the same job cannot both win.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, LiteralString
@@ -496,24 +497,16 @@ class JobStore:
         own keyed submissions (no fingerprint) cannot mismatch after creating and keep to
         single statements.
         """
-        if len(specs) > 1 and any(spec.request_hash for spec in specs):
-            with self._db.transaction():
-                return self._create_many(
-                    owner_id,
-                    specs,
-                    actor=actor,
-                    unfinished_limit=unfinished_limit,
-                    account=account,
-                    idempotency_ttl_seconds=idempotency_ttl_seconds,
-                )
-        return self._create_many(
-            owner_id,
-            specs,
-            actor=actor,
-            unfinished_limit=unfinished_limit,
-            account=account,
-            idempotency_ttl_seconds=idempotency_ttl_seconds,
-        )
+        keyed_batch = len(specs) > 1 and any(spec.request_hash for spec in specs)
+        with self._db.transaction() if keyed_batch else nullcontext():
+            return self._create_many(
+                owner_id,
+                specs,
+                actor=actor,
+                unfinished_limit=unfinished_limit,
+                account=account,
+                idempotency_ttl_seconds=idempotency_ttl_seconds,
+            )
 
     def _create_many(
         self,
