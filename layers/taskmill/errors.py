@@ -95,6 +95,10 @@ class DependencyUnavailable(TaskmillError):
     code = "dependency_unavailable"
 
 
+class LockTimeout(DependencyUnavailable):
+    """A statement gave up waiting for a lock (`lock_timeout`); nothing of it happened."""
+
+
 class QueueUnavailable(DependencyUnavailable):
     """An SQS call failed (timeout, throttling, a missing queue, no permission)."""
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 import threading
 
 import psycopg
+import pytest
 from taskmill.db.migrate import available_migrations, migrate
+from taskmill.errors import DependencyUnavailable
 
 from taskmill_local.postgres import create_database, drop_database
 
@@ -171,3 +173,81 @@ def test_schedules_stored_before_time_zones_keep_firing_in_utc(postgres_server_u
             db.close()
     finally:
         drop_database(postgres_server_url, "taskmill_migration_0013")
+
+
+def test_a_migration_blocked_by_a_long_transaction_gives_up_and_lets_queries_through(
+    database_url: str,
+) -> None:
+    """A long transaction holds `jobs`; a migration altering it must not wait for it
+    indefinitely (every later query of `jobs` would queue behind the waiting ALTER): it gives
+    up, retries, then fails naming itself, and a reader that queued behind it gets its answer
+    while the long transaction still runs. Once that ends, the migration applies."""
+    from taskmill.db.migrate import Migration, MigrationBlocked
+
+    probe = Migration(9999, "probe_column", "ALTER TABLE jobs ADD COLUMN probe integer")
+    pending = [*available_migrations(), probe]
+    holder = psycopg.connect(database_url)
+    holder.execute("SELECT count(*) FROM jobs")  # opens a transaction holding ACCESS SHARE
+    failures: list[MigrationBlocked] = []
+    waits: list[float] = []
+
+    def run_migration() -> None:
+        try:
+            migrate(
+                database_url,
+                migrations=pending,
+                lock_timeout_ms=1500,
+                attempts=2,
+                backoff_seconds=0.01,
+                sleep=waits.append,
+            )
+        except MigrationBlocked as exc:
+            failures.append(exc)
+
+    migration = threading.Thread(target=run_migration)
+    try:
+        with psycopg.connect(database_url, autocommit=True) as watcher:
+            migration.start()
+            for _ in range(2000):
+                waiting = watcher.execute(
+                    "SELECT 1 FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' "
+                    "AND relation = 'jobs'::regclass"
+                ).fetchone()
+                if waiting or not migration.is_alive():
+                    break
+                threading.Event().wait(0.005)
+            assert waiting, "the migration never waited for the lock"
+        # Generous: without a lock timeout this reader waits for the long transaction, which
+        # ends only after the migration does.
+        with psycopg.connect(
+            database_url, autocommit=True, options="-c statement_timeout=60000"
+        ) as reader:
+            assert reader.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+        migration.join()
+        assert len(failures) == 1
+        assert "9999_probe_column" in str(failures[0])
+        assert waits == [0.01]
+    finally:
+        holder.rollback()
+        holder.close()
+        migration.join()
+    assert migrate(database_url, migrations=pending) == [9999]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(probe) FROM jobs").fetchone() == (0,)
+
+
+def test_a_migration_whose_connection_dies_reports_why(database_url: str) -> None:
+    """The server ends the migration's connection mid-way (a failover, an operator's
+    pg_terminate_backend): the error says so, not that releasing the lock failed on the dead
+    connection; nothing of the migration is recorded, and the next run applies the rest."""
+    from taskmill.db.migrate import Migration
+
+    killed = Migration(9998, "connection_ends", "SELECT pg_terminate_backend(pg_backend_pid())")
+    with pytest.raises(DependencyUnavailable) as info:
+        migrate(database_url, migrations=[*available_migrations(), killed])
+    assert "terminating connection" in str(info.value.__cause__)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert (
+            conn.execute("SELECT 1 FROM schema_migrations WHERE version = 9998").fetchone() is None
+        )
+    assert migrate(database_url) == []

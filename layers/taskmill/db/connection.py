@@ -13,7 +13,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.rows import DictRow, dict_row
 
-from taskmill.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
+from taskmill.errors import Conflict, DependencyUnavailable, InvalidInput, LockTimeout, NotFound
 
 Connection = psycopg.Connection[DictRow]
 Connector = Callable[[], Connection]
@@ -40,6 +40,8 @@ def translate_errors() -> Iterator[None]:
         # UTF-8), a value out of a type's range. The API refuses these at the edge already;
         # this keeps any path it missed a 400 rather than a 500.
         raise InvalidInput("a value cannot be stored (for example a NUL character)") from exc
+    except pg_errors.LockNotAvailable as exc:
+        raise LockTimeout("the database did not grant a lock in time") from exc
     except pg_errors.QueryCanceled as exc:
         raise DependencyUnavailable("the database did not answer in time") from exc
     except psycopg.OperationalError as exc:

@@ -3,21 +3,41 @@
 Two Lambdas cold-starting together (or the deploy-time migration function racing a
 laptop) both call `migrate`; the advisory lock serialises them and the second finds
 nothing left to do.
+
+Each migration runs with a short `lock_timeout`. A migration that needs a lock a long
+transaction holds (an `ALTER TABLE jobs` behind a slow report) would otherwise wait for it
+indefinitely, and Postgres queues every later request for that table behind the waiting one:
+the API's and the workers' queries would stop until the long transaction ended. Giving up
+after a few seconds lets them through; the migration is retried with backoff and, still
+blocked, fails naming itself so the deploy can be run again at a quieter moment.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
 
 from taskmill.db.connection import translate_errors
+from taskmill.errors import LockTimeout
 
 # Arbitrary but fixed: "taskmill" in ASCII, truncated to a bigint.
 MIGRATION_LOCK_KEY = 0x7461736B6D696C6C
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+LOCK_TIMEOUT_MS = 3000
+LOCK_ATTEMPTS = 5
+# Waits between attempts: 1, 2, 4, 8 s; with 3 s per attempt a blocked migration fails
+# after about 30 s, well inside the deploy-time function's 5 minutes.
+LOCK_BACKOFF_SECONDS = 1.0
+
+
+class MigrationBlocked(RuntimeError):
+    """A migration could not take its locks in any attempt; nothing of it was applied."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +59,20 @@ def available_migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-def migrate(conninfo: str) -> list[int]:
-    """Apply pending migrations; returns the versions this call applied."""
+def migrate(
+    conninfo: str,
+    *,
+    migrations: Sequence[Migration] | None = None,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    attempts: int = LOCK_ATTEMPTS,
+    backoff_seconds: float = LOCK_BACKOFF_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    logger: logging.Logger | None = None,
+) -> list[int]:
+    """Apply pending migrations; returns the versions this call applied. Raises
+    `MigrationBlocked` when one of them could not take its locks (the ones before it stay
+    applied)."""
+    log = logger or logging.getLogger("taskmill.migrations")
     applied_now: list[int] = []
     with translate_errors(), psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
@@ -52,16 +84,46 @@ def migrate(conninfo: str) -> list[int]:
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in available_migrations():
+            for migration in available_migrations() if migrations is None else migrations:
                 if migration.version in done:
                     continue
-                with conn.transaction():
-                    conn.execute(migration.sql.encode())
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (migration.version, migration.name),
-                    )
+                for attempt in range(1, attempts + 1):
+                    try:
+                        _apply(conn, migration, lock_timeout_ms)
+                        break
+                    except LockTimeout as exc:
+                        label = f"{migration.version:04d}_{migration.name}"
+                        if attempt == attempts:
+                            raise MigrationBlocked(
+                                f"migration {label} could not take its locks in {attempts} "
+                                f"attempts of {lock_timeout_ms} ms: a long transaction holds "
+                                "a table it changes (see pg_locks); nothing of it was applied"
+                            ) from exc
+                        delay = backoff_seconds * 2 ** (attempt - 1)
+                        log.warning(
+                            "migration %s waited %d ms for a lock; retrying in %.1f s",
+                            label,
+                            lock_timeout_ms,
+                            delay,
+                        )
+                        sleep(delay)
                 applied_now.append(migration.version)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            # A lost connection took its session lock with it; unlocking on it would raise
+            # and hide why the migration failed.
+            if not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied_now
+
+
+def _apply(
+    conn: psycopg.Connection[tuple[object, ...]], migration: Migration, lock_timeout_ms: int
+) -> None:
+    """One migration in one transaction; the rollback runs before the error is translated."""
+    with translate_errors(), conn.transaction():
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms}ms",))
+        conn.execute(migration.sql.encode())
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+            (migration.version, migration.name),
+        )
