@@ -8,8 +8,9 @@ mode, one call gives up after at most 2 x (2 + 5) s + one jittered backoff (< 1 
 `docs/ARCHITECTURE.md` adds up what an API request can spend around it.
 
 SQS, Secrets Manager, Lambda, ECS and SES answer in milliseconds in-region, so 5 s of read
-timeout only cuts off calls that were not going to succeed. Nothing here long-polls (the
-event source mapping receives for the worker; peeking a DLQ waits 0 s).
+timeout only cuts off calls that were not going to succeed. The one long poll, a DLQ scan's
+(`taskmill.recovery.dlq`), waits 1 s: well inside the read timeout (the event source mapping
+receives for the worker).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ export function deadLettersPage(cleanups) {
     });
     replace(
       list,
-      hidden || (peek.complete ? null : h("p", { class: "note" }, "Showing the first messages only; the queue holds more.")),
+      hidden || (peek.complete ? null : h("p", { class: "note" }, "Not the whole queue: it holds more messages than shown (beyond the limit, or held for a moment by a redrive or another peek).")),
       // Above the table, not in its header: narrow screens show rows as cards without one.
       field("Select all", all),
       h(

@@ -227,24 +227,36 @@ class JobQueue:
     # ---- dead-letter queues -------------------------------------------------------------
 
     def receive_dead_letters(
-        self, priority: Priority, *, visibility_seconds: int
+        self,
+        priority: Priority,
+        *,
+        visibility_seconds: int,
+        wait_seconds: int = 0,
+        max_messages: int = SQS_BATCH_LIMIT,
     ) -> list[ReceivedMessage]:
-        """Up to ten DLQ messages, hidden for `visibility_seconds` (0 leaves them visible:
-        a peek)."""
+        """Up to `max_messages` (ten at most) DLQ messages, hidden for `visibility_seconds`.
+        With `wait_seconds` 0 SQS samples some of its servers (an empty answer does not mean
+        an empty queue); with 1 or more it asks them all and answers empty only when no
+        message is visible (after waiting that long)."""
         with _translated("reading a DLQ"):
             messages = (
                 self._sqs()
                 .receive_message(
                     QueueUrl=self.dlq_url(priority),
                     VisibilityTimeout=visibility_seconds,
-                    WaitTimeSeconds=0,
-                    MaxNumberOfMessages=SQS_BATCH_LIMIT,
+                    WaitTimeSeconds=wait_seconds,
+                    MaxNumberOfMessages=max(1, min(max_messages, SQS_BATCH_LIMIT)),
                     MessageAttributeNames=["All"],
                     AttributeNames=["SentTimestamp"],
                 )
                 .get("Messages", [])
             )
         return [_received(message) for message in messages]
+
+    def dead_letter_count(self, priority: Priority) -> int:
+        """The messages in a DLQ, visible or not (SQS's approximate counts)."""
+        counts = self._depth_attributes(self.dlq_url(priority))
+        return sum(counts.values())
 
     def delete_dead_letter(self, priority: Priority, receipt_handle: str) -> None:
         with _translated("deleting a DLQ message"):

@@ -1,26 +1,55 @@
 """Dead-letter queues: peek, reconcile with Postgres, redrive, purge orphans.
 
-Peeking receives with a zero visibility timeout, so the messages stay visible (a DLQ has no
-consumer); it reads at most `PEEK_SCAN_LIMIT` messages, and reconciles only when it has seen
-the whole queue.
+A scan (a peek's or a redrive's) hides each letter it receives, so the next receive returns
+others: SQS answers a receive with a sample of its servers, and a letter left visible can
+come back again and again while others never do. It calls itself complete only when a
+long-polling receive, which asks every server, finds nothing visible. A peek shows what it
+read again as soon as it is done; it reconciles only when it has seen the whole queue.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import JobStore
 from taskmill.lifecycle.outcomes import Outcomes
 from taskmill.queue.messages import MalformedMessage, parse_message
-from taskmill.queue.sqs import JobQueue
+from taskmill.queue.sqs import SQS_BATCH_LIMIT, JobQueue, ReceivedMessage
 from taskmill.topology import Priority
 
 PEEK_SCAN_LIMIT = 500
+# A peek lists up to 500 letters in one Lambda response (6 MB at most, JSON escaped twice).
+# Whole, each job's last error (up to 4,000 characters, 12 bytes each once escaped for an
+# emoji) could make that ~24 MB, and API Gateway would answer 5xx to every peek of such a
+# DLQ; an excerpt keeps 500 letters under 4 MB. The job holds the whole text.
+PEEK_ERROR_CHARS = 500
+# How long a peek hides the letters it reads. It shows them again when it is done (a few
+# seconds for 500); this is only how long they stay hidden if its function dies first. It
+# outlasts API Gateway's 29 s, so a peek does not meet its own letters again however slow.
+PEEK_HIDE_SECONDS = 30
+# How long a redrive in progress holds the letters it read (it deletes or shows them again
+# when done), so that a concurrent one does not take the same letters.
+REDRIVE_HOLD_SECONDS = 60
+# Every receive long-polls: SQS then asks all its servers, answers at once when any letter
+# is visible, and answers empty (after this wait) only when none is. A short poll asks a
+# sample of them and can answer empty while letters wait: it cannot end a scan.
+SCAN_WAIT_SECONDS = 1
+
+
+def _receive_budget(limit: int) -> int:
+    """The most receives one scan makes: twice what `limit` letters need at ten per answer
+    (a long poll can answer with fewer), plus the one that finds the queue empty. A scan that
+    spends it stops short, not complete; SQS calls per request stay bounded."""
+    return 2 * math.ceil(limit / SQS_BATCH_LIMIT) + 2
 
 
 @dataclass
@@ -44,6 +73,7 @@ class DeadLetter:
 
     def summary(self) -> dict[str, Any]:
         job = self.job
+        error = job.last_error if job else None
         return {
             "message_id": self.message_id,
             "job_id": self.job_id,
@@ -52,7 +82,8 @@ class DeadLetter:
             "status": job.status.value if job else None,
             "attempts": job.attempts if job else None,
             "redrive_count": job.redrive_count if job else None,
-            "last_error": job.last_error if job else None,
+            "last_error": error[:PEEK_ERROR_CHARS] if error else error,
+            "last_error_truncated": error is not None and len(error) > PEEK_ERROR_CHARS,
             "failure_reason": self.failure_reason,
             "dead_lettered_at": self.dead_lettered_at,
             "problem": self.problem,
@@ -66,30 +97,62 @@ class Peek:
     missing_messages: list[UUID] = field(default_factory=list)
 
 
+def _letter(message: ReceivedMessage) -> DeadLetter:
+    try:
+        job_id: UUID | None = parse_message(message.body).job_id
+    except MalformedMessage:
+        job_id = None
+    return DeadLetter(
+        message_id=message.message_id,
+        receipt_handle=message.receipt_handle,
+        job_id=job_id,
+        dead_lettered_at=message.sent_at,
+        failure_reason=message.attributes.get("failure_reason"),
+    )
+
+
+def _show(queue: JobQueue, priority: Priority, letters: list[DeadLetter]) -> None:
+    queue.hide_dead_letters(priority, [letter.receipt_handle for letter in letters], 0)
+
+
+@contextmanager
+def _shown_again_on_error(
+    queue: JobQueue, priority: Priority, letters: Callable[[], list[DeadLetter]]
+) -> Iterator[None]:
+    """If the block raises, show `letters()` (read and not yet dealt with) again, then let
+    the error through. That error is what the caller must see: if SQS refuses this too, the
+    letters show again on their own when their hold lapses."""
+    try:
+        yield
+    except BaseException:
+        with suppress(DependencyUnavailable):
+            _show(queue, priority, letters())
+        raise
+
+
 def _read(
     queue: JobQueue, priority: Priority, *, limit: int, visibility: int
 ) -> tuple[list[DeadLetter], bool]:
+    """Up to `limit` letters, each hidden for `visibility` seconds, and whether they are all
+    the DLQ showed (a long poll found nothing more)."""
     seen: dict[str, DeadLetter] = {}
-    complete = False
-    while len(seen) < limit:
-        messages = queue.receive_dead_letters(priority, visibility_seconds=visibility)
-        fresh = [m for m in messages if m.message_id not in seen]
-        if not fresh:
-            complete = True
-            break
-        for message in fresh:
-            try:
-                job_id: UUID | None = parse_message(message.body).job_id
-            except MalformedMessage:
-                job_id = None
-            seen[message.message_id] = DeadLetter(
-                message_id=message.message_id,
-                receipt_handle=message.receipt_handle,
-                job_id=job_id,
-                dead_lettered_at=message.sent_at,
-                failure_reason=message.attributes.get("failure_reason"),
+    with _shown_again_on_error(queue, priority, lambda: list(seen.values())):
+        for _ in range(_receive_budget(limit)):
+            if len(seen) >= limit:
+                break
+            messages = queue.receive_dead_letters(
+                priority,
+                visibility_seconds=visibility,
+                wait_seconds=SCAN_WAIT_SECONDS,
+                max_messages=limit - len(seen),
             )
-    return list(seen.values()), complete
+            if not messages:
+                return list(seen.values()), True
+            for message in messages:
+                # A letter met again (its hold lapsed, or someone showed it) has a new
+                # receipt handle; only the newest one can show or delete it.
+                seen[message.message_id] = _letter(message)
+    return list(seen.values()), False
 
 
 def _attach_jobs(store: JobStore, letters: list[DeadLetter]) -> None:
@@ -107,21 +170,52 @@ def peek(
     limit: int = 100,
     hidden_by_task: bool = False,
 ) -> Peek:
-    """`hidden_by_task`: a background redrive is running and keeps the messages it passed
-    over hidden, so even a scan that reads to the end has not seen the whole DLQ: it is not
-    `complete` and reconciles nothing (their jobs would look as if they had no message)."""
-    letters, read_all = _read(queue, priority, limit=min(limit, PEEK_SCAN_LIMIT), visibility=0)
+    """Up to `limit` letters (`PEEK_SCAN_LIMIT` at most). They are hidden while the peek
+    reads (for `PEEK_HIDE_SECONDS` at most) and shown again when it is done.
+
+    `complete` only when the peek saw the whole DLQ: a long poll found nothing more, and the
+    DLQ's count (approximate, as SQS keeps it) is no more than what it read. A larger count
+    means letters it could not see: held by a concurrent peek or redrive, or arriving as it
+    ended (or, for up to a minute after letters were deleted, a count that has not caught
+    up): better not complete than jobs listed as without a letter that have one.
+    `hidden_by_task`: a background redrive is running and keeps the letters it passed over
+    hidden, so the peek is not complete either.
+
+    When complete, `missing_messages` reconciles: failed jobs with no letter. They are read
+    before the scan and again after it, so a job that failed while the peek read (its letter
+    on the way) or was redriven meanwhile is not listed."""
+    failed = store.failed_jobs(priority=priority.value, limit=PEEK_SCAN_LIMIT)
+    letters, read_all = _read(
+        queue, priority, limit=min(limit, PEEK_SCAN_LIMIT), visibility=PEEK_HIDE_SECONDS
+    )
+    with _shown_again_on_error(queue, priority, lambda: letters):
+        # Read while the letters are still hidden: SQS counts them as not visible.
+        complete = (
+            read_all and not hidden_by_task and queue.dead_letter_count(priority) <= len(letters)
+        )
+    _show(queue, priority, letters)
     _attach_jobs(store, letters)
-    complete = read_all and not hidden_by_task
     result = Peek(letters, complete)
     if complete:
-        present = {letter.job_id for letter in letters}
-        result.missing_messages = [
-            job.id
-            for job in store.failed_jobs(priority=priority.value, limit=PEEK_SCAN_LIMIT)
-            if job.id not in present
-        ]
+        result.missing_messages = _without_letter(store, failed, letters)
     return result
+
+
+def _without_letter(store: JobStore, failed: list[Job], letters: list[DeadLetter]) -> list[UUID]:
+    """The jobs of `failed` that have no letter among `letters` and have not changed since
+    (still failed, by the same failure)."""
+    present = {letter.job_id for letter in letters}
+    candidates = [job for job in failed if job.id not in present]
+    if not candidates:
+        return []
+    now = {job.id: job for job in store.get_many([job.id for job in candidates])}
+    return [
+        job.id
+        for job in candidates
+        if job.id in now
+        and now[job.id].status is JobStatus.FAILED
+        and now[job.id].finished_at == job.finished_at
+    ]
 
 
 @dataclass
@@ -188,55 +282,67 @@ def redrive(
     when it ends. Matching messages beyond `limit` are released at once, for the next scan."""
     store, queue = outcomes.store, outcomes.queue
     # Held invisible while we work so a concurrent redrive does not take the same messages.
-    letters, complete = _read(queue, priority, limit=PEEK_SCAN_LIMIT, visibility=60)
-    _attach_jobs(store, letters)
-    result = RedriveResult(dry_run=dry_run, complete=complete)
-    chosen: list[DeadLetter] = []
-    later: list[DeadLetter] = []
-    passed: list[DeadLetter] = []
-    for letter in letters:
-        if not _wanted(letter, job_ids, job_type, exclude, failed_before):
-            passed.append(letter)
-        elif letter.problem in ("job_missing", "not_a_job_message"):
-            result.orphans.append(letter.message_id)
-            if purge_orphans and not dry_run:
-                _delete(queue, priority, letter)
-                result.purged.append(letter.message_id)
-            else:
+    letters, complete = _read(
+        queue, priority, limit=PEEK_SCAN_LIMIT, visibility=REDRIVE_HOLD_SECONDS
+    )
+    deleted: set[str] = set()
+    # If the redrive fails half-way, what it had not dealt with shows again at once.
+    with _shown_again_on_error(
+        queue, priority, lambda: [m for m in letters if m.message_id not in deleted]
+    ):
+        _attach_jobs(store, letters)
+        result = RedriveResult(dry_run=dry_run, complete=complete)
+        chosen: list[DeadLetter] = []
+        later: list[DeadLetter] = []
+        passed: list[DeadLetter] = []
+        for letter in letters:
+            if not _wanted(letter, job_ids, job_type, exclude, failed_before):
                 passed.append(letter)
-        elif len(chosen) < limit:
-            chosen.append(letter)
+            elif letter.problem in ("job_missing", "not_a_job_message"):
+                result.orphans.append(letter.message_id)
+                if purge_orphans and not dry_run:
+                    _delete(queue, priority, letter, deleted)
+                    result.purged.append(letter.message_id)
+                else:
+                    passed.append(letter)
+            elif len(chosen) < limit:
+                chosen.append(letter)
+            else:
+                later.append(letter)
+        if dry_run:
+            result.redriven = [letter.job_id for letter in chosen if letter.job_id]
+            later.extend(chosen)
         else:
-            later.append(letter)
-    if dry_run:
-        result.redriven = [letter.job_id for letter in chosen if letter.job_id]
-        later.extend(chosen)
-    else:
-        redriven = outcomes.redrive(
-            [letter.job for letter in chosen if letter.job is not None], actor=actor, resend=True
-        )
-        done = {job.id for job in redriven}
-        for letter in chosen:
-            if letter.job_id in done or (letter.job and letter.job.status is not JobStatus.FAILED):
-                # Redriven now, or its job already runs again: the message is spent.
-                _delete(queue, priority, letter)
-            else:
-                passed.append(letter)
-        result.redriven = sorted(done, key=str)
-        result.skipped = [c.message_id for c in chosen if c.job_id not in done]
-    if pass_over_seconds is None:
-        later.extend(passed)
-    else:
-        queue.hide_dead_letters(
-            priority, [letter.receipt_handle for letter in passed], pass_over_seconds
-        )
-        result.passed_over = {letter.message_id: letter.receipt_handle for letter in passed}
-    queue.hide_dead_letters(priority, [letter.receipt_handle for letter in later], 0)
-    return result
+            redriven = outcomes.redrive(
+                [letter.job for letter in chosen if letter.job is not None],
+                actor=actor,
+                resend=True,
+            )
+            done = {job.id for job in redriven}
+            for letter in chosen:
+                if letter.job_id in done or (
+                    letter.job and letter.job.status is not JobStatus.FAILED
+                ):
+                    # Redriven now, or its job already runs again: the message is spent.
+                    _delete(queue, priority, letter, deleted)
+                else:
+                    passed.append(letter)
+            result.redriven = sorted(done, key=str)
+            result.skipped = [c.message_id for c in chosen if c.job_id not in done]
+        if pass_over_seconds is None:
+            later.extend(passed)
+        else:
+            queue.hide_dead_letters(
+                priority, [letter.receipt_handle for letter in passed], pass_over_seconds
+            )
+            result.passed_over = {letter.message_id: letter.receipt_handle for letter in passed}
+        queue.hide_dead_letters(priority, [letter.receipt_handle for letter in later], 0)
+        return result
 
 
-def _delete(queue: JobQueue, priority: Priority, letter: DeadLetter) -> None:
+def _delete(queue: JobQueue, priority: Priority, letter: DeadLetter, deleted: set[str]) -> None:
     queue.delete_dead_letter(priority, letter.receipt_handle)
+    deleted.add(letter.message_id)
 
 
 def describe(result: RedriveResult) -> dict[str, Any]:

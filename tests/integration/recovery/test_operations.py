@@ -18,8 +18,10 @@ from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore
 from taskmill.topology import Priority
 
+from taskmill_local import moto_fast
 from tests.integration.worker.conftest import failures, queue_messages
 from tests.support.lambda_events import FakeLambdaContext
+from tests.support.sqs_sampling import SamplingSqs
 
 
 def fail_to_dlq(as_user: Any, deliver: Any, job_type: str = "fail", **fields: Any) -> str:
@@ -342,6 +344,7 @@ def test_failed_job_is_redriven_through_the_api_and_runs_again(
     assert item["job_id"] == job_id
     assert item["type"] == "flaky"
     assert item["last_error"] == "first attempt always fails"
+    assert item["last_error_truncated"] is False
     assert item["problem"] is None
     assert peek.body["complete"] is True
     assert peek.body["failed_without_message"] == []
@@ -396,6 +399,41 @@ def test_selective_redrive_by_id_and_by_type_and_dry_run(
     assert as_admin.post("/v1/dlq/normal/redrive", {"type": "noop"}).body["redriven"] == []
     by_type = as_admin.post("/v1/dlq/normal/redrive", {"type": "fail"})
     assert by_type.body["redriven"] == [second]
+
+
+def test_a_full_peek_of_dead_letters_with_long_errors_fits_in_one_lambda_response(
+    as_user, as_admin, job_queue, store, db, services, sqs, queue_settings
+) -> None:
+    services.settings = services.settings.model_copy(update={"max_unfinished_jobs": 500})
+    moto_fast.apply()  # as the local stack runs moto: a receive's cost does not grow with 500
+    # SQS as AWS answers receives (moto answers every one with the same first ten).
+    sampling = SamplingSqs(sqs)
+    services.queue = JobQueue(queue_settings, client_factory=lambda: sampling)
+    # 500 letters (the peek's largest page) whose jobs failed with 4,000-character errors of
+    # characters JSON escapes to 12 bytes: whole, ~24 MB before Lambda's envelope, and API
+    # Gateway would answer 5xx to every such peek.
+    ids = [
+        job["id"]
+        for _ in range(5)
+        for job in as_user.post("/v1/jobs/batch", {"jobs": [{"type": "noop"}] * 100}).body["items"]
+    ]
+    error = '\U0001f525 d\u00e9j\u00e0 "vu" ' * 500
+    db.execute(
+        "UPDATE jobs SET status = 'failed', attempts = 1, finished_at = now(), last_error = %s",
+        (error[:4000],),
+    )
+    job_queue.dead_letter_many(store.get_many([UUID(i) for i in ids]), "attempts_exhausted")
+    peek = as_admin.get("/v1/dlq/normal?limit=500")
+    assert peek.status == 200, peek.body
+    assert peek.envelope_bytes < 6 * 1024 * 1024
+    # Every letter is listed, with what opening or redriving its job needs...
+    assert sorted(item["job_id"] for item in peek.body["items"]) == sorted(ids)
+    item = peek.body["items"][0]
+    assert item["type"] == "noop"
+    # ...and the start of its error; the job has the whole of it.
+    assert item["last_error_truncated"] is True
+    assert error.startswith(item["last_error"])
+    assert as_admin.get(f"/v1/jobs/{item['job_id']}").body["last_error"] == error[:4000]
 
 
 def test_redrive_of_a_job_deleted_meanwhile_reports_and_purges_the_orphan(

@@ -60,7 +60,20 @@ def router(services: ApiServices) -> Router:
     @r.get(
         "/v1/dlq/<priority>",
         **operation(
-            "peekDeadLetters", "Peek at a priority's dead-lettered jobs (admin)", tag="operations"
+            "peekDeadLetters",
+            "Peek at a priority's dead-lettered jobs (admin)",
+            tag="operations",
+            description=(
+                "Each letter's `last_error` is the first 500 characters of its job's last "
+                "error (`last_error_truncated` says whether there was more; the job has the "
+                "whole text), so a peek of 500 letters fits in one answer. The peek hides "
+                "each letter it reads (30 s at most) so that SQS hands out the others, and "
+                "shows them all again before it answers; a redrive running at that moment "
+                "may skip them for this round. `complete` is true only when the peek saw the "
+                "whole DLQ: fewer than `limit` letters, a long poll found no more, and SQS's "
+                "(approximate) count of the DLQ's messages is no more than it read; "
+                "`failed_without_message` (failed jobs without a letter) is filled only then."
+            ),
         ),
     )
     def peek(
