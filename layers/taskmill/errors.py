@@ -57,6 +57,13 @@ class DependencyFailed(Conflict):
     code = "dependency_failed"
 
 
+class AttemptTimedOut(Conflict):
+    """A report that would keep an attempt going past its job's `timeout_seconds`: the
+    attempt's time is up (its worker may still complete or fail it within the lease)."""
+
+    code = "attempt_timed_out"
+
+
 class PayloadTooLarge(TaskmillError):
     status = 413
     code = "payload_too_large"

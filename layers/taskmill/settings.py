@@ -201,7 +201,6 @@ class ApiSettings(
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_batch: int = Field(default=100, ge=1, le=100)
     cors_origins: str = ""
-    external_lease_seconds: int = Field(default=300, ge=10)
     # The async DLQ redrive function; unset locally, where large redrives run on a thread.
     redrive_function_name: str | None = None
     # Login throttling (README, "Login throttling"): failed logins counted per window, per

@@ -118,3 +118,38 @@ def test_an_email_cannot_look_like_another_accounts(app, services, db, as_admin)
     assert emails == ["root@example.com"]
     # Compatibility forms are the same address: its owner may type it either way.
     assert can_log_in(app, services, FULLWIDTH_ROOT, PASSWORD)
+
+
+def test_a_stolen_access_token_cannot_delete_the_account(app, services, db, as_user) -> None:
+    me = user_id(as_user)
+    missing = as_user.delete(f"/v1/users/{me}")
+    assert missing.status == 400
+    assert "current_password" in missing.body["error"]["message"]
+    wrong = as_user.delete(f"/v1/users/{me}", {"current_password": "not the password"})
+    assert wrong.status == 403
+    assert wrong.error_code == "forbidden"
+    assert can_log_in(app, services, "ann@example.com", PASSWORD)
+    deleted = as_user.delete(f"/v1/users/{me}", {"current_password": PASSWORD})
+    assert deleted.status == 204, deleted.body
+    assert not can_log_in(app, services, "ann@example.com", PASSWORD)
+    failed = db.execute(
+        "SELECT count(*) AS n FROM audit_log WHERE action = 'auth.password_check_failed'"
+    )[0]["n"]
+    assert failed == 1
+
+
+def test_self_delete_guesses_are_throttled_like_logins(app, services, as_user) -> None:
+    me = user_id(as_user)
+    for _ in range(5):  # the per-account-and-address limit
+        assert as_user.delete(f"/v1/users/{me}", {"current_password": "wrong guess!"}).status == 403
+    assert_throttled(as_user.delete(f"/v1/users/{me}", {"current_password": PASSWORD}))
+    assert as_user.get("/v1/auth/me").body["id"] == me  # still there
+
+
+def test_an_admin_deletes_another_account_without_a_password(app, services, db, as_admin) -> None:
+    make_account(db, "bob@example.com")
+    bob = ApiClient(app, services)
+    bob.login("bob@example.com", PASSWORD)
+    assert as_admin.delete(f"/v1/users/{user_id(bob)}").status == 204
+    # Its own account, though, only with its password (a stolen admin token is the worst).
+    assert as_admin.delete(f"/v1/users/{user_id(as_admin)}").status == 400

@@ -134,8 +134,8 @@ class ApiClient:
     def put(self, path: str, body: Any = None, **kw: Any) -> ApiResponse:
         return self.request("PUT", path, body, **kw)
 
-    def delete(self, path: str, **kw: Any) -> ApiResponse:
-        return self.request("DELETE", path, **kw)
+    def delete(self, path: str, body: Any = None, **kw: Any) -> ApiResponse:
+        return self.request("DELETE", path, body, **kw)
 
     def login(self, email: str, password: str) -> dict[str, Any]:
         response = self.post("/v1/auth/login", {"email": email, "password": password}, token=None)

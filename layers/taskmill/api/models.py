@@ -7,11 +7,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from taskmill.flow.limits import MAX_RATE_PERIOD_SECONDS, MIN_RATE_PERIOD_SECONDS
-from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job
+from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job, non_finite_at
 from taskmill.jobs.options import STRICT_JSON, Instant, JobOptions, JsonUuid, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
 
@@ -110,6 +118,16 @@ class UserUpdate(Strict):
             default=None,
             description="The account's password: needed to change one's own `email` or "
             "`password` (an admin changing another account's needs none).",
+        )
+    )
+
+
+class UserDelete(Strict):
+    current_password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH)] | None = (
+        Field(
+            default=None,
+            description="The account's password: needed to delete one's own account (an "
+            "admin deleting another account sends no body).",
         )
     )
 
@@ -262,9 +280,28 @@ class ProgressRequest(Strict):
     message: Annotated[str, StringConstraints(max_length=PROGRESS_MESSAGE_MAX)] | None = None
 
 
+def _json_numbers(value: Any) -> Any:
+    # The error's location is the offending number's, under `result`.
+    at = non_finite_at(value)
+    if at is None:
+        return value
+    raise ValidationError.from_exception_data(
+        "result",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "json_number", "NaN and Infinity are not JSON numbers; send a number or null"
+                ),
+                loc=at,
+                input=None,
+            )
+        ],
+    )
+
+
 class CompleteRequest(Strict):
     lease_token: JsonUuid
-    result: Any = None
+    result: Annotated[Any, AfterValidator(_json_numbers)] = None
 
 
 class FailRequest(Strict):

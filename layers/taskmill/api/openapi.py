@@ -84,10 +84,11 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     409: (
         "Conflict",
         "The resource's state does not allow this (`conflict`), an `Idempotency-Key` "
-        "was reused with a different body (`idempotency_mismatch`), or a job cannot run "
-        "again while one of its dependencies failed, was cancelled or was deleted "
-        "(`dependency_failed`, each such dependency's `id` and `status` in "
-        "`details.dependencies`).",
+        "was reused with a different body (`idempotency_mismatch`), or a job could never run: "
+        "created with a dependency that failed or was cancelled, or retried while one "
+        "failed, was cancelled or was deleted (`dependency_failed`, each such dependency's "
+        "`id` and `status` in `details.dependencies`), or an external worker's heartbeat came "
+        "after the attempt's `timeout_seconds` (`attempt_timed_out`).",
     ),
     413: (
         "PayloadTooLarge",

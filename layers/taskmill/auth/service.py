@@ -158,12 +158,13 @@ class AuthService:
         *,
         source_ip: str,
         correlation_id: str | None = None,
+        action: str = "change your own e-mail or password",
     ) -> None:
         """Proof that the account's owner, not just a holder of one of its access tokens, is
-        changing its password or e-mail: else a token copied for minutes would take the
-        account for good. Guesses fill the same buckets as failed logins."""
+        changing its password or e-mail, or deleting it: else a token copied for minutes would
+        take (or end) the account for good. Guesses fill the same buckets as failed logins."""
         if not password:
-            raise InvalidInput("current_password is needed to change your own e-mail or password")
+            raise InvalidInput(f"current_password is needed to {action}")
         buckets = self._password_attempt(
             user.email,
             source_ip,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +23,23 @@ MAX_RESULT_BYTES = 1024 * 1024
 def result_bytes(result: Any) -> int:
     """The size of a result as stored and answered (TypeError for what JSON cannot hold)."""
     return len(json.dumps(result, separators=(",", ":")))
+
+
+def non_finite_at(value: Any) -> tuple[str | int, ...] | None:
+    """Where in a JSON-like value a NaN or an Infinity sits (keys and indexes), or None.
+    Python's json module reads and writes them, but they are not JSON: Postgres refuses
+    them and most clients cannot read them back. A loop, not recursion: a body nested as
+    deep as the JSON parser allows must not exhaust the stack here."""
+    pending: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return path
+        if isinstance(item, dict):
+            pending.extend(((*path, key), inner) for key, inner in reversed(item.items()))
+        elif isinstance(item, list):
+            pending.extend(((*path, i), inner) for i, inner in reversed(list(enumerate(item))))
+    return None
 
 
 class JobStatus(StrEnum):

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from taskmill.db import Database
 from taskmill.errors import (
+    AttemptTimedOut,
     Conflict,
     DependencyFailed,
     IdempotencyMismatch,
@@ -81,6 +82,9 @@ _EVENTS = """
 )
 """
 _WITH_EVENTS = _EVENTS + "SELECT * FROM changed\n"
+
+# Whether a running job's attempt has used its whole `timeout_seconds` (since its claim).
+_TIME_UP = "now() >= started_at + make_interval(secs => timeout_seconds)"
 
 # A claim: queued to running with a fresh lease (the job's timeout plus slack, or
 # `%(lease)s` if shorter: a worker that renews it while the body runs).
@@ -583,6 +587,15 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
                ELSE 'queued'
            END AS initial_status
     FROM prepared p
+), dead AS (
+    -- Dependencies that failed or were cancelled: the job could never run. A row whose
+    -- idempotency key is already used repeats a request that was taken (its answer is the
+    -- original job, whatever its dependencies did since).
+    SELECT DISTINCT p.ord, d.id, d.status FROM prepared p JOIN jobs d ON d.id = ANY (p.deps)
+    WHERE d.owner_id = %(owner)s AND d.status IN ('failed', 'cancelled')
+      AND NOT EXISTS (SELECT 1 FROM jobs k
+                      WHERE p.idempotency_key IS NOT NULL AND k.owner_id = %(owner)s
+                        AND k.idempotency_key = p.idempotency_key)
 ), quota AS (
     SELECT {_UNFINISHED_COUNT_SQL} AS unfinished
 ), changed AS (
@@ -602,6 +615,7 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
     FROM checked c
     WHERE (SELECT ok FROM allowed)
       AND NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps)
+      AND NOT EXISTS (SELECT 1 FROM dead)
       AND (%(limit)s::int IS NULL
            OR (SELECT unfinished FROM quota) + (SELECT count(*) FROM checked) <= %(limit)s)
     ORDER BY c.ord
@@ -617,6 +631,10 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
 SELECT (SELECT to_jsonb(a) FROM account a) AS account,
        (SELECT unfinished FROM quota) AS unfinished,
        ARRAY(SELECT ord FROM checked WHERE bad_deps ORDER BY ord) AS bad_dep_rows,
+       ARRAY(SELECT DISTINCT ord FROM dead ORDER BY ord) AS dead_dep_rows,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'status', status) ORDER BY id),
+                        '[]'::jsonb)
+        FROM (SELECT DISTINCT id, status FROM dead) named) AS dead_deps,
        (SELECT coalesce(jsonb_agg(to_jsonb(c) - 'from_status'), '[]'::jsonb) FROM changed c)
            AS created
 """,
@@ -641,6 +659,13 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
             raise InvalidInput(
                 "depends_on names a job that does not exist or is not yours",
                 details={"rows": summary["bad_dep_rows"]},
+            )
+        if summary["dead_deps"]:
+            named = ", ".join(f"{dep['id']} ({dep['status']})" for dep in summary["dead_deps"])
+            raise DependencyFailed(
+                f"depends_on names a job that has failed or was cancelled, so this one could "
+                f"never run: {named}; retry the dependency first",
+                details={"dependencies": summary["dead_deps"], "rows": summary["dead_dep_rows"]},
             )
         created = {job.id: job for job in _jobs(summary["created"])}
         results: list[CreateResult | None] = [
@@ -946,14 +971,36 @@ RETURNING j.id""",
         return len(rows)
 
     def heartbeat(self, job_id: UUID, lease_token: UUID) -> Job | None:
-        """Extend the lease of a running job; None if the caller no longer holds it."""
+        """An external worker's sign of life: the lease runs to the end of the attempt's
+        time (`started_at` + `timeout_seconds` + slack), never past it: the job's timeout
+        bounds an attempt however long its worker keeps beating. None if the caller no
+        longer holds the lease; `AttemptTimedOut` (nothing changes) once the timeout has
+        passed: the worker should stop; the sweep ends the attempt as a timeout when the
+        lease runs out, unless the worker reports first."""
         rows = self._db.execute(
-            "UPDATE jobs SET lease_until = now() + make_interval(secs => timeout_seconds + %s), "
-            "updated_at = now() "
-            "WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING *",
-            (LEASE_SLACK_SECONDS, job_id, lease_token),
+            """
+UPDATE jobs SET lease_until = started_at + make_interval(secs => timeout_seconds + %(slack)s),
+       updated_at = CASE WHEN """
+            + _TIME_UP
+            + """ THEN updated_at ELSE now() END
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
+RETURNING *, """
+            + _TIME_UP
+            + " AS time_up",
+            {"slack": LEASE_SLACK_SECONDS, "id": job_id, "token": lease_token},
         )
-        return Job.model_validate(rows[0]) if rows else None
+        if not rows:
+            return None
+        if rows[0]["time_up"]:
+            raise AttemptTimedOut(
+                f"the attempt's time is up: the job's timeout is {rows[0]['timeout_seconds']} s "
+                "from its claim; stop, and complete or fail it now if it is done",
+                details={
+                    "started_at": rows[0]["started_at"].isoformat(),
+                    "timeout_seconds": rows[0]["timeout_seconds"],
+                },
+            )
+        return Job.model_validate(rows[0])
 
     def set_progress(
         self, job_id: UUID, lease_token: UUID, percent: int, message: str | None

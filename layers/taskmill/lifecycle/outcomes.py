@@ -23,6 +23,7 @@ from uuid import UUID
 
 from taskmill.db.text import storable_text
 from taskmill.errors import (
+    DependencyFailed,
     DependencyUnavailable,
     InvalidInput,
     NotFound,
@@ -77,7 +78,7 @@ class ChildJobsNotCreated(JobFailure):
     """The children a body submitted could not be created, so its success was not
     recorded either: the attempt fails with this. Retryable when the owner was over their
     unfinished-jobs quota (jobs finish, a later attempt may fit), not when a child named a
-    dependency that is gone or not the owner's."""
+    dependency that is gone, not the owner's, failed or cancelled."""
 
 
 def describe(error: BaseException) -> str:
@@ -172,7 +173,7 @@ class Outcomes:
             raise ChildJobsNotCreated(
                 f"its {len(children)} child jobs were not created: {exc.message}"
             ) from exc
-        except (InvalidInput, NotFound) as exc:
+        except (InvalidInput, NotFound, DependencyFailed) as exc:
             raise ChildJobsNotCreated(
                 f"its {len(children)} child jobs were not created: {exc.message}",
                 retryable=False,
@@ -228,19 +229,27 @@ class Outcomes:
         """Recover a running job whose lease expired (its worker is gone). The first
         `LOST_LEASE_CAP` times the attempt is refunded (a platform crash is not the job's
         fault); after that it counts: retried if attempts remain, else failed to its DLQ.
-        None if it was reported on meanwhile or another sweep got it first."""
-        if job.lost_leases < LOST_LEASE_CAP:
+        None if it was reported on meanwhile or another sweep got it first.
+
+        An external job's lease always runs to the end of its attempt's time (a heartbeat
+        cannot stretch it): expired, the attempt has outlived its `timeout_seconds` without
+        a report, a timeout its retry policy counts, however its worker ended."""
+        error = LEASE_EXPIRED
+        if job.external:
+            error = (
+                f"timed out after {job.timeout_seconds} s: its worker did not complete or "
+                "fail it within the job's timeout"
+            )
+        elif job.lost_leases < LOST_LEASE_CAP:
             refunded = self.store.refund_lost_lease(job, LEASE_EXPIRED, cap=LOST_LEASE_CAP)
             if refunded is not None:
                 sent = bool(send_pending(self.store, self.queue, [refunded]))
                 return Failure(refunded, RetryDecision(True, 0.0, "lease lost"), False, sent)
-        decision = decide_retry(
-            JobFailure(LEASE_EXPIRED), job.attempts, retry_policy(job), self._rand
-        )
-        updated = self.store.recover_expired(job, LEASE_EXPIRED, decision)
+        decision = decide_retry(JobFailure(error), job.attempts, retry_policy(job), self._rand)
+        updated = self.store.recover_expired(job, error, decision)
         if updated is None:
             return None
-        return self._after_failure(updated, decision, LEASE_EXPIRED, None)
+        return self._after_failure(updated, decision, error, None)
 
     def _after_failure(
         self,

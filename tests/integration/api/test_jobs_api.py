@@ -277,6 +277,59 @@ def test_depends_on_waits_and_must_be_own(as_user, as_other) -> None:
     assert theirs.status == 400
 
 
+def test_depending_on_a_failed_or_cancelled_job_is_refused_at_create(
+    as_user, as_worker, db
+) -> None:
+    """Such a job could never run: it used to be created (201), then cancelled."""
+    failed = as_user.post("/v1/jobs", {"type": "render", "max_attempts": 1}).body
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    ended = {"lease_token": claimed["lease_token"], "error": "gpu lost", "retryable": False}
+    assert as_worker.post(f"/v1/jobs/{failed['id']}/fail", ended).body["status"] == "failed"
+    cancelled = as_user.post("/v1/jobs", {"type": "noop", "run_at": "2099-01-01T00:00:00Z"}).body
+    assert as_user.post(f"/v1/jobs/{cancelled['id']}/cancel").body["status"] == "cancelled"
+    running = as_user.post("/v1/jobs", {"type": "noop"}).body
+    before = db.execute("SELECT count(*) AS n FROM jobs")[0]["n"]
+
+    refused = as_user.post("/v1/jobs", {"type": "noop", "depends_on": [failed["id"]]})
+    assert (refused.status, refused.error_code) == (409, "dependency_failed")
+    assert f"{failed['id']} (failed)" in refused.body["error"]["message"]
+    assert refused.body["error"]["details"]["dependencies"] == [
+        {"id": failed["id"], "status": "failed"}
+    ]
+    # A batch is all or nothing: its good job is not created either.
+    batch = as_user.post(
+        "/v1/jobs/batch",
+        {
+            "jobs": [
+                {"type": "noop", "depends_on": [running["id"]]},
+                {"type": "noop", "depends_on": [running["id"], cancelled["id"]]},
+            ]
+        },
+    )
+    assert (batch.status, batch.error_code) == (409, "dependency_failed")
+    assert batch.body["error"]["details"] == {
+        "dependencies": [{"id": cancelled["id"], "status": "cancelled"}],
+        "rows": [1],
+    }
+    assert db.execute("SELECT count(*) AS n FROM jobs")[0]["n"] == before
+    # Retried, the dependency can be depended on again.
+    assert as_user.post(f"/v1/jobs/{cancelled['id']}/retry").status == 200
+    waiting = as_user.post("/v1/jobs", {"type": "noop", "depends_on": [cancelled["id"]]})
+    assert (waiting.status, waiting.body["status"]) == (201, "waiting")
+
+
+def test_a_repeated_create_answers_its_job_after_the_dependency_failed(as_user, as_worker) -> None:
+    dep = as_user.post("/v1/jobs", {"type": "render", "max_attempts": 1}).body
+    body = {"type": "noop", "depends_on": [dep["id"]]}
+    first = as_user.post("/v1/jobs", body, headers={"Idempotency-Key": "k-1"})
+    assert (first.status, first.body["status"]) == (201, "waiting")
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    ended = {"lease_token": claimed["lease_token"], "error": "gpu lost", "retryable": False}
+    assert as_worker.post(f"/v1/jobs/{dep['id']}/fail", ended).status == 200
+    again = as_user.post("/v1/jobs", body, headers={"Idempotency-Key": "k-1"})
+    assert (again.status, again.body["id"]) == (200, first.body["id"])
+
+
 def test_a_job_cancelled_by_its_failed_dependency_is_retried_after_it(
     as_user, as_worker, services, db, job_queue, sqs
 ) -> None:

@@ -22,10 +22,11 @@ from urllib.parse import urljoin
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from taskmill.api.openapi import ERROR_RESPONSES
 from taskmill.api.public import PUBLIC_ROUTES, is_public
 from taskmill.api.services import ApiServices
 from taskmill.db import Database
-from taskmill.errors import DependencyUnavailable
+from taskmill.errors import DependencyUnavailable, TaskmillError
 from taskmill.jobs.store import JobStore
 from taskmill.lifecycle.submit import JobRequest, resolve
 
@@ -549,3 +550,39 @@ def test_a_limits_rate_period_documents_its_range_in_and_not_out(doc: dict[str, 
         "period_seconds"
     ]
     assert "minimum" not in period_out
+
+
+def test_deleting_an_account_documents_its_optional_password_body(doc: dict[str, Any]) -> None:
+    # Needed only to delete one's own account: an admin deleting another sends no body.
+    body = by_id(doc, "deleteUser")["requestBody"]
+    assert body.get("required", False) is False
+    schema = json.dumps(body["content"]["application/json"]["schema"])
+    assert "UserDelete" in schema
+    assert "current_password" in doc["components"]["schemas"]["UserDelete"]["properties"]
+
+
+def _error_classes(cls: type[TaskmillError]) -> Iterator[type[TaskmillError]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _error_classes(sub)
+
+
+def test_every_error_code_is_named_under_its_status(doc: dict[str, Any]) -> None:
+    """A client generated from the document learns the `code`s a status may carry from its
+    description: an external worker must find `attempt_timed_out` under 409."""
+    responses = doc["components"]["responses"]
+    described = {
+        int(status): responses[name]["description"] for status, (name, _) in ERROR_RESPONSES.items()
+    }
+    missing = [
+        (cls.status, cls.code)
+        for cls in _error_classes(TaskmillError)
+        if cls.status in described and f"`{cls.code}`" not in described[cls.status]
+    ]
+    assert missing == []
+
+
+def test_the_heartbeat_says_the_timeout_bounds_an_attempt(doc: dict[str, Any]) -> None:
+    description = by_id(doc, "heartbeat")["description"]
+    assert "attempt_timed_out" in description
+    assert "timeout_seconds" in description

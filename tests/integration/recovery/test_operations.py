@@ -73,6 +73,33 @@ def test_schedule_crud_and_validation(as_user, as_other, as_admin) -> None:
     assert as_user.get(f"/v1/schedules/{schedule['id']}").status == 404
 
 
+def test_a_schedule_template_with_a_fixed_instant_or_dependencies_is_refused(as_user, db) -> None:
+    # Every run would create its job at the same past instant, or wait on the same one job
+    # (skipped at every run once that job is gone): refused, naming the field.
+    dependency = as_user.post("/v1/jobs", {"type": "noop"}).body["id"]
+    for field, value, hint in (
+        ("run_at", "2030-01-01T00:00:00Z", "delay_seconds"),
+        ("depends_on", [dependency], "depends_on"),
+    ):
+        refused = as_user.post(
+            "/v1/schedules",
+            {"name": "x", "cron": "@daily", "job": {"type": "noop", field: value}},
+        )
+        assert refused.status == 400, refused.body
+        assert refused.error_code == "invalid_input"
+        [detail] = refused.body["error"]["details"]
+        assert detail["loc"][-2:] == ["job", field]
+        assert hint in detail["msg"]
+    assert db.execute("SELECT count(*) AS n FROM schedules")[0]["n"] == 0
+    # A relative delay is what a recurring job wants instead.
+    delayed = as_user.post(
+        "/v1/schedules",
+        {"name": "x", "cron": "@daily", "job": {"type": "noop", "delay_seconds": 60}},
+    )
+    assert delayed.status == 201, delayed.body
+    assert delayed.body["job"]["delay_seconds"] == 60
+
+
 def test_a_page_of_schedules_fits_in_one_lambda_response(as_user, db) -> None:
     # Templates as large as a job's payload may be (256 KiB deployed), of characters JSON
     # escapes: a page of 200 would be far over Lambda's 6 MB once in its envelope.

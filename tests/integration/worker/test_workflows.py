@@ -230,6 +230,27 @@ def test_a_dependency_that_is_not_the_owners_fails_the_attempt_for_good(
     )
 
 
+def test_a_child_depending_on_a_cancelled_job_fails_the_attempt_for_good(
+    parents, enqueue, deliver, store: JobStore, registry, owner
+) -> None:
+    gone = store.create(owner, resolve(JobRequest(type="noop", payload={}), registry), actor="test")
+    assert store.cancel(gone.job.id, actor="test") is not None
+
+    @registry.register("depends.on.cancelled", max_attempts=3)
+    def body(context: Any, payload: Any) -> str:
+        context.submit("noop", depends_on=[gone.job.id])
+        return "done"
+
+    parent = enqueue("depends.on.cancelled")
+    assert failures(deliver()) == []
+    failed = store.get(parent.id)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 1)
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("its 1 child jobs were not created: depends_on names")
+    assert f"{gone.job.id} (cancelled)" in failed.last_error
+    assert children_of(store, parent.id) == []
+
+
 def test_an_invalid_child_is_refused_at_submit(parents, enqueue, deliver, store: JobStore) -> None:
     seen = enqueue("submits.unknown")
     uncaught = enqueue("submits.unknown.uncaught", max_attempts=3)

@@ -85,7 +85,7 @@ def router(services: ApiServices) -> Router:
             "createJob",
             "Create a job",
             tag="jobs",
-            errors=[409],  # idempotency_mismatch
+            errors=[409],  # idempotency_mismatch, dependency_failed
             success={
                 201: "The job, created.",
                 200: "The job an earlier request with this `Idempotency-Key` and the same "
@@ -118,7 +118,7 @@ def router(services: ApiServices) -> Router:
             "createJobs",
             "Create up to 100 jobs in one request",
             tag="jobs",
-            errors=[409],  # idempotency_mismatch
+            errors=[409],  # idempotency_mismatch, dependency_failed
             success={
                 201: "The jobs, in the order asked; at least one was created.",
                 200: "The jobs earlier requests with this `Idempotency-Key` created; none "

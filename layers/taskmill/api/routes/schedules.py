@@ -9,7 +9,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from taskmill.api.caller import Caller
 from taskmill.api.models import JobCreate, Strict
@@ -21,6 +21,33 @@ from taskmill.lifecycle.submit import JobRequest, resolve
 from taskmill.paging import decode_cursor, encode_cursor
 from taskmill.schedules.cron import DEFAULT_TIMEZONE, CronExpression
 from taskmill.schedules.store import Schedule, ScheduleStore
+
+
+class ScheduleJob(JobCreate):
+    """The job every run creates. Fields that name one moment or one job cannot recur: a
+    fixed `run_at` would give every run the same (soon past) instant, and `depends_on` would
+    make every run wait on the same job, then be skipped at every run once that job is
+    deleted (retention). Both are refused rather than stored to fail later."""
+
+    @field_validator("run_at")
+    @classmethod
+    def _no_fixed_instant(cls, value: datetime | None) -> datetime | None:
+        if value is not None:
+            raise ValueError(
+                "a schedule's runs cannot share one instant; use delay_seconds to start "
+                "each run a while after its fire time"
+            )
+        return value
+
+    @field_validator("depends_on")
+    @classmethod
+    def _no_fixed_dependencies(cls, value: list[UUID]) -> list[UUID]:
+        if value:
+            raise ValueError(
+                "a schedule's runs cannot wait on fixed jobs; depends_on is not allowed in "
+                "a schedule's job"
+            )
+        return value
 
 
 class ScheduleCreate(Strict):
@@ -56,7 +83,14 @@ class ScheduleCreate(Strict):
             "An unknown name is refused with 400.",
         ),
     ] = DEFAULT_TIMEZONE
-    job: JobCreate
+    job: Annotated[
+        ScheduleJob,
+        Field(
+            description="The job each run creates, as for `POST /v1/jobs` except `run_at` and "
+            "`depends_on` (400: every run would share them); `delay_seconds` starts each run "
+            "a while after its fire time.",
+        ),
+    ]
     enabled: bool = True
 
 

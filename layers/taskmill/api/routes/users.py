@@ -7,10 +7,17 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from taskmill.api.caller import Caller, request_id, source_ip
-from taskmill.api.models import RoleChange, UserCreate, UserList, UserOut, UserUpdate
+from taskmill.api.models import (
+    RoleChange,
+    UserCreate,
+    UserDelete,
+    UserList,
+    UserOut,
+    UserUpdate,
+)
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, NotFound
@@ -108,6 +115,7 @@ def router(services: ApiServices) -> Router:
                 body.current_password,
                 source_ip=source_ip(r.current_event.raw_event),
                 correlation_id=request_id(r.current_event.raw_event),
+                action="change your own e-mail or password",
             )
         user = services.users.update(
             user_id,
@@ -128,14 +136,25 @@ def router(services: ApiServices) -> Router:
         "/v1/users/<user_id>",
         **operation(
             "deleteUser",
-            "Delete an account (admin, or the account itself)",
+            "Delete an account (admin, or the account itself with its password)",
             tag="users",
             errors=[404, 409],  # the last admin
             success={204: "Deleted."},
         ),
     )
-    def delete_user(user_id: UUID) -> Response[None]:
+    def delete_user(
+        user_id: UUID, body: Annotated[UserDelete | None, Body()] = None
+    ) -> Response[None]:
         who = self_or_admin(user_id)
+        if who.id == user_id:
+            # As for a password change: a token copied for minutes must not end the account.
+            services.auth.confirm_password(
+                services.users.get(user_id),
+                body.current_password if body else None,
+                source_ip=source_ip(r.current_event.raw_event),
+                correlation_id=request_id(r.current_event.raw_event),
+                action="delete your own account",
+            )
         services.users.delete(user_id)
         audit("user.deleted", who, user_id)
         return Response(204)

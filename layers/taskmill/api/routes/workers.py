@@ -63,9 +63,20 @@ def router(services: ApiServices) -> Router:
         "/v1/jobs/<job_id>/heartbeat",
         **operation(
             "heartbeat",
-            "Extend the lease on a claimed job",
+            "Keep a claimed job's lease until its timeout; learn of a cancel request",
             tag="workers",
-            errors=[409],  # the lease is not held (also for a job that does not exist)
+            description=(
+                "The job's `timeout_seconds`, counted from the claim, bounds the attempt: the "
+                "lease runs to `started_at + timeout_seconds + 30 s` and a heartbeat cannot "
+                "stretch it. After the timeout a heartbeat answers 409 `attempt_timed_out` "
+                "and changes nothing: stop, and complete or fail the job within the 30 s. A "
+                "lease that runs out without a report is a timed-out attempt, counted "
+                "against `max_attempts` (retried while attempts remain, else failed), "
+                "however its worker ended: never refunded."
+            ),
+            # The lease is not held (also for a job that does not exist), or the attempt's
+            # timeout has passed (`attempt_timed_out`).
+            errors=[409],
         ),
     )
     def heartbeat(job_id: UUID, body: LeaseRequest) -> dict[str, Any]:
