@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskmill.errors import InvalidInput
 from taskmill.flow.keys import check_template
+from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.topology import MAX_ATTEMPTS_LIMIT, Priority
 
 
@@ -107,10 +108,24 @@ class JobType:
         return _validate_declared(self, payload)
 
     def parse_payload(self, payload: dict[str, Any]) -> Any:
-        """The payload as the job body receives it (a model instance for code types)."""
+        """The payload as the job body receives it (a model instance for code types).
+
+        A stored payload the model refuses was valid when the job was created: the model
+        changed since. No later attempt reads another payload, so it is a
+        `PermanentJobFailure` naming the fields, never a retry."""
         if self.payload_model is None:
             return payload
-        return self.payload_model.model_validate(payload)
+        try:
+            return self.payload_model.model_validate(payload)
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(str(part) for part in e['loc']) or '(payload)'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)[:10]
+            )
+            raise PermanentJobFailure(
+                f"the stored payload no longer matches job type {self.name!r} (its model "
+                f"changed since the job was created): {fields}"
+            ) from None
 
 
 def _details(error: ValidationError) -> list[dict[str, Any]]:

@@ -41,16 +41,47 @@ def progress_report(percent: Any, message: Any) -> tuple[int, str | None]:
     return max(0, min(100, int(number))), message
 
 
+# The standard library refuses an `extra` key naming a LogRecord attribute ("Attempt to
+# overwrite 'message' in LogRecord", a KeyError raised in the body). Such keys are renamed.
+_RECORD_KEYS = frozenset(logging.LogRecord("", logging.INFO, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
 class JobLogger:
     """The logger a job body gets: every line carries the job id and correlation id.
 
     Called like the standard library's loggers: `%`-style arguments, `exc_info`,
-    `stack_info`, `stacklevel` and `extra` pass through to the platform's logger. The job's
-    own keys win over a body's `extra`, so a line always names the job it came from."""
+    `stack_info`, `stacklevel` and `extra` pass through to the platform's logger, and a
+    line's file, line and function are the body's. The job's own keys win over a body's
+    `extra`, so a line always names the job it came from. An `extra` key the standard
+    library keeps for itself (`message`, `name`, `lineno`, ... any LogRecord attribute) is
+    logged as `extra_<key>` (`extra_extra_<key>` if that is taken, and so on) instead of
+    failing the body with a KeyError: a log line never fails its job."""
 
     def __init__(self, logger: logging.Logger | Any, job: Job) -> None:
         self._logger = logger
         self._keys = log_keys(job)
+        # Frames between the body and the logger's own caller: `_log` and the level
+        # method. Powertools' Logger wraps the standard one in a frame of its own (its
+        # methods default to stacklevel=2 for it); the standard library skips its own.
+        self._frames = 2 if isinstance(logger, logging.Logger | logging.LoggerAdapter) else 3
+
+    def _extra(self, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        clashing = []
+        for key, value in (extra or {}).items():
+            if key in _RECORD_KEYS:
+                clashing.append((key, value))
+            else:
+                merged[key] = value
+        for key, value in clashing:
+            renamed = f"extra_{key}"
+            while renamed in merged or renamed in self._keys:
+                renamed = f"extra_{renamed}"
+            merged[renamed] = value
+        return {**merged, **self._keys}
 
     def _log(
         self,
@@ -60,8 +91,9 @@ class JobLogger:
         extra: Mapping[str, Any] | None,
         options: dict[str, Any],
     ) -> None:
+        stacklevel = options.pop("stacklevel", 1) + self._frames
         getattr(self._logger, level)(
-            message, *args, extra={**(extra or {}), **self._keys}, **options
+            message, *args, extra=self._extra(extra), stacklevel=stacklevel, **options
         )
 
     def debug(

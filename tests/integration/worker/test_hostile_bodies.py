@@ -124,6 +124,20 @@ def registry() -> JobTypeRegistry:
     def submits_nan(context: Any, payload: Any) -> None:
         context.submit("measure", {"value": math.nan})
 
+    @registry.register("measure-retried", payload=Measure, max_attempts=3, backoff_base_seconds=0)
+    def measure_retried(context: Any, payload: Measure) -> float:
+        return payload.value
+
+    @registry.register("logs-clashing", max_attempts=1)
+    def logs_clashing(context: Any, payload: Any) -> None:
+        # Keys the standard library keeps for itself made it raise KeyError ("Attempt to
+        # overwrite 'message' in LogRecord"), failing the job over a log line.
+        context.logger.info(
+            "clashing",
+            extra={"message": "mine", "name": "n", "lineno": 7, "extra_name": "kept", "job_id": 1},
+        )
+        context.logger.warning("where")  # LOGGED_AT
+
     @registry.register("logs", max_attempts=1)
     def logs(context: Any, payload: Any) -> None:
         # The logger as a user knows it from the standard library.
@@ -200,6 +214,40 @@ def test_a_body_logs_as_with_the_standard_logger(
     # Every line names its job, whatever the body passes as `extra`.
     assert {getattr(r, "job_id", None) for r in lines} == {str(job.id)}
     assert getattr(lines[2], "step", None) == 2
+
+
+def test_a_stored_payload_its_model_no_longer_takes_fails_once_naming_the_field(
+    enqueue, deliver, store: JobStore, db
+) -> None:
+    job = enqueue("measure-retried", {"value": 1.5})
+    # As if the type's model had changed since the job was created (a field renamed).
+    db.execute("UPDATE jobs SET payload = '{\"amount\": 1.5}' WHERE id = %s", (job.id,))
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 1)  # not retried: it cannot pass
+    assert failed.last_error is not None
+    assert "measure-retried" in failed.last_error
+    assert "value" in failed.last_error
+    assert "Field required" in failed.last_error
+
+
+def test_a_body_log_line_never_fails_its_job_and_points_at_the_body(
+    enqueue, deliver, store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = enqueue("logs-clashing")
+    with caplog.at_level(logging.INFO, logger="taskmill.worker"):
+        assert failures(deliver()) == []
+    assert store.get(job.id).status is JobStatus.SUCCEEDED
+    clashing, where = [r for r in caplog.records if getattr(r, "job_type", None) == "logs-clashing"]
+    # The clashing keys are kept under an `extra_` prefix; one already taken gets another.
+    assert clashing.getMessage() == "clashing"
+    assert (clashing.extra_message, clashing.extra_lineno) == ("mine", 7)  # type: ignore[attr-defined]
+    assert (clashing.extra_name, clashing.extra_extra_name) == ("kept", "n")  # type: ignore[attr-defined]
+    assert clashing.job_id == str(job.id)  # type: ignore[attr-defined]
+    # The line is the body's, not the platform's wrapper's.
+    assert (where.pathname, where.funcName) == (__file__, "logs_clashing")
+    source = open(__file__).read().splitlines()  # noqa: SIM115
+    assert source[where.lineno - 1].endswith("# LOGGED_AT")
 
 
 @pytest.mark.parametrize("name", list(JUNK_PROGRESS))

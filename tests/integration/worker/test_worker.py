@@ -379,7 +379,7 @@ def test_job_logs_carry_the_job_and_correlation_ids(
     lines: list[tuple[str, dict[str, Any]]] = []
 
     class Recorder:
-        def info(self, message: str, *, extra: dict[str, Any]) -> None:
+        def info(self, message: str, *, extra: dict[str, Any], **options: Any) -> None:
             lines.append((message, extra))
 
         warning = info
