@@ -165,6 +165,9 @@ class WorkerSettings(
     max_unfinished_jobs: int = Field(default=1000, ge=1)
     http_allow_private: bool = False
     http_max_body_excerpt: int = Field(default=4096, ge=0, le=256 * 1024)
+    # A completion webhook's whole exchange (connect, send, answer): a receiver slower than
+    # this fails the attempt, which is retried with backoff.
+    webhook_timeout_seconds: int = Field(default=10, ge=1, le=60)
     ses_sender: str | None = None
     ecs_cluster_arn: str | None = None
     ecs_subnets: str = ""

@@ -8,7 +8,6 @@ address; every special-purpose range is refused, in every spelling.
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
 import threading
@@ -26,6 +25,7 @@ from taskmill.jobtypes.http_request import HttpRequestPayload, check_destination
 # The API fixtures (services, app, as_user), used by name.
 from tests.integration.api.conftest import *  # noqa: F403
 from tests.support.apigw import ApiClient
+from tests.support.certificates import self_signed
 
 PUBLIC = "93.184.215.14"  # any globally routable address; never actually connected to
 REAL_GETADDRINFO = socket.getaddrinfo
@@ -85,7 +85,9 @@ class Receiver:
 
 
 def job_context(*, allow_private: bool, owner_id: Any = None) -> Any:
-    settings = SimpleNamespace(http_allow_private=allow_private, http_max_body_excerpt=100)
+    settings = SimpleNamespace(
+        http_allow_private=allow_private, http_max_body_excerpt=100, webhook_timeout_seconds=10
+    )
     return SimpleNamespace(
         services=SimpleNamespace(settings=settings, webhook_secret=lambda: "w" * 40),
         remaining_time=lambda: 30.0,
@@ -246,43 +248,10 @@ def test_redirects_are_not_followed() -> None:
     assert len(hop.requests) == 1
 
 
-def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def tls_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
     """An https server for `service.test` on 127.0.0.1, its certificate trusted."""
-    cert, key = _certificate(tmp_path, "service.test")
+    cert, key = self_signed(tmp_path, "service.test")
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     resolver = RebindingResolver("service.test")
     resolver.asked = 1  # always 127.0.0.1

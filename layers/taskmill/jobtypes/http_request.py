@@ -10,9 +10,11 @@ the URL's host. Redirects are not followed (a redirect could lead anywhere).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -102,14 +104,51 @@ def open_socket(addresses: list[Address], port: int, timeout: float | None) -> s
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """An HTTP connection to already-checked addresses; `host` is used only for Host."""
+    """An HTTP connection to already-checked addresses; `host` is used only for Host.
+
+    `timeout` bounds the whole exchange, not each read: a socket timeout restarts with every
+    byte, so a server sending its answer a byte at a time would hold the request (and the
+    worker) for as long as it liked. A timer cuts the connection when the time is up."""
 
     def __init__(self, target: Target, addresses: list[Address], timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self._addresses = addresses
+        self._live: socket.socket | None = None
+        self.expired = threading.Event()
+        self._timer = threading.Timer(timeout, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        self.expired.set()
+        live = self._live
+        if live is not None:
+            # Shutting down (not closing) wakes a read blocked in another thread; an OSError
+            # means the request ended (and closed it) as the timer fired. `socket.socket`'s
+            # own shutdown, also on a TLS socket: SSLSocket's would drop its TLS state under
+            # the read in progress, which then fails with a ValueError instead of an OSError.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(live, socket.SHUT_RDWR)
+
+    def _hold(self, sock: socket.socket) -> socket.socket:
+        """Makes `sock` the one the timer cuts (the TLS socket once wrapped: wrapping detaches
+        the plain one, which then has nothing left to shut down)."""
+        self._live = sock
+        # Set before the check: either the timer saw it and cut it, or this sees the timer.
+        if self.expired.is_set():
+            sock.close()
+            raise TimeoutError("the deadline passed while connecting")
+        return sock
+
+    def _open(self) -> socket.socket:
+        return self._hold(open_socket(self._addresses, self.port, self.timeout))
 
     def connect(self) -> None:
-        self.sock = open_socket(self._addresses, self.port, self.timeout)
+        self.sock = self._open()
+
+    def close(self) -> None:
+        self._timer.cancel()
+        super().close()
 
 
 class _PinnedHTTPSConnection(_PinnedHTTPConnection):
@@ -119,14 +158,19 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
     default_port = 443
 
     def connect(self) -> None:
-        sock = open_socket(self._addresses, self.port, self.timeout)
+        sock = self._open()
         # Built per connection so the trust store in effect (SSL_CERT_FILE) is used.
         context = ssl.create_default_context()
         try:
-            self.sock = context.wrap_socket(sock, server_hostname=self.host)
+            tls = context.wrap_socket(sock, server_hostname=self.host)
         except BaseException:
             sock.close()
             raise
+        # The handshake needs no cut: ssl bounds one call (the handshake, or a read waiting
+        # for a whole record) by the socket's timeout. A server sending many small records
+        # promptly is what the timer is for, on the TLS socket, which now owns the
+        # connection.
+        self.sock = self._hold(tls)
 
 
 def http_request(context: Any, payload: HttpRequestPayload) -> dict[str, Any]:
@@ -166,9 +210,14 @@ def send(
         status = response.status
         excerpt = response.read(settings.http_max_body_excerpt)
         answered = dict(response.headers.items())
+        if connection.expired.is_set():
+            # Cut mid-body, a read can end as if the body had (a short excerpt, no error).
+            raise TimeoutError("the deadline passed while reading the answer")
     except ssl.SSLCertVerificationError as exc:
         raise JobFailure(f"{method} {url} failed: {exc.verify_message}") from exc
     except (http.client.HTTPException, OSError) as exc:
+        if connection.expired.is_set():
+            raise JobFailure(f"{method} {url} did not answer within {timeout:g} s") from exc
         raise JobFailure(f"{method} {url} failed: {exc}") from exc
     except ValueError as exc:
         # http.client refuses a header with a line break or a character outside Latin-1

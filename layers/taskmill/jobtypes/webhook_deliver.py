@@ -22,7 +22,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskmill.jobs.model import Job
-from taskmill.jobs.retry import JobFailure
+from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 
 WEBHOOK_TYPE = "webhook.deliver"
 SIGNATURE_HEADER = "Taskmill-Signature"
@@ -97,7 +97,7 @@ def verify_webhook_signature(
 
 
 def webhook_deliver(context: Any, payload: WebhookPayload) -> dict[str, Any]:
-    """Delivers a signed completion event; any non-2xx answer is retried."""
+    """Delivers a signed completion event; any non-2xx answer but 410 Gone is retried."""
     # Imported here: the API builds completion events but never delivers them, and the HTTP
     # client (urllib, sockets) is not worth its cold-start milliseconds there.
     from taskmill.jobtypes.http_request import send
@@ -114,8 +114,12 @@ def webhook_deliver(context: Any, payload: WebhookPayload) -> dict[str, Any]:
         method="POST",
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
         body=body.encode(),
-        timeout_seconds=10,
+        timeout_seconds=context.services.settings.webhook_timeout_seconds,
     )
+    if outcome["status"] == 410:
+        # Gone: the receiver says this URL will never take events again; retrying it four
+        # more times over minutes would only load it.
+        raise PermanentJobFailure("webhook receiver answered 410 Gone; not retried")
     if not 200 <= outcome["status"] < 300:
         raise JobFailure(f"webhook receiver answered {outcome['status']}")
     return {"status": outcome["status"]}
