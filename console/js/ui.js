@@ -77,15 +77,20 @@ export function select(options, value) {
 }
 
 // An alert region for a page's errors: role=alert is announced when it fills. A dismissible
-// one (an action's error, which no refresh clears) has a "Dismiss" button.
-export function alertBox({ dismissible = false } = {}) {
-  const box = h("div", { class: dismissible ? "alert alert-dismissible" : "alert", role: "alert", hidden: true });
+// one (an action's error, which no refresh clears) has a "Dismiss" button; one with an
+// `action` ({label, onclick}: "Try again", say) has a button for it.
+export function alertBox({ dismissible = false, action = null } = {}) {
+  const buttons = [
+    action ? h("button", { type: "button", class: "secondary", onclick: action.onclick }, action.label) : null,
+    dismissible ? h("button", { type: "button", class: "secondary", onclick: () => box.show("") }, "Dismiss") : null,
+  ].filter(Boolean);
+  const box = h("div", { class: buttons.length ? "alert alert-dismissible" : "alert", role: "alert", hidden: true });
   const text = h("span");
   box.show = (message) => {
     text.textContent = message || "";
     box.hidden = !message;
   };
-  append(box, [text, dismissible ? h("button", { type: "button", class: "secondary", onclick: () => box.show("") }, "Dismiss") : null]);
+  append(box, [text, buttons]);
   return box;
 }
 

@@ -15,6 +15,7 @@ import argparse
 import functools
 import getpass
 import http.client
+import io
 import json
 import os
 import signal
@@ -83,9 +84,14 @@ class UsageError(CliError):
 RETRYABLE_STATUSES = (502, 503, 504)
 
 
+NULL = type(None)
+
+
 class Answer(dict[str, Any]):
     """A JSON object an API answered. The commands read the fields a Taskmill API always
-    sends; one that is missing means another service answered, said as one line."""
+    sends; one that is missing, or of another JSON type than Taskmill's where a command
+    computes with it (`typed`, `rows`, `strings`), means another service answered, said as
+    one line."""
 
     def __init__(self, fields: dict[str, Any], source: str) -> None:
         super().__init__(fields)
@@ -93,6 +99,38 @@ class Answer(dict[str, Any]):
 
     def __missing__(self, key: str) -> Any:
         raise CliError(f'{self.source} answered an object without "{key}": is it a Taskmill API?')
+
+    def foreign(self, key: str, expected: str) -> CliError:
+        return CliError(
+            f'{self.source} answered "{key}": {described(self[key])} where Taskmill answers '
+            f"{expected}: is it a Taskmill API?"
+        )
+
+    def typed(self, key: str, *kinds: type, optional: bool = False) -> Any:
+        """self[key] if it is one of `kinds` (int includes float: JSON has numbers);
+        `optional`: a missing field is None, as is null."""
+        if optional and self.get(key) is None:
+            return None
+        value = self[key]
+        allowed = (*kinds, float) if int in kinds else kinds
+        if not isinstance(value, allowed):
+            names = {dict: "an object", list: "a list", str: "a string", int: "a number"}
+            raise self.foreign(key, " or ".join(names.get(kind, kind.__name__) for kind in kinds))
+        return value
+
+    def rows(self, key: str) -> list[Any]:
+        """self[key], a list of objects."""
+        value = self.typed(key, list)
+        if not all(isinstance(row, Answer) for row in value):
+            raise self.foreign(key, "a list of objects")
+        return value
+
+    def strings(self, key: str, *, optional: bool = False) -> list[str]:
+        """self[key], a list of strings (ids); `optional`: missing or null is []."""
+        value = self.typed(key, list, optional=optional) or []
+        if not all(isinstance(item, str) for item in value):
+            raise self.foreign(key, "a list of strings")
+        return value
 
 
 def described(value: Any) -> str:
@@ -272,9 +310,23 @@ class Client:
             raise CliError(f"{self.url} did not answer JSON: is it a Taskmill API?") from None
 
     def _parsed(self, text: bytes) -> Any:
+        """The JSON answered; ValueError for what is not JSON as Taskmill sends it: NaN and
+        Infinity (Python's json reads them, no Taskmill API writes them) and nesting deeper
+        than the parser's recursion."""
         if not text:
             return None
-        return json.loads(text, object_hook=lambda fields: Answer(fields, self.url))
+
+        def constant(name: str) -> Any:
+            raise ValueError(f"{name} is not JSON")
+
+        try:
+            return json.loads(
+                text,
+                object_hook=lambda fields: Answer(fields, self.url),
+                parse_constant=constant,
+            )
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
 
     def _shaped(self, answer: Any, shape: type[dict[str, Any]] | type[list[Any]] | None) -> Any:
         """`answer` if it has the shape the route answers (`dict`: an object, `list`: a list
@@ -334,12 +386,13 @@ class Client:
             exit_code=EXIT_SERVER if status >= 500 else EXIT_REFUSED,
         )
 
-    def remember(self, tokens: dict[str, Any], email: str | None = None) -> None:
+    def remember(self, tokens: Answer, email: str | None = None) -> None:
+        # Checked before saving: a profile that is not strings is refused by every later run.
         self.saved = {
             **self.saved,
             "url": self.url,
-            "access_token": tokens["access_token"],
-            "refresh_token": tokens["refresh_token"],
+            "access_token": tokens.typed("access_token", str),
+            "refresh_token": tokens.typed("refresh_token", str),
             **({"email": email} if email else {}),
         }
         self.profiles[self.profile] = self.saved
@@ -386,7 +439,11 @@ def show(args: argparse.Namespace, value: Any, columns: list[str]) -> None:
     if args.json:
         print_json(value)
     else:
-        rows = value.get("items", [value]) if isinstance(value, dict) else value
+        rows: list[Any]
+        if isinstance(value, Answer) and "items" in value:
+            rows = value.rows("items")
+        else:
+            rows = value.get("items", [value]) if isinstance(value, dict) else value
         print(table(rows, columns))
         if isinstance(value, dict) and value.get("next_cursor"):
             print(f"(more: add --cursor {value['next_cursor']})")
@@ -450,14 +507,14 @@ JOB_DETAILS = [
 WATCH_PATIENCE_SECONDS = 30.0
 
 
-def patient_get(client: Client, args: argparse.Namespace, path: str) -> dict[str, Any]:
+def patient_get(client: Client, args: argparse.Namespace, path: str) -> Answer:
     """GET `path` for something being followed (a job, a background redrive): a server that
     blinks (unreachable, 502-504) for less than WATCH_PATIENCE_SECONDS is asked again every
     --interval, since what is followed goes on meanwhile."""
     failing_since: float | None = None
     while True:
         try:
-            answer: dict[str, Any] = client.call("GET", path)
+            answer: Answer = client.call("GET", path)
             return answer
         except CliError as error:
             now = time.monotonic()
@@ -467,18 +524,21 @@ def patient_get(client: Client, args: argparse.Namespace, path: str) -> dict[str
             time.sleep(args.interval)
 
 
-def watch_job(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, Any]:
+def watch_job(client: Client, args: argparse.Namespace, job_id: str) -> Answer:
     """Poll until the job finishes (`patient_get`: a blink does not end the watch)."""
     WATCHING[:] = [job_id]
     while True:
-        job = patient_get(client, args, f"/v1/jobs/{job_id}")
+        job = patient_get(client, args, job_path(job_id))
+        # A status no Taskmill job has would never finish: the watch would go on for ever.
+        status = job.typed("status", str)
+        if status not in STATUSES:
+            raise job.foreign("status", f"one of {', '.join(STATUSES)}")
         if not args.json:
-            bar = "#" * (int(job["progress"]) // 5)
-            message = job.get("progress_message") or ""
-            STATUS_LINE.update(
-                f"{job['status']:<10} [{bar:<20}] {job['progress']:>3}% {message[:40]}"
-            )
-        if job["status"] in FINISHED:
+            progress = min(max(int(job.typed("progress", int)), 0), 100)
+            message = job.typed("progress_message", str, optional=True) or ""
+            bar = "#" * (progress // 5)
+            STATUS_LINE.update(f"{status:<10} [{bar:<20}] {progress:>3}% {message[:40]}")
+        if status in FINISHED:
             STATUS_LINE.close()
             WATCHING.clear()
             return job
@@ -511,6 +571,15 @@ def run(args: argparse.Namespace) -> int:
     client = Client(args.profile, args.url)
     handler = COMMANDS[args.command]
     return handler(client, args) or EXIT_OK
+
+
+def same_id(known: object, typed: str) -> bool:
+    """Whether `typed` names the account `known`: the API reads a UUID in any of its
+    spellings (upper case, no hyphens, braces), so the CLI must too."""
+    try:
+        return uuid.UUID(str(known)) == uuid.UUID(typed)
+    except ValueError:
+        return str(known) == typed
 
 
 def ask_password(prompt: str, alternative: str = "") -> str:
@@ -657,21 +726,21 @@ def parse_rate(text: str) -> dict[str, Any]:
     return {"limit": limit, "period_seconds": seconds}
 
 
-def shown_rate(rate: dict[str, Any] | None) -> str | None:
+def shown_rate(rate: Answer | None) -> str | None:
     if not rate:
         return None
-    period = float(rate["period_seconds"])
+    period = float(rate.typed("period_seconds", int))
     return f"{rate['limit']}/{period:g}s"
 
 
-def limit_row(limit: dict[str, Any]) -> dict[str, Any]:
+def limit_row(limit: Answer) -> dict[str, Any]:
     """A limit as one flat row: its rate as N/PERIOD, its use beside it. The bucket refills
     continuously, so its level is a float with every digit the clock gave it; two decimals
     are what a person reads (`--json` keeps the API's value)."""
-    use = dict(limit.get("use") or {})
+    use = dict(limit.typed("use", dict, optional=True) or {})
     if isinstance(use.get("tokens_available"), float):
         use["tokens_available"] = round(use["tokens_available"], 2)
-    return {**limit, **use, "rate": shown_rate(limit.get("rate"))}
+    return {**limit, **use, "rate": shown_rate(limit.typed("rate", dict, optional=True))}
 
 
 def limit_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -699,7 +768,7 @@ def cmd_limits(client: Client, args: argparse.Namespace) -> int:
         if args.json:
             print_json(answer)
             return EXIT_OK
-        show(args, {**answer, "items": [limit_row(x) for x in answer["items"]]}, LIMIT_COLUMNS)
+        show(args, {**answer, "items": [limit_row(x) for x in answer.rows("items")]}, LIMIT_COLUMNS)
     elif args.action == "get":
         limit = client.call("GET", limit_path(args.key))
         if args.json:
@@ -724,11 +793,11 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     def counts(name: str, key: str) -> str:
-        rows = [{name: k, "jobs": v} for k, v in sorted(stats[key].items())]
+        rows = [{name: k, "jobs": v} for k, v in sorted(stats.typed(key, dict).items())]
         return table(rows, [name, "jobs"])
 
-    durations = stats.get("duration_seconds") or {}
-    throughput = stats.get("throughput_per_minute_last_hour") or {}
+    durations = stats.typed("duration_seconds", dict, optional=True)
+    throughput = stats.typed("throughput_per_minute_last_hour", dict, optional=True) or {}
     print(counts("status", "by_status"))
     print()
     print(counts("type", "by_type"))
@@ -736,7 +805,8 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
     print(counts("priority", "by_priority"))
     print()
 
-    def seconds(value: Any) -> str:
+    def seconds(name: str) -> str:
+        value = durations.typed(name, int, optional=True) if durations else None
         return "-" if value is None else f"{value:.3f} s"
 
     print(
@@ -744,9 +814,9 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
             {
                 "succeeded per minute (last hour)": throughput.get("succeeded"),
                 "failed per minute (last hour)": throughput.get("failed"),
-                f"duration p50 ({stats['window_hours']} h)": seconds(durations.get("p50")),
-                f"duration p90 ({stats['window_hours']} h)": seconds(durations.get("p90")),
-                f"duration p99 ({stats['window_hours']} h)": seconds(durations.get("p99")),
+                f"duration p50 ({stats['window_hours']} h)": seconds("p50"),
+                f"duration p90 ({stats['window_hours']} h)": seconds("p90"),
+                f"duration p99 ({stats['window_hours']} h)": seconds("p99"),
             }
         )
     )
@@ -773,7 +843,7 @@ def cmd_requeue(client: Client, args: argparse.Namespace) -> int:
         "dry_run": args.dry_run,
     }
     answer = client.call("POST", "/v1/admin/requeue", body)
-    ids = answer["requeued"]
+    ids = answer.strings("requeued")
     if args.dry_run:
         # The API lists what it would re-send under "requeued"; nothing was.
         answer = {"dry_run": True, "would_requeue": ids}
@@ -842,7 +912,7 @@ def jobs_create(client: Client, args: argparse.Namespace) -> int:
         body["depends_on"] = args.depends_on
     job = create_safely(client, body, args.idempotency_key or str(uuid.uuid4()))
     if args.watch:
-        job = watch_job(client, args, job["id"])
+        job = watch_job(client, args, job.typed("id", str))
     show(args, job, JOB_COLUMNS)
     return job_outcome(job) if args.watch else EXIT_OK
 
@@ -883,7 +953,14 @@ def jobs_watch(client: Client, args: argparse.Namespace) -> int:
 
 
 def jobs_cancel(client: Client, args: argparse.Namespace) -> int:
-    show(args, client.call("POST", job_path(args.id, "/cancel")), JOB_COLUMNS)
+    job = client.call("POST", job_path(args.id, "/cancel"))
+    show(args, job, JOB_COLUMNS)
+    # A running job's table still says "running": say that the cancel is on its way.
+    if not args.json and job.get("cancel_requested") and job.get("status") == "running":
+        print(
+            f"cancel requested: the job stops at its next check of cancelled() "
+            f"(`taskmill jobs watch {args.id}` follows it)"
+        )
     return EXIT_OK
 
 
@@ -893,11 +970,17 @@ def jobs_retry(client: Client, args: argparse.Namespace) -> int:
 
 
 def delete(
-    client: Client, args: argparse.Namespace, path: str, what: str, *, name: str = "id"
+    client: Client,
+    args: argparse.Namespace,
+    path: str,
+    what: str,
+    *,
+    name: str = "id",
+    body: dict[str, Any] | None = None,
 ) -> None:
     """DELETE answers 204 with no body: say what was deleted (`args.<name>`), as a line or
     as JSON."""
-    client.call("DELETE", path, shape=None)
+    client.call("DELETE", path, body, shape=None)
     value = getattr(args, name)
     if args.json:
         print_json({name: value, "deleted": True})
@@ -925,6 +1008,8 @@ def read_batch(source: str) -> list[dict[str, Any]]:
         text = sys.stdin.read() if source == "-" else Path(source).read_text()
     except OSError as error:
         raise UsageError(f"cannot read {source}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not UTF-8 text (JSON or JSON Lines)") from None
     name = "standard input" if source == "-" else source
     stripped = text.strip()
     if not stripped:
@@ -956,7 +1041,7 @@ def jobs_batch(client: Client, args: argparse.Namespace) -> int:
             chunk = specs[start : start + BATCH_SIZE]
             key = base_key if len(specs) <= BATCH_SIZE else f"{base_key}/{start // BATCH_SIZE}"
             answer = post_safely(client, "/v1/jobs/batch", {"jobs": chunk}, key)
-            created.extend(answer["items"])
+            created.extend(answer.rows("items"))
     except CliError as error:
         if created:
             show(args, {"items": created}, JOB_COLUMNS)
@@ -984,6 +1069,10 @@ JOB_ACTIONS = {
 HIDDEN_BY_TASK = (
     "a background redrive ({task}) is running: the messages it passed over are hidden until it ends"
 )
+NOT_WHOLE_DLQ = (
+    "not the whole DLQ: it holds more messages than these (beyond --limit, or held for a moment "
+    "by a redrive or another peek)"
+)
 
 
 def cmd_dlq(client: Client, args: argparse.Namespace) -> int:
@@ -993,11 +1082,13 @@ def cmd_dlq(client: Client, args: argparse.Namespace) -> int:
             print_json(answer)
             return EXIT_OK
         columns = ["job_id", "type", "status", "attempts", "problem", "last_error"]
-        print(table(answer["items"], columns))
-        if answer["failed_without_message"]:
-            print(f"failed jobs with no DLQ message: {', '.join(answer['failed_without_message'])}")
+        print(table(answer.rows("items"), columns))
+        if missing := answer.strings("failed_without_message"):
+            print(f"failed jobs with no DLQ message: {', '.join(missing)}")
         if answer.get("redrive_task_id"):
             print(HIDDEN_BY_TASK.format(task=answer["redrive_task_id"]))
+        elif not answer.get("complete", True):
+            print(NOT_WHOLE_DLQ)
         return EXIT_OK
     body: dict[str, Any] = {
         "limit": args.limit,
@@ -1012,31 +1103,29 @@ def cmd_dlq(client: Client, args: argparse.Namespace) -> int:
     answer = client.call("POST", f"/v1/dlq/{args.priority}/redrive", body)
     if "status" in answer:  # an asynchronous task: follow its progress
         return follow_redrive(client, args, answer)
-    if args.dry_run:
-        # The API's dry run lists the jobs it would redrive under "redriven"; none was.
-        answer = {
-            "dry_run": True,
-            "would_redrive": answer.get("redriven", []),
-            **{k: v for k, v in answer.items() if k not in ("redriven", "dry_run")},
-        }
+    ids = answer.strings("redriven", optional=args.dry_run)
+    skipped = answer.strings("skipped", optional=True)
+    orphans = len(answer.typed("orphans", list, optional=True) or [])
+    purged = len(answer.typed("purged", list, optional=True) or [])
     if args.json:
+        # The API's dry run lists the jobs it would redrive under "redriven"; none was.
+        if args.dry_run:
+            rest = {k: v for k, v in answer.items() if k not in ("redriven", "dry_run")}
+            answer = Answer({"dry_run": True, "would_redrive": ids, **rest}, client.url)
         print_json(answer)
         return EXIT_OK
     source = f"the {args.priority} DLQ"
     if args.dry_run:
-        ids = answer["would_redrive"]
         print(f"dry run: would redrive {plural(len(ids), 'job')} from {source} (nothing changed)")
     else:
-        ids = answer["redriven"]
         print(f"redrove {plural(len(ids), 'job')} from {source}")
     if ids:
         print(ids_table(ids))
-    if answer.get("skipped"):
-        print(f"skipped (job no longer failed): {', '.join(answer['skipped'])}")
-    if answer.get("orphans"):
-        orphans = len(answer["orphans"])
-        if answer.get("purged"):
-            print(f"purged {plural(len(answer['purged']), 'message')} without a job")
+    if skipped:
+        print(f"skipped (job no longer failed): {', '.join(skipped)}")
+    if orphans:
+        if purged:
+            print(f"purged {plural(purged, 'message')} without a job")
         elif args.dry_run and args.purge_orphans:
             print(f"would purge {plural(orphans, 'message')} without a job")
         else:
@@ -1046,14 +1135,14 @@ def cmd_dlq(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def follow_redrive(client: Client, args: argparse.Namespace, task: dict[str, Any]) -> int:
-    while task["status"] in ("pending", "running"):
+def follow_redrive(client: Client, args: argparse.Namespace, task: Answer) -> int:
+    while task.typed("status", str) in ("pending", "running"):
         if not args.json:
             STATUS_LINE.update(
                 f"redrive {task['status']}: {task['redriven']} redriven, {task['orphans']} orphans"
             )
         time.sleep(args.interval)
-        task = patient_get(client, args, f"/v1/dlq/redrives/{task['id']}")
+        task = patient_get(client, args, f"/v1/dlq/redrives/{quote(task.typed('id', str))}")
     STATUS_LINE.close()
     if args.json:
         print_json(task)
@@ -1093,7 +1182,11 @@ def cmd_users(client: Client, args: argparse.Namespace) -> int:
         user = client.call("PUT", f"/v1/users/{quote(args.id)}/role", {"role": args.role})
         show(args, user, USER_COLUMNS)
     else:
-        delete(client, args, f"/v1/users/{quote(args.id)}", "user")
+        password = args.password
+        if password is None and same_id(client.call("GET", "/v1/auth/me")["id"], args.id):
+            password = ask_password("your password, to delete your own account: ")
+        body = {"current_password": password} if password is not None else None
+        delete(client, args, f"/v1/users/{quote(args.id)}", "user", body=body)
     return EXIT_OK
 
 
@@ -1469,7 +1562,13 @@ def parser() -> argparse.ArgumentParser:
     role = add(users_parser, "role", "change an account's role")
     role.add_argument("id", help="user id")
     role.add_argument("role", choices=ROLES, help="the new role")
-    add(users_parser, "delete", "delete an account").add_argument("id", help="user id")
+    user_delete = add(users_parser, "delete", "delete an account")
+    user_delete.add_argument("id", help="user id")
+    user_delete.add_argument(
+        "--password",
+        help="your own password, needed to delete your own account (default: asked for "
+        "then; an admin deleting another account needs none)",
+    )
 
     limits_parser = group(
         sub, "limits", "concurrency and rate limits per limit key, and their use (admin)"
@@ -1535,6 +1634,10 @@ def main(argv: list[str] | None = None) -> int:
     # A shell starts `taskmill ... &` with SIGINT ignored; an explicit interrupt should still
     # stop it (quietly, below).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # An output encoding that cannot show a job's name (PYTHONIOENCODING=ascii, a Latin-1
+    # locale) shows "?" for those characters instead of ending in a traceback.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")
     try:
         args = parser().parse_args(argv)
         # Not `set_defaults`: the global options' actions are shared with every subcommand,

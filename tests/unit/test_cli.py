@@ -4,12 +4,17 @@ files. What it does against a real API is in tests/e2e/test_cli.py."""
 from __future__ import annotations
 
 import argparse
+import getpass
+import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
@@ -636,3 +641,281 @@ def test_schedules_list_pages_like_the_other_lists(
     assert "(more: add --cursor abc)" in capsys.readouterr().out
     assert main(["schedules", "list", "--limit", "2", "--cursor", "abc"]) == 0
     assert [s["path"] for s in seen] == ["/v1/schedules?", "/v1/schedules?limit=2&cursor=abc"]
+
+
+JOB: dict[str, Any] = {
+    "id": "0b6f3c1e-0000-4000-8000-000000000001",
+    "type": "sleep",
+    "status": "succeeded",
+    "priority": "normal",
+    "attempts": 1,
+    "progress": 100,
+    "progress_message": "done",
+    "name": "n",
+    "last_error": None,
+    "tags": ["a"],
+    "result": {"slept": 1},
+}
+LIMIT: dict[str, Any] = {
+    "key": "customer:1",
+    "concurrency": 2,
+    "rate": {"limit": 10, "period_seconds": 60},
+    "use": {"running": 1, "tokens_available": 1.5},
+    "source": "admin",
+}
+TASK = {"id": "t1", "status": "done", "redriven": 2, "orphans": 0, "purged": 0, "error": None}
+# Each command with an answer as Taskmill gives it (the scripted server gives it to every
+# request the command makes: a create and the reads of its watch get the same job).
+ANSWERS: list[tuple[list[str], Any]] = [
+    (["whoami"], {"id": "u1", "email": "a@b.c", "role": "user"}),
+    (
+        ["login", "--email", "a@b.c", "--password", "x" * 10],
+        {"access_token": "a", "refresh_token": "r"},
+    ),
+    (["jobs", "create", "sleep", "--watch", "--interval", "0.01"], JOB),
+    (["jobs", "watch", JOB["id"], "--interval", "0.01"], JOB),
+    (["jobs", "get", JOB["id"]], JOB),
+    (["jobs", "cancel", JOB["id"]], JOB),
+    (["jobs", "list"], {"items": [JOB], "next_cursor": "c"}),
+    (["jobs", "events", JOB["id"]], [{"at": "t", "from_status": "queued", "to_status": "running"}]),
+    (["queues"], {"items": [{"priority": "low", "paused": False, "visible": 1, "delayed": 0}]}),
+    (["queues", "pause", "low"], {"priority": "low", "paused": True}),
+    (["types"], [{"name": "noop", "external": False, "paused": False, "description": "d"}]),
+    (["limits", "list"], {"items": [LIMIT], "next_cursor": None}),
+    (["limits", "get", "customer:1"], LIMIT),
+    (["limits", "set", "customer:1", "--concurrency", "2"], LIMIT),
+    (
+        ["stats"],
+        {
+            "window_hours": 24,
+            "by_status": {"queued": 1},
+            "by_type": {"noop": 1},
+            "by_priority": {"low": 1},
+            "duration_seconds": {"p50": 0.1, "p90": 0.2, "p99": 0.3},
+            "throughput_per_minute_last_hour": {"succeeded": 1.0, "failed": 0.0},
+        },
+    ),
+    (
+        ["audit"],
+        {"items": [{"at": "t", "action": "user.login", "detail": {}}], "next_cursor": None},
+    ),
+    (["requeue", "--status", "queued", "--older-than", "60"], {"requeued": ["j1", "j2"]}),
+    (
+        ["dlq", "list", "low"],
+        {
+            "items": [{"job_id": "j1", "type": "fail", "status": "failed", "attempts": 1}],
+            "failed_without_message": ["j2"],
+            "redrive_task_id": "t0",
+        },
+    ),
+    (
+        ["dlq", "redrive", "low"],
+        {"redriven": ["j1"], "skipped": ["j2"], "orphans": ["m1"], "purged": ["m1"]},
+    ),
+    (["dlq", "redrive", "low", "--dry-run"], {"redriven": ["j1"], "orphans": ["m1"]}),
+    (["dlq", "redrive", "low", "--background", "--interval", "0.01"], TASK),
+    (["users", "list"], {"items": [{"id": "u1", "email": "a@b.c", "role": "user"}]}),
+    (["schedules", "list"], {"items": [{"id": "s1", "name": "n", "cron": "@daily"}]}),
+]
+WRONG = [5, "x", [1], {"a": 1}, None, True, 1.5]
+
+
+def wrongly_typed(value: Any) -> Iterator[tuple[str, Any]]:
+    """`value` with one field somewhere in it (at any depth) replaced by a value of another
+    JSON type, each way: (where, the changed value)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            for wrong in WRONG:
+                if type(wrong) is not type(inner) and wrong != inner:
+                    yield key, {**value, key: wrong}
+            for where, changed in wrongly_typed(inner):
+                yield f"{key}.{where}", {**value, key: changed}
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            for where, changed in wrongly_typed(inner):
+                yield f"[{index}].{where}", [*value[:index], changed, *value[index + 1 :]]
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[Any, str]:
+    """main(argv): its exit code, or the exception that escaped it; and its stderr."""
+    try:
+        code: Any = main(argv)
+    except BaseException as error:  # what escapes main is the finding
+        code = error
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "answer"), ANSWERS, ids=[" ".join(c[:2]) for c, _ in ANSWERS])
+def test_a_foreign_answer_with_a_wrongly_typed_field_is_one_line_and_exit_5(
+    isolated: Path, capsys: pytest.CaptureFixture[str], command: list[str], answer: Any
+) -> None:
+    """Another service answering 200 with JSON shaped like Taskmill's but with a field of
+    another type somewhere (a progress that is a string, a list of ids that is a number, a
+    row that is not an object) made the CLI print a traceback, or watch for ever."""
+    url, listener = one_shot_server(ok(json.dumps(answer).encode()))
+    save_profile(isolated, url)
+    problems = []
+    with listener:
+        code, err = run_cli(["--url", url, *command], capsys)
+        assert (code, err) == (0, ""), "the unchanged answer works"
+        for where, changed in wrongly_typed(answer):
+            listener_url, changed_listener = one_shot_server(ok(json.dumps(changed).encode()))
+            save_profile(isolated, listener_url)
+            with changed_listener:
+                code, err = run_cli(["--url", listener_url, *command], capsys)
+            said = err.startswith(f"taskmill: {listener_url} answered") and err.count("\n") == 1
+            if (code, err) != (0, "") and not (code == 5 and said):
+                problems.append(f"{where}={json.dumps(changed)[:80]}: {code!r} {err[-200:]!r}")
+    assert problems == []
+
+
+def test_a_batch_file_that_is_not_text_is_a_usage_error_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "jobs.json.gz"
+    binary.write_bytes(b"\x1f\x8b\x08\x00\xd0\xff")
+    assert main(["--url", "http://127.0.0.1:9", "jobs", "batch", str(binary)]) == 2
+    assert capsys.readouterr().err == f"taskmill: {binary} is not UTF-8 text (JSON or JSON Lines)\n"
+
+
+def cli_process(url: str, config: Path, *argv: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "taskmill_local.cli", "--url", url, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TASKMILL_CONFIG_DIR": str(config), **env},
+    )
+
+
+def test_what_the_output_encoding_cannot_show_is_replaced_not_a_traceback(
+    api, isolated: Path
+) -> None:
+    """A job named in letters the terminal's encoding lacks (an ASCII or Latin-1 locale)
+    ended `jobs get` with UnicodeEncodeError."""
+    url, _, answers = api
+    save_profile(isolated, url)
+    answers["/v1/jobs/j1"] = (200, {**JOB, "id": "j1", "name": "r\u00e9sum\u00e9 \u2713"})
+    process = cli_process(url, isolated, "jobs", "get", "j1", PYTHONIOENCODING="ascii")
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (0, "")
+    assert "r?sum? ?" in out
+
+
+def test_a_reader_that_leaves_early_ends_the_cli_quietly(api, isolated: Path) -> None:
+    """`taskmill jobs list | head -1`: the rest of the table has nowhere to go."""
+    url, _, answers = api
+    save_profile(isolated, url)
+    answers["/v1/jobs?limit=50"] = (200, {"items": [JOB] * 3000, "next_cursor": None})
+    process = cli_process(url, isolated, "jobs", "list")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    assert process.stdout.readline().startswith("ID ")
+    process.stdout.close()
+    assert (process.wait(timeout=60), process.stderr.read()) == (cli.EXIT_PIPE_CLOSED, "")
+
+
+def test_ctrl_c_during_a_watch_says_the_job_goes_on(api, isolated: Path) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    answers["/v1/jobs/j1"] = (200, {**JOB, "id": "j1", "status": "running"})
+    process = cli_process(url, isolated, "jobs", "watch", "j1", "--interval", "0.05")
+    while not seen:  # watching: past start-up, in the poll loop
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == cli.EXIT_INTERRUPTED
+    assert err.splitlines()[-1] == (
+        "taskmill: interrupted; job j1 goes on (`taskmill jobs watch j1` follows it)"
+    )
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("body", [b'{"progress": NaN}', b"[" * 100_000 + b"]" * 100_000])
+def test_json_no_taskmill_api_writes_is_one_line_and_exit_5(
+    isolated: Path, capsys: pytest.CaptureFixture[str], body: bytes
+) -> None:
+    """NaN (which Python's json reads) and nesting past the parser's recursion limit."""
+    url, listener = one_shot_server(ok(body))
+    save_profile(isolated, url)
+    with listener:
+        assert main(["--url", url, "jobs", "get", "j1"]) == 5
+    assert (
+        capsys.readouterr().err == f"taskmill: {url} did not answer JSON: is it a Taskmill API?\n"
+    )
+
+
+def test_cancelling_a_running_job_says_the_cancel_is_on_its_way(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table after `jobs cancel` said "running" and nothing else: it read as if the
+    cancel had not worked."""
+    url, _, answers = api
+    save_profile(isolated, url)
+    running = {**JOB, "id": "j1", "status": "running", "cancel_requested": True}
+    answers["/v1/jobs/j1/cancel"] = (200, running)
+    assert main(["jobs", "cancel", "j1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("cancel requested: the job stops at its next check")
+    answers["/v1/jobs/j1/cancel"] = (200, {**running, "status": "cancelled"})
+    assert main(["jobs", "cancel", "j1"]) == 0
+    assert "cancel requested" not in capsys.readouterr().out
+
+
+def test_users_delete_sends_the_password_only_for_ones_own_account(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    answers["/v1/auth/me"] = (200, {"id": "me-1", "email": "ann@x.io", "role": "admin"})
+    answers["/v1/users/other-2"] = (204, None)
+    answers["/v1/users/me-1"] = (204, None)
+    assert main(["users", "delete", "other-2"]) == 0
+    assert (seen[-1]["method"], seen[-1]["body"]) == ("DELETE", None)
+    assert main(["users", "delete", "me-1", "--password", "my long password"]) == 0
+    assert (seen[-1]["method"], seen[-1]["body"]) == (
+        "DELETE",
+        {"current_password": "my long password"},
+    )
+    assert capsys.readouterr().out.splitlines() == ["deleted user other-2", "deleted user me-1"]
+
+
+def test_dlq_list_says_when_it_is_not_the_whole_dlq(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _, answers = api
+    save_profile(isolated, url)
+    peek: dict[str, Any] = {
+        "priority": "low",
+        "items": [],
+        "failed_without_message": [],
+        "redrive_task_id": None,
+    }
+    answers["/v1/dlq/low?limit=100"] = (200, {**peek, "complete": False})
+    assert main(["dlq", "list", "low"]) == 0
+    assert "not the whole DLQ" in capsys.readouterr().out
+    answers["/v1/dlq/low?limit=100"] = (200, {**peek, "complete": True})
+    assert main(["dlq", "list", "low"]) == 0
+    assert "not the whole DLQ" not in capsys.readouterr().out
+
+
+def test_users_delete_knows_ones_own_id_however_it_is_spelled(
+    api, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API reads a UUID in any spelling; typed in capitals without hyphens, one's own id
+    still makes the CLI ask for the password (here typed on standard input) and send it,
+    instead of sending a delete the API refuses."""
+    url, seen, answers = api
+    save_profile(isolated, url)
+    me = "0f8e7a4c-1b2d-4e3f-9a8b-7c6d5e4f3a2b"
+    typed = me.replace("-", "").upper()
+    answers["/v1/auth/me"] = (200, {"id": me, "email": "ann@x.io", "role": "user"})
+    answers[f"/v1/users/{typed}"] = (204, None)
+    monkeypatch.setattr("sys.stdin", io.StringIO("my long password\n"))
+    with pytest.warns(getpass.GetPassWarning):  # no terminal: it reads standard input
+        assert main(["users", "delete", typed]) == 0
+    assert (seen[-1]["method"], seen[-1]["body"]) == (
+        "DELETE",
+        {"current_password": "my long password"},
+    )

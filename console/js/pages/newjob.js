@@ -12,7 +12,10 @@ function target(loc, payloadFields, jobFields) {
   return jobFields.get(parts[0]) || null;
 }
 
-export function newJobPage() {
+const FIRST_RETRY_MS = 2000;
+const MAX_RETRY_MS = 16000;
+
+export function newJobPage(cleanups) {
   const alert = alertBox();
   const typeSelect = select([["", "Choose a type"]]);
   const type = field("Type", typeSelect, { required: true });
@@ -34,12 +37,36 @@ export function newJobPage() {
   }
   typeSelect.addEventListener("change", choose);
 
-  api("GET", "/v1/job-types")
-    .then((list) => {
-      types = list;
-      for (const t of list) typeSelect.append(h("option", { value: t.name }, t.name));
-    })
-    .catch((error) => alert.show(errorText(error)));
+  // Until the types arrive the Type select offers none: its own alert says why, and they are
+  // asked for again (after a wait that doubles up to MAX_RETRY_MS, or at once with "Try
+  // again") until they come or the page goes.
+  const typesAlert = alertBox({ action: { label: "Try again", onclick: () => loadTypes() } });
+  let wait = FIRST_RETRY_MS;
+  let timer = null;
+  let loading = false;
+  let gone = false;
+  cleanups.push(() => {
+    gone = true;
+    clearTimeout(timer);
+  });
+  async function loadTypes() {
+    if (loading || gone) return;
+    clearTimeout(timer);
+    loading = true;
+    try {
+      types = await api("GET", "/v1/job-types");
+      for (const t of types) typeSelect.append(h("option", { value: t.name }, t.name));
+      typesAlert.show("");
+    } catch (error) {
+      if (gone) return;
+      typesAlert.show(`The job types could not be read (${errorText(error)}): trying again in ${Math.round(wait / 1000)} s.`);
+      timer = setTimeout(loadTypes, wait);
+      wait = Math.min(wait * 2, MAX_RETRY_MS);
+    } finally {
+      loading = false;
+    }
+  }
+  loadTypes();
 
   function clearErrors() {
     alert.show("");
@@ -57,7 +84,7 @@ export function newJobPage() {
         event.preventDefault();
         clearErrors();
         if (!form) {
-          type.setError("Choose a job type.");
+          type.setError(types.length ? "Choose a job type." : "No job types yet: they could not be read.");
           typeSelect.focus();
           return;
         }
@@ -98,6 +125,7 @@ export function newJobPage() {
     },
     h("h2", { id: "new-job-title", class: "visually-hidden" }, "New job form"),
     alert,
+    typesAlert,
     type,
     description,
     payloadHolder,

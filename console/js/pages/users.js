@@ -4,7 +4,8 @@ import { alertBox, announce, errorText, field, h, pageHeader, replace, select, t
 const ROLES = ["user", "admin", "worker"];
 
 export function usersPage() {
-  const alert = alertBox();
+  const loadAlert = alertBox();
+  const alert = alertBox({ dismissible: true });
   const list = h("div", { "aria-busy": "true" });
   const pager = h("div", { class: "pager" });
   let cursors = [null];
@@ -52,9 +53,13 @@ export function usersPage() {
     );
   }
 
+  // A load's error goes once a load succeeds (Refresh, paging, after a change); a change's
+  // error stays until the next change, so the reload that follows a failed change keeps it.
   async function load() {
+    list.setAttribute("aria-busy", "true");
     try {
       const page = await api("GET", `/v1/users${query({ limit: 50, cursor: cursors[cursors.length - 1] })}`);
+      loadAlert.show("");
       replace(
         list,
         table(
@@ -74,9 +79,10 @@ export function usersPage() {
         h("button", { type: "button", class: "secondary", disabled: cursors.length < 2, onclick: () => { cursors.pop(); load(); } }, "Previous page"),
         h("button", { type: "button", class: "secondary", disabled: !page.next_cursor, onclick: () => { cursors.push(page.next_cursor); load(); } }, "Next page"),
       );
-      list.setAttribute("aria-busy", "false");
     } catch (error) {
-      alert.show(errorText(error));
+      loadAlert.show(errorText(error));
+    } finally {
+      list.setAttribute("aria-busy", "false");
     }
   }
 
@@ -116,5 +122,5 @@ export function usersPage() {
   );
 
   load();
-  return h("section", {}, pageHeader("Users"), alert, list, pager, create);
+  return h("section", {}, pageHeader("Users", h("button", { type: "button", class: "secondary", onclick: load }, "Refresh")), loadAlert, alert, list, pager, create);
 }

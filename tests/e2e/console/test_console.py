@@ -814,7 +814,7 @@ def test_the_limits_page_pages_through_every_limit(console: Console, stack: Runn
             operator.call("DELETE", f"/v1/limits/{key}")
 
 
-def unavailable_once(console: Console, pattern: str, times: int = 1) -> list[str]:
+def unavailable_once(console: Console, pattern: str | re.Pattern[str], times: int = 1) -> list[str]:
     """The next `times` requests matching `pattern` answer 503 in the API's envelope, as a
     gateway or a database failover does for a moment; later ones reach the API. Returns the
     URLs refused so far."""
@@ -1045,3 +1045,72 @@ def test_an_empty_dead_letter_queue_still_names_failed_jobs_without_a_message(
             context.close()
     finally:
         own.stop()
+
+
+def test_a_users_load_error_goes_when_a_refresh_answers(
+    console: Console, stack: RunningStack
+) -> None:
+    """The users list failed to load: its error stayed after a later load worked, and the
+    page had no way to load again but leaving it."""
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    refused = unavailable_once(console, re.compile(r"/v1/users\?"))
+    console.nav("Users")
+    said = page.get_by_role("alert").filter(has_text="Try again shortly.")
+    said.wait_for()
+    assert page.get_by_role("table", name="Users").count() == 0
+    page.get_by_role("button", name="Refresh").click()
+    page.get_by_role("table", name="Users").get_by_text(ADMIN_EMAIL, exact=True).wait_for()
+    said.wait_for(state="hidden")
+    assert len(refused) == 1
+
+
+def open_new_job_with_types_refused(
+    console: Console, stack: RunningStack, times: int, *, timers: bool = True
+) -> Any:
+    """The New job page, its first `times` reads of the job types refused (the jobs page's
+    own read is done before); returns the alert that says so. As the admin: the module's
+    tests register as many users as the stack's sign-up throttle lets one address. Without
+    `timers` (the page's clock installed), no timer fires once the Jobs page is read."""
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_label("Type").locator("option[value=noop]").wait_for(state="attached")
+    refused = unavailable_once(console, "**/v1/job-types", times=times)
+    if not timers:
+        page.clock.pause_at(page.evaluate("Date.now()") + 100)
+    page.get_by_role("button", name="New job").click()
+    page.get_by_role("heading", level=1, name="New job").wait_for()
+    said = page.get_by_role("alert").filter(
+        has_text=re.compile(r"^The job types could not be read \(.+\): trying again in \d+ s\.")
+    )
+    said.wait_for()
+    return said, refused
+
+
+def test_the_new_job_page_reads_the_job_types_again_until_they_come(
+    console: Console, stack: RunningStack
+) -> None:
+    """The job types failed to load: the page said so once, never asked again, and offered
+    an empty Type list for good."""
+    said, refused = open_new_job_with_types_refused(console, stack, times=2)
+    page = console.page
+    page.get_by_label("Type").locator("option[value=sleep]").wait_for(state="attached")
+    said.wait_for(state="hidden")
+    assert len(refused) == 2
+    page.get_by_label("Type").select_option("sleep")
+    page.get_by_label("Seconds").wait_for()
+
+
+def test_try_again_reads_the_job_types_at_once(console: Console, stack: RunningStack) -> None:
+    page = console.page
+    page.clock.install()
+    # No timer fires once the page is open: only the button can read the types again.
+    said, refused = open_new_job_with_types_refused(console, stack, times=1, timers=False)
+    page.get_by_role("button", name="Create").click()
+    page.get_by_text("No job types yet: they could not be read.").wait_for()
+    said.get_by_role("button", name="Try again").click()
+    page.get_by_label("Type").locator("option[value=noop]").wait_for(state="attached")
+    said.wait_for(state="hidden")
+    assert len(refused) == 1
