@@ -227,9 +227,18 @@ def test_the_stack_killed_mid_job_and_restarted(launch) -> None:
         *({"type": "sleep", "payload": {"seconds": 6}} for _ in range(5)),
         *({"type": "probe", "payload": {"seconds": 6}} for _ in range(5)),
     ]
-    submit_batch(stack.user, [*sleepers, *mixed_jobs(0) * 4], stack.ledger, key="before-kill")
+    created = submit_batch(
+        stack.user, [*sleepers, *mixed_jobs(0) * 4], stack.ledger, key="before-kill"
+    )
+    # Only the 6 s jobs are sure to be still running when the kill lands a moment after the
+    # read: a short probe or noop seen running may finish in between and keep its lease.
+    sleeper_ids = {job["id"] for job in created[: len(sleepers)]}
+    assert len(sleeper_ids) == len(sleepers), created
     deadline = time.monotonic() + 30
-    while len(running := _running_ids(stack.admin)) < 4 and time.monotonic() < deadline:
+    while (
+        len(running := _running_ids(stack.admin) & sleeper_ids) < 4
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     assert len(running) >= 4, "the sleepers did not start"
     stack.running.process.send_signal(signal.SIGKILL)
@@ -241,7 +250,7 @@ def test_the_stack_killed_mid_job_and_restarted(launch) -> None:
     submit_batch(stack.user, mixed_jobs(1) * 4, stack.ledger, key="after-restart")
     summary = stack.check(settle_timeout=180)
     print(
-        f"  stack killed with {len(running)} jobs running; all finished "
+        f"  stack killed with {len(running)} 6 s jobs running; all finished "
         f"{time.monotonic() - killed_at:.1f} s after the kill"
     )
     assert_untouched_by_the_fault(summary)
