@@ -57,6 +57,7 @@ exit codes:
   {EXIT_REFUSED}    the API refused the request (400, 403, 404, 409, 413, 429)
   {EXIT_SERVER}    the API failed (5xx) or could not be reached, or another service answered
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a job being watched goes on running
+  {EXIT_PIPE_CLOSED}  the reader of the output left (`taskmill jobs list | head`)
 """
 
 EPILOG = f"""\
@@ -1135,6 +1136,9 @@ def cmd_dlq(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+REDRIVE_TASK_ENDINGS = ("done", "failed")
+
+
 def follow_redrive(client: Client, args: argparse.Namespace, task: Answer) -> int:
     while task.typed("status", str) in ("pending", "running"):
         if not args.json:
@@ -1144,6 +1148,9 @@ def follow_redrive(client: Client, args: argparse.Namespace, task: Answer) -> in
         time.sleep(args.interval)
         task = patient_get(client, args, f"/v1/dlq/redrives/{quote(task.typed('id', str))}")
     STATUS_LINE.close()
+    if task["status"] not in REDRIVE_TASK_ENDINGS:
+        # Neither live nor ended: success cannot be claimed for a state Taskmill never writes.
+        raise task.foreign("status", f"one of pending, running, {', '.join(REDRIVE_TASK_ENDINGS)}")
     if args.json:
         print_json(task)
     else:

@@ -66,7 +66,13 @@ def test_help_documents_exit_codes_and_completion(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for line in ("0    success", "1    a watched job", "3    not logged in", "130  interrupted"):
+    for line in (
+        "0    success",
+        "1    a watched job",
+        "3    not logged in",
+        "130  interrupted",
+        "141  the reader of the output left",
+    ):
         assert line in out
     assert 'eval "$(taskmill completion bash)"' in out
     for command in ("whoami", "logout", "stats", "audit", "completion"):
@@ -627,6 +633,23 @@ def test_a_followed_redrive_outlasts_a_server_that_blinks(
     assert [s["path"] for s in seen].count("/v1/dlq/redrives/t1") == 3
     shown = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["redriven:", "3"] in shown
+
+
+def test_a_redrive_task_in_a_state_taskmill_never_writes_is_not_a_success(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A followed task whose status was neither live nor an ending printed it and exited 0."""
+    url, _, answers = api
+    save_profile(isolated, url)
+    task = {"id": "t1", "status": "running", "redriven": 0, "orphans": 0, "purged": 0}
+    answers["/v1/dlq/low/redrive"] = (202, task)
+    answers["/v1/dlq/redrives/t1"] = (200, {**task, "status": "paused", "error": None})
+    assert main(["dlq", "redrive", "low", "--background", "--interval", "0.01"]) == 5
+    err = capsys.readouterr().err
+    assert err.endswith(
+        'answered "status": a JSON string where Taskmill answers one of pending, running, done, '
+        "failed: is it a Taskmill API?\n"
+    )
 
 
 def test_schedules_list_pages_like_the_other_lists(
