@@ -83,6 +83,13 @@ _EVENTS = """
 """
 _WITH_EVENTS = _EVENTS + "SELECT * FROM changed\n"
 
+# Whether a row being created (`p`) repeats a request that was taken: its idempotency key is
+# already used. Its answer is the original job (or a mismatch), whatever happened since to
+# the dependencies it names (failed, cancelled, deleted), so they are not checked again.
+_KEY_TAKEN = """(p.idempotency_key IS NOT NULL
+              AND EXISTS (SELECT 1 FROM jobs k WHERE k.owner_id = %(owner)s
+                                                 AND k.idempotency_key = p.idempotency_key))"""
+
 # Whether a running job's attempt has used its whole `timeout_seconds` (since its claim).
 _TIME_UP = "now() >= started_at + make_interval(secs => timeout_seconds)"
 
@@ -572,7 +579,7 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
                                      WHERE d.id = dep.id AND d.owner_id = %(owner)s)
                      AND NOT EXISTS (SELECT 1 FROM prepared e
                                      WHERE e.id = dep.id AND e.ord < p.ord))
-               AS bad_deps,
+               AND NOT {_KEY_TAKEN} AS bad_deps,
            -- Depended on by a job of this same call (which cannot mark it afterwards); an
            -- uncorrelated IN is hashed once, so a large call stays linear.
            p.id IN (SELECT unnest(e.deps) FROM prepared e) AS sibling_dependents,
@@ -588,14 +595,9 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
            END AS initial_status
     FROM prepared p
 ), dead AS (
-    -- Dependencies that failed or were cancelled: the job could never run. A row whose
-    -- idempotency key is already used repeats a request that was taken (its answer is the
-    -- original job, whatever its dependencies did since).
+    -- Dependencies that failed or were cancelled: the job could never run.
     SELECT DISTINCT p.ord, d.id, d.status FROM prepared p JOIN jobs d ON d.id = ANY (p.deps)
-    WHERE d.owner_id = %(owner)s AND d.status IN ('failed', 'cancelled')
-      AND NOT EXISTS (SELECT 1 FROM jobs k
-                      WHERE p.idempotency_key IS NOT NULL AND k.owner_id = %(owner)s
-                        AND k.idempotency_key = p.idempotency_key)
+    WHERE d.owner_id = %(owner)s AND d.status IN ('failed', 'cancelled') AND NOT {_KEY_TAKEN}
 ), quota AS (
     SELECT {_UNFINISHED_COUNT_SQL} AS unfinished
 ), changed AS (

@@ -323,11 +323,24 @@ def test_a_repeated_create_answers_its_job_after_the_dependency_failed(as_user, 
     body = {"type": "noop", "depends_on": [dep["id"]]}
     first = as_user.post("/v1/jobs", body, headers={"Idempotency-Key": "k-1"})
     assert (first.status, first.body["status"]) == (201, "waiting")
+    batch = as_user.post("/v1/jobs/batch", {"jobs": [body]}, headers={"Idempotency-Key": "b-1"})
+    assert batch.status == 201, batch.body
     [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
     ended = {"lease_token": claimed["lease_token"], "error": "gpu lost", "retryable": False}
     assert as_worker.post(f"/v1/jobs/{dep['id']}/fail", ended).status == 200
     again = as_user.post("/v1/jobs", body, headers={"Idempotency-Key": "k-1"})
     assert (again.status, again.body["id"]) == (200, first.body["id"])
+
+    # Deleted since, the dependency no longer exists: a repeat still answers the original
+    # jobs (it answered 400, "names a job that does not exist"); a new key is checked.
+    assert as_user.delete(f"/v1/jobs/{dep['id']}").status == 204
+    once_more = as_user.post("/v1/jobs", body, headers={"Idempotency-Key": "k-1"})
+    assert (once_more.status, once_more.body["id"]) == (200, first.body["id"])
+    repeated = as_user.post("/v1/jobs/batch", {"jobs": [body]}, headers={"Idempotency-Key": "b-1"})
+    ids = [job["id"] for job in batch.body["items"]]
+    assert (repeated.status, [job["id"] for job in repeated.body["items"]]) == (200, ids)
+    fresh = as_user.post("/v1/jobs", body, headers={"Idempotency-Key": "k-2"})
+    assert (fresh.status, fresh.body["error"]["code"]) == (400, "invalid_input")
 
 
 def test_a_job_cancelled_by_its_failed_dependency_is_retried_after_it(
