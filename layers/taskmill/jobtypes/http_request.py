@@ -15,6 +15,8 @@ import http.client
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -92,12 +94,29 @@ def check_destination(url: str, *, allow_private: bool) -> tuple[Target, list[Ad
     return target, addresses
 
 
-def open_socket(addresses: list[Address], port: int, timeout: float | None) -> socket.socket:
-    """A TCP connection to the first of the checked `addresses` that accepts one."""
-    last = OSError("no address to connect to")
+Connect = Callable[..., socket.socket]
+
+
+def open_socket(
+    addresses: list[Address],
+    port: int,
+    deadline: float,
+    *,
+    connect: Connect | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> socket.socket:
+    """A TCP connection to the first of the checked `addresses` that accepts one, each tried
+    with the time left before `deadline` (a `clock` reading): a host resolving to several
+    addresses that drop connections cannot spend the whole timeout on each of them.
+    `connect` is `socket.create_connection` as it is when called."""
+    connect = connect or socket.create_connection
+    last: OSError = OSError("no address to connect to")
     for address in addresses:
+        left = deadline - clock()
+        if left <= 0:
+            raise TimeoutError(f"the deadline passed while connecting ({last})")
         try:
-            return socket.create_connection((str(address), port), timeout=timeout)
+            return connect((str(address), port), timeout=left)
         except OSError as exc:
             last = exc
     raise last
@@ -113,6 +132,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, target: Target, addresses: list[Address], timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self._addresses = addresses
+        self._deadline = time.monotonic() + timeout
         self._live: socket.socket | None = None
         self.expired = threading.Event()
         self._timer = threading.Timer(timeout, self._cut)
@@ -141,7 +161,8 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         return sock
 
     def _open(self) -> socket.socket:
-        return self._hold(open_socket(self._addresses, self.port, self.timeout))
+        # Not held while connecting (there is no socket yet to cut): the time left bounds it.
+        return self._hold(open_socket(self._addresses, self.port, self._deadline))
 
     def connect(self) -> None:
         self.sock = self._open()
@@ -162,14 +183,15 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
         # Built per connection so the trust store in effect (SSL_CERT_FILE) is used.
         context = ssl.create_default_context()
         try:
+            # The handshake is one call that ssl bounds as a whole by the socket's timeout:
+            # the time left. The timer cannot cut it (wrapping detaches the plain socket).
+            sock.settimeout(max(self._deadline - time.monotonic(), 0.001))
             tls = context.wrap_socket(sock, server_hostname=self.host)
         except BaseException:
             sock.close()
             raise
-        # The handshake needs no cut: ssl bounds one call (the handshake, or a read waiting
-        # for a whole record) by the socket's timeout. A server sending many small records
-        # promptly is what the timer is for, on the TLS socket, which now owns the
-        # connection.
+        # A server sending many small records promptly is what the timer is for, on the TLS
+        # socket, which now owns the connection.
         self.sock = self._hold(tls)
 
 
