@@ -236,8 +236,7 @@ def test_the_stack_killed_mid_job_and_restarted(launch) -> None:
     assert len(sleeper_ids) == len(sleepers), created
     deadline = time.monotonic() + 30
     while (
-        len(running := _running_ids(stack.admin) & sleeper_ids) < 4
-        and time.monotonic() < deadline
+        len(running := _running_ids(stack.admin) & sleeper_ids) < 4 and time.monotonic() < deadline
     ):
         time.sleep(0.2)
     assert len(running) >= 4, "the sleepers did not start"
