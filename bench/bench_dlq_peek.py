@@ -3,8 +3,9 @@
 with `taskmill_local.moto_fast`) and an embedded Postgres holding the letters' failed jobs.
 
 The peek must answer well inside API Gateway's 29 s. Each run reads every letter (hidden
-while it reads), ends with a long poll that waits `SCAN_WAIT_SECONDS` on the empty queue,
-reads the DLQ's count, and shows the letters again; the next run sees the same DLQ.
+while it reads), ends with a long poll that waits `DEAD_LETTER_WAIT_SECONDS`
+(`taskmill.queue.sqs`) on the empty queue, reads the DLQ's count, and shows the letters
+again; the next run sees the same DLQ.
 """
 
 from __future__ import annotations

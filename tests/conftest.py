@@ -6,9 +6,10 @@ embedded pgserver started for the session and deleted after it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +121,22 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def sqs(aws: None) -> Any:
+@pytest.fixture(scope="session")
+def aws_clients() -> Callable[..., Any]:
+    """boto3 clients made once per session and used under each test's own `mock_aws`.
+
+    moto intercepts every client made after it is imported, whichever mock is active, and
+    each mock starts from empty AWS state; but it also resets boto3's default session, so a
+    client made inside each test's mock costs ~50 ms (the service model loaded again), times
+    some 600 tests. Outside a mock a client has the fake credentials: it reaches nothing."""
     import boto3
 
-    return boto3.client("sqs")
+    return functools.cache(boto3.client)
+
+
+@pytest.fixture
+def sqs(aws: None, aws_clients: Callable[..., Any]) -> Any:
+    return aws_clients("sqs")
 
 
 @pytest.fixture
@@ -144,7 +156,10 @@ def queue_settings(queue_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture
 def job_queue(queue_settings: QueueSettings, sqs: Any) -> JobQueue:
-    return JobQueue(queue_settings, client_factory=lambda: sqs)
+    # moto's short polls see every visible message, so a DLQ scan's closing long poll would
+    # only wait out its second on the emptied queue (`tests.support.sqs_sampling` answers
+    # as AWS does, for the tests of that).
+    return JobQueue(queue_settings, client_factory=lambda: sqs, dead_letter_wait_seconds=0)
 
 
 @pytest.fixture

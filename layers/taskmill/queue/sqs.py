@@ -24,6 +24,10 @@ from taskmill.settings import QueueSettings
 from taskmill.topology import SQS_MAX_DELAY_SECONDS, Priority
 
 SQS_BATCH_LIMIT = 10
+# A DLQ receive long-polls: SQS then asks all its servers, answers at once when any letter is
+# visible, and answers empty (after this wait) only when none is. A short poll asks a sample
+# of them and can answer empty while letters wait: it cannot end a DLQ scan.
+DEAD_LETTER_WAIT_SECONDS = 1
 _DEPTH_ATTRIBUTES = [
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
@@ -76,10 +80,12 @@ class JobQueue:
         client_factory: Callable[[], Any] = default_sqs_client,
         *,
         clock: Callable[[], float] = time.monotonic,
+        dead_letter_wait_seconds: int = DEAD_LETTER_WAIT_SECONDS,
     ) -> None:
         self._settings = settings
         self._client_factory = client_factory
         self._clock = clock
+        self._dead_letter_wait = dead_letter_wait_seconds
         self._client: Any = None
         self._sources: dict[str, Priority | None] = {}
         # Counted for benchmarks: SQS calls per API request / worker batch.
@@ -231,20 +237,19 @@ class JobQueue:
         priority: Priority,
         *,
         visibility_seconds: int,
-        wait_seconds: int = 0,
         max_messages: int = SQS_BATCH_LIMIT,
     ) -> list[ReceivedMessage]:
         """Up to `max_messages` (ten at most) DLQ messages, hidden for `visibility_seconds`.
-        With `wait_seconds` 0 SQS samples some of its servers (an empty answer does not mean
-        an empty queue); with 1 or more it asks them all and answers empty only when no
-        message is visible (after waiting that long)."""
+        A long poll (`DEAD_LETTER_WAIT_SECONDS`): SQS asks all its servers and answers empty
+        only when no message is visible (after waiting that long). A short poll samples some
+        of them: its empty answer does not mean an empty queue, so it cannot end a scan."""
         with _translated("reading a DLQ"):
             messages = (
                 self._sqs()
                 .receive_message(
                     QueueUrl=self.dlq_url(priority),
                     VisibilityTimeout=visibility_seconds,
-                    WaitTimeSeconds=wait_seconds,
+                    WaitTimeSeconds=self._dead_letter_wait,
                     MaxNumberOfMessages=max(1, min(max_messages, SQS_BATCH_LIMIT)),
                     MessageAttributeNames=["All"],
                     AttributeNames=["SentTimestamp"],

@@ -39,10 +39,6 @@ PEEK_HIDE_SECONDS = 30
 # How long a redrive in progress holds the letters it read (it deletes or shows them again
 # when done), so that a concurrent one does not take the same letters.
 REDRIVE_HOLD_SECONDS = 60
-# Every receive long-polls: SQS then asks all its servers, answers at once when any letter
-# is visible, and answers empty (after this wait) only when none is. A short poll asks a
-# sample of them and can answer empty while letters wait: it cannot end a scan.
-SCAN_WAIT_SECONDS = 1
 
 
 def _receive_budget(limit: int) -> int:
@@ -138,20 +134,27 @@ def _read(
     seen: dict[str, DeadLetter] = {}
     with _shown_again_on_error(queue, priority, lambda: list(seen.values())):
         for _ in range(_receive_budget(limit)):
-            if len(seen) >= limit:
-                break
+            wanted = limit - len(seen)
+            # With `limit` read, one more receive tells a DLQ of exactly `limit` letters
+            # (empty: all read) from a larger one (a letter past the limit, shown again).
             messages = queue.receive_dead_letters(
                 priority,
                 visibility_seconds=visibility,
-                wait_seconds=SCAN_WAIT_SECONDS,
-                max_messages=limit - len(seen),
+                max_messages=max(wanted, 1),
             )
             if not messages:
                 return list(seen.values()), True
+            past_limit = []
             for message in messages:
                 # A letter met again (its hold lapsed, or someone showed it) has a new
                 # receipt handle; only the newest one can show or delete it.
-                seen[message.message_id] = _letter(message)
+                if wanted > 0 or message.message_id in seen:
+                    seen[message.message_id] = _letter(message)
+                else:
+                    past_limit.append(_letter(message))
+            if wanted <= 0:
+                _show(queue, priority, past_limit)
+                break
     return list(seen.values()), False
 
 

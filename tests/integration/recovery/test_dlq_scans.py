@@ -123,6 +123,24 @@ def test_a_peek_of_part_of_a_dlq_is_not_complete_and_lists_nothing_missing(
     assert counts(sqs, job_queue.dlq_url("normal")) == (LETTERS, 0)
 
 
+def test_a_peek_whose_limit_is_exactly_the_dlq_is_complete(
+    as_user, as_admin, db, services, sqs, job_queue, letters
+) -> None:
+    """It read `limit` letters and stopped, so it could not tell a DLQ of exactly that many
+    from a larger one and said not complete."""
+    without = failed_jobs(as_user, db, services, 1)
+    peek = as_admin.get(f"/v1/dlq/normal?limit={LETTERS}").body
+    assert sorted(item["job_id"] for item in peek["items"]) == sorted(letters)
+    assert (peek["complete"], peek["failed_without_message"]) == (True, without)
+    assert counts(sqs, job_queue.dlq_url("normal")) == (LETTERS, 0)
+
+    one_short = as_admin.get(f"/v1/dlq/normal?limit={LETTERS - 1}").body
+    assert len({item["job_id"] for item in one_short["items"]}) == LETTERS - 1
+    assert (one_short["complete"], one_short["failed_without_message"]) == (False, [])
+    # The letter past the limit it met was shown again with the others.
+    assert counts(sqs, job_queue.dlq_url("normal")) == (LETTERS, 0)
+
+
 def test_a_peek_that_cannot_see_letters_held_elsewhere_is_not_complete(
     as_admin, sqs, job_queue, letters
 ) -> None:

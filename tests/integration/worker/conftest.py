@@ -70,10 +70,10 @@ def worker_settings(queue_settings: Any, database_url: str) -> WorkerSettings:
 
 
 @pytest.fixture
-def platform_services(worker_settings: WorkerSettings, sqs: Any) -> PlatformServices:
-    import boto3
-
-    return PlatformServices(worker_settings, client_factory=boto3.client)
+def platform_services(
+    worker_settings: WorkerSettings, sqs: Any, aws_clients: Any
+) -> PlatformServices:
+    return PlatformServices(worker_settings, client_factory=aws_clients)
 
 
 @pytest.fixture

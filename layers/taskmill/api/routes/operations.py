@@ -70,7 +70,7 @@ def router(services: ApiServices) -> Router:
                 "each letter it reads (30 s at most) so that SQS hands out the others, and "
                 "shows them all again before it answers; a redrive running at that moment "
                 "may skip them for this round. `complete` is true only when the peek saw the "
-                "whole DLQ: fewer than `limit` letters, a long poll found no more, and SQS's "
+                "whole DLQ: at most `limit` letters, a long poll found no more, and SQS's "
                 "(approximate) count of the DLQ's messages is no more than it read; "
                 "`failed_without_message` (failed jobs without a letter) is filled only then."
             ),
