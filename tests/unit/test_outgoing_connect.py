@@ -33,7 +33,7 @@ def dropping(clock: Clock, tried: list[tuple[str, float]], spends: float) -> Any
 
 
 def test_each_address_gets_only_the_time_left() -> None:
-    clock, tried = Clock(), []
+    clock, tried = Clock(), list[tuple[str, float]]()
     with pytest.raises(TimeoutError):
         open_socket(ADDRESSES, 443, clock.now + 10, connect=dropping(clock, tried, 4), clock=clock)
     assert tried == [("192.0.2.1", 10), ("192.0.2.2", 6), ("192.0.2.3", 2)]
@@ -41,14 +41,14 @@ def test_each_address_gets_only_the_time_left() -> None:
 
 
 def test_an_address_that_takes_the_whole_deadline_leaves_none_for_the_others() -> None:
-    clock, tried = Clock(), []
+    clock, tried = Clock(), list[tuple[str, float]]()
     with pytest.raises(TimeoutError, match="deadline passed while connecting"):
         open_socket(ADDRESSES, 80, clock.now + 10, connect=dropping(clock, tried, 60), clock=clock)
     assert tried == [("192.0.2.1", 10)]
 
 
 def test_a_refused_address_passes_to_the_next_one() -> None:
-    clock, tried = Clock(), []
+    clock, tried = Clock(), list[tuple[str, float]]()
     connected = socket.socket()
 
     def connect(address: tuple[str, int], *, timeout: float) -> socket.socket:
