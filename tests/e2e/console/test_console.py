@@ -814,6 +814,12 @@ def test_the_limits_page_pages_through_every_limit(console: Console, stack: Runn
             operator.call("DELETE", f"/v1/limits/{key}")
 
 
+# The console's timers (console/js/pages): tests that wait for one jump the page's clock
+# (installed before the page loads) instead of waiting it out.
+QUEUES_REFRESH_MS = 5_000  # queues.js
+JOB_REFRESH_MS = 2_000  # job.js
+
+
 def unavailable_once(console: Console, pattern: str | re.Pattern[str], times: int = 1) -> list[str]:
     """The next `times` requests matching `pattern` answer 503 in the API's envelope, as a
     gateway or a database failover does for a moment; later ones reach the API. Returns the
@@ -843,6 +849,7 @@ def test_a_failed_redrive_progress_check_is_retried_until_the_redrive_is_shown_f
     operator = admin(stack)
     job = dead_letter(stack, operator, "low")
     page = console.page
+    page.clock.install()
     console.open()
     console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
     console.nav("Dead letters")
@@ -854,6 +861,9 @@ def test_a_failed_redrive_progress_check_is_retried_until_the_redrive_is_shown_f
     outcome.get_by_text(
         re.compile(r"The last progress check failed \(Try again shortly\.\); checking again in")
     ).wait_for()
+    page.clock.fast_forward(2_000)  # the second check, refused: then 4 s
+    outcome.get_by_text(re.compile(r"checking again in 4 s")).wait_for()
+    page.clock.fast_forward(4_000)
     outcome.get_by_text(re.compile(r"^Redrive finished: \d+ redriven\.$")).wait_for(timeout=60_000)
     assert len(refused) == 2
     assert page.get_by_role("alert").filter(has_text="Try again shortly").count() == 0
@@ -867,6 +877,7 @@ def test_a_pause_error_stays_through_refreshes_until_dismissed(
     error of a pause that had failed, before it could be read."""
     operator = admin(stack)
     page = console.page
+    page.clock.install()
     console.open()
     console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
     console.nav("Queues")
@@ -878,6 +889,7 @@ def test_a_pause_error_stays_through_refreshes_until_dismissed(
     try:
         # Something changes (another admin pauses high): a refresh draws it, error or not.
         assert operator.call("POST", "/v1/queues/high/pause")[0] == 200
+        page.clock.fast_forward(QUEUES_REFRESH_MS)
         page.get_by_role("button", name="Resume high").wait_for()
     finally:
         assert operator.call("POST", "/v1/queues/high/resume")[0] == 200
@@ -897,13 +909,16 @@ def test_a_queues_refresh_error_goes_when_a_refresh_answers_again(
     """A refresh that failed left its error up for good while the figures stayed the same:
     an unchanged answer returned before the error was cleared."""
     page = console.page
+    page.clock.install()
     console.open()
     console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
     console.nav("Queues")
     page.get_by_role("img", name="Jobs finished per minute, last hour").wait_for()
     unavailable_once(console, "**/v1/queues")
     refused = page.get_by_role("alert").filter(has_text="Try again shortly.")
+    page.clock.fast_forward(QUEUES_REFRESH_MS)  # the next refresh, refused
     refused.wait_for()
+    page.clock.fast_forward(QUEUES_REFRESH_MS)  # the one after, answered
     refused.wait_for(state="hidden")
 
 
@@ -996,13 +1011,16 @@ def test_a_jobs_page_drops_its_error_once_the_api_answers_again(
     )
     assert status == 201, job
     page = console.page
+    page.clock.install()
     console.open(f"/jobs/{job['id']}")
     console.sign_in(email, PASSWORD)
     page.get_by_role("heading", level=1, name="Job blip").wait_for()
     console.expected_errors.append("status of 503")
     unreachable = page.get_by_role("alert").filter(has_text="the database is unreachable")
     with database_down(stack):
+        page.clock.fast_forward(JOB_REFRESH_MS)
         unreachable.wait_for()
+    page.clock.fast_forward(JOB_REFRESH_MS)
     unreachable.wait_for(state="hidden")
     page.locator("dl.facts").get_by_text("scheduled", exact=True).wait_for()
 
@@ -1094,8 +1112,12 @@ def test_the_new_job_page_reads_the_job_types_again_until_they_come(
 ) -> None:
     """The job types failed to load: the page said so once, never asked again, and offered
     an empty Type list for good."""
-    said, refused = open_new_job_with_types_refused(console, stack, times=2)
     page = console.page
+    page.clock.install()
+    said, refused = open_new_job_with_types_refused(console, stack, times=2)
+    page.clock.fast_forward(2_000)  # the first retry (refused), then one twice as late
+    page.get_by_text(re.compile(r"trying again in 4 s\.")).wait_for()
+    page.clock.fast_forward(4_000)
     page.get_by_label("Type").locator("option[value=sleep]").wait_for(state="attached")
     said.wait_for(state="hidden")
     assert len(refused) == 2
