@@ -818,6 +818,7 @@ def test_the_limits_page_pages_through_every_limit(console: Console, stack: Runn
 # (installed before the page loads) instead of waiting it out.
 QUEUES_REFRESH_MS = 5_000  # queues.js
 JOB_REFRESH_MS = 2_000  # job.js
+JOBS_REFRESH_MS = 3_000  # jobs.js
 
 
 def unavailable_once(console: Console, pattern: str | re.Pattern[str], times: int = 1) -> list[str]:
@@ -929,12 +930,14 @@ def test_the_jobs_page_says_why_its_type_filter_is_empty_until_the_types_arrive(
     the Type filter stayed at "Any" for good, with nothing to say why."""
     email, user = new_user(stack)
     page = console.page
+    page.clock.install()
     refused = unavailable_once(console, "**/v1/job-types")
     console.open()
     console.sign_in(email, PASSWORD)
     page.get_by_role("heading", level=1, name="Jobs").wait_for()
     said = page.get_by_role("alert").filter(has_text="The job types could not be read")
     said.wait_for()
+    page.clock.fast_forward(JOBS_REFRESH_MS)
     noop = page.get_by_label("Type").locator("option[value=noop]")
     noop.wait_for(state="attached")
     said.wait_for(state="hidden")
