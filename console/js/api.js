@@ -30,12 +30,39 @@ export async function loadConfig() {
   return config;
 }
 
+const SESSION_ENDED =
+  "Your session has ended (it expired, was signed out elsewhere, or the account was disabled). Sign in again.";
+
+// A stored session this console wrote: tokens, their expiry and who signed in.
+function wellFormed(value) {
+  return Boolean(
+    value &&
+      typeof value === "object" &&
+      typeof value.access === "string" &&
+      typeof value.refresh === "string" &&
+      typeof value.expiresAt === "number" &&
+      value.user &&
+      typeof value.user === "object" &&
+      typeof value.user.email === "string" &&
+      typeof value.user.role === "string",
+  );
+}
+
 export function session() {
+  const text = sessionStorage.getItem(SESSION_KEY);
+  if (text === null) return null;
+  let value = null;
   try {
-    return JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+    value = JSON.parse(text);
   } catch {
-    return null;
+    value = null;
   }
+  if (wellFormed(value)) return value;
+  // Something else wrote it (an extension, a hand edit, an older console): it cannot be
+  // used, and left there every page would stop on it. The sign-in form says what happened.
+  sessionStorage.removeItem(SESSION_KEY);
+  endedNotice = "Your session could not be read. Sign in again.";
+  return null;
 }
 
 function store(value) {
@@ -114,8 +141,7 @@ function refresh(current) {
       })
       .catch((error) => {
         if (error.status === 400 || error.status === 401) {
-          endedNotice =
-            "Your session has ended (it expired, was signed out elsewhere, or the account was disabled). Sign in again.";
+          endedNotice = SESSION_ENDED;
           store(null);
         }
         throw error;
@@ -149,7 +175,13 @@ export async function signOut() {
 
 export async function api(method, path, body) {
   let current = session();
-  if (!current) throw new ApiError(401, "signed_out", "Sign in first.");
+  if (!current) {
+    // Gone while a page was open (signed out in another way, or unreadable): the page goes
+    // to the sign-in form instead of failing every request with a header still signed in.
+    if (!endedNotice) endedNotice = SESSION_ENDED;
+    store(null);
+    throw new ApiError(401, "signed_out", "Sign in first.");
+  }
   if (Date.now() >= current.expiresAt) current = await refresh(current);
   try {
     return await send(method, path, body, current.access);

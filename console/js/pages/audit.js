@@ -5,7 +5,7 @@ export function auditPage() {
   const alert = alertBox();
   const list = h("div", { "aria-busy": "true" });
   const pager = h("div", { class: "pager" });
-  const action = field("Action", h("input", { type: "text", autocomplete: "off", placeholder: "e.g. user.login_failed" }));
+  const action = field("Action", h("input", { type: "text", autocomplete: "off", placeholder: "e.g. auth.login_failed" }));
   let cursors = [null];
   // The filter that produced the page shown: paging keeps it, whatever is typed meanwhile.
   let applied = "";

@@ -96,7 +96,12 @@ export function jobPage(cleanups, jobId) {
     } catch (error) {
       alert.show(error.status === 404 ? "This job does not exist, or it is not yours." : errorText(error));
       readFailed = true;
-      if (error.status === 404) stopped = true;
+      if (error.status === 404) {
+        // Nothing more will come: no "Loading…" under the answer, and a way on.
+        stopped = true;
+        body.removeAttribute("aria-busy");
+        replace(body, h("p", {}, h("a", { href: "#/jobs" }, "Back to your jobs")));
+      }
     }
   }
 

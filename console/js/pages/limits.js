@@ -43,6 +43,8 @@ export function limitsPage() {
   }
 
   async function remove(limit) {
+    // As deleting a user does: one click must not drop the throttling a key relies on.
+    if (!window.confirm(`Delete the limit on ${limit.key}? Its jobs run without it.`)) return;
     alert.show("");
     try {
       await api("DELETE", `/v1/limits/${limit.key}`);
@@ -131,7 +133,8 @@ export function limitsPage() {
               if (target) target.setError(d.msg);
             }
           }
-          formAlert.show(errorText(error));
+          const marked = error.status === 400 && Array.isArray(error.details) && error.details.length;
+          formAlert.show(marked ? "The limit was not saved: fix the fields marked below." : errorText(error));
         }
       },
     },

@@ -9,6 +9,7 @@ export function usersPage() {
   const list = h("div", { "aria-busy": "true" });
   const pager = h("div", { class: "pager" });
   let cursors = [null];
+  let users = [];
   const me = session().user;
 
   async function change(user, what, body) {
@@ -18,10 +19,15 @@ export function usersPage() {
       else if (what === "delete") await api("DELETE", `/v1/users/${user.id}`);
       else await api("PATCH", `/v1/users/${user.id}`, body);
       announce(`${user.email} updated.`);
-      await load();
     } catch (error) {
-      alert.show(errorText(error));
+      alert.show(`${user.email} was not changed: ${errorText(error)}`);
+      // The list must not show what was asked for as if it were done (a role select left on
+      // the new role): drawn again as last read, then read again if the API answered (an
+      // account deleted meanwhile goes); unreachable, a second error would say the same.
+      draw();
+      if (error.status === 0) return;
     }
+    await load();
   }
 
   function roleCell(user) {
@@ -53,6 +59,23 @@ export function usersPage() {
     );
   }
 
+  function draw() {
+    replace(
+      list,
+      table(
+        "Users",
+        [
+          { label: "Email", cell: (u) => u.email },
+          { label: "Role", cell: roleCell },
+          { label: "State", cell: (u) => (u.disabled ? "disabled" : "active") },
+          { label: "Created", cell: (u) => timeEl(u.created_at) },
+          { label: "Actions", cell: actions },
+        ],
+        users,
+      ),
+    );
+  }
+
   // A load's error goes once a load succeeds (Refresh, paging, after a change); a change's
   // error stays until the next change, so the reload that follows a failed change keeps it.
   async function load() {
@@ -60,20 +83,8 @@ export function usersPage() {
     try {
       const page = await api("GET", `/v1/users${query({ limit: 50, cursor: cursors[cursors.length - 1] })}`);
       loadAlert.show("");
-      replace(
-        list,
-        table(
-          "Users",
-          [
-            { label: "Email", cell: (u) => u.email },
-            { label: "Role", cell: roleCell },
-            { label: "State", cell: (u) => (u.disabled ? "disabled" : "active") },
-            { label: "Created", cell: (u) => timeEl(u.created_at) },
-            { label: "Actions", cell: actions },
-          ],
-          page.items,
-        ),
-      );
+      users = page.items;
+      draw();
       replace(
         pager,
         h("button", { type: "button", class: "secondary", disabled: cursors.length < 2, onclick: () => { cursors.pop(); load(); } }, "Previous page"),

@@ -175,6 +175,83 @@ def test_an_expired_access_token_is_refreshed_with_the_refresh_token(
     assert page.get_by_role("alert").filter(has_text=re.compile(".+")).count() == 0
 
 
+def test_an_unreadable_stored_session_falls_back_to_the_sign_in_form(
+    console: Console, stack: RunningStack
+) -> None:
+    """Anything else in the session's storage (a hand edit, an extension) stopped every page
+    on "Loading the console…" without a Sign out button, and reloading did not help."""
+    page = console.page
+    console.open("/jobs")
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    for stored in ('{"access": "x", "refresh": "y"}', '"hello"', "{not json", "null"):
+        page.get_by_role("heading", level=1, name="Jobs").wait_for()
+        page.evaluate("value => sessionStorage.setItem('taskmill.session', value)", stored)
+        page.reload()
+        page.get_by_role("button", name="Sign in").wait_for()
+        page.get_by_role("alert").filter(has_text="Your session could not be read").wait_for()
+        assert raw_session(console) is None, stored
+        console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+def test_a_session_gone_while_a_page_is_open_goes_to_the_sign_in_form(
+    console: Console, stack: RunningStack
+) -> None:
+    """Its stored session removed (another way of signing out), a page kept the header of a
+    signed-in user and answered every action with "Sign in first." and no form."""
+    page = console.page
+    console.open("/jobs")
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    page.evaluate("sessionStorage.removeItem('taskmill.session')")
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    page.get_by_role("alert").filter(has_text="Your session has ended").wait_for()
+    assert page.get_by_role("button", name="Sign out").count() == 0
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+
+
+def test_a_job_that_does_not_exist_says_so_and_stops_loading(
+    console: Console, stack: RunningStack
+) -> None:
+    """The answer came with "Loading…" under it for good (and the page marked busy)."""
+    page = console.page
+    console.expected_errors.append("status of 404")
+    console.open(f"/jobs/{uuid.uuid4()}")
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_role("alert").filter(
+        has_text="This job does not exist, or it is not yours."
+    ).wait_for()
+    page.get_by_role("link", name="Back to your jobs").click()
+    page.get_by_role("heading", level=1, name="Jobs").wait_for()
+
+
+def test_a_role_change_that_fails_leaves_the_role_shown_as_it_is(
+    console: Console, stack: RunningStack
+) -> None:
+    """The select stayed on the role asked for, under an alert ("user not found") that did
+    not say whose change failed: as if the change had been made."""
+    operator = admin(stack)
+    email = f"role-{uuid.uuid4().hex[:8]}@example.com"
+    status, _ = operator.call("POST", "/v1/users", {"email": email, "password": PASSWORD})
+    assert status == 201
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Users")
+    console.expected_errors.append("status of 404")
+    gone = {"error": {"code": "not_found", "message": "user not found", "details": None}}
+    page.route(
+        "**/v1/users/*/role",
+        lambda route: route.fulfill(
+            status=404, content_type="application/json", body=json.dumps(gone)
+        ),
+    )
+    page.get_by_label(f"Role of {email}").select_option("admin")
+    page.get_by_role("alert").filter(has_text=f"{email} was not changed: user not found").wait_for()
+    wait_until(lambda: page.get_by_label(f"Role of {email}").input_value() == "user")
+
+
 def test_a_session_ended_elsewhere_says_so_on_the_sign_in_page(
     console: Console, stack: RunningStack
 ) -> None:
@@ -415,9 +492,38 @@ def test_set_edit_and_delete_a_limit(console: Console, stack: RunningStack) -> N
     stored = operator.call("GET", f"/v1/limits/{key}")[1]
     assert stored["concurrency"] == 5
     assert stored["rate"] is None
+    # Deleting asks first, as deleting a user does: declined, the limit stays.
+    asked: list[str] = []
+
+    def decline(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", decline)
+    page.get_by_role("button", name=f"Delete {key}").click()
+    wait_until(lambda: asked)
+    assert asked == [f"Delete the limit on {key}? Its jobs run without it."]
+    assert operator.call("GET", f"/v1/limits/{key}")[0] == 200
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Delete {key}").click()
     row.wait_for(state="detached")
     assert operator.call("GET", f"/v1/limits/{key}")[0] == 404
+
+
+def test_a_limit_refused_by_the_api_says_which_fields_to_fix(
+    console: Console, stack: RunningStack
+) -> None:
+    """The form's own alert was the API's generic "the request is not valid"."""
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Limits")
+    console.expected_errors.append("status of 400")
+    page.get_by_label("Key").fill(f"customer:{uuid.uuid4().hex[:8]}")
+    page.get_by_label("Concurrency").fill("-3")
+    page.get_by_role("button", name="Save limit").click()
+    said = "The limit was not saved: fix the fields marked below."
+    page.get_by_role("alert").filter(has_text=said).wait_for()
 
 
 def links(console: Console, table: str) -> list[str]:
