@@ -81,7 +81,12 @@ class DeadLetter:
             "last_error": error[:PEEK_ERROR_CHARS] if error else error,
             "last_error_truncated": error is not None and len(error) > PEEK_ERROR_CHARS,
             "failure_reason": self.failure_reason,
-            "dead_lettered_at": self.dead_lettered_at,
+            # When the job failed: its letter's own send time is later for a letter sent
+            # again (the local stack re-sends every failed job's letter when it starts) and
+            # earlier for one SQS moved itself (it keeps the first send's time).
+            "dead_lettered_at": job.finished_at
+            if job and job.status is JobStatus.FAILED and job.finished_at
+            else self.dead_lettered_at,
             "problem": self.problem,
         }
 

@@ -361,6 +361,21 @@ def test_a_schedule_disabled_by_the_sweep_then_repaired_by_hand_fires_without_it
 # ---- DLQ ------------------------------------------------------------------------------
 
 
+def test_a_letter_sent_again_says_when_its_job_failed(
+    as_user, as_admin, deliver, job_queue, db
+) -> None:
+    """It said when the letter was sent: after a restart of the local stack (which sends
+    every failed job's letter again) every letter showed the restart's time."""
+    job_id = fail_to_dlq(as_user, deliver, "flaky")
+    db.execute(
+        "UPDATE jobs SET finished_at = finished_at - interval '1 hour' WHERE id = %s", (job_id,)
+    )
+    failed_at = as_user.get(f"/v1/jobs/{job_id}").body["finished_at"]
+    job_queue.dead_letter_many(JobStore(db).get_many([UUID(job_id)]), "attempts_exhausted")
+    items = as_admin.get("/v1/dlq/normal").body["items"]
+    assert [i["dead_lettered_at"] for i in items] == [failed_at, failed_at]
+
+
 def test_failed_job_is_redriven_through_the_api_and_runs_again(
     as_user, as_admin, deliver, sqs, job_queue, db
 ) -> None:
@@ -375,6 +390,7 @@ def test_failed_job_is_redriven_through_the_api_and_runs_again(
     assert item["problem"] is None
     assert peek.body["complete"] is True
     assert peek.body["failed_without_message"] == []
+    assert item["dead_lettered_at"] == as_user.get(f"/v1/jobs/{job_id}").body["finished_at"]
     redrive = as_admin.post("/v1/dlq/normal/redrive", {})
     assert redrive.status == 200, redrive.body
     assert redrive.body["redriven"] == [job_id]
