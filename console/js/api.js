@@ -100,7 +100,7 @@ async function send(method, path, body, token) {
       cache: "no-store",
     });
   } catch {
-    throw new ApiError(0, "network", "The API cannot be reached. Check your connection.");
+    throw new ApiError(0, "network", "The API cannot be reached: check your connection, or whether the API is running.");
   }
   const text = await response.text();
   let data = null;

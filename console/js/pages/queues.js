@@ -29,7 +29,8 @@ export function queuesPage(cleanups) {
       const again = `${paused ? "Pause" : "Resume"} ${name}`;
       [...root.querySelectorAll("button[aria-label]")].find((b) => b.getAttribute("aria-label") === again)?.focus();
     } catch (error) {
-      actionAlert.show(errorText(error));
+      // Named: a refresh failing at the same moment shows the same cause in its own alert.
+      actionAlert.show(`${paused ? "Resuming" : "Pausing"} ${name} failed: ${errorText(error)}`);
     }
   }
 

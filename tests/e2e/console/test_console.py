@@ -993,6 +993,7 @@ def test_a_pause_error_stays_through_refreshes_until_dismissed(
     refused = page.get_by_role("alert").filter(has_text="Try again shortly.")
     page.get_by_role("button", name="Pause low").click()
     refused.wait_for()
+    assert refused.inner_text().startswith("Pausing low failed: Try again shortly.")
     try:
         # Something changes (another admin pauses high): a refresh draws it, error or not.
         assert operator.call("POST", "/v1/queues/high/pause")[0] == 200
