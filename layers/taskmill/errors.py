@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -112,3 +113,9 @@ class QueueUnavailable(DependencyUnavailable):
 
 class SettingsError(RuntimeError):
     """The function's configuration is incomplete; raised at cold start, never per request."""
+
+
+def field_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message as a client should read it: a validator's own sentence
+    without the "Value error, " pydantic puts before it."""
+    return str(error.get("msg", "")).removeprefix("Value error, ")

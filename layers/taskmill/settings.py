@@ -12,7 +12,7 @@ from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from taskmill.errors import SettingsError
+from taskmill.errors import SettingsError, field_message
 from taskmill.topology import Priority
 
 _PREFIX = "TASKMILL_"
@@ -129,7 +129,7 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
                 name = _variable_name(cls, location[0])
                 problems.append(f"{name}: {error['msg'].lower()}")
             else:
-                problems.append(error["msg"].removeprefix("Value error, "))
+                problems.append(field_message(error))
         raise SettingsError(f"{cls.__name__} is invalid: " + "; ".join(problems)) from None
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from taskmill.errors import TaskmillError
+from taskmill.errors import TaskmillError, field_message
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -57,7 +57,7 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "loc": [str(part) for part in error.get("loc", ())],
-            "msg": error.get("msg"),
+            "msg": field_message(error),
             "type": error.get("type"),
         }
         for error in errors[:50]

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from taskmill.errors import InvalidInput
+from taskmill.errors import InvalidInput, field_message
 from taskmill.flow.keys import check_template
 from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.topology import MAX_ATTEMPTS_LIMIT, Priority
@@ -130,7 +130,7 @@ class JobType:
 
 def _details(error: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        {"loc": list(e["loc"]), "msg": field_message(e), "type": e["type"]}
         for e in error.errors(include_url=False, include_input=False)
     ]
 
