@@ -66,7 +66,7 @@ def test_invalid_jobs_are_refused_with_the_envelope(as_user) -> None:
     bad_hook = as_user.post("/v1/jobs", {"type": "noop", "webhook_url": "file:///etc/passwd"})
     assert bad_hook.status == 400
     [hook_error] = bad_hook.body["error"]["details"]
-    assert hook_error["loc"] == ["webhook_url"]
+    assert hook_error["loc"] == ["body", "webhook_url"]
     assert not hook_error["msg"].startswith("Value error"), hook_error
     for response in (unknown_type, bad_payload, unknown_field, bad_json):
         assert "Traceback" not in json.dumps(response.body)
