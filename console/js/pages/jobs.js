@@ -87,7 +87,11 @@ export function jobsPage(cleanups) {
           { label: "Created", cell: (j) => timeEl(j.created_at) },
         ],
         page.items,
-        { empty: "No jobs match these filters." },
+        {
+          empty: Object.values(filters).some((v) => v !== undefined && v !== null && v !== "")
+            ? "No jobs match these filters."
+            : "No jobs yet: create one with New job.",
+        },
       ),
     );
     replace(

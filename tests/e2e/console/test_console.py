@@ -96,6 +96,8 @@ def test_sign_in_create_a_job_from_the_form_and_watch_it_succeed(
     console.shoot("sign-in")
     console.sign_in(email, PASSWORD)
     page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    # No filter applied: not "No jobs match these filters."
+    page.get_by_text("No jobs yet: create one with New job.").wait_for()
     page.get_by_role("button", name="New job").click()
     page.get_by_role("heading", level=1, name="New job").wait_for()
     page.get_by_label("Type").select_option("sleep")
