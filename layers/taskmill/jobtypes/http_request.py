@@ -35,7 +35,8 @@ from taskmill.jobtypes.destinations import (
 
 class HttpRequestPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2048)
+    # A URI in the schema: a form (the console's) offers one line for it, not a text area.
+    url: str = Field(max_length=2048, title="URL", json_schema_extra={"format": "uri"})
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = Field(default=None, max_length=256 * 1024)

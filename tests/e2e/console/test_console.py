@@ -438,6 +438,8 @@ def test_every_page_fits_the_screen(console: Console, stack: RunningStack, width
     console.shoot("job")
     console.open("/jobs/new")
     page.get_by_label("Type").select_option("http.request")
+    # One line for the URL (a URI in the type's schema), not a three-row text area.
+    assert page.get_by_label("URL").evaluate("el => `${el.tagName}:${el.type}`") == "INPUT:url"
     console.no_horizontal_scroll()
     console.shoot("new-job")
     for name in ADMIN_PAGES:
