@@ -10,6 +10,10 @@ let refreshing = null;
 // Why the session ended, when it was not the user's own sign-out: the sign-in form says it.
 let endedNotice = "";
 const listeners = new Set();
+// Whether the listeners were last told there is no session (a sign-out, an ended session):
+// a request that finds none after that (one in flight during a sign-out, the other reads of
+// the same refresh) must neither route again nor say the session ended.
+let toldSignedOut = false;
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -61,13 +65,14 @@ export function session() {
   // Something else wrote it (an extension, a hand edit, an older console): it cannot be
   // used, and left there every page would stop on it. The sign-in form says what happened.
   sessionStorage.removeItem(SESSION_KEY);
-  endedNotice = "Your session could not be read. Sign in again.";
+  if (!endedNotice) endedNotice = "Your session could not be read. Sign in again.";
   return null;
 }
 
 function store(value) {
   if (value) sessionStorage.setItem(SESSION_KEY, JSON.stringify(value));
   else sessionStorage.removeItem(SESSION_KEY);
+  toldSignedOut = !value;
   for (const listener of listeners) listener(value);
 }
 
@@ -176,10 +181,12 @@ export async function signOut() {
 export async function api(method, path, body) {
   let current = session();
   if (!current) {
-    // Gone while a page was open (signed out in another way, or unreadable): the page goes
-    // to the sign-in form instead of failing every request with a header still signed in.
-    if (!endedNotice) endedNotice = SESSION_ENDED;
-    store(null);
+    // Gone while a page was open (removed in another way, or unreadable): the page goes to
+    // the sign-in form, once, instead of failing every request under a signed-in header.
+    if (!toldSignedOut) {
+      if (!endedNotice) endedNotice = SESSION_ENDED;
+      store(null);
+    }
     throw new ApiError(401, "signed_out", "Sign in first.");
   }
   if (Date.now() >= current.expiresAt) current = await refresh(current);

@@ -150,6 +150,7 @@ export function deadLettersPage(cleanups) {
       text.textContent = `Redriving: ${task.redriven} redriven so far (${task.status}).`;
       if (task.finished_at || gone) break;
       await new Promise((resolve) => setTimeout(resolve, wait));
+      if (gone) return; // the page was left (or the user signed out) during the wait
       try {
         task = await api("GET", `/v1/dlq/redrives/${task.id}`);
         wait = POLL_MS;

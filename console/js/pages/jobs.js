@@ -88,9 +88,10 @@ export function jobsPage(cleanups) {
         ],
         page.items,
         {
-          empty: Object.values(filters).some((v) => v !== undefined && v !== null && v !== "")
-            ? "No jobs match these filters."
-            : "No jobs yet: create one with New job.",
+          empty:
+            cursors.length > 1 || Object.values(filters).some((v) => v !== undefined && v !== null && v !== "")
+              ? "No jobs match these filters."
+              : "No jobs yet: create one with New job.",
         },
       ),
     );
