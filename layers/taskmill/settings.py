@@ -127,7 +127,7 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
             location = [str(part) for part in error["loc"]]
             if location:
                 name = _variable_name(cls, location[0])
-                problems.append(f"{name}: {error['msg'].lower()}")
+                problems.append(f"{name}: {field_message(error).lower()}")
             else:
                 problems.append(field_message(error))
         raise SettingsError(f"{cls.__name__} is invalid: " + "; ".join(problems)) from None

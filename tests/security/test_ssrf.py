@@ -335,3 +335,36 @@ def test_headers_that_cannot_be_sent_fail_the_job_permanently(headers: dict[str,
     payload = HttpRequestPayload(url="http://127.0.0.1:9/", headers=headers)
     with pytest.raises(PermanentJobFailure, match="cannot be sent"):
         http_request(job_context(allow_private=True), payload)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_server_that_never_speaks_is_cut_off_at_the_deadline_and_said_so(scheme: str) -> None:
+    """A connect or TLS handshake given the time left can time out a moment before the
+    deadline's timer fires: the attempt then failed with ssl's "The handshake operation timed
+    out" (one run in five) instead of "did not answer within N s"."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])  # and never a byte back
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/"
+    try:
+        for _ in range(5):
+            with pytest.raises(JobFailure) as failed:
+                http_request(
+                    job_context(allow_private=True),
+                    HttpRequestPayload(url=url, timeout_seconds=0.3),
+                )
+            assert str(failed.value) == f"GET {url} did not answer within 0.3 s"
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()

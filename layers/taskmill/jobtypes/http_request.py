@@ -140,6 +140,11 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self._timer.daemon = True
         self._timer.start()
 
+    def out_of_time(self) -> bool:
+        """Whether the deadline has passed: the timer fired, or a connect or handshake given
+        the time left ran out of it just before the timer could."""
+        return self.expired.is_set() or time.monotonic() >= self._deadline
+
     def _cut(self) -> None:
         self.expired.set()
         live = self._live
@@ -239,7 +244,7 @@ def send(
     except ssl.SSLCertVerificationError as exc:
         raise JobFailure(f"{method} {url} failed: {exc.verify_message}") from exc
     except (http.client.HTTPException, OSError) as exc:
-        if connection.expired.is_set():
+        if connection.out_of_time():
             raise JobFailure(f"{method} {url} did not answer within {timeout:g} s") from exc
         raise JobFailure(f"{method} {url} failed: {exc}") from exc
     except ValueError as exc:

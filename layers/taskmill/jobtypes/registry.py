@@ -119,7 +119,7 @@ class JobType:
             return self.payload_model.model_validate(payload)
         except ValidationError as exc:
             fields = "; ".join(
-                f"{'.'.join(str(part) for part in e['loc']) or '(payload)'}: {e['msg']}"
+                f"{'.'.join(str(part) for part in e['loc']) or '(payload)'}: {field_message(e)}"
                 for e in exc.errors(include_url=False, include_input=False)[:10]
             )
             raise PermanentJobFailure(

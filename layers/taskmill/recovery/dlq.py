@@ -233,7 +233,7 @@ class RedriveResult:
     skipped: list[str] = field(default_factory=list)
     purged: list[str] = field(default_factory=list)
     dry_run: bool = False
-    # The scan read every message the DLQ showed (fewer than PEEK_SCAN_LIMIT).
+    # The scan read every message the DLQ showed (at most PEEK_SCAN_LIMIT).
     complete: bool = False
     # Message id -> receipt handle of the messages kept hidden (`pass_over_seconds`).
     passed_over: dict[str, str] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 from pydantic import ConfigDict, Field, StringConstraints, ValidationError
 
-from taskmill.errors import InvalidInput
+from taskmill.errors import InvalidInput, field_message
 from taskmill.jobs.model import Job, NewJob
 from taskmill.jobs.options import JobOptions
 from taskmill.jobs.retry import PermanentJobFailure
@@ -79,7 +79,7 @@ class Children:
             )
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in e['loc']) or 'options'}: {e['msg']}"
+                f"{'.'.join(str(part) for part in e['loc']) or 'options'}: {field_message(e)}"
                 for e in exc.errors(include_url=False, include_input=False)
             )
             raise ChildJobRefused(f"child job refused: {problems}") from None

@@ -68,6 +68,14 @@ def parents(registry: JobTypeRegistry, calls: Calls) -> JobTypeRegistry:
             return f"seen at once: {exc}"
         return "not refused"
 
+    @registry.register("submits.bad.option")
+    def bad_option(context: Any, payload: Any) -> str:
+        try:
+            context.submit("noop", run_at="0001-01-01T00:00:00+14:00")
+        except ChildJobRefused as exc:
+            return str(exc)
+        return "not refused"
+
     @registry.register("submits.unknown.uncaught")
     def uncaught(context: Any, payload: Any) -> str:
         context.submit("sleep", {"seconds": "many"})
@@ -266,6 +274,18 @@ def test_an_invalid_child_is_refused_at_submit(parents, enqueue, deliver, store:
     assert failed.last_error.startswith(
         "child job refused: payload is not valid for job type 'sleep'"
     )
+
+
+def test_a_refused_child_option_reads_as_the_validators_sentence(
+    parents, enqueue, deliver, store: JobStore
+) -> None:
+    """It carried pydantic's "Value error, " before the sentence."""
+    seen = enqueue("submits.bad.option")
+    assert failures(deliver()) == []
+    result = store.get(seen.id).result
+    assert isinstance(result, str)
+    assert result.startswith("child job refused: run_at: "), result
+    assert "Value error" not in result
 
 
 def test_dependency_results_are_keyed_by_job_id(
