@@ -7,8 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import psycopg
 from taskmill.db import Database
-from taskmill.errors import DependencyFailed, IdempotencyMismatch
+from taskmill.errors import DependencyFailed, IdempotencyMismatch, InvalidInput
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobFilter, JobStore
@@ -220,3 +221,47 @@ def test_two_keyed_batches_with_one_key_create_one_batch(db: Database, database_
         [winner] = [r for r in results if r is not None]
         rows = db.execute("SELECT id FROM jobs WHERE idempotency_key LIKE %s", (f"{key}#%",))
         assert {row["id"] for row in rows} == {r.job.id for r in winner}, round_no
+
+
+def test_a_keyed_repeat_racing_the_deletion_of_its_job_is_never_inserted_unchecked(
+    db: Database, database_url: str
+) -> None:
+    """A repeat whose key is taken skips the dependency checks' errors (its answer is the
+    original job). Its job deleted by another transaction between the repeat's snapshot and
+    its ON CONFLICT, the row went in without any dependency check: here depending on another
+    owner's job, whose result its body would then read."""
+    store = JobStore(db)
+    owner, other = make_user(db), make_user(db)
+    victim = create_job(store, other)
+    original = create_job(store, owner, idempotency_key="k")
+    deleter = psycopg.connect(database_url)
+    try:
+        deleter.execute("DELETE FROM jobs WHERE id = %s", (original.id,))  # not committed yet
+        outcome: list[Any] = []
+
+        def repeat() -> None:
+            try:
+                outcome.append(
+                    JobStore(Database(database_url)).create(
+                        owner, new_job(idempotency_key="k", depends_on=[victim.id]), actor="t"
+                    )
+                )
+            except InvalidInput as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=repeat)
+        thread.start()
+        # Before the fix the repeat's INSERT waited here on the deletion (a conflicting row
+        # being deleted), then went in once it committed; now it is never tried.
+        thread.join(timeout=1)
+        deleter.commit()
+        thread.join(timeout=30)
+    finally:
+        deleter.close()
+    [result] = outcome
+    # The original job as its snapshot saw it, or "try again": never a new job.
+    if not isinstance(result, InvalidInput):
+        assert (result.job.id, result.created) == (original.id, False)
+    dependents = db.execute("SELECT id FROM jobs WHERE %s = ANY (depends_on)", (victim.id,))
+    assert dependents == []
+    assert store.get(victim.id).has_dependents is False

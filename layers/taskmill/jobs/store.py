@@ -85,7 +85,9 @@ _WITH_EVENTS = _EVENTS + "SELECT * FROM changed\n"
 
 # Whether a row being created (`p`) repeats a request that was taken: its idempotency key is
 # already used. Its answer is the original job (or a mismatch), whatever happened since to
-# the dependencies it names (failed, cancelled, deleted), so they are not checked again.
+# the dependencies it names (failed, cancelled, deleted): their checks raise no error for
+# it. They still keep it from being inserted: the key's job can be deleted between this
+# statement's snapshot and its ON CONFLICT, and the row must not go in unchecked then.
 _KEY_TAKEN = """(p.idempotency_key IS NOT NULL
               AND EXISTS (SELECT 1 FROM jobs k WHERE k.owner_id = %(owner)s
                                                  AND k.idempotency_key = p.idempotency_key))"""
@@ -579,7 +581,8 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
                                      WHERE d.id = dep.id AND d.owner_id = %(owner)s)
                      AND NOT EXISTS (SELECT 1 FROM prepared e
                                      WHERE e.id = dep.id AND e.ord < p.ord))
-               AND NOT {_KEY_TAKEN} AS bad_deps,
+               AS bad_deps,
+           {_KEY_TAKEN} AS key_taken,
            -- Depended on by a job of this same call (which cannot mark it afterwards); an
            -- uncorrelated IN is hashed once, so a large call stays linear.
            p.id IN (SELECT unnest(e.deps) FROM prepared e) AS sibling_dependents,
@@ -596,8 +599,9 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
     FROM prepared p
 ), dead AS (
     -- Dependencies that failed or were cancelled: the job could never run.
-    SELECT DISTINCT p.ord, d.id, d.status FROM prepared p JOIN jobs d ON d.id = ANY (p.deps)
-    WHERE d.owner_id = %(owner)s AND d.status IN ('failed', 'cancelled') AND NOT {_KEY_TAKEN}
+    SELECT DISTINCT p.ord, p.key_taken, d.id, d.status
+    FROM checked p JOIN jobs d ON d.id = ANY (p.deps)
+    WHERE d.owner_id = %(owner)s AND d.status IN ('failed', 'cancelled')
 ), quota AS (
     SELECT {_UNFINISHED_COUNT_SQL} AS unfinished
 ), changed AS (
@@ -616,8 +620,9 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
            c.key_list, c.parent_id, c.sibling_dependents
     FROM checked c
     WHERE (SELECT ok FROM allowed)
-      AND NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps)
-      AND NOT EXISTS (SELECT 1 FROM dead)
+      AND NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps AND NOT key_taken)
+      AND NOT EXISTS (SELECT 1 FROM dead WHERE NOT key_taken)
+      AND NOT c.bad_deps AND NOT EXISTS (SELECT 1 FROM dead x WHERE x.ord = c.ord)
       AND (%(limit)s::int IS NULL
            OR (SELECT unfinished FROM quota) + (SELECT count(*) FROM checked) <= %(limit)s)
     ORDER BY c.ord
@@ -626,17 +631,19 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
 ), parents AS (
     UPDATE jobs SET has_dependents = true
     WHERE id IN (SELECT unnest(c.depends_on) FROM changed c) AND NOT has_dependents
+      AND owner_id = %(owner)s
 ), events AS (
     INSERT INTO job_events (job_id, to_status, actor)
     SELECT c.id, c.status, (SELECT actor FROM allowed) FROM changed c
 )
 SELECT (SELECT to_jsonb(a) FROM account a) AS account,
        (SELECT unfinished FROM quota) AS unfinished,
-       ARRAY(SELECT ord FROM checked WHERE bad_deps ORDER BY ord) AS bad_dep_rows,
-       ARRAY(SELECT DISTINCT ord FROM dead ORDER BY ord) AS dead_dep_rows,
+       ARRAY(SELECT ord FROM checked WHERE bad_deps AND NOT key_taken ORDER BY ord)
+           AS bad_dep_rows,
+       ARRAY(SELECT DISTINCT ord FROM dead WHERE NOT key_taken ORDER BY ord) AS dead_dep_rows,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'status', status) ORDER BY id),
                         '[]'::jsonb)
-        FROM (SELECT DISTINCT id, status FROM dead) named) AS dead_deps,
+        FROM (SELECT DISTINCT id, status FROM dead WHERE NOT key_taken) named) AS dead_deps,
        (SELECT coalesce(jsonb_agg(to_jsonb(c) - 'from_status'), '[]'::jsonb) FROM changed c)
            AS created
 """,
