@@ -5,11 +5,13 @@ import { PRIORITIES } from "./jobs.js";
 
 // Where an API field error belongs: a payload field, one of the job's own fields, or the
 // form as a whole. Payload errors come as ["seconds"]; body errors as ["body", "priority"].
+// The field an error belongs to, and where inside it (a header's name, an item's index):
+// "Input should be a valid string" under Headers must say which header.
 function target(loc, payloadFields, jobFields) {
   const parts = (loc || []).filter((p) => p !== "body");
   if (parts[0] === "payload") parts.shift();
-  if (payloadFields.has(parts[0])) return payloadFields.get(parts[0]);
-  return jobFields.get(parts[0]) || null;
+  const where = payloadFields.get(parts[0]) || jobFields.get(parts[0]) || null;
+  return { where, inside: parts.slice(1).join(".") };
 }
 
 const FIRST_RETRY_MS = 2000;
@@ -110,9 +112,10 @@ export function newJobPage(cleanups) {
           const unplaced = [];
           if (error.status === 400 && Array.isArray(error.details)) {
             for (const detail of error.details) {
-              const where = target(detail.loc, form.fields, jobFields);
-              if (where) where.setError(detail.msg);
-              else unplaced.push(detail.msg);
+              const { where, inside } = target(detail.loc, form.fields, jobFields);
+              const message = inside ? `${inside}: ${detail.msg}` : detail.msg;
+              if (where) where.setError(message);
+              else unplaced.push(message);
             }
             const first = element.querySelector("[aria-invalid=true]");
             if (first) first.focus();

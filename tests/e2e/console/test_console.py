@@ -245,6 +245,25 @@ def test_a_request_after_signing_out_does_not_say_the_session_ended(
     assert page.get_by_role("alert").filter(has_text=re.compile(".+")).count() == 0
 
 
+def test_a_field_error_inside_a_field_says_where(console: Console, stack: RunningStack) -> None:
+    """A header that is not a string said "Input should be a valid string" under Headers,
+    without naming the header."""
+    page = console.page
+    console.open("/jobs/new")
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_role("heading", level=1, name="New job").wait_for()
+    page.get_by_label("Type").select_option("http.request")
+    page.get_by_label("URL").fill("http://example.com/hook")
+    headers = page.get_by_label("Headers")
+    headers.fill('{"X-Count": 1}')
+    console.expected_errors.append("status of 400")
+    page.get_by_role("button", name="Create").click()
+    page.locator(".field-error:visible").get_by_text(
+        "X-Count: Input should be a valid string"
+    ).wait_for()
+    assert headers.get_attribute("aria-invalid") == "true"
+
+
 def test_a_job_that_does_not_exist_says_so_and_stops_loading(
     console: Console, stack: RunningStack
 ) -> None:
