@@ -71,12 +71,31 @@ def test_a_receiver_answering_410_gone_is_not_retried(
     assert queue_messages(sqs, job_queue.queue_url(hook.priority.value)) == []
 
 
+# A 200 answer of some 270 bytes: trickled a byte every quarter second, about a minute.
+TRICKLED_ANSWER = (
+    b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 220 + b"\r\nContent-Length: 2\r\n\r\nok"
+)
+
+
+def _trickle(conn: socket.socket, data: bytes, dropped: threading.Event) -> bool:
+    """Send `data` a byte every quarter second; False once the client hung up (`dropped` is
+    then set) or the test ended."""
+    for byte in data:
+        try:
+            conn.sendall(bytes([byte]))
+        except OSError:
+            dropped.set()
+            return False
+        if dropped.wait(0.25):
+            return False
+    return True
+
+
 @pytest.fixture
 def trickling_receiver() -> Iterator[tuple[str, threading.Event]]:
     """A receiver that sends its 200 answer one byte every quarter second (about a minute in
     all): each read gets a byte long before a per-read timeout, so only a deadline for the
     whole delivery ends it. `dropped` is set when the client hung up before the end."""
-    answer = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 220 + b"\r\nContent-Length: 2\r\n\r\nok"
     dropped = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0))
 
@@ -84,14 +103,8 @@ def trickling_receiver() -> Iterator[tuple[str, threading.Event]]:
         conn, _ = listener.accept()
         with conn:
             conn.recv(65536)
-            for byte in answer:
-                try:
-                    conn.sendall(bytes([byte]))
-                except OSError:
-                    dropped.set()
-                    return
-                if dropped.wait(0.25):
-                    return
+            if not _trickle(conn, TRICKLED_ANSWER, dropped):
+                return
             # The answer is out; a client that stopped reading shows when the socket ends.
             if conn.recv(1) == b"":
                 return
@@ -118,7 +131,6 @@ def trickling_tls_receiver(
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    answer = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 220 + b"\r\nContent-Length: 2\r\n\r\nok"
     dropped = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0))
 
@@ -131,14 +143,7 @@ def trickling_tls_receiver(
                 if not received:
                     return
                 head += received
-            for byte in answer[:200]:
-                try:
-                    conn.sendall(bytes([byte]))
-                except OSError:
-                    dropped.set()
-                    return
-                if dropped.wait(0.25):
-                    return
+            _trickle(conn, TRICKLED_ANSWER[:200], dropped)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
