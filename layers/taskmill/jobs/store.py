@@ -87,7 +87,8 @@ _WITH_EVENTS = _EVENTS + "SELECT * FROM changed\n"
 # already used. Its answer is the original job (or a mismatch), whatever happened since to
 # the dependencies it names (failed, cancelled, deleted): their checks raise no error for
 # it. They still keep it from being inserted: the key's job can be deleted between this
-# statement's snapshot and its ON CONFLICT, and the row must not go in unchecked then.
+# statement's snapshot and its ON CONFLICT, and the row must not go in unchecked then. Only
+# asked of rows whose checks failed (a keyed batch pays no lookup per row for it).
 _KEY_TAKEN = """(p.idempotency_key IS NOT NULL
               AND EXISTS (SELECT 1 FROM jobs k WHERE k.owner_id = %(owner)s
                                                  AND k.idempotency_key = p.idempotency_key))"""
@@ -582,7 +583,6 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
                      AND NOT EXISTS (SELECT 1 FROM prepared e
                                      WHERE e.id = dep.id AND e.ord < p.ord))
                AS bad_deps,
-           {_KEY_TAKEN} AS key_taken,
            -- Depended on by a job of this same call (which cannot mark it afterwards); an
            -- uncorrelated IN is hashed once, so a large call stays linear.
            p.id IN (SELECT unnest(e.deps) FROM prepared e) AS sibling_dependents,
@@ -599,8 +599,8 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
     FROM prepared p
 ), dead AS (
     -- Dependencies that failed or were cancelled: the job could never run.
-    SELECT DISTINCT p.ord, p.key_taken, d.id, d.status
-    FROM checked p JOIN jobs d ON d.id = ANY (p.deps)
+    SELECT DISTINCT p.ord, {_KEY_TAKEN} AS key_taken, d.id, d.status
+    FROM prepared p JOIN jobs d ON d.id = ANY (p.deps)
     WHERE d.owner_id = %(owner)s AND d.status IN ('failed', 'cancelled')
 ), quota AS (
     SELECT {_UNFINISHED_COUNT_SQL} AS unfinished
@@ -620,7 +620,7 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
            c.key_list, c.parent_id, c.sibling_dependents
     FROM checked c
     WHERE (SELECT ok FROM allowed)
-      AND NOT EXISTS (SELECT 1 FROM checked WHERE bad_deps AND NOT key_taken)
+      AND NOT EXISTS (SELECT 1 FROM checked p WHERE p.bad_deps AND NOT {_KEY_TAKEN})
       AND NOT EXISTS (SELECT 1 FROM dead WHERE NOT key_taken)
       AND NOT c.bad_deps AND NOT EXISTS (SELECT 1 FROM dead x WHERE x.ord = c.ord)
       AND (%(limit)s::int IS NULL
@@ -638,7 +638,7 @@ WITH account AS ({SESSION_ACCOUNT_SQL}
 )
 SELECT (SELECT to_jsonb(a) FROM account a) AS account,
        (SELECT unfinished FROM quota) AS unfinished,
-       ARRAY(SELECT ord FROM checked WHERE bad_deps AND NOT key_taken ORDER BY ord)
+       ARRAY(SELECT ord FROM checked p WHERE p.bad_deps AND NOT {_KEY_TAKEN} ORDER BY ord)
            AS bad_dep_rows,
        ARRAY(SELECT DISTINCT ord FROM dead WHERE NOT key_taken ORDER BY ord) AS dead_dep_rows,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'status', status) ORDER BY id),
