@@ -34,9 +34,11 @@ class AuditLog:
         self, *, limit: int, before_id: int | None = None, action: str | None = None
     ) -> list[dict[str, Any]]:
         return self._db.execute(
-            "SELECT id, at, actor_id, action, target_type, target_id, detail, correlation_id "
-            "FROM audit_log WHERE (%(before)s::bigint IS NULL OR id < %(before)s::bigint) "
-            "AND (%(action)s::text IS NULL OR action = %(action)s::text) "
-            "ORDER BY id DESC LIMIT %(limit)s",
+            "SELECT a.id, a.at, a.actor_id, u.email AS actor_email, a.action, a.target_type, "
+            "a.target_id, a.detail, a.correlation_id "
+            "FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id "
+            "WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s::bigint) "
+            "AND (%(action)s::text IS NULL OR a.action = %(action)s::text) "
+            "ORDER BY a.id DESC LIMIT %(limit)s",
             {"before": before_id, "action": action, "limit": limit},
         )

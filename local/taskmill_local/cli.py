@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -435,8 +435,14 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def show(args: argparse.Namespace, value: Any, columns: list[str]) -> None:
-    """A table of `columns` for people; with --json, `value` as JSON."""
+def show(
+    args: argparse.Namespace,
+    value: Any,
+    columns: list[str],
+    shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
+    """A table of `columns` for people (each row through `shown` first, when given); with
+    --json, `value` as JSON."""
     if args.json:
         print_json(value)
     else:
@@ -445,7 +451,7 @@ def show(args: argparse.Namespace, value: Any, columns: list[str]) -> None:
             rows = value.rows("items")
         else:
             rows = value.get("items", [value]) if isinstance(value, dict) else value
-        print(table(rows, columns))
+        print(table([shown(row) for row in rows] if shown else rows, columns))
         if isinstance(value, dict) and value.get("next_cursor"):
             print(f"(more: add --cursor {value['next_cursor']})")
 
@@ -827,9 +833,19 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
 def cmd_audit(client: Client, args: argparse.Namespace) -> int:
     query = {"limit": args.limit, "cursor": args.cursor, "action": args.action}
     answer = client.call("GET", "/v1/audit?" + urlencode(without_none(query)))
-    columns = ["at", "action", "actor_id", "target_type", "target_id", "detail"]
-    show(args, answer, columns)
+    columns = ["at", "action", "actor", "target_type", "target_id", "detail"]
+    show(args, answer, columns, by_email("actor_id"))
     return EXIT_OK
+
+
+def by_email(actor_field: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A row whose `actor` is its account's e-mail where the API gave one, else `actor_field`
+    (an account id, or the platform's part that acted)."""
+
+    def shown(row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "actor": row.get("actor_email") or row.get(actor_field)}
+
+    return shown
 
 
 def ids_table(ids: list[str], heading: str = "job_id") -> str:
@@ -996,7 +1012,7 @@ def jobs_delete(client: Client, args: argparse.Namespace) -> int:
 
 def jobs_events(client: Client, args: argparse.Namespace) -> int:
     events = client.call("GET", job_path(args.id, "/events"), shape=list)
-    show(args, events, ["at", "from_status", "to_status", "actor", "detail"])
+    show(args, events, ["at", "from_status", "to_status", "actor", "detail"], by_email("actor"))
     return EXIT_OK
 
 

@@ -204,9 +204,17 @@ def test_new_commands_answer_tables_and_json(stack: RunningStack, config: Path) 
     events = taskmill(stack, config, "jobs", "events", job["id"])
     assert events.stdout.startswith("AT ")
     assert "queued" in events.stdout
+    assert ADMIN_EMAIL in events.stdout  # who created it, by e-mail
     events_json = as_json(taskmill(stack, config, "--json", "jobs", "events", job["id"]))
     assert events_json[0]["to_status"] == "queued"
-    assert set(events_json[0]) == {"at", "from_status", "to_status", "actor", "detail"}
+    assert set(events_json[0]) == {
+        "at",
+        "from_status",
+        "to_status",
+        "actor",
+        "actor_email",
+        "detail",
+    }
 
     taskmill(stack, config, "jobs", "watch", job["id"], "--interval", "0.1")
     deleted = taskmill(stack, config, "--json", "jobs", "delete", job["id"])
@@ -234,10 +242,15 @@ def test_new_commands_answer_tables_and_json(stack: RunningStack, config: Path) 
     assert set(stats) >= {"by_status", "by_type", "by_priority", "duration_seconds"}
     assert taskmill(stack, config, "stats").stdout.startswith("STATUS ")
 
+    key = f"audited:{uuid.uuid4().hex[:8]}"
+    assert taskmill(stack, config, "limits", "set", key, "--concurrency", "1").returncode == 0
     audit = as_json(taskmill(stack, config, "--json", "audit", "--limit", "5"))
     assert set(audit) == {"items", "next_cursor"}
     assert set(audit["items"][0]) >= {"at", "action", "actor_id", "detail"}
-    assert taskmill(stack, config, "audit").stdout.startswith("AT ")
+    shown = taskmill(stack, config, "audit").stdout
+    assert shown.startswith("AT ")
+    assert shown.splitlines()[0].split()[2] == "ACTOR"
+    assert any(ADMIN_EMAIL in line and key in line for line in shown.splitlines())
 
     queues = as_json(taskmill(stack, config, "--json", "queues"))
     assert [q["priority"] for q in queues["items"]] == ["high", "normal", "low"]

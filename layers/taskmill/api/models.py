@@ -244,7 +244,14 @@ class JobEventOut(BaseModel):
     at: datetime
     from_status: str | None
     to_status: str
-    actor: str
+    actor: str = Field(
+        description="Who made the transition: `role:account-id` for a caller of the API, "
+        "otherwise the platform's part (`worker`, `recovery`, `schedule:<id>`, ...)."
+    )
+    actor_email: str | None = Field(
+        description="The acting account's current e-mail: shown to admins, and to a user for "
+        "their own actions; null for the platform's parts and for a deleted account."
+    )
     detail: dict[str, Any]
 
 
@@ -328,6 +335,10 @@ class AuditEntry(BaseModel):
     id: int
     at: datetime
     actor_id: UUID | None
+    actor_email: str | None = Field(
+        description="The acting account's current e-mail; null without an actor or once the "
+        "account is deleted."
+    )
     action: str
     target_type: str | None
     target_id: str | None

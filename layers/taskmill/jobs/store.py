@@ -440,6 +440,14 @@ def _claim_rows(rows: Iterable[dict[str, Any]]) -> tuple[list[Job], list[Hold]]:
     return claimed, held
 
 
+# The account id in an actor written as "role:id" (the API's callers); NULL for the platform's
+# own actors ("worker", "schedule:<id>", ...). CASE, not AND, so the cast never sees another form.
+_ACCOUNT_ACTOR_ID: LiteralString = (
+    "CASE WHEN e.actor ~ '^(admin|user|worker):[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    "[0-9a-f]{4}-[0-9a-f]{12}$' THEN split_part(e.actor, ':', 2)::uuid END"
+)
+
+
 def _params(actor: str, detail: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
     return {"actor": actor, "event_detail": Jsonb(detail or {}), **values}
 
@@ -825,11 +833,15 @@ RETURNING j.id""",
         return Page(items, next_cursor)
 
     def events(self, job_id: UUID) -> list[dict[str, Any]]:
+        """A job's transitions, oldest first, each with its acting account's current e-mail
+        (`actor_email`) when the actor is an account (`role:id`) that still exists."""
         return self._db.execute(
-            "SELECT at, lag(to_status) OVER (ORDER BY id) AS from_status, to_status, actor, "
-            "coalesce(detail, '{}'::jsonb) || CASE WHEN attempt IS NULL THEN '{}'::jsonb "
-            "ELSE jsonb_build_object('attempt', attempt) END AS detail "
-            "FROM job_events WHERE job_id = %s ORDER BY id",
+            "SELECT e.at, lag(e.to_status) OVER (ORDER BY e.id) AS from_status, e.to_status, "
+            "e.actor, u.email AS actor_email, "
+            "coalesce(e.detail, '{}'::jsonb) || CASE WHEN e.attempt IS NULL THEN '{}'::jsonb "
+            "ELSE jsonb_build_object('attempt', e.attempt) END AS detail "
+            "FROM job_events e LEFT JOIN users u ON u.id = " + _ACCOUNT_ACTOR_ID + " "
+            "WHERE e.job_id = %s ORDER BY e.id",
             (job_id,),
         )
 

@@ -16,6 +16,7 @@ from taskmill.lifecycle.submit import JobRequest, resolve
 from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 
+from tests.integration.api.conftest import PASSWORD
 from tests.integration.worker.conftest import queue_messages
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -769,3 +770,48 @@ def test_a_payload_number_json_cannot_store_is_refused(as_user, services, number
     assert "NaN" in error["message"]
     assert [d["loc"] for d in error["details"]] == [["value"]]
     assert as_user.get("/v1/jobs").body["items"] == []
+
+
+def test_a_jobs_history_names_the_accounts_that_acted_to_those_allowed_to_know_them(
+    as_user, as_admin, db
+) -> None:
+    job = as_user.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body["id"]
+    assert as_admin.post(f"/v1/jobs/{job}/cancel").status == 200
+    admin_id = as_admin.get("/v1/auth/me").body["id"]
+    user_id = as_user.get("/v1/auth/me").body["id"]
+
+    def by(caller: Any) -> list[tuple[str, str, str | None]]:
+        events = caller.get(f"/v1/jobs/{job}/events").body
+        return [(e["to_status"], e["actor"], e["actor_email"]) for e in events]
+
+    # An admin sees every account's e-mail; the owner sees their own, not the admin's.
+    assert by(as_admin) == [
+        ("scheduled", f"user:{user_id}", "ann@example.com"),
+        ("cancelled", f"admin:{admin_id}", "root@example.com"),
+    ]
+    assert by(as_user) == [
+        ("scheduled", f"user:{user_id}", "ann@example.com"),
+        ("cancelled", f"admin:{admin_id}", None),
+    ]
+    # The platform's own parts name no account, and a deleted account has no e-mail left.
+    db.execute(
+        "INSERT INTO job_events (job_id, to_status, actor) VALUES (%s, 'queued', 'worker'), "
+        "(%s, 'queued', 'schedule:' || gen_random_uuid())",
+        (job, job),
+    )
+    db.execute("DELETE FROM users WHERE id = %s", (admin_id,))
+    assert [email for _, _, email in by(as_user)] == ["ann@example.com", None, None, None]
+
+
+def test_the_audit_log_gives_each_actors_current_email(as_user, as_admin, db) -> None:
+    user_id = as_user.get("/v1/auth/me").body["id"]
+    admin_id = as_admin.get("/v1/auth/me").body["id"]
+    assert as_admin.put(f"/v1/users/{user_id}/role", {"role": "worker"}).status == 200
+    renamed = {"email": "boss@example.com", "current_password": PASSWORD}
+    assert as_admin.patch(f"/v1/users/{admin_id}", renamed).status == 200
+    entry = as_admin.get("/v1/audit?action=user.role_changed").body["items"][0]
+    assert (entry["actor_id"], entry["actor_email"]) == (admin_id, "boss@example.com")
+    # A failed login by an unknown e-mail has no actor, so no e-mail either.
+    db.execute("INSERT INTO audit_log (actor_id, action) VALUES (NULL, 'auth.login_failed')")
+    entry = as_admin.get("/v1/audit?action=auth.login_failed").body["items"][0]
+    assert (entry["actor_id"], entry["actor_email"]) == (None, None)

@@ -213,8 +213,16 @@ def router(services: ApiServices) -> Router:
         **operation("listJobEvents", "A job's history", tag="jobs", errors=[404]),
     )
     def job_events(job_id: UUID) -> list[JobEventOut]:
-        owned(job_id, caller())
-        return [JobEventOut.model_validate(e) for e in services.jobs.events(job_id)]
+        who = caller()
+        owned(job_id, who)
+        return [
+            JobEventOut.model_validate(
+                e
+                if who.is_admin or e["actor"].endswith(f":{who.id}")
+                else e | {"actor_email": None}
+            )
+            for e in services.jobs.events(job_id)
+        ]
 
     @r.patch(
         "/v1/jobs/<job_id>",
