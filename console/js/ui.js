@@ -94,6 +94,18 @@ export function alertBox({ dismissible = false, action = null } = {}) {
   return box;
 }
 
+// A page's confirmation of what an action did ("Limit customer:42 saved."), kept in view until
+// the page's next action, and announced as announce() does.
+export function noticeBox() {
+  const box = h("p", { class: "notice", hidden: true });
+  box.show = (message) => {
+    box.textContent = message || "";
+    box.hidden = !message;
+    if (message) announce(message);
+  };
+  return box;
+}
+
 export function errorText(error) {
   if (!error) return "";
   if (error.status === 403) return "You are not allowed to do this.";

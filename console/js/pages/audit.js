@@ -20,7 +20,8 @@ export function auditPage() {
           [
             { label: "When", cell: (e) => timeEl(e.at) },
             { label: "Action", cell: (e) => h("code", {}, e.action) },
-            { label: "Actor", cell: (e) => (e.actor_id ? e.actor_id.slice(0, 8) : "—") },
+            // The e-mail as the account has it now; its id when the account is gone.
+            { label: "Actor", cell: (e) => (e.actor_email ? h("span", { title: e.actor_id }, e.actor_email) : e.actor_id ? h("code", { title: e.actor_id }, e.actor_id.slice(0, 8)) : "—") },
             { label: "Target", cell: (e) => [e.target_type, e.target_id].filter(Boolean).join(" ") || "—" },
             { label: "Detail", cell: (e) => (Object.keys(e.detail || {}).length ? h("code", { class: "detail" }, JSON.stringify(e.detail)) : "—") },
           ],

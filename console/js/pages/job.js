@@ -1,9 +1,12 @@
-import { api, query } from "../api.js";
+import { api, query, session } from "../api.js";
 import { alertBox, announce, errorText, h, json, pageHeader, poll, replace, statusBadge, table, timeEl } from "../ui.js";
 
 const CANCELLABLE = new Set(["scheduled", "waiting", "queued", "running"]);
 const RETRYABLE = new Set(["failed", "cancelled"]);
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+// An account's role as shown when its e-mail is not (another account, or a deleted one).
+const ROLES = new Map([["admin", "an admin"], ["user", "a user"], ["worker", "a worker account"]]);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // Children per request; "More children" asks for the next page with the API's cursor.
 export const CHILDREN_PAGE = 20;
 
@@ -24,6 +27,19 @@ function facts(job) {
     ["Updated", timeEl(job.updated_at)],
   ].filter(([, value]) => value !== null && value !== undefined);
   return h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+// Who made a transition: "you", an account's e-mail (the API gives it to admins, and to a
+// user for their own actions), an account's role when its e-mail is not given, or the
+// platform's part that acted ("worker", "schedule:…"), whose full form stays in the title.
+function actorCell(event) {
+  const me = session()?.user?.id;
+  const [role, account] = event.actor.split(":");
+  const isAccount = ROLES.has(role) && UUID.test(account || "");
+  if (isAccount && account === me) return h("span", { title: event.actor }, "you");
+  if (event.actor_email) return h("span", { title: event.actor }, event.actor_email);
+  if (isAccount) return h("span", { title: event.actor }, ROLES.get(role));
+  return event.actor;
 }
 
 export function jobPage(cleanups, jobId) {
@@ -141,7 +157,7 @@ export function jobPage(cleanups, jobId) {
           { label: "When", cell: (e) => timeEl(e.at) },
           { label: "From", cell: (e) => e.from_status || "—" },
           { label: "To", cell: (e) => statusBadge(e.to_status) },
-          { label: "By", cell: (e) => e.actor },
+          { label: "By", cell: actorCell },
           { label: "Detail", cell: (e) => (Object.keys(e.detail || {}).length ? h("code", { class: "detail" }, JSON.stringify(e.detail)) : "—") },
         ],
         events,

@@ -1,5 +1,5 @@
 import { api, query } from "../api.js";
-import { alertBox, announce, errorText, field, h, pageHeader, replace, table } from "../ui.js";
+import { alertBox, errorText, field, h, noticeBox, pageHeader, replace, table } from "../ui.js";
 
 // A key's characters are all safe in a URL path as they are; percent-encoding ":" would
 // not be decoded by every gateway (the local one passes the path on as sent).
@@ -22,6 +22,7 @@ function useText(detail) {
 
 export function limitsPage() {
   const alert = alertBox();
+  const notice = noticeBox();
   const list = h("div", { "aria-busy": "true" });
   const pager = h("div", { class: "pager" });
   let cursors = [null];
@@ -46,9 +47,10 @@ export function limitsPage() {
     // As deleting a user does: one click must not drop the throttling a key relies on.
     if (!window.confirm(`Delete the limit on ${limit.key}? Its jobs run without it.`)) return;
     alert.show("");
+    notice.show("");
     try {
       await api("DELETE", `/v1/limits/${limit.key}`);
-      announce(`Limit ${limit.key} deleted.`);
+      notice.show(`Limit ${limit.key} deleted.`);
       await load();
     } catch (error) {
       alert.show(errorText(error));
@@ -110,6 +112,7 @@ export function limitsPage() {
       onsubmit: async (event) => {
         event.preventDefault();
         formAlert.show("");
+        notice.show("");
         for (const f of [key, concurrency, rateLimit, period]) f.setError("");
         const name = key.control.value.trim();
         if (!KEY.test(name)) {
@@ -123,7 +126,7 @@ export function limitsPage() {
         };
         try {
           await api("PUT", `/v1/limits/${name}`, body);
-          announce(`Limit ${name} saved.`);
+          notice.show(`Limit ${name} saved.`);
           await load();
         } catch (error) {
           if (error.status === 400 && Array.isArray(error.details)) {
@@ -145,5 +148,5 @@ export function limitsPage() {
   );
 
   load();
-  return h("section", {}, pageHeader("Limits", h("button", { type: "button", class: "secondary", onclick: load }, "Refresh")), alert, list, pager, form);
+  return h("section", {}, pageHeader("Limits", h("button", { type: "button", class: "secondary", onclick: load }, "Refresh")), alert, notice, list, pager, form);
 }

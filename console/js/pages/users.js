@@ -1,11 +1,12 @@
 import { api, query, session } from "../api.js";
-import { alertBox, announce, errorText, field, h, pageHeader, replace, select, table, timeEl } from "../ui.js";
+import { alertBox, errorText, field, h, noticeBox, pageHeader, replace, select, table, timeEl } from "../ui.js";
 
 const ROLES = ["user", "admin", "worker"];
 
 export function usersPage() {
   const loadAlert = alertBox();
   const alert = alertBox({ dismissible: true });
+  const notice = noticeBox();
   const list = h("div", { "aria-busy": "true" });
   const pager = h("div", { class: "pager" });
   let cursors = [null];
@@ -14,11 +15,16 @@ export function usersPage() {
 
   async function change(user, what, body) {
     alert.show("");
+    notice.show("");
     try {
       if (what === "role") await api("PUT", `/v1/users/${user.id}/role`, body);
       else if (what === "delete") await api("DELETE", `/v1/users/${user.id}`);
       else await api("PATCH", `/v1/users/${user.id}`, body);
-      announce(`${user.email} updated.`);
+      notice.show(
+        what === "role" ? `${user.email} is now ${body.role}.`
+        : what === "delete" ? `${user.email} deleted.`
+        : `${user.email} ${body.disabled ? "disabled: it can no longer sign in" : "enabled"}.`,
+      );
     } catch (error) {
       alert.show(`${user.email} was not changed: ${errorText(error)}`);
       // The list must not show what was asked for as if it were done (a role select left on
@@ -109,10 +115,11 @@ export function usersPage() {
       onsubmit: async (event) => {
         event.preventDefault();
         formAlert.show("");
+        notice.show("");
         for (const f of [email, password]) f.setError("");
         try {
-          await api("POST", "/v1/users", { email: email.control.value.trim(), password: password.control.value, role: role.control.value });
-          announce("User created.");
+          const added = await api("POST", "/v1/users", { email: email.control.value.trim(), password: password.control.value, role: role.control.value });
+          notice.show(`${added.email} added as ${added.role}.`);
           event.target.reset();
           await load();
         } catch (error) {
@@ -133,5 +140,5 @@ export function usersPage() {
   );
 
   load();
-  return h("section", {}, pageHeader("Users", h("button", { type: "button", class: "secondary", onclick: load }, "Refresh")), loadAlert, alert, list, pager, create);
+  return h("section", {}, pageHeader("Users", h("button", { type: "button", class: "secondary", onclick: load }, "Refresh")), loadAlert, alert, notice, list, pager, create);
 }

@@ -125,6 +125,9 @@ def test_sign_in_create_a_job_from_the_form_and_watch_it_succeed(
         True,
         True,
     ]
+    # Created by the one signed in, run by the platform's worker.
+    by = history.locator("td[data-label=By]").all_inner_texts()
+    assert (by[0], "worker" in by) == ("you", True), by
     assert '"slept": 0.5' in page.locator("pre.json").nth(1).inner_text()
     page.get_by_text("This job has no children.").wait_for()
     console.shoot("job-detail")
@@ -508,11 +511,15 @@ def test_an_admin_changes_a_users_role_and_finds_it_in_the_audit_log(
     console: Console, stack: RunningStack
 ) -> None:
     email, user = new_user(stack)
+    status, job = user.call("POST", "/v1/jobs", {"type": "noop", "delay_seconds": 3600})
+    assert status == 201, job
     page = console.page
     console.open()
     console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
     console.nav("Users")
     page.get_by_label(f"Role of {email}").select_option("worker")
+    # Said where it was done, not only to screen readers.
+    page.locator(".notice").get_by_text(f"{email} is now worker.").wait_for()
     wait_until(lambda: user.call("GET", "/v1/auth/me")[1]["role"] == "worker")
     console.nav("Audit")
     page.get_by_label("Action").fill("user.role_changed")
@@ -520,7 +527,15 @@ def test_an_admin_changes_a_users_role_and_finds_it_in_the_audit_log(
     row = page.get_by_role("row").filter(has_text='"after":"worker"')
     row.first.wait_for()
     assert '"before":"user"' in row.first.inner_text()
+    # The admin who did it, by e-mail, not by an id to look up.
+    assert row.first.locator("td[data-label=Actor]").inner_text() == ADMIN_EMAIL
     console.shoot("audit-role-changed")
+    # A job the admin cancelled names both accounts in its history.
+    console.open(f"/jobs/{job['id']}")
+    page.get_by_role("button", name="Cancel job").click()
+    history = page.get_by_role("table", name="History of transitions")
+    history.get_by_text("cancelled", exact=True).wait_for()
+    assert history.locator("td[data-label=By]").all_inner_texts() == [email, "you"]
 
 
 def test_set_edit_and_delete_a_limit(console: Console, stack: RunningStack) -> None:
@@ -537,6 +552,7 @@ def test_set_edit_and_delete_a_limit(console: Console, stack: RunningStack) -> N
     page.get_by_role("button", name="Save limit").click()
     row = page.get_by_role("row").filter(has_text=key)
     row.get_by_text("10 per 60 s").wait_for()
+    page.locator(".notice").get_by_text(f"Limit {key} saved.").wait_for()
     assert "running: 0" in row.inner_text()
     stored = operator.call("GET", f"/v1/limits/{key}")[1]
     assert stored["concurrency"] == 3
@@ -566,6 +582,7 @@ def test_set_edit_and_delete_a_limit(console: Console, stack: RunningStack) -> N
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Delete {key}").click()
     row.wait_for(state="detached")
+    page.locator(".notice").get_by_text(f"Limit {key} deleted.").wait_for()
     assert operator.call("GET", f"/v1/limits/{key}")[0] == 404
 
 
@@ -896,9 +913,11 @@ def test_an_admin_adds_disables_and_deletes_a_user(console: Console, stack: Runn
     form.get_by_label("Role").select_option("worker")
     form.get_by_role("button", name="Add user").click()
     page.get_by_label(f"Role of {email}").wait_for()
+    page.locator(".notice").get_by_text(f"{email} added as worker.").wait_for()
     assert page.get_by_label(f"Role of {email}").input_value() == "worker"
     page.get_by_role("button", name=f"Disable {email}").click()
     page.get_by_role("button", name=f"Enable {email}").wait_for()
+    page.locator(".notice").get_by_text(f"{email} disabled: it can no longer sign in.").wait_for()
     users = operator.call("GET", "/v1/users?limit=200")[1]["items"]
     assert next(u for u in users if u["email"] == email)["disabled"] is True
     assert Http(stack.url).call("POST", "/v1/auth/login", {"email": email, "password": PASSWORD})[
