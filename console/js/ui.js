@@ -106,6 +106,19 @@ export function noticeBox() {
   return box;
 }
 
+// An event's detail ({"attempt": 2, "reason": "…"}) as words: "attempt 2 · reason: …". A value
+// that is itself an object or a list stays JSON; nothing to say is "—".
+export function detailCell(detail) {
+  const entries = Object.entries(detail || {});
+  if (!entries.length) return "—";
+  const part = ([name, value]) => {
+    const label = name.replace(/_/g, " ");
+    const text = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
+    return typeof value === "number" ? `${label} ${text}` : `${label}: ${text}`;
+  };
+  return h("span", { class: "detail" }, entries.map(part).join(" · "));
+}
+
 export function errorText(error) {
   if (!error) return "";
   if (error.status === 403) return "You are not allowed to do this.";

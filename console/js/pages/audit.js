@@ -1,5 +1,5 @@
 import { api, query } from "../api.js";
-import { alertBox, errorText, field, h, pageHeader, replace, table, timeEl } from "../ui.js";
+import { alertBox, detailCell, errorText, field, h, pageHeader, replace, table, timeEl } from "../ui.js";
 
 export function auditPage() {
   const alert = alertBox();
@@ -23,7 +23,7 @@ export function auditPage() {
             // The e-mail as the account has it now; its id when the account is gone.
             { label: "Actor", cell: (e) => (e.actor_email ? h("span", { title: e.actor_id }, e.actor_email) : e.actor_id ? h("code", { title: e.actor_id }, e.actor_id.slice(0, 8)) : "—") },
             { label: "Target", cell: (e) => [e.target_type, e.target_id].filter(Boolean).join(" ") || "—" },
-            { label: "Detail", cell: (e) => (Object.keys(e.detail || {}).length ? h("code", { class: "detail" }, JSON.stringify(e.detail)) : "—") },
+            { label: "Detail", cell: (e) => detailCell(e.detail) },
           ],
           page.items,
           { empty: "No audit events." },

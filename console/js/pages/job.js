@@ -1,5 +1,5 @@
 import { api, query, session } from "../api.js";
-import { alertBox, announce, errorText, h, json, pageHeader, poll, replace, statusBadge, table, timeEl } from "../ui.js";
+import { alertBox, announce, detailCell, errorText, h, json, pageHeader, poll, replace, statusBadge, table, timeEl } from "../ui.js";
 
 const CANCELLABLE = new Set(["scheduled", "waiting", "queued", "running"]);
 const RETRYABLE = new Set(["failed", "cancelled"]);
@@ -158,7 +158,7 @@ export function jobPage(cleanups, jobId) {
           { label: "From", cell: (e) => e.from_status || "—" },
           { label: "To", cell: (e) => statusBadge(e.to_status) },
           { label: "By", cell: actorCell },
-          { label: "Detail", cell: (e) => (Object.keys(e.detail || {}).length ? h("code", { class: "detail" }, JSON.stringify(e.detail)) : "—") },
+          { label: "Detail", cell: (e) => detailCell(e.detail) },
         ],
         events,
         { empty: "No transitions recorded." },

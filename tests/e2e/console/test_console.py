@@ -524,9 +524,10 @@ def test_an_admin_changes_a_users_role_and_finds_it_in_the_audit_log(
     console.nav("Audit")
     page.get_by_label("Action").fill("user.role_changed")
     page.get_by_role("button", name="Filter").click()
-    row = page.get_by_role("row").filter(has_text='"after":"worker"')
+    # The detail in words, not JSON.
+    row = page.get_by_role("row").filter(has_text="after: worker")
     row.first.wait_for()
-    assert '"before":"user"' in row.first.inner_text()
+    assert "before: user" in row.first.inner_text()
     # The admin who did it, by e-mail, not by an id to look up.
     assert row.first.locator("td[data-label=Actor]").inner_text() == ADMIN_EMAIL
     console.shoot("audit-role-changed")
@@ -833,6 +834,13 @@ def test_a_failed_jobs_attempts_and_last_error_then_retry_and_cancel(
     wait_until(lambda: history.get_by_role("row").count() > before)
     events = user.call("GET", f"/v1/jobs/{failed['id']}/events")[1]
     assert any(e["from_status"] == "failed" for e in events)
+    # Its attempt in words beside the transition it belongs to.
+    failed_row = (
+        history.get_by_role("row")
+        .filter(has=page.get_by_role("cell", name="failed", exact=True))
+        .first
+    )
+    assert "attempt 1" in failed_row.locator("td[data-label=Detail]").inner_text()
 
     console.open(f"/jobs/{later['id']}")
     facts.get_by_text("scheduled", exact=True).wait_for()
