@@ -97,12 +97,15 @@ _KEY_TAKEN = """(p.idempotency_key IS NOT NULL
 _TIME_UP = "now() >= started_at + make_interval(secs => timeout_seconds)"
 
 # A claim: queued to running with a fresh lease (the job's timeout plus slack, or
-# `%(lease)s` if shorter: a worker that renews it while the body runs).
+# `%(lease)s` if shorter: a worker that renews it while the body runs). The attempt starts
+# with no `external_ref`: an earlier attempt's ECS task (its handle stays on the row after a
+# failure) must not find the new one, or a late or repeated stop event of that task would
+# end this attempt before its own task is started.
 _CLAIM_SET = """status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
            lease_until = now() + make_interval(secs => least(
                timeout_seconds + %(slack)s, coalesce(%(lease)s, timeout_seconds + %(slack)s))),
            started_at = now(), updated_at = now(), send_pending = false, progress = 0,
-           progress_message = NULL"""
+           progress_message = NULL, external_ref = NULL"""
 
 # Whether a job's queue or type is paused (SPEC §6), for a job row `j`.
 _PAUSED = """EXISTS (SELECT 1 FROM pauses p

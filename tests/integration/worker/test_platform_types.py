@@ -288,3 +288,25 @@ def test_container_failure_survives_an_sqs_error_on_the_dlq(
     # What follows a final failure still happens: its completion webhook is on its way.
     [hook] = queue_messages(sqs, job_queue.queue_url("normal"))
     assert hook["MessageAttributes"]["job_type"]["StringValue"] == "webhook.deliver"
+
+
+def test_a_late_stop_event_of_an_earlier_task_does_not_end_the_next_attempt(
+    enqueue, deliver, store, worker, ecs_cluster
+) -> None:
+    """ECS events come at least once: a second STOPPED event of the first attempt's task,
+    arriving once the retry was claimed but before its own task started, found the job by
+    the first task's ARN, still on the row, and ended the new attempt with the old exit."""
+    job = enqueue("container.run", {"image": "alpine:3"}, max_attempts=2, backoff_base_seconds=0)
+    deliver()
+    first = store.get(job.id).external_ref
+    assert first
+    event = _stopped_event(first, ecs_cluster, 3)
+    retried = finish_from_event(store, worker.outcomes, event, logger=_logger())
+    assert retried is not None
+    assert retried.status is JobStatus.QUEUED
+    claimed = store.claim(job.id)  # the retry's claim; its task is not started yet
+    assert claimed is not None
+    assert claimed.external_ref is None
+    assert finish_from_event(store, worker.outcomes, event, logger=_logger()) is None
+    still = store.get(job.id)
+    assert (still.status, still.attempts) == (JobStatus.RUNNING, 2)
