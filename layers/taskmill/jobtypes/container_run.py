@@ -2,7 +2,7 @@
 
 The job body only starts the task; the job stays `running` until the ECS "Task State
 Change" event for that task arrives (see `taskmill.lifecycle.ecs_events`). Its lease is its timeout,
-so a task whose event never comes is recovered by the sweep like any stuck job.
+so a task whose event does not come in time is recovered by the sweep as a timed-out attempt.
 """
 
 from __future__ import annotations

@@ -233,12 +233,21 @@ class Outcomes:
 
         An external job's lease always runs to the end of its attempt's time (a heartbeat
         cannot stretch it): expired, the attempt has outlived its `timeout_seconds` without
-        a report, a timeout its retry policy counts, however its worker ended."""
+        a report, a timeout its retry policy counts, however its worker ended. So has a job
+        that continues elsewhere (`external_ref`: a `container.run` task): its lease was set
+        to the job's timeout when its task started, and no worker holds it any more, so its
+        expiry is no crash: refunded, the attempt would start another task beside the one
+        still running."""
         error = LEASE_EXPIRED
         if job.external:
             error = (
                 f"timed out after {job.timeout_seconds} s: its worker did not complete or "
                 "fail it within the job's timeout"
+            )
+        elif job.external_ref is not None:
+            error = (
+                f"timed out after {job.timeout_seconds} s: its container task did not stop "
+                f"within the job's timeout (task {job.external_ref})"
             )
         elif job.lost_leases < LOST_LEASE_CAP:
             refunded = self.store.refund_lost_lease(job, LEASE_EXPIRED, cap=LOST_LEASE_CAP)

@@ -290,6 +290,27 @@ def test_container_failure_survives_an_sqs_error_on_the_dlq(
     assert hook["MessageAttributes"]["job_type"]["StringValue"] == "webhook.deliver"
 
 
+def test_a_container_task_outliving_its_timeout_is_a_timed_out_attempt(
+    enqueue, deliver, store, worker, ecs_cluster, db
+) -> None:
+    """A container job's lease, once its task started, is the job's timeout: when it runs
+    out, the task outlived the timeout (or its stop event was lost), which is no crashed
+    worker. Refunded as a lost lease, the job went back to the queue with its attempt
+    unspent and the worker started a second task beside the first, up to three times: one
+    attempt ran the container four times."""
+    job = enqueue("container.run", {"image": "alpine:3"}, max_attempts=2, backoff_base_seconds=0)
+    deliver()
+    assert store.get(job.id).external_ref
+    db.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (job.id,))
+    failure = worker.outcomes.lease_expired(store.get(job.id))
+    assert failure is not None
+    again = store.get(job.id)
+    assert (again.status, again.attempts, again.lost_leases) == (JobStatus.QUEUED, 1, 0)
+    assert again.last_error is not None
+    assert again.last_error.startswith(f"timed out after {again.timeout_seconds} s")
+    assert "container task" in again.last_error
+
+
 def test_a_late_stop_event_of_an_earlier_task_does_not_end_the_next_attempt(
     enqueue, deliver, store, worker, ecs_cluster
 ) -> None:
