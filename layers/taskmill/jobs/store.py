@@ -1158,13 +1158,14 @@ RETURNING *, """
         self, job_id: UUID, lease_token: UUID, reason: str, *, actor: str = "worker"
     ) -> Job | None:
         """Give a claimed job back without counting the attempt (the worker ran out of time
-        before the job could finish, through no fault of the job)."""
+        before the job could finish, through no fault of the job). The refund is counted in
+        `lost_leases`, as a lost lease's is: past a few, the worker counts the attempt."""
         rows = self._db.execute(
             _transition(
                 """
     UPDATE jobs SET status = """
                 + _AGAIN_STATUS
-                + """, attempts = greatest(attempts - 1, 0),
+                + """, attempts = greatest(attempts - 1, 0), lost_leases = lost_leases + 1,
            lease_until = NULL, lease_token = NULL, updated_at = now(), queued_at = now(),
            send_pending = false, external_ref = NULL,
            finished_at = CASE WHEN cancel_requested THEN now() END

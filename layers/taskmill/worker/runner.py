@@ -27,7 +27,13 @@ from taskmill.jobs.model import MAX_RESULT_BYTES, Finished, Job, JobStatus, resu
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobs.store import LEASE_SLACK_SECONDS, Hold, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
-from taskmill.lifecycle.outcomes import ChildJobsNotCreated, HeldMessage, Outcomes, Success
+from taskmill.lifecycle.outcomes import (
+    LOST_LEASE_CAP,
+    ChildJobsNotCreated,
+    HeldMessage,
+    Outcomes,
+    Success,
+)
 from taskmill.lifecycle.sending import send_pending
 from taskmill.observability import MetricBatch
 from taskmill.queue.messages import JobMessage, MalformedMessage, parse_message
@@ -350,8 +356,19 @@ class Worker:
         if timed_out:
             attempt.outcome = Outcome.FAILED
             attempt.error = JobFailure(f"timed out after {attempt.job.timeout_seconds} s")
+        elif attempt.job.lost_leases >= LOST_LEASE_CAP:
+            # Refunded as often as a lost lease is: a job that needs longer than a whole
+            # invocation would otherwise be released at every deadline, for ever.
+            attempt.outcome = Outcome.FAILED
+            attempt.error = JobFailure(
+                f"timed out: a worker invocation ended before the job could finish, "
+                f"{attempt.job.lost_leases + 1} times; its timeout "
+                f"({attempt.job.timeout_seconds} s) is longer than a worker invocation can run "
+                "it (give it a shorter timeout, or run it on an external worker)"
+            )
         else:
-            # The invocation ends before the job could: not the job's fault.
+            # The invocation ends before the job could: not the job's fault (the first
+            # `LOST_LEASE_CAP` times; counted in `lost_leases`).
             attempt.outcome = Outcome.RELEASED
 
     def _heartbeat(self, running: Sequence[Attempt]) -> None:

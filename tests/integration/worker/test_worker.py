@@ -9,6 +9,7 @@ from typing import Any
 
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
+from taskmill.lifecycle.outcomes import LOST_LEASE_CAP
 from taskmill.queue.messages import message_body
 
 from tests.integration.worker.conftest import failures, queue_messages
@@ -148,6 +149,28 @@ def test_work_that_cannot_finish_before_the_lambda_deadline_is_released(
     assert released.status is JobStatus.QUEUED
     assert released.attempts == 0  # not the job's fault: the attempt is not counted
     assert released.lease_token is None
+
+
+def test_work_released_at_every_deadline_ends_after_the_refunds(enqueue, deliver, store) -> None:
+    """A body that needs longer than a worker invocation (its `timeout_seconds` is longer
+    than the Lambda's 300 s) was released at every deadline with its attempt refunded, so
+    it ran again and again, for ever, never failing: a job stuck in a loop that spent a
+    whole invocation each time. Releases are refunded as lost leases are, `LOST_LEASE_CAP`
+    times; then the deadline ends the attempt like a timeout, counted."""
+    job = enqueue("sleep", {"seconds": 5}, timeout_seconds=600, max_attempts=1)
+    for refunded in range(1, LOST_LEASE_CAP + 1):
+        assert len(failures(deliver(remaining=2.0))) == 1
+        released = store.get(job.id)
+        assert (released.status, released.attempts, released.lost_leases) == (
+            JobStatus.QUEUED,
+            0,
+            refunded,
+        )
+    assert failures(deliver(remaining=2.0)) == []  # the last attempt: failed, acknowledged
+    failed = store.get(job.id)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 1)
+    assert failed.last_error is not None
+    assert "longer than a worker invocation" in failed.last_error
 
 
 def test_job_cancelled_before_delivery_is_skipped(enqueue, deliver, store, calls) -> None:
