@@ -226,3 +226,12 @@ def test_a_key_sent_percent_encoded_names_the_same_limit(as_admin: Any) -> None:
         assert refused.status == 400, refused.body
         assert refused.body["error"]["details"] == {"key": key}
     assert as_admin.delete("/v1/limits/customer%3A42").status == 204
+
+
+@pytest.mark.parametrize("cursor", ["%C2%B2", "%D9%A3", "1%C2%B2"])
+def test_an_audit_cursor_of_other_digits_is_a_400(as_admin: Any, cursor: str) -> None:
+    """`str.isdigit` is true for superscripts ("²") and other scripts' digits ("٣"):
+    int() refuses the first (a 500 reached the client) and reads the second as 3."""
+    answer = as_admin.get(f"/v1/audit?cursor={cursor}")
+    assert answer.status == 400
+    assert answer.body["error"]["code"] == "invalid_input"

@@ -63,7 +63,8 @@ def router(services: ApiServices) -> Router:
         action: Annotated[str | None, Query(max_length=100)] = None,
     ) -> AuditList:
         admin()
-        if cursor is not None and not cursor.isdigit():
+        # ASCII digits only: `isdigit` also accepts "²" (which int() refuses) and "٣".
+        if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
             raise InvalidInput("cursor is not valid")
         rows = services.audit.list(
             limit=limit + 1, before_id=int(cursor) if cursor else None, action=action
