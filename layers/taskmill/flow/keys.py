@@ -30,6 +30,26 @@ def require_key(key: str) -> str:
     return key
 
 
+# An owner's key as every job holds it: `owner:` and the owner's id as Postgres writes a
+# UUID (lower case, with dashes), which is what the claim compares keys with.
+OWNER_KEY_PATTERN = re.compile(
+    r"owner:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)  # used with fullmatch
+
+
+def require_limit_key(key: str) -> str:
+    """A key a limit is put on: an `owner:` key must name an owner as jobs hold it, or the
+    limit would constrain nothing."""
+    require_key(key)
+    if key.startswith(OWNER_PREFIX) and OWNER_KEY_PATTERN.fullmatch(key) is None:
+        raise InvalidInput(
+            "an owner key is owner:<account id>, the id as the API shows it "
+            "(lower case, with dashes)",
+            details={"key": key},
+        )
+    return key
+
+
 def render_template(
     template: str, *, job_type: str, owner_id: UUID, payload: Mapping[str, Any]
 ) -> str:

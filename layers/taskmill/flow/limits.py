@@ -80,9 +80,15 @@ def _limit(row: dict[str, Any]) -> Limit:
     )
 
 
+# An owner's key as jobs hold it (`'owner:' || owner_id::text`, see `taskmill.flow.keys`);
+# any other `owner:...` key is a plain key, which no job holds. A looser pattern let
+# `owner:` and 36 dashes reach the cast below, and every read of the limits failed.
+_OWNER_KEY = "'^owner:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
+
+
 # The owner an `owner:<uuid>` key names (NULL for any other key), as SQL on column `{k}`.
 def _owner_of(column: str) -> str:
-    return f"CASE WHEN {column} ~ '^owner:[0-9a-fA-F-]{{36}}$' THEN substr({column}, 7)::uuid END"
+    return f"CASE WHEN {column} ~ {_OWNER_KEY} THEN substr({column}, 7)::uuid END"
 
 
 # Use of each limit in `limits_in`: running jobs holding its key, jobs holding it whose
@@ -166,7 +172,9 @@ WITH limits_in AS (
     SELECT limits.*, 'limit' AS source FROM limits WHERE key = %(key)s
     UNION ALL
     SELECT %(key)s, %(default)s::int, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'default'
-    WHERE %(default)s::int IS NOT NULL AND %(key)s ~ '^owner:[0-9a-fA-F-]{36}$'
+    WHERE %(default)s::int IS NOT NULL AND %(key)s ~ """
+            + _OWNER_KEY
+            + """
       AND NOT EXISTS (SELECT 1 FROM limits WHERE key = %(key)s))"""
             + _USE_SQL,
             {"key": key, "default": self.owner_concurrency},

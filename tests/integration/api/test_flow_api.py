@@ -235,3 +235,34 @@ def test_an_audit_cursor_of_other_digits_is_a_400(as_admin: Any, cursor: str) ->
     answer = as_admin.get(f"/v1/audit?cursor={cursor}")
     assert answer.status == 400
     assert answer.body["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "owner:" + "-" * 36,
+        "owner:" + "a" * 36,
+        "owner:6F9619FF-8B86-D011-B42D-00CF4FC964FF",  # not how the claim writes owner keys
+    ],
+)
+def test_an_owner_key_that_names_no_owner(
+    as_admin: Any, as_user: Any, db: Database, key: str
+) -> None:
+    """`owner:` and 36 characters of hex digits and dashes passed for an owner's key, and
+    the use query cast them to a UUID: once one was stored, GET /v1/limits answered 400 "a
+    value has the wrong format" whenever a job ran, until the key was deleted. And an owner
+    key in capitals was counted as that owner's in the use, while the claim, which compares
+    with `owner:<id>` as Postgres writes ids, never applied it. A PUT now refuses it; one
+    stored before is a plain key (it constrains nothing, as the claim always read it)."""
+    refused = as_admin.put(f"/v1/limits/{key}", {"concurrency": 1})
+    assert refused.status == 400
+    assert refused.body["error"]["code"] == "invalid_input"
+    db.execute("INSERT INTO limits (key, concurrency) VALUES (%s, 1)", (key,))
+    job = as_user.post("/v1/jobs", {"type": "sleep", "payload": {"seconds": 1}}).body
+    assert JobStore(db).claim_batch([UUID(job["id"])]).claimed  # a job runs
+    listed = as_admin.get("/v1/limits")
+    assert listed.status == 200, listed.body
+    [stored] = [item for item in listed.body["items"] if item["key"] == key]
+    assert stored["use"]["running"] == 0
+    assert as_admin.get(f"/v1/limits/{key}").body["use"]["running"] == 0
+    assert as_admin.delete(f"/v1/limits/{key}").status == 204

@@ -14,7 +14,7 @@ from taskmill.api.models import LimitList, LimitOut, LimitPut, PauseOut
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, NotFound
-from taskmill.flow.keys import require_key
+from taskmill.flow.keys import require_key, require_limit_key
 from taskmill.flow.limits import Limit, LimitSpec, Rate
 from taskmill.flow.pauses import Pause, PauseKind
 from taskmill.topology import Priority
@@ -99,7 +99,7 @@ def router(services: ApiServices) -> Router:
     )
     def put_limit(key: str, body: LimitPut) -> LimitOut:
         who = admin()
-        key = _path_key(key)
+        key = require_limit_key(_path_key(key))
         if body.concurrency is None and body.rate is None:
             raise InvalidInput(
                 "set concurrency, rate or both (DELETE /v1/limits/{key} removes a limit)"
