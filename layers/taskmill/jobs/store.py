@@ -938,26 +938,56 @@ RETURNING j.id""",
     ) -> list[Job]:
         """Claim up to `limit` queued external jobs that no pause or limit holds back,
         highest priority and oldest first; concurrent claimers skip each other's rows
-        instead of waiting. Candidates are picked, then admitted as the SQS worker's are;
-        while limits exist, four times `limit` are picked, so jobs held back by a limit do
-        not hide the ones behind them."""
+        instead of waiting. Candidates are picked, then admitted as the SQS worker's are.
+        While limits exist, the pick leaves out jobs holding a key that is full already (at
+        its concurrency, or its rate out of tokens: none of them could start), and takes
+        four times `limit`, so jobs held back by a limit do not hide the ones behind them
+        (one tenant's backlog at its owner concurrency would otherwise fill every pick and
+        starve the others). Which keys are full is read without their locks: the admission
+        counts again under them, so a stale read costs a claim that admits less, never one
+        over a limit."""
         with self._db.transaction() as tx:
             picked = tx.execute(
                 """
+WITH limited AS MATERIALIZED (
+    SELECT %(owner_default)s::int IS NOT NULL OR EXISTS (SELECT 1 FROM limits) AS applies
+), keys_running AS MATERIALIZED (
+    SELECT k.key, count(*) AS n
+    FROM jobs j CROSS JOIN LATERAL unnest("""
+                + _KEYS
+                + """) AS k(key)
+    WHERE j.status = 'running' AND (SELECT applies FROM limited)
+    GROUP BY k.key
+), full_keys AS MATERIALIZED (
+    SELECT l.key FROM limits l LEFT JOIN keys_running r ON r.key = l.key
+    WHERE (l.concurrency IS NOT NULL AND coalesce(r.n, 0) >= l.concurrency)
+       OR (l.rate_limit IS NOT NULL
+           AND l.tokens + greatest(0, extract(epoch FROM
+                   coalesce(%(now)s::timestamptz, clock_timestamp()) - l.refilled_at))
+               * l.rate_limit / l.rate_period_seconds < 1 - 1e-9)
+    UNION ALL
+    SELECT r.key FROM keys_running r
+    WHERE %(owner_default)s::int IS NOT NULL AND starts_with(r.key, 'owner:')
+      AND r.n >= %(owner_default)s::int
+      AND NOT EXISTS (SELECT 1 FROM limits l WHERE l.key = r.key)
+)
 SELECT j.id FROM jobs j
 WHERE j.external AND j.status = 'queued' AND j.run_at <= now() AND NOT j.cancel_requested
   AND (%(types)s::text[] IS NULL OR j.type = ANY (%(types)s::text[]))
   AND NOT """
                 + _PAUSED
                 + """
+  AND NOT ("""
+                + _KEYS
+                + """) && ARRAY(SELECT key FROM full_keys)
 ORDER BY CASE j.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, j.created_at
-LIMIT CASE WHEN %(owner_default)s::int IS NOT NULL OR EXISTS (SELECT 1 FROM limits)
-           THEN %(limit)s * 4 ELSE %(limit)s END
-FOR UPDATE SKIP LOCKED""",
+LIMIT CASE WHEN (SELECT applies FROM limited) THEN %(limit)s * 4 ELSE %(limit)s END
+FOR UPDATE OF j SKIP LOCKED""",
                 {
                     "types": list(types) if types else None,
                     "limit": limit,
                     "owner_default": owner_concurrency,
+                    "now": now,
                 },
             )
             if not picked:

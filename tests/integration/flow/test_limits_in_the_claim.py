@@ -237,6 +237,38 @@ def test_external_claims_obey_limits(store: JobStore, limits: LimitStore, db: Da
     assert store.claim_external(types=None, limit=3, actor="w") == []
 
 
+@pytest.mark.parametrize("waiting", [4, 12])
+def test_an_external_claim_is_not_blocked_by_older_jobs_at_their_limit(
+    store: JobStore, limits: LimitStore, db: Database, waiting: int
+) -> None:
+    """A claim picked the oldest `4 * limit` jobs and admitted among those only: when that
+    many older jobs were held back by a limit (one tenant's backlog at its owner
+    concurrency), every other tenant's job behind them was never claimed, for as long as
+    the backlog lasted: the starvation that limits are there to prevent."""
+    busy, other = make_user(db), make_user(db)
+    running = create_job(store, busy, type="ext", external=True)
+    assert store.claim_external(types=None, limit=1, actor="w", owner_concurrency=1)
+    backlog = [create_job(store, busy, type="ext", external=True) for _ in range(waiting)]
+    theirs = create_job(store, other, type="ext", external=True)
+    claimed = store.claim_external(types=None, limit=1, actor="w", owner_concurrency=1)
+    assert [j.id for j in claimed] == [theirs.id]
+    assert {store.get(j.id).status for j in backlog} == {JobStatus.QUEUED}
+    assert store.get(running.id).status is JobStatus.RUNNING
+
+
+def test_an_external_claim_is_not_blocked_by_older_jobs_out_of_tokens(
+    store: JobStore, limits: LimitStore, db: Database
+) -> None:
+    owner = make_user(db)
+    set_limit(limits, "api:slow", rate={"limit": 1, "period_seconds": 3600})
+    first = create_job(store, owner, type="ext", external=True, limit_keys=["api:slow"])
+    assert [j.id for j in store.claim_external(types=None, limit=1, actor="w")] == [first.id]
+    for _ in range(4):
+        create_job(store, owner, type="ext", external=True, limit_keys=["api:slow"])
+    free = create_job(store, owner, type="ext", external=True)
+    assert [j.id for j in store.claim_external(types=None, limit=1, actor="w")] == [free.id]
+
+
 def test_held_jobs_are_not_taken_for_jobs_whose_message_is_lost(
     store: JobStore, limits: LimitStore, db: Database
 ) -> None:
