@@ -1010,7 +1010,9 @@ FOR UPDATE OF j SKIP LOCKED""",
 
     def extend_leases(self, leases: Sequence[tuple[UUID, UUID]], *, seconds: float) -> int:
         """Renew the leases a worker still holds (job id, lease token) to now + `seconds`,
-        in one statement; leases it lost meanwhile are left alone."""
+        in one statement; leases it lost meanwhile are left alone, and so are those of jobs
+        that continue elsewhere (`external_ref`): their lease is the job's timeout, set when
+        their task started, which a worker's short renewal must not cut."""
         if not leases:
             return 0
         data = [{"id": str(job_id), "token": str(token)} for job_id, token in leases]
@@ -1019,6 +1021,7 @@ FOR UPDATE OF j SKIP LOCKED""",
 UPDATE jobs j SET lease_until = now() + make_interval(secs => %(seconds)s)
 FROM jsonb_to_recordset(%(data)s::jsonb) AS l(id uuid, token uuid)
 WHERE j.id = l.id AND j.lease_token = l.token AND j.status = 'running'
+  AND j.external_ref IS NULL
 RETURNING j.id""",
             {"data": Jsonb(data), "seconds": seconds},
         )

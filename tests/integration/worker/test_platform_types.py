@@ -331,3 +331,19 @@ def test_a_late_stop_event_of_an_earlier_task_does_not_end_the_next_attempt(
     assert finish_from_event(store, worker.outcomes, event, logger=_logger()) is None
     still = store.get(job.id)
     assert (still.status, still.attempts) == (JobStatus.RUNNING, 2)
+
+
+def test_a_heartbeat_does_not_shorten_the_lease_of_a_started_container_task(enqueue, store) -> None:
+    """The worker renews the leases of the bodies it still runs (to now + 60 s at most); a
+    container body that started its task just before that heartbeat had its lease (the
+    job's timeout, set as the task started) cut to a minute, after which the sweep ended
+    the attempt while the task ran on, and the retry started a second task."""
+    job = enqueue("container.run", {"image": "alpine:3"}, timeout_seconds=3600)
+    claimed = store.claim(job.id)
+    assert claimed is not None
+    assert claimed.lease_token is not None
+    started = store.set_external_ref(job.id, claimed.lease_token, "arn:aws:ecs:task/x")
+    assert started is not None
+    assert started.lease_until is not None
+    store.extend_leases([(job.id, claimed.lease_token)], seconds=60)
+    assert store.get(job.id).lease_until == started.lease_until
