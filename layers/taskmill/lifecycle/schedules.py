@@ -11,10 +11,10 @@ from uuid import UUID
 from taskmill.errors import InvalidInput, TaskmillError
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
-from taskmill.lifecycle.submit import JobRequest, submit
+from taskmill.lifecycle.submit import JobRequest, resolve, submit
 from taskmill.queue.sqs import JobQueue
 from taskmill.schedules.cron import CronExpression
-from taskmill.schedules.store import ScheduleStore
+from taskmill.schedules.store import Schedule, ScheduleStore
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,20 @@ class Fired:
 
     created: int = 0
     disabled: list[UUID] = field(default_factory=list)
+
+
+def _template_request(schedule: Schedule, key: str, registry: JobTypeRegistry) -> JobRequest:
+    """The job a run of `schedule` creates. A stored template the API would not have written
+    (changed behind its back: a hand edit, a restore), with a field no job has or a value of
+    the wrong type, is `InvalidInput` like any template that no longer fits: raised as
+    TypeError or pydantic's ValidationError it would stop the whole sweep at its first step,
+    every run, recovering nothing else while the row stayed."""
+    try:
+        request = JobRequest(**schedule.job_template, idempotency_key=key)
+        resolve(request, registry, owner_id=schedule.owner_id)
+    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise InvalidInput(f"its stored job template is not valid: {exc}") from None
+    return request
 
 
 def fire_due(
@@ -88,7 +102,7 @@ def fire_due(
                 queue,
                 registry,
                 schedule.owner_id,
-                [JobRequest(**schedule.job_template, idempotency_key=key)],
+                [_template_request(schedule, key, registry)],
                 actor=f"schedule:{schedule.id}",
                 unfinished_limit=unfinished_limit,
             )

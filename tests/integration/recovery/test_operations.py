@@ -10,6 +10,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import pytest
+from psycopg.types.json import Jsonb
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobFilter, JobStore
 from taskmill.lifecycle.schedules import fire_due
@@ -844,3 +845,27 @@ def test_a_peek_while_a_background_redrive_runs_says_what_it_cannot_see(
     assert (
         as_admin.post("/v1/dlq/normal/redrive", {"dry_run": True}).body["redrive_task_id"] is None
     )
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        {"type": "noop", "payload": {}, "retries": 3},  # a field no job has
+        {"type": "noop", "payload": {}, "priority": "urgent"},
+        {"type": "noop", "payload": {}, "delay_seconds": "60"},
+    ],
+)
+def test_a_stored_template_that_no_longer_fits_skips_its_slot_only(
+    as_user, db, job_queue, services, template, caplog
+) -> None:
+    """A template changed behind the API's back (a hand edit, a restore) raised TypeError or
+    pydantic's ValidationError out of `fire_due`, the sweep's first step: every run failed
+    there, so nothing else was recovered (leases, sends, waiting jobs) while the row stayed.
+    Like a template whose type was removed, its slot is skipped and logged."""
+    broken = _due_schedule(as_user, db)
+    healthy = _due_schedule(as_user, db)
+    db.execute("UPDATE schedules SET job_template = %s WHERE id = %s", (Jsonb(template), broken))
+    assert fire(db, job_queue, services) == 1  # the healthy one
+    assert ScheduleStore(db).get(UUID(broken)).next_fire_at > datetime.now(UTC)
+    assert ScheduleStore(db).get(UUID(healthy)).last_job_id is not None
+    assert "schedule could not create its job" in caplog.text
