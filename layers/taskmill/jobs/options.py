@@ -5,10 +5,18 @@ set of bounds: `POST /v1/jobs` (`taskmill.api.models.JobCreate`) and `context.su
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from taskmill.topology import MAX_ATTEMPTS_LIMIT
 
@@ -41,8 +49,20 @@ class JobOptions(BaseModel):
     backoff_base_seconds: float | None = Field(default=None, ge=0, le=86400)
     backoff_max_seconds: float | None = Field(default=None, ge=0, le=7 * 86400)
     run_at: Instant | None = None
-    delay_seconds: float | None = Field(default=None, ge=0, le=365 * 86400)
+    delay_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=365 * 86400,
+        description="Start this many seconds from now; not together with `run_at`.",
+    )
     depends_on: list[JsonUuid] = Field(default_factory=list, max_length=100)
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> Self:
+        # Both given, one would be silently dropped: say so instead of guessing which.
+        if self.run_at is not None and self.delay_seconds is not None:
+            raise ValueError("give run_at or delay_seconds, not both")
+        return self

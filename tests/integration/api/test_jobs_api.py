@@ -815,3 +815,14 @@ def test_the_audit_log_gives_each_actors_current_email(as_user, as_admin, db) ->
     db.execute("INSERT INTO audit_log (actor_id, action) VALUES (NULL, 'auth.login_failed')")
     entry = as_admin.get("/v1/audit?action=auth.login_failed").body["items"][0]
     assert (entry["actor_id"], entry["actor_email"]) == (None, None)
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/jobs/batch"])
+def test_run_at_and_delay_seconds_together_are_refused_not_one_dropped(as_user, db, path) -> None:
+    job = {"type": "noop", "run_at": "2030-01-01T00:00:00Z", "delay_seconds": 60}
+    answer = as_user.post(path, job if path == "/v1/jobs" else {"jobs": [{"type": "noop"}, job]})
+    assert answer.status == 400, answer.body
+    [detail] = answer.body["error"]["details"]
+    assert detail["msg"] == "give run_at or delay_seconds, not both"
+    assert detail["loc"] == (["body"] if path == "/v1/jobs" else ["body", "jobs", "1"])
+    assert db.execute("SELECT count(*) AS n FROM jobs")[0]["n"] == 0

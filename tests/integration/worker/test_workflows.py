@@ -76,6 +76,14 @@ def parents(registry: JobTypeRegistry, calls: Calls) -> JobTypeRegistry:
             return str(exc)
         return "not refused"
 
+    @registry.register("submits.two.start.times")
+    def two_start_times(context: Any, payload: Any) -> str:
+        try:
+            context.submit("noop", run_at="2030-01-01T00:00:00Z", delay_seconds=60)
+        except ChildJobRefused as exc:
+            return str(exc)
+        return "not refused"
+
     @registry.register("submits.unknown.uncaught")
     def uncaught(context: Any, payload: Any) -> str:
         context.submit("sleep", {"seconds": "many"})
@@ -286,6 +294,17 @@ def test_a_refused_child_option_reads_as_the_validators_sentence(
     assert isinstance(result, str)
     assert result.startswith("child job refused: run_at: "), result
     assert "Value error" not in result
+
+
+def test_a_child_given_run_at_and_delay_seconds_is_refused(
+    parents, enqueue, deliver, store: JobStore
+) -> None:
+    seen = enqueue("submits.two.start.times")
+    assert failures(deliver()) == []
+    assert store.get(seen.id).result == (
+        "child job refused: options: give run_at or delay_seconds, not both"
+    )
+    assert children_of(store, seen.id) == []
 
 
 def test_dependency_results_are_keyed_by_job_id(
