@@ -16,6 +16,7 @@ from taskmill.flow.pauses import PauseStore
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.lambda_support import PowertoolsMetrics
+from taskmill.lifecycle.container_tasks import ContainerTasks
 from taskmill.observability import MetricBatch, MetricsSink
 from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.outage import SweepOutage
@@ -49,6 +50,7 @@ def container_sweeper() -> Sweeper:
             pauses=PauseStore(db),
             event_sources=EventSources(settings.event_source_ids(), logger=logger),
             redrive_tasks=RedriveTaskStore(db),
+            containers=ContainerTasks(settings.ecs_cluster_arn, logger=logger),
             logger=logger,
         )
     return _sweeper

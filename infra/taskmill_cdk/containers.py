@@ -72,6 +72,20 @@ class Containers(Construct):
             "TASKMILL_ECS_LOG_GROUP": self.log_group.log_group_name,
         }
 
+    def grant_stop_tasks(self, grantee: iam.IGrantable) -> None:
+        """StopTask on this cluster's tasks only: the sweep stops a task whose job timed out
+        or was cancelled."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["ecs:StopTask"],
+            resource_arns=[
+                Stack.of(self).format_arn(
+                    service="ecs", resource="task", resource_name=f"{self.cluster.cluster_name}/*"
+                )
+            ],
+            conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+        )
+
     def grant_run_tasks(self, grantee: iam.IGrantable) -> None:
         stack = Stack.of(self)
         iam.Grant.add_to_principal(

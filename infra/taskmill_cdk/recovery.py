@@ -54,6 +54,11 @@ class Recovery(Construct):
                 "TASKMILL_RETENTION_DAYS": str(config.retention_days),
                 "TASKMILL_REQUEUE_AFTER_SECONDS": str(config.requeue_after_seconds),
                 "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
+                **(
+                    {"TASKMILL_ECS_CLUSTER_ARN": containers.cluster.cluster_arn}
+                    if containers is not None
+                    else {}
+                ),
             },
             reserved_concurrency=OTHER_DATABASE_CONCURRENCY["recovery"],
             # Shorter than the interval, so one sweep ends before the next begins.
@@ -63,6 +68,8 @@ class Recovery(Construct):
         database.grant_connect(self.sweep_function)
         queues.grant_send_jobs(self.sweep_function)
         queues.grant_dead_letter(self.sweep_function)
+        if containers is not None:
+            containers.grant_stop_tasks(self.sweep_function)
         self.schedule = events.Rule(
             self,
             "SweepSchedule",

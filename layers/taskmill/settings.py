@@ -238,3 +238,6 @@ class RecoverySettings(DatabaseSettings, QueueSettings, JobTypeSettings, EventSo
     sweep_batch_limit: int = Field(default=500, ge=1, le=10_000)
     send_grace_seconds: float = Field(default=30, ge=0)
     requeue_after_seconds: float = Field(default=1800, ge=0)
+    # The cluster of container.run's tasks, whose tasks the sweep stops once their job timed
+    # out or was cancelled; unset where there are no container jobs.
+    ecs_cluster_arn: str | None = None

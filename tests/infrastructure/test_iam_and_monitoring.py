@@ -90,7 +90,9 @@ def test_each_function_may_call_only_what_it_calls(dev: Synthesized, prod: Synth
         assert "sqs:ChangeMessageVisibility" in worker
         assert "lambda:InvokeFunction" not in worker
         recovery = actions_of(synthesized, stack.taskmill.recovery.sweep_function)
-        assert not any(a.startswith(("ecs:", "iam:")) for a in recovery)
+        # It stops container.run tasks (timed out, cancelled) where there are containers.
+        stops = {"ecs:StopTask"} if stack.taskmill.containers is not None else set()
+        assert {a for a in recovery if a.startswith(("ecs:", "iam:"))} == stops
         # Its only Lambda calls: the queue mappings (test_only_the_api_and_the_sweep_...).
         assert {a for a in recovery if a.startswith("lambda:")} == PAUSE_ACTIONS
         migrations = actions_of(synthesized, stack.taskmill.database.migrations_function)
@@ -183,6 +185,21 @@ def test_run_task_is_limited_to_the_environments_cluster(prod: Synthesized) -> N
     assert run_task["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
     [pass_role] = [s for _, s in statements(prod) if s["Action"] == "iam:PassRole"]
     assert len(as_list(pass_role["Resource"])) == 2
+
+
+def test_the_sweep_may_stop_only_the_environments_tasks(prod: Synthesized) -> None:
+    assert prod.stack.taskmill.containers is not None
+    cluster = prod.logical_id(prod.stack.taskmill.containers.cluster)
+    [stop] = [s for _, s in statements(prod) if s["Action"] == "ecs:StopTask"]
+    assert stop["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
+    # Tasks of that cluster only: arn:…:task/<cluster name>/*
+    [parts] = stop["Resource"]["Fn::Join"][1:]
+    assert parts[-3:] == [":task/", {"Ref": cluster}, "/*"]
+    sweep = prod.template.to_json()["Resources"][
+        prod.logical_id(prod.stack.taskmill.recovery.sweep_function)
+    ]
+    variables = sweep["Properties"]["Environment"]["Variables"]
+    assert variables["TASKMILL_ECS_CLUSTER_ARN"] == {"Fn::GetAtt": [cluster, "Arn"]}
 
 
 def test_secrets_reach_functions_by_arn_only(dev: Synthesized, prod: Synthesized) -> None:

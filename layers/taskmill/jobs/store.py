@@ -1221,6 +1221,17 @@ RETURNING *, """
         )
         return Job.model_validate(rows[0]) if rows else None
 
+    def cancelled_elsewhere(self, *, limit: int) -> list[str]:
+        """The `external_ref` (an ECS task) of each running job that continues elsewhere and
+        was asked to cancel: its task is to be stopped, since its body will not poll
+        `cancelled()` any more."""
+        rows = self._db.execute(
+            "SELECT external_ref FROM jobs WHERE status = 'running' AND cancel_requested "
+            "AND external_ref IS NOT NULL ORDER BY updated_at LIMIT %s",
+            (limit,),
+        )
+        return [row["external_ref"] for row in rows]
+
     def running_by_external_ref(self, ref: str) -> Job | None:
         rows = self._db.execute(
             "SELECT * FROM jobs WHERE external_ref = %s AND status = 'running'", (ref,)

@@ -46,6 +46,10 @@ def finish_from_event(
     if exit_code == 0:
         done = outcomes.succeeded([Success(job.id, job.lease_token, result)], actor=ACTOR)
         finished = done[0] if done else None
+    elif job.cancel_requested:
+        # Stopped because it was asked to (the sweep stops a cancelled job's task), or it
+        # failed meanwhile: either way the job was to end, and not to be retried.
+        finished = outcomes.cancelled(job, actor=ACTOR)
     else:
         reason = (
             f"container exited with {exit_code}"

@@ -13,6 +13,8 @@ from taskmill.flow.pauses import PauseKind, PauseStore
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.lifecycle import container_tasks
+from taskmill.lifecycle.container_tasks import ContainerTasks
 from taskmill.lifecycle.outcomes import Outcomes
 from taskmill.lifecycle.schedules import fire_due
 from taskmill.lifecycle.sending import send_pending
@@ -45,6 +47,8 @@ class SweepReport:
     mappings_synced: int = 0
     # Background DLQ redrives whose function died, marked failed (each logged with its id).
     redrives_abandoned: int = 0
+    # container.run tasks asked to stop: their attempt timed out, or their job was cancelled.
+    containers_stopped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -77,6 +81,7 @@ class Sweeper:
         pauses: PauseStore | None = None,
         event_sources: EventSources | None = None,
         redrive_tasks: RedriveTaskStore | None = None,
+        containers: ContainerTasks | None = None,
         logger: logging.Logger | Any = None,
     ) -> None:
         self.store = store
@@ -87,6 +92,7 @@ class Sweeper:
         self.pauses = pauses
         self.event_sources = event_sources
         self.redrive_tasks = redrive_tasks
+        self.containers = containers
         self.logger = logger or logging.getLogger("taskmill.recovery")
         self.outcomes = Outcomes(store, queue, registry, logger=self.logger)
 
@@ -110,6 +116,7 @@ class Sweeper:
         report.released_scheduled = len(released)
         report.sent += len(send_pending(self.store, self.queue, released))
         self._recover_expired_leases(report)
+        self._stop_cancelled_containers(report)
         waiting = self.store.release_waiting(limit=batch)
         report.released_waiting = len(waiting)
         report.sent += len(send_pending(self.store, self.queue, waiting))
@@ -148,6 +155,20 @@ class Sweeper:
         self.logger.info("recovery sweep", extra={"sweep": report.as_dict()})
         return report, metrics
 
+    def _stop_cancelled_containers(self, report: SweepReport) -> None:
+        """A running container job asked to cancel has no body left to see it: its task is
+        stopped, and the task's stop event ends the job `cancelled`. Asked again each run
+        until that event comes (ECS takes a repeated stop request as it takes one)."""
+        if self.containers is None or not self.containers.configured:
+            return
+        for task_arn in self.store.cancelled_elsewhere(limit=self.limits.batch):
+            report.containers_stopped += self._stop_container(task_arn, container_tasks.CANCELLED)
+
+    def _stop_container(self, task_arn: str, reason: str) -> int:
+        if self.containers is None:
+            return 0
+        return int(self.containers.stop(task_arn, reason))
+
     def _fail_abandoned_redrives(self) -> int:
         if self.redrive_tasks is None:
             return 0
@@ -177,6 +198,12 @@ class Sweeper:
             failure = self.outcomes.lease_expired(job)
             if failure is None or failure.job is None:
                 continue  # reported on meanwhile, or another sweep got it first
+            if job.external_ref is not None and not job.external:
+                # Its container task outlived the attempt, now counted as timed out: stopped
+                # rather than left to run beside the retry's task (or for nothing).
+                report.containers_stopped += self._stop_container(
+                    job.external_ref, container_tasks.TIMED_OUT
+                )
             if failure.job.status is JobStatus.FAILED:
                 report.recovered_failed += 1
             elif failure.job.status is JobStatus.CANCELLED:

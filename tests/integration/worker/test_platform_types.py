@@ -10,7 +10,9 @@ import pytest
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
 from taskmill.jobtypes.http_request import check_destination
+from taskmill.lifecycle.container_tasks import CANCELLED, TIMED_OUT, ContainerTasks
 from taskmill.lifecycle.ecs_events import finish_from_event
+from taskmill.recovery.sweep import Sweeper, SweepLimits
 
 from functions.retry.ecs_events import handler as container_events_handler
 from tests.integration.worker.conftest import failures, queue_messages
@@ -347,3 +349,79 @@ def test_a_heartbeat_does_not_shorten_the_lease_of_a_started_container_task(enqu
     assert started.lease_until is not None
     store.extend_leases([(job.id, claimed.lease_token)], seconds=60)
     assert store.get(job.id).lease_until == started.lease_until
+
+
+def _task(cluster: str, task_arn: str) -> dict[str, Any]:
+    [task] = boto3.client("ecs").describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"]
+    return task
+
+
+def _sweep(store: Any, job_queue: Any, worker: Any, cluster: str | None) -> Any:
+    return Sweeper(
+        store,
+        job_queue,
+        worker.registry,
+        SweepLimits(),
+        containers=ContainerTasks(cluster, client_factory=boto3.client),
+    ).run()[0]
+
+
+def test_the_sweep_stops_the_task_of_a_container_attempt_that_timed_out(
+    enqueue, deliver, store, worker, job_queue, ecs_cluster, db
+) -> None:
+    """Counted as timed out, the attempt's task no longer has a job waiting for it: left
+    running it would cost Fargate time for nothing, beside the retry's own task."""
+    job = enqueue("container.run", {"image": "alpine:3"}, max_attempts=2, backoff_base_seconds=0)
+    deliver()
+    task_arn = store.get(job.id).external_ref
+    assert _task(ecs_cluster, task_arn)["desiredStatus"] == "RUNNING"
+    db.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (job.id,))
+    report = _sweep(store, job_queue, worker, ecs_cluster)
+    assert (report.recovered_retried, report.containers_stopped) == (1, 1)
+    task = _task(ecs_cluster, task_arn)
+    assert (task["desiredStatus"], task["stoppedReason"]) == ("STOPPED", TIMED_OUT)
+    # Its stop event then finds no job holding the task: the retry is left as it is.
+    assert (
+        finish_from_event(
+            store, worker.outcomes, _stopped_event(task_arn, ecs_cluster, 137), logger=_logger()
+        )
+        is None
+    )
+    assert store.get(job.id).status is JobStatus.QUEUED
+
+
+def test_a_cancelled_container_job_has_its_task_stopped_and_ends_cancelled(
+    enqueue, deliver, store, worker, job_queue, ecs_cluster
+) -> None:
+    # Its last attempt: a failure would end it failed (and dead-lettered), not cancelled.
+    job = enqueue("container.run", {"image": "alpine:3"}, max_attempts=1)
+    deliver()
+    task_arn = store.get(job.id).external_ref
+    asked = store.cancel(job.id, actor="test")
+    assert asked is not None
+    assert (asked.status, asked.cancel_requested) == (JobStatus.RUNNING, True)
+    # Without a cluster (locally) there is nothing to stop.
+    assert _sweep(store, job_queue, worker, None).containers_stopped == 0
+    assert _sweep(store, job_queue, worker, ecs_cluster).containers_stopped == 1
+    task = _task(ecs_cluster, task_arn)
+    assert (task["desiredStatus"], task["stoppedReason"]) == ("STOPPED", CANCELLED)
+    # The task's stop event (SIGTERM's exit) ends it cancelled.
+    ended = finish_from_event(
+        store, worker.outcomes, _stopped_event(task_arn, ecs_cluster, 143), logger=_logger()
+    )
+    assert ended is not None
+    assert (ended.status, ended.attempts) == (JobStatus.CANCELLED, 1)
+    assert _sweep(store, job_queue, worker, ecs_cluster).containers_stopped == 0
+
+
+def test_a_task_ecs_will_not_stop_is_logged_and_asked_again_next_run(
+    enqueue, deliver, store, worker, job_queue, ecs_cluster, caplog
+) -> None:
+    job = enqueue("container.run", {"image": "alpine:3"})
+    deliver()
+    store.cancel(job.id, actor="test")
+    gone = ecs_cluster.replace("taskmill-test", "deleted-meanwhile")  # ECS answers an error
+    with caplog.at_level("WARNING"):
+        assert _sweep(store, job_queue, worker, gone).containers_stopped == 0
+    assert "could not stop a container task" in caplog.text
+    assert _sweep(store, job_queue, worker, ecs_cluster).containers_stopped == 1
