@@ -165,3 +165,23 @@ def check_database(url: str, data_dir: Path, timeout_seconds: int = 5) -> None:
             f"Start it or fix DATABASE_URL, or unset it to use the embedded Postgres "
             f"(data in {data_dir / 'pgdata'}): env -u DATABASE_URL make run"
         ) from None
+
+
+def job_module_paths(cwd: Path | None = None) -> list[Path]:
+    """Where the local stack imports `TASKMILL_JOB_MODULES` from, as they are deployed: in a
+    checkout, `layers/` (the package layer ships its packages beside `taskmill`; README,
+    "Adding a job type"), and the current directory (your CDK app's folder, whose packages
+    its synth ships; `python -m` has it on sys.path, the `taskmill-local` script does not)."""
+    found = [(cwd or Path.cwd()).resolve()]
+    layers = Path(__file__).resolve().parents[2] / "layers"
+    if (layers / "taskmill").is_dir():  # a checkout, not an installed wheel
+        found.insert(0, layers)
+    return found
+
+
+def add_job_module_paths(cwd: Path | None = None) -> None:
+    import sys
+
+    for path in job_module_paths(cwd):
+        if str(path) not in sys.path:
+            sys.path.append(str(path))

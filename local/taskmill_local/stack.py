@@ -467,6 +467,7 @@ def main() -> int:
         DataDirLock,
         Port,
         PreflightError,
+        add_job_module_paths,
         check_database,
         check_ports,
     )
@@ -484,6 +485,7 @@ def main() -> int:
         check_ports(ports)
         if config.database_url:
             check_database(config.database_url, config.data_dir)
+        add_job_module_paths()
     except PreflightError as exc:
         lock.release()
         return fail(str(exc))
