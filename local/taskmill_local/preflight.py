@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import socket
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,3 +186,47 @@ def add_job_module_paths(cwd: Path | None = None) -> None:
     for path in job_module_paths(cwd):
         if str(path) not in sys.path:
             sys.path.append(str(path))
+
+
+def check_job_types(environ: dict[str, str] | None = None) -> None:
+    """Build the job-type registry the functions will build, once, before anything starts: a
+    job module that cannot be imported or registers badly is one line naming it and what to
+    do, not a traceback from every poller and every sweep under a banner saying it runs."""
+    import taskmill
+    from taskmill.errors import SettingsError
+    from taskmill.jobtypes.defaults import build_registry
+    from taskmill.settings import JobTypeSettings, load_settings
+
+    try:
+        settings = load_settings(JobTypeSettings, environ)
+    except SettingsError as exc:
+        raise PreflightError(str(exc)) from None
+    try:
+        build_registry(settings.model_copy(update={"external_types": "[]"}))
+    except Exception as exc:  # noqa: BLE001 - the user's own code: any error is theirs to fix
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        named = settings.job_module_names
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        if missing and any(m == missing or m.startswith(f"{missing}.") for m in named):
+            where = " or ".join(str(path) for path in job_module_paths())
+            hint = f"put its package in {where}, or fix the name"
+        else:
+            # The line in the user's module, not the registry's check that refused it.
+            platform = str(Path(taskmill.__file__).resolve().parent)
+            frames = [
+                frame
+                for frame in traceback.extract_tb(exc.__traceback__)
+                if not frame.filename.startswith(("<", platform))
+            ]
+            at = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+            hint = f"fix it{at}, or leave the module out"
+        raise PreflightError(
+            f"TASKMILL_JOB_MODULES={settings.job_modules!r} cannot be loaded: {reason}; {hint}"
+        ) from None
+    try:
+        build_registry(settings)
+    except Exception as exc:  # noqa: BLE001 - a declaration the registry refuses
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise PreflightError(
+            f"TASKMILL_EXTERNAL_TYPES cannot be loaded: {reason}; fix or unset it"
+        ) from None

@@ -469,6 +469,7 @@ def main() -> int:
         PreflightError,
         add_job_module_paths,
         check_database,
+        check_job_types,
         check_ports,
     )
 
@@ -486,6 +487,7 @@ def main() -> int:
         if config.database_url:
             check_database(config.database_url, config.data_dir)
         add_job_module_paths()
+        check_job_types()
     except PreflightError as exc:
         lock.release()
         return fail(str(exc))

@@ -151,6 +151,20 @@ def test_an_unreachable_database_url_is_one_line_without_the_password(tmp_path) 
     assert processes_on(data_dir) == ""
 
 
+def test_a_job_module_that_cannot_be_imported_is_one_line_and_nothing_starts(tmp_path) -> None:
+    """Not a banner followed by a traceback from every poller and sweep (a newcomer's typo)."""
+    data_dir = tmp_path / "data"
+    env = {**stack_env(data_dir), "TASKMILL_JOB_MODULES": "acme_jobs_not_there.resize"}
+    done = run_to_exit(env, timeout=60)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert "TASKMILL_JOB_MODULES='acme_jobs_not_there.resize'" in line
+    assert str(ROOT / "layers") in line  # where README says to put it
+    assert not (data_dir / "pgdata").exists()
+    assert processes_on(data_dir) == ""
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_during_start_up_leaves_nothing_running_and_prints_no_traceback(
     tmp_path, stop_signal: signal.Signals

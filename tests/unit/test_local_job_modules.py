@@ -12,7 +12,9 @@ from taskmill.jobtypes.defaults import build_registry
 from taskmill.settings import JobTypeSettings
 
 from taskmill_local.preflight import (
+    PreflightError,
     add_job_module_paths,
+    check_job_types,
     job_module_paths,
 )
 
@@ -47,3 +49,48 @@ def test_a_module_in_the_current_directory_registers_its_types(
     add_job_module_paths()
     registry = build_registry(JobTypeSettings(job_modules="hnew_acme_jobs.resize"))
     assert "image.resize" in registry
+
+
+def test_a_module_that_cannot_be_imported_is_one_line_saying_where_to_put_it() -> None:
+    with pytest.raises(PreflightError) as refused:
+        check_job_types({"TASKMILL_JOB_MODULES": "no_such_package.jobs"})
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "TASKMILL_JOB_MODULES='no_such_package.jobs'" in message
+    assert "No module named 'no_such_package'" in message
+    assert str(ROOT / "layers") in message
+
+
+def test_a_module_whose_registration_fails_names_its_own_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hnew_bad_jobs.py").write_text(
+        "def register(registry):\n    registry.register('not a name!')(lambda c, p: None)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PreflightError) as refused:
+        check_job_types({"TASKMILL_JOB_MODULES": "hnew_bad_jobs"})
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "ValueError: job type name 'not a name!'" in message
+    assert f"({tmp_path / 'hnew_bad_jobs.py'}, line 2)" in message
+
+
+def test_a_missing_dependency_of_a_module_is_not_taken_for_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hnew_needs_pil.py").write_text("import hnew_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PreflightError) as refused:
+        check_job_types({"TASKMILL_JOB_MODULES": "hnew_needs_pil"})
+    message = str(refused.value)
+    assert "No module named 'hnew_not_installed'" in message
+    assert f"({tmp_path / 'hnew_needs_pil.py'}, line 1)" in message
+    assert "put its package" not in message
+
+
+def test_a_bad_external_declaration_is_one_line() -> None:
+    with pytest.raises(
+        PreflightError, match=r"^TASKMILL_EXTERNAL_TYPES cannot be loaded: .*'name'"
+    ):
+        check_job_types({"TASKMILL_EXTERNAL_TYPES": '[{"schema": {}}]'})
