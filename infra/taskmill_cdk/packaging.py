@@ -48,6 +48,9 @@ FUNCTIONS_DIR = ROOT / "functions" if CHECKOUT else _package_dir("taskmill_funct
 # Pyodide (the optional bytecode compiler) from `npm ci`: the repository's node_modules, or
 # the CDK app's own (where its `aws-cdk` CLI is installed) for an installed Taskmill.
 NODE_MODULES = (ROOT if CHECKOUT else Path.cwd()) / "node_modules"
+# The Pyodide that package.json pins (a test keeps them equal): what an installed Taskmill's
+# warning tells your app to install, since the wheel carries no package.json to `npm ci`.
+PYODIDE_VERSION = "314.0.7"
 PYODIDE_COMPILER = HERE / "compile_bytecode.mjs"
 IGNORED = ("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "*.egg-info")
 
@@ -272,16 +275,28 @@ def bytecode_compiler(
     return None
 
 
+def no_compiler_warning(python_version: str, *, checkout: bool = CHECKOUT) -> str:
+    """What to do when no compiler is found: `npm ci` in this repository; in your own CDK
+    app (an installed Taskmill, no package.json of ours) Pyodide beside it, or the Python."""
+    if checkout:
+        fix = "run `npm ci` for Pyodide"
+    else:
+        fix = (
+            f"put python{python_version} on PATH, or run `npm install pyodide@{PYODIDE_VERSION}`"
+            f" in {NODE_MODULES.parent}"
+        )
+    return (
+        f"warning: no compiler for Python {python_version} bytecode ({fix}): the assets ship "
+        "sources only, and cold starts compile them"
+    )
+
+
 def compile_bytecode(directory: Path, python_version: str) -> str:
     """Bytecode beside every source under `directory` if a compiler for `python_version`
     exists here; returns what compiled it, or "none"."""
     compiler = bytecode_compiler(python_version)
     if compiler is None:
-        print(
-            f"warning: no compiler for Python {python_version} bytecode (run `npm ci` for "
-            "Pyodide): the assets ship sources only, and cold starts compile them",
-            file=sys.stderr,
-        )
+        print(no_compiler_warning(python_version), file=sys.stderr)
         return "none"
     compiler.compile(directory, python_version)
     return compiler.description

@@ -12,7 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from taskmill_cdk.packaging import ROOT, bytecode_compiler
+from taskmill_cdk.packaging import (
+    NODE_MODULES,
+    PYODIDE_VERSION,
+    ROOT,
+    bytecode_compiler,
+    no_compiler_warning,
+)
 from taskmill_cdk.runtime import PYTHON_VERSION
 
 # Run by the runtime-version interpreter that compiled the probe: which file it imported.
@@ -40,6 +46,19 @@ def test_the_bytecode_compiler_is_for_the_runtime_python() -> None:
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert bytecode_compiler(host) is not None  # this interpreter, for the bench
     assert bytecode_compiler("9.9", node_modules=Path("/nonexistent")) is None
+
+
+def test_without_a_compiler_the_warning_says_what_to_install_where_it_runs() -> None:
+    """A checkout has package.json (`npm ci`); your own CDK app, with Taskmill from the wheel,
+    has none of ours: it is told the Pyodide to install beside it, or the Python to put on PATH."""
+    assert json.loads((ROOT / "package.json").read_text())["devDependencies"]["pyodide"] == (
+        PYODIDE_VERSION
+    )
+    assert "run `npm ci` for Pyodide" in no_compiler_warning("3.14", checkout=True)
+    installed = no_compiler_warning("3.14", checkout=False)
+    assert "npm ci" not in installed
+    assert f"`npm install pyodide@{PYODIDE_VERSION}` in {NODE_MODULES.parent}" in installed
+    assert "python3.14 on PATH" in installed
 
 
 def test_a_runtime_python_importer_uses_the_compiled_bytecode(tmp_path: Path) -> None:
