@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -591,7 +592,12 @@ def same_id(known: object, typed: str) -> bool:
 
 def ask_password(prompt: str, alternative: str = "") -> str:
     try:
-        return getpass.getpass(prompt)
+        with warnings.catch_warnings():
+            # No terminal (cron, CI, `docker run` without -t): getpass reads standard input
+            # and says "Password input may be echoed" itself; its GetPassWarning would add a
+            # line naming getpass.py of the user's Python, noise that reads like a crash.
+            warnings.simplefilter("ignore", getpass.GetPassWarning)
+            return getpass.getpass(prompt)
     except EOFError:  # no terminal to ask on
         raise UsageError(f"no password: give --password {alternative}".strip()) from None
 

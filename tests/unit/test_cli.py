@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
@@ -936,7 +937,8 @@ def test_users_delete_knows_ones_own_id_however_it_is_spelled(
     answers["/v1/auth/me"] = (200, {"id": me, "email": "ann@x.io", "role": "user"})
     answers[f"/v1/users/{typed}"] = (204, None)
     monkeypatch.setattr("sys.stdin", io.StringIO("my long password\n"))
-    with pytest.warns(getpass.GetPassWarning):  # no terminal: it reads standard input
+    with warnings.catch_warnings():  # no terminal: it reads standard input, and says so
+        warnings.simplefilter("error", getpass.GetPassWarning)  # not with a Python warning
         assert main(["users", "delete", typed]) == 0
     assert (seen[-1]["method"], seen[-1]["body"]) == (
         "DELETE",
