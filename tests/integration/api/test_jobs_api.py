@@ -268,7 +268,13 @@ def test_get_status_events_edit_cancel_retry_delete(as_user, db) -> None:
     events = as_user.get(f"/v1/jobs/{job['id']}/events").body
     assert [e["to_status"] for e in events] == ["scheduled", "cancelled", "queued"]
     JobStore(db).claim(job["id"])
-    assert as_user.delete(f"/v1/jobs/{job['id']}").status == 409
+    refused = as_user.delete(f"/v1/jobs/{job['id']}")
+    assert refused.status == 409
+    assert refused.body["error"]["message"].endswith("cancel it first")
+    assert as_user.post(f"/v1/jobs/{job['id']}/cancel").body["cancel_requested"] is True
+    refused = as_user.delete(f"/v1/jobs/{job['id']}")  # cancelling it again would not help
+    assert refused.status == 409
+    assert refused.body["error"]["message"].endswith("delete it once it has stopped")
     other = as_user.post("/v1/jobs", {"type": "noop"}).body
     assert as_user.delete(f"/v1/jobs/{other['id']}").status == 204
     assert as_user.get(f"/v1/jobs/{other['id']}").status == 404

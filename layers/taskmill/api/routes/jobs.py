@@ -294,6 +294,11 @@ def router(services: ApiServices) -> Router:
     def delete_job(job_id: UUID) -> Response[None]:
         owned(job_id, caller())
         if not services.jobs.delete(job_id):
+            if services.jobs.get(job_id).cancel_requested:  # "cancel it first" would mislead
+                raise Conflict(
+                    "a running job cannot be deleted; its cancellation was asked for: "
+                    "delete it once it has stopped"
+                )
             raise Conflict("a running job cannot be deleted; cancel it first")
         return Response(204)
 
