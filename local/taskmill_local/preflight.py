@@ -117,11 +117,15 @@ _USERINFO = re.compile(r"([^\s:/@]*):[^\s@/]*@")
 _PASSWORD_WORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
-def redact(text: str, password: str | None = None) -> str:
+def redact(text: str, password: str | None = None, shown: str | None = None) -> str:
     """`text` without a database password: the URL's user-info, `password=...` words, and
-    the password itself wherever else it appears (a driver message quoting the URL)."""
-    if password:
-        text = text.replace(password, "***")
+    the password itself wherever else it appears as a whole (a driver message quoting the
+    URL), not inside other words: a short password would mangle the message ("p" made
+    "supported" "su******orted"). A password equal to `shown` (the user name, printed
+    anyway) is left: `password authentication failed for user "postgres"` stays readable."""
+    if password and password != shown:
+        whole = rf"(?<![A-Za-z0-9]){re.escape(password)}(?![A-Za-z0-9])"
+        text = re.sub(whole, "***", text)
     text = _PASSWORD_WORD.sub(r"\1***", text)
     return _USERINFO.sub(r"\1@", text)
 
@@ -148,6 +152,7 @@ def check_database(url: str, data_dir: Path, timeout_seconds: int = 5) -> None:
     import psycopg
 
     where, password = describe_database(url)
+    user = where.split("@", 1)[0] if "@" in where else None
     if password is None and where.startswith("not a"):
         raise PreflightError(
             f"DATABASE_URL is {where} (expected postgresql://USER:PASSWORD@HOST:5432/DBNAME): "
@@ -161,8 +166,9 @@ def check_database(url: str, data_dir: Path, timeout_seconds: int = 5) -> None:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         # libpq adds a generic hint; the line says what to do instead.
         reason = reason.split(" Is the server running")[0].rstrip(" .")
+        reason = redact(reason, password, user)
         raise PreflightError(
-            f"cannot reach the database in DATABASE_URL ({where}): {redact(reason, password)}. "
+            f"cannot reach the database in DATABASE_URL ({where}): {reason}. "
             f"Start it or fix DATABASE_URL, or unset it to use the embedded Postgres "
             f"(data in {data_dir / 'pgdata'}): env -u DATABASE_URL make run"
         ) from None
