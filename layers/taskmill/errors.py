@@ -16,6 +16,9 @@ class TaskmillError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+        # Which of a batch's requests it is about (`submit` sets it; the batch route names
+        # the job, `jobs[i]`, in the message).
+        self.row: int | None = None
 
     def headers(self) -> dict[str, str]:
         """HTTP headers the answer carries besides the envelope."""

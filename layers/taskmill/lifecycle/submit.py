@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from taskmill.errors import TaskmillError
 from taskmill.flow.keys import resolve_limit_keys
 from taskmill.jobs.model import NewJob
 from taskmill.jobs.store import AccountCheck, CreateResult, JobStore
@@ -116,7 +117,13 @@ def submit(
 ) -> list[CreateResult]:
     """`account`: create only while the owner's account and session allow it (API callers);
     the platform's own submissions (schedules, webhooks) pass none."""
-    specs = [resolve(request, registry, owner_id=owner_id) for request in requests]
+    specs = []
+    for row, request in enumerate(requests):
+        try:
+            specs.append(resolve(request, registry, owner_id=owner_id))
+        except TaskmillError as exc:
+            exc.row = row  # which job of a batch: its 400 names it
+            raise
     results = store.create_many(
         owner_id,
         specs,

@@ -149,6 +149,17 @@ def test_batch_create(as_user, sqs, job_queue) -> None:
     mixed = as_user.post("/v1/jobs/batch", {"jobs": [{"type": "noop"}, {"type": "nope"}]})
     assert mixed.status == 400
     assert len(as_user.get("/v1/jobs?limit=200").body["items"]) == 12
+    # The 400 says which job (in a batch of 100 the bare message would not); details as a
+    # single create's.
+    assert mixed.body["error"]["message"] == "jobs[1]: unknown job type 'nope'"
+    bad_payload = {"type": "sleep", "payload": {"seconds": "x"}}
+    refused = as_user.post("/v1/jobs/batch", {"jobs": [{"type": "noop"}] * 2 + [bad_payload]})
+    single = as_user.post("/v1/jobs", bad_payload)
+    assert (refused.status, single.status) == (400, 400)
+    assert refused.body["error"]["message"] == f"jobs[2]: {single.body['error']['message']}"
+    assert refused.body["error"]["details"] == single.body["error"]["details"]
+    internal = as_user.post("/v1/jobs/batch", {"jobs": [{"type": "webhook.deliver"}]})
+    assert internal.body["error"]["message"].startswith("jobs[0]: job type 'webhook.deliver'")
 
 
 def test_sqs_outage_leaves_the_job_for_the_sweep(

@@ -28,7 +28,7 @@ from taskmill.api.models import (
 from taskmill.api.openapi import operation
 from taskmill.api.pages import fitting
 from taskmill.api.services import ApiServices
-from taskmill.errors import Conflict, InvalidInput, NotFound
+from taskmill.errors import Conflict, InvalidInput, NotFound, TaskmillError
 from taskmill.flow.pauses import PauseKind
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import AccountCheck, JobFilter
@@ -38,6 +38,14 @@ from taskmill.paging import encode_cursor
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 JOB_ROLES = ("user", "admin")
+
+
+def in_batch(error: TaskmillError) -> TaskmillError:
+    """`error` naming the batch's job it is about (`jobs[3]: ...`), when it is about one."""
+    if error.row is not None:
+        error.message = f"jobs[{error.row}]: {error.message}"
+        error.args = (error.message,)
+    return error
 
 
 def router(services: ApiServices) -> Router:
@@ -137,22 +145,32 @@ def router(services: ApiServices) -> Router:
         # `<key>#0`) is a mismatch, not a partial repeat.
         keyed = idempotency_key is not None  # an empty key is a key, as on a single create
         whole = fingerprint(body) if keyed else None
-        requests = [
-            request_of(job, f"{idempotency_key}#{index}" if keyed else None, whole)
-            for index, job in enumerate(body.jobs)
-        ]
-        results = submit(
-            services.jobs,
-            services.queue,
-            services.registry,
-            who.id,
-            requests,
-            actor=f"user:{who.id}",  # replaced by the account's current role
-            unfinished_limit=services.settings.max_unfinished_jobs,
-            deadline=services.send_deadline(r.lambda_context),
-            account=account,
-            idempotency_ttl_seconds=services.settings.idempotency_ttl_seconds,
-        )
+        # A job the batch cannot take is named (`jobs[3]: unknown job type 'x'`): in a batch
+        # of 100 the bare message would not say which; its details stay as a create's.
+        requests = []
+        for index, job in enumerate(body.jobs):
+            try:
+                requests.append(
+                    request_of(job, f"{idempotency_key}#{index}" if keyed else None, whole)
+                )
+            except TaskmillError as exc:
+                exc.row = index
+                raise in_batch(exc) from None
+        try:
+            results = submit(
+                services.jobs,
+                services.queue,
+                services.registry,
+                who.id,
+                requests,
+                actor=f"user:{who.id}",  # replaced by the account's current role
+                unfinished_limit=services.settings.max_unfinished_jobs,
+                deadline=services.send_deadline(r.lambda_context),
+                account=account,
+                idempotency_ttl_seconds=services.settings.idempotency_ttl_seconds,
+            )
+        except TaskmillError as exc:
+            raise in_batch(exc) from None
         count_created([res.job for res in results if res.created])
         status = 201 if any(res.created for res in results) else 200
         return Response(
