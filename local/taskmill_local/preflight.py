@@ -86,8 +86,16 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        data_dir = self.path.parent
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            why = "it is a file" if data_dir.is_file() else (exc.strerror or str(exc))
+            raise PreflightError(
+                f"TASKMILL_DATA_DIR {data_dir} cannot be used ({why}): give a directory "
+                "you can write (it is made if missing), or unset it for .taskmill/ here"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

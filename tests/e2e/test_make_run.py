@@ -151,6 +151,20 @@ def test_an_unreachable_database_url_is_one_line_without_the_password(tmp_path) 
     assert processes_on(data_dir) == ""
 
 
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_a_data_dir_that_cannot_be_made_is_one_line(tmp_path, where: str) -> None:
+    """`TASKMILL_DATA_DIR` naming a file, or a path no one can create: not a traceback."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("")
+    data_dir = a_file if where == "a file" else a_file / "data"
+    done = run_to_exit(stack_env(data_dir), timeout=60)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"taskmill: TASKMILL_DATA_DIR {data_dir} cannot be used (")
+    assert "Traceback" not in done.stderr
+
+
 def test_a_job_module_that_cannot_be_imported_is_one_line_and_nothing_starts(tmp_path) -> None:
     """Not a banner followed by a traceback from every poller and sweep (a newcomer's typo)."""
     data_dir = tmp_path / "data"
