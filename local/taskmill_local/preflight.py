@@ -244,3 +244,31 @@ def check_job_types(environ: dict[str, str] | None = None) -> None:
         raise PreflightError(
             f"TASKMILL_EXTERNAL_TYPES cannot be loaded: {reason}; fix or unset it"
         ) from None
+
+
+def check_admin(email: str, password: str | None, data_dir: Path) -> None:
+    """The first admin the stack creates must be one that can sign in: an e-mail and a
+    password the API's login accepts (checked before anything starts, not found out at the
+    first `taskmill login`)."""
+    from pydantic import TypeAdapter, ValidationError
+    from taskmill.api.models import Email, Password
+
+    try:
+        TypeAdapter(Email).validate_python(email)
+    except ValidationError:
+        raise PreflightError(
+            f"TASKMILL_ADMIN_EMAIL {email!r} is not an e-mail address the API's login takes "
+            "(name@domain, no spaces or invisible characters): fix it, or unset it for "
+            "admin@taskmill.local"
+        ) from None
+    if password is None:
+        return
+    try:
+        TypeAdapter(Password).validate_python(password)
+    except ValidationError as exc:
+        [error] = exc.errors()
+        raise PreflightError(
+            f"TASKMILL_ADMIN_PASSWORD is not a password the API's login takes "
+            f"({error['msg'].lower().replace('string', 'it')}, it has {len(password)}): "
+            f"choose another, or unset it for a generated one in {data_dir / 'admin.password'}"
+        ) from None

@@ -468,6 +468,7 @@ def main() -> int:
         Port,
         PreflightError,
         add_job_module_paths,
+        check_admin,
         check_database,
         check_job_types,
         check_ports,
@@ -488,6 +489,7 @@ def main() -> int:
             check_database(config.database_url, config.data_dir)
         add_job_module_paths()
         check_job_types()
+        check_admin(config.admin_email, config.admin_password, config.data_dir)
     except PreflightError as exc:
         lock.release()
         return fail(str(exc))

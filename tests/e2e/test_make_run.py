@@ -165,6 +165,28 @@ def test_a_data_dir_that_cannot_be_made_is_one_line(tmp_path, where: str) -> Non
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("TASKMILL_ADMIN_EMAIL", "admin", "is not an e-mail address the API's login takes"),
+        ("TASKMILL_ADMIN_PASSWORD", "short", "at least 10 characters, it has 5"),
+    ],
+)
+def test_a_first_admin_who_could_not_sign_in_is_one_line_and_nothing_starts(
+    tmp_path, variable: str, value: str, said: str
+) -> None:
+    """Not a stack whose admin the login refuses (400), nor a traceback from the start-up."""
+    data_dir = tmp_path / "data"
+    done = run_to_exit({**stack_env(data_dir), variable: value}, timeout=60)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"taskmill: {variable} ")
+    assert said in line
+    assert "short" not in line  # the password is never shown
+    assert not (data_dir / "pgdata").exists()
+
+
 def test_a_job_module_that_cannot_be_imported_is_one_line_and_nothing_starts(tmp_path) -> None:
     """Not a banner followed by a traceback from every poller and sweep (a newcomer's typo)."""
     data_dir = tmp_path / "data"
