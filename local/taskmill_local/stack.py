@@ -23,10 +23,16 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from taskmill.flow.holds import (
+    MAX_CONCURRENCY_HOLD_SECONDS,
+    MAX_NOT_DUE_HOLD_SECONDS,
+    MAX_RATE_HOLD_SECONDS,
+)
 
 DEFAULT_ADMIN_EMAIL = "admin@taskmill.local"
 DEFAULT_PORT = 8000
@@ -65,6 +71,24 @@ class LocalConfig:
             admin_email=os.environ.get("TASKMILL_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
             admin_password=os.environ.get("TASKMILL_ADMIN_PASSWORD") or None,
         )
+
+
+# The recovery sweep's timings locally, where the user does not set them: unsent jobs are
+# taken over sooner than in the cloud (10 s, not 30: nothing here is slow), and a queued job's
+# message is replaced only after every hold is over (as cdk.json's values are), so a job held
+# back by a rate or a later run_at is not sent another message every minute. A restart of the
+# stack re-sends queued jobs anyway, and tests that kill the SQS endpoint set less.
+LOCAL_SWEEP_DEFAULTS = {
+    "TASKMILL_SEND_GRACE_SECONDS": "10",
+    "TASKMILL_REQUEUE_AFTER_SECONDS": str(
+        max(MAX_RATE_HOLD_SECONDS, MAX_CONCURRENCY_HOLD_SECONDS, MAX_NOT_DUE_HOLD_SECONDS) + 60
+    ),
+}
+
+
+def sweep_timings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The sweep's settings for the local stack: the user's where set, else the defaults."""
+    return {name: environ.get(name, default) for name, default in LOCAL_SWEEP_DEFAULTS.items()}
 
 
 def _port_setting(name: str, default: int) -> int:
@@ -143,12 +167,7 @@ class LocalStack:
             "TASKMILL_STAGE": "local",
             "TASKMILL_JWT_SECRET": _secret_file(config.data_dir / "jwt.key", 48),
             "TASKMILL_WEBHOOK_SECRET": _secret_file(config.data_dir / "webhook.key", 48),
-            "TASKMILL_SEND_GRACE_SECONDS": "10",
-            # Local SQS does not lose messages while it runs; a minute is plenty. Tests that
-            # kill the SQS endpoint set less, so that lost messages are replaced sooner.
-            "TASKMILL_REQUEUE_AFTER_SECONDS": os.environ.get(
-                "TASKMILL_REQUEUE_AFTER_SECONDS", "60"
-            ),
+            **sweep_timings(os.environ),
             "POWERTOOLS_METRICS_NAMESPACE": "Taskmill",
             "POWERTOOLS_TRACE_DISABLED": "true",
             # No CloudWatch here: EMF lines and the sweep's line every few seconds would
