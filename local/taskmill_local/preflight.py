@@ -254,13 +254,17 @@ def check_admin(email: str, password: str | None, data_dir: Path) -> None:
     from taskmill.api.models import Email, Password
 
     try:
-        TypeAdapter(Email).validate_python(email)
+        # The login reads the address it is given as the API's Email type does (spaces
+        # stripped, fullwidth letters made plain): an account stored otherwise is never found.
+        accepted = TypeAdapter(Email).validate_python(email) == email
     except ValidationError:
+        accepted = False
+    if not accepted:
         raise PreflightError(
             f"TASKMILL_ADMIN_EMAIL {email!r} is not an e-mail address the API's login takes "
-            "(name@domain, no spaces or invisible characters): fix it, or unset it for "
-            "admin@taskmill.local"
-        ) from None
+            "(name@domain in plain characters, no spaces or invisible characters): fix it, "
+            "or unset it for admin@taskmill.local"
+        )
     if password is None:
         return
     try:
