@@ -32,6 +32,8 @@ def _template_request(schedule: Schedule, key: str, registry: JobTypeRegistry) -
     the wrong type, is `InvalidInput` like any template that no longer fits: raised as
     TypeError or pydantic's ValidationError it would stop the whole sweep at its first step,
     every run, recovering nothing else while the row stayed."""
+    if not isinstance(schedule.job_template, dict):
+        raise InvalidInput("its stored job template is not a JSON object")
     try:
         request = JobRequest(**schedule.job_template, idempotency_key=key)
         resolve(request, registry, owner_id=schedule.owner_id)
@@ -95,14 +97,15 @@ def fire_due(
         key = f"schedule:{schedule.id}:{schedule.next_fire_at.isoformat()}"
         job_id = None
         try:
+            request = _template_request(schedule, key, registry)
             # A template stored before internal types were refused must not create one.
-            registry.submittable(str(schedule.job_template.get("type")))
+            registry.submittable(str(request.type))
             [result] = submit(
                 jobs,
                 queue,
                 registry,
                 schedule.owner_id,
-                [_template_request(schedule, key, registry)],
+                [request],
                 actor=f"schedule:{schedule.id}",
                 unfinished_limit=unfinished_limit,
             )

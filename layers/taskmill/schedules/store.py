@@ -22,7 +22,10 @@ class Schedule(BaseModel):
     name: str
     cron: str
     timezone: str
-    job_template: dict[str, Any]
+    # A JSON object as the API stores it; typed loosely so that a row changed behind the
+    # API's back into another JSON value still loads, and the sweep skips its slot (see
+    # `taskmill.lifecycle.schedules`) instead of failing on every due schedule.
+    job_template: Any
     enabled: bool
     next_fire_at: datetime
     last_fire_at: datetime | None

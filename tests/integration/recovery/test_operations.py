@@ -853,6 +853,10 @@ def test_a_peek_while_a_background_redrive_runs_says_what_it_cannot_see(
         {"type": "noop", "payload": {}, "retries": 3},  # a field no job has
         {"type": "noop", "payload": {}, "priority": "urgent"},
         {"type": "noop", "payload": {}, "delay_seconds": "60"},
+        # Not an object at all: the schedule's row failed to load, so did every due one.
+        [{"type": "noop", "payload": {}}],
+        "noop",
+        None,
     ],
 )
 def test_a_stored_template_that_no_longer_fits_skips_its_slot_only(
