@@ -28,12 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskmill.flow.holds import (
-    MAX_CONCURRENCY_HOLD_SECONDS,
-    MAX_NOT_DUE_HOLD_SECONDS,
-    MAX_RATE_HOLD_SECONDS,
-)
-
 DEFAULT_ADMIN_EMAIL = "admin@taskmill.local"
 DEFAULT_PORT = 8000
 # ElasticMQ's port, the usual one for a local SQS (LocalStack's 4566 is often taken by it).
@@ -78,17 +72,23 @@ class LocalConfig:
 # message is replaced only after every hold is over (as cdk.json's values are), so a job held
 # back by a rate or a later run_at is not sent another message every minute. A restart of the
 # stack re-sends queued jobs anyway, and tests that kill the SQS endpoint set less.
-LOCAL_SWEEP_DEFAULTS = {
-    "TASKMILL_SEND_GRACE_SECONDS": "10",
-    "TASKMILL_REQUEUE_AFTER_SECONDS": str(
-        max(MAX_RATE_HOLD_SECONDS, MAX_CONCURRENCY_HOLD_SECONDS, MAX_NOT_DUE_HOLD_SECONDS) + 60
-    ),
-}
-
-
 def sweep_timings(environ: Mapping[str, str]) -> dict[str, str]:
     """The sweep's settings for the local stack: the user's where set, else the defaults."""
-    return {name: environ.get(name, default) for name, default in LOCAL_SWEEP_DEFAULTS.items()}
+    # Imported here: this module imports only the standard library at its top (see above).
+    from taskmill.flow.holds import (
+        MAX_CONCURRENCY_HOLD_SECONDS,
+        MAX_NOT_DUE_HOLD_SECONDS,
+        MAX_RATE_HOLD_SECONDS,
+    )
+
+    longest_hold = max(
+        MAX_RATE_HOLD_SECONDS, MAX_CONCURRENCY_HOLD_SECONDS, MAX_NOT_DUE_HOLD_SECONDS
+    )
+    defaults = {
+        "TASKMILL_SEND_GRACE_SECONDS": "10",
+        "TASKMILL_REQUEUE_AFTER_SECONDS": str(longest_hold + 60),
+    }
+    return {name: environ.get(name, default) for name, default in defaults.items()}
 
 
 def _port_setting(name: str, default: int) -> int:
