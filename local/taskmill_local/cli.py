@@ -233,7 +233,7 @@ def resolve_url(flag: str | None, saved: dict[str, Any]) -> str:
         return checked_url(os.environ["TASKMILL_URL"])
     port = os.environ.get("TASKMILL_PORT")
     if port:
-        if not port.isdigit():
+        if not (port.isascii() and port.isdigit()):  # not "²" (int() refuses it) or "٣"
             raise UsageError(f"TASKMILL_PORT={port!r} is not a port number")
         if int(port) == 0:
             raise UsageError(

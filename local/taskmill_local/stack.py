@@ -96,7 +96,8 @@ def _port_setting(name: str, default: int) -> int:
     reports (the banner, `api.url` and `sqs.endpoint` in the data directory): no window
     between choosing a port and listening on it for another program to take it."""
     value = os.environ.get(name) or str(default)
-    if not value.isdigit() or not 0 <= int(value) < 65536:
+    # ASCII digits only: `isdigit` also takes "²" (which int() refuses) and "٣" (read as 3).
+    if not (value.isascii() and value.isdigit()) or not 0 <= int(value) < 65536:
         raise ValueError(
             f"{name} must be a port number (1-65535, or 0 for any free one), not {value!r}"
         )

@@ -100,6 +100,13 @@ def test_a_bad_port_is_a_usage_error(
     monkeypatch.setenv("TASKMILL_PORT", "eighty")
     assert main(["types"]) == 2
     assert capsys.readouterr().err == "taskmill: TASKMILL_PORT='eighty' is not a port number\n"
+    # Digits to str.isdigit, not to a URL: "²" was a ValueError traceback, "٣" a request to
+    # http://127.0.0.1:٣ ("did not answer JSON").
+    for other in ("\u00b2", "\u0663"):
+        monkeypatch.setenv("TASKMILL_PORT", other)
+        assert main(["types"]) == 2
+        said = capsys.readouterr().err
+        assert said == f"taskmill: TASKMILL_PORT={other!r} is not a port number\n"
     # 0 is the local stack's "any free port": only the stack knows which it got.
     monkeypatch.setenv("TASKMILL_PORT", "0")
     assert main(["types"]) == 2

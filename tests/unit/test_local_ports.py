@@ -21,7 +21,8 @@ def test_make_run_listens_on_its_fixed_ports_unless_told_otherwise(
     assert (config.port, config.sqs_port) == (18001, 0)
 
 
-@pytest.mark.parametrize("value", ["-1", "65536", "eighty", "80.5"])
+# "²" and "٣" are digits to str.isdigit: int() refused the first (its own message), read 3.
+@pytest.mark.parametrize("value", ["-1", "65536", "eighty", "80.5", "\u00b2", "\u0663"])
 def test_a_value_that_is_not_a_port_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("TASKMILL_PORT", value)
     with pytest.raises(ValueError, match=r"TASKMILL_PORT must be a port number \(1-65535, or 0"):
