@@ -74,7 +74,7 @@ class Containers(Construct):
 
     def grant_stop_tasks(self, grantee: iam.IGrantable) -> None:
         """StopTask on this cluster's tasks only: the sweep stops a task whose job timed out
-        or was cancelled."""
+        or was cancelled, the worker one its ended attempt started."""
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["ecs:StopTask"],

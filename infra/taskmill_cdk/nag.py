@@ -117,13 +117,15 @@ def acknowledge_findings(platform: Taskmill, config: TaskmillConfig) -> None:
             "ecs:cluster condition.",
         )
         cluster = stack.get_logical_id(_cfn(platform.containers.cluster))
-        _ack(
-            platform.recovery.sweep_function,
-            f"AwsSolutions-IAM5[Resource::{_arn_finding(stack, 'ecs', f'task/<{cluster}>/*')}]",
-            "The sweep stops container.run tasks whose job timed out or was cancelled: any "
-            "task of this environment's cluster (task ids are not known in advance), also "
-            "limited by an ecs:cluster condition.",
-        )
+        for function in (platform.recovery.sweep_function, platform.workers.function):
+            _ack(
+                function,
+                f"AwsSolutions-IAM5[Resource::{_arn_finding(stack, 'ecs', f'task/<{cluster}>/*')}]",
+                "StopTask for container.run: the sweep stops the task of a job that timed out "
+                "or was cancelled, the worker one started by an attempt that ended meanwhile; "
+                "any task of this environment's cluster (task ids are not known in advance), "
+                "also limited by an ecs:cluster condition.",
+            )
 
     if platform.console is not None:
         _console(stack, platform.console)

@@ -76,6 +76,8 @@ class Workers(Construct):
         queues.grant_dead_letter(self.function)
         if containers is not None:
             containers.grant_run_tasks(self.function)
+            # A task started by an attempt that ended meanwhile is stopped by the worker itself.
+            containers.grant_stop_tasks(self.function)
         if settings.ses_sender:
             self._grant_send_email(settings.ses_sender)
 

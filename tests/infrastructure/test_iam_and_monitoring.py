@@ -100,7 +100,9 @@ def test_each_function_may_call_only_what_it_calls(dev: Synthesized, prod: Synth
     # container.run and e-mail only where the environment has them.
     dev_worker = actions_of(dev, dev.stack.taskmill.workers.function)
     assert not any(a.startswith(("ecs:", "iam:", "ses:")) for a in dev_worker)
-    assert {"ecs:RunTask", "iam:PassRole"} <= actions_of(prod, prod.stack.taskmill.workers.function)
+    assert {"ecs:RunTask", "ecs:StopTask", "iam:PassRole"} <= actions_of(
+        prod, prod.stack.taskmill.workers.function
+    )
 
 
 PAUSE_ACTIONS = {"lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"}
@@ -187,10 +189,13 @@ def test_run_task_is_limited_to_the_environments_cluster(prod: Synthesized) -> N
     assert len(as_list(pass_role["Resource"])) == 2
 
 
-def test_the_sweep_may_stop_only_the_environments_tasks(prod: Synthesized) -> None:
+def test_the_sweep_and_the_worker_may_stop_only_the_environments_tasks(prod: Synthesized) -> None:
     assert prod.stack.taskmill.containers is not None
     cluster = prod.logical_id(prod.stack.taskmill.containers.cluster)
-    [stop] = [s for _, s in statements(prod) if s["Action"] == "ecs:StopTask"]
+    stops = [s for _, s in statements(prod) if s["Action"] == "ecs:StopTask"]
+    assert len(stops) == 2  # the sweep's and the worker's
+    assert stops[0] == stops[1]
+    stop = stops[0]
     assert stop["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
     # Tasks of that cluster only: arn:…:task/<cluster name>/*
     [parts] = stop["Resource"]["Fn::Join"][1:]

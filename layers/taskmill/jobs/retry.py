@@ -23,6 +23,11 @@ class PermanentJobFailure(JobFailure):
         super().__init__(message, retryable=False)
 
 
+class AttemptEnded(JobFailure):
+    """The attempt was ended meanwhile by someone else (its lease expired and the sweep took
+    it, the worker's deadline released it): what the body started must not go on."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int

@@ -15,7 +15,7 @@ from uuid import UUID
 from taskmill.db.text import storable_text
 from taskmill.errors import DependencyUnavailable
 from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job, log_keys
-from taskmill.jobs.retry import PermanentJobFailure
+from taskmill.jobs.retry import AttemptEnded, PermanentJobFailure
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.worker.children import Children
@@ -228,10 +228,17 @@ class JobContext:
 
     def run_elsewhere(self, ref: str) -> None:
         """Mark the job as continuing outside the worker (an ECS task): it stays `running`
-        and finishes when the completion event for `ref` arrives."""
+        and finishes when the completion event for `ref` arrives. `AttemptEnded` if this
+        attempt is no longer the job's (the caller stops what it started)."""
         if self.children:
             # Its success is recorded by the completion event, which knows nothing of them.
             raise PermanentJobFailure("a job that submitted child jobs cannot continue elsewhere")
-        if self.job.lease_token is not None:
-            self._store.set_external_ref(self.job.id, self.job.lease_token, ref)
+        token = self.job.lease_token
+        if token is not None and self._store.set_external_ref(self.job.id, token, ref) is None:
+            # Recorded nowhere, the work would run with nobody waiting for it (and no sweep
+            # able to stop it) beside the next attempt's.
+            raise AttemptEnded(
+                f"the attempt ended before its work could be recorded as continuing elsewhere "
+                f"({ref})"
+            )
         self.external_ref = ref

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
+from taskmill.jobtypes.container_run import ATTEMPT_ENDED
 from taskmill.jobtypes.http_request import check_destination
 from taskmill.lifecycle.container_tasks import CANCELLED, TIMED_OUT, ContainerTasks
 from taskmill.lifecycle.ecs_events import finish_from_event
@@ -425,3 +426,29 @@ def test_a_task_ecs_will_not_stop_is_logged_and_asked_again_next_run(
         assert _sweep(store, job_queue, worker, gone).containers_stopped == 0
     assert "could not stop a container task" in caplog.text
     assert _sweep(store, job_queue, worker, ecs_cluster).containers_stopped == 1
+
+
+def test_a_task_started_by_an_attempt_that_ended_meanwhile_is_stopped(
+    enqueue, deliver, store, worker, ecs_cluster, db
+) -> None:
+    """The attempt ends (its lease taken by the sweep, the worker's deadline) while RunTask
+    is under way: the task could not be recorded, so no sweep could ever stop it, and the
+    retry would start another beside it. The body stops it itself."""
+    job = enqueue("container.run", {"image": "alpine:3"}, max_attempts=2)
+    ecs = boto3.client("ecs")
+
+    class EndsTheAttemptDuringRunTask:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ecs, name)
+
+        def run_task(self, **request: Any) -> Any:
+            answer = ecs.run_task(**request)
+            db.execute("UPDATE jobs SET lease_token = gen_random_uuid() WHERE id = %s", (job.id,))
+            return answer
+
+    worker.services._clients["ecs"] = EndsTheAttemptDuringRunTask()
+    deliver()
+    [task_arn] = ecs.list_tasks(cluster=ecs_cluster)["taskArns"]
+    task = _task(ecs_cluster, task_arn)
+    assert (task["desiredStatus"], task["stoppedReason"]) == ("STOPPED", ATTEMPT_ENDED)
+    assert store.get(job.id).external_ref is None  # recorded nowhere, as the test set out
