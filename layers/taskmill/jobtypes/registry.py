@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskmill.errors import InvalidInput, field_message
 from taskmill.flow.keys import check_template
+from taskmill.jobs.model import non_finite_at
 from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.topology import MAX_ATTEMPTS_LIMIT, Priority
 
@@ -138,6 +139,22 @@ def _details(error: ValidationError) -> list[dict[str, Any]]:
 def _validate_declared(job_type: JobType, payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidInput(f"payload for job type {job_type.name!r} must be an object")
+    # A JSON schema takes NaN and Infinity (which Python's parser reads) for numbers, but
+    # they are not JSON: stored, they became null, and the worker got another payload than
+    # the one accepted. Refused like the same number in a code type's payload.
+    at = non_finite_at(payload)
+    if at is not None:
+        raise InvalidInput(
+            f"payload for job type {job_type.name!r} holds a number JSON cannot carry "
+            "(NaN and Infinity, for instance, would become null)",
+            details=[
+                {
+                    "loc": list(at),
+                    "msg": "NaN and Infinity are not JSON numbers; send a number or null",
+                    "type": "json_number",
+                }
+            ],
+        )
     schema = job_type.declared_schema
     if schema:
         import jsonschema

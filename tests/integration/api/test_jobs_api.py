@@ -789,6 +789,25 @@ def test_a_payload_number_json_cannot_store_is_refused(as_user, services, number
     assert as_user.get("/v1/jobs").body["items"] == []
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_number_json_cannot_store_in_an_external_types_payload_is_refused(
+    as_user, number: str
+) -> None:
+    # A type declared by configuration (`render`: {"type": "object"}) is validated by its JSON
+    # schema, which takes NaN for a number; the job was then created (201) with the value
+    # silently written as null, so its worker got {"value": null} instead of a 400.
+    response = as_user.post(
+        "/v1/jobs",
+        raw_body=f'{{"type": "render", "payload": {{"frames": [1, {{"value": {number}}}]}}}}',
+    )
+    assert response.status == 400, response.body
+    error = response.body["error"]
+    assert error["code"] == "invalid_input"
+    assert "NaN" in error["message"]
+    assert [d["loc"] for d in error["details"]] == [["frames", 1, "value"]]
+    assert as_user.get("/v1/jobs").body["items"] == []
+
+
 def test_a_jobs_history_names_the_accounts_that_acted_to_those_allowed_to_know_them(
     as_user, as_admin, db
 ) -> None:
