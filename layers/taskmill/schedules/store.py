@@ -95,11 +95,18 @@ class ScheduleStore:
         # The schedules of an owner who may not create jobs wait: a disabled account, or one
         # made a `worker` (jobs are created by users and admins), creates nothing by the API
         # or through the sweep; they resume (with one catch-up run) once it may again.
+        # Owners take turns: every owner's earliest due schedule comes first, then every
+        # owner's second, and so on (by fire time within a turn). By fire time alone, one
+        # owner with more due schedules than `limit` filled every run and held back everyone
+        # else's, however long ago they were due.
         rows = self._db.execute(
-            "SELECT s.* FROM schedules s JOIN users u ON u.id = s.owner_id "
-            "WHERE s.enabled AND s.next_fire_at <= now() AND NOT u.disabled "
-            "AND u.role IN ('user', 'admin') "
-            "ORDER BY s.next_fire_at LIMIT %s",
+            "SELECT * FROM ("
+            " SELECT s.*, row_number() OVER ("
+            "  PARTITION BY s.owner_id ORDER BY s.next_fire_at, s.id) AS owner_turn"
+            " FROM schedules s JOIN users u ON u.id = s.owner_id"
+            " WHERE s.enabled AND s.next_fire_at <= now() AND NOT u.disabled"
+            " AND u.role IN ('user', 'admin')"
+            ") due ORDER BY owner_turn, next_fire_at, id LIMIT %s",
             (limit,),
         )
         return [Schedule.model_validate(row) for row in rows]

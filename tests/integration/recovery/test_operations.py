@@ -264,6 +264,30 @@ def test_a_schedule_run_counts_against_its_owners_quota(as_user, db, job_queue, 
     assert ScheduleStore(db).get(UUID(schedule_id)).next_fire_at > datetime.now(UTC)
 
 
+def test_one_owners_many_due_schedules_do_not_hold_back_another_owners(
+    as_user, as_other, db, job_queue, services
+) -> None:
+    # A run takes `limit` due schedules (the sweep's batch, 500 a minute in AWS). Taken by
+    # fire time alone, an owner with more `* * * * *` schedules than that (each create is one
+    # cheap request) filled every run: another owner's schedule, due a moment later, waited
+    # behind all of them, minutes or hours late, every time.
+    flood = {"cron": "* * * * *", "job": {"type": "noop"}}
+    for index in range(4):
+        as_other.post("/v1/schedules", {"name": f"flood {index}", **flood})
+    db.execute("UPDATE schedules SET next_fire_at = now() - interval '5 minutes'")
+    mine = as_user.post(
+        "/v1/schedules", {"name": "mine", "cron": "* * * * *", "job": {"type": "noop"}}
+    ).body["id"]
+    db.execute(
+        "UPDATE schedules SET next_fire_at = now() - interval '1 minute' WHERE id = %s", (mine,)
+    )
+    fired = fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=2)
+    assert fired.created == 2
+    owners = {job.owner_id for job in JobStore(db).list_jobs(JobFilter()).items}
+    assert UUID(as_user.get("/v1/auth/me").body["id"]) in owners
+    assert len(owners) == 2  # one run of each owner's earliest, then the flood's others
+
+
 def test_the_sweep_fires_schedules(as_user, db, job_queue, services, sqs) -> None:
     _due_schedule(as_user, db)
     sweeper = Sweeper(
