@@ -71,6 +71,24 @@ def test_guessing_from_many_addresses_is_throttled_per_account(client, db) -> No
     assert_throttled(login(client, "ann@example.com", "wrong password!", "203.0.113.99"))
 
 
+def test_another_spelling_of_the_same_account_counts_in_its_buckets(client, db) -> None:
+    # Postgres finds the account by lower(email), which reads "İ" (capital I with a dot) as
+    # "i"; the buckets were keyed by Python's lower(), which makes it "i" and a combining
+    # dot. So "kİm@example.com" signed in as kim@example.com while counting in buckets of its
+    # own: each spelling (two per "i" in the address) had 5 guesses per address and 20 from
+    # everywhere, and one throttled from an address was signed in with by the next spelling.
+    make_account(db, "kim@example.com")
+    assert login(client, "kİm@example.com", PASSWORD, VICTIM).status == 200  # the same account
+    for _ in range(5):
+        assert login(client, "kim@example.com", "wrong password!", ATTACKER).status == 401
+    for spelling in ("kİm@example.com", "KİM@EXAMPLE.COM", "KIM@example.com"):
+        assert_throttled(login(client, spelling, PASSWORD, ATTACKER))
+    for n in range(15):
+        spelling = "kİm@example.com" if n % 2 else "kim@example.com"
+        assert login(client, spelling, "wrong password!", f"203.0.113.{n // 4 + 1}").status == 401
+    assert_throttled(login(client, "kİm@example.com", "wrong password!", "203.0.113.99"))
+
+
 def test_spraying_many_accounts_from_one_address_is_throttled(client) -> None:
     for n in range(30):
         response = login(client, f"user{n}@example.com", "Winter2026!!", ATTACKER)

@@ -6,8 +6,9 @@ addresses (a guesser with many addresses), and per address over all accounts (on
 spraying a common password). A full bucket answers 429 until its window ends, then counts
 afresh: nothing is locked for longer than a window, and refused attempts are not counted, so
 a third party hammering on cannot extend it. Successful logins are refunded. Buckets are keyed
-by the e-mail as typed (lower-cased), whether or not an account has it, so the throttle tells
-nothing about which accounts exist.
+by the e-mail as typed, lower-cased by Postgres as it compares e-mails (so every spelling that
+finds an account counts in its buckets), whether or not an account has it, so the throttle
+tells nothing about which accounts exist.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class ThrottleLimits:
         )
 
     def login(self, email: str, address: str) -> list[Bucket]:
-        account = email.strip().lower()
+        # Not lower-cased here: the store lower-cases keys as Postgres compares e-mails
+        # (Python's lower() makes "İ" two characters where Postgres's makes it "i").
+        account = email.strip()
         window = self.login_window_seconds
         return [
             Bucket(

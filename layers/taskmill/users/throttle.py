@@ -37,7 +37,11 @@ class ThrottleStore:
         row = self._db.execute(
             """
 WITH wanted AS (
-    SELECT * FROM unnest(%(keys)s::text[], %(limits)s::int[], %(windows)s::int[])
+    -- Keys are lower-cased here, by the lower() that finds an account by its e-mail (and
+    -- keeps e-mails unique), not by Python's, which differs from it: every spelling that
+    -- finds one account counts in that account's buckets.
+    SELECT lower(w.bucket) AS bucket, w.max_attempts, w.window_seconds
+    FROM unnest(%(keys)s::text[], %(limits)s::int[], %(windows)s::int[])
         AS w(bucket, max_attempts, window_seconds)
 ), current AS (
     SELECT t.bucket, t.window_end, t.attempts, w.max_attempts
@@ -57,7 +61,7 @@ WITH wanted AS (
 ), swept AS (
     DELETE FROM auth_throttle WHERE bucket IN (
         SELECT bucket FROM auth_throttle
-        WHERE window_end < now() AND bucket <> ALL (%(keys)s::text[])
+        WHERE window_end < now() AND bucket NOT IN (SELECT bucket FROM wanted)
         LIMIT %(sweep)s FOR UPDATE SKIP LOCKED)
 )
 SELECT extract(epoch FROM max(window_end) - now()) AS wait FROM full_buckets""",
@@ -75,6 +79,7 @@ SELECT extract(epoch FROM max(window_end) - now()) AS wait FROM full_buckets""",
         """Uncount one attempt (it succeeded): only failures fill a login throttle."""
         self._db.execute(
             "UPDATE auth_throttle SET attempts = attempts - 1 "
-            "WHERE bucket = ANY (%s) AND window_end > now() AND attempts > 0",
+            "WHERE bucket IN (SELECT lower(k) FROM unnest(%s::text[]) AS k) "
+            "AND window_end > now() AND attempts > 0",
             ([b.key for b in buckets],),
         )
