@@ -184,3 +184,19 @@ def test_disabled_account_cannot_log_in(as_admin, as_user, client) -> None:
         "/v1/auth/login", {"email": "ann@example.com", "password": PASSWORD}, token=None
     )
     assert r.status == 401
+
+
+def test_a_user_cannot_change_its_own_role_and_an_admin_may_step_down_while_another_remains(
+    as_admin, as_user
+) -> None:
+    me = as_user.get("/v1/auth/me").body
+    refused = as_user.put(f"/v1/users/{me['id']}/role", {"role": "admin"})
+    assert (refused.status, refused.error_code) == (403, "forbidden")
+    admin_id = as_admin.get("/v1/auth/me").body["id"]
+    # The only admin: stepping down would leave none.
+    assert as_admin.put(f"/v1/users/{admin_id}/role", {"role": "user"}).status == 409
+    assert as_admin.put(f"/v1/users/{me['id']}/role", {"role": "admin"}).status == 200
+    stepped_down = as_admin.put(f"/v1/users/{admin_id}/role", {"role": "user"})
+    assert (stepped_down.status, stepped_down.body["role"]) == (200, "user")
+    # Its very next request is a user's.
+    assert as_admin.get("/v1/audit").status == 403
