@@ -7,7 +7,7 @@ ENV ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 export PYTHONDONTWRITEBYTECODE ?= 1
 
-.PHONY: browser run test test-slow test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
+.PHONY: browser shells run test test-slow test-unit test-integration test-e2e test-infra lint format synth diff deploy bench lock clean
 
 # The venv is rebuilt when a requirements file changes, or when its Python no longer runs
 # (removed or upgraded under it). Before that: the Python that makes it must be 3.11+, and a
@@ -61,6 +61,18 @@ browser:
 	  else echo "chromium is not installed: the console's browser tests will skip (install it: sudo apt-get install chromium)" >&2; fi; \
 	  command -v chromium >/dev/null 2>&1 || [ "$${TASKMILL_REQUIRE_BROWSER:-0}" != 1 ]; }
 
+# zsh for the CLI's zsh completion test (tests/unit/test_cli.py; bash is always there):
+# installed with apt-get when it is missing and make runs as root, as chromium is; otherwise
+# one line says how, and that one test skips saying why.
+shells:
+	@command -v zsh >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing zsh for the CLI's zsh completion test (apt-get)"; \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zsh >/dev/null 2>&1 \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zsh >/dev/null; }; } \
+	      || echo "apt-get could not install zsh: the zsh completion test will skip" >&2; \
+	  else echo "zsh is not installed: the CLI's zsh completion test will skip (install it: sudo apt-get install zsh)" >&2; fi; }
+
 # Parallel test workers (pytest-xdist): `auto` is one per CPU, at most 4 (tests/conftest.py);
 # `make test TEST_WORKERS=0` runs every test in one process.
 TEST_WORKERS ?= auto
@@ -70,7 +82,7 @@ TEST_WORKERS ?= auto
 # and tests/conftest.py keeps the infrastructure tests together (one synth); modules go out
 # in collection order, so the long end-to-end ones start first and the short unit tests fill
 # in at the end.
-test: $(STAMP) $(NODE_STAMP) browser
+test: $(STAMP) $(NODE_STAMP) browser shells
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The long ones: fault injection on real processes, the 20,000-job soak, schemathesis.
