@@ -14,9 +14,9 @@ from taskmill.errors import DependencyUnavailable
 from taskmill.event_sources import EventSources
 from taskmill.flow.pauses import PauseStore
 from taskmill.jobs.store import JobStore
+from taskmill.jobtypes.container_tasks import ContainerTasks
 from taskmill.jobtypes.defaults import build_registry
 from taskmill.lambda_support import PowertoolsMetrics
-from taskmill.lifecycle.container_tasks import ContainerTasks
 from taskmill.observability import MetricBatch, MetricsSink
 from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.outage import SweepOutage

@@ -12,15 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from taskmill.aws import aws_errors
 from taskmill.jobs.retry import AttemptEnded, JobFailure, PermanentJobFailure
+from taskmill.jobtypes.container_tasks import ATTEMPT_ENDED, ContainerTasks
 
 CONTAINER_NAME = "job"
 # Task definition families are `taskmill-<hash>`; the deployed RunTask permission is scoped
 # to this prefix.
 TASK_FAMILY_PREFIX = "taskmill-"
-# The stoppedReason of a task started by an attempt that ended before the task was recorded.
-ATTEMPT_ENDED = "taskmill: the attempt ended before the task was recorded"
 
 
 class ContainerPayload(BaseModel):
@@ -108,12 +106,9 @@ def container_run(context: Any, payload: ContainerPayload) -> dict[str, Any]:
     except AttemptEnded:
         # The attempt ended while the task was being started (a deadline, an expired lease):
         # unrecorded, nothing would ever stop it, and the retry would start another.
-        try:
-            ecs.stop_task(cluster=settings.ecs_cluster_arn, task=task_arn, reason=ATTEMPT_ENDED)
-        except aws_errors() as exc:
-            context.logger.warning(
-                "could not stop the task of an ended attempt",
-                extra={"task_arn": task_arn, "error": str(exc)},
-            )
+        tasks = ContainerTasks(
+            settings.ecs_cluster_arn, client_factory=context.services.client, logger=context.logger
+        )
+        tasks.stop(task_arn, ATTEMPT_ENDED)
         raise
     return {"task_arn": task_arn}

@@ -12,9 +12,8 @@ from taskmill.event_sources import EventSources
 from taskmill.flow.pauses import PauseKind, PauseStore
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
+from taskmill.jobtypes.container_tasks import CANCELLED, TIMED_OUT, ContainerTasks
 from taskmill.jobtypes.registry import JobTypeRegistry
-from taskmill.lifecycle import container_tasks
-from taskmill.lifecycle.container_tasks import ContainerTasks
 from taskmill.lifecycle.outcomes import Outcomes
 from taskmill.lifecycle.schedules import fire_due
 from taskmill.lifecycle.sending import send_pending
@@ -92,7 +91,8 @@ class Sweeper:
         self.pauses = pauses
         self.event_sources = event_sources
         self.redrive_tasks = redrive_tasks
-        self.containers = containers
+        # Without a cluster (locally, container jobs off) it stops nothing.
+        self.containers = containers or ContainerTasks(None)
         self.logger = logger or logging.getLogger("taskmill.recovery")
         self.outcomes = Outcomes(store, queue, registry, logger=self.logger)
 
@@ -159,15 +159,10 @@ class Sweeper:
         """A running container job asked to cancel has no body left to see it: its task is
         stopped, and the task's stop event ends the job `cancelled`. Asked again each run
         until that event comes (ECS takes a repeated stop request as it takes one)."""
-        if self.containers is None or not self.containers.configured:
+        if not self.containers.configured:
             return
         for task_arn in self.store.cancelled_elsewhere(limit=self.limits.batch):
-            report.containers_stopped += self._stop_container(task_arn, container_tasks.CANCELLED)
-
-    def _stop_container(self, task_arn: str, reason: str) -> int:
-        if self.containers is None:
-            return 0
-        return int(self.containers.stop(task_arn, reason))
+            report.containers_stopped += self.containers.stop(task_arn, CANCELLED)
 
     def _fail_abandoned_redrives(self) -> int:
         if self.redrive_tasks is None:
@@ -201,9 +196,7 @@ class Sweeper:
             if job.external_ref is not None and not job.external:
                 # Its container task outlived the attempt, now counted as timed out: stopped
                 # rather than left to run beside the retry's task (or for nothing).
-                report.containers_stopped += self._stop_container(
-                    job.external_ref, container_tasks.TIMED_OUT
-                )
+                report.containers_stopped += self.containers.stop(job.external_ref, TIMED_OUT)
             if failure.job.status is JobStatus.FAILED:
                 report.recovered_failed += 1
             elif failure.job.status is JobStatus.CANCELLED:

@@ -9,9 +9,8 @@ import boto3
 import pytest
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import JobFailure, PermanentJobFailure
-from taskmill.jobtypes.container_run import ATTEMPT_ENDED
+from taskmill.jobtypes.container_tasks import ATTEMPT_ENDED, CANCELLED, TIMED_OUT, ContainerTasks
 from taskmill.jobtypes.http_request import check_destination
-from taskmill.lifecycle.container_tasks import CANCELLED, TIMED_OUT, ContainerTasks
 from taskmill.lifecycle.ecs_events import finish_from_event
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 

@@ -1,7 +1,8 @@
 """Stopping the ECS task of a `container.run` job that no longer wants it: an attempt that
-outlived its timeout (the sweep has already counted it), or a job whose cancellation was
-asked for while its task runs. Left running, such a task would go on costing Fargate time
-for nothing, and a timed-out attempt's retry would run beside it.
+outlived its timeout (the sweep has already counted it), a job whose cancellation was asked
+for while its task runs (the sweep), or an attempt that ended while its task was being
+started (the job body itself). Left running, such a task would go on costing Fargate time
+for nothing, and the retry's task would run beside it.
 
 ECS then sends the task's stop event as for any task: for a cancelled job it ends the job
 `cancelled` (`taskmill.lifecycle.ecs_events`); for a timed-out attempt it finds no job holding
@@ -18,6 +19,7 @@ from taskmill.aws import aws_errors, new_client
 # What ECS shows as the task's stoppedReason (it keeps up to 255 characters).
 TIMED_OUT = "taskmill: the job's timeout is over"
 CANCELLED = "taskmill: the job was cancelled"
+ATTEMPT_ENDED = "taskmill: the attempt ended before the task was recorded"
 
 
 class ContainerTasks:
