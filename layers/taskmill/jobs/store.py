@@ -1188,24 +1188,32 @@ RETURNING *, """
         return rows[0] if rows else None
 
     def release(
-        self, job_id: UUID, lease_token: UUID, reason: str, *, actor: str = "worker"
+        self,
+        job_id: UUID,
+        lease_token: UUID,
+        reason: str,
+        *,
+        actor: str = "worker",
+        counted: bool = True,
     ) -> Job | None:
         """Give a claimed job back without counting the attempt (the worker ran out of time
         before the job could finish, through no fault of the job). The refund is counted in
-        `lost_leases`, as a lost lease's is: past a few, the worker counts the attempt."""
+        `lost_leases`, as a lost lease's is: past a few, the worker counts the attempt. A job
+        whose body never started (`counted=False`) used none of its time and is not counted."""
         rows = self._db.execute(
             _transition(
                 """
     UPDATE jobs SET status = """
                 + _AGAIN_STATUS
-                + """, attempts = greatest(attempts - 1, 0), lost_leases = lost_leases + 1,
+                + """, attempts = greatest(attempts - 1, 0),
+           lost_leases = lost_leases + %(counted)s::int,
            lease_until = NULL, lease_token = NULL, updated_at = now(), queued_at = now(),
            send_pending = false, external_ref = NULL,
            finished_at = CASE WHEN cancel_requested THEN now() END
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
     RETURNING jobs.*, 'running'::text AS from_status"""
             ),
-            _params(actor, {"released": reason}, id=job_id, token=lease_token),
+            _params(actor, {"released": reason}, id=job_id, token=lease_token, counted=counted),
         )
         return Job.model_validate(rows[0]) if rows else None
 

@@ -286,12 +286,23 @@ class Outcomes:
 
     # ---- other ends of a claim ----------------------------------------------------------
 
-    def released(self, job: Job, reason: str, *, actor: str, message: HeldMessage) -> None:
+    def released(
+        self,
+        job: Job,
+        reason: str,
+        *,
+        actor: str,
+        message: HeldMessage,
+        counted: bool = True,
+    ) -> None:
         """Give a claimed job back without counting the attempt (the worker ran out of time
-        through no fault of the job); its message comes back at once."""
+        through no fault of the job); its message comes back at once. `counted`: whether the
+        release counts in `lost_leases` (not when the job's body never started)."""
         released = None
         if job.lease_token is not None:
-            released = self.store.release(job.id, job.lease_token, reason, actor=actor)
+            released = self.store.release(
+                job.id, job.lease_token, reason, actor=actor, counted=counted
+            )
         if not self._delay(message, 0) and released is not None:
             self._resend(released)
 

@@ -93,6 +93,7 @@ class Attempt:
     error: BaseException | None = None
     future: Future[None] | None = None
     started: float | None = None  # when the body began to run (set on its thread)
+    never_started: bool = False  # stopped while still waiting for a thread
 
 
 @dataclass
@@ -356,6 +357,11 @@ class Worker:
         if timed_out:
             attempt.outcome = Outcome.FAILED
             attempt.error = JobFailure(f"timed out after {attempt.job.timeout_seconds} s")
+        elif attempt.future is not None and attempt.future.cancel():
+            # Still waiting for a free thread (the batch's other bodies held them all), and
+            # now it never starts: it used none of its time, so the release is not counted.
+            attempt.never_started = True
+            attempt.outcome = Outcome.RELEASED
         elif attempt.job.lost_leases >= LOST_LEASE_CAP:
             # Refunded as often as a lost lease is: a job that needs longer than a whole
             # invocation would otherwise be released at every deadline, for ever.
@@ -443,7 +449,13 @@ class Worker:
                 self.outcomes.cancelled(job, actor=ACTOR)
             elif attempt.outcome is Outcome.RELEASED:
                 self.outcomes.released(
-                    job, "the worker reached its deadline", actor=ACTOR, message=attempt.message
+                    job,
+                    "the worker reached its deadline before a thread was free to start it"
+                    if attempt.never_started
+                    else "the worker reached its deadline",
+                    actor=ACTOR,
+                    message=attempt.message,
+                    counted=not attempt.never_started,
                 )
                 report.failed_message_ids.append(attempt.delivery.message_id)
         self.outcomes.follow_up(finished)

@@ -173,6 +173,38 @@ def test_work_released_at_every_deadline_ends_after_the_refunds(enqueue, deliver
     assert "longer than a worker invocation" in failed.last_error
 
 
+def test_a_body_that_never_got_a_thread_is_released_uncounted(
+    enqueue, deliver, store, worker, db
+) -> None:
+    """At the deadline a body still waiting for a free thread (the batch's other bodies held
+    them all) had used none of its time. It was released like one that ran out of time, its
+    release counted in `lost_leases`, and past the refunds it failed, its error saying its
+    timeout was longer than an invocation, which was not why. Now it is given back uncounted
+    and never starts late; the body that held the thread is the one counted."""
+    worker.max_parallel_bodies = 1
+    jobs = [enqueue("sleep", {"seconds": 5}, timeout_seconds=600, max_attempts=1) for _ in range(2)]
+    db.execute(
+        "UPDATE jobs SET lost_leases = %(cap)s WHERE id = ANY(%(ids)s)",
+        {"cap": LOST_LEASE_CAP, "ids": [j.id for j in jobs]},
+    )
+    response = deliver(remaining=2.0)
+    assert len(failures(response)) == 1  # the one given back; the failed one is acknowledged
+    after = {j.id: store.get(j.id) for j in jobs}
+    [ran] = [j for j in after.values() if j.status is JobStatus.FAILED]
+    [waited] = [j for j in after.values() if j.status is not JobStatus.FAILED]
+    assert ran.last_error is not None
+    assert "longer than a worker invocation" in ran.last_error
+    assert (waited.status, waited.attempts, waited.lost_leases) == (
+        JobStatus.QUEUED,
+        0,
+        LOST_LEASE_CAP,
+    )
+    assert waited.last_error is None
+    released = store.events(waited.id)[-1]
+    assert released["to_status"] == "queued"
+    assert "before a thread was free" in json.dumps(released["detail"])
+
+
 def test_job_cancelled_before_delivery_is_skipped(enqueue, deliver, store, calls) -> None:
     job = enqueue("counted")
     store.cancel(job.id, actor="user")
