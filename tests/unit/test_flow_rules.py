@@ -14,7 +14,14 @@ from taskmill.flow.holds import (
     SECONDS_PER_ROUND,
     hold_seconds,
 )
-from taskmill.flow.keys import check_template, key_family, render_template, resolve_limit_keys
+from taskmill.flow.keys import (
+    check_template,
+    key_family,
+    owner_of_key,
+    render_template,
+    resolve_limit_keys,
+)
+from taskmill.flow.limits import Limit, LimitSpec, Rate, loosens
 
 OWNER = UUID("00000000-0000-0000-0000-00000000000a")
 
@@ -93,3 +100,45 @@ def test_key_families_bound_metric_dimensions() -> None:
     assert key_family(f"owner:{OWNER}") == "owner"
     assert key_family("plain") == "other"
     assert key_family(None) == "none"
+
+
+def _limit(concurrency: int | None = None, rate: tuple[int, float] | None = None) -> Limit:
+    return Limit(
+        key="k",
+        concurrency=concurrency,
+        rate=Rate(limit=rate[0], period_seconds=rate[1]) if rate else None,
+    )
+
+
+def _spec(concurrency: int | None = None, rate: tuple[int, float] | None = None) -> LimitSpec:
+    return LimitSpec(
+        concurrency=concurrency,
+        rate=Rate(limit=rate[0], period_seconds=rate[1]) if rate else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "looser"),
+    [
+        (None, _spec(concurrency=5), False),  # a new limit only holds more back
+        (_limit(concurrency=1), _spec(concurrency=2), True),
+        (_limit(concurrency=1), _spec(rate=(5, 1)), True),  # concurrency removed
+        (_limit(concurrency=2), _spec(concurrency=2), False),
+        (_limit(concurrency=2), _spec(concurrency=1), False),
+        (_limit(concurrency=2), _spec(concurrency=2, rate=(1, 60)), False),  # a rate added
+        (_limit(rate=(1, 3600)), _spec(concurrency=5), True),  # rate removed
+        (_limit(rate=(1, 3600)), _spec(rate=(2, 3600)), True),  # changed: a full bucket
+        (_limit(rate=(1, 3600)), _spec(rate=(1, 3600)), False),  # the same: its level kept
+        (_limit(concurrency=0, rate=(1, 60)), _spec(concurrency=0, rate=(1, 60)), False),
+    ],
+)
+def test_which_limit_changes_let_held_jobs_start_sooner(
+    before: Limit | None, after: LimitSpec, looser: bool
+) -> None:
+    assert loosens(before, after) is looser
+
+
+def test_an_owner_key_names_its_owner_and_no_other_key_does() -> None:
+    assert owner_of_key(f"owner:{OWNER}") == OWNER
+    for key in ["customer:7", f"owner:{str(OWNER).upper()}", "owner:", f"owner:{OWNER}x"]:
+        assert owner_of_key(key) is None

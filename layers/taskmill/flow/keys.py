@@ -37,6 +37,13 @@ OWNER_KEY_PATTERN = re.compile(
 )  # used with fullmatch
 
 
+def owner_of_key(key: str) -> UUID | None:
+    """The owner an `owner:<id>` key names, as jobs hold it; None for any other key."""
+    if OWNER_KEY_PATTERN.fullmatch(key) is None:
+        return None
+    return UUID(key.removeprefix(OWNER_PREFIX))
+
+
 def require_limit_key(key: str) -> str:
     """A key a limit is put on: an `owner:` key must name an owner as jobs hold it, or the
     limit would constrain nothing."""

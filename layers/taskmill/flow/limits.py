@@ -80,6 +80,19 @@ def _limit(row: dict[str, Any]) -> Limit:
     )
 
 
+def loosens(before: Limit | None, after: LimitSpec) -> bool:
+    """Whether jobs `before` held back may start sooner under `after`: a concurrency raised
+    or removed, or a rate removed or changed (a changed rate starts with a full bucket). A
+    limit on a key that had none only holds more back."""
+    if before is None:
+        return False
+    if before.concurrency is not None and (
+        after.concurrency is None or after.concurrency > before.concurrency
+    ):
+        return True
+    return before.rate is not None and after.rate != before.rate
+
+
 # An owner's key as jobs hold it (`'owner:' || owner_id::text`, see `taskmill.flow.keys`);
 # any other `owner:...` key is a plain key, which no job holds. A looser pattern let
 # `owner:` and 36 dashes reach the cast below, and every read of the limits failed.

@@ -27,6 +27,7 @@ from taskmill.errors import (
     QuotaExceeded,
 )
 from taskmill.flow.holds import PAUSE_HOLD_SECONDS
+from taskmill.flow.keys import owner_of_key
 from taskmill.jobs.model import Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.paging import decode_cursor, encode_cursor
@@ -1748,6 +1749,33 @@ WHERE id IN (SELECT id FROM jobs
   AND status = 'queued'
 RETURNING *""",
                 {"priority": priority, "type": job_type, "limit": limit},
+            )
+        )
+
+    def mark_holding_key_to_send(self, key: str, *, limit: int) -> list[Job]:
+        """Mark the oldest `limit` queued jobs holding limit key `key` "to be sent": its limit
+        was removed or loosened, and those the limit held back have a delayed message that
+        may be minutes away (a rate's hold lasts up to `MAX_RATE_HOLD_SECONDS`). Which of
+        them hold such a message is not recorded, so a job whose message is on the queue gets
+        a second one; the claim acknowledges whichever comes after the job started."""
+        owner = owner_of_key(key)
+        holding: LiteralString = (
+            "owner_id = %(owner)s"
+            if owner is not None
+            else "limit_keys @> ARRAY[%(key)s::text] AND limit_keys <> '{}'"
+        )
+        return _jobs(
+            self._db.execute(
+                """
+UPDATE jobs SET send_pending = true, updated_at = now()
+WHERE id IN (SELECT id FROM jobs
+             WHERE status = 'queued' AND NOT external AND NOT send_pending AND """
+                + holding
+                + """
+             ORDER BY queued_at LIMIT %(limit)s)
+  AND status = 'queued'
+RETURNING *""",
+                {"key": key, "owner": owner, "limit": limit},
             )
         )
 

@@ -366,6 +366,12 @@ class Outcomes:
         )
         return send_pending(self.store, self.queue, marked, deadline=deadline)
 
+    def resend_holding_key(self, key: str, *, deadline: float | None = None) -> list[UUID]:
+        """The limit on `key` was removed or loosened: send its oldest queued jobs now rather
+        than when the message a hold delayed comes back (up to `MAX_RATE_HOLD_SECONDS`)."""
+        marked = self.store.mark_holding_key_to_send(key, limit=RESUME_RESEND_LIMIT)
+        return send_pending(self.store, self.queue, marked, deadline=deadline)
+
     # ---- what follows -------------------------------------------------------------------
 
     def follow_up(self, finished: Sequence[Job | Finished], deadline: float | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 from uuid import UUID
@@ -266,3 +267,89 @@ def test_an_owner_key_that_names_no_owner(
     assert stored["use"]["running"] == 0
     assert as_admin.get(f"/v1/limits/{key}").body["use"]["running"] == 0
     assert as_admin.delete(f"/v1/limits/{key}").status == 204
+
+
+def _held_and_drained(
+    as_admin: Any, as_user: Any, sqs: Any, job_queue: JobQueue, db: Database, limit: dict
+) -> tuple[str, str]:
+    """Two jobs on key `customer:7` under `limit`: the first starts, the second is held back,
+    and the queue is left empty (as if the held one's message were delayed for minutes)."""
+    assert as_admin.put("/v1/limits/customer:7", limit).status == 200
+    ids = [
+        as_user.post("/v1/jobs", {"type": "noop", "limit_keys": ["customer:7"]}).body["id"]
+        for _ in range(2)
+    ]
+    queue_messages(sqs, job_queue.queue_url("normal"))  # what creation sent
+    claim = JobStore(db).claim_batch(ids)
+    assert [str(j.id) for j in claim.claimed] == ids[:1]
+    assert [str(h.job.id) for h in claim.held] == ids[1:]
+    return ids[0], ids[1]
+
+
+@pytest.mark.parametrize(
+    ("limit", "change"),
+    [
+        ({"rate": {"limit": 1, "period_seconds": 3600}}, None),
+        ({"rate": {"limit": 1, "period_seconds": 3600}}, {"concurrency": 5}),
+        ({"concurrency": 1}, {"concurrency": 2}),
+        ({"concurrency": 1}, {"rate": {"limit": 10, "period_seconds": 1}}),
+    ],
+)
+def test_removing_or_loosening_a_limit_sends_the_jobs_it_held_at_once(
+    as_admin: Any,
+    as_user: Any,
+    sqs: Any,
+    job_queue: JobQueue,
+    db: Database,
+    limit: dict,
+    change: dict | None,
+) -> None:
+    """A job a limit held back waits for a delayed message (up to 10 min for a rate). When
+    an admin removed the limit, or raised it, in an incident to let the work through, the
+    jobs still waited out that delay. Now the oldest ones get a message at once; the running
+    one gets none."""
+    _running, held = _held_and_drained(as_admin, as_user, sqs, job_queue, db, limit)
+    if change is None:
+        assert as_admin.delete("/v1/limits/customer:7").status == 204
+    else:
+        assert as_admin.put("/v1/limits/customer:7", change).status == 200
+    sent = [
+        json.loads(m["Body"])["job_id"] for m in queue_messages(sqs, job_queue.queue_url("normal"))
+    ]
+    assert sent == [held]
+    assert [str(j.id) for j in JobStore(db).claim_batch([held]).claimed] == [held]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"concurrency": 1},  # the same
+        {"concurrency": 0},  # tighter
+        {"concurrency": 1, "rate": {"limit": 1, "period_seconds": 60}},  # a rate added
+    ],
+)
+def test_a_limit_made_no_looser_sends_nothing(
+    as_admin: Any, as_user: Any, sqs: Any, job_queue: JobQueue, db: Database, change: dict
+) -> None:
+    _held_and_drained(as_admin, as_user, sqs, job_queue, db, {"concurrency": 1})
+    assert as_admin.put("/v1/limits/customer:7", change).status == 200
+    assert queue_messages(sqs, job_queue.queue_url("normal")) == []
+
+
+def test_loosening_an_owners_limit_sends_that_owners_held_jobs_only(
+    as_admin: Any, as_user: Any, sqs: Any, job_queue: JobQueue, db: Database
+) -> None:
+    """`owner_concurrency` is 3 here: a user's fourth job is held by their owner key."""
+    ids = [as_user.post("/v1/jobs", {"type": "noop"}).body["id"] for _ in range(4)]
+    other = as_admin.post("/v1/jobs", {"type": "noop"}).body["id"]
+    queue_messages(sqs, job_queue.queue_url("normal"))
+    claim = JobStore(db).claim_batch(ids, owner_concurrency=3)
+    assert len(claim.claimed) == 3
+    [held] = [str(h.job.id) for h in claim.held]
+    key = f"owner:{user_id(as_user)}"
+    assert as_admin.put(f"/v1/limits/{key}", {"concurrency": 10}).status == 200
+    sent = [
+        json.loads(m["Body"])["job_id"] for m in queue_messages(sqs, job_queue.queue_url("normal"))
+    ]
+    assert sent == [held]
+    assert other not in sent

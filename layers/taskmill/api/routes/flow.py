@@ -15,7 +15,7 @@ from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, NotFound
 from taskmill.flow.keys import require_key, require_limit_key
-from taskmill.flow.limits import Limit, LimitSpec, Rate
+from taskmill.flow.limits import Limit, LimitSpec, Rate, loosens
 from taskmill.flow.pauses import Pause, PauseKind
 from taskmill.topology import Priority
 
@@ -108,8 +108,13 @@ def router(services: ApiServices) -> Router:
             concurrency=body.concurrency,
             rate=Rate(**body.rate.model_dump()) if body.rate else None,
         )
+        before = services.limits.get(key)
         stored = services.limits.put(key, spec, actor=f"admin:{who.id}")
         audit(who, "limit.put", "limit", key, spec.model_dump(mode="json"))
+        if loosens(before, spec):
+            services.outcomes.resend_holding_key(
+                key, deadline=services.send_deadline(r.lambda_context)
+            )
         return _limit_out(stored)
 
     @r.delete(
@@ -128,6 +133,8 @@ def router(services: ApiServices) -> Router:
         if not services.limits.delete(key):
             raise NotFound(f"no limit on {key!r}")
         audit(who, "limit.delete", "limit", key, {})
+        # Jobs it held back start now, not when their delayed message comes back.
+        services.outcomes.resend_holding_key(key, deadline=services.send_deadline(r.lambda_context))
         return Response(204)
 
     # ---- pause and resume ---------------------------------------------------------------
