@@ -48,7 +48,15 @@ class RetryDecision:
 
 
 def is_retryable(error: BaseException) -> bool:
-    return error.retryable if isinstance(error, JobFailure) else True
+    """Whether another attempt could succeed. A `JobFailure` says so; a subclass of a body's
+    own that broke it (no `super().__init__`, so no `retryable`, or a property that raises)
+    is retryable, as a `JobFailure` is by default: the worker must record it either way."""
+    if not isinstance(error, JobFailure):
+        return True
+    try:
+        return bool(error.retryable)
+    except BaseException:  # noqa: BLE001 - a body's broken error class is not the worker's
+        return True
 
 
 def backoff_cap(attempts: int, policy: RetryPolicy) -> float:

@@ -24,7 +24,7 @@ from taskmill.errors import DependencyUnavailable, QueueUnavailable
 from taskmill.flow.holds import hold_seconds
 from taskmill.flow.keys import key_family
 from taskmill.jobs.model import MAX_RESULT_BYTES, Finished, Job, JobStatus, result_bytes
-from taskmill.jobs.retry import JobFailure, PermanentJobFailure
+from taskmill.jobs.retry import JobFailure, PermanentJobFailure, is_retryable
 from taskmill.jobs.store import LEASE_SLACK_SECONDS, Hold, JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.outcomes import (
@@ -33,6 +33,7 @@ from taskmill.lifecycle.outcomes import (
     HeldMessage,
     Outcomes,
     Success,
+    describe,
 )
 from taskmill.lifecycle.sending import send_pending
 from taskmill.observability import MetricBatch
@@ -406,8 +407,12 @@ class Worker:
         # body's own (signals reach the main thread only, never a pool thread). Left to the
         # pool it would end no attempt, and the job would stay running until its lease expired.
         except BaseException as exc:  # noqa: BLE001 - a job body's error is the job's outcome
+            # Read here, on the body's thread and in its time: a body's own error class may
+            # fail to say what it is (a `__str__` that raises or never returns), which must
+            # not stop the worker's thread that records the whole batch.
+            error = JobFailure(describe(exc), retryable=is_retryable(exc))
             if attempt.outcome is None:
-                attempt.error = exc
+                attempt.error = error
                 attempt.outcome = Outcome.FAILED
             return
         if attempt.outcome is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,57 @@ UNRECORDABLE_ERRORS = {
     ),
 }
 
+
+class Forgetful(JobFailure):
+    """A user's own failure type that forgot `super().__init__`: it has no `retryable`."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class Undecided(JobFailure):
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        raise RuntimeError("cannot say")
+
+
+class Exiting(Exception):
+    def __str__(self) -> str:
+        raise SystemExit(9)
+
+
+class Nested(Exception):
+    def __str__(self) -> str:
+        raise Unprintable()
+
+
+class Endless(Exception):
+    """An error whose message never comes (its __str__ waits for something that never is)."""
+
+    release = threading.Event()
+
+    def __str__(self) -> str:
+        Endless.release.wait()
+        return "at last"
+
+
+# Errors the worker itself tripped over while recording them (on its own thread, outside
+# the body): the handler raised, the job stayed running until its lease expired, and the
+# outcomes of the batch's jobs recorded after it were lost (they stayed running too).
+BROKEN_ERRORS = {
+    "no-retryable": (Forgetful(5), "5", 1),
+    "retryable-raises": (Undecided("gave up"), "gave up", 1),
+    "str-exits": (Exiting(), "Exiting: (its message could not be read: SystemExit: 9)", 1),
+    "str-raises-unprintable": (
+        Nested(),
+        "Nested: (its message could not be read: Unprintable)",
+        1,
+    ),
+}
+
 # JSON the encoder writes but Postgres's jsonb refuses, with what `last_error` must name.
 UNSTORABLE_RESULTS = {
     "nan": ({"score": math.nan}, "NaN"),
@@ -99,6 +151,9 @@ def registry() -> JobTypeRegistry:
         registry.register(f"raises-{name}", max_attempts=1)(raising(error))
     for name, (result, _) in UNSTORABLE_RESULTS.items():
         registry.register(f"returns-{name}", max_attempts=1)(returning(result))
+    for name, (error, _, _) in BROKEN_ERRORS.items():
+        registry.register(f"broken-{name}", max_attempts=1)(raising(error))
+    registry.register("broken-endless", max_attempts=1, timeout_seconds=1)(raising(Endless()))
     # Text that merely looks like a NUL escape is fine.
     registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
 
@@ -168,6 +223,41 @@ def test_a_body_raising_a_base_exception_fails_its_attempt(
     later = enqueue("noop")
     assert failures(deliver()) == []  # the worker still takes jobs
     assert store.get(later.id).status is JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("name", list(BROKEN_ERRORS))
+def test_an_error_the_worker_cannot_read_fails_only_its_own_job(
+    name: str, enqueue, deliver, store: JobStore
+) -> None:
+    before = enqueue("noop")
+    job = enqueue(f"broken-{name}")
+    after = enqueue("raises-nul")  # a failure recorded after this one
+    assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert (failed.status, failed.attempts, failed.last_error) == (
+        JobStatus.FAILED,
+        BROKEN_ERRORS[name][2],
+        BROKEN_ERRORS[name][1],
+    )
+    assert store.get(before.id).status is JobStatus.SUCCEEDED
+    assert store.get(after.id).status is JobStatus.FAILED
+    later = enqueue("noop")
+    assert failures(deliver()) == []  # the worker still takes jobs
+    assert store.get(later.id).status is JobStatus.SUCCEEDED
+
+
+def test_an_error_whose_message_never_comes_is_the_bodys_timeout(
+    enqueue, deliver, store: JobStore
+) -> None:
+    # Its message was read by the thread recording the batch, which waited for ever.
+    job, sibling = enqueue("broken-endless"), enqueue("noop")
+    try:
+        assert failures(deliver()) == []
+        failed = store.get(job.id)
+        assert (failed.status, failed.last_error) == (JobStatus.FAILED, "timed out after 1 s")
+        assert store.get(sibling.id).status is JobStatus.SUCCEEDED
+    finally:
+        Endless.release.set()
 
 
 @pytest.mark.parametrize("name", list(UNSTORABLE_RESULTS))
