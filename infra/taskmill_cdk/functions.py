@@ -65,7 +65,7 @@ def job_type_environment(config: EnvironmentConfig) -> dict[str, str]:
     )
     # Each module's package must be one the package layer ships (raises if not importable).
     shipped_packages(settings.job_module_names)
-    build_registry(settings)
+    build_registry(settings, check=True)
     return {
         "TASKMILL_JOB_MODULES": settings.job_modules,
         "TASKMILL_EXTERNAL_TYPES": settings.external_types,

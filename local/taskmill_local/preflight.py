@@ -216,7 +216,7 @@ def check_job_types(environ: dict[str, str] | None = None) -> None:
     except SettingsError as exc:
         raise PreflightError(str(exc)) from None
     try:
-        build_registry(settings.model_copy(update={"external_types": "[]"}))
+        build_registry(settings.model_copy(update={"external_types": "[]"}), check=True)
     except Exception as exc:  # noqa: BLE001 - the user's own code: any error is theirs to fix
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
         named = settings.job_module_names
@@ -238,7 +238,7 @@ def check_job_types(environ: dict[str, str] | None = None) -> None:
             f"TASKMILL_JOB_MODULES={settings.job_modules!r} cannot be loaded: {reason}; {hint}"
         ) from None
     try:
-        build_registry(settings)
+        build_registry(settings, check=True)
     except Exception as exc:  # noqa: BLE001 - a declaration the registry refuses
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise PreflightError(

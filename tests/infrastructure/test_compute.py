@@ -356,6 +356,11 @@ def test_job_types_are_checked_at_synth_and_reach_the_functions(
     bad = config.model_copy(update={"external_job_types": ({"schema": {}},)})
     with pytest.raises(Exception, match="name"):
         job_type_environment(bad)
+    unusable = config.model_copy(
+        update={"external_job_types": ({"name": "video.render", "schema": {"type": "movie"}},)}
+    )
+    with pytest.raises(ValueError, match=r"'video\.render': its schema is not a valid JSON Schema"):
+        job_type_environment(unusable)
 
 
 def test_functions_that_build_the_registry_get_the_job_type_settings(

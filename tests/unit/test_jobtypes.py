@@ -145,3 +145,59 @@ def test_a_type_without_a_callable_body_is_refused_at_registration(function: Any
     with pytest.raises(ValueError, match="job type 'resize': its function must be callable"):
         registry.register("resize")(function)
     assert "resize" not in registry
+
+
+# Declarations whose schema no payload could be checked against: each create of the type
+# (and, for one that is not an object, `GET /v1/job-types` for every type) answered 500.
+BAD_SCHEMAS = {
+    "unknown type": ({"type": "nonsense"}, "'nonsense' is not valid"),
+    "bad pattern": (
+        {"properties": {"a": {"type": "string", "pattern": "("}}},
+        "'(' is not a 'regex'",
+    ),
+    "bad bound": ({"properties": {"a": {"minimum": "x"}}}, "'x' is not of type 'number'"),
+    "not an object": ("object", "must be a JSON object"),
+    "a list": ([{"type": "object"}], "must be a JSON object"),
+    "a boolean": (True, "must be a JSON object"),
+    "a reference to nothing": (
+        {"properties": {"a": {"$ref": "#/$defs/missing"}}},
+        "$ref '#/$defs/missing' that does not resolve",
+    ),
+    "a remote reference": (
+        {"properties": {"a": {"$ref": "https://example.com/a.json"}}},
+        "$ref 'https://example.com/a.json' that does not resolve",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_SCHEMAS))
+def test_an_external_schema_that_is_not_a_json_schema_is_refused_at_declaration(
+    name: str,
+) -> None:
+    schema, problem = BAD_SCHEMAS[name]
+    registry = JobTypeRegistry()
+    registry.load_external([{"name": "render", "schema": schema}])
+    with pytest.raises(ValueError, match="external job type 'render': its schema") as refused:
+        registry.check()
+    assert problem in str(refused.value)
+
+
+def test_an_external_schema_with_references_that_resolve_is_declared() -> None:
+    registry = JobTypeRegistry()
+    registry.load_external(
+        [
+            {
+                "name": "render",
+                "schema": {
+                    "$defs": {"url": {"type": "string", "pattern": "^s3://"}},
+                    "type": "object",
+                    "properties": {"source": {"$ref": "#/$defs/url"}},
+                },
+            }
+        ]
+    )
+    registry.check()
+    render = registry.get("render")
+    assert render.validate_payload({"source": "s3://a"}) == {"source": "s3://a"}
+    with pytest.raises(InvalidInput):
+        render.validate_payload({"source": "http://a"})

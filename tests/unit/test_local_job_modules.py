@@ -94,3 +94,15 @@ def test_a_bad_external_declaration_is_one_line() -> None:
         PreflightError, match=r"^TASKMILL_EXTERNAL_TYPES cannot be loaded: .*'name'"
     ):
         check_job_types({"TASKMILL_EXTERNAL_TYPES": '[{"schema": {}}]'})
+
+
+def test_an_external_schema_that_is_not_a_json_schema_is_one_line() -> None:
+    # It was accepted, and every create of the type answered 500 once the stack ran.
+    with pytest.raises(
+        PreflightError,
+        match=r"^TASKMILL_EXTERNAL_TYPES cannot be loaded: external job type 'render': its "
+        r"schema is not a valid JSON Schema at type: .*; fix or unset it$",
+    ):
+        check_job_types(
+            {"TASKMILL_EXTERNAL_TYPES": '[{"name": "render", "schema": {"type": "nonsense"}}]'}
+        )

@@ -10,7 +10,9 @@ from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.settings import JobTypeSettings
 
 
-def build_registry(settings: JobTypeSettings) -> JobTypeRegistry:
+def build_registry(settings: JobTypeSettings, *, check: bool = False) -> JobTypeRegistry:
+    """`check`: also refuse what the registry could not serve (`JobTypeRegistry.check`), as
+    the synth and `make run` do once, before any function builds it at its cold start."""
     registry = JobTypeRegistry()
     builtin.register(registry)
     registry.load_modules(settings.job_module_names)
@@ -21,4 +23,6 @@ def build_registry(settings: JobTypeSettings) -> JobTypeRegistry:
     if not isinstance(declarations, list):
         raise SettingsError("TASKMILL_EXTERNAL_TYPES must be a JSON list")
     registry.load_external(declarations)
+    if check:
+        registry.check()
     return registry

@@ -129,6 +129,49 @@ class JobType:
             ) from None
 
 
+def _check_declared_schema(name: str, schema: Any) -> None:
+    """Refuse an external type's schema that no payload could be checked against, when the
+    registry is built (so `make synth` and `make run` say so), instead of an error on every
+    create of the type: not a JSON object, not a valid JSON Schema (an unknown `type`, a
+    `pattern` that is no regular expression, ...), or a `$ref` that does not resolve within
+    it (nothing is fetched from elsewhere)."""
+    import jsonschema
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    where = f"external job type {name!r}: its schema"
+    if not isinstance(schema, dict):
+        raise ValueError(f"{where} must be a JSON object, not {json.dumps(schema)[:100]}")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        at = "/".join(str(part) for part in exc.path)
+        raise ValueError(
+            f"{where} is not a valid JSON Schema{f' at {at}' if at else ''}: {exc.message}"
+        ) from None
+    resolver = Registry().with_resource("", DRAFT202012.create_resource(schema)).crawl().resolver()
+    for ref in _references(schema):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise ValueError(
+                f"{where} has a $ref {ref!r} that does not resolve within the schema"
+            ) from None
+
+
+def _references(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
 def _details(error: ValidationError) -> list[dict[str, Any]]:
     return [
         {"loc": list(e["loc"]), "msg": field_message(e), "type": e["type"]}
@@ -264,6 +307,15 @@ class JobTypeRegistry:
 
     def all(self) -> list[JobType]:
         return sorted(self._types.values(), key=lambda t: t.name)
+
+    def check(self) -> None:
+        """Refuse, with a `ValueError` naming the type, what the registry holds but could not
+        serve: an external type's schema that is not a valid JSON Schema. Run where the registry is
+        built once before a deployment or a local stack starts (the CDK synth, `make run`'s
+        preflight), not at every cold start: it costs jsonschema's import."""
+        for job_type in self.all():
+            if job_type.declared_schema is not None:
+                _check_declared_schema(job_type.name, job_type.declared_schema)
 
     def load_modules(self, module_names: Iterable[str]) -> None:
         """Import user modules; each exposes `register(registry)` and adds its types."""
