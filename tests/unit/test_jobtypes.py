@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 from taskmill.errors import InvalidInput, SettingsError
 from taskmill.jobs.retry import JobFailure
 from taskmill.jobtypes import builtin
@@ -145,6 +146,41 @@ def test_a_type_without_a_callable_body_is_refused_at_registration(function: Any
     with pytest.raises(ValueError, match="job type 'resize': its function must be callable"):
         registry.register("resize")(function)
     assert "resize" not in registry
+
+
+class Opaque:
+    pass
+
+
+class Unschemable(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    thing: Opaque | None = None
+
+
+class Fine(BaseModel):
+    width: int
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (dict, "a pydantic model class"),
+        (Fine(width=1), "a pydantic model class"),
+        ("Fine", "a pydantic model class"),
+        (Unschemable, "has no JSON schema"),
+    ],
+)
+def test_a_payload_that_is_not_a_model_with_a_schema_is_refused_at_registration(
+    payload: Any, problem: str
+) -> None:
+    # `dict` was accepted and every create of the type answered 500; a model with a field
+    # JSON Schema cannot describe made GET /v1/job-types answer 500 for every type.
+    registry = JobTypeRegistry()
+    registry.register("resize", payload=payload)(lambda context, payload: None)
+    with pytest.raises(ValueError, match="job type 'resize': its payload") as refused:
+        registry.check()
+    assert problem in str(refused.value)
 
 
 # Declarations whose schema no payload could be checked against: each create of the type

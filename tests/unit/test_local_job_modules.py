@@ -106,3 +106,26 @@ def test_an_external_schema_that_is_not_a_json_schema_is_one_line() -> None:
         check_job_types(
             {"TASKMILL_EXTERNAL_TYPES": '[{"name": "render", "schema": {"type": "nonsense"}}]'}
         )
+
+
+def test_a_payload_model_without_a_json_schema_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was accepted, and GET /v1/job-types answered 500 for every type once the stack ran.
+    (tmp_path / "hauthor_opaque.py").write_text(
+        "from pydantic import BaseModel, ConfigDict\n"
+        "class Opaque:\n"
+        "    pass\n"
+        "class Payload(BaseModel):\n"
+        "    model_config = ConfigDict(arbitrary_types_allowed=True)\n"
+        "    thing: Opaque | None = None\n"
+        "def register(registry):\n"
+        "    registry.register('opaque', payload=Payload)(lambda context, payload: None)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(
+        PreflightError,
+        match=r"^TASKMILL_JOB_MODULES='hauthor_opaque' cannot be loaded: ValueError: job type "
+        r"'opaque': its payload model Payload has no JSON schema",
+    ):
+        check_job_types({"TASKMILL_JOB_MODULES": "hauthor_opaque"})

@@ -129,6 +129,24 @@ class JobType:
             ) from None
 
 
+def _check_payload_model(name: str, model: Any) -> None:
+    """Refuse a code type's payload that is not a pydantic model class with a JSON schema
+    when the type is registered: every create of the type would fail on it (`dict` has no
+    `model_validate`), or `GET /v1/job-types`, which lists every type's schema, would."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ValueError(
+            f"job type {name!r}: its payload must be a pydantic model class "
+            f"(a subclass of pydantic.BaseModel), not {model!r}"
+        )
+    try:
+        model.model_json_schema()
+    except Exception as exc:  # noqa: BLE001 - pydantic's several errors for it, named
+        raise ValueError(
+            f"job type {name!r}: its payload model {model.__name__} has no JSON schema "
+            f"(GET /v1/job-types shows one for each type): {exc}"
+        ) from None
+
+
 def _check_declared_schema(name: str, schema: Any) -> None:
     """Refuse an external type's schema that no payload could be checked against, when the
     registry is built (so `make synth` and `make run` say so), instead of an error on every
@@ -310,10 +328,14 @@ class JobTypeRegistry:
 
     def check(self) -> None:
         """Refuse, with a `ValueError` naming the type, what the registry holds but could not
-        serve: an external type's schema that is not a valid JSON Schema. Run where the registry is
+        serve: a code type's payload that is not a pydantic model class with a JSON schema,
+        an external type's schema that is not a valid JSON Schema. Run where the registry is
         built once before a deployment or a local stack starts (the CDK synth, `make run`'s
-        preflight), not at every cold start: it costs jsonschema's import."""
+        preflight), not at every cold start: it costs jsonschema's import and each model's
+        schema."""
         for job_type in self.all():
+            if job_type.payload_model is not None:
+                _check_payload_model(job_type.name, job_type.payload_model)
             if job_type.declared_schema is not None:
                 _check_declared_schema(job_type.name, job_type.declared_schema)
 
