@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -397,6 +397,11 @@ class Worker:
                 raise PermanentJobFailure(f"job type {job.type!r} is not run by this worker")
             payload = job_type.parse_payload(job.payload)
             result = job_type.function(attempt.context, payload)
+            if isinstance(result, Coroutine):
+                # An `async def` body: run to its end in an event loop of this thread's own.
+                import asyncio
+
+                result = asyncio.run(result)
             check_result(result)  # stored as JSON: refuse what Postgres cannot keep
             size = result_bytes(result)
             if size > MAX_RESULT_BYTES:

@@ -3,6 +3,7 @@ clear outcome and leaves the rest of the batch, and the worker, unharmed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -154,6 +155,18 @@ def registry() -> JobTypeRegistry:
     for name, (error, _, _) in BROKEN_ERRORS.items():
         registry.register(f"broken-{name}", max_attempts=1)(raising(error))
     registry.register("broken-endless", max_attempts=1, timeout_seconds=1)(raising(Endless()))
+
+    @registry.register("async", max_attempts=1)
+    async def asynchronous(context: Any, payload: Any) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        context.progress(50, "half way")
+        return {"loop": type(asyncio.get_running_loop()).__name__ != "", "done": True}
+
+    @registry.register("async-fails", max_attempts=1)
+    async def asynchronous_failure(context: Any, payload: Any) -> None:
+        await asyncio.sleep(0)
+        raise JobFailure("gave up asynchronously")
+
     # Text that merely looks like a NUL escape is fine.
     registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
 
@@ -258,6 +271,17 @@ def test_an_error_whose_message_never_comes_is_the_bodys_timeout(
         assert store.get(sibling.id).status is JobStatus.SUCCEEDED
     finally:
         Endless.release.set()
+
+
+def test_an_async_body_is_awaited(enqueue, deliver, store: JobStore) -> None:
+    # Its coroutine was taken for the result: "the result cannot be stored as JSON: Object of
+    # type coroutine is not JSON serializable", on every attempt, and the body never ran.
+    done, failed = enqueue("async"), enqueue("async-fails")
+    assert failures(deliver()) == []
+    job = store.get(done.id)
+    assert (job.status, job.result) == (JobStatus.SUCCEEDED, {"loop": True, "done": True})
+    job = store.get(failed.id)
+    assert (job.status, job.last_error) == (JobStatus.FAILED, "gave up asynchronously")
 
 
 @pytest.mark.parametrize("name", list(UNSTORABLE_RESULTS))
