@@ -24,6 +24,10 @@ from taskmill.worker.services import PlatformServices
 # How often `cancelled()` may ask Postgres; a body polling in a tight loop costs one query
 # per second, not one per call.
 CANCEL_POLL_SECONDS = 1.0
+# How often `progress()` may write to Postgres: a body reporting every item of a long loop
+# costs an UPDATE of its row a second, not one per call. The latest report is kept and
+# written when the second has passed, or when the body ends.
+PROGRESS_WRITE_SECONDS = 1.0
 
 
 def progress_report(percent: Any, message: Any) -> tuple[int, str | None]:
@@ -148,6 +152,9 @@ class JobContext:
         self.children = Children(job, registry)
         self._wall_clock = wall_clock
         self._dependency_results: dict[str, Any] | None = None
+        self._progress_lock = threading.Lock()
+        self._progress_written = -math.inf
+        self._progress_pending: tuple[int, str | None] | None = None
 
     @property
     def lease_token(self) -> Any:
@@ -160,10 +167,32 @@ class JobContext:
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report how far the job is: `percent` is clamped to 0-100; `message` is kept as
         `POST /v1/jobs/{id}/progress` keeps one (see `progress_report`). A percent that is
-        not a finite number or a message that is not text raise `ValueError` in the body."""
+        not a finite number or a message that is not text raise `ValueError` in the body.
+        Written at most once per `PROGRESS_WRITE_SECONDS`; the latest report always is."""
         percent, message = progress_report(percent, message)
         if self._stop.is_set() or self.job.lease_token is None:
             return
+        now = self._clock()
+        with self._progress_lock:
+            if now - self._progress_written < PROGRESS_WRITE_SECONDS:
+                self._progress_pending = (percent, message)  # written later, or at the end
+                return
+            self._progress_written, self._progress_pending = now, None
+        self._write_progress(percent, message)
+
+    def flush_progress(self) -> None:
+        """Write the latest progress report a write interval held back (the body ended)."""
+        with self._progress_lock:
+            pending, self._progress_pending = self._progress_pending, None
+        if pending is None or self._stop.is_set() or self.job.lease_token is None:
+            return
+        try:
+            self._write_progress(*pending)
+        except Exception:  # a progress report never fails an attempt that has ended
+            self.logger.exception("progress report lost")
+
+    def _write_progress(self, percent: int, message: str | None) -> None:
+        assert self.job.lease_token is not None
         try:
             self._store.set_progress(self.job.id, self.job.lease_token, percent, message)
         except DependencyUnavailable:

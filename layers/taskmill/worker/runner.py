@@ -416,10 +416,14 @@ class Worker:
             # fail to say what it is (a `__str__` that raises or never returns), which must
             # not stop the worker's thread that records the whole batch.
             error = JobFailure(describe(exc), retryable=is_retryable(exc))
+            attempt.context.flush_progress()
             if attempt.outcome is None:
                 attempt.error = error
                 attempt.outcome = Outcome.FAILED
             return
+        # The body's last progress report, if the write interval held it back (dropped if
+        # the attempt was stopped meanwhile), before its outcome is recorded.
+        attempt.context.flush_progress()
         if attempt.outcome is not None:
             return  # timed out or released meanwhile; its late result is discarded
         if attempt.context.external_ref is not None:
