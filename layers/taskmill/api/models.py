@@ -19,7 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from taskmill.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from taskmill.flow.limits import MAX_RATE_PERIOD_SECONDS, MIN_RATE_PERIOD_SECONDS
-from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job, non_finite_at
+from taskmill.jobs.model import LAST_ERROR_MAX, PROGRESS_MESSAGE_MAX, Job, non_finite_at
 from taskmill.jobs.options import STRICT_JSON, Instant, JobOptions, JsonUuid, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
 
@@ -313,7 +313,7 @@ class CompleteRequest(Strict):
 
 class FailRequest(Strict):
     lease_token: JsonUuid
-    error: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    error: Annotated[str, StringConstraints(min_length=1, max_length=LAST_ERROR_MAX)]
     retryable: bool = True
 
 

@@ -18,6 +18,9 @@ from taskmill.topology import Priority
 # carry (a 1 MiB request), and small enough that the job, payload included, still fits in
 # the one Lambda response (6 MB at most) that GET /v1/jobs/{id} answers it in.
 MAX_RESULT_BYTES = 1024 * 1024
+# The most of an error a job keeps as `last_error` (and the worker logs): the start of a
+# body's error says what it is; a megabyte of it would be in every poll and log line.
+LAST_ERROR_MAX = 4000
 
 
 def result_bytes(result: Any) -> int:

@@ -28,7 +28,7 @@ from taskmill.errors import (
 )
 from taskmill.flow.holds import PAUSE_HOLD_SECONDS
 from taskmill.flow.keys import owner_of_key
-from taskmill.jobs.model import Finished, Job, JobStatus, NewJob
+from taskmill.jobs.model import LAST_ERROR_MAX, Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.paging import decode_cursor, encode_cursor
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
@@ -1178,7 +1178,7 @@ RETURNING *, """
                     actor,
                     {"reason": decision.reason, "delay_seconds": round(decision.delay_seconds, 3)},
                     status=status.value,
-                    error=error[:4000],
+                    error=error[:LAST_ERROR_MAX],
                     delay=decision.delay_seconds,
                     pending=pending,
                     id=job_id,
@@ -1512,7 +1512,7 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
                 {"lease_lost": True},
                 id=job.id,
                 token=job.lease_token,
-                error=error[:4000],
+                error=error[:LAST_ERROR_MAX],
                 cap=cap,
             ),
         )

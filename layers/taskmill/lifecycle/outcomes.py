@@ -30,7 +30,7 @@ from taskmill.errors import (
     QueueUnavailable,
     QuotaExceeded,
 )
-from taskmill.jobs.model import Finished, Job, JobStatus, NewJob, log_keys
+from taskmill.jobs.model import LAST_ERROR_MAX, Finished, Job, JobStatus, NewJob, log_keys
 from taskmill.jobs.retry import JobFailure, RetryDecision, RetryPolicy, decide_retry
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -101,7 +101,7 @@ def describe(error: BaseException) -> str:
     elif not text:
         text = type(error).__name__
     text = text if isinstance(error, JobFailure) else f"{type(error).__name__}: {text}"
-    return storable_text(text)
+    return storable_text(text[:LAST_ERROR_MAX])
 
 
 def _text(error: BaseException) -> str | None:

@@ -178,6 +178,7 @@ def registry() -> JobTypeRegistry:
         if payload.fail:
             raise JobFailure("stopped after the last item")
 
+    registry.register("raises-huge", max_attempts=1)(raising(ValueError("x" * 1_000_000)))
     # Text that merely looks like a NUL escape is fine.
     registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
 
@@ -307,6 +308,22 @@ def test_a_body_reporting_progress_in_a_tight_loop_costs_few_writes(
     assert (done.status, done.progress) == (
         (JobStatus.FAILED, 100) if fail else (JobStatus.SUCCEEDED, 100)
     )
+
+
+def test_a_huge_error_is_logged_as_it_is_kept(
+    enqueue, deliver, store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The job kept 4,000 characters of it, but the worker's log line carried the whole
+    # megabyte: past CloudWatch's 256 KB per event, a structured line cut in two.
+    job = enqueue("raises-huge")
+    with caplog.at_level(logging.WARNING, logger="taskmill.worker"):
+        assert failures(deliver()) == []
+    failed = store.get(job.id)
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("ValueError: xxx")
+    assert len(failed.last_error) == 4000
+    [line] = [r for r in caplog.records if r.getMessage() == "job attempt failed"]
+    assert line.error == failed.last_error  # type: ignore[attr-defined]
 
 
 def test_an_async_body_is_awaited(enqueue, deliver, store: JobStore) -> None:
