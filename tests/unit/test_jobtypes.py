@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from taskmill.errors import InvalidInput, SettingsError
 from taskmill.jobs.retry import JobFailure
 from taskmill.jobtypes import builtin
@@ -46,6 +46,50 @@ def test_payload_errors_name_the_field() -> None:
     assert caught.value.details[0]["loc"] == ["seconds"]
     with pytest.raises(InvalidInput):
         registry.get("noop").validate_payload({"unexpected": 1})
+
+
+class Picky(BaseModel):
+    n: int = 0
+
+    @field_validator("n")
+    @classmethod
+    def unlucky(cls, value: int) -> int:
+        # pydantic v1 made a TypeError a validation error; v2 lets it through.
+        if value == 13:
+            raise TypeError("13 is unlucky")
+        if value == 14:
+            raise KeyError("fourteen")
+        return value
+
+
+def _broken_default() -> int:
+    raise RuntimeError("no default today")
+
+
+class Defaulted(BaseModel):
+    n: int = Field(default_factory=_broken_default)
+
+
+@pytest.mark.parametrize(
+    ("payload_model", "payload", "problem"),
+    [
+        (Picky, {"n": 13}, "TypeError: 13 is unlucky"),
+        (Picky, {"n": 14}, "KeyError: 'fourteen'"),
+        (Defaulted, {}, "RuntimeError: no default today"),
+    ],
+)
+def test_a_payload_model_that_raises_refuses_the_payload(
+    payload_model: Any, payload: dict[str, Any], problem: str
+) -> None:
+    # Anything but a ValueError escaped the API's create as a 500 internal_error.
+    registry = JobTypeRegistry()
+    registry.register("picky", payload=payload_model)(lambda context, payload: None)
+    with pytest.raises(InvalidInput, match="payload is not valid for job type 'picky'") as refused:
+        registry.get("picky").validate_payload(payload)
+    assert refused.value.details == [
+        {"loc": [], "msg": f"the type's payload model raised {problem}", "type": "model_error"}
+    ]
+    assert registry.get("picky").validate_payload({"n": 1}) == {"n": 1}
 
 
 def test_duplicate_registration_is_refused() -> None:

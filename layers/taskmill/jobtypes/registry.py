@@ -94,6 +94,20 @@ class JobType:
                 raise InvalidInput(
                     f"payload is not valid for job type {self.name!r}", details=_details(exc)
                 ) from None
+            except Exception as exc:  # noqa: BLE001 - the type's own validator, not ours
+                # pydantic turns only a ValueError or an AssertionError of a validator into
+                # a validation error (v1 took a TypeError too); whatever else the model raised
+                # for this payload refuses it, instead of a 500 for the client.
+                raise InvalidInput(
+                    f"payload is not valid for job type {self.name!r}",
+                    details=[
+                        {
+                            "loc": [],
+                            "msg": f"the type's payload model raised {_named(exc)}"[:500],
+                            "type": "model_error",
+                        }
+                    ],
+                ) from None
             try:
                 # What is stored is what the body gets (`parse_payload`): a value JSON
                 # cannot carry (pydantic writes NaN and Infinity as null) would be accepted
@@ -127,6 +141,13 @@ class JobType:
                 f"the stored payload no longer matches job type {self.name!r} (its model "
                 f"changed since the job was created): {fields}"
             ) from None
+
+
+def _named(error: BaseException) -> str:
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:  # noqa: BLE001 - its __str__ is broken too
+        return type(error).__name__
 
 
 def _check_payload_model(name: str, model: Any) -> None:
