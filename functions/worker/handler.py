@@ -39,6 +39,7 @@ def build_worker(settings: WorkerSettings) -> Worker:
         logger=logger,
         deadline_margin_seconds=settings.deadline_margin_seconds,
         unfinished_limit=settings.max_unfinished_jobs,
+        max_payload_bytes=settings.max_payload_bytes,
         owner_concurrency=settings.owner_concurrency,
     )
 

@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from taskmill.errors import SettingsError, field_message
 from taskmill.topology import Priority
 
+# The largest job payload, as compact JSON: what the API takes in a create, a batch or a
+# schedule's template (413 above it), and what a body may give a child job (`context.submit`).
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+
 _PREFIX = "TASKMILL_"
 
 
@@ -163,6 +167,9 @@ class WorkerSettings(
     # The API's quota of unfinished jobs per user, which child jobs (`context.submit`) count
     # against too; the same variable, set for both functions.
     max_unfinished_jobs: int = Field(default=1000, ge=1)
+    # The API's limit of a job's payload, which a child job's (`context.submit`) is held to
+    # too; the same variable, set for both functions.
+    max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
     http_allow_private: bool = False
     http_max_body_excerpt: int = Field(default=4096, ge=0, le=256 * 1024)
     # A completion webhook's whole exchange (connect, send, answer): a receiver slower than
@@ -200,7 +207,7 @@ class ApiSettings(
     max_unfinished_jobs: int = Field(default=1000, ge=1)
     # How long an Idempotency-Key is remembered per user (SPEC §3).
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
-    max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_batch: int = Field(default=100, ge=1, le=100)
     cors_origins: str = ""

@@ -7,6 +7,7 @@ cancelled or superseded attempt leaves none behind and a success never lacks its
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from taskmill.jobs.options import JobOptions
 from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.jobtypes.registry import JobTypeRegistry
 from taskmill.lifecycle.submit import JobRequest, resolve
+from taskmill.settings import DEFAULT_MAX_PAYLOAD_BYTES
 
 # Created in one statement with the parent's success; a fan-out wider than this is better
 # split over several parents (each also counts against the owner's unfinished-jobs quota).
@@ -46,9 +48,16 @@ class ChildOptions(JobOptions):
 class Children:
     """The children one attempt has submitted so far, in order."""
 
-    def __init__(self, parent: Job, registry: JobTypeRegistry) -> None:
+    def __init__(
+        self,
+        parent: Job,
+        registry: JobTypeRegistry,
+        *,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
         self._parent = parent
         self._registry = registry
+        self._max_payload_bytes = max_payload_bytes
         self._specs: list[NewJob] = []
         # A body may submit from threads of its own.
         self._lock = threading.Lock()
@@ -86,6 +95,15 @@ class Children:
         except InvalidInput as exc:
             detail = f" ({exc.details})" if exc.details else ""
             raise ChildJobRefused(f"child job refused: {exc.message}{detail}") from None
+        # As the API measures a create's (`ApiServices.check_payload_size`): a child is a job
+        # like any other, and one larger than a create may hold would be created only to be
+        # answered by no GET of it (nor of the list pages holding it).
+        size = len(json.dumps(spec.payload, separators=(",", ":")).encode())
+        if size > self._max_payload_bytes:
+            raise ChildJobRefused(
+                f"child job refused: payload is {size} bytes; the limit is "
+                f"{self._max_payload_bytes}"
+            )
         child_id = uuid4()
         with self._lock:
             if len(self._specs) >= MAX_CHILDREN_PER_ATTEMPT:

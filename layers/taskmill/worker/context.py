@@ -18,6 +18,7 @@ from taskmill.jobs.model import PROGRESS_MESSAGE_MAX, Job, log_keys
 from taskmill.jobs.retry import AttemptEnded, PermanentJobFailure
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
+from taskmill.settings import DEFAULT_MAX_PAYLOAD_BYTES
 from taskmill.worker.children import Children
 from taskmill.worker.services import PlatformServices
 
@@ -138,6 +139,7 @@ class JobContext:
         registry: JobTypeRegistry,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.job = job
         self.logger = JobLogger(logger, job)
@@ -149,7 +151,7 @@ class JobContext:
         self._last_poll = clock()
         self._cancel_seen = False
         self.external_ref: str | None = None
-        self.children = Children(job, registry)
+        self.children = Children(job, registry, max_payload_bytes=max_payload_bytes)
         self._wall_clock = wall_clock
         self._dependency_results: dict[str, Any] | None = None
         self._progress_lock = threading.Lock()

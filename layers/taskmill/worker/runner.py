@@ -39,6 +39,7 @@ from taskmill.lifecycle.sending import send_pending
 from taskmill.observability import MetricBatch
 from taskmill.queue.messages import JobMessage, MalformedMessage, parse_message
 from taskmill.queue.sqs import JobQueue
+from taskmill.settings import DEFAULT_MAX_PAYLOAD_BYTES
 from taskmill.topology import Priority
 from taskmill.worker.context import JobContext
 from taskmill.worker.results import check_result
@@ -124,9 +125,11 @@ class Worker:
         max_parallel_bodies: int = MAX_PARALLEL_BODIES,
         owner_concurrency: int | None = None,
         unfinished_limit: int | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         """`unfinished_limit`: the owner's unfinished-jobs quota, which the child jobs a
-        body submits count against (as the API's creates do)."""
+        body submits count against (as the API's creates do); `max_payload_bytes`: the
+        API's payload limit, which a child's payload is held to."""
         self.store = store
         self.queue = queue
         self.registry = registry
@@ -142,6 +145,7 @@ class Worker:
         # admission claim (a hint for speed only; the claim finds limits either way).
         self._expect_limits = False
         self.unfinished_limit = unfinished_limit
+        self.max_payload_bytes = max_payload_bytes
         self._invocation_end = 0.0
         self.clock = clock
         self.margin = deadline_margin_seconds
@@ -302,6 +306,7 @@ class Worker:
             logger=self.logger,
             registry=self.registry,
             clock=self.clock,
+            max_payload_bytes=self.max_payload_bytes,
         )
         return Attempt(delivery, message, job, context)
 

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from pydantic import BaseModel
 from taskmill.db import Database
 from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.retry import JobFailure
@@ -23,6 +24,14 @@ from functions.worker.handler import process_event
 from tests.integration.worker.conftest import Calls, failures, queue_messages
 from tests.support.factories import make_user
 from tests.support.lambda_events import FakeLambdaContext, receive_event
+
+
+class Text(BaseModel):
+    text: str
+
+
+class Size(BaseModel):
+    characters: int
 
 
 def children_of(store: JobStore, parent_id: UUID) -> list[Job]:
@@ -88,6 +97,15 @@ def parents(registry: JobTypeRegistry, calls: Calls) -> JobTypeRegistry:
     def uncaught(context: Any, payload: Any) -> str:
         context.submit("sleep", {"seconds": "many"})
         return "unreachable"
+
+    @registry.register("takes.text", payload=Text)
+    def takes_text(context: Any, payload: Text) -> int:
+        return len(payload.text)
+
+    @registry.register("submits.large.child", payload=Size, max_attempts=3)
+    def large_child(context: Any, payload: Size) -> str:
+        context.submit("takes.text", {"text": "x" * payload.characters})
+        return "submitted"
 
     registry.load_modules(["tests.support.fanout_jobs"])
     return registry
@@ -397,3 +415,22 @@ def test_a_batch_mixing_parents_dependencies_and_webhooks_follows_each_up(
     assert set(events) == {str(parent.id), str(hooked_dep.id), str(alone.id)}
     assert events[str(parent.id)]["job"]["result"] == "parent done"
     assert {e["type"] for e in events.values()} == {"job.succeeded"}
+
+
+def test_a_child_payload_larger_than_the_api_takes_is_refused_at_submit(
+    parents, enqueue, deliver, store: JobStore
+) -> None:
+    # The API refuses a payload over 256 KiB (413); a child had no bound at all, and a body
+    # could create jobs of many megabytes that GET /v1/jobs/{id} and every list page holding
+    # them could no longer answer within Lambda's 6 MB.
+    large = enqueue("submits.large.child", {"characters": 300 * 1024})
+    fits = enqueue("submits.large.child", {"characters": 200 * 1024})
+    assert failures(deliver()) == []
+    failed = store.get(large.id)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 1)  # the same body again
+    assert failed.last_error == (
+        f"child job refused: payload is {300 * 1024 + 11} bytes; the limit is {256 * 1024}"
+    )
+    assert children_of(store, large.id) == []
+    assert store.get(fits.id).status is JobStatus.SUCCEEDED
+    assert len(children_of(store, fits.id)) == 1
