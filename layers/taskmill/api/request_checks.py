@@ -13,23 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
-from itertools import accumulate
 from typing import Any
 
 from taskmill.api import errors
 from taskmill.errors import InvalidInput, PayloadTooLarge, TaskmillError, UnsupportedMediaType
+from taskmill.jobs.model import MAX_JSON_DEPTH, nested_deeper_than
 
-# Deep enough for any reasonable payload, far from the parser's recursion limit (~1,000).
-MAX_JSON_DEPTH = 64
 JSON_MEDIA_TYPE = "application/json"
-
-# A JSON string literal (escapes included), or an unterminated one up to the end of the
-# text: brackets inside are text, not nesting. Matching an unterminated string to the end
-# keeps one pass linear (otherwise each later quote would start another scan to the end).
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
-_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
-_DEPTH_CHANGE = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def check_request(event: dict[str, Any], *, max_body_bytes: int) -> dict[str, Any] | None:
@@ -102,12 +92,7 @@ def _decoded(raw: str) -> str:
 
 
 def _check_depth(text: str) -> None:
-    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    if len(brackets) <= MAX_JSON_DEPTH:
-        return
-    # Openings count even without their closings: the parser recurses into "[[[[" before
-    # it finds out that they never close.
-    if max(accumulate(map(_DEPTH_CHANGE.__getitem__, brackets))) > MAX_JSON_DEPTH:
+    if nested_deeper_than(text, MAX_JSON_DEPTH):
         raise InvalidInput(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
 
 

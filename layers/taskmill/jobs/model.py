@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from itertools import accumulate
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +23,31 @@ MAX_RESULT_BYTES = 1024 * 1024
 # The most of an error a job keeps as `last_error` (and the worker logs): the start of a
 # body's error says what it is; a megabyte of it would be in every poll and log line.
 LAST_ERROR_MAX = 4000
+
+
+# The deepest JSON a job holds (payload, result), in nested arrays and objects: what the API
+# takes in a request body (`taskmill.api.request_checks`: Python's parser recurses), and well
+# within what its answers can hold (pydantic's serializer gives up at 255 levels, so a
+# deeper result made GET /v1/jobs/{id} and each list page holding the job answer 500).
+MAX_JSON_DEPTH = 64
+
+# A JSON string literal (escapes included), or an unterminated one up to the end of the
+# text: brackets inside are text, not nesting. Matching an unterminated string to the end
+# keeps one pass linear (otherwise each later quote would start another scan to the end).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_CHANGE = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def nested_deeper_than(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON `text` nests arrays and objects more than `limit` deep (openings count
+    even without their closings: a parser recurses into "[[[[" before it finds out)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the usual case, without a pass over the strings
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if len(brackets) <= limit:
+        return False
+    return max(accumulate(map(_DEPTH_CHANGE.__getitem__, brackets))) > limit
 
 
 def result_bytes(result: Any) -> int:

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 from pydantic import ConfigDict, Field, StringConstraints, ValidationError
 
 from taskmill.errors import InvalidInput, field_message
-from taskmill.jobs.model import Job, NewJob
+from taskmill.jobs.model import MAX_JSON_DEPTH, Job, NewJob, nested_deeper_than
 from taskmill.jobs.options import JobOptions
 from taskmill.jobs.retry import PermanentJobFailure
 from taskmill.jobtypes.registry import JobTypeRegistry
@@ -98,7 +98,12 @@ class Children:
         # As the API measures a create's (`ApiServices.check_payload_size`): a child is a job
         # like any other, and one larger than a create may hold would be created only to be
         # answered by no GET of it (nor of the list pages holding it).
-        size = len(json.dumps(spec.payload, separators=(",", ":")).encode())
+        text = json.dumps(spec.payload, separators=(",", ":"))
+        if nested_deeper_than(text):
+            raise ChildJobRefused(
+                f"child job refused: payload is nested deeper than {MAX_JSON_DEPTH} levels"
+            )
+        size = len(text.encode())
         if size > self._max_payload_bytes:
             raise ChildJobRefused(
                 f"child job refused: payload is {size} bytes; the limit is "

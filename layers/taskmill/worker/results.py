@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from taskmill.jobs.model import MAX_JSON_DEPTH, nested_deeper_than
 from taskmill.jobs.retry import JobFailure
 
 # A NUL written as an escape, not an escaped backslash followed by "u0000": jsonb refuses it.
@@ -25,7 +26,8 @@ def check_result(result: Any) -> None:
     """Raise `UnstorableResult` naming the cause unless Postgres can store `result` as
     JSON: not a JSON value (a set, bytes, a datetime, a cycle, an int of more than 4,300
     digits), NaN or Infinity (not JSON, though Python writes them), a NUL character or an
-    unpaired surrogate in a string or key."""
+    unpaired surrogate in a string or key; or nested deeper than the API answers
+    (`MAX_JSON_DEPTH`), which is not retried: the same body returns the same."""
     try:
         text = json.dumps(result, allow_nan=False, ensure_ascii=False)
     except ValueError as exc:
@@ -35,6 +37,12 @@ def check_result(result: Any) -> None:
         raise UnstorableResult(f"the result cannot be stored as JSON: {reason}") from exc
     except (TypeError, RecursionError) as exc:
         raise UnstorableResult(f"the result cannot be stored as JSON: {exc}") from exc
+    if nested_deeper_than(text):
+        raise UnstorableResult(
+            f"the result cannot be stored as JSON: it is nested deeper than {MAX_JSON_DEPTH} "
+            "levels",
+            retryable=False,
+        )
     if _NUL_ESCAPE.search(text):
         raise UnstorableResult(
             "the result cannot be stored as JSON: a string holds a NUL character"

@@ -135,6 +135,10 @@ class Measure(BaseModel):
     value: float
 
 
+class Depth(BaseModel):
+    levels: int
+
+
 class Often(BaseModel):
     fail: bool = False
 
@@ -179,6 +183,14 @@ def registry() -> JobTypeRegistry:
             raise JobFailure("stopped after the last item")
 
     registry.register("raises-huge", max_attempts=1)(raising(ValueError("x" * 1_000_000)))
+
+    @registry.register("returns-nested", payload=Depth, max_attempts=3)
+    def returns_nested(context: Any, payload: Depth) -> Any:
+        result: Any = "bottom [{"
+        for _ in range(payload.levels):
+            result = [result]
+        return result
+
     # Text that merely looks like a NUL escape is fine.
     registry.register("returns-backslash")(returning({"text": "\\u0000 \\\\u0000"}))
 
@@ -324,6 +336,27 @@ def test_a_huge_error_is_logged_as_it_is_kept(
     assert len(failed.last_error) == 4000
     [line] = [r for r in caplog.records if r.getMessage() == "job attempt failed"]
     assert line.error == failed.last_error  # type: ignore[attr-defined]
+
+
+def test_a_result_nested_deeper_than_the_api_answers_fails_its_job(
+    enqueue, deliver, store: JobStore
+) -> None:
+    # Stored, it made GET /v1/jobs/{id}, and every page of GET /v1/jobs holding it, answer
+    # 500 for ever: the API's serializer gives up at 255 levels.
+    deep, fits = (
+        enqueue("returns-nested", {"levels": 300}),
+        enqueue("returns-nested", {"levels": 64}),
+    )
+    assert failures(deliver()) == []
+    failed = store.get(deep.id)
+    assert (failed.status, failed.attempts, failed.last_error) == (
+        JobStatus.FAILED,
+        1,  # the same body would return the same again
+        "the result cannot be stored as JSON: it is nested deeper than 64 levels",
+    )
+    done = store.get(fits.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert json.dumps(done.result).count("[") == 64 + 1  # the bottom string's own
 
 
 def test_an_async_body_is_awaited(enqueue, deliver, store: JobStore) -> None:

@@ -30,6 +30,10 @@ class Text(BaseModel):
     text: str
 
 
+class Anything(BaseModel):
+    value: Any
+
+
 class Size(BaseModel):
     characters: int
 
@@ -106,6 +110,18 @@ def parents(registry: JobTypeRegistry, calls: Calls) -> JobTypeRegistry:
     def large_child(context: Any, payload: Size) -> str:
         context.submit("takes.text", {"text": "x" * payload.characters})
         return "submitted"
+
+    @registry.register("submits.nested.child")
+    def nested_child(context: Any, payload: Any) -> str:
+        text: Any = "bottom"
+        for _ in range(100):
+            text = [text]
+        context.submit("takes.anything", {"value": text})
+        return "submitted"
+
+    @registry.register("takes.anything", payload=Anything)
+    def takes_anything(context: Any, payload: Anything) -> None:
+        return None
 
     registry.load_modules(["tests.support.fanout_jobs"])
     return registry
@@ -434,3 +450,18 @@ def test_a_child_payload_larger_than_the_api_takes_is_refused_at_submit(
     assert children_of(store, large.id) == []
     assert store.get(fits.id).status is JobStatus.SUCCEEDED
     assert len(children_of(store, fits.id)) == 1
+
+
+def test_a_child_payload_nested_deeper_than_the_api_takes_is_refused_at_submit(
+    parents, enqueue, deliver, store: JobStore
+) -> None:
+    # The API refuses a body nested deeper than 64 levels; such a child was created, and
+    # GET /v1/jobs/{id} of it (and list pages holding it) answered 500.
+    parent = enqueue("submits.nested.child")
+    assert failures(deliver()) == []
+    failed = store.get(parent.id)
+    assert (failed.status, failed.last_error) == (
+        JobStatus.FAILED,
+        "child job refused: payload is nested deeper than 64 levels",
+    )
+    assert children_of(store, parent.id) == []
