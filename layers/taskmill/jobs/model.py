@@ -187,6 +187,8 @@ class NewJob(BaseModel):
     correlation_id: str | None = None
     # A fingerprint of what the client sent with `idempotency_key` (None: not compared).
     request_hash: str | None = None
+    # Fingerprints earlier releases stored for the same request: a match is a repeat too.
+    earlier_request_hashes: list[str] = []
     # Set by the platform only, for a child job (`context.submit`): its id is handed to the
     # body before the row exists, so a later child of the same body can depend on it.
     id: UUID | None = None

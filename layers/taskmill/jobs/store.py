@@ -552,7 +552,8 @@ class JobStore:
                 "ord": index,
                 "id": str(job_id),
                 **spec.model_dump(
-                    mode="json", exclude={"id", "depends_on", "tags", "request_hash"}
+                    mode="json",
+                    exclude={"id", "depends_on", "tags", "request_hash", "earlier_request_hashes"},
                 ),
                 "idempotency_hash": spec.request_hash,
                 "depends_on": [str(dep) for dep in spec.depends_on],
@@ -715,7 +716,11 @@ SELECT (SELECT to_jsonb(a) FROM account a) AS account,
                 job, stale = existing[spec.idempotency_key]
                 if stale:
                     expired.append(index)
-                elif spec.request_hash and job.idempotency_hash not in (None, spec.request_hash):
+                elif spec.request_hash and job.idempotency_hash not in (
+                    None,
+                    spec.request_hash,
+                    *spec.earlier_request_hashes,
+                ):
                     raise IdempotencyMismatch(
                         "this Idempotency-Key was used with a different request",
                         details={"idempotency_key": spec.idempotency_key, "job_id": str(job.id)},

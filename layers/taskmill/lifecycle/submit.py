@@ -48,6 +48,9 @@ class JobRequest:
     # A fingerprint of the client's request, kept with its idempotency key so a repeat with
     # another body is refused; the platform's own keyed submissions leave it unset.
     request_hash: str | None = None
+    # Fingerprints earlier releases stored for the same request (a key stored before a
+    # deploy is still a repeat of it, not a mismatch).
+    earlier_request_hashes: Sequence[str] = ()
 
 
 def resolve(
@@ -99,6 +102,7 @@ def resolve(
         limit_keys=limit_keys,
         correlation_id=request.correlation_id,
         request_hash=request.request_hash,
+        earlier_request_hashes=list(request.earlier_request_hashes),
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -13,6 +11,11 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from taskmill.api.caller import Caller, Identity, identity_from_event, request_id
+from taskmill.api.fingerprints import (
+    earlier_batch_fingerprints,
+    earlier_fingerprints,
+    fingerprint,
+)
 from taskmill.api.models import (
     JobBatchCreate,
     JobBatchOut,
@@ -67,11 +70,18 @@ def router(services: ApiServices) -> Router:
             raise NotFound("job not found")
         return job
 
-    def fingerprint(body: JobCreate | JobBatchCreate) -> str:
-        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+    def raw_body() -> object:
+        try:
+            return r.current_event.json_body
+        except ValueError:
+            return None
 
-    def request_of(body: JobCreate, key: str | None, request_hash: str | None) -> JobRequest:
+    def request_of(
+        body: JobCreate,
+        key: str | None,
+        request_hash: str | None,
+        earlier_hashes: list[str] | None = None,
+    ) -> JobRequest:
         services.registry.submittable(body.type)
         services.check_webhook_url(body.webhook_url)
         services.check_payload_size(body.payload)
@@ -81,6 +91,7 @@ def router(services: ApiServices) -> Router:
             idempotency_key=key,
             correlation_id=request_id(r.current_event.raw_event),
             request_hash=request_hash,
+            earlier_request_hashes=earlier_hashes or [],
         )
 
     def count_created(jobs: list[Job]) -> None:
@@ -103,13 +114,17 @@ def router(services: ApiServices) -> Router:
     )
     def create_job(body: JobCreate, idempotency_key: IdempotencyKey = None) -> Response[JobOut]:
         who, account = creator()
-        request_hash = None if idempotency_key is None else fingerprint(body)
+        request_hash = earlier = None
+        if idempotency_key is not None:
+            # The key may have been stored by the release before a deploy: its fingerprint
+            # of the same request counts too (taskmill.api.fingerprints).
+            request_hash, earlier = fingerprint(body), earlier_fingerprints(body, raw_body())
         [result] = submit(
             services.jobs,
             services.queue,
             services.registry,
             who.id,
-            [request_of(body, idempotency_key, request_hash)],
+            [request_of(body, idempotency_key, request_hash, earlier)],
             actor=f"user:{who.id}",  # replaced by the account's current role
             unfinished_limit=services.settings.max_unfinished_jobs,
             deadline=services.send_deadline(r.lambda_context),
@@ -145,13 +160,19 @@ def router(services: ApiServices) -> Router:
         # `<key>#0`) is a mismatch, not a partial repeat.
         keyed = idempotency_key is not None  # an empty key is a key, as on a single create
         whole = fingerprint(body) if keyed else None
+        earlier = earlier_batch_fingerprints(body, raw_body()) if keyed else [[]] * len(body.jobs)
         # A job the batch cannot take is named (`jobs[3]: unknown job type 'x'`): in a batch
         # of 100 the bare message would not say which; its details stay as a create's.
         requests = []
         for index, job in enumerate(body.jobs):
             try:
                 requests.append(
-                    request_of(job, f"{idempotency_key}#{index}" if keyed else None, whole)
+                    request_of(
+                        job,
+                        f"{idempotency_key}#{index}" if keyed else None,
+                        whole,
+                        earlier[index],
+                    )
                 )
             except TaskmillError as exc:
                 exc.row = index
