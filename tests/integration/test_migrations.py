@@ -251,3 +251,27 @@ def test_a_migration_whose_connection_dies_reports_why(database_url: str) -> Non
             conn.execute("SELECT 1 FROM schema_migrations WHERE version = 9998").fetchone() is None
         )
     assert migrate(database_url) == []
+
+
+def test_a_database_a_newer_release_migrated_is_left_alone_and_said(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rollback of the code (its deploy-time migration runs the older release) or an older
+    checkout's `make run` on the same data: nothing is applied or refused (refusing would
+    fail the rollback), and the log names the migrations this code does not know."""
+    import logging
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (9990, 'from_a_newer_release')"
+        )
+    with caplog.at_level(logging.WARNING, logger="taskmill.migrations"):
+        assert migrate(database_url) == []
+    [record] = [r for r in caplog.records if r.name == "taskmill.migrations"]
+    assert "9990_from_a_newer_release" in record.getMessage()
+    caplog.clear()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = 9990")
+    with caplog.at_level(logging.WARNING, logger="taskmill.migrations"):
+        assert migrate(database_url) == []
+    assert not [r for r in caplog.records if r.name == "taskmill.migrations"]

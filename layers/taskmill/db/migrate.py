@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import cast
 
 import psycopg
 
@@ -83,8 +84,12 @@ def migrate(
                        name       text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in available_migrations() if migrations is None else migrations:
+            rows = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
+            recorded = {cast(int, version): cast(str, name) for version, name in rows}
+            done = set(recorded)
+            pending = available_migrations() if migrations is None else list(migrations)
+            _warn_if_ahead(log, recorded, {m.version for m in pending})
+            for migration in pending:
                 if migration.version in done:
                     continue
                 for attempt in range(1, attempts + 1):
@@ -114,6 +119,20 @@ def migrate(
             if not conn.broken:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied_now
+
+
+def _warn_if_ahead(log: logging.Logger, recorded: dict[int, str], known: set[int]) -> None:
+    """A database a newer release migrated (a rollback of the code, an older checkout run
+    on the same data) is left as it is: refusing would fail the rollback itself, whose
+    deploy-time migration runs this older code. It is said, naming what this code does not
+    know, since the code now runs against a schema it was not written for."""
+    newer = sorted(version for version in recorded if version not in known)
+    if newer:
+        log.warning(
+            "the database has migrations this code does not know (%s): a newer release "
+            "migrated it, and this one may fail on its schema; run that release or a later one",
+            ", ".join(f"{version:04d}_{recorded[version]}" for version in newer),
+        )
 
 
 def _apply(
