@@ -317,7 +317,7 @@ def test_removing_or_loosening_a_limit_sends_the_jobs_it_held_at_once(
         json.loads(m["Body"])["job_id"] for m in queue_messages(sqs, job_queue.queue_url("normal"))
     ]
     assert sent == [held]
-    assert [str(j.id) for j in JobStore(db).claim_batch([held]).claimed] == [held]
+    assert [str(j.id) for j in JobStore(db).claim_batch([UUID(held)]).claimed] == [held]
 
 
 @pytest.mark.parametrize(
