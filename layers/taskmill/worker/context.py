@@ -182,11 +182,19 @@ class JobContext:
             self._progress_written, self._progress_pending = now, None
         self._write_progress(percent, message)
 
-    def flush_progress(self) -> None:
-        """Write the latest progress report a write interval held back (the body ended)."""
+    def flush_progress(self, *, due_only: bool = False) -> None:
+        """Write the latest progress report a write interval held back: when the body ends,
+        and (`due_only`) once its interval has passed, so a body that reports twice and then
+        works for minutes without a word shows its second report, not its first."""
+        now = self._clock()
         with self._progress_lock:
+            if self._progress_pending is None or (
+                due_only and now - self._progress_written < PROGRESS_WRITE_SECONDS
+            ):
+                return
             pending, self._progress_pending = self._progress_pending, None
-        if pending is None or self._stop.is_set() or self.job.lease_token is None:
+            self._progress_written = now
+        if self._stop.is_set() or self.job.lease_token is None:
             return
         try:
             self._write_progress(*pending)

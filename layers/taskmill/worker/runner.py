@@ -341,6 +341,8 @@ class Worker:
                     self._stop(attempt, timed_out)
             if not running:
                 break
+            for attempt in running:
+                attempt.context.flush_progress(due_only=True)
             if now >= next_beat:
                 self._heartbeat(running)
                 next_beat = now + self.heartbeat_seconds

@@ -182,6 +182,12 @@ def registry() -> JobTypeRegistry:
         if payload.fail:
             raise JobFailure("stopped after the last item")
 
+    @registry.register("reports-then-works", max_attempts=1)
+    def reports_then_works(context: Any, payload: Any) -> None:
+        context.progress(10, "downloading")
+        context.progress(20, "resizing")  # within the write interval: held back
+        ReportsThenWorks.seen.wait(timeout=15)  # minutes of work, no more reports
+
     registry.register("raises-huge", max_attempts=1)(raising(ValueError("x" * 1_000_000)))
 
     @registry.register("returns-nested", payload=Depth, max_attempts=3)
@@ -320,6 +326,34 @@ def test_a_body_reporting_progress_in_a_tight_loop_costs_few_writes(
     assert (done.status, done.progress) == (
         (JobStatus.FAILED, 100) if fail else (JobStatus.SUCCEEDED, 100)
     )
+
+
+class ReportsThenWorks:
+    seen = threading.Event()
+
+
+def test_a_held_back_progress_report_is_written_while_the_body_still_works(
+    enqueue, deliver, store: JobStore
+) -> None:
+    """The write interval held the second of two quick reports until the body ended, so a
+    body that then worked for minutes showed its first report all that time."""
+    job = enqueue("reports-then-works")
+    shown: list[str | None] = []
+
+    def watch() -> None:
+        watcher = JobStore(store._db)
+        for _ in range(100):
+            shown.append(watcher.get(job.id).progress_message)
+            if shown[-1] == "resizing":
+                break
+            threading.Event().wait(0.1)
+        ReportsThenWorks.seen.set()
+
+    ReportsThenWorks.seen.clear()
+    threading.Thread(target=watch).start()
+    assert failures(deliver()) == []
+    assert shown[-1] == "resizing"  # seen while the body was still at work
+    assert store.get(job.id).status is JobStatus.SUCCEEDED
 
 
 def test_a_huge_error_is_logged_as_it_is_kept(
