@@ -409,11 +409,27 @@ class Client:
 # --- output ----------------------------------------------------------------------------------
 
 
+# Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts a sequence
+# that can erase lines, move the cursor, set the title or the clipboard; C1's CSI does the
+# same in one byte) and the bidirectional overrides and isolates, which reorder what follows.
+_UNSHOWN = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on written as its escape (`\\x1b`):
+    names, tags, errors and progress messages come from users, job bodies and workers, and
+    must not move an operator's cursor, erase a line of the table or rewrite what is shown."""
+    return text.translate(_UNSHOWN)
+
+
 def cell(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -466,6 +482,7 @@ class StatusLine:
         self.last = ""
 
     def update(self, text: str) -> None:
+        text = printable(text)
         if text == self.last:
             return
         self.last = text

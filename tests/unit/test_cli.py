@@ -951,3 +951,32 @@ def test_users_delete_knows_ones_own_id_however_it_is_spelled(
         "DELETE",
         {"current_password": "my long password"},
     )
+
+
+def test_what_users_and_workers_wrote_cannot_drive_the_terminal(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job's name, tags, error and progress message come from its owner, its body or an
+    external worker; an admin listing everyone's jobs must see them, not have them erase the
+    table's lines, move the cursor, set the window title or reorder the text."""
+    url, _, answers = api
+    save_profile(isolated, url)
+    hostile = {
+        **JOB,
+        "status": "running",
+        "name": "\x1b[1A\x1b[2K\x1b]0;pwned\x07hidden",
+        "last_error": "\x9b31mred\u202eevil",
+        "progress": 40,
+        "progress_message": "\x1b[2Jcleared",
+    }
+    answers["/v1/jobs?limit=50"] = (200, {"items": [hostile], "next_cursor": None})
+    answers[f"/v1/jobs/{JOB['id']}"] = [(200, hostile), (200, JOB)]
+    assert main(["jobs", "list"]) == 0
+    assert main(["jobs", "get", JOB["id"]]) == 0
+    assert main(["jobs", "watch", JOB["id"], "--interval", "0.01"]) == 0
+    out = capsys.readouterr().out
+    for unshown in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert unshown not in out
+    assert "\\x1b[1A\\x1b[2K\\x1b]0;pwned\\x07hidden" in out
+    assert "\\x9b31mred\\u202eevil" in out
+    assert "\\x1b[2Jcleared" in out
