@@ -862,3 +862,19 @@ def test_run_at_and_delay_seconds_together_are_refused_not_one_dropped(as_user, 
     assert detail["msg"] == "give run_at or delay_seconds, not both"
     assert detail["loc"] == (["body"] if path == "/v1/jobs" else ["body", "jobs", "1"])
     assert db.execute("SELECT count(*) AS n FROM jobs")[0]["n"] == 0
+
+
+def test_a_time_filter_without_a_zone_is_a_400_not_the_databases_zone(as_user, db) -> None:
+    """A zone-less `created_after` was read in the database server's TimeZone: UTC on RDS, the
+    machine's zone under `make run` (New York: five hours off), so one query listed different
+    jobs on two deployments. Times are ISO 8601 with a zone (SPEC §3)."""
+    job = as_user.post("/v1/jobs", {"type": "noop"}).body
+    db.execute("UPDATE jobs SET created_at = '2020-06-01 12:00:00+00' WHERE id = %s", (job["id"],))
+    for name in ("created_after", "created_before"):
+        naive = as_user.get(f"/v1/jobs?{name}=2020-06-01T11:00:00")
+        assert naive.status == 400
+        assert naive.error_code == "invalid_input"
+        assert naive.body["error"]["details"][0]["loc"] == ["query", name]
+    assert len(as_user.get("/v1/jobs?created_after=2020-06-01T11:00:00Z").body["items"]) == 1
+    assert len(as_user.get("/v1/jobs?created_after=2020-06-01T13:00:00%2B02:00").body["items"]) == 1
+    assert as_user.get("/v1/jobs?created_before=2020-06-01T12:00:00Z").body["items"] == []

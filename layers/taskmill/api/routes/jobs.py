@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from pydantic import AwareDatetime
 
 from taskmill.api.caller import Caller, Identity, identity_from_event, request_id
 from taskmill.api.fingerprints import (
@@ -207,8 +207,14 @@ def router(services: ApiServices) -> Router:
         type: Annotated[str | None, Query(max_length=100)] = None,
         priority: Annotated[PriorityName | None, Query()] = None,
         tag: Annotated[str | None, Query(max_length=64)] = None,
-        created_after: Annotated[datetime | None, Query()] = None,
-        created_before: Annotated[datetime | None, Query()] = None,
+        created_after: Annotated[
+            AwareDatetime | None,
+            Query(description="Created at or after this instant (ISO 8601 with a zone)."),
+        ] = None,
+        created_before: Annotated[
+            AwareDatetime | None,
+            Query(description="Created before this instant (ISO 8601 with a zone)."),
+        ] = None,
         parent_id: Annotated[
             UUID | None,
             Query(description="Only the child jobs this job's body submitted."),
