@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 from taskmill.db import Database
 from taskmill.errors import Conflict, DependencyFailed, InvalidInput, NotFound, QuotaExceeded
-from taskmill.jobs.model import JobStatus
+from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobFilter, JobStore
 
@@ -369,6 +369,28 @@ def test_redrive_counts_and_duplicates_are_no_ops(store: JobStore, owner) -> Non
         store.redrive_many([job.id], actor="console", resend=False, expected_redrive_count=0) == []
     )
     assert store.redrive_many([again.id], actor="api", resend=True) == []  # not failed
+
+
+def test_a_redriven_job_starts_afresh_like_a_retried_one(store: JobStore, owner) -> None:
+    """A redrive gives a fresh attempt budget, as a retry does; the failed attempt's progress
+    stayed, so /status of a job that had not run again said queued, 0 attempts, 80 %."""
+    for again in ("redrive", "retry"):
+        job = running(store, owner)
+        assert job.lease_token
+        store.set_progress(job.id, job.lease_token, 80, "step 4 of 5")
+        store.fail(job.id, job.lease_token, "bad", GIVE_UP, resend=False)
+        back: Job | None
+        if again == "redrive":
+            [back] = store.redrive_many([job.id], actor="api", resend=False)
+        else:
+            back = store.retry(job.id, actor="api")
+        assert back is not None
+        assert (back.status, back.attempts, back.progress, back.progress_message) == (
+            JobStatus.QUEUED,
+            0,
+            0,
+            None,
+        ), again
 
 
 def test_update_details_and_pre_run_fields(store: JobStore, owner) -> None:

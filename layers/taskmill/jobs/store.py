@@ -1387,7 +1387,8 @@ SELECT (SELECT to_jsonb(c) - 'from_status' FROM changed c) AS job,
     UPDATE jobs j SET status = 'queued', attempts = 0, lost_leases = 0,
            redrive_count = j.redrive_count + 1,
            send_pending = %(resend)s AND NOT j.external, run_at = now(), queued_at = now(),
-           updated_at = now(), finished_at = NULL, cancel_requested = false
+           updated_at = now(), finished_at = NULL, cancel_requested = false, progress = 0,
+           progress_message = NULL
     WHERE j.id = ANY (%(ids)s) AND j.status = 'failed' AND NOT j.webhook_pending
       AND (%(expected)s::int IS NULL OR j.redrive_count = %(expected)s::int)
     RETURNING j.*, 'failed'::text AS from_status"""),
