@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from taskmill.api.models import AuditEntry, AuditList, Health, QueueList, QueueOut
 from taskmill.api.openapi import operation
+from taskmill.api.pages import fitting
 from taskmill.api.services import ApiServices
 from taskmill.errors import DependencyUnavailable, InvalidInput
 from taskmill.flow.pauses import PauseKind
@@ -69,10 +70,12 @@ def router(services: ApiServices) -> Router:
         rows = services.audit.list(
             limit=limit + 1, before_id=int(cursor) if cursor else None, action=action
         )
-        page = rows[:limit]
+        # An entry's detail can hold a thousand job ids (a requeue, a redrive's criteria):
+        # a page stays within one Lambda response like a page of jobs (`fitting`).
+        page = fitting([AuditEntry.model_validate(row) for row in rows[:limit]])
         return AuditList(
-            items=[AuditEntry.model_validate(row) for row in page],
-            next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
+            items=page,
+            next_cursor=str(page[-1].id) if len(rows) > len(page) else None,
         )
 
     @r.get(
