@@ -4,6 +4,8 @@ window is forgotten."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def _create(client, body, key):
     return client.post("/v1/jobs", body, headers={"Idempotency-Key": key})
@@ -86,7 +88,7 @@ def test_an_empty_key_on_a_batch_is_a_key_like_any_other(as_user) -> None:
 # included, so the hash of the same body changed with every field added (limit_keys), with
 # run_at's serialisation (in UTC since da294be) and, for a batch, with 815eea0 (the whole
 # batch's, not each job's). A client retrying across a deploy got 409 for its own request.
-_BEFORE_FLOW_CONTROL = {
+_BEFORE_FLOW_CONTROL: dict[str, Any] = {
     "backoff_base_seconds": None,
     "backoff_max_seconds": None,
     "delay_seconds": None,
@@ -133,7 +135,7 @@ def test_the_fingerprint_is_of_what_the_client_set() -> None:
 
 
 def test_a_key_an_earlier_release_stored_still_answers_the_original(as_user, db) -> None:
-    bodies = {
+    bodies: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         # Before flow control (no limit_keys), run_at as the client wrote it.
         "k-0009": (
             {"type": "noop", "name": "a", "run_at": "2030-01-01T10:00:00+02:00"},
