@@ -1,0 +1,87 @@
+"""`GET /v1/stats`'s figures, taken in three scans, against each figure's own query (what they
+were computed with, one scan each), on jobs finished inside and outside each window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from taskmill.db import Database
+from taskmill.jobs.stats import job_stats
+
+from tests.support.factories import make_user
+
+# One statement per figure: the definition the figures must keep.
+_DEFINITION = """
+SELECT
+    (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+        (SELECT status, count(*) n FROM jobs GROUP BY status) s) AS by_status,
+    (SELECT coalesce(jsonb_object_agg(type, n), '{}') FROM
+        (SELECT type, count(*) n FROM jobs GROUP BY type) s) AS by_type,
+    (SELECT coalesce(jsonb_object_agg(priority, n), '{}') FROM
+        (SELECT priority, count(*) n FROM jobs GROUP BY priority) s) AS by_priority,
+    (SELECT count(*) FROM jobs WHERE status = 'succeeded'
+        AND finished_at > now() - interval '1 hour') AS succeeded_last_hour,
+    (SELECT count(*) FROM jobs WHERE status = 'failed'
+        AND finished_at > now() - interval '1 hour') AS failed_last_hour,
+    (SELECT jsonb_build_object(
+        'p50', percentile_cont(0.5) WITHIN GROUP (ORDER BY d),
+        'p90', percentile_cont(0.9) WITHIN GROUP (ORDER BY d),
+        'p99', percentile_cont(0.99) WITHIN GROUP (ORDER BY d))
+     FROM (SELECT extract(epoch FROM finished_at - started_at) AS d FROM jobs
+           WHERE status = 'succeeded' AND started_at IS NOT NULL
+             AND finished_at > now() - make_interval(hours => %(window)s)) t)
+        AS duration_seconds,
+    (SELECT jsonb_agg(jsonb_build_array(n.succeeded, n.failed) ORDER BY n.minute) FROM (
+        SELECT m.minute,
+               count(j.id) FILTER (WHERE j.status = 'succeeded') AS succeeded,
+               count(j.id) FILTER (WHERE j.status = 'failed') AS failed
+        FROM generate_series(date_trunc('minute', now()) - interval '59 minutes',
+                             date_trunc('minute', now()), interval '1 minute') AS m(minute)
+        LEFT JOIN jobs j ON j.status IN ('succeeded', 'failed')
+            AND j.finished_at >= m.minute AND j.finished_at < m.minute + interval '1 minute'
+        GROUP BY m.minute) n) AS minutes
+"""
+
+# Jobs in every status; finished ones from seconds to days ago, lasting 0.1 s to 10 min,
+# some without a start (cancelled while queued, failed by the sweep before they ran).
+_FILL = """
+INSERT INTO jobs (id, owner_id, type, payload, priority, status, max_attempts, timeout_seconds,
+                  backoff_base_seconds, backoff_max_seconds, run_at, created_at, updated_at,
+                  queued_at, started_at, finished_at, lease_token, lease_until)
+SELECT gen_random_uuid(), %(owner)s, (ARRAY['noop', 'sleep', 'fail'])[1 + g %% 3], '{}',
+       (ARRAY['high', 'normal', 'low'])[1 + g %% 3], s.status, 3, 60, 2, 300,
+       now(), now() - interval '3 days', now(), now(),
+       CASE WHEN s.status IN ('running', 'succeeded', 'failed') AND g %% 11 <> 0
+            THEN f.at - make_interval(secs => 0.1 * (g %% 6000)) END,
+       CASE WHEN s.status IN ('succeeded', 'failed', 'cancelled') THEN f.at END,
+       CASE WHEN s.status = 'running' THEN gen_random_uuid() END,
+       CASE WHEN s.status = 'running' THEN now() + interval '1 minute' END
+FROM generate_series(1, 600) g,
+LATERAL (SELECT (ARRAY['succeeded', 'succeeded', 'succeeded', 'failed', 'queued', 'running',
+                       'cancelled', 'scheduled', 'waiting'])[1 + g %% 9] AS status) s,
+LATERAL (SELECT now() - make_interval(secs => (g * 977) %% 200000) AS at) f
+"""
+
+
+@pytest.mark.parametrize("window_hours", [1, 2, 24, 720])
+def test_the_figures_are_each_figures_own_query(db: Database, window_hours: int) -> None:
+    db.execute(_FILL, {"owner": make_user(db)})
+    [expected] = db.execute(_DEFINITION, {"window": window_hours})
+    stats: dict[str, Any] = job_stats(db, window_hours=window_hours)
+    assert stats["by_status"] == expected["by_status"]
+    assert stats["by_type"] == expected["by_type"]
+    assert stats["by_priority"] == expected["by_priority"]
+    assert stats["throughput_per_minute_last_hour"] == {
+        "succeeded": round(expected["succeeded_last_hour"] / 60, 3),
+        "failed": round(expected["failed_last_hour"] / 60, 3),
+    }
+    assert stats["duration_seconds"] == pytest.approx(expected["duration_seconds"])
+    assert [[m["succeeded"], m["failed"]] for m in stats["throughput_last_hour"]] == (
+        expected["minutes"]
+    )
+    # The data reaches each figure: none of them compares empty with empty.
+    assert expected["succeeded_last_hour"] > 0
+    assert expected["failed_last_hour"] > 0
+    assert sum(sum(m) for m in expected["minutes"]) > 0
+    assert expected["duration_seconds"]["p50"] is not None
