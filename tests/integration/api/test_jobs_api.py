@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from taskmill.api.models import JobEventOut
+from taskmill.api.pages import HISTORY_TEXT_CHARS, PAGE_BUDGET_BYTES, history_fitting
 from taskmill.jobs.store import JobStore
 from taskmill.lifecycle.submit import JobRequest, resolve
 from taskmill.queue.sqs import JobQueue
@@ -904,3 +907,44 @@ def test_a_page_of_audit_entries_fits_in_one_lambda_response(as_admin, db) -> No
         cursor = f"&cursor={page.body['next_cursor']}"
     assert len(seen) == len(set(seen)) == 200
     assert seen == sorted(seen, reverse=True)
+
+
+def test_a_history_too_long_for_one_response_is_cut_not_a_5xx(as_user, db) -> None:
+    """A job's history is one bare list. Hundreds of failed attempts with 4,000-character
+    non-ASCII errors made it ~9 MB of JSON, past Lambda's 6 MB: API Gateway would answer 5xx
+    to every read of that job's history, and the console's job page asks on every refresh."""
+    job = as_user.post("/v1/jobs", {"type": "noop"}).body
+    db.execute(
+        "INSERT INTO job_events (job_id, to_status, actor, attempt, detail, at) "
+        "SELECT %(id)s, CASE WHEN g %% 2 = 0 THEN 'queued' ELSE 'running' END, 'worker', "
+        "1 + g %% 25, jsonb_build_object('error', repeat('é', 4000), 'n', g), "
+        "now() + make_interval(secs => g) FROM generate_series(1, 800) g",
+        {"id": job["id"]},
+    )
+    r = as_user.get(f"/v1/jobs/{job['id']}/events")
+    assert r.status == 200
+    assert len(json.dumps(r.body)) <= PAGE_BUDGET_BYTES  # as the API writes it: ASCII
+    assert r.body[-1]["detail"]["n"] == 800  # the newest is there
+    errors = [e["detail"]["error"] for e in r.body if "error" in e["detail"]]
+    assert errors
+    assert all(len(e) <= HISTORY_TEXT_CHARS and e.endswith("…") for e in errors)
+    assert len(r.body) == 801  # cut short, every event still fits
+
+
+def test_a_history_past_the_budget_even_cut_keeps_its_newest_events() -> None:
+    events = [
+        JobEventOut(
+            at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n),
+            from_status=None,
+            to_status="queued",
+            actor="worker",
+            actor_email=None,
+            detail={"n": n, "error": "x" * 1000},
+        )
+        for n in range(100)
+    ]
+    kept = history_fitting(events, budget=10_000)
+    assert 0 < len(kept) < 100
+    assert [e.detail["n"] for e in kept] == list(range(100 - len(kept), 100))
+    assert all(len(e.detail["error"]) == HISTORY_TEXT_CHARS for e in kept)
+    assert history_fitting(events[:3], budget=10_000) == events[:3]  # fits: untouched

@@ -29,7 +29,7 @@ from taskmill.api.models import (
     PriorityName,
 )
 from taskmill.api.openapi import operation
-from taskmill.api.pages import fitting
+from taskmill.api.pages import fitting, history_fitting
 from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, InvalidInput, NotFound, TaskmillError
 from taskmill.flow.pauses import PauseKind
@@ -260,14 +260,16 @@ def router(services: ApiServices) -> Router:
     def job_events(job_id: UUID) -> list[JobEventOut]:
         who = caller()
         owned(job_id, who)
-        return [
-            JobEventOut.model_validate(
-                e
-                if who.is_admin or e["actor"].endswith(f":{who.id}")
-                else e | {"actor_email": None}
-            )
-            for e in services.jobs.events(job_id)
-        ]
+        return history_fitting(
+            [
+                JobEventOut.model_validate(
+                    e
+                    if who.is_admin or e["actor"].endswith(f":{who.id}")
+                    else e | {"actor_email": None}
+                )
+                for e in services.jobs.events(job_id)
+            ]
+        )
 
     @r.patch(
         "/v1/jobs/<job_id>",
