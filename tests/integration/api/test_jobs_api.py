@@ -948,3 +948,21 @@ def test_a_history_past_the_budget_even_cut_keeps_its_newest_events() -> None:
     assert [e.detail["n"] for e in kept] == list(range(100 - len(kept), 100))
     assert all(len(e.detail["error"]) == HISTORY_TEXT_CHARS for e in kept)
     assert history_fitting(events[:3], budget=10_000) == events[:3]  # fits: untouched
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/jobs", "/v1/schedules", "/v1/users", "/v1/audit", "/v1/limits"]
+)
+def test_an_empty_cursor_is_the_first_page_on_every_list(as_admin, path: str) -> None:
+    """`cursor=` (a client that always sends the last `next_cursor`, null as empty) was the
+    first page on jobs, schedules and users, and a 400 on audit and limits."""
+    as_admin.post("/v1/jobs", {"type": "noop"})
+    as_admin.put("/v1/limits/customer:1", {"concurrency": 1})
+    first = as_admin.get(path)
+    empty = as_admin.get(f"{path}?cursor=")
+    assert (empty.status, empty.body["items"]) == (200, first.body["items"])
+
+
+def test_an_audit_cursor_past_any_entry_is_not_valid(as_admin) -> None:
+    r = as_admin.get("/v1/audit?cursor=99999999999999999999")
+    assert (r.status, r.body["error"]["message"]) == (400, "cursor is not valid")

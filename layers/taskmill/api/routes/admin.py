@@ -16,6 +16,8 @@ from taskmill.errors import DependencyUnavailable, InvalidInput
 from taskmill.flow.pauses import PauseKind
 from taskmill.jobs.stats import job_stats, oldest_queued_age
 
+MAX_AUDIT_ID = 2**63 - 1  # audit ids are bigints: a cursor past it names no entry
+
 
 def router(services: ApiServices) -> Router:
     r = Router()
@@ -65,7 +67,8 @@ def router(services: ApiServices) -> Router:
     ) -> AuditList:
         admin()
         # ASCII digits only: `isdigit` also accepts "²" (which int() refuses) and "٣".
-        if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
+        # Empty: the first page, as on every list.
+        if cursor and not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_AUDIT_ID):
             raise InvalidInput("cursor is not valid")
         rows = services.audit.list(
             limit=limit + 1, before_id=int(cursor) if cursor else None, action=action

@@ -65,9 +65,9 @@ def router(services: ApiServices) -> Router:
         cursor: Annotated[str | None, Query(max_length=128)] = None,
     ) -> LimitList:
         admin()
-        if cursor is not None:
+        if cursor:  # empty: the first page, as on every list
             require_key(cursor)
-        rows = services.limits.list(limit=limit + 1, after=cursor)
+        rows = services.limits.list(limit=limit + 1, after=cursor or None)
         page = rows[:limit]
         return LimitList(
             items=[_limit_out(row) for row in page],
