@@ -237,6 +237,10 @@ class JobStatusOut(BaseModel):
     progress: int
     progress_message: str | None
     attempts: int
+    cancel_requested: bool = Field(
+        description="A cancel was asked for while the job ran: it stays `running` until its "
+        "body stops, then ends `cancelled`."
+    )
     updated_at: datetime
 
 

@@ -267,8 +267,10 @@ def test_get_status_events_edit_cancel_retry_delete(as_user, db) -> None:
         "progress",
         "progress_message",
         "attempts",
+        "cancel_requested",
         "updated_at",
     }
+    assert status.body["cancel_requested"] is False
     edited = as_user.patch(f"/v1/jobs/{job['id']}", {"name": "renamed", "priority": "high"})
     assert edited.status == 200
     assert (edited.body["name"], edited.body["priority"]) == ("renamed", "high")
@@ -286,6 +288,9 @@ def test_get_status_events_edit_cancel_retry_delete(as_user, db) -> None:
     assert refused.status == 409
     assert refused.body["error"]["message"].endswith("cancel it first")
     assert as_user.post(f"/v1/jobs/{job['id']}/cancel").body["cancel_requested"] is True
+    # A poller of the light status sees the cancel is under way, not a plain `running`.
+    polled = as_user.get(f"/v1/jobs/{job['id']}/status").body
+    assert (polled["status"], polled["cancel_requested"]) == ("running", True)
     refused = as_user.delete(f"/v1/jobs/{job['id']}")  # cancelling it again would not help
     assert refused.status == 409
     assert refused.body["error"]["message"].endswith("delete it once it has stopped")
