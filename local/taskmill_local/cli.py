@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 import uuid
@@ -425,21 +426,46 @@ def printable(text: str) -> str:
     return text.translate(_UNSHOWN)
 
 
+def _columns(char: str) -> int:
+    """Terminal columns `char` takes: two for East Asian wide and full-width characters
+    (CJK, many emoji), none for combining marks, one otherwise."""
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def shown_width(text: str) -> int:
+    return sum(_columns(char) for char in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - shown_width(text))
+
+
 def cell(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = printable(" ".join(text.split()))
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if shown_width(text) <= width:
+        return text
+    cut, used = [], 0
+    for char in text:
+        used += _columns(char)
+        if used > width - 1:
+            break
+        cut.append(char)
+    return "".join(cut) + "…"
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    # Padded by the columns a terminal gives each character, so names in CJK line up too.
     if not rows:
         return "(none)"
     cells = [[cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    widths = [max(len(c), *(shown_width(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(_pad(c.upper(), w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(_pad(v, w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 

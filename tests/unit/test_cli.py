@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -980,3 +981,30 @@ def test_what_users_and_workers_wrote_cannot_drive_the_terminal(
     assert "\\x1b[1A\\x1b[2K\\x1b]0;pwned\\x07hidden" in out
     assert "\\x9b31mred\\u202eevil" in out
     assert "\\x1b[2Jcleared" in out
+
+
+def test_names_in_wide_characters_keep_the_table_aligned(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Columns were padded by characters, not by the columns a terminal shows them in: a
+    name in CJK (two columns a character) pushed the rest of its row out of line."""
+    url, _, answers = api
+    save_profile(isolated, url)
+    jobs = [
+        {**JOB, "id": str(uuid.uuid4()), "name": name, "last_error": "boom"}
+        for name in ("画像の変換", "resize", "e\u0301te\u0301")  # wide; plain; combining marks
+    ]
+    answers["/v1/jobs?limit=50"] = (200, {"items": jobs, "next_cursor": None})
+    assert main(["jobs", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "STATUS" in line)
+    error_column = cli.shown_width(header[: header.index("LAST_ERROR")])
+    rows = [line for line in lines if any(j["id"] in line for j in jobs)]
+    assert len(rows) == 3
+    for row in rows:
+        assert cli.shown_width(row[: row.index("boom")]) == error_column, row
+
+
+def test_a_long_wide_cell_is_cut_to_its_shown_width() -> None:
+    assert cli.shown_width(cli.cell("画" * 50, width=20)) <= 20
+    assert cli.cell("画" * 50, width=20).endswith("…")
