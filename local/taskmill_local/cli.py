@@ -27,6 +27,7 @@ import urllib.request
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -991,12 +992,26 @@ def jobs_list(client: Client, args: argparse.Namespace) -> int:
             "priority": args.priority,
             "tag": args.tag,
             "parent_id": args.parent_id,
+            "created_after": args.created_after,
+            "created_before": args.created_before,
             "limit": args.limit,
             "cursor": args.cursor,
         }
     )
     show(args, client.call("GET", f"/v1/jobs?{urlencode(query)}"), JOB_COLUMNS)
     return EXIT_OK
+
+
+def zoned_time(text: str) -> str:
+    """An ISO 8601 time for the API, which refuses one without a zone: a time without one is
+    read in this machine's local zone, as a person at the terminal means it."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-25T09:30 or 2026-11-25T09:30Z"
+        ) from None
+    return (moment if moment.tzinfo else moment.astimezone()).isoformat()
 
 
 def job_path(job_id: str, suffix: str = "") -> str:
@@ -1571,6 +1586,14 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "--parent-id", metavar="ID", help="only the child jobs this job's body submitted"
     )
+    for bound, words in (("after", "at or after"), ("before", "before")):
+        listing.add_argument(
+            f"--created-{bound}",
+            type=zoned_time,
+            metavar="TIME",
+            help=f"only jobs created {words} TIME (ISO 8601; without a zone, this "
+            "machine's local time; a date alone is its midnight)",
+        )
     listing.add_argument("--limit", type=int, default=50, help="jobs per page (default 50)")
     listing.add_argument("--cursor", help="the next page, from a previous answer")
     for action, summary in (

@@ -1008,3 +1008,32 @@ def test_names_in_wide_characters_keep_the_table_aligned(
 def test_a_long_wide_cell_is_cut_to_its_shown_width() -> None:
     assert cli.shown_width(cli.cell("画" * 50, width=20)) <= 20
     assert cli.cell("画" * 50, width=20).endswith("…")
+
+
+def test_jobs_list_by_creation_time_sends_times_with_a_zone(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API refuses a time without a zone (400): the CLI reads one as local time."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        url, seen, answers = api
+        save_profile(isolated, url)
+        query = (
+            "created_after=2026-11-25T09%3A30%3A00%2B05%3A30"
+            "&created_before=2026-11-26T00%3A00%3A00%2B05%3A30&limit=50"
+        )
+        answers[f"/v1/jobs?{query}"] = (200, {"items": [JOB], "next_cursor": None})
+        argv = ["jobs", "list", "--created-after", "2026-11-25T09:30"]
+        assert main([*argv, "--created-before", "2026-11-26"]) == 0  # a date: its midnight
+        assert seen[-1]["path"] == f"/v1/jobs?{query}"
+        with pytest.raises(SystemExit):
+            main(["jobs", "list", "--created-after", "yesterday"])
+        assert "not an ISO 8601 time" in capsys.readouterr().err
+        query = "created_after=2026-11-25T04%3A00%3A00%2B00%3A00&limit=50"
+        answers[f"/v1/jobs?{query}"] = (200, {"items": [], "next_cursor": None})
+        assert main(["jobs", "list", "--created-after", "2026-11-25T04:00Z"]) == 0  # kept
+        assert seen[-1]["path"] == f"/v1/jobs?{query}"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
