@@ -275,3 +275,30 @@ def test_a_database_a_newer_release_migrated_is_left_alone_and_said(
     with caplog.at_level(logging.WARNING, logger="taskmill.migrations"):
         assert migrate(database_url) == []
     assert not [r for r in caplog.records if r.name == "taskmill.migrations"]
+
+
+def test_a_run_behind_another_runs_lock_gives_up_naming_who_holds_it(
+    postgres_server_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lock wait had no end: a deploy behind an orphaned run (its process killed, its
+    statement still going on in Postgres) waited until the function timed out, saying nothing."""
+    from taskmill.db.migrate import MIGRATION_LOCK_KEY, MigrationBlocked
+
+    url = create_database(postgres_server_url, "taskmill_migration_lock_wait")
+    try:
+        with psycopg.connect(url, autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+            [holder] = other.execute("SELECT pg_backend_pid()").fetchone() or [None]
+            waits: list[float] = []
+            with pytest.raises(MigrationBlocked, match=f"backend pid {holder}"):
+                migrate(url, run_lock_wait_seconds=3, sleep=waits.append)
+            assert sum(waits) == pytest.approx(3)
+            assert f"waiting for another migration run to finish (backend pid {holder}" in (
+                caplog.text
+            )
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT to_regclass('jobs')").fetchone() == (None,)
+        every_version = [m.version for m in available_migrations()]
+        assert migrate(url) == every_version  # the holder gone, the next run goes ahead
+    finally:
+        drop_database(postgres_server_url, "taskmill_migration_lock_wait")

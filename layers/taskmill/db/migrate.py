@@ -35,6 +35,12 @@ LOCK_ATTEMPTS = 5
 # Waits between attempts: 1, 2, 4, 8 s; with 3 s per attempt a blocked migration fails
 # after about 30 s, well inside the deploy-time function's 5 minutes.
 LOCK_BACKOFF_SECONDS = 1.0
+# How long a run waits for another run's migration lock before it gives up, naming who holds
+# it: below the deploy-time function's 5 minutes, which otherwise ended the wait in a timeout
+# with no word of why (an orphaned run's statement goes on in Postgres after its process died).
+RUN_LOCK_WAIT_SECONDS = 240.0
+RUN_LOCK_POLL_SECONDS = 0.5
+RUN_LOCK_REPORT_SECONDS = 15.0
 
 
 class MigrationBlocked(RuntimeError):
@@ -67,6 +73,7 @@ def migrate(
     lock_timeout_ms: int = LOCK_TIMEOUT_MS,
     attempts: int = LOCK_ATTEMPTS,
     backoff_seconds: float = LOCK_BACKOFF_SECONDS,
+    run_lock_wait_seconds: float = RUN_LOCK_WAIT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     logger: logging.Logger | None = None,
 ) -> list[int]:
@@ -76,7 +83,7 @@ def migrate(
     log = logger or logging.getLogger("taskmill.migrations")
     applied_now: list[int] = []
     with translate_errors(), psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        _take_run_lock(conn, run_lock_wait_seconds, sleep, log)
         try:
             conn.execute(
                 """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -119,6 +126,49 @@ def migrate(
             if not conn.broken:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied_now
+
+
+def _take_run_lock(
+    conn: psycopg.Connection[tuple[object, ...]],
+    wait_seconds: float,
+    sleep: Callable[[float], None],
+    log: logging.Logger,
+) -> None:
+    """The session's migration lock, once another run (another cold start, a laptop, an
+    orphaned run whose statement Postgres is still finishing) lets go; past `wait_seconds`,
+    `MigrationBlocked` naming the backend that holds it."""
+    waited = 0.0
+    reported = 0.0
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)).fetchone()
+        if row is not None and row[0]:
+            return
+        holder = _run_lock_holder(conn)
+        if waited >= wait_seconds:
+            raise MigrationBlocked(
+                f"another migration run has held the migration lock for over {wait_seconds:.0f} s "
+                f"({holder}); nothing was applied: let it finish, or end that backend "
+                "(pg_terminate_backend) if its process is gone, then deploy again"
+            )
+        if waited >= reported:
+            log.warning("waiting for another migration run to finish (%s)", holder)
+            reported += RUN_LOCK_REPORT_SECONDS
+        sleep(RUN_LOCK_POLL_SECONDS)
+        waited += RUN_LOCK_POLL_SECONDS
+
+
+def _run_lock_holder(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    row = conn.execute(
+        """SELECT a.pid, a.state, a.query_start, left(a.query, 80)
+           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = %s""",
+        (MIGRATION_LOCK_KEY,),
+    ).fetchone()
+    if row is None:
+        return "its backend could not be seen"
+    pid, state, since, query = row
+    return f"backend pid {pid}, {state} since {since}: {query!s}"
 
 
 def _warn_if_ahead(log: logging.Logger, recorded: dict[int, str], known: set[int]) -> None:
