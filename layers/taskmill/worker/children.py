@@ -26,6 +26,9 @@ from taskmill.settings import DEFAULT_MAX_PAYLOAD_BYTES
 # Created in one statement with the parent's success; a fan-out wider than this is better
 # split over several parents (each also counts against the owner's unfinished-jobs quota).
 MAX_CHILDREN_PER_ATTEMPT = 1000
+# Their payloads together: all of them travel in that one statement, and stay in the
+# worker's memory until it runs (1,000 children of 256 KiB would be 256 MB).
+MAX_CHILDREN_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 
 class ChildJobRefused(PermanentJobFailure):
@@ -59,6 +62,7 @@ class Children:
         self._registry = registry
         self._max_payload_bytes = max_payload_bytes
         self._specs: list[NewJob] = []
+        self._payload_bytes = 0
         # A body may submit from threads of its own.
         self._lock = threading.Lock()
 
@@ -115,6 +119,13 @@ class Children:
                 raise ChildJobRefused(
                     f"child job refused: at most {MAX_CHILDREN_PER_ATTEMPT} per attempt"
                 )
+            if self._payload_bytes + size > MAX_CHILDREN_PAYLOAD_BYTES:
+                raise ChildJobRefused(
+                    f"child job refused: the payloads of one attempt's children are at most "
+                    f"{MAX_CHILDREN_PAYLOAD_BYTES} bytes together; these would be "
+                    f"{self._payload_bytes + size}"
+                )
+            self._payload_bytes += size
             self._specs.append(
                 spec.model_copy(update={"id": child_id, "parent_id": self._parent.id})
             )

@@ -111,6 +111,12 @@ def parents(registry: JobTypeRegistry, calls: Calls) -> JobTypeRegistry:
         context.submit("takes.text", {"text": "x" * payload.characters})
         return "submitted"
 
+    @registry.register("submits.many.large.children", payload=Size)
+    def many_large_children(context: Any, payload: Size) -> str:
+        for _ in range(100):
+            context.submit("takes.text", {"text": "x" * payload.characters})
+        return "submitted"
+
     @registry.register("submits.nested.child")
     def nested_child(context: Any, payload: Any) -> str:
         text: Any = "bottom"
@@ -463,5 +469,21 @@ def test_a_child_payload_nested_deeper_than_the_api_takes_is_refused_at_submit(
     assert (failed.status, failed.last_error) == (
         JobStatus.FAILED,
         "child job refused: payload is nested deeper than 64 levels",
+    )
+    assert children_of(store, parent.id) == []
+
+
+def test_children_whose_payloads_together_are_too_large_are_refused_at_submit(
+    parents, enqueue, deliver, store: JobStore
+) -> None:
+    # Each child was held to 256 KiB, but not all of them together: 1,000 such children
+    # were 256 MB in the worker's memory and in the one statement that creates them.
+    parent = enqueue("submits.many.large.children", {"characters": 200 * 1024})
+    assert failures(deliver()) == []
+    failed = store.get(parent.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error is not None
+    assert failed.last_error.startswith(
+        "child job refused: the payloads of one attempt's children are at most 16777216 bytes"
     )
     assert children_of(store, parent.id) == []
