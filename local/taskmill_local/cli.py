@@ -600,7 +600,8 @@ def watch_job(client: Client, args: argparse.Namespace, job_id: str) -> Answer:
 def job_outcome(job: dict[str, Any]) -> int:
     """Exit code of a watched job: non-zero when it did not succeed."""
     if job["status"] in ("failed", "cancelled"):
-        reason = f": {job['last_error']}" if job.get("last_error") else ""
+        # Written by the job's body or an external worker: shown, never acted on.
+        reason = f": {printable(str(job['last_error']))}" if job.get("last_error") else ""
         print(f"taskmill: job {job['id']} {job['status']}{reason}", file=sys.stderr)
         return EXIT_JOB_FAILED
     return EXIT_OK

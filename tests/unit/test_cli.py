@@ -1037,3 +1037,19 @@ def test_jobs_list_by_creation_time_sends_times_with_a_zone(
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_a_watched_jobs_error_cannot_drive_the_terminal(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A watch ends by saying why the job failed on stderr: its `last_error` comes from the
+    job's body or an external worker, and was written to the terminal as it was."""
+    url, _, answers = api
+    save_profile(isolated, url)
+    failed = {**JOB, "status": "failed", "last_error": "\x1b]0;pwned\x07boom\u202eevil"}
+    answers[f"/v1/jobs/{JOB['id']}"] = (200, failed)
+    assert main(["jobs", "watch", JOB["id"], "--interval", "0.01"]) == 1
+    err = capsys.readouterr().err
+    for unshown in ("\x1b", "\x07", "\u202e"):
+        assert unshown not in err
+    assert f"taskmill: job {JOB['id']} failed: \\x1b]0;pwned\\x07boom\\u202eevil" in err
