@@ -21,7 +21,7 @@ from taskmill.flow.keys import (
     render_template,
     resolve_limit_keys,
 )
-from taskmill.flow.limits import Limit, LimitSpec, Rate, loosens
+from taskmill.flow.limits import Limit, LimitSpec, LimitUse, Rate, loosens, room_now
 
 OWNER = UUID("00000000-0000-0000-0000-00000000000a")
 
@@ -142,3 +142,20 @@ def test_an_owner_key_names_its_owner_and_no_other_key_does() -> None:
     assert owner_of_key(f"owner:{OWNER}") == OWNER
     for key in ["customer:7", f"owner:{str(OWNER).upper()}", "owner:", f"owner:{OWNER}x"]:
         assert owner_of_key(key) is None
+
+
+@pytest.mark.parametrize(
+    ("limit", "running", "tokens", "room"),
+    [
+        (_limit(concurrency=5), 3, None, 2),
+        (_limit(concurrency=2), 3, None, 0),  # over it already (lowered meanwhile)
+        (_limit(rate=(10, 60)), 0, 3.7, 3),
+        (_limit(concurrency=5, rate=(10, 60)), 1, 2.0, 2),
+        (_limit(concurrency=1, rate=(10, 60)), 0, 10.0, 1),
+    ],
+)
+def test_the_room_a_limit_leaves_now(
+    limit: Limit, running: int, tokens: float | None, room: int
+) -> None:
+    used = limit.model_copy(update={"use": LimitUse(running=running, tokens_available=tokens)})
+    assert room_now(used) == room

@@ -6,6 +6,7 @@ update it in the same statement that claims (`taskmill.jobs.store`).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -91,6 +92,20 @@ def loosens(before: Limit | None, after: LimitSpec) -> bool:
     ):
         return True
     return before.rate is not None and after.rate != before.rate
+
+
+def room_now(limit: Limit) -> int | None:
+    """How many more jobs holding the key `limit` lets start now, from its use read with it:
+    free slots of its concurrency, whole tokens of its rate, the smaller of the two; None for
+    no bound (neither is set)."""
+    use = limit.use
+    rooms = []
+    if limit.concurrency is not None:
+        rooms.append(max(0, limit.concurrency - (use.running if use else 0)))
+    if limit.rate is not None:
+        tokens = use.tokens_available if use and use.tokens_available is not None else 0.0
+        rooms.append(max(0, math.floor(tokens)))
+    return min(rooms) if rooms else None
 
 
 # An owner's key as jobs hold it (`'owner:' || owner_id::text`, see `taskmill.flow.keys`);

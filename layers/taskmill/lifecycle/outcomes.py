@@ -386,10 +386,17 @@ class Outcomes:
         )
         return send_pending(self.store, self.queue, marked, deadline=deadline)
 
-    def resend_holding_key(self, key: str, *, deadline: float | None = None) -> list[UUID]:
+    def resend_holding_key(
+        self, key: str, *, room: int | None = None, deadline: float | None = None
+    ) -> list[UUID]:
         """The limit on `key` was removed or loosened: send its oldest queued jobs now rather
-        than when the message a hold delayed comes back (up to `MAX_RATE_HOLD_SECONDS`)."""
-        marked = self.store.mark_holding_key_to_send(key, limit=RESUME_RESEND_LIMIT)
+        than when the message a hold delayed comes back (up to `MAX_RATE_HOLD_SECONDS`), as
+        many as the limit lets start now (`room`; None: no bound), at most
+        `RESUME_RESEND_LIMIT`. More would only be held again, each with a second message."""
+        count = RESUME_RESEND_LIMIT if room is None else min(room, RESUME_RESEND_LIMIT)
+        if count <= 0:
+            return []
+        marked = self.store.mark_holding_key_to_send(key, limit=count)
         return send_pending(self.store, self.queue, marked, deadline=deadline)
 
     # ---- what follows -------------------------------------------------------------------

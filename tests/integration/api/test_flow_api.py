@@ -353,3 +353,28 @@ def test_loosening_an_owners_limit_sends_that_owners_held_jobs_only(
     ]
     assert sent == [held]
     assert other not in sent
+
+
+def test_loosening_a_limit_sends_only_as_many_as_it_now_lets_start(
+    as_admin: Any, as_user: Any, sqs: Any, job_queue: JobQueue, db: Database
+) -> None:
+    """Re-sending every held job (up to 500) when a concurrency went from 1 to 2 started
+    one of them; the others were held again, each now with two messages in circulation."""
+    assert as_admin.put("/v1/limits/customer:9", {"concurrency": 1}).status == 200
+    ids = [
+        as_user.post("/v1/jobs", {"type": "noop", "limit_keys": ["customer:9"]}).body["id"]
+        for _ in range(4)
+    ]
+    queue_messages(sqs, job_queue.queue_url("normal"))
+    claim = JobStore(db).claim_batch([UUID(i) for i in ids])
+    assert [str(j.id) for j in claim.claimed] == ids[:1]
+    assert as_admin.put("/v1/limits/customer:9", {"concurrency": 2}).status == 200
+    sent = [
+        json.loads(m["Body"])["job_id"] for m in queue_messages(sqs, job_queue.queue_url("normal"))
+    ]
+    assert sent == ids[1:2]  # one slot free: the oldest held job
+    assert as_admin.delete("/v1/limits/customer:9").status == 204
+    sent = [
+        json.loads(m["Body"])["job_id"] for m in queue_messages(sqs, job_queue.queue_url("normal"))
+    ]
+    assert sorted(sent) == sorted(ids[1:])  # no limit left: all of them

@@ -15,7 +15,7 @@ from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, NotFound
 from taskmill.flow.keys import require_key, require_limit_key
-from taskmill.flow.limits import Limit, LimitSpec, Rate, loosens
+from taskmill.flow.limits import Limit, LimitSpec, Rate, loosens, room_now
 from taskmill.flow.pauses import Pause, PauseKind
 from taskmill.topology import Priority
 
@@ -113,7 +113,7 @@ def router(services: ApiServices) -> Router:
         audit(who, "limit.put", "limit", key, spec.model_dump(mode="json"))
         if loosens(before, spec):
             services.outcomes.resend_holding_key(
-                key, deadline=services.send_deadline(r.lambda_context)
+                key, room=room_now(stored), deadline=services.send_deadline(r.lambda_context)
             )
         return _limit_out(stored)
 
