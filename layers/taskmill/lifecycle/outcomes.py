@@ -85,21 +85,13 @@ def describe(error: BaseException) -> str:
     """`last_error` for an error: a job's own failure message as it is, anything else with
     its exception type; legible whatever the error holds, since the statement recording the
     failure must not be refused (a character Postgres cannot store becomes U+FFFD)."""
-    text = _text(error)
-    if text is None:
-        # Read again for what its __str__ raised, named (its own message if that one reads).
-        cause: BaseException | None = None
-        try:
-            str(error)
-        except BaseException as exc:  # noqa: BLE001 - a body's broken __str__, reported
-            cause = exc
-        text = "(its message could not be read"
-        if cause is not None:
-            why = _text(cause)
-            text += f": {type(cause).__name__}" + (f": {why}" if why else "")
-        text += ")"
-    elif not text:
-        text = type(error).__name__
+    try:
+        text = str(error) or type(error).__name__
+    except BaseException as exc:  # noqa: BLE001 - a body's broken __str__ (even a SystemExit)
+        why = _text(exc)  # what it raised, named, with its own message if that one reads
+        text = f"(its message could not be read: {type(exc).__name__}" + (
+            f": {why})" if why else ")"
+        )
     text = text if isinstance(error, JobFailure) else f"{type(error).__name__}: {text}"
     return storable_text(text[:LAST_ERROR_MAX])
 

@@ -186,6 +186,8 @@ class JobContext:
         """Write the latest progress report a write interval held back: when the body ends,
         and (`due_only`) once its interval has passed, so a body that reports twice and then
         works for minutes without a word shows its second report, not its first."""
+        if self._progress_pending is None:
+            return  # the usual case, read without the lock: nothing was held back
         now = self._clock()
         with self._progress_lock:
             if self._progress_pending is None or (

@@ -406,6 +406,7 @@ class Worker:
             result = job_type.function(attempt.context, payload)
             if isinstance(result, Coroutine):
                 # An `async def` body: run to its end in an event loop of this thread's own.
+                # Imported only then, so the worker's cold start does not pay for asyncio.
                 import asyncio
 
                 result = asyncio.run(result)
