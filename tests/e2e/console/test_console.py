@@ -320,6 +320,9 @@ def test_a_session_ended_elsewhere_says_so_on_the_sign_in_page(
     console.open("/jobs")
     console.sign_in(email, PASSWORD)
     page.get_by_role("heading", level=1, name="Jobs").wait_for()
+    # The page's first reads done: on a loaded machine one still on its way when the logout
+    # below lands met it first (401), and the page went to the sign-in form before the click.
+    page.wait_for_load_state("networkidle")
     # No live refresh between the change and the click: the click is what meets it.
     page.clock.pause_at(page.evaluate("Date.now()") + 100)
     current = stored_session(console)
