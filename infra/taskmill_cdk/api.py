@@ -93,6 +93,7 @@ class Api(Construct):
                 **config.flow_environment(),
                 "TASKMILL_ALLOW_SIGNUP": str(config.allow_signup).lower(),
                 "TASKMILL_MAX_UNFINISHED_JOBS": str(config.max_unfinished_jobs),
+                "TASKMILL_MAX_SCHEDULES_PER_USER": str(config.max_schedules_per_user),
                 "TASKMILL_IDEMPOTENCY_TTL_SECONDS": str(config.idempotency_ttl_seconds),
                 "TASKMILL_CORS_ORIGINS": ",".join(origins),
                 "TASKMILL_REDRIVE_FUNCTION_NAME": redrive_function.function_name,

@@ -280,6 +280,8 @@ class TaskmillConfig(_Section):
     admin_email: str | None = Field(default=None, pattern=_EMAIL)
     allow_signup: bool = False
     max_unfinished_jobs: int = Field(default=1000, ge=1)
+    # Schedules one user may keep (POST /v1/schedules answers 429 past it).
+    max_schedules_per_user: int = Field(default=100, ge=1)
     # Fairness between tenants (SPEC §6): at most this many running jobs per owner, for
     # every owner without a limit of its own on `owner:<id>`. null: owners are not limited.
     owner_concurrency: int | None = Field(default=None, ge=1)

@@ -205,6 +205,8 @@ class ApiSettings(
 
     allow_signup: bool = True
     max_unfinished_jobs: int = Field(default=1000, ge=1)
+    # Schedules one user may keep (429 past it): each fires into the sweep's shared batch.
+    max_schedules_per_user: int = Field(default=100, ge=1)
     # How long an Idempotency-Key is remembered per user (SPEC §3).
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)

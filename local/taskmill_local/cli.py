@@ -1304,9 +1304,38 @@ def cmd_schedules(client: Client, args: argparse.Namespace) -> int:
             body["timezone"] = args.timezone
         schedule = client.call("POST", "/v1/schedules", body)
         show(args, schedule, SCHEDULE_COLUMNS)
+    elif args.action in ("pause", "resume"):
+        body = {"enabled": args.action == "resume"}
+        show(args, client.call("PATCH", f"/v1/schedules/{quote(args.id)}", body), SCHEDULE_COLUMNS)
+    elif args.action == "update":
+        show(
+            args,
+            client.call("PATCH", f"/v1/schedules/{quote(args.id)}", schedule_changes(args)),
+            SCHEDULE_COLUMNS,
+        )
     else:
         delete(client, args, f"/v1/schedules/{quote(args.id)}", "schedule")
     return EXIT_OK
+
+
+def schedule_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """`schedules update`'s body: only what was given. `--payload` without `--type` has no
+    job to go in (the server replaces a schedule's job as a whole)."""
+    changes: dict[str, Any] = {
+        field: getattr(args, field)
+        for field in ("name", "cron", "timezone")
+        if getattr(args, field) is not None
+    }
+    if args.type is not None:
+        changes["job"] = {
+            "type": args.type,
+            "payload": load_json(args.payload or "{}", "--payload"),
+        }
+    elif args.payload is not None:
+        raise UsageError("--payload needs --type: a schedule's job is replaced as a whole")
+    if not changes:
+        raise UsageError("nothing to change: give --name, --cron, --timezone or --type")
+    return changes
 
 
 COMMANDS = {
@@ -1713,6 +1742,24 @@ def parser() -> argparse.ArgumentParser:
         "--timezone", metavar="ZONE", help="IANA time zone the cron is read in (default UTC)"
     )
     schedule_create.add_argument("--payload", default="{}", metavar="JSON", help="job payload")
+    for action, summary in (
+        ("pause", "stop a schedule from creating jobs (it is kept)"),
+        ("resume", "let a paused schedule run again, from its next fire time after now"),
+    ):
+        add(schedules_parser, action, summary).add_argument("id", help="schedule id")
+    schedule_update = add(
+        schedules_parser,
+        "update",
+        "change a schedule's name, expression, time zone or job",
+        "Change what is given; the rest stays. A new cron or time zone counts from now (no "
+        "catch-up run). --type (with --payload) replaces the schedule's job as a whole.",
+    )
+    schedule_update.add_argument("id", help="schedule id")
+    schedule_update.add_argument("--name", help="a new name")
+    schedule_update.add_argument("--cron", help="a new expression (five fields or a macro)")
+    schedule_update.add_argument("--timezone", metavar="ZONE", help="a new IANA time zone")
+    schedule_update.add_argument("--type", help="a new job type for every run")
+    schedule_update.add_argument("--payload", metavar="JSON", help="its payload (with --type)")
     add(schedules_parser, "delete", "delete a schedule").add_argument("id", help="schedule id")
 
     completion = add(

@@ -272,6 +272,13 @@ def test_the_unfinished_jobs_quota_reaches_the_api_the_worker_and_the_sweep(
         assert variables["TASKMILL_MAX_UNFINISHED_JOBS"] == str(prod.config.max_unfinished_jobs)
 
 
+def test_the_api_holds_each_user_to_the_environments_schedule_cap(prod: Synthesized) -> None:
+    api = prod.resources[prod.logical_id(prod.stack.taskmill.api.function)]
+    variables = api["Properties"]["Environment"]["Variables"]
+    assert prod.config.max_schedules_per_user == 1000  # cdk.json's prod entry
+    assert variables["TASKMILL_MAX_SCHEDULES_PER_USER"] == "1000"
+
+
 def test_stopped_container_tasks_reach_the_container_events_function(prod: Synthesized) -> None:
     assert prod.config.worker.container_jobs is True
     assert prod.stack.taskmill.containers is not None

@@ -146,7 +146,7 @@ def api() -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = answer
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
 
         def log_message(self, *args: Any) -> None:
             return None
@@ -659,6 +659,46 @@ def test_a_redrive_task_in_a_state_taskmill_never_writes_is_not_a_success(
         'answered "status": a JSON string where Taskmill answers one of pending, running, done, '
         "failed: is it a Taskmill API?\n"
     )
+
+
+def test_schedules_pause_resume_and_update_send_only_what_changes(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    schedule = {"id": "s1", "name": "n", "cron": "@daily", "enabled": False}
+    answers["/v1/schedules/s1"] = (200, schedule)
+    assert main(["schedules", "pause", "s1"]) == 0
+    assert main(["schedules", "resume", "s1"]) == 0
+    assert main(["schedules", "update", "s1", "--cron", "0 9 * * *", "--timezone", "UTC"]) == 0
+    assert (
+        main(["schedules", "update", "s1", "--type", "sleep", "--payload", '{"seconds": 1}']) == 0
+    )
+    assert [(s["method"], s["path"], s["body"]) for s in seen] == [
+        ("PATCH", "/v1/schedules/s1", {"enabled": False}),
+        ("PATCH", "/v1/schedules/s1", {"enabled": True}),
+        ("PATCH", "/v1/schedules/s1", {"cron": "0 9 * * *", "timezone": "UTC"}),
+        ("PATCH", "/v1/schedules/s1", {"job": {"type": "sleep", "payload": {"seconds": 1}}}),
+    ]
+    assert "@daily" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["schedules", "update", "s1"], "nothing to change"),
+        (["schedules", "update", "s1", "--payload", "{}"], "--payload needs --type"),
+        (["schedules", "update", "s1", "--type", "noop", "--payload", "{"], "not valid JSON"),
+    ],
+)
+def test_schedules_update_refuses_what_it_cannot_send(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str], args: list[str], said: str
+) -> None:
+    url, seen, _ = api
+    save_profile(isolated, url)
+    assert main(args) == 2
+    assert said in capsys.readouterr().err
+    assert seen == []
 
 
 def test_schedules_list_pages_like_the_other_lists(

@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict
 
 from taskmill.db import Database
-from taskmill.errors import NotFound
+from taskmill.errors import NotFound, QuotaExceeded
 from taskmill.schedules.cron import CronExpression
 
 
@@ -49,23 +49,41 @@ class ScheduleStore:
         template: dict[str, Any],
         *,
         enabled: bool = True,
+        limit: int | None = None,
         now: datetime | None = None,
     ) -> Schedule:
-        rows = self._db.execute(
-            "INSERT INTO schedules "
-            "(id, owner_id, name, cron, timezone, job_template, enabled, next_fire_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-            (
-                uuid4(),
-                owner_id,
-                name,
-                cron.text,
-                cron.timezone,
-                Jsonb(template),
-                enabled,
-                cron.next_after(now or datetime.now(UTC)),
-            ),
-        )
+        """Store a schedule; past `limit` schedules of its owner (None: no limit), 429
+        `quota_exceeded`. The owner's row is locked first, so two creates at once cannot
+        both take the last place: each counts after the other committed."""
+        with self._db.transaction() as tx:
+            if limit is not None:
+                # Two statements: one that waited for the lock still counts with the
+                # snapshot it began with, which misses the other create's row.
+                tx.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (owner_id,))
+                [counted] = tx.execute(
+                    "SELECT count(*) AS schedules FROM schedules WHERE owner_id = %s",
+                    (owner_id,),
+                )
+                if counted["schedules"] >= limit:
+                    raise QuotaExceeded(
+                        f"at most {limit} schedules are allowed per user; delete one first",
+                        details={"schedules": counted["schedules"], "limit": limit},
+                    )
+            rows = tx.execute(
+                "INSERT INTO schedules "
+                "(id, owner_id, name, cron, timezone, job_template, enabled, next_fire_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                (
+                    uuid4(),
+                    owner_id,
+                    name,
+                    cron.text,
+                    cron.timezone,
+                    Jsonb(template),
+                    enabled,
+                    cron.next_after(now or datetime.now(UTC)),
+                ),
+            )
         return Schedule.model_validate(rows[0])
 
     def get(self, schedule_id: UUID) -> Schedule:
@@ -86,6 +104,48 @@ class ScheduleStore:
             {"owner": owner_id, "limit": limit, "at": at, "id": last_id},
         )
         return [Schedule.model_validate(row) for row in rows]
+
+    def update(
+        self,
+        read: Schedule,
+        *,
+        name: str | None = None,
+        cron: CronExpression | None = None,
+        next_fire_at: datetime | None = None,
+        template: dict[str, Any] | None = None,
+        enabled: bool | None = None,
+    ) -> Schedule | None:
+        """Change the given fields (None: unchanged) of the schedule `read` was read from,
+        only if its timing is still as read (expression, zone, `enabled`, next run): a
+        next run computed from what was read is never stored beside an expression someone
+        else wrote meanwhile. None when it was changed (or deleted): read it again. A new
+        expression clears the `error` a sweep disabled it with."""
+        rows = self._db.execute(
+            "UPDATE schedules SET name = coalesce(%(name)s, name), "
+            "cron = coalesce(%(cron)s, cron), timezone = coalesce(%(timezone)s, timezone), "
+            "next_fire_at = coalesce(%(next)s, next_fire_at), "
+            "job_template = coalesce(%(template)s, job_template), "
+            "enabled = coalesce(%(enabled)s, enabled), "
+            "error = CASE WHEN %(timed)s THEN NULL ELSE error END, "
+            "error_at = CASE WHEN %(timed)s THEN NULL ELSE error_at END, updated_at = now() "
+            "WHERE id = %(id)s AND cron = %(read_cron)s AND timezone = %(read_timezone)s "
+            "AND enabled = %(read_enabled)s AND next_fire_at = %(read_next)s RETURNING *",
+            {
+                "name": name,
+                "cron": cron.text if cron else None,
+                "timezone": cron.timezone if cron else None,
+                "next": next_fire_at,
+                "template": Jsonb(template) if template is not None else None,
+                "enabled": enabled,
+                "timed": cron is not None,
+                "id": read.id,
+                "read_cron": read.cron,
+                "read_timezone": read.timezone,
+                "read_enabled": read.enabled,
+                "read_next": read.next_fire_at,
+            },
+        )
+        return Schedule.model_validate(rows[0]) if rows else None
 
     def delete(self, schedule_id: UUID) -> None:
         if not self._db.execute("DELETE FROM schedules WHERE id = %s RETURNING id", (schedule_id,)):

@@ -20,6 +20,7 @@ from taskmill.errors import NotFound
 from taskmill.lifecycle.submit import JobRequest, resolve
 from taskmill.paging import decode_cursor, encode_cursor
 from taskmill.schedules.cron import DEFAULT_TIMEZONE, CronExpression
+from taskmill.schedules.edits import edit_schedule
 from taskmill.schedules.store import Schedule, ScheduleStore
 
 
@@ -94,6 +95,23 @@ class ScheduleCreate(Strict):
     enabled: bool = True
 
 
+class SchedulePatch(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"enabled": False},
+                {"cron": "30 8 * * MON-FRI", "timezone": "Europe/Berlin"},
+            ]
+        },
+    )
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    cron: Annotated[str, StringConstraints(min_length=6, max_length=200)] | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    job: ScheduleJob | None = None
+    enabled: bool | None = None
+
+
 class ScheduleOut(BaseModel):
     id: UUID
     owner_id: UUID
@@ -113,7 +131,8 @@ class ScheduleOut(BaseModel):
         Field(
             description="Why the schedule no longer fires, when the recovery sweep could not "
             "evaluate its stored expression or time zone any more: it is then disabled "
-            "(`enabled` false) and creates no jobs. Delete it and create it again. Null for a "
+            "(`enabled` false) and creates no jobs. Give it a `cron`/`timezone` that parses, "
+            "or turn it on again (`PATCH` with `enabled: true`), to clear it. Null for a "
             "healthy schedule."
         ),
     ] = None
@@ -140,6 +159,15 @@ def router(services: ApiServices) -> Router:
             raise NotFound("schedule not found")
         return schedule
 
+    def checked_template(job: ScheduleJob) -> dict[str, Any]:
+        """The template as stored, refused (400, 413) where a create would refuse its job."""
+        services.registry.submittable(job.type)
+        services.check_webhook_url(job.webhook_url)
+        services.check_payload_size(job.payload)
+        template = job.model_dump(mode="json", exclude_none=True)
+        resolve(JobRequest(**template), services.registry)  # refuse a template that cannot run
+        return template
+
     @r.post(
         "/v1/schedules",
         **operation(
@@ -147,18 +175,22 @@ def router(services: ApiServices) -> Router:
             "Create a recurring job from a cron expression in a time zone",
             tag="schedules",
             success={201: "The schedule."},
+            description="429 `quota_exceeded` when the caller already has "
+            "`TASKMILL_MAX_SCHEDULES_PER_USER` schedules (100 by default; disabled ones "
+            "count).",
         ),
     )
     def create(body: ScheduleCreate) -> Response[ScheduleOut]:
         who = caller()
         cron = CronExpression.parse(body.cron, body.timezone)
-        services.registry.submittable(body.job.type)
-        services.check_webhook_url(body.job.webhook_url)
-        services.check_payload_size(body.job.payload)
-        template = body.job.model_dump(mode="json", exclude_none=True)
-        resolve(JobRequest(**template), services.registry)  # refuse a template that cannot run
+        template = checked_template(body.job)
         schedule = ScheduleStore(services.db).create(
-            who.id, body.name, cron, template, enabled=body.enabled
+            who.id,
+            body.name,
+            cron,
+            template,
+            enabled=body.enabled,
+            limit=services.settings.max_schedules_per_user,
         )
         return Response(201, "application/json", ScheduleOut.of(schedule))
 
@@ -192,6 +224,36 @@ def router(services: ApiServices) -> Router:
     )
     def get(schedule_id: UUID) -> ScheduleOut:
         return ScheduleOut.of(owned(schedule_id, caller()))
+
+    @r.patch(
+        "/v1/schedules/<schedule_id>",
+        **operation(
+            "updateSchedule",
+            "Edit a schedule: rename it, change its expression, zone or job, turn it off or on",
+            tag="schedules",
+            errors=[404, 409],
+            description="Fields left out (or null) stay as they are; `job` replaces the "
+            "whole template and is checked as at creation. A new `cron` or `timezone`, or "
+            "`enabled: true` on a disabled schedule, counts from now: `next_fire_at` becomes "
+            "the first fire time after the edit, and runs missed while it was off are not "
+            "made up. It also clears the `error` the recovery sweep disabled it with. 409 "
+            "`conflict` if the schedule kept changing while this edit was applied.",
+        ),
+    )
+    def edit(schedule_id: UUID, body: SchedulePatch) -> ScheduleOut:
+        who = caller()
+        return ScheduleOut.of(
+            edit_schedule(
+                ScheduleStore(services.db),
+                schedule_id,
+                owner_id=None if who.is_admin else who.id,
+                name=body.name,
+                cron=body.cron,
+                timezone=body.timezone,
+                template=checked_template(body.job) if body.job is not None else None,
+                enabled=body.enabled,
+            )
+        )
 
     @r.delete(
         "/v1/schedules/<schedule_id>",
