@@ -39,7 +39,12 @@ from taskmill.lifecycle.sending import send_pending
 from taskmill.lifecycle.submit import JobRequest, submit
 from taskmill.paging import encode_cursor
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+# An empty key is refused (400) rather than taken as a key: it is a client's unset variable
+# far more often than a choice, and as a key it would make every such create answer the
+# first one's job.
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+]
 JOB_ROLES = ("user", "admin")
 
 
@@ -158,7 +163,7 @@ def router(services: ApiServices) -> Router:
         # Every job of a keyed batch carries the whole batch's fingerprint: the key stands
         # for the request, so a longer, shorter or edited batch (or a single create keyed
         # `<key>#0`) is a mismatch, not a partial repeat.
-        keyed = idempotency_key is not None  # an empty key is a key, as on a single create
+        keyed = idempotency_key is not None
         whole = fingerprint(body) if keyed else None
         earlier = earlier_batch_fingerprints(body, raw_body()) if keyed else [[]] * len(body.jobs)
         # A job the batch cannot take is named (`jobs[3]: unknown job type 'x'`): in a batch
