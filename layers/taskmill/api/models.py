@@ -259,6 +259,13 @@ class JobEventOut(BaseModel):
     detail: dict[str, Any]
 
 
+class JobEventList(BaseModel):
+    items: list[JobEventOut] = Field(description="Transitions, oldest first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
 class JobTypeOut(BaseModel):
     name: str
     description: str

@@ -16,8 +16,6 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from taskmill.api.models import JobEventOut
-
 # Twice this, escaped, plus the envelope's headers stays well under 6 MB.
 PAGE_BUDGET_BYTES = 2 * 1024 * 1024
 
@@ -33,32 +31,3 @@ def fitting(items: Sequence[M], *, budget: int = PAGE_BUDGET_BYTES) -> list[M]:
         if total > budget and count > 0:
             return list(items[:count])
     return list(items)
-
-
-# A history past the budget has each detail's texts cut to this many characters.
-HISTORY_TEXT_CHARS = 300
-
-
-def _short(value: object) -> object:
-    if isinstance(value, str) and len(value) > HISTORY_TEXT_CHARS:
-        return value[: HISTORY_TEXT_CHARS - 1] + "…"
-    return value
-
-
-def history_fitting(
-    events: Sequence[JobEventOut], *, budget: int = PAGE_BUDGET_BYTES
-) -> list[JobEventOut]:
-    """A job's whole history in one response: it is a bare list, with no cursor to page on.
-    One past `budget` (hundreds of failed attempts, each with a 4,000-character error) has
-    the texts of each event's `detail` cut to `HISTORY_TEXT_CHARS`; if it is past it still,
-    the oldest events are left out, since the newest say where the job is now."""
-    if len(fitting(events, budget=budget)) == len(events):
-        return list(events)
-    cut = [
-        event.model_copy(
-            update={"detail": {key: _short(value) for key, value in event.detail.items()}}
-        )
-        for event in events
-    ]
-    newest_first = fitting(cut[::-1], budget=budget)
-    return newest_first[::-1]

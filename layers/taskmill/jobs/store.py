@@ -841,17 +841,29 @@ RETURNING j.id""",
         )
         return Page(items, next_cursor)
 
-    def events(self, job_id: UUID) -> list[dict[str, Any]]:
-        """A job's transitions, oldest first, each with its acting account's current e-mail
-        (`actor_email`) when the actor is an account (`role:id`) that still exists."""
+    def events(
+        self, job_id: UUID, *, after: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A job's transitions, oldest first: those after event id `after` (a page's cursor;
+        0, the whole history), at most `limit`. Each has its event `id`, and its acting
+        account's current e-mail (`actor_email`) when the actor is an account (`role:id`)
+        that still exists. `from_status` is the status of the event before it, also for the
+        first of a page (read from the event at or before `after`).
+
+        A job's transitions are written under its row lock, each in the statement that
+        changes the row, so its event ids grow in the order they commit: a page after `after`
+        never skips an event committed later."""
         return self._db.execute(
-            "SELECT e.at, lag(e.to_status) OVER (ORDER BY e.id) AS from_status, e.to_status, "
+            "SELECT e.id, e.at, lag(e.to_status, 1, (SELECT b.to_status FROM job_events b "
+            "WHERE b.job_id = %(job)s AND b.id <= %(after)s ORDER BY b.id DESC LIMIT 1)) "
+            "OVER (ORDER BY e.id) AS from_status, e.to_status, "
             "e.actor, u.email AS actor_email, "
             "coalesce(e.detail, '{}'::jsonb) || CASE WHEN e.attempt IS NULL THEN '{}'::jsonb "
             "ELSE jsonb_build_object('attempt', e.attempt) END AS detail "
-            "FROM job_events e LEFT JOIN users u ON u.id = " + _ACCOUNT_ACTOR_ID + " "
-            "WHERE e.job_id = %s ORDER BY e.id",
-            (job_id,),
+            "FROM (SELECT * FROM job_events WHERE job_id = %(job)s AND id > %(after)s "
+            "ORDER BY id LIMIT %(limit)s) e "
+            "LEFT JOIN users u ON u.id = " + _ACCOUNT_ACTOR_ID + " ORDER BY e.id",
+            {"job": job_id, "after": after, "limit": limit},
         )
 
     def count_unfinished(self, owner_id: UUID) -> int:

@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from taskmill.api.models import JobEventOut
-from taskmill.api.pages import HISTORY_TEXT_CHARS, PAGE_BUDGET_BYTES, history_fitting
+from taskmill.api.pages import PAGE_BUDGET_BYTES
+from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobStore
 from taskmill.lifecycle.submit import JobRequest, resolve
 from taskmill.queue.sqs import JobQueue
@@ -132,7 +131,7 @@ def test_retry_past_the_quota_answers_429_like_a_create(as_user, as_admin, servi
         assert refused.body["error"]["details"] == {"unfinished": 2, "limit": 2}
     job = as_user.get(f"/v1/jobs/{stopped}").body
     assert (job["status"], job["attempts"]) == ("cancelled", 0)
-    events = as_user.get(f"/v1/jobs/{stopped}/events").body
+    events = as_user.get(f"/v1/jobs/{stopped}/events").body["items"]
     assert [e["to_status"] for e in events] == ["scheduled", "cancelled"]
     # A finished job makes room, as it would for a create.
     assert as_user.post(f"/v1/jobs/{kept[0]}/cancel").status == 200
@@ -281,7 +280,7 @@ def test_get_status_events_edit_cancel_retry_delete(as_user, db) -> None:
     retried = as_user.post(f"/v1/jobs/{job['id']}/retry")
     assert retried.body["status"] == "queued"
     assert as_user.post(f"/v1/jobs/{job['id']}/retry").status == 409
-    events = as_user.get(f"/v1/jobs/{job['id']}/events").body
+    events = as_user.get(f"/v1/jobs/{job['id']}/events").body["items"]
     assert [e["to_status"] for e in events] == ["scheduled", "cancelled", "queued"]
     JobStore(db).claim(job["id"])
     refused = as_user.delete(f"/v1/jobs/{job['id']}")
@@ -423,7 +422,7 @@ def test_a_job_cancelled_by_its_failed_dependency_is_retried_after_it(
     assert released["status"] == "queued"
     [message] = queue_messages(sqs, job_queue.queue_url("normal"))
     assert json.loads(message["Body"])["job_id"] == child["id"]
-    events = as_user.get(f"/v1/jobs/{child['id']}/events").body
+    events = as_user.get(f"/v1/jobs/{child['id']}/events").body["items"]
     assert [e["to_status"] for e in events] == ["waiting", "cancelled", "waiting", "queued"]
 
 
@@ -825,7 +824,8 @@ def test_a_jobs_history_names_the_accounts_that_acted_to_those_allowed_to_know_t
     user_id = as_user.get("/v1/auth/me").body["id"]
 
     def by(caller: Any) -> list[tuple[str, str, str | None]]:
-        events = caller.get(f"/v1/jobs/{job}/events").body
+        # A page per event: what each shows is the same on every page.
+        events = every_event(caller, job, limit=1)
         return [(e["to_status"], e["actor"], e["actor_email"]) for e in events]
 
     # An admin sees every account's e-mail; the owner sees their own, not the admin's.
@@ -914,10 +914,30 @@ def test_a_page_of_audit_entries_fits_in_one_lambda_response(as_admin, db) -> No
     assert seen == sorted(seen, reverse=True)
 
 
-def test_a_history_too_long_for_one_response_is_cut_not_a_5xx(as_user, db) -> None:
-    """A job's history is one bare list. Hundreds of failed attempts with 4,000-character
-    non-ASCII errors made it ~9 MB of JSON, past Lambda's 6 MB: API Gateway would answer 5xx
-    to every read of that job's history, and the console's job page asks on every refresh."""
+def history_pages(caller: Any, job_id: str, query: str = "") -> list[Any]:
+    """Every page of a job's history, following `next_cursor` until it is null."""
+    pages = []
+    cursor = ""
+    while True:
+        page = caller.get(f"/v1/jobs/{job_id}/events?{query}{cursor}")
+        assert page.status == 200, page.body
+        assert set(page.body) == {"items", "next_cursor"}
+        pages.append(page)
+        if page.body["next_cursor"] is None:
+            return pages
+        cursor = f"&cursor={page.body['next_cursor']}"
+
+
+def every_event(caller: Any, job_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+    query = f"limit={limit}" if limit else ""
+    return [e for page in history_pages(caller, job_id, query) for e in page.body["items"]]
+
+
+def test_a_history_too_long_for_one_response_is_paged_with_nothing_cut(as_user, db) -> None:
+    """A job's history was one bare list. Past ~2 MiB (hundreds of failed attempts with
+    4,000-character non-ASCII errors) each error was cut to 300 characters and then the
+    oldest events were left out, with nothing saying so. Now its pages each fit one Lambda
+    response and together hold every event whole."""
     job = as_user.post("/v1/jobs", {"type": "noop"}).body
     db.execute(
         "INSERT INTO job_events (job_id, to_status, actor, attempt, detail, at) "
@@ -926,33 +946,148 @@ def test_a_history_too_long_for_one_response_is_cut_not_a_5xx(as_user, db) -> No
         "now() + make_interval(secs => g) FROM generate_series(1, 800) g",
         {"id": job["id"]},
     )
-    r = as_user.get(f"/v1/jobs/{job['id']}/events")
-    assert r.status == 200
-    assert len(json.dumps(r.body)) <= PAGE_BUDGET_BYTES  # as the API writes it: ASCII
-    assert r.body[-1]["detail"]["n"] == 800  # the newest is there
-    errors = [e["detail"]["error"] for e in r.body if "error" in e["detail"]]
-    assert errors
-    assert all(len(e) <= HISTORY_TEXT_CHARS and e.endswith("…") for e in errors)
-    assert len(r.body) == 801  # cut short, every event still fits
+    pages = history_pages(as_user, job["id"], "limit=200")
+    for page in pages:
+        assert page.envelope_bytes < 6_000_000
+        assert len(json.dumps(page.body)) <= PAGE_BUDGET_BYTES  # as the API writes it: ASCII
+    # 200 such events are ~4.8 MB of JSON: pages end early, each with a cursor.
+    assert any(len(p.body["items"]) < 200 and p.body["next_cursor"] for p in pages)
+    events = [e for page in pages for e in page.body["items"]]
+    assert len(events) == 801
+    assert [e["detail"].get("n") for e in events] == [None, *range(1, 801)]
+    assert all(e["detail"]["error"] == "é" * 4000 for e in events[1:])
+    assert [e["from_status"] for e in events] == [None] + [e["to_status"] for e in events[:-1]]
 
 
-def test_a_history_past_the_budget_even_cut_keeps_its_newest_events() -> None:
-    events = [
-        JobEventOut(
-            at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n),
-            from_status=None,
-            to_status="queued",
-            actor="worker",
-            actor_email=None,
-            detail={"n": n, "error": "x" * 1000},
-        )
-        for n in range(100)
+def test_a_history_is_paged_oldest_first_with_from_status_right_on_every_page(as_user, db) -> None:
+    """A job retried through many attempts and redriven: its history read a page at a time
+    (limit 1 to 200) is the whole history, oldest first, and the first event of a later page
+    names the status before it, as if the history had been read in one piece."""
+    store = JobStore(db)
+    job = as_user.post("/v1/jobs", {"type": "noop", "max_attempts": 3}).body
+    job_id = job["id"]
+    for _ in range(2):  # two redrives: 3 attempts each, then failed, then queued again
+        for attempt in range(3):
+            claimed = store.claim(job_id)
+            assert claimed is not None
+            assert claimed.lease_token is not None
+            last = attempt == 2
+            store.fail(
+                claimed.id,
+                claimed.lease_token,
+                f"boom {attempt}",
+                RetryDecision(not last, 0.0, "again"),
+                resend=False,
+            )
+        assert store.redrive_many([job_id], actor="recovery", resend=False)
+    expected = [(e["from_status"], e["to_status"], e["detail"]) for e in store.events(job_id)]
+    assert len(expected) == 1 + 2 * (3 * 2 + 1)
+    assert expected[-1][:2] == ("failed", "queued")
+    for limit in (1, 2, 3, 7, 50, 200):
+        events = every_event(as_user, job_id, limit=limit)
+        assert [(e["from_status"], e["to_status"], e["detail"]) for e in events] == expected
+        pages = history_pages(as_user, job_id, f"limit={limit}")
+        assert all(len(p.body["items"]) == limit for p in pages[:-1])
+    default = as_user.get(f"/v1/jobs/{job_id}/events").body
+    assert (len(default["items"]), default["next_cursor"]) == (len(expected), None)
+
+
+def test_thousands_of_events_page_at_50_by_default_and_200_at_most(as_admin, db) -> None:
+    job = as_admin.post("/v1/jobs", {"type": "noop"}).body
+    db.execute(
+        "INSERT INTO job_events (job_id, to_status, actor, attempt) "
+        "SELECT %(id)s, CASE WHEN g %% 2 = 0 THEN 'queued' ELSE 'running' END, 'worker', g "
+        "FROM generate_series(1, 4999) g",
+        {"id": job["id"]},
+    )
+    by_default = history_pages(as_admin, job["id"])
+    assert [len(p.body["items"]) for p in by_default] == [50] * 100
+    at_most = history_pages(as_admin, job["id"], "limit=200")
+    assert [len(p.body["items"]) for p in at_most] == [200] * 25
+    events = [e for p in at_most for e in p.body["items"]]
+    assert [e["detail"].get("attempt") for e in events] == [None, *range(1, 5000)]
+    assert [e["from_status"] for e in events] == [None] + [e["to_status"] for e in events[:-1]]
+
+
+def test_an_event_added_between_two_reads_is_on_the_next_page_once(as_user) -> None:
+    job = as_user.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body["id"]
+    assert as_user.post(f"/v1/jobs/{job}/cancel").status == 200
+    first = as_user.get(f"/v1/jobs/{job}/events?limit=1").body
+    assert [e["to_status"] for e in first["items"]] == ["scheduled"]
+    assert as_user.post(f"/v1/jobs/{job}/retry").status == 200  # a transition meanwhile
+    second = as_user.get(f"/v1/jobs/{job}/events?limit=1&cursor={first['next_cursor']}").body
+    assert [(e["from_status"], e["to_status"]) for e in second["items"]] == [
+        ("scheduled", "cancelled")
     ]
-    kept = history_fitting(events, budget=10_000)
-    assert 0 < len(kept) < 100
-    assert [e.detail["n"] for e in kept] == list(range(100 - len(kept), 100))
-    assert all(len(e.detail["error"]) == HISTORY_TEXT_CHARS for e in kept)
-    assert history_fitting(events[:3], budget=10_000) == events[:3]  # fits: untouched
+    third = as_user.get(f"/v1/jobs/{job}/events?limit=5&cursor={second['next_cursor']}").body
+    assert [(e["from_status"], e["to_status"]) for e in third["items"]] == [("cancelled", "queued")]
+    assert third["next_cursor"] is None
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "201", "10000", "abc", "1.5", ""])
+def test_a_history_limit_out_of_range_is_a_400(as_user, limit: str) -> None:
+    job = as_user.post("/v1/jobs", {"type": "noop"}).body["id"]
+    answer = as_user.get(f"/v1/jobs/{job}/events?limit={limit}")
+    assert answer.status == 400, answer.body
+    assert answer.error_code == "invalid_input"
+    assert answer.body["error"]["details"][0]["loc"] == ["query", "limit"]
+
+
+def test_a_foreign_tampered_or_garbage_history_cursor_is_a_400(as_user) -> None:
+    import base64
+
+    def b64(value: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    job = as_user.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body["id"]
+    as_user.post(f"/v1/jobs/{job}/cancel")
+    other = as_user.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body["id"]
+    as_user.post(f"/v1/jobs/{other}/cancel")
+    mine = as_user.get(f"/v1/jobs/{job}/events?limit=1").body["next_cursor"]
+    others = as_user.get(f"/v1/jobs/{other}/events?limit=1").body["next_cursor"]
+    jobs_cursor = as_user.get("/v1/jobs?limit=1").body["next_cursor"]
+    audit_cursor = "123"  # the audit list's cursors are entry ids
+    assert all([mine, others, jobs_cursor])
+    event_id = json.loads(base64.urlsafe_b64decode(mine + "=" * (-len(mine) % 4)))[1]
+    refused = [
+        others,  # another job's history
+        jobs_cursor,  # another list's
+        audit_cursor,
+        "bogus",
+        "%25%25%25",
+        "%C3%A9",
+        mine[:-3],  # cut
+        mine[::-1],
+        mine + "x",
+        b64([job, -1]),
+        b64([job, 2**63]),
+        b64([job, True]),
+        b64([job, str(event_id)]),
+        b64([job, 1.5]),
+        b64([job]),
+        b64([job, event_id, 1]),
+        b64({"job": job, "id": event_id}),
+        b64(["not-a-uuid", event_id]),
+        b64(None),
+        "x" * 201,  # longer than any cursor
+    ]
+    for cursor in refused:
+        answer = as_user.get(f"/v1/jobs/{job}/events?cursor={cursor}")
+        assert answer.status == 400, (cursor, answer.body)
+        assert answer.error_code == "invalid_input", (cursor, answer.body)
+    # The job's own cursor, and an empty one (the first page, as on every list).
+    assert as_user.get(f"/v1/jobs/{job}/events?cursor={mine}").status == 200
+    empty = as_user.get(f"/v1/jobs/{job}/events?cursor=")
+    assert empty.body == as_user.get(f"/v1/jobs/{job}/events").body
+
+
+def test_another_users_jobs_history_is_a_404_whatever_the_cursor(as_user, as_other) -> None:
+    job = as_user.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body["id"]
+    as_user.post(f"/v1/jobs/{job}/cancel")
+    cursor = as_user.get(f"/v1/jobs/{job}/events?limit=1").body["next_cursor"]
+    for query in ("", "?limit=1", f"?cursor={cursor}", "?cursor=bogus"):
+        answer = as_other.get(f"/v1/jobs/{job}/events{query}")
+        assert (answer.status, answer.error_code) == (404, "not_found"), query
 
 
 @pytest.mark.parametrize(

@@ -279,6 +279,33 @@ def get_job_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
     return {**generic(read, protected=True, scene=scene), "200": existing, "404": someone_elses}
 
 
+def list_job_events_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
+    def events(
+        caller: ApiClient, job_id: str | None = None, query: str = "", **kw: Any
+    ) -> ApiResponse:
+        return caller.get(f"/v1/jobs/{job_id or uuid.uuid4()}/events{query}", **kw)
+
+    def second_page() -> ApiResponse:
+        caller = scene.account()
+        job = caller.post("/v1/jobs", {"type": "noop", "delay_seconds": 60}).body["id"]
+        caller.post(f"/v1/jobs/{job}/cancel")
+        first = events(caller, job, "?limit=1").body
+        assert first["next_cursor"], first
+        answer = events(caller, job, f"?limit=1&cursor={first['next_cursor']}")
+        assert [e["to_status"] for e in answer.body["items"]] == ["cancelled"]
+        return answer
+
+    def someone_elses() -> ApiResponse:
+        job = scene.account().post("/v1/jobs", {"type": "noop"}).body
+        return events(scene.account(), job["id"])
+
+    return {
+        **generic(events, protected=True, scene=scene),
+        "200": second_page,
+        "404": someone_elses,
+    }
+
+
 def list_jobs_statuses(scene: Scene) -> dict[str, Callable[[], ApiResponse]]:
     def listing(caller: ApiClient, query: str = "", **kw: Any) -> ApiResponse:
         return caller.get(f"/v1/jobs{query}", **kw)
@@ -483,6 +510,7 @@ SAMPLE: dict[str, Callable[[Scene], dict[str, Callable[[], ApiResponse]]]] = {
     "createJob": create_job_statuses,
     "getJob": get_job_statuses,
     "listJobs": list_jobs_statuses,
+    "listJobEvents": list_job_events_statuses,
     "cancelJob": cancel_job_statuses,
     "retryJob": retry_job_statuses,
     "createSchedule": create_schedule_statuses,
@@ -522,6 +550,19 @@ def test_every_status_documented_for_a_route_happens_and_nothing_else(
         conforms(doc, resolved(doc, documented[status]), response)
     unexplained = set(documented) - set(recipes) - set(GATEWAY_ONLY)
     assert not unexplained, f"{operation_id} documents {sorted(unexplained)}, never answered"
+
+
+def test_a_jobs_history_documents_its_pages(doc: dict[str, Any]) -> None:
+    op = by_id(doc, "listJobEvents")
+    limit = next(p for p in op["parameters"] if p["name"] == "limit")["schema"]
+    assert (limit["default"], limit["minimum"], limit["maximum"]) == (50, 1, 200)
+    assert {p["name"] for p in op["parameters"]} == {"job_id", "limit", "cursor"}
+    assert "default 50, at most 200" in op["description"]
+    assert "oldest first" in op["description"]
+    answer = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/JobEventList"}
+    page = doc["components"]["schemas"]["JobEventList"]
+    assert page["required"] == ["items", "next_cursor"]
 
 
 def test_schedules_document_their_time_zone(doc: dict[str, Any]) -> None:

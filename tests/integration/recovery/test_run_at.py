@@ -40,7 +40,7 @@ def test_a_queued_job_postponed_does_not_start_on_its_first_message(
     assert result["batchItemFailures"] == []  # the early message is acknowledged...
     seen = as_user.get(f"/v1/jobs/{job['id']}").body
     assert (seen["status"], seen["attempts"], seen["started_at"]) == ("queued", 0, None)
-    events = as_user.get(f"/v1/jobs/{job['id']}/events").body
+    events = as_user.get(f"/v1/jobs/{job['id']}/events").body["items"]
     assert "running" not in [e["to_status"] for e in events]
     assert queue_messages(sqs, url) == []  # ...and what is left waits for run_at
     assert delayed(sqs, url) >= 1

@@ -20,6 +20,7 @@ from taskmill.api.models import (
     JobBatchCreate,
     JobBatchOut,
     JobCreate,
+    JobEventList,
     JobEventOut,
     JobList,
     JobOut,
@@ -29,7 +30,7 @@ from taskmill.api.models import (
     PriorityName,
 )
 from taskmill.api.openapi import operation
-from taskmill.api.pages import fitting, history_fitting
+from taskmill.api.pages import fitting
 from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, InvalidInput, NotFound, TaskmillError
 from taskmill.flow.pauses import PauseKind
@@ -37,7 +38,7 @@ from taskmill.jobs.model import Job, JobStatus
 from taskmill.jobs.store import AccountCheck, JobFilter
 from taskmill.lifecycle.sending import send_pending
 from taskmill.lifecycle.submit import JobRequest, submit
-from taskmill.paging import encode_cursor
+from taskmill.paging import decode_event_cursor, encode_cursor, encode_event_cursor
 
 # An empty key is refused (400) rather than taken as a key: it is a client's unset variable
 # far more often than a choice, and as a key it would make every such create answer the
@@ -260,20 +261,46 @@ def router(services: ApiServices) -> Router:
 
     @r.get(
         "/v1/jobs/<job_id>/events",
-        **operation("listJobEvents", "A job's history", tag="jobs", errors=[404]),
+        **operation(
+            "listJobEvents",
+            "A job's history",
+            tag="jobs",
+            errors=[404],
+            description="The job's transitions, oldest first, as a page of a list: `limit` "
+            "at a time (default 50, at most 200, as on the other lists), fewer when they would "
+            "not fit in one response (about 2 MiB of JSON), and `next_cursor` to pass as "
+            "`cursor` for the next page (null on the last). Nothing is cut or left out: a "
+            "client reads on until `next_cursor` is null. `from_status` is the status before "
+            "each transition, on every page. A cursor belongs to the job whose history gave "
+            "it: another job's, another list's or a garbled one is a 400. (It answered a bare "
+            "list before it was paged: a client reading one must read `items` now.)",
+        ),
     )
-    def job_events(job_id: UUID) -> list[JobEventOut]:
+    def job_events(
+        job_id: UUID,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> JobEventList:
         who = caller()
         owned(job_id, who)
-        return history_fitting(
+        # Empty: the first page, as on every list.
+        after = decode_event_cursor(cursor, job_id) if cursor else 0
+        rows = services.jobs.events(job_id, after=after, limit=limit + 1)
+        page = fitting(
             [
                 JobEventOut.model_validate(
                     e
                     if who.is_admin or e["actor"].endswith(f":{who.id}")
                     else e | {"actor_email": None}
                 )
-                for e in services.jobs.events(job_id)
+                for e in rows[:limit]
             ]
+        )
+        # More to read: past `limit`, or cut short by `fitting` (a page is never empty then).
+        more = len(rows) > len(page)
+        return JobEventList(
+            items=page,
+            next_cursor=encode_event_cursor(job_id, rows[len(page) - 1]["id"]) if more else None,
         )
 
     @r.patch(
