@@ -1075,8 +1075,34 @@ def jobs_delete(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Items per request when the CLI reads a whole list (the API's largest page).
+WHOLE_LIST_PAGE = 200
+
+
+def every_page(client: Client, path: str) -> Answer:
+    """Every item of the paged list at `path`, read by following `next_cursor` until it is
+    null: `{"items": [...], "next_cursor": null}`, as if the API had answered it in one page."""
+    items: list[Any] = []
+    seen: set[str] = set()
+    cursor: str | None = None
+    while True:
+        query = urlencode(without_none({"limit": WHOLE_LIST_PAGE, "cursor": cursor}))
+        answer = client.call("GET", f"{path}?{query}")
+        items.extend(answer.rows("items"))
+        cursor = answer.typed("next_cursor", str, optional=True)
+        if not cursor:
+            return Answer({"items": items, "next_cursor": None}, answer.source)
+        if cursor in seen:  # a Taskmill API moves on at every page: this would never end
+            raise CliError(
+                f"{answer.source} answered a next_cursor it had already given ({cell(cursor)}): "
+                "is it a Taskmill API?"
+            )
+        seen.add(cursor)
+
+
 def jobs_events(client: Client, args: argparse.Namespace) -> int:
-    events = client.call("GET", job_path(args.id, "/events"), shape=list)
+    """The whole history, every page of it."""
+    events = every_page(client, job_path(args.id, "/events"))
     show(args, events, ["at", "from_status", "to_status", "actor", "detail"], by_email("actor"))
     return EXIT_OK
 
@@ -1632,7 +1658,7 @@ def parser() -> argparse.ArgumentParser:
         ("cancel", "cancel a job (a running one is asked to stop)"),
         ("retry", "re-run a failed or cancelled job"),
         ("delete", "delete a job that is not running"),
-        ("events", "a job's history of status changes"),
+        ("events", "a job's whole history of status changes (every page)"),
     ):
         add(jobs_parser, action, summary).add_argument("id", help="job id")
     batch = add(

@@ -206,8 +206,9 @@ def test_new_commands_answer_tables_and_json(stack: RunningStack, config: Path) 
     assert "queued" in events.stdout
     assert ADMIN_EMAIL in events.stdout  # who created it, by e-mail
     events_json = as_json(taskmill(stack, config, "--json", "jobs", "events", job["id"]))
-    assert events_json[0]["to_status"] == "queued"
-    assert set(events_json[0]) == {
+    assert events_json["next_cursor"] is None  # every page read
+    assert events_json["items"][0]["to_status"] == "queued"
+    assert set(events_json["items"][0]) == {
         "at",
         "from_status",
         "to_status",

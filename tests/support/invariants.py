@@ -122,9 +122,17 @@ class ApiView:
                 return jobs
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
-        status, body = self.admin.call("GET", f"/v1/jobs/{job_id}/events")
-        assert status == 200, body
-        return list(body)
+        """The whole history: every page of it."""
+        events: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            path = f"/v1/jobs/{job_id}/events?limit=200" + (f"&cursor={cursor}" if cursor else "")
+            status, body = self.admin.call("GET", path)
+            assert status == 200, body
+            events.extend(body["items"])
+            cursor = body["next_cursor"]
+            if not cursor:
+                return events
 
 
 @dataclass

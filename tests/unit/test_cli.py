@@ -715,6 +715,53 @@ def test_schedules_list_pages_like_the_other_lists(
     assert [s["path"] for s in seen] == ["/v1/schedules?", "/v1/schedules?limit=2&cursor=abc"]
 
 
+def test_jobs_events_prints_the_whole_history_across_pages(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`GET /v1/jobs/{id}/events` is a paged list: the CLI read it as a bare list, and
+    printed neither the events nor more than the first page of them."""
+    url, seen, answers = api
+    save_profile(isolated, url)
+    path = "/v1/jobs/j1/events"
+
+    def event(n: int, to: str) -> dict[str, Any]:
+        return {"at": f"t{n}", "from_status": None, "to_status": to, "actor": "worker",
+                "actor_email": None, "detail": {"n": n}}  # fmt: skip
+
+    first = [event(n, "queued") for n in range(3)]
+    second = [event(n, "running") for n in range(3, 5)]
+    answers[f"{path}?limit=200"] = (200, {"items": first, "next_cursor": "c 1/+"})
+    answers[f"{path}?limit=200&cursor=c+1%2F%2B"] = (200, {"items": second, "next_cursor": None})
+    assert main(["jobs", "events", "j1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["AT", "FROM_STATUS", "TO_STATUS", "ACTOR", "DETAIL"]
+    assert [line.split()[0] for line in lines[1:]] == [f"t{n}" for n in range(5)]
+    assert not any("more" in line for line in lines)
+    assert main(["--json", "jobs", "events", "j1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"items": first + second, "next_cursor": None}
+    assert [s["path"] for s in seen] == [
+        f"{path}?limit=200",
+        f"{path}?limit=200&cursor=c+1%2F%2B",
+    ] * 2
+
+
+def test_jobs_events_stops_at_a_cursor_answered_twice(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A service that answers every page with the same cursor would be read for ever."""
+    url, seen, answers = api
+    save_profile(isolated, url)
+    page = {"items": [], "next_cursor": "again"}
+    answers["/v1/jobs/j1/events?limit=200"] = (200, page)
+    answers["/v1/jobs/j1/events?limit=200&cursor=again"] = (200, page)
+    assert main(["jobs", "events", "j1"]) == 5
+    assert capsys.readouterr().err == (
+        f"taskmill: {url} answered a next_cursor it had already given (again): "
+        "is it a Taskmill API?\n"
+    )
+    assert len(seen) == 2
+
+
 JOB: dict[str, Any] = {
     "id": "0b6f3c1e-0000-4000-8000-000000000001",
     "type": "sleep",
@@ -749,7 +796,13 @@ ANSWERS: list[tuple[list[str], Any]] = [
     (["jobs", "get", JOB["id"]], JOB),
     (["jobs", "cancel", JOB["id"]], JOB),
     (["jobs", "list"], {"items": [JOB], "next_cursor": "c"}),
-    (["jobs", "events", JOB["id"]], [{"at": "t", "from_status": "queued", "to_status": "running"}]),
+    (
+        ["jobs", "events", JOB["id"]],
+        {
+            "items": [{"at": "t", "from_status": "queued", "to_status": "running"}],
+            "next_cursor": None,
+        },
+    ),
     (["queues"], {"items": [{"priority": "low", "paused": False, "visible": 1, "delayed": 0}]}),
     (["queues", "pause", "low"], {"priority": "low", "paused": True}),
     (["types"], [{"name": "noop", "external": False, "paused": False, "description": "d"}]),

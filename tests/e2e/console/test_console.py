@@ -835,7 +835,7 @@ def test_a_failed_jobs_attempts_and_last_error_then_retry_and_cancel(
     page.get_by_role("button", name="Retry job").click()
     # Queued again by its owner: a transition out of "failed" joins the history.
     wait_until(lambda: history.get_by_role("row").count() > before)
-    events = user.call("GET", f"/v1/jobs/{failed['id']}/events")[1]
+    events = user.call("GET", f"/v1/jobs/{failed['id']}/events")[1]["items"]
     assert any(e["from_status"] == "failed" for e in events)
     # Its attempt in words beside the transition it belongs to.
     failed_row = (
