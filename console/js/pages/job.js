@@ -9,6 +9,14 @@ const ROLES = new Map([["admin", "an admin"], ["user", "a user"], ["worker", "a 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // Children per request; "More children" asks for the next page with the API's cursor.
 export const CHILDREN_PAGE = 20;
+// Transitions per request of the history (the API's largest page): every page is read.
+export const HISTORY_PAGE = 200;
+
+// What changes whenever the job makes a transition: the history is read again only when this
+// moved since the last read (every transition sets `updated_at`; the rest is belt and braces).
+function historyMark(job) {
+  return JSON.stringify([job.updated_at, job.status, job.attempts, job.redrive_count, job.cancel_requested]);
+}
 
 function facts(job) {
   const rows = [
@@ -49,7 +57,14 @@ export function jobPage(cleanups, jobId) {
   let job = null;
   let stopped = false;
   let shown = "";
-  let shownEvents = [];
+  // The history as last read: the job's mark then (null: never read), and where its last page
+  // began (index and cursor). A history only grows, so a later read starts at that page.
+  let history = { mark: null, events: [], lastStart: 0, lastCursor: null };
+  // Loads overlap when one is slow (a long history) and an action or a poll starts another:
+  // only the latest started one is drawn, and a poll starts none while one is on its way.
+  let loadsStarted = 0;
+  let loadsDrawn = 0;
+  let loading = 0;
   // The children shown so far (every page asked for), and the cursor of the page after them.
   let children = [];
   let childPages = 1;
@@ -85,29 +100,55 @@ export function jobPage(cleanups, jobId) {
     return [items, cursor];
   }
 
+  // What the page shows, to compare with the last drawn. Of the history, its length and its last
+  // page: earlier pages are kept as read (a history of thousands of events is not serialised
+  // at every poll).
+  function drawn() {
+    return JSON.stringify([job, children, childCursor, history.events.length, history.events.slice(history.lastStart)]);
+  }
+
+  // The history from the start of its last page read, every page after it followed; earlier
+  // pages are kept as they were read.
+  async function readHistory(known) {
+    const events = known.events.slice(0, known.lastStart);
+    let cursor = known.lastCursor;
+    for (;;) {
+      const start = events.length;
+      const answer = await api("GET", `/v1/jobs/${jobId}/events${query({ limit: HISTORY_PAGE, cursor })}`);
+      events.push(...answer.items);
+      if (!answer.next_cursor) return { events, lastStart: start, lastCursor: cursor };
+      cursor = answer.next_cursor;
+    }
+  }
+
   async function load() {
     const pages = childPages;
+    const started = ++loadsStarted;
+    loading += 1;
     try {
-      const [current, events, [kids, next]] = await Promise.all([
-        api("GET", `/v1/jobs/${jobId}`),
-        api("GET", `/v1/jobs/${jobId}/events`),
-        loadChildren(),
-      ]);
+      const [current, [kids, next]] = await Promise.all([api("GET", `/v1/jobs/${jobId}`), loadChildren()]);
+      // Read after the job, so a transition the job shows is in it; read only when the job
+      // moved since the last read.
+      const mark = historyMark(current);
+      const known = history;
+      const read = mark === known.mark ? known : { ...(await readHistory(known)), mark };
       // "More children" answered meanwhile: this read has fewer children than are shown.
-      if (pages !== childPages) return;
+      // A load started later was drawn already: this one is older.
+      if (pages !== childPages || started < loadsDrawn) return;
+      loadsDrawn = started;
+      history = read;
       if (readFailed) {
         readFailed = false;
         alert.show("");
       }
       job = current;
-      shownEvents = events;
       children = kids;
       childCursor = next;
       // Unchanged data is not redrawn, so polling never moves the keyboard focus.
-      const seen = JSON.stringify([current, events, kids, next]);
+      const seen = drawn();
       if (seen !== shown) {
         shown = seen;
-        render(events);
+        render(read.events);
       }
     } catch (error) {
       alert.show(error.status === 404 ? "This job does not exist, or it is not yours." : errorText(error));
@@ -118,6 +159,8 @@ export function jobPage(cleanups, jobId) {
         body.removeAttribute("aria-busy");
         replace(body, h("p", {}, h("a", { href: "#/jobs" }, "Back to your jobs")));
       }
+    } finally {
+      loading -= 1;
     }
   }
 
@@ -180,7 +223,7 @@ export function jobPage(cleanups, jobId) {
         children = [...children, ...answer.items];
         childCursor = answer.next_cursor;
         // What is drawn now, so the next poll redraws (and moves the focus) only on a change.
-        shown = JSON.stringify([job, shownEvents, children, childCursor]);
+        shown = drawn();
         renderChildren();
         announce(`${children.length} children shown.`);
         // The button was redrawn: keep the keyboard where it was (on it, or on the last link).
@@ -216,7 +259,7 @@ export function jobPage(cleanups, jobId) {
   // Live while the job or a child shown can still change; then polled no more.
   poll(() => {
     const settled = job && FINISHED.has(job.status) && children.every((c) => FINISHED.has(c.status));
-    if (!stopped && !settled) load();
+    if (!stopped && !settled && !loading) load();
   }, 2000, cleanups);
 
   return h("section", {}, h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "← Jobs")), heading, alert, body);

@@ -855,6 +855,65 @@ def test_a_failed_jobs_attempts_and_last_error_then_retry_and_cancel(
     console.shoot("job-cancelled")
 
 
+def add_history(stack: RunningStack, job_id: str, count: int) -> None:
+    """`count` transitions appended to a job's history in the stack's Postgres (running and
+    queued in turn, each with its number in `detail`), as hundreds of attempts leave."""
+    import psycopg
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(stack.data_dir / "pgdata")
+    assert info is not None, "the stack's Postgres is running"
+    with psycopg.connect(info.get_uri(database="taskmill"), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO job_events (job_id, to_status, actor, detail) "
+            "SELECT %(id)s, CASE WHEN g %% 2 = 1 THEN 'running' ELSE 'queued' END, 'worker', "
+            "jsonb_build_object('n', g) FROM generate_series(1, %(count)s) g ORDER BY g",
+            {"id": job_id, "count": count},
+        )
+
+
+def test_a_long_history_shows_whole_and_is_read_again_only_when_the_job_moved(
+    console: Console, stack: RunningStack
+) -> None:
+    """The job page read the whole history on every refresh (every 2 s while the job was
+    unfinished), and the API's history is a paged list: a history longer than a page must be
+    read across pages, and only when the job made a transition since the last read."""
+    email, user = new_user(stack)
+    status, job = user.call(
+        "POST", "/v1/jobs", {"type": "sleep", "payload": {"seconds": 0}, "delay_seconds": 3600}
+    )
+    assert status == 201, job
+    add_history(stack, job["id"], 450)  # with its first event, 451: three pages of 200
+    page = console.page
+    console.open(f"/jobs/{job['id']}")
+    console.sign_in(email, PASSWORD)
+    history = page.get_by_role("table", name="History of transitions")
+    wait_until(lambda: history.get_by_role("row").count() == 1 + 451)
+    rows = history.get_by_role("row")
+    assert "scheduled" in rows.nth(1).inner_text()  # the oldest first
+    assert rows.nth(451).locator("td[data-label=Detail]").inner_text() == "n 450"  # the newest
+
+    def reads(suffix: str) -> list[str]:
+        path = f"/v1/jobs/{job['id']}{suffix}"
+        return [r.url for r in console.requests if r.url.split("?")[0].endswith(path)]
+
+    # Polled on while the job is scheduled (a poll starts after the last load ended); its
+    # history is not read again meanwhile.
+    job_url = f"{stack.url}/v1/jobs/{job['id']}"
+    for _ in range(3):
+        with page.expect_response(lambda r: r.url == job_url, timeout=30_000):
+            pass
+    first_reads = reads("/events")
+    assert len(first_reads) == 3, first_reads
+    assert "cursor=" not in first_reads[0]
+    assert all("cursor=" in u for u in first_reads[1:])
+    # A transition elsewhere: the next poll reads from the last page read, not from the start.
+    assert user.call("POST", f"/v1/jobs/{job['id']}/cancel")[0] == 200
+    wait_until(lambda: history.get_by_role("row").count() == 1 + 452)
+    assert "cancelled" in rows.nth(452).inner_text()
+    assert reads("/events") == [*first_reads, first_reads[-1]]
+
+
 def test_queues_show_depth_in_flight_oldest_age_and_dlq_depth(
     console: Console, stack: RunningStack
 ) -> None:
