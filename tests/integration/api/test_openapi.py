@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -563,6 +564,20 @@ def test_a_jobs_history_documents_its_pages(doc: dict[str, Any]) -> None:
     assert answer == {"$ref": "#/components/schemas/JobEventList"}
     page = doc["components"]["schemas"]["JobEventList"]
     assert page["required"] == ["items", "next_cursor"]
+
+
+def test_the_readme_describes_a_jobs_history_as_the_document_does(doc: dict[str, Any]) -> None:
+    """The README described the history as a bare list with no cursor whose texts are cut
+    past ~2 MiB; the API pages it. What it says of the pages is what the document says."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    text = " ".join(readme.split())
+    limit = next(p for p in by_id(doc, "listJobEvents")["parameters"] if p["name"] == "limit")
+    default, maximum = limit["schema"]["default"], int(limit["schema"]["maximum"])
+    assert f"`limit` {default} by default, at most {maximum}" in text
+    assert "a bare list with no cursor" not in text
+    # Where the README lists the API, the change is named as breaking for bare-list readers.
+    api = text[text.index("## API") : text.index("## Flow control")]
+    assert "**This breaks a client that reads it as a bare list**" in api
 
 
 def test_schedules_document_their_time_zone(doc: dict[str, Any]) -> None:
