@@ -332,7 +332,7 @@ class Client:
         except RecursionError:
             raise ValueError("nested too deeply") from None
 
-    def _shaped(self, answer: Any, shape: type[dict[str, Any]] | type[list[Any]] | None) -> Any:
+    def shaped(self, answer: Any, shape: type[dict[str, Any]] | type[list[Any]] | None) -> Any:
         """`answer` if it has the shape the route answers (`dict`: an object, `list`: a list
         of objects, None: anything, as for 204): other JSON comes from another service."""
         if shape is None:
@@ -363,11 +363,11 @@ class Client:
                 "POST", "/v1/auth/refresh", {"refresh_token": self.saved["refresh_token"]}, None
             )
             if refreshed == 200:
-                self.remember(self._shaped(tokens, dict))
+                self.remember(self.shaped(tokens, dict))
                 status, answer = self._send(method, path, body, tokens["access_token"], headers)
         if status >= 400:
             raise self._error(status, answer, auth)
-        return self._shaped(answer, shape)
+        return self.shaped(answer, shape)
 
     def _error(self, status: int, answer: Any, auth: bool) -> CliError:
         envelope = answer if isinstance(answer, dict) else {}
@@ -1087,7 +1087,12 @@ def every_page(client: Client, path: str) -> Answer:
     cursor: str | None = None
     while True:
         query = urlencode(without_none({"limit": WHOLE_LIST_PAGE, "cursor": cursor}))
-        answer = client.call("GET", f"{path}?{query}")
+        answer = client.call("GET", f"{path}?{query}", shape=None)
+        if cursor is None and isinstance(answer, list):
+            # A deployment from before the history was paged answers every event at once.
+            answer = client.shaped(answer, list)
+            return Answer({"items": answer, "next_cursor": None}, client.url)
+        answer = client.shaped(answer, dict)
         items.extend(answer.rows("items"))
         cursor = answer.typed("next_cursor", str, optional=True)
         if not cursor:

@@ -745,6 +745,24 @@ def test_jobs_events_prints_the_whole_history_across_pages(
     ] * 2
 
 
+def test_jobs_events_reads_a_deployment_from_before_the_history_was_paged(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An API from before the history was paged answers every event as a bare list: a newer
+    CLI said "is it a Taskmill API?" to it."""
+    url, _, answers = api
+    save_profile(isolated, url)
+    event = {"at": "t1", "from_status": None, "to_status": "queued", "actor": "worker"}
+    answers["/v1/jobs/j1/events?limit=200"] = (200, [event])
+    assert main(["jobs", "events", "j1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["t1", "queued", "worker"]
+    assert main(["--json", "jobs", "events", "j1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"items": [event], "next_cursor": None}
+    answers["/v1/jobs/j1/events?limit=200"] = (200, [event, 5])  # not a list of objects
+    assert main(["jobs", "events", "j1"]) == 5
+    assert "where Taskmill answers a list of objects" in capsys.readouterr().err
+
+
 def test_jobs_events_stops_at_a_cursor_answered_twice(
     api, isolated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
