@@ -1048,7 +1048,7 @@ def test_a_foreign_tampered_or_garbage_history_cursor_is_a_400(as_user) -> None:
     jobs_cursor = as_user.get("/v1/jobs?limit=1").body["next_cursor"]
     audit_cursor = "123"  # the audit list's cursors are entry ids
     assert all([mine, others, jobs_cursor])
-    event_id = json.loads(base64.urlsafe_b64decode(mine + "=" * (-len(mine) % 4)))[1]
+    position = json.loads(base64.urlsafe_b64decode(mine + "=" * (-len(mine) % 4)))[1]
     refused = [
         others,  # another job's history
         jobs_cursor,  # another list's
@@ -1062,12 +1062,12 @@ def test_a_foreign_tampered_or_garbage_history_cursor_is_a_400(as_user) -> None:
         b64([job, -1]),
         b64([job, 2**63]),
         b64([job, True]),
-        b64([job, str(event_id)]),
+        b64([job, str(position)]),
         b64([job, 1.5]),
         b64([job]),
-        b64([job, event_id, 1]),
-        b64({"job": job, "id": event_id}),
-        b64(["not-a-uuid", event_id]),
+        b64([job, position, 1]),
+        b64({"job": job, "id": position}),
+        b64(["not-a-uuid", position]),
         b64(None),
         "x" * 201,  # longer than any cursor
     ]
@@ -1079,6 +1079,34 @@ def test_a_foreign_tampered_or_garbage_history_cursor_is_a_400(as_user) -> None:
     assert as_user.get(f"/v1/jobs/{job}/events?cursor={mine}").status == 200
     empty = as_user.get(f"/v1/jobs/{job}/events?cursor=")
     assert empty.body == as_user.get(f"/v1/jobs/{job}/events").body
+
+
+def test_a_history_cursor_tells_nothing_of_other_tenants_activity(as_user, as_other) -> None:
+    """A cursor holds a position in the job's own history, not the platform-wide id of an
+    event: from two cursors of one's own, a tenant could otherwise count everyone's
+    transitions in between."""
+    import base64
+
+    def position(cursor: str) -> Any:
+        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))[1]
+
+    def cancelled_job(caller: Any) -> str:
+        job = caller.post("/v1/jobs", {"type": "noop", "delay_seconds": 3600}).body["id"]
+        assert caller.post(f"/v1/jobs/{job}/cancel").status == 200
+        return job
+
+    first = cancelled_job(as_user)
+    for _ in range(5):  # another tenant's transitions in between
+        cancelled_job(as_other)
+    second = cancelled_job(as_user)
+    cursors = [
+        as_user.get(f"/v1/jobs/{job}/events?limit=1").body["next_cursor"] for job in (first, second)
+    ]
+    assert [position(c) for c in cursors] == [1, 1]
+    assert [
+        e["to_status"]
+        for e in as_user.get(f"/v1/jobs/{second}/events?cursor={cursors[1]}").body["items"]
+    ] == ["cancelled"]
 
 
 def test_another_users_jobs_history_is_a_404_whatever_the_cursor(as_user, as_other) -> None:

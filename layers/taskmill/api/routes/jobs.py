@@ -284,8 +284,8 @@ def router(services: ApiServices) -> Router:
         who = caller()
         owned(job_id, who)
         # Empty: the first page, as on every list.
-        after = decode_event_cursor(cursor, job_id) if cursor else 0
-        rows = services.jobs.events(job_id, after=after, limit=limit + 1)
+        skip = decode_event_cursor(cursor, job_id) if cursor else 0
+        rows = services.jobs.events(job_id, skip=skip, limit=limit + 1)
         page = fitting(
             [
                 JobEventOut.model_validate(
@@ -300,7 +300,7 @@ def router(services: ApiServices) -> Router:
         more = len(rows) > len(page)
         return JobEventList(
             items=page,
-            next_cursor=encode_event_cursor(job_id, rows[len(page) - 1]["id"]) if more else None,
+            next_cursor=encode_event_cursor(job_id, skip + len(page)) if more else None,
         )
 
     @r.patch(
