@@ -279,11 +279,13 @@ class JobTypeOut(BaseModel):
 class ClaimRequest(Strict):
     # An empty list is refused rather than read as no filter: a worker configured with no
     # types would otherwise hold the leases of jobs it cannot run.
-    types: list[str] | None = Field(
+    types: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
         default=None,
         min_length=1,
         max_length=50,
-        description="The external types this worker runs; omit (or null) for every type.",
+        description="The external types this worker runs; omit (or null) for every type. A "
+        "name that is not a declared external type (unknown, or a type the platform's own "
+        "workers run) is refused with 400, each named in `details`.",
     )
     limit: int = Field(default=1, ge=1, le=10)
 

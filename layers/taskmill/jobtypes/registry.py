@@ -337,6 +337,30 @@ class JobTypeRegistry:
             raise InvalidInput(f"job type {name!r} is internal: only the platform creates it")
         return job_type
 
+    def claimable(self, names: Iterable[str]) -> None:
+        """Refuse (400, each offender named with its place in `types`) a claim for types no
+        external worker can be handed: unknown ones (a typo, or a type this deployment does
+        not declare) and code types, which the platform's own workers run. Answered with an
+        empty list instead, such a worker would poll for ever without learning why."""
+        problems = []
+        for place, name in enumerate(names):
+            job_type = self._types.get(name)
+            if job_type is None:
+                problems.append((place, name, "unknown_job_type", "unknown job type"))
+            elif not job_type.external:
+                problems.append(
+                    (place, name, "not_external", "not an external type: the platform runs it")
+                )
+        if problems:
+            raise InvalidInput(
+                "only external job types can be claimed: "
+                + "; ".join(f"{name!r}: {why}" for _, name, _, why in problems),
+                details=[
+                    {"loc": ["body", "types", str(place)], "msg": f"{name!r}: {why}", "type": kind}
+                    for place, name, kind, why in problems
+                ],
+            )
+
     def offered(self) -> list[JobType]:
         """The types clients may submit (what `GET /v1/job-types` lists)."""
         return [t for t in self.all() if not t.internal]

@@ -529,6 +529,30 @@ def test_a_claim_for_no_types_is_refused_not_a_claim_for_every_type(as_user, as_
     assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "queued"
 
 
+def test_a_claim_naming_a_type_no_worker_can_claim_is_refused_naming_it(as_user, as_worker) -> None:
+    """A worker configured with a typo, or with a code type, learns why it gets no work
+    instead of polling for ever on an empty answer."""
+    job = as_user.post("/v1/jobs", {"type": "render"}).body
+    as_user.post("/v1/jobs", {"type": "noop"})
+    refused = as_worker.post("/v1/workers/claim", {"types": ["render", "rendr", "noop"]})
+    assert (refused.status, refused.error_code) == (400, "invalid_input")
+    message = refused.body["error"]["message"]
+    assert "'rendr'" in message
+    assert "'noop'" in message
+    assert "'render'" not in message
+    details = {tuple(d["loc"]): d["type"] for d in refused.body["error"]["details"]}
+    assert details == {
+        ("body", "types", "1"): "unknown_job_type",
+        ("body", "types", "2"): "not_external",
+    }
+    # Nothing was claimed: the external job is still there for a worker that asks rightly.
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "queued"
+    for wrong in (["noop"], ["webhook.deliver"], ["no.such.type"]):
+        assert as_worker.post("/v1/workers/claim", {"types": wrong}).status == 400
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    assert claimed["id"] == job["id"]
+
+
 def test_a_result_over_the_limit_is_refused_by_complete(as_user, as_worker, services) -> None:
     from taskmill.jobs.model import MAX_RESULT_BYTES
 

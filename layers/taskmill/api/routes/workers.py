@@ -51,6 +51,8 @@ def router(services: ApiServices) -> Router:
     )
     def claim(body: ClaimRequest) -> list[ClaimedJob]:
         who = worker()
+        if body.types is not None:
+            services.registry.claimable(body.types)
         jobs = services.jobs.claim_external(
             types=body.types,
             limit=body.limit,
