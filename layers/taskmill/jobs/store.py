@@ -487,6 +487,24 @@ def _succeed_params(outcomes: Sequence[tuple[UUID, UUID, Any]], actor: str) -> d
     return _params(actor, data=Jsonb(data))
 
 
+def _within_time(rows: list[dict[str, Any]]) -> Job | None:
+    """The job an external worker's report (heartbeat, progress) returned with `time_up`:
+    None if the lease was not held, `AttemptTimedOut` once the attempt's time is up."""
+    if not rows:
+        return None
+    row = rows[0]
+    if row["time_up"]:
+        raise AttemptTimedOut(
+            f"the attempt's time is up: the job's timeout is {row['timeout_seconds']} s "
+            "from its claim; stop, and complete or fail it now if it is done",
+            details={
+                "started_at": row["started_at"].isoformat(),
+                "timeout_seconds": row["timeout_seconds"],
+            },
+        )
+    return Job.model_validate(row)
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -1066,28 +1084,45 @@ RETURNING *, """
             + " AS time_up",
             {"slack": LEASE_SLACK_SECONDS, "id": job_id, "token": lease_token},
         )
-        if not rows:
-            return None
-        if rows[0]["time_up"]:
-            raise AttemptTimedOut(
-                f"the attempt's time is up: the job's timeout is {rows[0]['timeout_seconds']} s "
-                "from its claim; stop, and complete or fail it now if it is done",
-                details={
-                    "started_at": rows[0]["started_at"].isoformat(),
-                    "timeout_seconds": rows[0]["timeout_seconds"],
-                },
-            )
-        return Job.model_validate(rows[0])
+        return _within_time(rows)
 
     def set_progress(
         self, job_id: UUID, lease_token: UUID, percent: int, message: str | None
     ) -> Job | None:
+        """A running body's progress (the worker's `JobContext.progress`). None if the lease
+        is no longer held."""
         rows = self._db.execute(
             "UPDATE jobs SET progress = %s, progress_message = %s, updated_at = now() "
             "WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING *",
             (percent, message, job_id, lease_token),
         )
         return Job.model_validate(rows[0]) if rows else None
+
+    def report_progress(
+        self, job_id: UUID, lease_token: UUID, percent: int, message: str | None
+    ) -> Job | None:
+        """An external worker's progress report (`POST /v1/jobs/{id}/progress`). None if
+        the caller no longer holds the lease; `AttemptTimedOut`, with nothing recorded,
+        once the attempt's timeout has passed, as for a heartbeat: a worker that reports
+        progress as its sign of life learns to stop the same way."""
+        rows = self._db.execute(
+            """
+UPDATE jobs SET progress = CASE WHEN """
+            + _TIME_UP
+            + """ THEN progress ELSE %(percent)s END,
+       progress_message = CASE WHEN """
+            + _TIME_UP
+            + """ THEN progress_message ELSE %(message)s END,
+       updated_at = CASE WHEN """
+            + _TIME_UP
+            + """ THEN updated_at ELSE now() END
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
+RETURNING *, """
+            + _TIME_UP
+            + " AS time_up",
+            {"percent": percent, "message": message, "id": job_id, "token": lease_token},
+        )
+        return _within_time(rows)
 
     def succeed_many(
         self, outcomes: Sequence[tuple[UUID, UUID, Any]], *, actor: str = "worker"

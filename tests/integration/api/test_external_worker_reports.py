@@ -93,3 +93,26 @@ def test_a_result_holding_nan_or_infinity_is_refused_naming_the_field(as_user, a
         f"/v1/jobs/{job_id}/complete", {"lease_token": token, "result": {"frames": [1.0, 2.0]}}
     )
     assert (done.status, done.body["result"]) == (200, {"frames": [1.0, 2.0]})
+
+
+def test_progress_after_the_timeout_says_the_attempts_time_is_up(as_user, as_worker, db) -> None:
+    """A worker that reports progress as its sign of life (the answer carries
+    `cancel_requested`, as a heartbeat's does) learns that its attempt is over as a
+    heartbeating one does, instead of being told all is well until the lease is gone."""
+    job_id, token = _claim_render(as_user, as_worker, timeout_seconds=60)
+    report = {"lease_token": token, "percent": 40, "message": "frames"}
+    assert as_worker.post(f"/v1/jobs/{job_id}/progress", report).status == 200
+    _age(db, job_id, 61)
+    before = JobStore(db).get(UUID(job_id))
+    late = as_worker.post(f"/v1/jobs/{job_id}/progress", {**report, "percent": 90})
+    assert (late.status, late.error_code) == (409, "attempt_timed_out")
+    assert late.body["error"]["details"]["timeout_seconds"] == 60
+    after = JobStore(db).get(UUID(job_id))
+    assert (after.progress, after.progress_message, after.updated_at) == (
+        before.progress,
+        before.progress_message,
+        before.updated_at,
+    )
+    # Within the slack its last report is still taken.
+    done = as_worker.post(f"/v1/jobs/{job_id}/complete", {"lease_token": token, "result": 1})
+    assert (done.status, done.body["status"]) == (200, "succeeded")

@@ -90,14 +90,24 @@ def router(services: ApiServices) -> Router:
         "/v1/jobs/<job_id>/progress",
         **operation(
             "reportProgress",
-            "Report a claimed job's progress",
+            "Report a claimed job's progress; learn of a cancel request",
             tag="workers",
-            errors=[409],  # the lease is not held (also for a job that does not exist)
+            description=(
+                "Records `percent` and `message` while the attempt is within the job's "
+                "`timeout_seconds` (counted from the claim). After the timeout it answers 409 "
+                "`attempt_timed_out` and records nothing, as a heartbeat does: stop, and "
+                "complete or fail the job within the 30 s slack."
+            ),
+            # The lease is not held (also for a job that does not exist), or the attempt's
+            # timeout has passed (`attempt_timed_out`).
+            errors=[409],
         ),
     )
     def progress(job_id: UUID, body: ProgressRequest) -> dict[str, Any]:
         worker()
-        job = held(services.jobs.set_progress(job_id, body.lease_token, body.percent, body.message))
+        job = held(
+            services.jobs.report_progress(job_id, body.lease_token, body.percent, body.message)
+        )
         return {"progress": job.progress, "cancel_requested": job.cancel_requested}
 
     @r.post(
