@@ -226,15 +226,24 @@ class Outcomes:
             updated = self.store.fail(
                 job.id, token, description, decision, resend=message is None, actor=actor
             )
-        self.logger.warning(
-            "job attempt failed",
-            extra={
-                **log_keys(job),
-                "error": description,
-                "retry": decision.retry,
-                "delay_seconds": round(decision.delay_seconds, 3),
-            },
-        )
+        if updated is None:
+            # Nothing was recorded (the job finished, or its lease was recovered, meanwhile):
+            # a failed attempt and a retry that never happened must not show in the log.
+            self.logger.info(
+                "failure report ignored: the attempt's lease is no longer held",
+                extra={**log_keys(job), "error": description},
+            )
+        else:
+            self.logger.warning(
+                "job attempt failed",
+                extra={
+                    **log_keys(job),
+                    "error": description,
+                    "status": updated.status.value,
+                    "retry": decision.retry,
+                    "delay_seconds": round(decision.delay_seconds, 3),
+                },
+            )
         return self._after_failure(updated, decision, description, message, deadline)
 
     def lease_expired(self, job: Job) -> Failure | None:

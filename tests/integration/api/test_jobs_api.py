@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -607,6 +608,36 @@ def test_external_worker_failure_is_retried_then_final(as_user, as_worker) -> No
     )
     assert final.body["status"] == "failed"
     assert final.body["last_error"] == "gpu lost"
+
+
+def test_a_failure_report_that_changes_nothing_is_not_logged_as_a_failed_attempt(
+    as_user, as_worker, caplog
+) -> None:
+    """A late `/fail` (the job already succeeded, or its lease was recovered) is refused with
+    409 and changes nothing: the operator's log must not show a failed attempt and a retry
+    that never happened."""
+    job = as_user.post("/v1/jobs", {"type": "render", "max_attempts": 3}).body
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    lease = claimed["lease_token"]
+    assert as_worker.post(f"/v1/jobs/{job['id']}/complete", {"lease_token": lease}).status == 200
+    with caplog.at_level(logging.INFO):
+        late = as_worker.post(f"/v1/jobs/{job['id']}/fail", {"lease_token": lease, "error": "gpu"})
+    assert late.status == 409
+    assert [r for r in caplog.records if r.getMessage() == "job attempt failed"] == []
+    [ignored] = [r for r in caplog.records if "failure report ignored" in r.getMessage()]
+    assert ignored.job_id == job["id"]
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["status"] == "succeeded"
+    # A failure that is recorded is logged as one, with the state it left the job in.
+    second = as_user.post("/v1/jobs", {"type": "render", "max_attempts": 3}).body
+    [claimed] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        failed = as_worker.post(
+            f"/v1/jobs/{second['id']}/fail", {"lease_token": claimed["lease_token"], "error": "gpu"}
+        )
+    assert failed.status == 200
+    [line] = [r for r in caplog.records if r.getMessage() == "job attempt failed"]
+    assert (line.job_id, line.status) == (second["id"], "queued")
 
 
 def test_worker_routes_refuse_lambda_jobs(as_user, as_worker, db) -> None:
