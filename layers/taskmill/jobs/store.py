@@ -237,8 +237,13 @@ SELECT count(pg_advisory_xact_lock(h)) AS locked FROM (
 ) AS keys"""
 )
 
+# A candidate row `c`'s priority as a rank: high first.
+_PRIORITY_RANK = "CASE c.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END"
+
 # Admission, second statement: claim what every limit allows. Per limited key, the batch's
-# jobs are ranked oldest first (`place`); a job is admitted if, for each of its keys,
+# jobs are ranked highest priority, then oldest, first (`place`, the order jobs are admitted
+# in: a limit that lets one job of a key start lets the first, never a `low` one ahead of a
+# `high` one an external claim picked with it); a job is admitted if, for each of its keys,
 # running + place <= concurrency and place <= the tokens in the key's bucket. A job refused
 # by one key still takes its place under its other keys, so a batch may admit fewer than it
 # could, never more. Tokens are taken in the same statement.
@@ -269,7 +274,9 @@ WITH clock AS MATERIALIZED (
            least(l.rate_limit::float8, l.tokens + greatest(0, extract(epoch FROM
                (SELECT now FROM clock) - l.refilled_at)) * l.rate_limit / l.rate_period_seconds)
                AS tokens_now,
-           row_number() OVER (PARTITION BY k.key ORDER BY c.created_at, c.id) AS place
+           row_number() OVER (PARTITION BY k.key ORDER BY """
+    + _PRIORITY_RANK
+    + """, c.created_at, c.id) AS place
     FROM cand c CROSS JOIN LATERAL unnest(c.keys) AS k(key)
     LEFT JOIN limits l ON l.key = k.key
     WHERE NOT c.paused AND NOT c.early
@@ -322,8 +329,9 @@ WITH clock AS MATERIALIZED (
     FROM (SELECT c.id FROM cand c
           WHERE NOT c.paused AND NOT c.early
             AND NOT EXISTS (SELECT 1 FROM over o WHERE o.id = c.id)
-          ORDER BY CASE c.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END,
-                   c.created_at
+          ORDER BY """
+    + _PRIORITY_RANK
+    + """, c.created_at
           LIMIT %(max_claims)s) AS admitted
     WHERE jobs.id = admitted.id AND jobs.status = 'queued' AND """
     + _ON_ITS_QUEUE_UPDATED

@@ -237,6 +237,21 @@ def test_external_claims_obey_limits(store: JobStore, limits: LimitStore, db: Da
     assert store.claim_external(types=None, limit=3, actor="w") == []
 
 
+@pytest.mark.parametrize("spec", [{"concurrency": 1}, {"rate": {"limit": 1, "period_seconds": 60}}])
+def test_an_external_claim_under_a_limit_takes_the_highest_priority_first(
+    store: JobStore, limits: LimitStore, db: Database, spec: dict[str, object]
+) -> None:
+    """The claim hands out the highest priority first; a limit that lets one job of its key
+    start must not make it the oldest one instead (a `low` job ahead of a `high` one)."""
+    owner = make_user(db)
+    set_limit(limits, "gpu", **spec)
+    low = create_job(store, owner, type="ext", external=True, limit_keys=["gpu"], priority="low")
+    high = create_job(store, owner, type="ext", external=True, limit_keys=["gpu"], priority="high")
+    claimed = store.claim_external(types=None, limit=1, actor="w")
+    assert [j.id for j in claimed] == [high.id]
+    assert store.get(low.id).status is JobStatus.QUEUED
+
+
 @pytest.mark.parametrize("waiting", [4, 12])
 def test_an_external_claim_is_not_blocked_by_older_jobs_at_their_limit(
     store: JobStore, limits: LimitStore, db: Database, waiting: int
