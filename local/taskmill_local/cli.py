@@ -667,7 +667,14 @@ def cmd_login(client: Client, args: argparse.Namespace) -> int:
 def cmd_logout(client: Client, args: argparse.Namespace) -> int:
     if not client.has_session:
         if args.json:
-            print_json({"url": client.url, "profile": client.profile, "was_logged_in": False})
+            print_json(
+                {
+                    "url": client.url,
+                    "profile": client.profile,
+                    "was_logged_in": False,
+                    "session_ended": False,  # the same keys whichever way: scripts read them
+                }
+            )
         else:
             print(f"not logged in to {client.url} (profile {client.profile}); nothing to do")
         return EXIT_OK

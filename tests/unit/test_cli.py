@@ -194,6 +194,30 @@ def test_a_profiles_tokens_go_only_to_its_own_url(
     assert f"not logged in ({url}, profile default)" in capsys.readouterr().err
 
 
+def test_json_logout_answers_the_same_fields_logged_in_or_not(
+    api, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen, answers = api
+    save_profile(isolated, url)
+    answers["/v1/auth/logout"] = (204, None)
+    assert main(["--json", "--url", url, "logout"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "url": url,
+        "profile": "default",
+        "was_logged_in": True,
+        "session_ended": True,
+    }
+    # Again, with nothing left to end: a script reads the same keys, not a KeyError.
+    assert main(["--json", "--url", url, "logout"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "url": url,
+        "profile": "default",
+        "was_logged_in": False,
+        "session_ended": False,
+    }
+    assert [s["path"] for s in seen] == ["/v1/auth/logout"]
+
+
 @pytest.mark.parametrize(("status", "code"), [(403, 4), (409, 4), (429, 4), (500, 5), (503, 5)])
 def test_exit_codes_follow_the_status(
     api, isolated: Path, capsys: pytest.CaptureFixture[str], status: int, code: int
