@@ -26,7 +26,10 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskmill.db import Database
 
 DEFAULT_ADMIN_EMAIL = "admin@taskmill.local"
 DEFAULT_PORT = 8000
@@ -128,9 +131,34 @@ class LocalStack:
     stop_event: threading.Event = field(default_factory=threading.Event)
     _exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _threads: list[threading.Thread] = field(default_factory=list)
-    admin_password: str = ""
+    # Whether the password the banner points at (TASKMILL_ADMIN_PASSWORD, else admin.password)
+    # opens the first admin's account: one made by an earlier start keeps its own.
+    admin_password_known: bool = True
     url: str = ""
     sqs_endpoint: str = ""
+
+    def _first_admin(self, db: Database) -> bool:
+        """Make the first admin unless its account exists, and tell whether the password the
+        banner points at opens it. An account made by an earlier start is never changed (as a
+        deploy never changes it): it keeps the password it was made with, or was given since,
+        whatever TASKMILL_ADMIN_PASSWORD says now; and no admin.password is generated for it,
+        since that password would open nothing."""
+        from taskmill.auth.bootstrap import ensure_first_admin
+        from taskmill.auth.passwords import verify_password
+        from taskmill.users.store import UserStore
+
+        config = self.config
+        password_file = config.data_dir / "admin.password"
+        account = UserStore(db).find_by_email(config.admin_email)
+        password: str | None = config.admin_password
+        if account is None:
+            password = password or _secret_file(password_file, 12)
+            account, created = ensure_first_admin(db, config.admin_email, password)
+            if created:
+                return True
+        elif password is None and password_file.exists():
+            password = password_file.read_text().strip()
+        return password is not None and verify_password(password, account.password_hash)
 
     def start(self) -> LocalStack:
         try:
@@ -184,7 +212,6 @@ class LocalStack:
         self._check_settings()
         self._step()
 
-        from taskmill.auth.bootstrap import ensure_first_admin
         from taskmill.db import Database
         from taskmill.db.migrate import migrate
         from taskmill.jobs.store import JobStore
@@ -194,12 +221,9 @@ class LocalStack:
 
         migrate(database_url)
         self._step()
-        self.admin_password = config.admin_password or _secret_file(
-            config.data_dir / "admin.password", 12
-        )
         db = Database(database_url, application_name="taskmill-local")
         try:
-            ensure_first_admin(db, config.admin_email, self.admin_password)
+            self.admin_password_known = self._first_admin(db)
             store = JobStore(db)
             queue = JobQueue(load_settings(QueueSettings))
             if not config.aws_endpoint_url:
@@ -401,12 +425,24 @@ def _cli_command() -> str:
 
 def banner(config: LocalConfig, stack: LocalStack) -> str:
     login = f"{_cli_command()} login --url {stack.url} --email {shlex.quote(config.admin_email)}"
-    if config.admin_password:
-        kept = "from TASKMILL_ADMIN_PASSWORD"
+    if not stack.admin_password_known:
+        if config.admin_password:
+            why = "TASKMILL_ADMIN_PASSWORD only sets a new account's"
+        elif (config.data_dir / "admin.password").exists():
+            why = (
+                f"not the one in {_shown(config.data_dir / 'admin.password')}: changed since, "
+                "or set by TASKMILL_ADMIN_PASSWORD"
+            )
+        else:
+            why = "set by TASKMILL_ADMIN_PASSWORD then, or changed since"
+        kept = f"made by an earlier start with another password ({why})"
+        login += "   # asks for the password"
+    elif config.admin_password:
+        kept = "password from TASKMILL_ADMIN_PASSWORD"
         login += "   # asks for the password"
     else:
         password_file = _shown(config.data_dir / "admin.password")
-        kept = f"in {password_file}"
+        kept = f"password in {password_file}"
         # `--password=`: a generated password may start with "-", which argparse would take
         # for an option after a separate `--password` (a flaky banner test showed it).
         login += f' --password="$(cat {shlex.quote(password_file)})"'
@@ -428,7 +464,7 @@ def banner(config: LocalConfig, stack: LocalStack) -> str:
         f"  Console:     {stack.url}/console/\n"
         f"  SQS:         {stack.sqs_endpoint}  {sqs_note}\n"
         f"  database:    {database}\n"
-        f"  admin:       {config.admin_email}, password {kept}\n"
+        f"  admin:       {config.admin_email}, {kept}\n"
         f"  log in:      {login}\n"
         f"Ctrl-C (or `kill {os.getpid()}`) stops everything. "
         f"More output: TASKMILL_LOG_LEVEL=info or debug.\n"

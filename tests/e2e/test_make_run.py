@@ -111,6 +111,49 @@ def test_the_banner_says_where_everything_is_and_its_login_line_works(tmp_path) 
     assert not (data_dir / "sqs.endpoint").exists()
 
 
+def banner_of(stack: RunningStack) -> str:
+    deadline = time.monotonic() + 60
+    while "log in:" not in stack.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return stack.log.read_text()
+
+
+def signs_in(stack: RunningStack, password: str) -> bool:
+    body = {"email": ADMIN_EMAIL, "password": password}
+    return Http(stack.url).call("POST", "/v1/auth/login", body)[0] == 200
+
+
+def test_a_restart_never_points_at_a_password_the_admin_does_not_have(tmp_path) -> None:
+    """The first admin is made once and never changed by a later start (as a deploy never
+    changes it): a restart with another TASKMILL_ADMIN_PASSWORD, or with none, must not send
+    the user to a password that does not open the account."""
+    data_dir = tmp_path / "data"
+    password_file = data_dir / "admin.password"
+    first = start_stack(data_dir)  # TASKMILL_ADMIN_PASSWORD=ADMIN_PASSWORD
+    assert "password from TASKMILL_ADMIN_PASSWORD" in banner_of(first)
+    assert first.stop() == 0
+
+    second = start_stack(data_dir, {"TASKMILL_ADMIN_PASSWORD": "another-password-1"})
+    try:
+        shown = banner_of(second)
+        assert signs_in(second, ADMIN_PASSWORD)  # unchanged, as documented
+        assert "password from TASKMILL_ADMIN_PASSWORD" not in shown
+        assert "made by an earlier start with another password" in shown
+        assert "# asks for the password" in shown
+    finally:
+        assert second.stop() == 0
+
+    third = start_stack(data_dir, {"TASKMILL_ADMIN_PASSWORD": ""})
+    try:
+        shown = banner_of(third)
+        assert f"password in {password_file}" not in shown
+        assert "made by an earlier start with another password" in shown
+        # No file holding a password that opens nothing (`until [ -s admin.password ]`).
+        assert not password_file.exists()
+    finally:
+        assert third.stop() == 0
+
+
 @pytest.mark.parametrize("which", ["TASKMILL_PORT", "TASKMILL_SQS_PORT"])
 def test_a_port_in_use_is_one_line_with_the_fix_and_nothing_starts(
     tmp_path, listening: int, which: str
