@@ -493,7 +493,38 @@ def fail(message: str) -> int:
     return 1
 
 
-def main() -> int:
+USAGE = """usage: make run   (= python -m taskmill_local.stack; taskmill-local when installed)
+
+Starts the whole platform on this machine: Postgres, SQS, the API on TASKMILL_PORT, worker
+pollers and the recovery sweep, until Ctrl-C. It takes no arguments; its settings are
+environment variables, among them:
+
+  TASKMILL_PORT            the API's port (8000; 0: any free one)
+  TASKMILL_SQS_PORT        the local SQS's port (9324; 0: any free one)
+  TASKMILL_DATA_DIR        where its data lives (.taskmill in the current directory)
+  DATABASE_URL             a Postgres of yours instead of the embedded one
+  AWS_ENDPOINT_URL         an SQS of yours instead of the local one
+  TASKMILL_ADMIN_EMAIL     the first admin (admin@taskmill.local)
+  TASKMILL_ADMIN_PASSWORD  its password when it is made (else generated into the data dir)
+  TASKMILL_JOB_MODULES     your job types' modules, comma-separated
+  TASKMILL_LOG_LEVEL       debug, info, warning (the default) or error
+
+README.md, "Running locally (`make run`)", has them all."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if args:
+        print(
+            f"taskmill: the local stack takes no arguments ({' '.join(args)}): its settings are "
+            "environment variables, e.g. TASKMILL_PORT=8001 make run (--help lists them)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
     if sys.version_info < (3, 11):  # noqa: UP036 - `python3 -m taskmill_local.stack` with an old python3
         return fail(
             f"Python 3.11 or newer is needed, this is {sys.version.split()[0]} "

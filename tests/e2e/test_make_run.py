@@ -154,6 +154,40 @@ def test_a_restart_never_points_at_a_password_the_admin_does_not_have(tmp_path) 
         assert third.stop() == 0
 
 
+@pytest.mark.parametrize(("argv", "code"), [(["--help"], 0), (["-h"], 0), (["--port", "9"], 2)])
+def test_arguments_start_nothing_help_says_where_the_settings_are(
+    tmp_path, argv: list[str], code: int
+) -> None:
+    """`taskmill-local --help` (or `python -m taskmill_local.stack --help`) is a question, not
+    a start: it used to start the whole stack on the default ports, data in the current
+    directory. Its settings are environment variables; an argument is a usage error."""
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskmill_local.stack", *argv],
+        cwd=tmp_path,
+        env=stack_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+        pytest.fail(f"`{' '.join(argv)}` started the stack")
+    assert process.returncode == code, err
+    assert "Taskmill is running" not in out
+    assert not data_dir.exists()
+    if code == 0:
+        assert "TASKMILL_PORT" in out
+        assert "TASKMILL_DATA_DIR" in out
+    else:
+        [line] = err.splitlines()
+        assert line.startswith("taskmill: ")
+        assert "--help" in line
+
+
 @pytest.mark.parametrize("which", ["TASKMILL_PORT", "TASKMILL_SQS_PORT"])
 def test_a_port_in_use_is_one_line_with_the_fix_and_nothing_starts(
     tmp_path, listening: int, which: str
