@@ -1189,3 +1189,10 @@ def test_an_empty_cursor_is_the_first_page_on_every_list(as_admin, path: str) ->
 def test_an_audit_cursor_past_any_entry_is_not_valid(as_admin) -> None:
     r = as_admin.get("/v1/audit?cursor=99999999999999999999")
     assert (r.status, r.body["error"]["message"]) == (400, "cursor is not valid")
+
+
+def test_a_limits_cursor_that_is_no_key_says_the_cursor_is_not_valid(as_admin) -> None:
+    """As on every other list: the message names the cursor, not a limit key the caller
+    never sent."""
+    r = as_admin.get("/v1/limits?cursor=not%20a%20key")
+    assert (r.status, r.body["error"]["message"]) == (400, "cursor is not valid")

@@ -14,7 +14,7 @@ from taskmill.api.models import LimitList, LimitOut, LimitPut, PauseOut
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, NotFound
-from taskmill.flow.keys import require_key, require_limit_key
+from taskmill.flow.keys import is_valid_key, require_key, require_limit_key
 from taskmill.flow.limits import Limit, LimitSpec, Rate, loosens, room_now
 from taskmill.flow.pauses import Pause, PauseKind
 from taskmill.topology import Priority
@@ -65,8 +65,8 @@ def router(services: ApiServices) -> Router:
         cursor: Annotated[str | None, Query(max_length=128)] = None,
     ) -> LimitList:
         admin()
-        if cursor:  # empty: the first page, as on every list
-            require_key(cursor)
+        if cursor and not is_valid_key(cursor):  # empty: the first page, as on every list
+            raise InvalidInput("cursor is not valid")
         rows = services.limits.list(limit=limit + 1, after=cursor or None)
         page = rows[:limit]
         return LimitList(
