@@ -11,7 +11,8 @@ from uuid import UUID
 from taskmill.errors import InvalidInput, TaskmillError
 from taskmill.jobs.store import JobStore
 from taskmill.jobtypes.registry import JobTypeRegistry
-from taskmill.lifecycle.submit import JobRequest, resolve, submit
+from taskmill.lifecycle.sending import send_pending
+from taskmill.lifecycle.submit import JobRequest, create_jobs, resolve
 from taskmill.queue.sqs import JobQueue
 from taskmill.schedules.cron import CronExpression
 from taskmill.schedules.store import Schedule, ScheduleStore
@@ -95,33 +96,45 @@ def fire_due(
                 )
             continue
         key = f"schedule:{schedule.id}:{schedule.next_fire_at.isoformat()}"
-        job_id = None
-        try:
-            request = _template_request(schedule, key, registry)
-            # A template stored before internal types were refused must not create one.
-            registry.submittable(str(request.type))
-            [result] = submit(
-                jobs,
-                queue,
-                registry,
-                schedule.owner_id,
-                [request],
-                actor=f"schedule:{schedule.id}",
-                unfinished_limit=unfinished_limit,
+        new_job = None
+        # The job and the move to the next fire time commit together, under the schedule's
+        # row lock, and only if it is still enabled at this fire time: a pause or an edit
+        # answered since `due` read it is not followed by the run it called off.
+        with schedules.firing(schedule.id, fire_at=schedule.next_fire_at) as firing:
+            if not firing.due:
+                continue
+            job_id = None
+            try:
+                with firing.savepoint():
+                    request = _template_request(schedule, key, registry)
+                    # A template stored before internal types were refused must not create one.
+                    registry.submittable(str(request.type))
+                    [result] = create_jobs(
+                        jobs,
+                        registry,
+                        schedule.owner_id,
+                        [request],
+                        actor=f"schedule:{schedule.id}",
+                        unfinished_limit=unfinished_limit,
+                    )
+                job_id = result.job.id
+                created += int(result.created)
+                new_job = result.job if result.created else None
+            except TaskmillError as exc:
+                # The template no longer fits (a type removed, a dependency deleted) or its
+                # owner is at the quota: skip the slot rather than retrying it every minute.
+                log.warning(
+                    "schedule could not create its job",
+                    extra={"schedule_id": str(schedule.id), "error": exc.message},
+                )
+            schedules.advance(
+                schedule.id,
+                fired_at=schedule.next_fire_at,
+                next_fire_at=following,
+                job_id=job_id,
             )
-            job_id = result.job.id
-            created += int(result.created)
-        except TaskmillError as exc:
-            # The template no longer fits (a type removed, a dependency deleted) or its owner
-            # is at the quota: skip the slot rather than retrying it every minute.
-            log.warning(
-                "schedule could not create its job",
-                extra={"schedule_id": str(schedule.id), "error": exc.message},
-            )
-        schedules.advance(
-            schedule.id,
-            fired_at=schedule.next_fire_at,
-            next_fire_at=following,
-            job_id=job_id,
-        )
+        # Sent once committed (a worker must find the row); one not sent stays marked for
+        # the sweep's resend.
+        if new_job is not None:
+            send_pending(jobs, queue, [new_job])
     return Fired(created, disabled)

@@ -106,6 +106,36 @@ def resolve(
     )
 
 
+def create_jobs(
+    store: JobStore,
+    registry: JobTypeRegistry,
+    owner_id: UUID,
+    requests: Sequence[JobRequest],
+    *,
+    actor: str,
+    unfinished_limit: int | None = None,
+    account: AccountCheck | None = None,
+    idempotency_ttl_seconds: float | None = None,
+) -> list[CreateResult]:
+    """The rows of `submit`, their messages not sent: for a caller that creates them inside
+    its own transaction and sends them (`send_pending`) once it committed."""
+    specs = []
+    for row, request in enumerate(requests):
+        try:
+            specs.append(resolve(request, registry, owner_id=owner_id))
+        except TaskmillError as exc:
+            exc.row = row  # which job of a batch: its 400 names it
+            raise
+    return store.create_many(
+        owner_id,
+        specs,
+        actor=actor,
+        unfinished_limit=unfinished_limit,
+        account=account,
+        idempotency_ttl_seconds=idempotency_ttl_seconds,
+    )
+
+
 def submit(
     store: JobStore,
     queue: JobQueue,
@@ -121,16 +151,11 @@ def submit(
 ) -> list[CreateResult]:
     """`account`: create only while the owner's account and session allow it (API callers);
     the platform's own submissions (schedules, webhooks) pass none."""
-    specs = []
-    for row, request in enumerate(requests):
-        try:
-            specs.append(resolve(request, registry, owner_id=owner_id))
-        except TaskmillError as exc:
-            exc.row = row  # which job of a batch: its 400 names it
-            raise
-    results = store.create_many(
+    results = create_jobs(
+        store,
+        registry,
         owner_id,
-        specs,
+        requests,
         actor=actor,
         unfinished_limit=unfinished_limit,
         account=account,

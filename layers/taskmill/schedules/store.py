@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -35,6 +38,20 @@ class Schedule(BaseModel):
     # Why the sweep disabled it (its stored expression or zone no longer parses), and when.
     error: str | None = None
     error_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A schedule's fire time being fired (`ScheduleStore.firing`): `due` is False when it
+    no longer is (paused, edited or fired by another sweep since it was read)."""
+
+    due: bool
+    _db: Database
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """A part of the firing that may fail on its own (creating the job) without
+        undoing the rest (moving the schedule on)."""
+        return self._db.transaction()
 
 
 class ScheduleStore:
@@ -181,6 +198,29 @@ class ScheduleStore:
             (error[:1000], schedule_id, fire_at),
         )
         return bool(rows)
+
+    @contextmanager
+    def firing(self, schedule_id: UUID, *, fire_at: datetime) -> Iterator[Firing]:
+        """A transaction firing the schedule's run at `fire_at`, holding its row: it is
+        `due` only if the schedule is still enabled at that fire time now. An edit (a pause,
+        a new expression) answered after the sweep read the schedule is seen here, so no
+        job is created for a run the owner was told would not happen; an edit arriving
+        meanwhile waits for the firing to commit, then applies to the schedule moved on."""
+        with self._db.transaction() as tx:
+            # The owner's row first, as deleting the account locks it before its schedules
+            # (cascade): holding the schedule, then taking the owner's row for the job's
+            # foreign key, would deadlock with such a delete.
+            tx.execute(
+                "SELECT 1 FROM users WHERE id = (SELECT owner_id FROM schedules WHERE id = %s) "
+                "FOR KEY SHARE",
+                (schedule_id,),
+            )
+            rows = tx.execute(
+                "SELECT id FROM schedules WHERE id = %s AND enabled AND next_fire_at = %s "
+                "FOR NO KEY UPDATE",
+                (schedule_id, fire_at),
+            )
+            yield Firing(bool(rows), self._db)
 
     def advance(
         self, schedule_id: UUID, *, fired_at: datetime, next_fire_at: datetime, job_id: UUID | None

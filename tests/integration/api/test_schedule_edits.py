@@ -13,6 +13,7 @@ from taskmill.db import Database
 from taskmill.errors import QuotaExceeded
 from taskmill.jobs.store import JobFilter, JobStore
 from taskmill.lifecycle.schedules import fire_due
+from taskmill.lifecycle.submit import JobRequest, create_jobs
 from taskmill.schedules.cron import CronExpression
 from taskmill.schedules.store import ScheduleStore
 
@@ -183,6 +184,149 @@ def test_repairing_a_schedule_the_sweep_disabled_clears_its_error(
         None,
         None,
     )
+
+
+def test_a_pause_answered_before_the_sweep_fires_the_schedule_creates_nothing(
+    as_user, db, job_queue, services, monkeypatch
+) -> None:
+    """The sweep reads the due schedules, then fires them one by one: a pause answered in
+    between (200, `enabled` false) used to be followed by the paused schedule's job all
+    the same. Each firing now rechecks the schedule under its row lock."""
+    schedule_id = due_schedule(db, owner_of(as_user))
+    read_due = ScheduleStore.due
+    answers: list[Any] = []
+
+    def due_then_paused(self: ScheduleStore, *, limit: int) -> list[Any]:
+        due = read_due(self, limit=limit)
+        answers.append(as_user.patch(f"/v1/schedules/{schedule_id}", {"enabled": False}))
+        return due
+
+    monkeypatch.setattr(ScheduleStore, "due", due_then_paused)
+    assert sweep(db, job_queue, services) == 0
+    [paused] = answers
+    assert paused.status == 200, paused.body
+    assert paused.body["enabled"] is False
+    assert jobs_of(db) == []
+    assert as_user.get(f"/v1/schedules/{schedule_id}").body == paused.body
+
+
+def test_an_expression_edited_before_the_sweep_fires_the_schedule_is_not_fired_as_it_was(
+    as_user, db, job_queue, services, monkeypatch
+) -> None:
+    """An edit answered between the sweep's read and its firing counts from now, as the
+    edit said: the run due under the old expression is not fired after it."""
+    schedule_id = due_schedule(db, owner_of(as_user))
+    read_due = ScheduleStore.due
+    answers: list[Any] = []
+
+    def due_then_edited(self: ScheduleStore, *, limit: int) -> list[Any]:
+        due = read_due(self, limit=limit)
+        answers.append(as_user.patch(f"/v1/schedules/{schedule_id}", {"cron": "@daily"}))
+        return due
+
+    monkeypatch.setattr(ScheduleStore, "due", due_then_edited)
+    assert sweep(db, job_queue, services) == 0
+    [edited] = answers
+    assert edited.status == 200, edited.body
+    assert jobs_of(db) == []
+    assert as_user.get(f"/v1/schedules/{schedule_id}").body == edited.body
+
+
+def test_a_pause_arriving_while_a_run_is_fired_waits_for_it_and_shows_it(
+    as_user, db, database_url
+) -> None:
+    """Two connections: the sweep holds the schedule's row while it fires a run; a pause
+    arriving meanwhile waits (Postgres says so), then applies to the schedule moved on, and
+    its answer names the run that was fired."""
+    schedule_id = due_schedule(db, owner_of(as_user))
+    fire_at = ScheduleStore(db).get(schedule_id).next_fire_at
+    [row] = db.execute("SELECT pg_backend_pid() AS pid")
+    api_pid = row["pid"]
+    sweep_db = Database(database_url)
+    observer = Database(database_url)
+    answers: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(
+            as_user.patch(f"/v1/schedules/{schedule_id}", {"enabled": False})
+        )
+    )
+    blocked = False
+    try:
+        store = ScheduleStore(sweep_db)
+        with store.firing(schedule_id, fire_at=fire_at) as firing:
+            assert firing.due
+            thread.start()
+            while thread.is_alive() and not blocked:
+                [seen] = observer.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (api_pid,)
+                )
+                blocked = seen["wait_event_type"] == "Lock"
+            store.advance(
+                schedule_id,
+                fired_at=fire_at,
+                next_fire_at=fire_at + timedelta(hours=1),
+                job_id=None,
+            )
+        thread.join()
+    finally:
+        sweep_db.close()
+        observer.close()
+    assert blocked, "the pause did not wait for the firing"
+    [paused] = answers
+    assert paused.status == 200, paused.body
+    assert paused.body["enabled"] is False
+    assert datetime.fromisoformat(paused.body["last_fire_at"]) == fire_at
+    assert datetime.fromisoformat(paused.body["next_fire_at"]) == fire_at + timedelta(hours=1)
+
+
+def test_deleting_the_owner_while_a_run_is_fired_waits_for_it_and_deadlocks_nothing(
+    as_user, as_admin, db, database_url, services
+) -> None:
+    """Two connections: deleting an account locks its row, then its schedules (cascade);
+    a firing that held the schedule first and then needed the account's row for its job
+    (the foreign key) would wait on the delete while the delete waited on it. The firing
+    holds the account's row first, so the delete waits for it and both succeed."""
+    owner = owner_of(as_user)
+    schedule_id = due_schedule(db, owner)
+    fire_at = ScheduleStore(db).get(schedule_id).next_fire_at
+    [row] = db.execute("SELECT pg_backend_pid() AS pid")
+    api_pid = row["pid"]
+    sweep_db = Database(database_url)
+    observer = Database(database_url)
+    answers: list[Any] = []
+    thread = threading.Thread(target=lambda: answers.append(as_admin.delete(f"/v1/users/{owner}")))
+    blocked = False
+    try:
+        store = ScheduleStore(sweep_db)
+        with store.firing(schedule_id, fire_at=fire_at) as firing:
+            assert firing.due
+            thread.start()
+            while thread.is_alive() and not blocked:
+                [seen] = observer.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (api_pid,)
+                )
+                blocked = seen["wait_event_type"] == "Lock"
+            [made] = create_jobs(
+                JobStore(sweep_db),
+                services.registry,
+                owner,
+                [JobRequest(type="noop", payload={}, idempotency_key="k")],
+                actor=f"schedule:{schedule_id}",
+            )
+            store.advance(
+                schedule_id,
+                fired_at=fire_at,
+                next_fire_at=fire_at + timedelta(hours=1),
+                job_id=made.job.id,
+            )
+        thread.join()
+    finally:
+        sweep_db.close()
+        observer.close()
+    assert blocked, "the delete did not wait for the firing"
+    [deleted] = answers
+    assert deleted.status == 204, deleted.body
+    assert db.execute("SELECT id FROM schedules WHERE id = %s", (schedule_id,)) == []
 
 
 def test_an_edit_computed_from_a_stale_read_is_not_written(db, database_url, as_user) -> None:
