@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import pytest
 from taskmill.errors import Conflict, InvalidInput, NotFound
+from taskmill.schedules.cron import CronExpression
 from taskmill.schedules.edits import EDIT_ATTEMPTS, edit_schedule, timing
 from taskmill.schedules.store import Schedule
 
@@ -42,6 +43,17 @@ def test_an_edit_that_leaves_the_timing_alone_keeps_the_stored_next_run() -> Non
         {"cron": None, "timezone": None, "enabled": False},  # turning it off
     ):
         assert not timing(schedule(), now=NOW, **edit).changed, edit
+
+
+def test_the_expression_as_written_at_creation_is_no_change() -> None:
+    """A macro is stored in lower case (`@Daily` at creation is `@daily`): a client sending
+    back what it created with, its stored next run due and not yet fired, changed nothing,
+    where it used to count from now and drop that run."""
+    stored = schedule(cron=CronExpression.parse("@Daily").text)
+    assert stored.cron == "@daily"
+    for cron in ("@Daily", "@DAILY", " @daily "):
+        kept = timing(stored, cron=cron, timezone=None, enabled=None, now=NOW)
+        assert not kept.changed, cron
 
 
 def test_a_new_expression_or_zone_counts_from_the_edit() -> None:

@@ -74,6 +74,13 @@ def time_zone(name: str) -> tzinfo:
     return ZoneInfo(name)
 
 
+def stored_text(text: str) -> str:
+    """An expression as `CronExpression.parse` stores it (runs of spaces as one, a macro in
+    lower case), so two ways of writing one expression compare equal."""
+    normalised = " ".join(text.split())
+    return normalised.lower() if normalised.startswith("@") else normalised
+
+
 @dataclass(frozen=True)
 class CronExpression:
     """A validated expression and its zone. `text` and `timezone` are what is stored."""
@@ -86,9 +93,8 @@ class CronExpression:
     @classmethod
     def parse(cls, text: str, timezone: str = DEFAULT_TIMEZONE) -> CronExpression:
         zone = time_zone(timezone)
-        normalised = " ".join(text.split())
+        normalised = stored_text(text)
         if normalised.startswith("@"):
-            normalised = normalised.lower()
             if normalised not in MACROS:
                 raise _invalid(
                     "cron", f"unknown cron macro {normalised!r}: use one of {', '.join(MACROS)}"

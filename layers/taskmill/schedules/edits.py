@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from taskmill.errors import Conflict, NotFound
-from taskmill.schedules.cron import CronExpression
+from taskmill.schedules.cron import CronExpression, stored_text
 from taskmill.schedules.store import Schedule, ScheduleStore
 
 # Tries against edits of the same schedule landing at once (another PATCH, the sweep
@@ -45,7 +45,7 @@ def timing(
     the stored next run. Raises `InvalidInput` (400, `loc` `cron` or `timezone`) for an
     expression or zone that does not parse, the stored one included when it is turned on
     again after the sweep disabled it for not parsing."""
-    new_text = cron if cron is not None and " ".join(cron.split()) != schedule.cron else None
+    new_text = cron if cron is not None and stored_text(cron) != schedule.cron else None
     new_zone = timezone if timezone is not None and timezone != schedule.timezone else None
     turned_on = enabled is True and not schedule.enabled
     if new_text is None and new_zone is None and not turned_on:
