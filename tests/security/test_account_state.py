@@ -145,3 +145,36 @@ def test_a_disabled_users_schedules_create_nothing(as_user, as_admin, db, job_qu
     fired = fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10)
     assert fired.created == 0
     assert JobStore(db).list_jobs(JobFilter()).items == []
+
+
+def test_an_account_disabled_after_the_sweep_read_its_due_schedules_creates_nothing(
+    as_user, as_admin, db, job_queue, services, monkeypatch
+):
+    """The sweep reads the due schedules (skipping disabled owners), then fires them one by
+    one: an account disabled in between (200) had its schedule's job created all the same.
+    The firing checks the owner again; the run waits, as any disabled owner's does."""
+    from taskmill.jobs.store import JobFilter, JobStore
+    from taskmill.lifecycle.schedules import fire_due
+    from taskmill.schedules.store import ScheduleStore
+
+    me = as_user.get("/v1/auth/me").body
+    created = as_user.post(
+        "/v1/schedules", {"name": "m", "cron": "*/5 * * * *", "job": {"type": "noop"}}
+    )
+    assert created.status == 201
+    db.execute("UPDATE schedules SET next_fire_at = now() - interval '1 minute'")
+    [waiting] = db.execute("SELECT next_fire_at FROM schedules")
+    read_due = ScheduleStore.due
+    answers = []
+
+    def due_then_disabled(self, *, limit):
+        due = read_due(self, limit=limit)
+        answers.append(as_admin.patch(f"/v1/users/{me['id']}", {"disabled": True}))
+        return due
+
+    monkeypatch.setattr(ScheduleStore, "due", due_then_disabled)
+    fired = fire_due(ScheduleStore(db), JobStore(db), job_queue, services.registry, limit=10)
+    assert [a.status for a in answers] == [200]
+    assert fired.created == 0
+    assert JobStore(db).list_jobs(JobFilter()).items == []
+    assert db.execute("SELECT next_fire_at FROM schedules") == [waiting]

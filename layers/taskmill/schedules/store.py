@@ -202,7 +202,8 @@ class ScheduleStore:
     @contextmanager
     def firing(self, schedule_id: UUID, *, fire_at: datetime) -> Iterator[Firing]:
         """A transaction firing the schedule's run at `fire_at`, holding its row: it is
-        `due` only if the schedule is still enabled at that fire time now. An edit (a pause,
+        `due` only if the schedule is still enabled at that fire time now, and its owner
+        may still create jobs. An edit (a pause,
         a new expression) answered after the sweep read the schedule is seen here, so no
         job is created for a run the owner was told would not happen; an edit arriving
         meanwhile waits for the firing to commit, then applies to the schedule moved on."""
@@ -215,9 +216,12 @@ class ScheduleStore:
                 "FOR KEY SHARE",
                 (schedule_id,),
             )
+            # As in `due`: an owner who may not create jobs now (disabled, or made a
+            # `worker` since `due` read the schedule) creates nothing; the run waits.
             rows = tx.execute(
-                "SELECT id FROM schedules WHERE id = %s AND enabled AND next_fire_at = %s "
-                "FOR NO KEY UPDATE",
+                "SELECT s.id FROM schedules s JOIN users u ON u.id = s.owner_id "
+                "WHERE s.id = %s AND s.enabled AND s.next_fire_at = %s "
+                "AND NOT u.disabled AND u.role IN ('user', 'admin') FOR NO KEY UPDATE OF s",
                 (schedule_id, fire_at),
             )
             yield Firing(bool(rows), self._db)
