@@ -15,6 +15,7 @@ from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobFilter, JobStore
 
 from tests.support.factories import create_job, make_user, new_job
+from tests.support.locks import waits_for_a_lock
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -145,12 +146,7 @@ def retry_while_the_dependency_finishes(
         thread.start()
         # The retry must wait for the dependency's row rather than decide on the state it
         # had before this transaction (no sleep: Postgres says when it waits).
-        blocked = False
-        while thread.is_alive() and not blocked:
-            [row] = db.execute(
-                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-            )
-            blocked = row["wait_event_type"] == "Lock"
+        blocked = waits_for_a_lock(db, pid, thread)
     # Committed. The worker then releases the dependents of what it finished.
     JobStore(finisher).release_waiting(limit=10, job_ids=[dep.id])
     thread.join()

@@ -17,6 +17,8 @@ from taskmill.lifecycle.submit import JobRequest, create_jobs
 from taskmill.schedules.cron import CronExpression
 from taskmill.schedules.store import ScheduleStore
 
+from tests.support.locks import waits_for_a_lock
+
 
 def owner_of(client: Any) -> UUID:
     return UUID(client.get("/v1/auth/me").body["id"])
@@ -256,11 +258,7 @@ def test_a_pause_arriving_while_a_run_is_fired_waits_for_it_and_shows_it(
         with store.firing(schedule_id, fire_at=fire_at) as firing:
             assert firing.due
             thread.start()
-            while thread.is_alive() and not blocked:
-                [seen] = observer.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (api_pid,)
-                )
-                blocked = seen["wait_event_type"] == "Lock"
+            blocked = waits_for_a_lock(observer, api_pid, thread)
             store.advance(
                 schedule_id,
                 fired_at=fire_at,
@@ -301,11 +299,7 @@ def test_deleting_the_owner_while_a_run_is_fired_waits_for_it_and_deadlocks_noth
         with store.firing(schedule_id, fire_at=fire_at) as firing:
             assert firing.due
             thread.start()
-            while thread.is_alive() and not blocked:
-                [seen] = observer.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (api_pid,)
-                )
-                blocked = seen["wait_event_type"] == "Lock"
+            blocked = waits_for_a_lock(observer, api_pid, thread)
             [made] = create_jobs(
                 JobStore(sweep_db),
                 services.registry,
@@ -396,11 +390,7 @@ def test_two_creates_at_once_cannot_both_take_the_last_place(db, database_url, a
         with first.transaction():
             ScheduleStore(first).create(owner, "first", daily, template, limit=1)
             thread.start()
-            while thread.is_alive() and not blocked:
-                [row] = db.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-                )
-                blocked = row["wait_event_type"] == "Lock"
+            blocked = waits_for_a_lock(db, pid, thread)
         thread.join()
     finally:
         first.close()
