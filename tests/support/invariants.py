@@ -110,29 +110,24 @@ class ApiView:
         return sum(int(body["by_status"].get(name, 0)) for name in UNFINISHED)
 
     def all_jobs(self) -> list[dict[str, Any]]:
-        jobs: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            path = "/v1/jobs?limit=200" + (f"&cursor={cursor}" if cursor else "")
-            status, body = self.admin.call("GET", path)
-            assert status == 200, body
-            jobs.extend(body["items"])
-            cursor = body["next_cursor"]
-            if not cursor:
-                return jobs
+        return self._every_page("/v1/jobs")
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """The whole history: every page of it."""
-        events: list[dict[str, Any]] = []
+        return self._every_page(f"/v1/jobs/{job_id}/events")
+
+    def _every_page(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
         cursor = None
         while True:
-            path = f"/v1/jobs/{job_id}/events?limit=200" + (f"&cursor={cursor}" if cursor else "")
-            status, body = self.admin.call("GET", path)
+            status, body = self.admin.call(
+                "GET", f"{path}?limit=200" + (f"&cursor={cursor}" if cursor else "")
+            )
             assert status == 200, body
-            events.extend(body["items"])
+            items.extend(body["items"])
             cursor = body["next_cursor"]
             if not cursor:
-                return events
+                return items
 
 
 @dataclass

@@ -54,6 +54,11 @@ class Firing:
         return self._db.transaction()
 
 
+# An owner `u` who may create jobs now: jobs are created by users and admins, so a disabled
+# account, or one made a `worker`, fires nothing (its schedules wait, then catch up once).
+_OWNER_MAY_CREATE = "NOT u.disabled AND u.role IN ('user', 'admin')"
+
+
 class ScheduleStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -181,9 +186,9 @@ class ScheduleStore:
             " SELECT s.*, row_number() OVER ("
             "  PARTITION BY s.owner_id ORDER BY s.next_fire_at, s.id) AS owner_turn"
             " FROM schedules s JOIN users u ON u.id = s.owner_id"
-            " WHERE s.enabled AND s.next_fire_at <= now() AND NOT u.disabled"
-            " AND u.role IN ('user', 'admin')"
-            ") due ORDER BY owner_turn, next_fire_at, id LIMIT %s",
+            " WHERE s.enabled AND s.next_fire_at <= now() AND "
+            + _OWNER_MAY_CREATE
+            + ") due ORDER BY owner_turn, next_fire_at, id LIMIT %s",
             (limit,),
         )
         return [Schedule.model_validate(row) for row in rows]
@@ -203,10 +208,10 @@ class ScheduleStore:
     def firing(self, schedule_id: UUID, *, fire_at: datetime) -> Iterator[Firing]:
         """A transaction firing the schedule's run at `fire_at`, holding its row: it is
         `due` only if the schedule is still enabled at that fire time now, and its owner
-        may still create jobs. An edit (a pause,
-        a new expression) answered after the sweep read the schedule is seen here, so no
-        job is created for a run the owner was told would not happen; an edit arriving
-        meanwhile waits for the firing to commit, then applies to the schedule moved on."""
+        may still create jobs. An edit (a pause, a new expression) answered after the sweep
+        read the schedule is seen here, so no job is created for a run the owner was told
+        would not happen; an edit arriving meanwhile waits for the firing to commit, then
+        applies to the schedule moved on."""
         with self._db.transaction() as tx:
             # The owner's row first, as deleting the account locks it before its schedules
             # (cascade): holding the schedule, then taking the owner's row for the job's
@@ -221,7 +226,7 @@ class ScheduleStore:
             rows = tx.execute(
                 "SELECT s.id FROM schedules s JOIN users u ON u.id = s.owner_id "
                 "WHERE s.id = %s AND s.enabled AND s.next_fire_at = %s "
-                "AND NOT u.disabled AND u.role IN ('user', 'admin') FOR NO KEY UPDATE OF s",
+                "AND " + _OWNER_MAY_CREATE + " FOR NO KEY UPDATE OF s",
                 (schedule_id, fire_at),
             )
             yield Firing(bool(rows), self._db)
