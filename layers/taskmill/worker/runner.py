@@ -12,7 +12,9 @@ outcome of the platform.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ LEASE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 20.0
 # The longest the batch waits between looks at its bodies (timeouts, the deadline).
 POLL_SECONDS = 0.5
+# Bodies still waiting this long after their batch began (the ones ahead are slow: I/O)
+# each get a thread of their own; until then one thread runs them in turn.
+RELAY_SECONDS = 0.002
 
 
 class Outcome(StrEnum):
@@ -96,6 +101,28 @@ class Attempt:
     future: Future[None] | None = None
     started: float | None = None  # when the body began to run (set on its thread)
     never_started: bool = False  # stopped while still waiting for a thread
+
+
+class _Relay:
+    """A batch's bodies waiting for a thread: taken in turn by one thread, or all at once
+    to be given a thread each."""
+
+    def __init__(self, attempts: Sequence[Attempt]) -> None:
+        self._waiting = deque(attempts)
+        self._lock = threading.Lock()
+
+    def next(self) -> Attempt | None:
+        with self._lock:
+            return self._waiting.popleft() if self._waiting else None
+
+    def take_all(self) -> list[Attempt]:
+        with self._lock:
+            taken = list(self._waiting)
+            self._waiting.clear()
+            return taken
+
+    def waiting(self) -> bool:
+        return bool(self._waiting)
 
 
 @dataclass
@@ -321,14 +348,26 @@ class Worker:
         # finishes; the bodies of one batch run side by side (they are mostly I/O). A body's
         # timeout counts from when it starts: one waiting for a free thread (the platform
         # slowed down) has not used any of it.
+        #
+        # One thread takes the bodies in turn: handing each to a thread of its own costs
+        # more than a quick body (a wake-up each, the GIL passed around). Bodies still
+        # waiting RELAY_SECONDS after the batch began get a thread each, so slow ones still
+        # run side by side, at most that much later.
         pool = self._threads()
         for attempt in attempts:
-            attempt.future = pool.submit(self._run_body, attempt, deadline)
+            attempt.future = Future()
+        relay = _Relay(attempts)
+        pool.submit(self._run_in_turn, relay, deadline)
         running = list(attempts)
-        next_beat = self.clock() + self.heartbeat_seconds
+        now = self.clock()
+        spill_at = now + RELAY_SECONDS
+        next_beat = now + self.heartbeat_seconds
         abandoned = False
         while running:
             now = self.clock()
+            if now >= spill_at:
+                for attempt in relay.take_all():
+                    pool.submit(self._run_attempt, attempt, deadline)
             for attempt in list(running):
                 assert attempt.future is not None
                 started = attempt.started
@@ -348,9 +387,12 @@ class Worker:
                 next_beat = now + self.heartbeat_seconds
             # Wake when every body is done (the usual case: one wait per batch), or to look
             # at timeouts, the deadline and the heartbeat.
+            wake = min(POLL_SECONDS, next_beat - now, deadline - now)
+            if relay.waiting():
+                wake = min(wake, spill_at - now)
             wait(
                 [a.future for a in running if a.future is not None],
-                timeout=max(0.0, min(POLL_SECONDS, next_beat - now, deadline - now)),
+                timeout=max(0.0, wake),
                 return_when=ALL_COMPLETED,
             )
         if abandoned:
@@ -393,6 +435,22 @@ class Worker:
             # Postgres is in trouble: if the lease lapses the sweep recovers the job, and a
             # lost lease does not count against its attempts.
             self.logger.warning("could not renew the leases of running jobs")
+
+    def _run_in_turn(self, relay: _Relay, deadline: float) -> None:
+        while (attempt := relay.next()) is not None:
+            self._run_attempt(attempt, deadline)
+
+    def _run_attempt(self, attempt: Attempt, deadline: float) -> None:
+        future = attempt.future
+        assert future is not None
+        if not future.set_running_or_notify_cancel():
+            return  # stopped before it started (the deadline came first)
+        try:
+            self._run_body(attempt, deadline)
+        except BaseException as exc:  # noqa: BLE001 - as a pool's own task would keep it
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
 
     def _run_body(self, attempt: Attempt, deadline: float) -> None:
         job = attempt.job

@@ -173,6 +173,46 @@ def test_work_released_at_every_deadline_ends_after_the_refunds(enqueue, deliver
     assert "longer than a worker invocation" in failed.last_error
 
 
+def test_the_bodies_of_a_batch_run_side_by_side(enqueue, deliver, store, registry) -> None:
+    """Quick bodies are run in turn by one thread; one that takes longer must not hold the
+    rest back. Each of these bodies waits for the other two: run one after another they
+    would never meet (the barrier breaks after 10 s and every body fails)."""
+    meeting = threading.Barrier(3, timeout=10)
+
+    @registry.register("meets", max_attempts=1)
+    def meets(context: Any, payload: Any) -> None:
+        meeting.wait()
+
+    jobs = [enqueue("meets") for _ in range(3)]
+    assert failures(deliver()) == []
+    assert {store.get(j.id).status for j in jobs} == {JobStatus.SUCCEEDED}
+
+
+def test_a_body_past_its_timeout_holds_no_body_behind_it(
+    enqueue, deliver, store, registry, sqs, job_queue
+) -> None:
+    """The first body of the batch never returns; the quick ones delivered after it still
+    run and succeed in the same invocation, and it fails on its timeout."""
+    release = threading.Event()
+
+    @registry.register("hangs", max_attempts=1, timeout_seconds=1)
+    def hangs(context: Any, payload: Any) -> None:
+        release.wait(30)
+
+    stuck = enqueue("hangs")
+    quick = [enqueue("counted") for _ in range(3)]
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    event["Records"].sort(key=lambda r: json.loads(r["body"])["job_id"] != str(stuck.id))
+    try:
+        assert failures(deliver(event=event, remaining=8.0)) == []  # a 3 s deadline
+    finally:
+        release.set()
+    assert {store.get(j.id).status for j in quick} == {JobStatus.SUCCEEDED}
+    timed_out = store.get(stuck.id)
+    assert timed_out.status is JobStatus.FAILED
+    assert timed_out.last_error == "timed out after 1 s"
+
+
 def test_a_body_that_never_got_a_thread_is_released_uncounted(
     enqueue, deliver, store, worker, db
 ) -> None:
