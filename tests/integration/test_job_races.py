@@ -261,3 +261,43 @@ def test_a_keyed_repeat_racing_the_deletion_of_its_job_is_never_inserted_uncheck
     dependents = db.execute("SELECT id FROM jobs WHERE %s = ANY (depends_on)", (victim.id,))
     assert dependents == []
     assert store.get(victim.id).has_dependents is False
+
+
+def test_an_external_workers_failure_racing_a_cancel_of_its_last_attempt_ends_cancelled(
+    db: Database, database_url: str, job_queue: Any, job_registry: Any
+) -> None:
+    """The user's cancel commits while the worker's `/fail` of the job's last attempt waits
+    for the row (the worker read the job before the cancel): the job ends `cancelled`, as
+    it would had the cancel come first, never `failed`."""
+    from taskmill.jobs.retry import JobFailure
+    from taskmill.lifecycle.outcomes import Outcomes
+
+    store = JobStore(db)
+    job = create_job(store, make_user(db), type="render", external=True, max_attempts=1)
+    [claimed] = store.claim_external(types=["render"], limit=1, actor="worker:w")
+    canceller, reporter = Database(database_url), Database(database_url)
+    pid = reporter.connection().info.backend_pid
+    outcome: dict[str, Any] = {}
+
+    def report() -> None:
+        try:
+            outcome["failure"] = Outcomes(JobStore(reporter), job_queue, job_registry).failed(
+                claimed, JobFailure("stopped"), actor="worker:w"
+            )
+        except BaseException as exc:  # surfaced below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=report)
+    try:
+        with canceller.transaction():
+            assert JobStore(canceller).cancel(job.id, actor="user:u") is not None
+            thread.start()
+            blocked = waits_for_a_lock(db, pid, thread)
+        thread.join()
+    finally:
+        canceller.close()
+        reporter.close()
+    assert blocked, "the report did not wait for the cancel's lock"
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["failure"].job.status is JobStatus.CANCELLED
+    assert store.get(job.id).status is JobStatus.CANCELLED

@@ -358,10 +358,13 @@ WITH clock AS MATERIALIZED (
 # skip such a job, so it would wait there for ever, unfinished. In SET, `cancel_requested` is
 # the row as locked, so a cancel committed just before counts.
 _AGAIN_STATUS: LiteralString = "(CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END)"
-# The same for a failed attempt, whose `%(status)s` is `failed` when no attempt is left (a
-# job that ran out of attempts failed, asked to cancel or not).
+# The same for a failed attempt, whose `%(status)s` is `failed` when no attempt is left: a
+# job asked to cancel ends `cancelled` if it had attempts left, and on its last attempt when
+# `%(cancel_wins)s` (an external job: see `Outcomes.failed`), else `failed`. Read from the row
+# the statement updates, so a cancel committed just before the report is seen.
 _RETRY_STATUS: LiteralString = (
-    "(CASE WHEN cancel_requested AND %(status)s <> 'failed' THEN 'cancelled' ELSE %(status)s END)"
+    "(CASE WHEN cancel_requested AND (%(status)s <> 'failed' OR %(cancel_wins)s) "
+    "THEN 'cancelled' ELSE %(status)s END)"
 )
 
 
@@ -1203,6 +1206,7 @@ RETURNING *, """
         *,
         resend: bool,
         actor: str = "worker",
+        cancel_wins: bool = False,
     ) -> Job | None:
         """Record a failed attempt as the retry decision says.
 
@@ -1211,6 +1215,9 @@ RETURNING *, """
           the delay, e.g. through its visibility timeout); external jobs never get one;
         - retry further away: `scheduled` at now + delay, released by the recovery sweep;
         - no retry: `failed`, with `last_error` kept.
+
+        A job asked to cancel ends `cancelled` instead of being retried; with `cancel_wins`
+        also instead of `failed`.
         """
         if not decision.retry:
             status, pending = JobStatus.FAILED, False
@@ -1232,7 +1239,9 @@ RETURNING *, """
            finished_at = CASE WHEN """
                     + _RETRY_STATUS
                     + """ IN ('failed', 'cancelled') THEN now() END,
-           webhook_pending = %(status)s = 'failed' AND webhook_url IS NOT NULL
+           webhook_pending = """
+                    + _RETRY_STATUS
+                    + """ = 'failed' AND webhook_url IS NOT NULL
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
     RETURNING jobs.*, 'running'::text AS from_status"""
                 ),
@@ -1245,6 +1254,7 @@ RETURNING *, """
                     pending=pending,
                     id=job_id,
                     token=lease_token,
+                    cancel_wins=cancel_wins,
                 ),
             )
         )
@@ -1532,10 +1542,17 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         )
 
     def recover_expired(
-        self, job: Job, error: str, decision: RetryDecision, *, actor: str = "recovery"
+        self,
+        job: Job,
+        error: str,
+        decision: RetryDecision,
+        *,
+        actor: str = "recovery",
+        cancel_wins: bool = False,
     ) -> Job | None:
         """Apply a retry decision to a job whose lease expired; conditional on the lease
-        still being the expired one, so a late report or a second sweep cannot clash."""
+        still being the expired one, so a late report or a second sweep cannot clash.
+        `cancel_wins` as for `fail`."""
         if job.lease_token is None:
             return None
         rows = self._db.execute(
@@ -1545,7 +1562,15 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         )
         if not rows:
             return None
-        return self.fail(job.id, job.lease_token, error, decision, resend=True, actor=actor)
+        return self.fail(
+            job.id,
+            job.lease_token,
+            error,
+            decision,
+            resend=True,
+            actor=actor,
+            cancel_wins=cancel_wins,
+        )
 
     def refund_lost_lease(
         self, job: Job, error: str, *, cap: int, actor: str = "recovery"

@@ -217,14 +217,27 @@ class Outcomes:
         """Record a failed attempt of `job` (as claimed) as its retry policy decides.
 
         `lease_token` defaults to the job's own (the caller's claim); `message` is the SQS
-        message the caller holds, if any."""
+        message the caller holds, if any.
+
+        A job asked to cancel is not retried: it ends `cancelled`. An external job ends
+        `cancelled` on its last attempt too, and whatever its worker says of the error: its
+        worker has no other way to say it stopped because of the cancel (a body run here
+        does, by returning: `cancelled`), so its `/fail` must not turn the user's cancel into
+        a failure. Decided in the statement, on the row as it is then, so a cancel committed
+        while the report was on its way counts."""
         token = lease_token or job.lease_token
         description = describe(error)
         decision = decide_retry(error, job.attempts, retry_policy(job), self._rand)
         updated = None
         if token is not None:
             updated = self.store.fail(
-                job.id, token, description, decision, resend=message is None, actor=actor
+                job.id,
+                token,
+                description,
+                decision,
+                resend=message is None,
+                actor=actor,
+                cancel_wins=job.external,
             )
         if updated is None:
             # Nothing was recorded (the job finished, or its lease was recovered, meanwhile):
@@ -254,7 +267,9 @@ class Outcomes:
 
         An external job's lease always runs to the end of its attempt's time (a heartbeat
         cannot stretch it): expired, the attempt has outlived its `timeout_seconds` without
-        a report, a timeout its retry policy counts, however its worker ended. So has a job
+        a report, a timeout its retry policy counts, however its worker ended (one that
+        stopped because its cancel was asked for ends `cancelled`, as its `/fail` would:
+        see `failed`). So has a job
         that continues elsewhere (`external_ref`: a `container.run` task): its lease was set
         to the job's timeout when its task started, and no worker holds it any more, so its
         expiry is no crash: refunded, the attempt would start another task beside the one
@@ -276,7 +291,7 @@ class Outcomes:
                 sent = bool(send_pending(self.store, self.queue, [refunded]))
                 return Failure(refunded, RetryDecision(True, 0.0, "lease lost"), False, sent)
         decision = decide_retry(JobFailure(error), job.attempts, retry_policy(job), self._rand)
-        updated = self.store.recover_expired(job, error, decision)
+        updated = self.store.recover_expired(job, error, decision, cancel_wins=job.external)
         if updated is None:
             return None
         return self._after_failure(updated, decision, error, None)

@@ -116,3 +116,41 @@ def test_progress_after_the_timeout_says_the_attempts_time_is_up(as_user, as_wor
     # Within the slack its last report is still taken.
     done = as_worker.post(f"/v1/jobs/{job_id}/complete", {"lease_token": token, "result": 1})
     assert (done.status, done.body["status"]) == (200, "succeeded")
+
+
+def test_a_job_cancelled_on_its_last_attempt_ends_cancelled_when_its_worker_stops(
+    as_user, as_worker
+) -> None:
+    """The README tells an external worker that sees `cancel_requested` to stop and report
+    `/fail`: on the job's last attempt that report must not turn the user's cancel into a
+    failure, whether the worker calls it retryable or not."""
+    for retryable in (True, False):
+        job_id, token = _claim_render(as_user, as_worker, max_attempts=1)
+        assert as_user.post(f"/v1/jobs/{job_id}/cancel").status == 200
+        beat = as_worker.post(f"/v1/jobs/{job_id}/heartbeat", {"lease_token": token})
+        assert (beat.status, beat.body["cancel_requested"]) == (200, True)
+        stopped = as_worker.post(
+            f"/v1/jobs/{job_id}/fail",
+            {"lease_token": token, "error": "stopped: cancel requested", "retryable": retryable},
+        )
+        assert (stopped.status, stopped.body["status"]) == (200, "cancelled")
+        job = as_user.get(f"/v1/jobs/{job_id}").body
+        assert (job["status"], job["last_error"]) == ("cancelled", "stopped: cancel requested")
+        assert job["finished_at"] is not None
+        # The worker's later report cannot undo the cancel either.
+        late = as_worker.post(f"/v1/jobs/{job_id}/complete", {"lease_token": token, "result": 1})
+        assert late.status == 409
+        assert as_user.get(f"/v1/jobs/{job_id}").body["status"] == "cancelled"
+
+
+def test_a_job_cancelled_on_its_last_attempt_whose_worker_just_stops_ends_cancelled(
+    as_user, as_worker, db, services, job_queue
+) -> None:
+    """A worker that stops on `cancel_requested` without reporting leaves the lease to run
+    out: the sweep ends the attempt, and the job the user cancelled ends `cancelled`."""
+    job_id, _token = _claim_render(as_user, as_worker, max_attempts=1, timeout_seconds=60)
+    assert as_user.post(f"/v1/jobs/{job_id}/cancel").status == 200
+    _age(db, job_id, 60 + LEASE_SLACK_SECONDS + 1)
+    Sweeper(JobStore(db), job_queue, services.registry, SweepLimits()).run()
+    job = as_user.get(f"/v1/jobs/{job_id}").body
+    assert (job["status"], job["attempts"]) == ("cancelled", 1)

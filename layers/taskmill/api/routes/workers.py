@@ -131,7 +131,18 @@ def router(services: ApiServices) -> Router:
 
     @r.post(
         "/v1/jobs/<job_id>/fail",
-        **operation("failJob", "Report a claimed job's failure", tag="workers", errors=[404, 409]),
+        **operation(
+            "failJob",
+            "Report a claimed job's failure",
+            tag="workers",
+            errors=[404, 409],
+            description=(
+                "The job is retried as its policy says, or ends `failed`. A job whose cancel "
+                "was asked for (`cancel_requested` in a heartbeat's answer) ends `cancelled` "
+                "instead, on any attempt and whatever `retryable` says: report `/fail` to "
+                "stop it."
+            ),
+        ),
     )
     def fail(job_id: UUID, body: FailRequest) -> JobOut:
         who = worker()
