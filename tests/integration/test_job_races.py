@@ -301,3 +301,32 @@ def test_an_external_workers_failure_racing_a_cancel_of_its_last_attempt_ends_ca
     assert "error" not in outcome, outcome.get("error")
     assert outcome["failure"].job.status is JobStatus.CANCELLED
     assert store.get(job.id).status is JobStatus.CANCELLED
+
+
+def test_a_complete_and_its_repeat_at_once_both_answer_the_job_recorded_once(
+    db: Database, database_url: str, job_queue: Any, job_registry: Any
+) -> None:
+    """A worker that retries its `/complete` while the first is still being recorded (its
+    answer timed out on the worker's side): both answer the succeeded job, whichever
+    connection wins, and the success is recorded once."""
+    from taskmill.lifecycle.outcomes import Outcomes, Success
+
+    store = JobStore(db)
+    owner = make_user(db)
+    for _ in range(10):
+        job = create_job(store, owner, type="render", external=True)
+        [claimed] = store.claim_external(types=["render"], limit=1, actor="worker:w")
+        assert claimed.lease_token is not None
+        success = Success(job.id, claimed.lease_token, {"frames": 24})
+
+        def complete(outcomes: Outcomes, success: Success = success) -> Any:
+            return outcomes.completed(success, actor="worker:w")
+
+        results = race(
+            database_url,
+            complete,
+            store=lambda d: Outcomes(JobStore(d), job_queue, job_registry),
+        )
+        assert [r.status if r else None for r in results] == [JobStatus.SUCCEEDED] * 2
+        events = [e["to_status"] for e in store.events(job.id)]
+        assert events == ["queued", "running", "succeeded"]

@@ -302,3 +302,46 @@ def test_a_run_behind_another_runs_lock_gives_up_naming_who_holds_it(
         assert migrate(url) == every_version  # the holder gone, the next run goes ahead
     finally:
         drop_database(postgres_server_url, "taskmill_migration_lock_wait")
+
+
+def test_the_report_digest_column_is_added_without_rewriting_jobs(postgres_server_url: str) -> None:
+    """0018 adds `jobs.report_digest` to a table that may hold millions of rows: nullable and
+    without a default, it changes the catalog only (the table keeps its file, its rows read
+    back as they were)."""
+    url = create_database(postgres_server_url, "taskmill_migration_0018")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in available_migrations():
+                if migration.version >= 18:
+                    continue
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            owner = conn.execute(
+                "INSERT INTO users (id, email, password_hash) "
+                "VALUES (gen_random_uuid(), 'old@x.io', 'h') RETURNING id"
+            ).fetchone()
+            assert owner is not None
+            conn.execute(
+                "INSERT INTO jobs (id, owner_id, type, priority, status, attempts, max_attempts, "
+                "timeout_seconds, backoff_base_seconds, backoff_max_seconds, result, finished_at) "
+                "SELECT gen_random_uuid(), %s, 'noop', 'normal', 'succeeded', 1, 3, 10, 1, 1, "
+                "'1', now() FROM generate_series(1, 1000)",
+                (owner[0],),
+            )
+            query = "SELECT pg_relation_filenode('jobs') AS f"
+            before = conn.execute(query).fetchone()
+            assert 18 in migrate(url)
+            assert conn.execute(query).fetchone() == before
+            rows = conn.execute(
+                "SELECT count(*), count(report_digest) FROM jobs WHERE status = 'succeeded'"
+            ).fetchone()
+            assert rows == (1000, 0)
+    finally:
+        drop_database(postgres_server_url, "taskmill_migration_0018")

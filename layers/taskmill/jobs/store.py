@@ -467,20 +467,31 @@ def _params(actor: str, detail: dict[str, Any] | None = None, **values: Any) -> 
     return {"actor": actor, "event_detail": Jsonb(detail or {}), **values}
 
 
-def _succeed(returning: LiteralString) -> LiteralString:
+def _succeed(returning: LiteralString, *, reported: bool = False) -> LiteralString:
     """Successful attempts (`%(data)s`: id, lease token and result each) to `succeeded`, with
     their events; `returning` names the columns wanted back (the events need id, status,
-    attempts and last_error)."""
+    attempts and last_error). `reported`: an external worker's `/complete`, whose digest
+    (`report` in `%(data)s`) is kept for a repeat (`JobStore.complete_reported`); the
+    statement of every other success is the same without it."""
+    report_set: LiteralString = ", report_digest = o.report" if reported else ""
+    report_column: LiteralString = ", report uuid" if reported else ""
     return _transition(
         """
     UPDATE jobs j SET status = 'succeeded', result = o.result, progress = 100,
            finished_at = now(), updated_at = now(), lease_until = NULL, lease_token = NULL,
-           last_error = NULL, webhook_pending = j.webhook_url IS NOT NULL
-    FROM jsonb_to_recordset(%(data)s::jsonb) AS o(id uuid, token uuid, result jsonb)
+           last_error = NULL, webhook_pending = j.webhook_url IS NOT NULL"""
+        + report_set
+        + """
+    FROM jsonb_to_recordset(%(data)s::jsonb) AS o(id uuid, token uuid, result jsonb"""
+        + report_column
+        + """)
     WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
     RETURNING """
         + returning
     )
+
+
+_REPORTED_SUCCESS = _succeed("j.*", reported=True)
 
 
 # The worker's batch success: `Finished` rows, whole ones only where a webhook is due.
@@ -1144,6 +1155,27 @@ RETURNING *, """
             return []
         return _jobs(self._db.execute(_succeed("j.*"), _succeed_params(outcomes, actor)))
 
+    def complete_reported(
+        self, job_id: UUID, lease_token: UUID, result: Any, report: UUID, *, actor: str
+    ) -> Job | None:
+        """An external worker's `/complete`: `succeed` that also keeps the report's digest,
+        so a repeat of it finds the job (`reported`). None if the lease is not held."""
+        data = [
+            {"id": str(job_id), "token": str(lease_token), "result": result, "report": str(report)}
+        ]
+        rows = self._db.execute(_REPORTED_SUCCESS, _params(actor, data=Jsonb(data)))
+        return Job.model_validate(rows[0]) if rows else None
+
+    def reported(self, job_id: UUID, report: UUID) -> Job | None:
+        """The job whose attempt ended with the report `report` digests (see
+        `Outcomes.report_digest`), as it is now; None if another report or the sweep ended
+        it, or the job was set going again since (claimed, retried, redriven)."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE id = %s AND report_digest = %s AND status <> 'running'",
+            (job_id, report),
+        )
+        return Job.model_validate(rows[0]) if rows else None
+
     def succeed_batch(
         self, outcomes: Sequence[tuple[UUID, UUID, Any]], *, actor: str = "worker"
     ) -> list[Job | Finished]:
@@ -1207,6 +1239,7 @@ RETURNING *, """
         resend: bool,
         actor: str = "worker",
         cancel_wins: bool = False,
+        report: UUID | None = None,
     ) -> Job | None:
         """Record a failed attempt as the retry decision says.
 
@@ -1217,7 +1250,9 @@ RETURNING *, """
         - no retry: `failed`, with `last_error` kept.
 
         A job asked to cancel ends `cancelled` instead of being retried; with `cancel_wins`
-        also instead of `failed`.
+        also instead of `failed`. `report`: the digest of the external worker's `/fail` that
+        ends the attempt, kept for a repeat of it (`reported`); None for every other end,
+        which so forgets the last attempt's.
         """
         if not decision.retry:
             status, pending = JobStatus.FAILED, False
@@ -1232,7 +1267,7 @@ RETURNING *, """
     UPDATE jobs SET status = """
                     + _RETRY_STATUS
                     + """, last_error = %(error)s, lease_until = NULL,
-           lease_token = NULL, updated_at = now(),
+           lease_token = NULL, report_digest = %(report)s, updated_at = now(),
            run_at = now() + make_interval(secs => %(delay)s),
            send_pending = %(pending)s AND NOT external AND NOT cancel_requested,
            queued_at = CASE WHEN %(status)s = 'queued' THEN now() ELSE queued_at END,
@@ -1255,6 +1290,7 @@ RETURNING *, """
                     id=job_id,
                     token=lease_token,
                     cancel_wins=cancel_wins,
+                    report=report,
                 ),
             )
         )
@@ -1396,7 +1432,7 @@ WITH target AS MATERIALIZED (
            cancel_requested = false, send_pending = n.status = 'queued' AND NOT j.external,
            run_at = now(), queued_at = CASE WHEN n.status = 'queued' THEN now() END,
            updated_at = now(), finished_at = NULL, result = NULL, progress = 0,
-           progress_message = NULL
+           progress_message = NULL, report_digest = NULL
     FROM target old, next n
     WHERE j.id = old.id AND j.status IN ('failed', 'cancelled') AND NOT j.webhook_pending
       AND NOT EXISTS (SELECT 1 FROM blocking)
@@ -1455,7 +1491,7 @@ SELECT (SELECT to_jsonb(c) - 'from_status' FROM changed c) AS job,
            redrive_count = j.redrive_count + 1,
            send_pending = %(resend)s AND NOT j.external, run_at = now(), queued_at = now(),
            updated_at = now(), finished_at = NULL, cancel_requested = false, progress = 0,
-           progress_message = NULL
+           progress_message = NULL, report_digest = NULL
     WHERE j.id = ANY (%(ids)s) AND j.status = 'failed' AND NOT j.webhook_pending
       AND (%(expected)s::int IS NULL OR j.redrive_count = %(expected)s::int)
     RETURNING j.*, 'failed'::text AS from_status"""),

@@ -13,6 +13,8 @@ marked webhooks on every run).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import random
@@ -105,6 +107,19 @@ def _text(error: BaseException) -> str | None:
         return None
 
 
+def report_digest(call: str, lease_token: UUID, body: dict[str, Any]) -> UUID:
+    """What identifies an external worker's report (`call`: `complete` or `fail`) as a
+    repeat: its call, lease token and body, hashed (the token is the worker's secret and is
+    not kept once the attempt ends). The body as the API parsed it, written with sorted keys,
+    so a repeat of the same request digests the same whatever the order of its fields."""
+    text = json.dumps(
+        {"call": call, "lease_token": str(lease_token), "body": body},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return UUID(bytes=hashlib.sha256(text.encode()).digest()[:16])
+
+
 def retry_policy(job: Job) -> RetryPolicy:
     return RetryPolicy(job.max_attempts, job.backoff_base_seconds, job.backoff_max_seconds)
 
@@ -142,6 +157,23 @@ class Outcomes:
         )
         self.follow_up(finished, deadline)
         return finished
+
+    def completed(
+        self, success: Success, *, actor: str, deadline: float | None = None
+    ) -> Job | None:
+        """An external worker's `/complete`: `succeeded` for one job, its report kept (as a
+        digest) so that a repeat of it, same lease token and same result, whose first answer
+        the worker lost, finds the job as it is and changes nothing. None when the lease is
+        not held and this is no such repeat (the attempt ended otherwise, or the job was set
+        going again since)."""
+        report = report_digest("complete", success.lease_token, {"result": success.result})
+        done = self.store.complete_reported(
+            success.job_id, success.lease_token, success.result, report, actor=actor
+        )
+        if done is None:
+            return self.store.reported(success.job_id, report)
+        self.follow_up([done], deadline)
+        return done
 
     def succeeded_in_batch(
         self, successes: Sequence[Success], *, actor: str
@@ -213,11 +245,14 @@ class Outcomes:
         lease_token: UUID | None = None,
         message: HeldMessage | None = None,
         deadline: float | None = None,
+        report: UUID | None = None,
     ) -> Failure:
         """Record a failed attempt of `job` (as claimed) as its retry policy decides.
 
         `lease_token` defaults to the job's own (the caller's claim); `message` is the SQS
-        message the caller holds, if any.
+        message the caller holds, if any. `report`: the `report_digest` of an external
+        worker's `/fail`, kept with the outcome; a repeat of that report, whose first answer
+        the worker lost, is not recorded again: its `Failure` holds the job as it is now.
 
         A job asked to cancel is not retried: it ends `cancelled`. An external job ends
         `cancelled` on its last attempt too, and whatever its worker says of the error: its
@@ -238,7 +273,16 @@ class Outcomes:
                 resend=message is None,
                 actor=actor,
                 cancel_wins=job.external,
+                report=report,
             )
+        if updated is None and report is not None:
+            repeated = self.store.reported(job.id, report)
+            if repeated is not None:
+                self.logger.info(
+                    "repeated failure report answered with the outcome it recorded",
+                    extra={**log_keys(repeated), "status": repeated.status.value},
+                )
+                return Failure(repeated, decision, redeliver=False)
         if updated is None:
             # Nothing was recorded (the job finished, or its lease was recovered, meanwhile):
             # a failed attempt and a retry that never happened must not show in the log.

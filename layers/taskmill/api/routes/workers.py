@@ -22,7 +22,7 @@ from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, PayloadTooLarge
 from taskmill.jobs.model import MAX_RESULT_BYTES, Job, result_bytes
 from taskmill.jobs.retry import JobFailure
-from taskmill.lifecycle.outcomes import Success
+from taskmill.lifecycle.outcomes import Success, report_digest
 
 LEASE_LOST = "the lease is not held: the job was recovered, finished or never claimed"
 
@@ -113,7 +113,16 @@ def router(services: ApiServices) -> Router:
     @r.post(
         "/v1/jobs/<job_id>/complete",
         **operation(
-            "completeJob", "Report a claimed job's success", tag="workers", errors=[404, 409]
+            "completeJob",
+            "Report a claimed job's success",
+            tag="workers",
+            errors=[404, 409],
+            description=(
+                "Repeatable: the same call (same `lease_token`, same `result`) after it was "
+                "recorded, its answer lost, answers 200 with the job again and changes "
+                "nothing, until the job is claimed, retried or redriven again. Any other "
+                "report once the attempt has ended is a 409."
+            ),
         ),
     )
     def complete(job_id: UUID, body: CompleteRequest) -> JobOut:
@@ -122,12 +131,12 @@ def router(services: ApiServices) -> Router:
         size = result_bytes(body.result)
         if size > MAX_RESULT_BYTES:
             raise PayloadTooLarge(f"result is {size} bytes; the limit is {MAX_RESULT_BYTES}")
-        done = services.outcomes.succeeded(
-            [Success(job_id, body.lease_token, body.result)],
+        done = services.outcomes.completed(
+            Success(job_id, body.lease_token, body.result),
             actor=who.actor,
             deadline=services.send_deadline(r.lambda_context),
         )
-        return JobOut.of(held(done[0] if done else None))
+        return JobOut.of(held(done))
 
     @r.post(
         "/v1/jobs/<job_id>/fail",
@@ -140,7 +149,9 @@ def router(services: ApiServices) -> Router:
                 "The job is retried as its policy says, or ends `failed`. A job whose cancel "
                 "was asked for (`cancel_requested` in a heartbeat's answer) ends `cancelled` "
                 "instead, on any attempt and whatever `retryable` says: report `/fail` to "
-                "stop it."
+                "stop it. Repeatable as `/complete` is: the same call (same `lease_token`, "
+                "`error` and `retryable`) after it was recorded answers 200 with the job "
+                "and changes nothing."
             ),
         ),
     )
@@ -153,6 +164,9 @@ def router(services: ApiServices) -> Router:
             actor=who.actor,
             lease_token=body.lease_token,
             deadline=services.send_deadline(r.lambda_context),
+            report=report_digest(
+                "fail", body.lease_token, {"error": body.error, "retryable": body.retryable}
+            ),
         )
         return JobOut.of(held(failure.job))
 
