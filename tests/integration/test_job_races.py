@@ -330,3 +330,56 @@ def test_a_complete_and_its_repeat_at_once_both_answer_the_job_recorded_once(
         assert [r.status if r else None for r in results] == [JobStatus.SUCCEEDED] * 2
         events = [e["to_status"] for e in store.events(job.id)]
         assert events == ["queued", "running", "succeeded"]
+
+
+def test_a_workers_fail_racing_the_sweeps_recovery_of_its_lease_is_no_repeat(
+    db: Database, database_url: str, job_queue: Any, job_registry: Any
+) -> None:
+    """The sweep ends an external attempt whose lease ran out while the worker's `/fail`
+    waits for the row: the report finds the attempt ended by the sweep, not by itself, so it
+    is not answered as a repeat (409), and the attempt is recorded once, as the sweep's."""
+    from taskmill.jobs.retry import JobFailure
+    from taskmill.lifecycle.outcomes import Outcomes, report_digest
+
+    store = JobStore(db)
+    job = create_job(store, make_user(db), type="render", external=True, max_attempts=1)
+    [claimed] = store.claim_external(types=["render"], limit=1, actor="worker:w")
+    assert claimed.lease_token is not None
+    db.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = %s", (job.id,))
+    [expired] = store.expired_leases(limit=10)
+    report = report_digest("fail", claimed.lease_token, {"error": "boom", "retryable": True})
+    sweeper, reporter = Database(database_url), Database(database_url)
+    pid = reporter.connection().info.backend_pid
+    outcome: dict[str, Any] = {}
+
+    def fail() -> None:
+        try:
+            outcome["failure"] = Outcomes(JobStore(reporter), job_queue, job_registry).failed(
+                claimed,
+                JobFailure("boom"),
+                actor="worker:w",
+                lease_token=claimed.lease_token,
+                report=report,
+            )
+        except BaseException as exc:  # surfaced below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=fail)
+    try:
+        with sweeper.transaction():
+            swept = Outcomes(JobStore(sweeper), job_queue, job_registry).lease_expired(expired)
+            assert swept is not None
+            thread.start()
+            blocked = waits_for_a_lock(db, pid, thread)
+        thread.join()
+    finally:
+        sweeper.close()
+        reporter.close()
+    assert blocked, "the report did not wait for the sweep's lock"
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["failure"].job is None  # the route answers 409
+    ended = store.get(job.id)
+    assert ended.status is JobStatus.FAILED
+    assert ended.last_error is not None
+    assert ended.last_error.startswith("timed out")
+    assert [e["to_status"] for e in store.events(job.id)] == ["queued", "running", "failed"]

@@ -155,3 +155,21 @@ def test_no_answer_shows_the_lease_token_or_the_reports_digest(as_user, as_worke
         assert str(digest["report_digest"]) not in text
         assert "lease_token" not in text
         assert "report_digest" not in text
+
+
+def test_a_repeat_stays_refused_once_the_new_attempt_ended_by_the_sweep(
+    as_user, as_worker, db, services, job_queue
+) -> None:
+    """The first attempt's `/fail` was recorded and the job claimed again: however the new
+    attempt ends, here by its lease running out, the first attempt's repeat does not become
+    a 200 again."""
+    job_id, token = _claim_render(
+        as_user, as_worker, max_attempts=2, backoff_base_seconds=0, timeout_seconds=60
+    )
+    report = {"lease_token": token, "error": "flaky"}
+    assert as_worker.post(f"/v1/jobs/{job_id}/fail", report).status == 200
+    [_again] = as_worker.post("/v1/workers/claim", {"types": ["render"]}).body
+    _age(db, job_id, 60 + LEASE_SLACK_SECONDS + 1)
+    Sweeper(JobStore(db), job_queue, services.registry, SweepLimits()).run()
+    assert as_user.get(f"/v1/jobs/{job_id}").body["status"] == "failed"
+    assert as_worker.post(f"/v1/jobs/{job_id}/fail", report).status == 409
