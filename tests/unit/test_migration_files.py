@@ -36,6 +36,7 @@ SHIPPED = {
     "0017_run_at_range_validated": (
         "de189d0d96e2640d9201d26a5ffb5cea4f00fd81c0d0c0ae1aa0385a612dd640"
     ),
+    "0018_report_digest": "732154124e01b04d8f7d52901090d3b8f4a1b720c301f7a326f7c56a91a5159f",
 }
 
 
