@@ -45,6 +45,25 @@ class NotFound(TaskmillError):
     code = "not_found"
 
 
+class MethodNotAllowed(TaskmillError):
+    """A path a route serves, asked with a method none of its routes takes; `allowed` are
+    those that do (the `Allow` header)."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        joined = ", ".join(allowed)
+        super().__init__(
+            f"this path does not take {method}; it takes {joined}",
+            details={"allowed": allowed},
+        )
+        self.allowed = allowed
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+
+
 class Conflict(TaskmillError):
     status = 409
     code = "conflict"

@@ -7,8 +7,10 @@ Zero failures allowed of `not_a_server_error` (no 5xx, whatever the input), of
 `response_schema_conformance` (every answer matches the document) and of
 `status_code_conformance` (ST103: no answer has a status the document does not list for its
 operation — SPEC §3: "the status it really answers ... the error envelope for each error
-status it can answer"). tests/integration/api/test_openapi.py checks the other direction:
-for a sample of routes, every status the document lists does happen.
+status it can answer") and of `unsupported_method` (a method a path does not take is a 405
+with `Allow`, not a 404: the coverage phase sends each path the methods it does not list).
+tests/integration/api/test_openapi.py checks the other direction: for a sample of routes,
+every status the document lists does happen.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from tests.support.faults import stop_postgres
 
 pytestmark = pytest.mark.slow
 
-CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance"
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "response_schema_conformance",
+        "status_code_conformance",
+        "unsupported_method",
+    )
+)
 MAX_EXAMPLES = 20
 SEED = 20261123
 USER_EMAIL = "fuzzed-user@example.com"

@@ -20,8 +20,9 @@ from taskmill.api.routes import (
     users,
     workers,
 )
+from taskmill.api.routing import RouteTable
 from taskmill.api.services import ApiServices
-from taskmill.errors import TaskmillError
+from taskmill.errors import MethodNotAllowed, TaskmillError
 
 # Each module contributes one Router; a new concern is one more entry here.
 ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
@@ -94,8 +95,18 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
             correlation_id=correlation_id(),
         )
 
+    routes = RouteTable(app)
+
+    # Powertools calls this when no route takes the request's method and path, after it has
+    # answered a CORS preflight (an OPTIONS with CORS configured) itself. A path some route
+    # serves, asked with another method, is a 405 naming the methods it takes: only requests
+    # that passed the authorizer get here, as for any route.
     @app.not_found
     def not_found(error: Exception) -> Response[str]:
+        event = app.current_event
+        allowed = routes.methods(event.path)
+        if allowed:
+            return domain_error(MethodNotAllowed(event.http_method.upper(), allowed))
         return errors.envelope(404, "not_found", "no such route", correlation_id=correlation_id())
 
     for build in ROUTERS:

@@ -11,6 +11,9 @@ module makes the rest of the document true (SPEC §3):
 - every error status is the SPEC's envelope (`components.schemas.Error`), never the 422
   Powertools assumes (validation errors are 400 here);
 - public routes say `security: []`;
+- a method a path does not take (405 with `Allow`, `taskmill.api.routing`) is described once
+  (`components.responses.MethodNotAllowed` and the document's description), in no operation:
+  it is the answer to a request that matches none;
 - one server, given relative to where the document is served (`{base}/v1/openapi.json`),
   so the same document works on `make run` (base `http://127.0.0.1:8000`) and deployed
   (base `https://<api>.execute-api.<region>.amazonaws.com/<stage>`, or a custom domain).
@@ -41,7 +44,9 @@ DESCRIPTION = (
     "Submit, watch and operate jobs. Sign in with `POST /v1/auth/login` and send its "
     "`access_token` as `Authorization: Bearer <token>` (Swagger UI: *Authorize*). Every error "
     'is `{"error": {"code", "message", "details", "correlation_id"}}`; `code` is stable, '
-    "`message` is for people."
+    "`message` is for people. A path asked with a method it does not take answers 405 "
+    "`method_not_allowed` with an `Allow` header listing those it takes (after the token is "
+    "checked, as on any route); it is in no operation, since no operation answers it."
 )
 # Relative to the document's own URL, `{base}/v1/openapi.json`: the base the paths
 # (`/v1/...`) hang from, whether a stage name is part of it or not.
@@ -81,6 +86,12 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
         "sign-up is disabled, or the WAF blocked the request (deployments that enable it).",
     ),
     404: ("NotFound", "No such resource, or one that belongs to another user (`not_found`)."),
+    405: (
+        "MethodNotAllowed",
+        "The path exists but does not take this method (`method_not_allowed`); `Allow` and "
+        "`details.allowed` list the methods it takes. Answered for requests that match no "
+        "operation, so no operation lists it.",
+    ),
     409: (
         "Conflict",
         "The resource's state does not allow this (`conflict`), an `Idempotency-Key` "
@@ -159,6 +170,10 @@ LINKED_RESOURCES = {"JobOut": "job_id", "ScheduleOut": "schedule_id", "RedriveTa
 RETRY_AFTER = {
     "description": "Seconds to wait before trying again (sign-in and sign-up throttling).",
     "schema": {"type": "integer", "minimum": 0},
+}
+ALLOW = {
+    "description": "The methods the path takes, e.g. `GET, POST`.",
+    "schema": {"type": "string"},
 }
 
 Answer = str | tuple[str, type[BaseModel]]
@@ -293,6 +308,8 @@ def _error_response(status: int) -> dict[str, Any]:
     }
     if status == 429:
         answer["headers"] = {"Retry-After": RETRY_AFTER}
+    if status == 405:
+        answer["headers"] = {"Allow": ALLOW}
     return answer
 
 
