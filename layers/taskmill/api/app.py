@@ -20,9 +20,9 @@ from taskmill.api.routes import (
     users,
     workers,
 )
-from taskmill.api.routing import RouteTable
+from taskmill.api.routing import RouteTable, unknown_query_message
 from taskmill.api.services import ApiServices
-from taskmill.errors import MethodNotAllowed, TaskmillError
+from taskmill.errors import InvalidInput, MethodNotAllowed, TaskmillError
 
 # Each module contributes one Router; a new concern is one more entry here.
 ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
@@ -61,7 +61,19 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
         response.headers[errors.CORRELATION_HEADER] = correlation_id() or ""
         return response
 
-    app.use(middlewares=[with_correlation_id])
+    routes = RouteTable(app)
+
+    def declared_query_only(
+        app: APIGatewayRestResolver, next_middleware: Callable[..., Response[Any]]
+    ) -> Response[Any]:
+        # Runs for every route, after Powertools validated the parameters it declares (an
+        # invalid one is answered by `invalid_request`, which names unknown ones too).
+        unknown = routes.unknown_query_parameters()
+        if unknown:
+            raise InvalidInput(unknown_query_message(unknown), details=unknown)
+        return next_middleware(app)
+
+    app.use(middlewares=[with_correlation_id, declared_query_only])
 
     @app.exception_handler(TaskmillError)
     def domain_error(error: TaskmillError) -> Response[str]:
@@ -69,11 +81,14 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
+        unknown = routes.unknown_query_parameters()
         return errors.envelope(
             400,
             "invalid_input",
-            "the request is not valid",
-            errors.validation_details(list(error.errors())),
+            "; ".join(
+                ["the request is not valid"] + ([unknown_query_message(unknown)] if unknown else [])
+            ),
+            errors.validation_details(list(error.errors())) + unknown,
             correlation_id=correlation_id(),
         )
 
@@ -94,8 +109,6 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
             "something went wrong on our side; quote the correlation id when reporting it",
             correlation_id=correlation_id(),
         )
-
-    routes = RouteTable(app)
 
     # Powertools calls this when no route takes the request's method and path, after it has
     # answered a CORS preflight (an OPTIONS with CORS configured) itself. A path some route

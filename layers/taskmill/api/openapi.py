@@ -46,7 +46,9 @@ DESCRIPTION = (
     'is `{"error": {"code", "message", "details", "correlation_id"}}`; `code` is stable, '
     "`message` is for people. A path asked with a method it does not take answers 405 "
     "`method_not_allowed` with an `Allow` header listing those it takes (after the token is "
-    "checked, as on any route); it is in no operation, since no operation answers it."
+    "checked, as on any route); it is in no operation, since no operation answers it. A query "
+    "parameter an operation does not list is refused (400 `invalid_input` naming it), not "
+    "ignored."
 )
 # Relative to the document's own URL, `{base}/v1/openapi.json`: the base the paths
 # (`/v1/...`) hang from, whether a stage name is part of it or not.
@@ -72,8 +74,9 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     400: (
         "InvalidInput",
         "Invalid input (`invalid_input`, field errors in `details`; `invalid_request` from "
-        "the gateway): a parameter, header or body that does not validate, a body that is "
-        "not JSON or is nested too deep, a character that cannot be stored (NUL).",
+        "the gateway): a parameter, header or body that does not validate, a query "
+        "parameter the operation does not take (`extra_forbidden`, named in `details`), a "
+        "body that is not JSON or is nested too deep, a character that cannot be stored (NUL).",
     ),
     401: (
         "Unauthorized",
