@@ -228,6 +228,12 @@ class ApiSettings(
     # is refused at creation unless this is set (local stacks and tests).
     http_allow_private: bool = False
 
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins browsers may call the API from (CORS), first the one answered by
+        default; none: no CORS, and no preflight answered without the authorizer."""
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
 
 class MigrationSettings(DatabaseSettings):
     """The deploy-time migrations function (and the local stack's start-up)."""

@@ -207,8 +207,13 @@ class Gateway:
         port: int,
         max_body_bytes: int = 10 * 1024 * 1024,
         read_timeout_seconds: float = 30.0,
+        cors_preflight: bool = True,
     ) -> None:
         self.api = api
+        # Whether API Gateway would answer OPTIONS itself, without the authorizer: it does
+        # when the API has CORS origins (a mock preflight on every resource); without them
+        # an OPTIONS is one more method of the protected ANY, as here.
+        self.cors_preflight = cors_preflight
         self.authorizer = authorizer
         self.cache = AuthorizerCache()
         # Lambda gives a container one event at a time, and the handlers rely on it (the
@@ -373,7 +378,7 @@ class Gateway:
     ) -> dict[str, Any] | None:
         """The API function's answer, or None when the authorizer step answered already."""
         authorizer = None
-        if not is_public(method, path) and method != "OPTIONS":
+        if not is_public(method, path) and not (method == "OPTIONS" and self.cors_preflight):
             status, authorizer = self._authorize(method, path, headers)
             if status != 200:
                 error = UNAUTHORIZED if status == 401 else ACCESS_DENIED

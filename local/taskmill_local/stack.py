@@ -337,6 +337,7 @@ class LocalStack:
         import taskmill_functions.worker.handler as worker
         from taskmill.db import Database
         from taskmill.flow.pauses import PauseKind, PauseStore
+        from taskmill.settings import ApiSettings, load_settings
         from taskmill.topology import QUEUES
 
         from taskmill_local.gateway import Gateway
@@ -346,7 +347,11 @@ class LocalStack:
 
         try:
             gateway = Gateway(
-                api.handler, authorizer.handler, host="127.0.0.1", port=self.config.port
+                api.handler,
+                authorizer.handler,
+                host="127.0.0.1",
+                port=self.config.port,
+                cors_preflight=bool(load_settings(ApiSettings).cors_origin_list),
             )
         except OSError as exc:  # taken since the check before start-up
             port = Port(self.config.port, "API", "TASKMILL_PORT")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 
@@ -186,3 +189,40 @@ def test_a_paused_queue_keeps_its_messages_in_sqs_until_resumed(http: Http) -> N
     done = http.wait_for(job["id"], {"succeeded", "failed"}, timeout=20)
     assert (done["status"], done["attempts"]) == ("succeeded", 1)
     assert queue_row(http, "normal")["paused"] is False
+
+
+def test_a_wrong_method_is_405_with_allow_only_past_the_token_check(http: Http) -> None:
+    """Over the local gateway as in AWS: without a token every path is the authorizer's 401
+    (OPTIONS too, since the stack has no CORS origins); with one, a method the path does not
+    take is a 405 naming those it does, and an unknown query parameter a 400."""
+
+    def answer(method: str, path: str, token: str | None) -> tuple[int, str | None, Any]:
+        request = urllib.request.Request(http.base + path, method=method)  # noqa: S310
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status, response.headers.get("Allow"), None
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers.get("Allow"), json.loads(error.read() or b"null")
+
+    for method, path in [
+        ("GET", "/v1/workers/claim"),
+        ("DELETE", "/v1/jobs"),
+        ("OPTIONS", "/v1/jobs"),
+        ("POST", "/v1/health"),
+    ]:
+        status, allow, body = answer(method, path, None)
+        assert (status, allow, body["error"]["code"]) == (401, None, "unauthorized"), path
+    register_and_login(http)
+    for method, path, allowed in [
+        ("GET", "/v1/workers/claim", "POST"),
+        ("DELETE", "/v1/jobs", "GET, POST"),
+        ("OPTIONS", "/v1/jobs", "GET, POST"),
+        ("POST", "/v1/health", "GET"),
+    ]:
+        status, allow, body = answer(method, path, http.token)
+        assert (status, allow, body["error"]["code"]) == (405, allowed, "method_not_allowed")
+    status, _, body = answer("GET", "/v1/jobs?stauts=failed", http.token)
+    assert (status, body["error"]["code"]) == (400, "invalid_input")
+    assert body["error"]["details"][0]["loc"] == ["query", "stauts"]

@@ -69,3 +69,42 @@ def test_the_api_sees_the_clients_address(gateway: Gateway) -> None:
     assert response.status == 200
     assert json.loads(response.read())["identity"]["sourceIp"] == "127.0.0.7"
     conn.close()
+
+
+def _options(gateway: Gateway) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    conn.request(
+        "OPTIONS",
+        "/v1/jobs",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    response = conn.getresponse()
+    body = json.loads(response.read() or b"null")
+    conn.close()
+    return response.status, body
+
+
+@pytest.mark.parametrize("cors", [True, False])
+def test_options_skips_the_authorizer_only_where_api_gateway_answers_preflights(
+    cors: bool,
+) -> None:
+    """With CORS origins API Gateway answers every OPTIONS itself (a mock, no authorizer);
+    without, an OPTIONS is one more method of the protected ANY: no token, no answer from the
+    API (which would say which methods the path takes)."""
+    called: list[str] = []
+
+    def api(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        called.append(event["httpMethod"])
+        return {"statusCode": 204, "headers": {}, "body": ""}
+
+    gw = Gateway(api, refuse, host="127.0.0.1", port=0, cors_preflight=cors)
+    gw.start()
+    try:
+        status, body = _options(gw)
+    finally:
+        gw.stop()
+    if cors:
+        assert (status, called) == (204, ["OPTIONS"])
+    else:
+        assert (status, called) == (401, [])
+        assert body["error"]["code"] == "unauthorized"

@@ -38,7 +38,7 @@ ROUTERS: tuple[Callable[[ApiServices], Any], ...] = (
 
 
 def create_app(services: ApiServices) -> APIGatewayRestResolver:
-    origins = [o.strip() for o in services.settings.cors_origins.split(",") if o.strip()]
+    origins = services.settings.cors_origin_list
     cors = (
         CORSConfig(
             allow_origin=origins[0],
