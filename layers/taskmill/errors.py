@@ -55,7 +55,7 @@ class MethodNotAllowed(TaskmillError):
     def __init__(self, method: str, allowed: list[str]) -> None:
         joined = ", ".join(allowed)
         super().__init__(
-            f"this path does not take {method}; it takes {joined}",
+            f"this path does not take {method.upper()}; it takes {joined}",
             details={"allowed": allowed},
         )
         self.allowed = allowed

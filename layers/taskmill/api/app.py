@@ -63,17 +63,26 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
 
     routes = RouteTable(app)
 
-    def declared_query_only(
+    def wrong_method() -> MethodNotAllowed | None:
+        """A 405 for a request the resolver took to a templated route at a path that static
+        routes serve with other methods (`PATCH /v1/jobs/batch`)."""
+        allowed = routes.misrouted()
+        return MethodNotAllowed(app.current_event.http_method, allowed) if allowed else None
+
+    def route_checks(
         app: APIGatewayRestResolver, next_middleware: Callable[..., Response[Any]]
     ) -> Response[Any]:
-        # Runs for every route, after Powertools validated the parameters it declares (an
-        # invalid one is answered by `invalid_request`, which names unknown ones too).
+        # Runs for every route, after Powertools validated the parameters it declares (a
+        # request failing that is answered by `invalid_request`, which checks the same).
+        error = wrong_method()
+        if error:
+            raise error
         unknown = routes.unknown_query_parameters()
         if unknown:
             raise InvalidInput(unknown_query_message(unknown), details=unknown)
         return next_middleware(app)
 
-    app.use(middlewares=[with_correlation_id, declared_query_only])
+    app.use(middlewares=[with_correlation_id, route_checks])
 
     @app.exception_handler(TaskmillError)
     def domain_error(error: TaskmillError) -> Response[str]:
@@ -81,6 +90,10 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
+        # Validation runs before the middlewares: `GET /v1/jobs/batch` fails it (no job id).
+        misrouted = wrong_method()
+        if misrouted:
+            return domain_error(misrouted)
         unknown = routes.unknown_query_parameters()
         return errors.envelope(
             400,
@@ -119,7 +132,7 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
         event = app.current_event
         allowed = routes.methods(event.path)
         if allowed:
-            return domain_error(MethodNotAllowed(event.http_method.upper(), allowed))
+            return domain_error(MethodNotAllowed(event.http_method, allowed))
         return errors.envelope(404, "not_found", "no such route", correlation_id=correlation_id())
 
     for build in ROUTERS:

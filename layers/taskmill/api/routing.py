@@ -12,23 +12,45 @@ from aws_lambda_powertools.event_handler.api_gateway import Route
 
 
 class RouteTable:
+    """Powertools keeps the routes in two lists and matches a request against the static
+    ones first, then the templated ones, for its method only: `PATCH /v1/jobs/batch` went to
+    `PATCH /v1/jobs/<job_id>` as if `batch` were a job id. Here a path a static route serves
+    is that route's path, whatever the method (tests/integration/api/test_routing.py fails if
+    Powertools' lists change)."""
+
     def __init__(self, app: APIGatewayRestResolver) -> None:
         self._app = app
         self._query: dict[Route, frozenset[str]] = {}
 
-    def routes(self) -> list[Route]:
-        # Powertools keeps the routes in these two lists and matches in this order (static
-        # first); tests/integration/api/test_routing.py fails if that ever changes.
-        return self._app._static_routes + self._app._dynamic_routes
+    @cached_property
+    def _static(self) -> frozenset[Route]:
+        # Read at the first request: every route is registered by then.
+        return frozenset(self._app._static_routes)
 
     @cached_property
-    def _registered(self) -> frozenset[Route]:
-        # Read at the first request: every route is registered by then.
-        return frozenset(self.routes())
+    def _shadowed(self) -> dict[Route, tuple[Route, ...]]:
+        """Each templated route, with the static routes whose path it also matches (for most,
+        none: checking a request costs nothing then)."""
+        return {
+            route: tuple(s for s in self._app._static_routes if route.rule.match(s.path))
+            for route in self._app._dynamic_routes
+        }
 
     def methods(self, path: str) -> list[str]:
         """The methods some route takes at `path` (none: no route serves it)."""
-        return sorted({route.method.upper() for route in self.routes() if route.rule.match(path)})
+        for routes in (self._static, self._shadowed):
+            found = {route.method.upper() for route in routes if route.rule.match(path)}
+            if found:
+                return sorted(found)
+        return []
+
+    def misrouted(self) -> list[str]:
+        """When the current request went to a templated route at a path static routes serve
+        (`PATCH /v1/jobs/batch`), the methods those take (a 405); else none."""
+        route: Route | None = self._app.context.get("_route")
+        shadowing = self._shadowed.get(route, ()) if route is not None else ()
+        path = self._app.current_event.path
+        return sorted({s.method.upper() for s in shadowing if s.rule.match(path)})
 
     def query_parameters(self, route: Route) -> frozenset[str]:
         """The query parameters `route` declares, as Powertools reads them from its signature
@@ -42,7 +64,7 @@ class RouteTable:
         does not take; none when no route took the request (a 404 or 405 says why)."""
         given = self._app.current_event.query_string_parameters
         route = self._app.context.get("_route")
-        if not given or route not in self._registered:
+        if not given or not (route in self._static or route in self._shadowed):
             return []
         takes = self.query_parameters(route)
         unknown = sorted(set(given) - takes)

@@ -37,8 +37,11 @@ def concrete(template: str) -> str:
 
 
 def served_methods(doc: dict[str, Any], path: str) -> set[str]:
-    """The methods of every documented path `path` is an instance of (`/v1/jobs/batch` is
-    also a `/v1/jobs/{job_id}`)."""
+    """The methods the document gives `path`: those of its own entry when it is one (a
+    `/v1/jobs/batch` is not a `/v1/jobs/{job_id}`), else those of every templated entry it is
+    an instance of."""
+    if path in doc["paths"]:
+        return {m.upper() for m in doc["paths"][path] if m.upper() in METHODS}
     found: set[str] = set()
     for template, item in doc["paths"].items():
         pattern = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))
@@ -64,6 +67,10 @@ def assert_405(response: Any, allowed: set[str]) -> None:
         ("PUT", f"/v1/jobs/{SOME_ID}", {"DELETE", "GET", "PATCH"}),
         ("POST", f"/v1/jobs/{SOME_ID}/status", {"GET"}),
         ("PUT", "/v1/jobs/", {"GET", "POST"}),  # a trailing slash is the same path
+        # A path of its own, not a job id: not routed to /v1/jobs/{job_id}'s methods.
+        ("GET", "/v1/jobs/batch", {"POST"}),
+        ("PATCH", "/v1/jobs/batch", {"POST"}),
+        ("DELETE", "/v1/jobs/batch", {"POST"}),
     ],
 )
 def test_a_method_the_path_does_not_take_is_405_naming_those_it_does(
