@@ -28,7 +28,7 @@ class RouteTable:
         return frozenset(self._app._static_routes)
 
     @cached_property
-    def _shadowed(self) -> dict[Route, tuple[Route, ...]]:
+    def _templated(self) -> dict[Route, tuple[Route, ...]]:
         """Each templated route, with the static routes whose path it also matches (for most,
         none: checking a request costs nothing then)."""
         return {
@@ -38,7 +38,7 @@ class RouteTable:
 
     def methods(self, path: str) -> list[str]:
         """The methods some route takes at `path` (none: no route serves it)."""
-        for routes in (self._static, self._shadowed):
+        for routes in (self._static, self._templated):  # a static path is its own
             found = {route.method.upper() for route in routes if route.rule.match(path)}
             if found:
                 return sorted(found)
@@ -48,11 +48,11 @@ class RouteTable:
         """When the current request went to a templated route at a path static routes serve
         (`PATCH /v1/jobs/batch`), the methods those take (a 405); else none."""
         route: Route | None = self._app.context.get("_route")
-        shadowing = self._shadowed.get(route, ()) if route is not None else ()
+        shadowing = self._templated.get(route, ()) if route is not None else ()
         path = self._app.current_event.path
         return sorted({s.method.upper() for s in shadowing if s.rule.match(path)})
 
-    def query_parameters(self, route: Route) -> frozenset[str]:
+    def _declared_query(self, route: Route) -> frozenset[str]:
         """The query parameters `route` declares, as Powertools reads them from its signature
         (once per route and container)."""
         if route not in self._query:
@@ -64,9 +64,9 @@ class RouteTable:
         does not take; none when no route took the request (a 404 or 405 says why)."""
         given = self._app.current_event.query_string_parameters
         route = self._app.context.get("_route")
-        if not given or not (route in self._static or route in self._shadowed):
+        if not given or not (route in self._static or route in self._templated):
             return []
-        takes = self.query_parameters(route)
+        takes = self._declared_query(route)
         unknown = sorted(set(given) - takes)
         message = (
             f"not a query parameter of this route, which takes {', '.join(sorted(takes))}"
