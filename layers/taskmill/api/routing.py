@@ -49,6 +49,8 @@ class RouteTable:
         (`PATCH /v1/jobs/batch`), the methods those take (a 405); else none."""
         route: Route | None = self._app.context.get("_route")
         shadowing = self._templated.get(route, ()) if route is not None else ()
+        if not shadowing:
+            return []
         path = self._app.current_event.path
         return sorted({s.method.upper() for s in shadowing if s.rule.match(path)})
 
@@ -68,6 +70,8 @@ class RouteTable:
             return []
         takes = self._declared_query(route)
         unknown = sorted(set(given) - takes)
+        if not unknown:
+            return []
         message = (
             f"not a query parameter of this route, which takes {', '.join(sorted(takes))}"
             if takes
