@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from typing import Any
 
+import pytest
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
 from taskmill.lifecycle.outcomes import LOST_LEASE_CAP
@@ -211,6 +213,74 @@ def test_a_body_past_its_timeout_holds_no_body_behind_it(
     timed_out = store.get(stuck.id)
     assert timed_out.status is JobStatus.FAILED
     assert timed_out.last_error == "timed out after 1 s"
+
+
+@pytest.mark.parametrize("kind", ["def", "async def"])
+def test_a_full_batch_of_bodies_that_wait_for_each_other_all_succeed(
+    kind: str, enqueue, deliver, store, registry, sqs, job_queue
+) -> None:
+    """Ten bodies, as many as a batch and the pool hold, each waiting for the other nine:
+    every one of them needs a thread at once, the one that took them in turn included."""
+    meeting = threading.Barrier(10, timeout=10)
+
+    if kind == "def":
+
+        @registry.register("meets", max_attempts=1)
+        def meets(context: Any, payload: Any) -> None:
+            meeting.wait()
+
+    else:
+
+        @registry.register("meets", max_attempts=1)
+        async def meets_async(context: Any, payload: Any) -> None:
+            await asyncio.to_thread(meeting.wait)
+
+    jobs = [enqueue("meets") for _ in range(10)]
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    assert len(event["Records"]) == 10
+    assert failures(deliver(event=event)) == []
+    assert {store.get(j.id).status for j in jobs} == {JobStatus.SUCCEEDED}
+
+
+def test_bodies_that_never_got_a_thread_never_start_on_the_abandoned_pool(
+    enqueue, deliver, store, registry, sqs, job_queue, worker, calls
+) -> None:
+    """One thread, held by a body that never returns: the bodies delivered behind it are
+    released uncounted at the deadline. When the stuck body does return, its abandoned
+    pool must not start them (their jobs are queued again, maybe running elsewhere); the
+    next batch, on a fresh pool, runs each once."""
+    worker.max_parallel_bodies = 1
+    release = threading.Event()
+    stuck_threads: list[threading.Thread] = []
+
+    @registry.register("hangs", max_attempts=1, timeout_seconds=1)
+    def hangs(context: Any, payload: Any) -> None:
+        stuck_threads.append(threading.current_thread())
+        release.wait(30)
+
+    stuck = enqueue("hangs")
+    behind = [enqueue("counted") for _ in range(2)]
+    event = receive_event(sqs, job_queue.queue_url("normal"))
+    event["Records"].sort(key=lambda r: json.loads(r["body"])["job_id"] != str(stuck.id))
+    try:
+        assert len(failures(deliver(event=event, remaining=4.0))) == 2  # a 3 s deadline
+    finally:
+        release.set()
+    [abandoned] = stuck_threads
+    abandoned.join(30)  # past the stuck body and whatever its pool still held, then gone
+    assert not abandoned.is_alive()
+    assert calls.count == 0
+    timed_out = store.get(stuck.id)
+    assert (timed_out.status, timed_out.last_error) == (JobStatus.FAILED, "timed out after 1 s")
+    for job in behind:
+        waited = store.get(job.id)
+        assert (waited.status, waited.attempts, waited.lost_leases) == (JobStatus.QUEUED, 0, 0)
+        assert "before a thread was free" in json.dumps(store.events(job.id)[-1]["detail"])
+    assert failures(deliver()) == []
+    assert calls.count == 2
+    assert {(store.get(j.id).status, store.get(j.id).attempts) for j in behind} == {
+        (JobStatus.SUCCEEDED, 1)
+    }
 
 
 def test_a_body_that_never_got_a_thread_is_released_uncounted(
