@@ -352,7 +352,9 @@ class Worker:
         # One thread takes the bodies in turn: handing each to a thread of its own costs
         # more than a quick body (a wake-up each, the GIL passed around). Bodies still
         # waiting RELAY_SECONDS after the batch began get a thread each, so slow ones still
-        # run side by side, at most that much later.
+        # run side by side, that much later if the body ahead waits on I/O. One ahead that
+        # computes holds the GIL, and the hand-off waits a switch interval or a few for it
+        # (tens of ms), as each thread's start did when every body had its own.
         pool = self._threads()
         for attempt in attempts:
             attempt.future = Future()
