@@ -355,6 +355,8 @@ class Worker:
         # run side by side, that much later if the body ahead waits on I/O. One ahead that
         # computes holds the GIL, and the hand-off waits a switch interval or a few for it
         # (tens of ms), as each thread's start did when every body had its own.
+        if not attempts:
+            return  # every job of the batch held back or already done elsewhere
         pool = self._threads()
         for attempt in attempts:
             attempt.future = Future()
