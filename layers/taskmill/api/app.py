@@ -20,7 +20,7 @@ from taskmill.api.routes import (
     users,
     workers,
 )
-from taskmill.api.routing import RouteTable, unknown_query_message
+from taskmill.api.routing import RouteTable, repeated_query_message, unknown_query_message
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, MethodNotAllowed, TaskmillError
 
@@ -95,13 +95,17 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
         if misrouted:
             return domain_error(misrouted)
         unknown = routes.unknown_query_parameters()
+        details = routes.repeated_query_parameters(errors.validation_details(list(error.errors())))
+        repeated = repeated_query_message(details)
         return errors.envelope(
             400,
             "invalid_input",
             "; ".join(
-                ["the request is not valid"] + ([unknown_query_message(unknown)] if unknown else [])
+                ["the request is not valid"]
+                + ([repeated] if repeated else [])
+                + ([unknown_query_message(unknown)] if unknown else [])
             ),
-            errors.validation_details(list(error.errors())) + unknown,
+            details + unknown,
             correlation_id=correlation_id(),
         )
 

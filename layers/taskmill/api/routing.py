@@ -10,6 +10,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.api_gateway import Route
 
+# The `type` of a field error for a query parameter given more than once.
+REPEATED = "repeated_parameter"
+
 
 class RouteTable:
     """Powertools keeps the routes in two lists and matches a request against the static
@@ -81,7 +84,41 @@ class RouteTable:
             {"loc": ["query", name], "msg": message, "type": "extra_forbidden"} for name in unknown
         ]
 
+    def repeated_query_parameters(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`details` (the field errors of a request that failed validation) with the error of
+        each query parameter the request gives more than once replaced by one saying so: each
+        takes one value, and the resolver validates the list of them as that value: without
+        this, `?limit=1&limit=2` read "Input should be a valid integer", and
+        `?status=queued&status=failed` that `queued` is not a status."""
+        given = self._app.current_event.multi_value_query_string_parameters or {}
+        counts = {name: len(values) for name, values in given.items() if len(values) > 1}
+        if not counts:
+            return details
+        out: list[dict[str, Any]] = []
+        said: set[str] = set()
+        for detail in details:
+            loc = detail.get("loc") or []
+            name = loc[1] if len(loc) == 2 and loc[0] == "query" else None
+            if name in counts:
+                if name in said:
+                    continue
+                said.add(name)
+                detail = {
+                    "loc": ["query", name],
+                    "msg": f"given {counts[name]} times; this parameter takes one value",
+                    "type": REPEATED,
+                }
+            out.append(detail)
+        return out
+
 
 def unknown_query_message(details: list[dict[str, Any]]) -> str:
     names = ", ".join(f"'{detail['loc'][-1]}'" for detail in details)
     return f"unknown query parameter{'s' if len(details) > 1 else ''} {names}"
+
+
+def repeated_query_message(details: list[dict[str, Any]]) -> str | None:
+    names = [f"'{d['loc'][-1]}'" for d in details if d.get("type") == REPEATED]
+    if not names:
+        return None
+    return f"query parameter{'s' if len(names) > 1 else ''} {', '.join(names)} given more than once"

@@ -215,6 +215,26 @@ def test_every_unknown_parameter_is_named_and_with_other_invalid_input_too(
     assert ["query", "limit"] in [d["loc"] for d in response.body["error"]["details"]]
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["status=queued&status=failed", "limit=1&limit=2", "type=noop&type=noop"],
+)
+def test_a_parameter_given_twice_is_refused_saying_so(as_user: ApiClient, query: str) -> None:
+    """Every parameter takes one value: `?status=queued&status=failed` (an OR a caller may
+    hope for) is refused, with a message saying it was given twice, not that `queued` is not
+    a status or `1` not an integer."""
+    response = as_user.get(f"/v1/jobs?{query}")
+    assert response.status == 400, response.body
+    assert response.error_code == "invalid_input"
+    name = query.split("=")[0]
+    [detail] = response.body["error"]["details"]
+    assert detail["loc"] == ["query", name]
+    assert detail["type"] == "repeated_parameter"
+    assert "2 times" in detail["msg"]
+    assert f"'{name}'" in response.body["error"]["message"]
+    assert "given more than once" in response.body["error"]["message"]
+
+
 def test_every_route_refuses_a_query_parameter_it_does_not_take(
     doc: dict[str, Any], as_admin: ApiClient, db: Any
 ) -> None:
