@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -8,6 +9,29 @@ from taskmill.db.migrate import available_migrations, migrate
 from taskmill.errors import DependencyUnavailable
 
 from taskmill_local.postgres import create_database, drop_database
+
+
+def _as_before(conn: psycopg.Connection, version: int) -> UUID:
+    """Make the database a deployment from before migration `version` left: every migration
+    below it applied and recorded, and one user, whose id is returned."""
+    conn.execute(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+        "applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for migration in available_migrations():
+        if migration.version >= version:
+            continue
+        conn.execute(migration.sql.encode())
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+            (migration.version, migration.name),
+        )
+    owner = conn.execute(
+        "INSERT INTO users (id, email, password_hash) "
+        "VALUES (gen_random_uuid(), 'old@x.io', 'h') RETURNING id"
+    ).fetchone()
+    assert owner is not None
+    return owner[0]
 
 
 def test_migrations_apply_once_when_two_runners_race(postgres_server_url: str) -> None:
@@ -63,29 +87,13 @@ def test_the_hot_path_migration_keeps_jobs_and_their_history(postgres_server_url
     url = create_database(postgres_server_url, "taskmill_migration_0010")
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-                "applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for migration in available_migrations():
-                if migration.version >= 10:
-                    continue
-                conn.execute(migration.sql.encode())
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
-            owner = conn.execute(
-                "INSERT INTO users (id, email, password_hash) "
-                "VALUES (gen_random_uuid(), 'old@x.io', 'h') RETURNING id"
-            ).fetchone()
-            assert owner is not None
+            owner = _as_before(conn, 10)
             job = conn.execute(
                 "INSERT INTO jobs (id, owner_id, type, priority, status, attempts, max_attempts, "
                 "timeout_seconds, backoff_base_seconds, backoff_max_seconds, tags, result, "
                 "finished_at, last_error) VALUES (gen_random_uuid(), %s, 'noop', 'high', "
                 "'succeeded', 2, 3, 10, 1, 1, ARRAY['a'], '{\"x\": 1}', now(), NULL) RETURNING id",
-                (owner[0],),
+                (owner,),
             ).fetchone()
             assert job is not None
             for from_status, to_status, detail in (
@@ -138,28 +146,12 @@ def test_schedules_stored_before_time_zones_keep_firing_in_utc(postgres_server_u
     url = create_database(postgres_server_url, "taskmill_migration_0013")
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-                "applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for migration in available_migrations():
-                if migration.version >= 13:
-                    continue
-                conn.execute(migration.sql.encode())
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
-            owner = conn.execute(
-                "INSERT INTO users (id, email, password_hash) "
-                "VALUES (gen_random_uuid(), 'old@x.io', 'h') RETURNING id"
-            ).fetchone()
-            assert owner is not None
+            owner = _as_before(conn, 13)
             schedule = conn.execute(
                 "INSERT INTO schedules (id, owner_id, name, cron, job_template, next_fire_at) "
                 "VALUES (gen_random_uuid(), %s, 'old', '0 3 * * *', '{\"type\": \"noop\"}', "
                 "'2026-11-01T03:00:00Z') RETURNING id",
-                (owner[0],),
+                (owner,),
             ).fetchone()
             assert schedule is not None
         assert 13 in migrate(url)
@@ -311,29 +303,13 @@ def test_the_report_digest_column_is_added_without_rewriting_jobs(postgres_serve
     url = create_database(postgres_server_url, "taskmill_migration_0018")
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-                "applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for migration in available_migrations():
-                if migration.version >= 18:
-                    continue
-                conn.execute(migration.sql.encode())
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
-            owner = conn.execute(
-                "INSERT INTO users (id, email, password_hash) "
-                "VALUES (gen_random_uuid(), 'old@x.io', 'h') RETURNING id"
-            ).fetchone()
-            assert owner is not None
+            owner = _as_before(conn, 18)
             conn.execute(
                 "INSERT INTO jobs (id, owner_id, type, priority, status, attempts, max_attempts, "
                 "timeout_seconds, backoff_base_seconds, backoff_max_seconds, result, finished_at) "
                 "SELECT gen_random_uuid(), %s, 'noop', 'normal', 'succeeded', 1, 3, 10, 1, 1, "
                 "'1', now() FROM generate_series(1, 1000)",
-                (owner[0],),
+                (owner,),
             )
             query = "SELECT pg_relation_filenode('jobs') AS f"
             before = conn.execute(query).fetchone()
