@@ -1296,6 +1296,20 @@ RETURNING *, """
         )
         return rows[0] if rows else None
 
+    def held_by(self, actors: Sequence[str]) -> list[Job]:
+        """Running external jobs whose current attempt was claimed by one of `actors` (an
+        account's `role:id`): a claim's event names who took the lease."""
+        rows = self._db.execute(
+            """
+SELECT j.* FROM jobs j
+WHERE j.status = 'running' AND j.external AND j.lease_token IS NOT NULL
+  AND (SELECT e.actor FROM job_events e
+       WHERE e.job_id = j.id AND e.to_status = 'running'
+       ORDER BY e.id DESC LIMIT 1) = ANY (%(actors)s)""",
+            {"actors": list(actors)},
+        )
+        return [Job.model_validate(row) for row in rows]
+
     def release(
         self,
         job_id: UUID,

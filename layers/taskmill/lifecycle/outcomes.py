@@ -107,6 +107,10 @@ def _text(error: BaseException) -> str | None:
         return None
 
 
+# The roles whose accounts may claim external jobs and report on them.
+REPORTING_ROLES = ("worker", "admin")
+
+
 def report_digest(call: str, lease_token: UUID, body: dict[str, Any]) -> UUID:
     """What identifies an external worker's report (`call`: `complete` or `fail`) as a
     repeat: its call, lease token and body, hashed (the token is the worker's secret and is
@@ -385,6 +389,19 @@ class Outcomes:
             )
         if not self._delay(message, 0) and released is not None:
             self._resend(released)
+
+    def release_held_by(self, account_id: UUID, reason: str, *, actor: str) -> list[Job]:
+        """Give back the external jobs an account holds once it can no longer report on them
+        (disabled, deleted, or no longer a worker), instead of leaving them `running` until
+        their timeouts run out: each is claimable again at once, its attempt not counted
+        (not the job's fault; the refund counts in `lost_leases`, as a lost lease's does)."""
+        released = []
+        for job in self.store.held_by([f"{role}:{account_id}" for role in REPORTING_ROLES]):
+            assert job.lease_token is not None
+            again = self.store.release(job.id, job.lease_token, reason, actor=actor)
+            if again is not None:  # the worker reported meanwhile: its report stands
+                released.append(again)
+        return released
 
     def cancelled(self, job: Job, *, actor: str) -> Job | None:
         """A running job stopped because it was asked to: it ends `cancelled`."""

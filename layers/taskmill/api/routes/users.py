@@ -21,6 +21,7 @@ from taskmill.api.models import (
 from taskmill.api.openapi import operation
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, NotFound
+from taskmill.lifecycle.outcomes import REPORTING_ROLES
 
 
 def _out(user: object) -> UserOut:
@@ -128,6 +129,10 @@ def router(services: ApiServices) -> Router:
             # that changed its own; a disabled account keeps none.
             keep = who.session_id if who.id == user_id and not body.disabled else None
             services.auth.tokens.revoke_user(user_id, keep_session=keep)
+        if body.disabled:
+            services.outcomes.release_held_by(
+                user_id, "the account that claimed it was disabled", actor=who.actor
+            )
         if who.id != user_id:
             audit("user.updated", who, user_id, fields=sorted(body.model_dump(exclude_none=True)))
         return _out(user)
@@ -156,6 +161,9 @@ def router(services: ApiServices) -> Router:
                 action="delete your own account",
             )
         services.users.delete(user_id)
+        services.outcomes.release_held_by(
+            user_id, "the account that claimed it was deleted", actor=who.actor
+        )
         audit("user.deleted", who, user_id)
         return Response(204)
 
@@ -174,6 +182,10 @@ def router(services: ApiServices) -> Router:
         # No session ends: every request reads the role afresh, so the new one applies to
         # the user's very next request (a demoted admin's included).
         user = services.users.set_role(user_id, body.role)
+        if body.role not in REPORTING_ROLES:
+            services.outcomes.release_held_by(
+                user_id, f"the account that claimed it is now a {body.role}", actor=who.actor
+            )
         audit("user.role_changed", who, user_id, before=before.role, after=body.role)
         return _out(user)
 

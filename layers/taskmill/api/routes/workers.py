@@ -22,7 +22,7 @@ from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, PayloadTooLarge
 from taskmill.jobs.model import MAX_RESULT_BYTES, Job, result_bytes
 from taskmill.jobs.retry import JobFailure
-from taskmill.lifecycle.outcomes import Success, report_digest
+from taskmill.lifecycle.outcomes import REPORTING_ROLES, Success, report_digest
 
 LEASE_LOST = "the lease is not held: the job was recovered, finished or never claimed"
 
@@ -31,7 +31,7 @@ def router(services: ApiServices) -> Router:
     r = Router()
 
     def worker() -> Caller:
-        return services.caller(r.current_event.raw_event, "worker", "admin")
+        return services.caller(r.current_event.raw_event, *REPORTING_ROLES)
 
     def held(job: Job | None) -> Job:
         if job is None:
