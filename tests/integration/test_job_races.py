@@ -309,7 +309,7 @@ def test_a_complete_and_its_repeat_at_once_both_answer_the_job_recorded_once(
     """A worker that retries its `/complete` while the first is still being recorded (its
     answer timed out on the worker's side): both answer the succeeded job, whichever
     connection wins, and the success is recorded once."""
-    from taskmill.lifecycle.outcomes import Outcomes, Success
+    from taskmill.lifecycle.outcomes import Outcomes, Success, report_digest
 
     store = JobStore(db)
     owner = make_user(db)
@@ -320,7 +320,8 @@ def test_a_complete_and_its_repeat_at_once_both_answer_the_job_recorded_once(
         success = Success(job.id, claimed.lease_token, {"frames": 24})
 
         def complete(outcomes: Outcomes, success: Success = success) -> Any:
-            return outcomes.completed(success, actor="worker:w")
+            report = report_digest("complete", success.lease_token, {"result": success.result})
+            return outcomes.completed(success, report=report, actor="worker:w")
 
         results = race(
             database_url,

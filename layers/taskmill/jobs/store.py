@@ -360,10 +360,10 @@ WITH clock AS MATERIALIZED (
 _AGAIN_STATUS: LiteralString = "(CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END)"
 # The same for a failed attempt, whose `%(status)s` is `failed` when no attempt is left: a
 # job asked to cancel ends `cancelled` if it had attempts left, and on its last attempt when
-# `%(cancel_wins)s` (an external job: see `Outcomes.failed`), else `failed`. Read from the row
-# the statement updates, so a cancel committed just before the report is seen.
+# it is `external` (see `Outcomes.failed`), else `failed`. Read from the row the statement
+# updates, so a cancel committed just before the report is seen.
 _RETRY_STATUS: LiteralString = (
-    "(CASE WHEN cancel_requested AND (%(status)s <> 'failed' OR %(cancel_wins)s) "
+    "(CASE WHEN cancel_requested AND (%(status)s <> 'failed' OR external) "
     "THEN 'cancelled' ELSE %(status)s END)"
 )
 
@@ -1238,7 +1238,6 @@ RETURNING *, """
         *,
         resend: bool,
         actor: str = "worker",
-        cancel_wins: bool = False,
         report: UUID | None = None,
     ) -> Job | None:
         """Record a failed attempt as the retry decision says.
@@ -1249,7 +1248,7 @@ RETURNING *, """
         - retry further away: `scheduled` at now + delay, released by the recovery sweep;
         - no retry: `failed`, with `last_error` kept.
 
-        A job asked to cancel ends `cancelled` instead of being retried; with `cancel_wins`
+        A job asked to cancel ends `cancelled` instead of being retried; an external one
         also instead of `failed`. `report`: the digest of the external worker's `/fail` that
         ends the attempt, kept for a repeat of it (`reported`); None for every other end,
         which so forgets the last attempt's.
@@ -1289,7 +1288,6 @@ RETURNING *, """
                     pending=pending,
                     id=job_id,
                     token=lease_token,
-                    cancel_wins=cancel_wins,
                     report=report,
                 ),
             )
@@ -1592,17 +1590,10 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         )
 
     def recover_expired(
-        self,
-        job: Job,
-        error: str,
-        decision: RetryDecision,
-        *,
-        actor: str = "recovery",
-        cancel_wins: bool = False,
+        self, job: Job, error: str, decision: RetryDecision, *, actor: str = "recovery"
     ) -> Job | None:
         """Apply a retry decision to a job whose lease expired; conditional on the lease
-        still being the expired one, so a late report or a second sweep cannot clash.
-        `cancel_wins` as for `fail`."""
+        still being the expired one, so a late report or a second sweep cannot clash."""
         if job.lease_token is None:
             return None
         rows = self._db.execute(
@@ -1612,15 +1603,7 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
         )
         if not rows:
             return None
-        return self.fail(
-            job.id,
-            job.lease_token,
-            error,
-            decision,
-            resend=True,
-            actor=actor,
-            cancel_wins=cancel_wins,
-        )
+        return self.fail(job.id, job.lease_token, error, decision, resend=True, actor=actor)
 
     def refund_lost_lease(
         self, job: Job, error: str, *, cap: int, actor: str = "recovery"

@@ -163,14 +163,13 @@ class Outcomes:
         return finished
 
     def completed(
-        self, success: Success, *, actor: str, deadline: float | None = None
+        self, success: Success, *, report: UUID, actor: str, deadline: float | None = None
     ) -> Job | None:
-        """An external worker's `/complete`: `succeeded` for one job, its report kept (as a
-        digest) so that a repeat of it, same lease token and same result, whose first answer
-        the worker lost, finds the job as it is and changes nothing. None when the lease is
-        not held and this is no such repeat (the attempt ended otherwise, or the job was set
-        going again since)."""
-        report = report_digest("complete", success.lease_token, {"result": success.result})
+        """An external worker's `/complete`: `succeeded` for one job, its report kept (its
+        `report_digest`, as `failed` keeps a `/fail`'s) so that a repeat of it, whose first
+        answer the worker lost, finds the job as it is and changes nothing. None when the
+        lease is not held and this is no such repeat (the attempt ended otherwise, or the
+        job was set going again since)."""
         done = self.store.complete_reported(
             success.job_id, success.lease_token, success.result, report, actor=actor
         )
@@ -276,7 +275,6 @@ class Outcomes:
                 decision,
                 resend=message is None,
                 actor=actor,
-                cancel_wins=job.external,
                 report=report,
             )
         if updated is None and report is not None:
@@ -339,7 +337,7 @@ class Outcomes:
                 sent = bool(send_pending(self.store, self.queue, [refunded]))
                 return Failure(refunded, RetryDecision(True, 0.0, "lease lost"), False, sent)
         decision = decide_retry(JobFailure(error), job.attempts, retry_policy(job), self._rand)
-        updated = self.store.recover_expired(job, error, decision, cancel_wins=job.external)
+        updated = self.store.recover_expired(job, error, decision)
         if updated is None:
             return None
         return self._after_failure(updated, decision, error, None)

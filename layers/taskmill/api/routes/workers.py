@@ -133,6 +133,7 @@ def router(services: ApiServices) -> Router:
             raise PayloadTooLarge(f"result is {size} bytes; the limit is {MAX_RESULT_BYTES}")
         done = services.outcomes.completed(
             Success(job_id, body.lease_token, body.result),
+            report=report_digest("complete", body.lease_token, {"result": body.result}),
             actor=who.actor,
             deadline=services.send_deadline(r.lambda_context),
         )
