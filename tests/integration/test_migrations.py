@@ -9,23 +9,13 @@ from taskmill.db.migrate import available_migrations, migrate
 from taskmill.errors import DependencyUnavailable
 
 from taskmill_local.postgres import create_database, drop_database
+from tests.support.old_schema import migrate_below
 
 
 def _as_before(conn: psycopg.Connection, version: int) -> UUID:
     """Make the database a deployment from before migration `version` left: every migration
     below it applied and recorded, and one user, whose id is returned."""
-    conn.execute(
-        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-        "applied_at timestamptz NOT NULL DEFAULT now())"
-    )
-    for migration in available_migrations():
-        if migration.version >= version:
-            continue
-        conn.execute(migration.sql.encode())
-        conn.execute(
-            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-            (migration.version, migration.name),
-        )
+    migrate_below(conn, version)
     owner = conn.execute(
         "INSERT INTO users (id, email, password_hash) "
         "VALUES (gen_random_uuid(), 'old@x.io', 'h') RETURNING id"

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 from taskmill.db import Database
-from taskmill.db.migrate import available_migrations, migrate
+from taskmill.db.migrate import migrate
 from taskmill.errors import InvalidInput, TaskmillError
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.store import JobStore
@@ -20,6 +20,7 @@ from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill_local.postgres import create_database, drop_database
 from tests.integration.worker.conftest import queue_messages
 from tests.support.factories import create_job, make_user
+from tests.support.old_schema import migrate_below
 
 BEFORE = 15  # the migration that repairs them
 # 0001-01-01T00:00+14:00, what the API used to accept: 1 BC in UTC.
@@ -33,18 +34,7 @@ def old_database(postgres_server_url: str) -> Iterator[str]:
     name = f"taskmill_run_at_{uuid4().hex[:8]}"
     url = create_database(postgres_server_url, name)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-            "applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for migration in available_migrations():
-            if migration.version >= BEFORE:
-                continue
-            conn.execute(migration.sql.encode())
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                (migration.version, migration.name),
-            )
+        migrate_below(conn, BEFORE)
     try:
         yield url
     finally:
