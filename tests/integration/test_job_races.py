@@ -6,13 +6,15 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from uuid import uuid4
 
 import psycopg
 from taskmill.db import Database
-from taskmill.errors import DependencyFailed, IdempotencyMismatch, InvalidInput
+from taskmill.errors import DependencyFailed, Forbidden, IdempotencyMismatch, InvalidInput
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import RetryDecision
 from taskmill.jobs.store import JobFilter, JobStore
+from taskmill.users.store import RefreshTokenStore, SessionCheck, UserStore
 
 from tests.support.factories import create_job, make_user, new_job
 from tests.support.locks import waits_for_a_lock
@@ -384,3 +386,108 @@ def test_a_workers_fail_racing_the_sweeps_recovery_of_its_lease_is_no_repeat(
     assert ended.last_error is not None
     assert ended.last_error.startswith("timed out")
     assert [e["to_status"] for e in store.events(job.id)] == ["queued", "running", "failed"]
+
+
+def _worker_session(db: Database) -> SessionCheck:
+    """A worker account signed in once: the check its claims pass while it may claim."""
+    worker = make_user(db, role="worker")
+    session = uuid4()
+    RefreshTokenStore(db).add(worker, uuid4().bytes, family_id=session, ttl_seconds=600)
+    return SessionCheck(worker, session, ("worker", "admin"))
+
+
+def test_a_claim_waiting_for_an_account_an_admin_disables_claims_nothing(
+    db: Database, database_url: str
+) -> None:
+    """The admin's disable commits while the worker's claim (its request already past the
+    account check) waits for the account's row: the claim is refused as a request of a
+    disabled account is, and the job stays queued for another worker."""
+    store = JobStore(db)
+    claimant = _worker_session(db)
+    job = create_job(store, make_user(db), type="render", external=True)
+    admin, claimer = Database(database_url), Database(database_url)
+    pid = claimer.connection().info.backend_pid
+    outcome: dict[str, Any] = {}
+
+    def claim() -> None:
+        try:
+            outcome["claimed"] = JobStore(claimer).claim_external(
+                types=["render"], limit=1, actor=f"worker:{claimant.user_id}", claimant=claimant
+            )
+        except BaseException as exc:  # surfaced below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=claim)
+    try:
+        with admin.transaction():
+            UserStore(admin).update(claimant.user_id, disabled=True)
+            thread.start()
+            blocked = waits_for_a_lock(db, pid, thread)
+        thread.join()
+    finally:
+        admin.close()
+        claimer.close()
+    assert blocked, "the claim did not wait for the disable's lock on the account"
+    assert isinstance(outcome.get("error"), Forbidden), outcome
+    assert (store.get(job.id).status, store.get(job.id).attempts) == (JobStatus.QUEUED, 0)
+
+
+def test_an_account_disabled_during_its_claim_gives_back_what_the_claim_took(
+    db: Database, database_url: str, job_queue: Any, job_registry: Any
+) -> None:
+    """The worker's claim has read its account and waits (here for a limit's key) when an
+    admin disables the account: the disable waits for the claim to commit, then gives back
+    the job it took, instead of leaving it `running` under an account that can no longer
+    report until the job's timeout runs out."""
+    from taskmill.lifecycle.outcomes import Outcomes
+
+    store = JobStore(db)
+    claimant = _worker_session(db)
+    db.execute("INSERT INTO limits (key, concurrency) VALUES ('render-farm', 5)")
+    job = create_job(store, make_user(db), type="render", external=True, limit_keys=["render-farm"])
+    holder, claimer, admin = (Database(database_url) for _ in range(3))
+    claimer_pid = claimer.connection().info.backend_pid
+    admin_pid = admin.connection().info.backend_pid
+    outcome: dict[str, Any] = {}
+
+    def claim() -> None:
+        try:
+            outcome["claimed"] = JobStore(claimer).claim_external(
+                types=["render"], limit=1, actor=f"worker:{claimant.user_id}", claimant=claimant
+            )
+        except BaseException as exc:  # surfaced below
+            outcome["error"] = exc
+
+    def disable() -> None:
+        try:
+            UserStore(admin).update(claimant.user_id, disabled=True)
+            outcome["released"] = Outcomes(
+                JobStore(admin), job_queue, job_registry
+            ).release_held_by(
+                claimant.user_id, "the account that claimed it was disabled", actor="admin:a"
+            )
+        except BaseException as exc:  # surfaced below
+            outcome["disable_error"] = exc
+
+    claiming, disabling = threading.Thread(target=claim), threading.Thread(target=disable)
+    try:
+        with holder.transaction():
+            holder.execute("SELECT pg_advisory_xact_lock(hashtextextended('render-farm', 0))")
+            claiming.start()
+            claim_waits = waits_for_a_lock(db, claimer_pid, claiming)
+            disabling.start()
+            disable_waits = waits_for_a_lock(db, admin_pid, disabling)
+        claiming.join()
+        disabling.join()
+    finally:
+        for database in (holder, claimer, admin):
+            database.close()
+    assert claim_waits, "the claim did not wait for the key's lock"
+    assert disable_waits, "the disable did not wait for the claim holding the account"
+    assert "error" not in outcome, outcome
+    assert "disable_error" not in outcome, outcome
+    assert [j.id for j in outcome["claimed"]] == [job.id]
+    assert [j.id for j in outcome["released"]] == [job.id]
+    after = store.get(job.id)
+    assert (after.status, after.attempts) == (JobStatus.QUEUED, 0)
+    assert [e["to_status"] for e in store.events(job.id)] == ["queued", "running", "queued"]

@@ -32,7 +32,12 @@ from taskmill.jobs.model import LAST_ERROR_MAX, Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.paging import decode_cursor, encode_cursor
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
-from taskmill.users.store import SESSION_ACCOUNT_SQL, SessionAccount
+from taskmill.users.store import (
+    LOCKED_SESSION_ACCOUNT_SQL,
+    SESSION_ACCOUNT_SQL,
+    SessionAccount,
+    SessionCheck,
+)
 
 # Seconds a lease outlives the job's timeout, so a worker finishing right at its timeout
 # still reports before the recovery sweep steps in.
@@ -993,6 +998,7 @@ RETURNING j.id""",
         types: Sequence[str] | None,
         limit: int,
         actor: str,
+        claimant: SessionCheck | None = None,
         owner_concurrency: int | None = None,
         now: datetime | None = None,
     ) -> list[Job]:
@@ -1005,8 +1011,20 @@ RETURNING j.id""",
         (one tenant's backlog at its owner concurrency would otherwise fill every pick and
         starve the others). Which keys are full is read without their locks: the admission
         counts again under them, so a stale read costs a claim that admits less, never one
-        over a limit."""
+        over a limit.
+
+        `claimant`: the account claiming, checked again under a lock on its row (a fresh
+        request's `Unauthorized` or `Forbidden` if it may no longer claim). An admin who
+        disables, deletes or demotes it meanwhile waits for this claim to commit, then
+        finds the jobs it took to give back; or commits first, and nothing is claimed."""
         with self._db.transaction() as tx:
+            if claimant is not None:
+                rows = tx.execute(
+                    LOCKED_SESSION_ACCOUNT_SQL,
+                    {"caller": claimant.user_id, "session": claimant.session_id},
+                )
+                account = SessionAccount.model_validate(rows[0]) if rows else None
+                SessionAccount.require(account, *claimant.roles)
             picked = tx.execute(
                 """
 WITH limited AS MATERIALIZED (

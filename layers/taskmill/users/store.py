@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,6 +24,22 @@ SELECT u.id, u.role, u.email, u.disabled,
                WHERE t.family_id = %(session)s AND t.user_id = u.id
                  AND t.revoked_at IS NULL) AS session_live
 FROM users u WHERE u.id = %(caller)s"""
+
+# The same, holding the account's row until the transaction ends: an admin's disable,
+# delete or role change of it (each writes the row) waits for the transaction, and one that
+# committed first is what this reads. For statements whose effect the account must still be
+# allowed when they commit.
+LOCKED_SESSION_ACCOUNT_SQL = SESSION_ACCOUNT_SQL + "\nFOR SHARE OF u"
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    """An account acting through one of its sessions, and the roles it must hold when the
+    transaction it acts in commits (a fresh request's check, repeated under the lock)."""
+
+    user_id: UUID
+    session_id: UUID
+    roles: tuple[str, ...]
 
 
 class User(BaseModel):

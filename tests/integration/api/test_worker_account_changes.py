@@ -4,12 +4,17 @@ out, which for work run outside Lambda can be hours."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+from uuid import UUID
 
 import pytest
+from taskmill.db import Database
+from taskmill.users.store import UserStore
 
 from tests.integration.api.conftest import PASSWORD, make_account
 from tests.support.apigw import ApiClient
+from tests.support.locks import waits_for_a_lock
 
 
 def _claim(as_user: ApiClient, worker: ApiClient) -> tuple[str, str]:
@@ -89,3 +94,34 @@ def test_a_worker_made_an_admin_keeps_its_jobs(as_user, as_worker, as_admin) -> 
     assert as_user.get(f"/v1/jobs/{job_id}").body["status"] == "running"
     beat = as_worker.post(f"/v1/jobs/{job_id}/heartbeat", {"lease_token": token})
     assert beat.status == 200
+
+
+def test_a_claim_under_way_when_its_account_is_disabled_takes_nothing(
+    as_user, as_worker, db, database_url
+) -> None:
+    """The worker's claim has passed the account check when an admin's disable of the
+    account is written but not yet committed: the claim waits for it and answers as a
+    disabled account's request does (403), and the job stays queued. Without the wait the
+    claim would hand the job to an account that can no longer report on it."""
+    job = as_user.post("/v1/jobs", {"type": "render"}).body
+    worker_id = UUID(as_worker.get("/v1/auth/me").body["id"])
+    admin, observer = Database(database_url), Database(database_url)
+    pid = db.connection().info.backend_pid
+    answers: list[Any] = []
+    claiming = threading.Thread(
+        target=lambda: answers.append(as_worker.post("/v1/workers/claim", {"types": ["render"]}))
+    )
+    try:
+        with admin.transaction():
+            UserStore(admin).update(worker_id, disabled=True)
+            claiming.start()
+            waited = waits_for_a_lock(observer, pid, claiming)
+        claiming.join()
+    finally:
+        admin.close()
+        observer.close()
+    assert waited, "the claim did not wait for the disable"
+    [answer] = answers
+    assert (answer.status, answer.body["error"]["code"]) == (403, "forbidden")
+    after = as_user.get(f"/v1/jobs/{job['id']}").body
+    assert (after["status"], after["attempts"]) == ("queued", 0)
