@@ -172,6 +172,34 @@ def test_a_cors_preflight_is_still_answered_and_options_without_cors_is_405(
     assert_405(as_admin.request("OPTIONS", "/v1/jobs"), {"GET", "POST"})
 
 
+def test_a_browser_on_an_allowed_origin_can_read_every_error(
+    services: ApiServices, as_admin: ApiClient
+) -> None:
+    """With CORS configured, an answer no route gave (a 404 for a path nothing serves, a 405
+    for a method a path does not take) carries the CORS headers too: without them a console
+    on another origin sees a bare CORS failure, not the envelope saying what was wrong. An
+    origin not allowed gets none."""
+    origin = "https://app.example.com"
+    cors = dataclasses.replace(
+        services, settings=services.settings.model_copy(update={"cors_origins": origin})
+    )
+    browser = ApiClient(create_app(cors), cors)
+    browser.token = as_admin.token
+    answers = {
+        "404": browser.get("/v1/nothing-here", headers={"Origin": origin}),
+        "405": browser.request("PUT", "/v1/jobs", headers={"Origin": origin}),
+        "405, templated": browser.patch("/v1/jobs/batch", {}, headers={"Origin": origin}),
+        "400": browser.get("/v1/jobs?stauts=failed", headers={"Origin": origin}),
+    }
+    for what, answer in answers.items():
+        assert answer.headers.get("Access-Control-Allow-Origin") == origin, (what, answer)
+        assert "error" in answer.body, what
+    assert [answer.status for answer in answers.values()] == [404, 405, 405, 400]
+    other = browser.get("/v1/nothing-here", headers={"Origin": "https://evil.example.com"})
+    assert other.status == 404
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
 def assert_refused(response: ApiResponse, *names: str) -> None:
     assert response.status == 400, response.body
     assert response.error_code == "invalid_input"
