@@ -3,13 +3,17 @@ were computed with, one scan each), on jobs finished inside and outside each win
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from taskmill.db import Database
 from taskmill.jobs.stats import job_stats
 
 from tests.support.factories import make_user
+from tests.support.locks import waits_for_a_lock
 
 # One statement per figure: the definition the figures must keep.
 _DEFINITION = """
@@ -92,3 +96,113 @@ def test_the_figures_are_each_figures_own_query(db: Database, window_hours: int)
     assert expected["failed_last_hour"] > 0
     assert sum(sum(m) for m in expected["minutes"]) > 0
     assert expected["duration_seconds"]["p50"] is not None
+
+
+def _add_jobs(db: Database, owner: UUID, n: int) -> None:
+    db.execute(
+        "INSERT INTO jobs (id, owner_id, type, payload, priority, status, max_attempts, "
+        "timeout_seconds, backoff_base_seconds, backoff_max_seconds, run_at) "
+        "SELECT gen_random_uuid(), %s, 'noop', '{}', 'normal', 'queued', 3, 60, 2, 300, now() "
+        "FROM generate_series(1, %s)",
+        (owner, n),
+    )
+
+
+def _age_kept_figures(db: Database, seconds: int) -> None:
+    db.execute(
+        "UPDATE stats_snapshots SET computed_at = computed_at - make_interval(secs => %(s)s), "
+        "figures = jsonb_set(figures, '{computed_at}', to_jsonb(computed_at - "
+        "make_interval(secs => %(s)s)))",
+        {"s": seconds},
+    )
+
+
+def test_figures_are_computed_now_unless_older_ones_are_accepted(db: Database) -> None:
+    owner = make_user(db)
+    _add_jobs(db, owner, 2)
+    first = job_stats(db, window_hours=1, max_age_seconds=60)
+    assert first["by_status"] == {"queued": 2}
+    _add_jobs(db, owner, 3)
+    # Accepting a minute-old answer: the kept one, when it was computed included.
+    assert job_stats(db, window_hours=1, max_age_seconds=60) == first
+    # Another window has figures of its own.
+    assert job_stats(db, window_hours=2, max_age_seconds=60)["by_status"] == {"queued": 5}
+    # The default computes now, and what it computed is what the next caller shares.
+    fresh = job_stats(db, window_hours=1)
+    assert fresh["by_status"] == {"queued": 5}
+    assert datetime.fromisoformat(fresh["computed_at"]) > datetime.fromisoformat(
+        first["computed_at"]
+    )
+    assert job_stats(db, window_hours=1, max_age_seconds=60) == fresh
+    # Once older than the caller accepts, they are computed again.
+    _add_jobs(db, owner, 1)
+    _age_kept_figures(db, 120)
+    assert job_stats(db, window_hours=1, max_age_seconds=60)["by_status"] == {"queued": 6}
+
+
+def _computing_elsewhere(database_url: str, window_hours: int) -> Database:
+    """A connection holding the lock of a computation under way for `window_hours`, in an
+    open transaction (roll it back or commit it to end the computation)."""
+    other = Database(database_url)
+    conn = other.connection()
+    conn.execute("BEGIN")
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('taskmill.stats:' || %s::text, 0))",
+        (str(window_hours),),
+    )
+    return other
+
+
+def test_while_one_caller_computes_the_others_get_the_last_figures_at_once(
+    db: Database, database_url: str
+) -> None:
+    """A dashboard's viewers never scan the jobs table side by side: while one computes, a
+    viewer whose accepted age has passed gets the last figures, with when they were computed,
+    rather than starting a computation of its own (which, on a big table polled every few
+    seconds, would pile up)."""
+    owner = make_user(db)
+    _add_jobs(db, owner, 2)
+    kept = job_stats(db, window_hours=1, max_age_seconds=5)
+    _add_jobs(db, owner, 3)
+    _age_kept_figures(db, 60)
+    other = _computing_elsewhere(database_url, 1)
+    try:
+        answer = job_stats(db, window_hours=1, max_age_seconds=5)
+    finally:
+        other.connection().execute("ROLLBACK")
+        other.close()
+    assert answer["by_status"] == {"queued": 2}
+    # The kept figures, aged above: a minute older than when they were computed.
+    age = datetime.fromisoformat(kept["computed_at"]) - datetime.fromisoformat(
+        answer["computed_at"]
+    )
+    assert age == timedelta(seconds=60)
+    # With no computation under way, the next caller computes them again.
+    assert job_stats(db, window_hours=1, max_age_seconds=5)["by_status"] == {"queued": 5}
+
+
+def test_with_nothing_kept_a_caller_waits_for_the_computation_under_way(
+    db: Database, database_url: str
+) -> None:
+    """The very first viewers: one computes, the others wait for its figures and take them
+    (no second computation; here the computing side's figures are marked to tell them apart)."""
+    other = _computing_elsewhere(database_url, 1)
+    waiter = Database(database_url)
+    pid = waiter.connection().info.backend_pid
+    answers: list[dict[str, Any]] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(job_stats(waiter, window_hours=1, max_age_seconds=5))
+    )
+    try:
+        thread.start()
+        waited = waits_for_a_lock(db, pid, thread)
+        other.connection().execute(
+            'INSERT INTO stats_snapshots VALUES (1, now(), \'{"marker": "theirs"}\')'
+        )
+        other.connection().execute("COMMIT")
+        thread.join()
+    finally:
+        other.close()
+        waiter.close()
+    assert waited, "the caller did not wait for the computation under way"
+    assert answers == [{"marker": "theirs"}]

@@ -37,6 +37,7 @@ SHIPPED = {
         "de189d0d96e2640d9201d26a5ffb5cea4f00fd81c0d0c0ae1aa0385a612dd640"
     ),
     "0018_report_digest": "732154124e01b04d8f7d52901090d3b8f4a1b720c301f7a326f7c56a91a5159f",
+    "0019_stats_snapshots": "c2d81f9771fee999e087c34a89fd7f040c4b4d1d45fc5f0bab6efd91a6476591",
 }
 
 

@@ -48,7 +48,7 @@ export function queuesPage(cleanups) {
     try {
       const [queueList, stats, typeList] = await Promise.all([
         api("GET", "/v1/queues"),
-        api("GET", "/v1/stats?window_hours=1"),
+        api("GET", "/v1/stats?window_hours=1&max_age_seconds=5"),
         api("GET", "/v1/job-types"),
       ]);
       queues.setAttribute("aria-busy", "false");

@@ -685,6 +685,22 @@ def test_stats_count_finished_jobs_in_the_minute_they_finished(
     assert minutes == sorted(minutes, key=lambda m: m["minute"])
 
 
+def test_a_dashboard_polling_stats_shares_figures_up_to_the_age_it_accepts(
+    as_user, as_admin
+) -> None:
+    as_user.post("/v1/jobs", {"type": "noop"})
+    polled = as_admin.get("/v1/stats?window_hours=1&max_age_seconds=5")
+    assert polled.status == 200, polled.body
+    assert polled.body["by_status"] == {"queued": 1}
+    as_user.post("/v1/jobs", {"type": "noop"})
+    again = as_admin.get("/v1/stats?window_hours=1&max_age_seconds=300")
+    assert again.body == polled.body  # computed_at tells how old
+    assert as_admin.get("/v1/stats?window_hours=1").body["by_status"] == {"queued": 2}
+    for bad in ("-1", "3601", "1.5", "soon"):
+        refused = as_admin.get(f"/v1/stats?max_age_seconds={bad}")
+        assert (refused.status, refused.error_code) == (400, "invalid_input"), bad
+
+
 def test_health_is_public_and_reports_dependencies(client, services) -> None:
     ok = client.get("/v1/health", token=None)
     assert ok.status == 200

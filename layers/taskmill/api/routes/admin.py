@@ -48,11 +48,26 @@ def router(services: ApiServices) -> Router:
 
     @r.get(
         "/v1/stats",
-        **operation("getStats", "Job counts, throughput and durations (admin)", tag="operations"),
+        **operation(
+            "getStats",
+            "Job counts, throughput and durations (admin)",
+            tag="operations",
+            description=(
+                "Computed now, unless `max_age_seconds` accepts figures computed that long "
+                "ago or less: then the last figures are answered if fresh enough, and while "
+                "one caller computes new ones every other gets the last ones at once, "
+                "however old (`computed_at` says when they were computed). A dashboard that "
+                "polls should pass its interval: its viewers share one computation, a few "
+                "scans of the jobs table, at a time."
+            ),
+        ),
     )
-    def stats(window_hours: Annotated[int, Query(ge=1, le=24 * 30)] = 24) -> dict[str, Any]:
+    def stats(
+        window_hours: Annotated[int, Query(ge=1, le=24 * 30)] = 24,
+        max_age_seconds: Annotated[int, Query(ge=0, le=3600)] = 0,
+    ) -> dict[str, Any]:
         admin()
-        return job_stats(services.db, window_hours=window_hours)
+        return job_stats(services.db, window_hours=window_hours, max_age_seconds=max_age_seconds)
 
     @r.get(
         "/v1/audit",
