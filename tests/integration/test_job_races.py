@@ -396,6 +396,23 @@ def _worker_session(db: Database) -> SessionCheck:
     return SessionCheck(worker, session, ("worker", "admin"))
 
 
+def _claiming(
+    database: Database, claimant: SessionCheck, outcome: dict[str, Any]
+) -> threading.Thread:
+    """A thread that claims a `render` job as `claimant` on `database`: what it claimed goes
+    into `outcome["claimed"]`, or what it raised into `outcome["error"]`."""
+
+    def claim() -> None:
+        try:
+            outcome["claimed"] = JobStore(database).claim_external(
+                types=["render"], limit=1, actor=f"worker:{claimant.user_id}", claimant=claimant
+            )
+        except BaseException as exc:  # surfaced by the test
+            outcome["error"] = exc
+
+    return threading.Thread(target=claim)
+
+
 def test_a_claim_waiting_for_an_account_an_admin_disables_claims_nothing(
     db: Database, database_url: str
 ) -> None:
@@ -409,15 +426,7 @@ def test_a_claim_waiting_for_an_account_an_admin_disables_claims_nothing(
     pid = claimer.connection().info.backend_pid
     outcome: dict[str, Any] = {}
 
-    def claim() -> None:
-        try:
-            outcome["claimed"] = JobStore(claimer).claim_external(
-                types=["render"], limit=1, actor=f"worker:{claimant.user_id}", claimant=claimant
-            )
-        except BaseException as exc:  # surfaced below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=claim)
+    thread = _claiming(claimer, claimant, outcome)
     try:
         with admin.transaction():
             UserStore(admin).update(claimant.user_id, disabled=True)
@@ -450,14 +459,6 @@ def test_an_account_disabled_during_its_claim_gives_back_what_the_claim_took(
     admin_pid = admin.connection().info.backend_pid
     outcome: dict[str, Any] = {}
 
-    def claim() -> None:
-        try:
-            outcome["claimed"] = JobStore(claimer).claim_external(
-                types=["render"], limit=1, actor=f"worker:{claimant.user_id}", claimant=claimant
-            )
-        except BaseException as exc:  # surfaced below
-            outcome["error"] = exc
-
     def disable() -> None:
         try:
             UserStore(admin).update(claimant.user_id, disabled=True)
@@ -469,7 +470,7 @@ def test_an_account_disabled_during_its_claim_gives_back_what_the_claim_took(
         except BaseException as exc:  # surfaced below
             outcome["disable_error"] = exc
 
-    claiming, disabling = threading.Thread(target=claim), threading.Thread(target=disable)
+    claiming, disabling = _claiming(claimer, claimant, outcome), threading.Thread(target=disable)
     try:
         with holder.transaction():
             holder.execute("SELECT pg_advisory_xact_lock(hashtextextended('render-farm', 0))")
