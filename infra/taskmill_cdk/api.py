@@ -162,10 +162,7 @@ class Api(Construct):
             ),
         )
         for response_type, error in GATEWAY_RESPONSES.items():
-            headers = {"Content-Type": "'application/json'"}
-            if origins:
-                origin = "*" if "*" in origins else origins[0]
-                headers["Access-Control-Allow-Origin"] = f"'{origin}'"
+            headers = {"Content-Type": "'application/json'", **_gateway_cors(origins)}
             self.rest_api.add_gateway_response(
                 f"Gateway{response_type.title().replace('_', '')}",
                 type=apigw.ResponseType.of(response_type),
@@ -306,3 +303,20 @@ class Api(Construct):
     @property
     def url(self) -> str:
         return self.rest_api.url
+
+
+def _gateway_cors(origins: tuple[str, ...]) -> dict[str, str]:
+    """The CORS headers of the errors API Gateway answers itself (a 401 for an expired
+    token, a 429, a 413), so a browser app on an allowed origin reads their envelope instead
+    of a bare CORS failure. A gateway response's headers are fixed or copied from the
+    request, never chosen from a list: with several origins it names the request's own
+    (`Vary: Origin`). Those answers hold nothing but their fixed error, so another origin
+    reading one learns nothing; the function's answers, which hold data, name allowed
+    origins only (Powertools' CORS)."""
+    if not origins:
+        return {}
+    if "*" in origins:
+        return {"Access-Control-Allow-Origin": "'*'"}
+    if len(origins) == 1:
+        return {"Access-Control-Allow-Origin": f"'{origins[0]}'"}
+    return {"Access-Control-Allow-Origin": "method.request.header.Origin", "Vary": "'Origin'"}

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -208,12 +208,16 @@ class Gateway:
         max_body_bytes: int = 10 * 1024 * 1024,
         read_timeout_seconds: float = 30.0,
         cors_preflight: bool = True,
+        cors_origins: Sequence[str] = (),
     ) -> None:
         self.api = api
         # Whether API Gateway would answer OPTIONS itself, without the authorizer: it does
         # when the API has CORS origins (a mock preflight on every resource); without them
         # an OPTIONS is one more method of the protected ANY, as here.
         self.cors_preflight = cors_preflight
+        # The API's CORS origins, for the errors the gateway answers itself (API Gateway's
+        # gateway responses carry them too: infra/taskmill_cdk/api.py).
+        self.cors_origins = tuple(cors_origins)
         self.authorizer = authorizer
         self.cache = AuthorizerCache()
         # Lambda gives a container one event at a time, and the handlers rely on it (the
@@ -383,7 +387,10 @@ class Gateway:
             if status != 200:
                 error = UNAUTHORIZED if status == 401 else ACCESS_DENIED
                 self._reply(
-                    request, status, {"Content-Type": "application/json"}, error.body().encode()
+                    request,
+                    status,
+                    {"Content-Type": "application/json", **self._cors(request)},
+                    error.body().encode(),
                 )
                 return None
         # The peer's address, as API Gateway reports it (login throttling keys on it).
@@ -418,9 +425,27 @@ class Gateway:
         self._reply(
             request,
             error.status,
-            {"Content-Type": "application/json", **(headers or {}), "Connection": "close"},
+            {
+                "Content-Type": "application/json",
+                **self._cors(request),
+                **(headers or {}),
+                "Connection": "close",
+            },
             error.body().encode(),
         )
+
+    def _cors(self, request: BaseHTTPRequestHandler) -> dict[str, str]:
+        """The CORS headers of an error the gateway answers itself, so a browser app on an
+        allowed origin reads the envelope (a 401 that says to sign in again) instead of a
+        bare CORS failure. None for another origin."""
+        origin = request.headers.get("Origin")
+        if not origin or not self.cors_origins:
+            return {}
+        if "*" in self.cors_origins:
+            return {"Access-Control-Allow-Origin": "*"}
+        if origin in self.cors_origins:
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {}
 
     @staticmethod
     def _reply(

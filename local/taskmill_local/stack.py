@@ -345,13 +345,15 @@ class LocalStack:
         from taskmill_local.pollers import QueuePauses, QueuePoller
         from taskmill_local.preflight import Port, PreflightError, port_message
 
+        origins = load_settings(ApiSettings).cors_origin_list
         try:
             gateway = Gateway(
                 api.handler,
                 authorizer.handler,
                 host="127.0.0.1",
                 port=self.config.port,
-                cors_preflight=bool(load_settings(ApiSettings).cors_origin_list),
+                cors_preflight=bool(origins),
+                cors_origins=origins,
             )
         except OSError as exc:  # taken since the check before start-up
             port = Port(self.config.port, "API", "TASKMILL_PORT")

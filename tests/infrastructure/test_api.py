@@ -154,6 +154,31 @@ def test_cors_allows_the_configured_origins_besides_the_consoles(prod: Synthesiz
     assert "https://app.example.com" in json.dumps(response)
 
 
+def test_api_gateways_own_errors_are_readable_from_every_allowed_origin(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    """A 401 for an expired token is answered by API Gateway, not the function: a browser app
+    reads its envelope (and signs in again) only if it carries CORS headers for the app's
+    origin. prod allows two (the console's and app.example.com): a gateway response cannot
+    pick one of a list, so it names the request's own; dev's console is its one origin."""
+
+    def cors(synthesized: Synthesized) -> list[dict[str, str]]:
+        return [
+            {
+                name.removeprefix("gatewayresponse.header."): value
+                for name, value in r["Properties"]["ResponseParameters"].items()
+                if "Origin" in name or name.endswith("Vary")
+            }
+            for r in synthesized.of_type("AWS::ApiGateway::GatewayResponse").values()
+        ]
+
+    reflected = {"Access-Control-Allow-Origin": "method.request.header.Origin", "Vary": "'Origin'"}
+    assert cors(prod) == [reflected] * len(GATEWAY_RESPONSES)
+    [dev_cors] = [json.loads(c) for c in {json.dumps(c) for c in cors(dev)}]
+    assert set(dev_cors) == {"Access-Control-Allow-Origin"}  # one origin: no Vary
+    assert "'https://" in json.dumps(dev_cors["Access-Control-Allow-Origin"])
+
+
 def test_prod_has_a_rate_limiting_waf_on_the_stage_and_dev_none(
     dev: Synthesized, prod: Synthesized
 ) -> None:

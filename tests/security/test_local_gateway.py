@@ -108,3 +108,38 @@ def test_options_skips_the_authorizer_only_where_api_gateway_answers_preflights(
     else:
         assert (status, called) == (401, [])
         assert body["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [("https://app.example.com", True), ("https://other.example.com", True),
+     ("https://evil.example.com", False)],
+)  # fmt: skip
+def test_the_gateways_own_errors_carry_cors_headers_for_an_allowed_origin(
+    origin: str, allowed: bool
+) -> None:
+    """A browser app on an allowed origin whose token expired reads the 401's envelope (and
+    signs in again) instead of a bare CORS failure; so for a body too large. Another origin
+    gets no CORS headers."""
+    gw = Gateway(
+        lambda event, context: {"statusCode": 200, "headers": {}, "body": "{}"},
+        refuse,
+        host="127.0.0.1",
+        port=0,
+        max_body_bytes=10,
+        cors_origins=("https://app.example.com", "https://other.example.com"),
+    )
+    gw.start()
+    answers = []
+    try:
+        for method, body in (("GET", None), ("POST", b'{"type": "noop", "payload": {}}')):
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            conn.request(method, "/v1/jobs", body=body, headers={"Origin": origin})
+            response = conn.getresponse()
+            answers.append((response.status, response.getheader("Access-Control-Allow-Origin")))
+            assert "error" in json.loads(response.read())
+            conn.close()
+    finally:
+        gw.stop()
+    expected = origin if allowed else None
+    assert answers == [(401, expected), (413, expected)]
