@@ -438,7 +438,9 @@ class Gateway:
         """The CORS headers of an error the gateway answers itself, so a browser app on an
         allowed origin reads the envelope (a 401 that says to sign in again) instead of a
         bare CORS failure. None for another origin."""
-        origin = request.headers.get("Origin")
+        # A request line too malformed to parse leaves no headers to read.
+        headers = getattr(request, "headers", None)
+        origin = headers.get("Origin") if headers is not None else None
         if not origin or not self.cors_origins:
             return {}
         if "*" in self.cors_origins:
