@@ -30,48 +30,61 @@ class Port:
     variable: str  # the environment variable that moves it
 
 
-def port_problem(
-    port: Port, host: str = "127.0.0.1", avoid: frozenset[int] = frozenset()
-) -> str | None:
-    """Why `port` cannot be listened on, or None. Probed the way the servers bind
+def _bind_error(number: int, host: str = "127.0.0.1") -> OSError | None:
+    """Why `number` cannot be listened on, or None. Probed the way the servers bind
     (`SO_REUSEADDR`), so a port left in TIME_WAIT by the previous run is not "in use"."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port.number))
+            probe.bind((host, number))
             probe.listen(1)
         except OSError as exc:
-            return port_message(port, exc, avoid)
+            return exc
     return None
 
 
 def port_message(port: Port, exc: OSError, avoid: frozenset[int] = frozenset()) -> str:
+    return _port_advice(port, exc, avoid)[0]
+
+
+def _port_advice(port: Port, exc: OSError, avoid: frozenset[int]) -> tuple[str, int | None]:
+    """The line for a port that cannot be listened on, and the port it suggests instead."""
     if exc.errno == errno.EADDRINUSE:
+        instead = _free_near(port.number, avoid)
         return (
             f"port {port.number} ({port.what}) is already in use: stop what listens there "
             f"(`ss -ltnp 'sport = :{port.number}'` shows it) or choose another port, e.g. "
-            f"{port.variable}={_free_near(port.number, avoid)} make run"
-        )
+            f"{port.variable}={instead} make run"
+        ), instead
     if exc.errno == errno.EACCES:
+        instead = _free_near(8000 if port.what == "API" else 9324, avoid)
         return (
             f"port {port.number} ({port.what}) needs privileges to listen on: choose one above "
-            f"1023, e.g. {port.variable}={_free_near(8000 if port.what == 'API' else 9324, avoid)}"
-            " make run"
-        )
-    return f"cannot listen on 127.0.0.1:{port.number} ({port.what}, {port.variable}): {exc}"
+            f"1023, e.g. {port.variable}={instead} make run"
+        ), instead
+    return f"cannot listen on 127.0.0.1:{port.number} ({port.what}, {port.variable}): {exc}", None
 
 
 def _free_near(number: int, avoid: frozenset[int] = frozenset()) -> int:
     """A port above `number` that is free now (a suggestion, not a reservation)."""
     for candidate in range(number + 1, min(number + 100, 65535)):
-        if candidate not in avoid and port_problem(Port(candidate, "", "")) is None:
+        if candidate not in avoid and _bind_error(candidate) is None:
             return candidate
     return number + 1
 
 
 def check_ports(ports: list[Port]) -> None:
-    avoid = frozenset(port.number for port in ports)
-    problems = [problem for port in ports if (problem := port_problem(port, avoid=avoid))]
+    """Every port that cannot be listened on, each with another to choose: one no other line
+    suggests, so following every line at once starts the stack."""
+    avoid = {port.number for port in ports}
+    problems = []
+    for port in ports:
+        error = _bind_error(port.number)
+        if error is not None:
+            problem, instead = _port_advice(port, error, frozenset(avoid))
+            problems.append(problem)
+            if instead is not None:
+                avoid.add(instead)
     if problems:
         raise PreflightError("; ".join(problems))
 

@@ -3,8 +3,12 @@ itself (tests and scripts that run several stacks at once)."""
 
 from __future__ import annotations
 
+import re
+import socket
+
 import pytest
 
+from taskmill_local.preflight import Port, PreflightError, check_ports
 from taskmill_local.stack import DEFAULT_PORT, DEFAULT_SQS_PORT, LocalConfig
 
 
@@ -27,3 +31,29 @@ def test_a_value_that_is_not_a_port_is_refused(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("TASKMILL_PORT", value)
     with pytest.raises(ValueError, match=r"TASKMILL_PORT must be a port number \(1-65535, or 0"):
         LocalConfig.from_environment()
+
+
+def test_two_ports_in_use_are_each_given_a_different_free_port_to_move_to() -> None:
+    # Both in use, side by side: each suggestion was the first free port above its own, so
+    # both named the same one, and following both lines could not start.
+    with socket.socket() as api, socket.socket() as sqs:
+        api.bind(("127.0.0.1", 0))
+        api.listen(1)
+        number = api.getsockname()[1]
+        try:
+            sqs.bind(("127.0.0.1", number + 1))
+        except OSError:
+            pytest.skip(f"port {number + 1} is taken here")
+        sqs.listen(1)
+        with pytest.raises(PreflightError) as refused:
+            check_ports(
+                [
+                    Port(number, "API", "TASKMILL_PORT"),
+                    Port(number + 1, "local SQS", "TASKMILL_SQS_PORT"),
+                ]
+            )
+    suggested = re.findall(r"(TASKMILL_(?:SQS_)?PORT)=(\d+) make run", str(refused.value))
+    assert [name for name, _ in suggested] == ["TASKMILL_PORT", "TASKMILL_SQS_PORT"]
+    api_port, sqs_port = (int(port) for _, port in suggested)
+    assert api_port != sqs_port
+    assert {api_port, sqs_port}.isdisjoint({number, number + 1})
