@@ -59,7 +59,7 @@ class LocalConfig:
 
     @classmethod
     def from_environment(cls) -> LocalConfig:
-        return cls(
+        config = cls(
             data_dir=Path(os.environ.get("TASKMILL_DATA_DIR", ".taskmill")).resolve(),
             port=_port_setting("TASKMILL_PORT", DEFAULT_PORT),
             sqs_port=_port_setting("TASKMILL_SQS_PORT", DEFAULT_SQS_PORT),
@@ -68,6 +68,14 @@ class LocalConfig:
             admin_email=os.environ.get("TASKMILL_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
             admin_password=os.environ.get("TASKMILL_ADMIN_PASSWORD") or None,
         )
+        # Each is free on its own, so the port check passes them; the API, started after the
+        # SQS server, would then find its port "already in use" by the stack itself.
+        if config.port == config.sqs_port != 0 and not config.aws_endpoint_url:
+            raise ValueError(
+                f"TASKMILL_PORT and TASKMILL_SQS_PORT are both {config.port}: the API and the "
+                "local SQS each need a port of their own; give them two different ones"
+            )
+        return config
 
 
 # The recovery sweep's timings locally, where the user does not set them: unsent jobs are

@@ -33,6 +33,31 @@ def test_a_value_that_is_not_a_port_is_refused(monkeypatch: pytest.MonkeyPatch, 
         LocalConfig.from_environment()
 
 
+def test_the_same_port_for_the_api_and_the_local_sqs_is_refused_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each port is free on its own, so the check before start-up passed them, and the API,
+    # started second, found its port "already in use" by the stack's own SQS server.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("TASKMILL_PORT", "18011")
+    monkeypatch.setenv("TASKMILL_SQS_PORT", "18011")
+    with pytest.raises(ValueError, match="TASKMILL_PORT and TASKMILL_SQS_PORT are both 18011"):
+        LocalConfig.from_environment()
+
+
+def test_the_same_port_twice_is_fine_when_nothing_listens_on_one_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TASKMILL_PORT", "0")
+    monkeypatch.setenv("TASKMILL_SQS_PORT", "0")  # each server binds a free port of its own
+    config = LocalConfig.from_environment()
+    assert (config.port, config.sqs_port) == (0, 0)
+    monkeypatch.setenv("TASKMILL_PORT", "18011")
+    monkeypatch.setenv("TASKMILL_SQS_PORT", "18011")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")  # no local SQS server
+    assert LocalConfig.from_environment().port == 18011
+
+
 def test_two_ports_in_use_are_each_given_a_different_free_port_to_move_to() -> None:
     # Both in use, side by side: each suggestion was the first free port above its own, so
     # both named the same one, and following both lines could not start.
