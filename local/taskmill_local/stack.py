@@ -3,8 +3,8 @@
 Embedded Postgres (unless DATABASE_URL), a moto SQS server on TASKMILL_SQS_PORT (9324; unless
 AWS_ENDPOINT_URL) with the cloud's queues, the API behind an API Gateway emulation on
 TASKMILL_PORT (8000), worker pollers per queue, the recovery sweep every few seconds, and a
-first admin account. Ports, the data directory's lock and DATABASE_URL are checked before
-anything starts; Ctrl-C, SIGTERM or SIGHUP stop everything at any moment, start-up included.
+first admin account. Ports, the data directory's lock, DATABASE_URL, the job modules, the
+first admin and the functions' settings are checked before anything starts; Ctrl-C, SIGTERM or SIGHUP stop everything at any moment, start-up included.
 
 Only the standard library is imported at module level, so that an old Python gets a one-line
 message from `main()` rather than a traceback from an import.
@@ -102,6 +102,70 @@ def sweep_timings(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: environ.get(name, default) for name, default in defaults.items()}
 
 
+def handler_environment(
+    environ: Mapping[str, str],
+    *,
+    database_url: str,
+    sqs_endpoint: str,
+    jwt_secret: str,
+    webhook_secret: str,
+) -> dict[str, str]:
+    """What the stack sets for its handlers on top of `environ` (the queues' URLs apart)."""
+    return {
+        "DATABASE_URL": database_url,
+        "AWS_ENDPOINT_URL": sqs_endpoint,
+        "AWS_DEFAULT_REGION": environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_ACCESS_KEY_ID": environ.get("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        "TASKMILL_STAGE": "local",
+        "TASKMILL_JWT_SECRET": jwt_secret,
+        "TASKMILL_WEBHOOK_SECRET": webhook_secret,
+        **sweep_timings(environ),
+        "POWERTOOLS_METRICS_NAMESPACE": "Taskmill",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        # No CloudWatch here: EMF lines and the sweep's line every few seconds would
+        # drown the console. Set them yourself to see them.
+        "POWERTOOLS_METRICS_DISABLED": environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+        "POWERTOOLS_LOG_LEVEL": environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+    }
+
+
+def check_settings(environ: Mapping[str, str]) -> None:
+    """Each function's settings, as its cold start will read them: a bad value (say
+    TASKMILL_HTTP_ALLOW_PRIVATE=maybe) is one line, not a 503 on every request."""
+    from taskmill.errors import SettingsError
+    from taskmill.settings import ApiSettings, RecoverySettings, WorkerSettings, load_settings
+
+    from taskmill_local.preflight import PreflightError
+
+    for settings in (ApiSettings, WorkerSettings, RecoverySettings):
+        try:
+            load_settings(settings, environ)
+        except SettingsError as exc:
+            raise PreflightError(str(exc)) from None
+
+
+def check_settings_before_start(config: LocalConfig, environ: Mapping[str, str]) -> None:
+    """`check_settings` before anything starts: what the stack makes at start (its database,
+    SQS endpoint, queues and keys) stands in as placeholders, so a bad value of the user's
+    is one line before Postgres is made or started."""
+    from taskmill.topology import QUEUES
+
+    endpoint = config.aws_endpoint_url or f"http://127.0.0.1:{config.sqs_port}"
+    placeholders = handler_environment(
+        environ,
+        database_url=config.database_url or "postgresql://127.0.0.1/taskmill",
+        sqs_endpoint=endpoint,
+        jwt_secret="x" * 64,
+        webhook_secret="x" * 64,
+    )
+    for queue in QUEUES:
+        priority = queue.priority.value
+        placeholders[f"TASKMILL_QUEUE_URL_{priority.upper()}"] = f"{endpoint}/{priority}"
+        placeholders[f"TASKMILL_DLQ_URL_{priority.upper()}"] = f"{endpoint}/{priority}-dlq"
+    check_settings({**environ, **placeholders})
+
+
 def _port_setting(name: str, default: int) -> int:
     """A port from the environment; 0 is any free port, which the server binds itself and
     reports (the banner, `api.url` and `sqs.endpoint` in the data directory): no window
@@ -195,29 +259,19 @@ class LocalStack:
         endpoint_file = config.data_dir / "sqs.endpoint"
         _publish(endpoint_file, endpoint + "\n")
         self._exits.callback(endpoint_file.unlink, missing_ok=True)
-        env = {
-            "DATABASE_URL": database_url,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-            "TASKMILL_STAGE": "local",
-            "TASKMILL_JWT_SECRET": _secret_file(config.data_dir / "jwt.key", 48),
-            "TASKMILL_WEBHOOK_SECRET": _secret_file(config.data_dir / "webhook.key", 48),
-            **sweep_timings(os.environ),
-            "POWERTOOLS_METRICS_NAMESPACE": "Taskmill",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            # No CloudWatch here: EMF lines and the sweep's line every few seconds would
-            # drown the console. Set them yourself to see them.
-            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
-            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-        }
+        env = handler_environment(
+            os.environ,
+            database_url=database_url,
+            sqs_endpoint=endpoint,
+            jwt_secret=_secret_file(config.data_dir / "jwt.key", 48),
+            webhook_secret=_secret_file(config.data_dir / "webhook.key", 48),
+        )
         os.environ.update(env)  # the handlers read their settings from here, as in Lambda
         import boto3
 
         sqs = boto3.client("sqs")
         os.environ.update(create_queues(sqs, QUEUE_PREFIX))
-        self._check_settings()
+        check_settings(os.environ)
         self._step()
 
         from taskmill.db import Database
@@ -253,21 +307,6 @@ class LocalStack:
             db.close()
         self._step()
         self._start_handlers(sqs, database_url)
-
-    @staticmethod
-    def _check_settings() -> None:
-        """Each function's settings, as its cold start will read them: a bad value (say
-        TASKMILL_HTTP_ALLOW_PRIVATE=maybe) is one line now, not a 503 on every request."""
-        from taskmill.errors import SettingsError
-        from taskmill.settings import ApiSettings, RecoverySettings, WorkerSettings, load_settings
-
-        from taskmill_local.preflight import PreflightError
-
-        for settings in (ApiSettings, WorkerSettings, RecoverySettings):
-            try:
-                load_settings(settings)
-            except SettingsError as exc:
-                raise PreflightError(str(exc)) from None
 
     @staticmethod
     def _send_marked(store: Any, queue: Any, batch: int = 500) -> None:
@@ -592,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         add_job_module_paths()
         check_job_types()
         check_admin(config.admin_email, config.admin_password, config.data_dir)
+        check_settings_before_start(config, os.environ)
     except PreflightError as exc:
         lock.release()
         return fail(str(exc))

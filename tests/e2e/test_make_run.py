@@ -278,6 +278,26 @@ def test_a_job_module_that_cannot_be_imported_is_one_line_and_nothing_starts(tmp
     assert processes_on(data_dir) == ""
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("TASKMILL_HTTP_ALLOW_PRIVATE", "maybe"), ("TASKMILL_MAX_UNFINISHED_JOBS", "lots")],
+)
+def test_a_setting_the_functions_refuse_is_one_line_and_nothing_starts(
+    tmp_path, variable: str, value: str
+) -> None:
+    """Checked before anything starts, as the README says: not after Postgres was made and
+    started, the SQS server and its queues too, only to stop them all again."""
+    data_dir = tmp_path / "data"
+    done = run_to_exit({**stack_env(data_dir), variable: value}, timeout=60)
+    assert done.returncode != 0
+    assert done.stdout == ""  # not even "starting Taskmill locally…"
+    [line] = done.stderr.splitlines()
+    assert line.startswith("taskmill: ApiSettings is invalid: ")
+    assert f"{variable}: " in line
+    assert not (data_dir / "pgdata").exists()
+    assert processes_on(data_dir) == ""
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_during_start_up_leaves_nothing_running_and_prints_no_traceback(
     tmp_path, stop_signal: signal.Signals
