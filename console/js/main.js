@@ -42,6 +42,13 @@ function isAdmin() {
   return Boolean(current && current.user && current.user.role === "admin");
 }
 
+// A worker account claims and reports on external jobs over the API; it may read no page here
+// (every request would be a 403), so none is asked for.
+function isWorker() {
+  const current = session();
+  return Boolean(current && current.user && current.user.role === "worker");
+}
+
 function renderHeader() {
   const current = session();
   header.hidden = !current;
@@ -50,7 +57,7 @@ function renderHeader() {
     return;
   }
   const path = location.hash.replace(/^#/, "");
-  const links = NAV.filter((item) => !item.admin || isAdmin()).map((item) => {
+  const links = NAV.filter((item) => !isWorker() && (!item.admin || isAdmin())).map((item) => {
     const active = path === item.href.slice(1) || path.startsWith(`${item.href.slice(1)}/`);
     return h("li", {}, h("a", { href: item.href, "aria-current": active ? "page" : null }, item.label));
   });
@@ -89,6 +96,22 @@ function forbidden() {
   );
 }
 
+function workerAccount() {
+  return h(
+    "section",
+    { class: "forbidden" },
+    h("h1", { tabindex: "-1" }, "A worker account"),
+    h(
+      "p",
+      { role: "alert" },
+      "This account has the worker role: it claims jobs of external types over the API " +
+        "(POST /v1/workers/claim, then /heartbeat, /progress, /complete or /fail on each job) " +
+        "and has no pages here. Sign out, then sign in with a user or administrator account " +
+        "to see jobs.",
+    ),
+  );
+}
+
 function notFound() {
   return h(
     "section",
@@ -118,6 +141,12 @@ function route() {
     return;
   }
   renderHeader();
+  if (isWorker()) {
+    document.title = "A worker account · Taskmill";
+    replace(main, workerAccount());
+    main.querySelector("h1")?.focus({ preventScroll: true });
+    return;
+  }
   let content = null;
   let title = "Not found";
   for (const entry of ROUTES) {

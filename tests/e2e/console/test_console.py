@@ -450,6 +450,32 @@ def test_a_user_is_refused_the_admin_pages(console: Console, stack: RunningStack
     assert admin_calls == [], "a user's console never asks for admin data"
 
 
+def test_a_worker_account_is_told_what_it_is_for_instead_of_refused_requests(
+    console: Console, stack: RunningStack
+) -> None:
+    """A worker signing in got the Jobs page with "You are not allowed to do this." (a 403 it
+    asked for itself, again at every live refresh) and a New job button that could only fail."""
+    email = f"worker-{uuid.uuid4().hex[:8]}@example.com"
+    status, body = admin(stack).call(
+        "POST", "/v1/users", {"email": email, "password": PASSWORD, "role": "worker"}
+    )
+    assert status == 201, body
+    page = console.page
+    console.open()
+    console.sign_in(email, PASSWORD)
+    for route in ["/jobs", "/jobs/new", *ADMIN_ROUTES]:
+        console.open(route)
+        page.get_by_role("heading", level=1, name="A worker account").wait_for()
+        assert page.get_by_role("alert").filter(has_text="POST /v1/workers/claim").count() == 1
+        assert page.get_by_role("button", name="New job").count() == 0
+    assert page.get_by_role("navigation", name="Main").get_by_role("link").count() == 0
+    console.shoot("worker")
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    refused = [r.url for r in console.requests if re.search(r"/v1/(jobs|job-types|queues)", r.url)]
+    assert refused == [], "a worker's console asks for nothing a worker may not read"
+
+
 def test_sign_in_with_the_keyboard_alone_and_see_where_focus_is(
     console: Console, stack: RunningStack
 ) -> None:
