@@ -5,7 +5,8 @@ over the size limit (413), a body that is not `application/json` (415), not UTF-
 deeper than `MAX_JSON_DEPTH` (Python's parser recurses: a few thousand brackets would end in
 a RecursionError) or holding a character Postgres cannot store in `text`/`jsonb` (NUL, an
 unpaired surrogate) anywhere in the body, query, path or headers (400). Without them each of
-these reached a client as a 500 and counted towards the API's 5xx alarm.
+these reached a client as a 500 and counted towards the API's 5xx alarm. A body that is a JSON
+array is a 400 too: every route takes an object, and the parser would read the first element.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ def _check(event: dict[str, Any], max_body_bytes: int) -> None:
         body = json.loads(text)
     except ValueError:  # JSONDecodeError, or an integer longer than Python converts
         raise InvalidInput("the body is not valid JSON") from None
+    if isinstance(body, list):
+        # Every route takes an object, and the parser behind the app reads an array as its
+        # first element: two jobs posted to /v1/jobs would create one and drop the other.
+        raise InvalidInput(
+            "the body is a JSON array: every route takes one JSON object (several jobs are "
+            'created with POST /v1/jobs/batch and {"jobs": [...]})',
+            details=[{"loc": ["body"], "msg": "a JSON array, not an object", "type": "model_type"}],
+        )
     _check_strings(_strings_in_json(body, ["body"]))
 
 

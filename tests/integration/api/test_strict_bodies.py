@@ -99,3 +99,47 @@ def test_a_workers_lease_token_is_read_from_its_text(as_user, as_worker) -> None
     )
     assert stringly.status == 400
     assert as_user.get(f"/v1/jobs/{job['id']}").body["progress"] == 50
+
+
+def test_a_list_of_jobs_posted_as_one_job_creates_none_and_points_at_the_batch(as_user, db) -> None:
+    """A JSON array where an object is documented was read as its first element: two jobs
+    posted to /v1/jobs answered 201 with the first, and the second was dropped unsaid."""
+    jobs = [{"type": "noop", "name": "first"}, {"type": "noop", "name": "second"}]
+    response = as_user.post("/v1/jobs", jobs)
+    assert response.status == 400, response.body
+    assert response.error_code == "invalid_input"
+    assert "/v1/jobs/batch" in response.body["error"]["message"]
+    assert response.body["error"]["details"] == [
+        {"loc": ["body"], "msg": "a JSON array, not an object", "type": "model_type"}
+    ]
+    assert db.execute("SELECT count(*) AS n FROM jobs")[0]["n"] == 0
+    # The batch route itself took the first job for its body and said 'jobs' was missing.
+    response = as_user.post("/v1/jobs/batch", jobs)
+    assert response.status == 400, response.body
+    assert "/v1/jobs/batch" in response.body["error"]["message"]
+    assert db.execute("SELECT count(*) AS n FROM jobs")[0]["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "body"),
+    [
+        ("anyone", "post", "/v1/auth/login", [{"email": "ann@example.com", "password": "x" * 10}]),
+        ("worker", "post", "/v1/workers/claim", [{"limit": 1}]),
+        ("admin", "put", "/v1/limits/tenant:1", [{"concurrency": 2}]),
+        (
+            "user",
+            "post",
+            "/v1/schedules",
+            [{"name": "n", "cron": "@daily", "job": {"type": "noop"}}],
+        ),
+    ],
+)
+def test_a_json_array_is_not_taken_for_the_object_it_holds(
+    who, method, path, body, client, as_user, as_admin, as_worker, db
+) -> None:
+    caller = {"anyone": client, "user": as_user, "admin": as_admin, "worker": as_worker}[who]
+    response = getattr(caller, method)(path, body)
+    assert response.status == 400, response.body
+    assert response.error_code == "invalid_input"
+    assert db.execute("SELECT count(*) AS n FROM schedules")[0]["n"] == 0
+    assert db.execute("SELECT count(*) AS n FROM limits")[0]["n"] == 0
