@@ -82,10 +82,17 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return False
 
 
+def header(headers: dict[str, str], name: str) -> str:
+    """A request header's value whatever case the client spelt its name in (names are
+    case-insensitive, and HTTP/2 clients send them all in lower case); "" when absent."""
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), "")
+
+
 def _compressed(request_headers: dict[str, str], headers: dict[str, str], data: bytes) -> bytes:
     """What API Gateway does with minimumCompressionSize set: gzip an answer of at least
     MIN_COMPRESSION_BYTES for a client that asks for gzip, unless it is encoded already."""
-    accept = next((v for k, v in request_headers.items() if k.lower() == "accept-encoding"), "")
+    accept = header(request_headers, "Accept-Encoding")
     if (
         len(data) < MIN_COMPRESSION_BYTES
         or not accepts_gzip(accept)
@@ -161,7 +168,7 @@ def rest_event(
     parts = urlsplit(raw_path)
     query = parse_qs(parts.query, keep_blank_values=True)
     text_types = ("json", "text", "xml", "x-www-form-urlencoded")
-    is_text = not body or any(t in headers.get("Content-Type", "") for t in text_types)
+    is_text = not body or any(t in header(headers, "Content-Type") for t in text_types)
     if is_text and body:
         try:
             body.decode("utf-8")
@@ -189,7 +196,7 @@ def rest_event(
             "extendedRequestId": request_id,
             "requestTimeEpoch": int(time.time() * 1000),
             "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
+            "identity": {"sourceIp": source_ip, "userAgent": header(headers, "User-Agent") or None},
             "authorizer": authorizer,
         },
         "body": (body.decode() if is_text else base64.b64encode(body).decode()) if body else None,
@@ -310,7 +317,7 @@ class Gateway:
     def _authorize(
         self, method: str, path: str, headers: dict[str, str]
     ) -> tuple[int, dict[str, Any] | None]:
-        token = headers.get("Authorization", "")
+        token = header(headers, "Authorization")
         if not token:
             return 401, None
         hit, policy = self.cache.get(token)

@@ -143,3 +143,43 @@ def test_the_gateways_own_errors_carry_cors_headers_for_an_allowed_origin(
         gw.stop()
     expected = origin if allowed else None
     assert answers == [(401, expected), (413, expected)]
+
+
+def allow_good_token(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event["authorizationToken"] != "Bearer good":
+        raise AuthorizerDenied
+    return {
+        "principalId": "someone",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:*"}],
+        },
+        "context": {"sub": "someone"},
+    }
+
+
+@pytest.mark.parametrize("name", ["Authorization", "authorization", "AUTHORIZATION"])
+def test_the_authorization_header_is_found_whatever_its_case(name: str) -> None:
+    """Header names are case-insensitive (RFC 9110), and API Gateway hands a TOKEN authorizer
+    the header however the client spelt it: HTTP/2 clients send every name in lower case."""
+    called: list[dict[str, Any]] = []
+
+    def api(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        called.append(event)
+        return {"statusCode": 200, "headers": {}, "body": "{}"}
+
+    gw = Gateway(api, allow_good_token, host="127.0.0.1", port=0)
+    gw.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        conn.putrequest("GET", "/v1/auth/me")
+        conn.putheader(name, "Bearer good")
+        conn.endheaders()
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+    finally:
+        gw.stop()
+    assert response.status == 200
+    [event] = called
+    assert event["requestContext"]["authorizer"]["sub"] == "someone"
