@@ -12,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -33,9 +34,28 @@ def _representable(value: datetime) -> datetime:
         raise ValueError("must fall within the years 1 to 9999 in UTC") from None
 
 
+def _iso_text(value: object) -> object:
+    # Pydantic reads a number, or a string of digits, as seconds (or milliseconds) since 1970:
+    # `"run_at": 3600`, meant as "in an hour", ran the job at once. JSON carries an instant as
+    # ISO 8601 text (SPEC §3); a job body's `context.submit` may pass a datetime.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+    raise ValueError(
+        "must be an ISO 8601 date and time with a zone, such as 2030-01-01T09:00:00Z, not a "
+        "number (delay_seconds starts a job a number of seconds from now)"
+    )
+
+
 # Request models validate strictly (`STRICT_JSON`): a JSON `true` is no count and `"10"` no
 # number. Instants and UUIDs are the exception, since JSON can only carry them as text.
-Instant = Annotated[AwareDatetime, Field(strict=False), AfterValidator(_representable)]
+Instant = Annotated[
+    AwareDatetime, BeforeValidator(_iso_text), Field(strict=False), AfterValidator(_representable)
+]
 JsonUuid = Annotated[UUID, Field(strict=False)]
 STRICT_JSON = ConfigDict(extra="forbid", strict=True)
 

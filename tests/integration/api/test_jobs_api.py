@@ -959,6 +959,39 @@ def test_a_time_filter_without_a_zone_is_a_400_not_the_databases_zone(as_user, d
     assert as_user.get("/v1/jobs?created_before=2020-06-01T12:00:00Z").body["items"] == []
 
 
+@pytest.mark.parametrize("run_at", [3600, 1764000000, 1.5, "3600", "1764000000", " 86400 "])
+def test_a_run_at_that_is_a_number_is_a_400_not_a_moment_in_1970(as_user, db, run_at) -> None:
+    """`run_at: 3600` (meant as "in an hour", which is `delay_seconds`) was read as seconds
+    since 1970 and the job ran at once, answering 201; `"1764000000"` as a Unix time too.
+    Times are ISO 8601 with a zone (SPEC §3), as the OpenAPI document says (`date-time`)."""
+    job = as_user.post("/v1/jobs", {"type": "noop", "run_at": "2030-01-01T00:00:00Z"}).body
+    for method, path, body, loc in (
+        ("POST", "/v1/jobs", {"type": "noop", "run_at": run_at}, ["body", "run_at"]),
+        (
+            "POST",
+            "/v1/jobs/batch",
+            {"jobs": [{"type": "noop", "run_at": run_at}]},
+            ["body", "jobs", "0", "run_at"],
+        ),
+        ("PATCH", f"/v1/jobs/{job['id']}", {"run_at": run_at}, ["body", "run_at"]),
+    ):
+        answer = as_user.request(method, path, body)
+        assert answer.status == 400, (path, answer.body)
+        [detail] = answer.body["error"]["details"]
+        assert detail["loc"] == loc
+        assert "ISO 8601" in detail["msg"]
+    assert db.execute("SELECT count(*) AS n FROM jobs")[0]["n"] == 1
+    assert as_user.get(f"/v1/jobs/{job['id']}").body["run_at"] == "2030-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("value", ["1764000000", "0", "1.5"])
+def test_a_time_filter_that_is_a_number_is_a_400(as_user, value) -> None:
+    for name in ("created_after", "created_before"):
+        answer = as_user.get(f"/v1/jobs?{name}={value}")
+        assert answer.status == 400, answer.body
+        assert answer.body["error"]["details"][0]["loc"] == ["query", name]
+
+
 def test_a_page_of_audit_entries_fits_in_one_lambda_response(as_admin, db) -> None:
     """An admin.requeue of 1,000 jobs audits their ids: 200 such entries made an 8 MB page,
     above Lambda's 6 MB, which API Gateway would answer 5xx to every time it was asked."""

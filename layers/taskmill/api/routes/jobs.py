@@ -8,7 +8,6 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
-from pydantic import AwareDatetime
 
 from taskmill.api.caller import Caller, Identity, identity_from_event, request_id
 from taskmill.api.fingerprints import (
@@ -35,6 +34,7 @@ from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, InvalidInput, NotFound, TaskmillError
 from taskmill.flow.pauses import PauseKind
 from taskmill.jobs.model import Job, JobStatus
+from taskmill.jobs.options import Instant
 from taskmill.jobs.store import AccountCheck, JobFilter
 from taskmill.lifecycle.sending import send_pending
 from taskmill.lifecycle.submit import JobRequest, submit
@@ -214,11 +214,11 @@ def router(services: ApiServices) -> Router:
         priority: Annotated[PriorityName | None, Query()] = None,
         tag: Annotated[str | None, Query(max_length=64)] = None,
         created_after: Annotated[
-            AwareDatetime | None,
+            Instant | None,
             Query(description="Created at or after this instant (ISO 8601 with a zone)."),
         ] = None,
         created_before: Annotated[
-            AwareDatetime | None,
+            Instant | None,
             Query(description="Created before this instant (ISO 8601 with a zone)."),
         ] = None,
         parent_id: Annotated[
