@@ -122,6 +122,11 @@ class ApiClient:
             headers[name] = values[-1]
         return ApiResponse(response["statusCode"], parsed, headers, len(json.dumps(response)))
 
+    def authorizer_context(self, method: str, path: str) -> dict[str, Any]:
+        """What API Gateway hands the function from the authorizer for this client's token."""
+        policy = check(token_event(method, path, self.token), self.services.tokens)
+        return {**policy["context"], "principalId": policy["principalId"]}
+
     def get(self, path: str, **kw: Any) -> ApiResponse:
         return self.request("GET", path, **kw)
 

@@ -20,7 +20,7 @@ from taskmill.api.routes import (
     users,
     workers,
 )
-from taskmill.api.routing import RouteTable, repeated_query_message, unknown_query_message
+from taskmill.api.routing import RouteTable, repeated_message, unknown_query_message
 from taskmill.api.services import ApiServices
 from taskmill.errors import InvalidInput, MethodNotAllowed, TaskmillError
 
@@ -95,8 +95,8 @@ def create_app(services: ApiServices) -> APIGatewayRestResolver:
         if misrouted:
             return domain_error(misrouted)
         unknown = routes.unknown_query_parameters()
-        details = routes.repeated_query_parameters(errors.validation_details(list(error.errors())))
-        repeated = repeated_query_message(details)
+        details = routes.repeated_parameters(errors.validation_details(list(error.errors())))
+        repeated = repeated_message(details)
         return errors.envelope(
             400,
             "invalid_input",

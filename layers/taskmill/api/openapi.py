@@ -75,8 +75,8 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
         "InvalidInput",
         "Invalid input (`invalid_input`, field errors in `details`; `invalid_request` from "
         "the gateway): a parameter, header or body that does not validate, a query "
-        "parameter the operation does not take (`extra_forbidden`, named in `details`) or "
-        "gives more than once (`repeated_parameter`), a "
+        "parameter the operation does not take (`extra_forbidden`, named in `details`), a "
+        "query parameter or header given more than once (`repeated_parameter`), a "
         "body that is not JSON or is nested too deep, a character that cannot be stored (NUL).",
     ),
     401: (

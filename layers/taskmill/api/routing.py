@@ -84,28 +84,37 @@ class RouteTable:
             {"loc": ["query", name], "msg": message, "type": "extra_forbidden"} for name in unknown
         ]
 
-    def repeated_query_parameters(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def repeated_parameters(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`details` (the field errors of a request that failed validation) with the error of
-        each query parameter the request gives more than once replaced by one saying so: each
-        takes one value, and the resolver validates the list of them as that value: without
-        this, `?limit=1&limit=2` read "Input should be a valid integer", and
-        `?status=queued&status=failed` that `queued` is not a status."""
-        given = self._app.current_event.multi_value_query_string_parameters or {}
-        counts = {name: len(values) for name, values in given.items() if len(values) > 1}
+        each query parameter or header the request gives more than once replaced by one saying
+        so: each takes one value, and the resolver validates the list of them as that value:
+        without this, `?limit=1&limit=2` read "Input should be a valid integer",
+        `?status=queued&status=failed` that `queued` is not a status, and two
+        `Idempotency-Key` headers (API Gateway hands over both) "Input should be a valid
+        string"."""
+        event = self._app.current_event
+        counts: dict[tuple[str, str], int] = {}
+        for name, values in (event.multi_value_query_string_parameters or {}).items():
+            counts[("query", name)] = len(values)
+        for name, values in (event.multi_value_headers or {}).items():
+            # Header names are case-insensitive; the resolver reports them in lower case.
+            key = ("header", name.lower())
+            counts[key] = counts.get(key, 0) + len(values)
+        counts = {key: n for key, n in counts.items() if n > 1}
         if not counts:
             return details
         out: list[dict[str, Any]] = []
-        said: set[str] = set()
+        said: set[tuple[str, str]] = set()
         for detail in details:
             loc = detail.get("loc") or []
-            name = loc[1] if len(loc) == 2 and loc[0] == "query" else None
-            if name in counts:
-                if name in said:
+            place = (str(loc[0]), str(loc[1])) if len(loc) == 2 else None
+            if place is not None and place in counts:
+                if place in said:
                     continue
-                said.add(name)
+                said.add(place)
                 detail = {
-                    "loc": ["query", name],
-                    "msg": f"given {counts[name]} times; this parameter takes one value",
+                    "loc": list(place),
+                    "msg": f"given {counts[place]} times; this parameter takes one value",
                     "type": REPEATED,
                 }
             out.append(detail)
@@ -117,8 +126,18 @@ def unknown_query_message(details: list[dict[str, Any]]) -> str:
     return f"unknown query parameter{'s' if len(details) > 1 else ''} {names}"
 
 
-def repeated_query_message(details: list[dict[str, Any]]) -> str | None:
-    names = [f"'{d['loc'][-1]}'" for d in details if d.get("type") == REPEATED]
-    if not names:
-        return None
-    return f"query parameter{'s' if len(names) > 1 else ''} {', '.join(names)} given more than once"
+def repeated_message(details: list[dict[str, Any]]) -> str | None:
+    """`query parameter 'status' given more than once; header 'idempotency-key' given more
+    than once`, for the repeated ones among `details`."""
+    parts = []
+    for location, label in (("query", "query parameter"), ("header", "header")):
+        names = [
+            f"'{d['loc'][-1]}'"
+            for d in details
+            if d.get("type") == REPEATED and d["loc"][0] == location
+        ]
+        if names:
+            parts.append(
+                f"{label}{'s' if len(names) > 1 else ''} {', '.join(names)} given more than once"
+            )
+    return "; ".join(parts) or None

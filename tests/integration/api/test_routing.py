@@ -10,6 +10,7 @@ itself, Swagger UI); paging's `limit` and `cursor` keep working on every list.""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import uuid
 from typing import Any
@@ -261,6 +262,36 @@ def test_a_parameter_given_twice_is_refused_saying_so(as_user: ApiClient, query:
     assert "2 times" in detail["msg"]
     assert f"'{name}'" in response.body["error"]["message"]
     assert "given more than once" in response.body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/jobs/batch"])
+@pytest.mark.parametrize("keys", [["k1", "k2"], ["k1", "k1"]])
+def test_an_idempotency_key_given_twice_is_refused_saying_so(
+    app: Any, services: ApiServices, as_user: ApiClient, db: Any, path: str, keys: list[str]
+) -> None:
+    """API Gateway hands a header sent twice to the function with both values
+    (`multiValueHeaders`); the resolver validated the list as the one key, and the 400 said
+    `Input should be a valid string`, which a client that sent two strings cannot act on."""
+    body = {"type": "noop"} if path == "/v1/jobs" else {"jobs": [{"type": "noop"}]}
+    event = rest_event(
+        "POST",
+        path,
+        body=body,
+        headers={"Authorization": f"Bearer {as_user.token}"},
+        authorizer=as_user.authorizer_context("POST", path),
+    )
+    event["headers"]["Idempotency-Key"] = keys[-1]
+    event["multiValueHeaders"]["Idempotency-Key"] = keys
+    answer = handle(event, FakeLambdaContext(), app, services)
+    error = json.loads(answer["body"])["error"]
+    assert answer["statusCode"] == 400, error
+    assert error["code"] == "invalid_input"
+    [detail] = error["details"]
+    assert detail["loc"] == ["header", "idempotency-key"]  # as the resolver names headers
+    assert detail["type"] == "repeated_parameter"
+    assert "2 times" in detail["msg"]
+    assert "header 'idempotency-key' given more than once" in error["message"]
+    assert db.execute("SELECT count(*) AS n FROM jobs")[0]["n"] == 0
 
 
 def test_every_route_refuses_a_query_parameter_it_does_not_take(
