@@ -164,7 +164,10 @@ def rest_event(
     body: bytes,
     authorizer: dict[str, Any] | None,
     source_ip: str = "127.0.0.1",
+    multi_headers: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
+    """`headers`: one value per name, the last one sent (as API Gateway's `headers`);
+    `multi_headers`: every value of each (its `multiValueHeaders`), when some came twice."""
     parts = urlsplit(raw_path)
     query = parse_qs(parts.query, keep_blank_values=True)
     text_types = ("json", "text", "xml", "x-www-form-urlencoded")
@@ -180,7 +183,7 @@ def rest_event(
         "path": parts.path,
         "httpMethod": method,
         "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "multiValueHeaders": multi_headers or {k: [v] for k, v in headers.items()},
         "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
         "multiValueQueryStringParameters": query or None,
         "pathParameters": None,
@@ -342,7 +345,12 @@ class Gateway:
     def serve(self, request: BaseHTTPRequestHandler) -> None:
         method = request.command
         path = urlsplit(request.path).path
+        # As API Gateway: the last value of a header sent twice in `headers`, all of them in
+        # `multiValueHeaders` (the API refuses a repeated Idempotency-Key rather than guess).
         headers = {k: v for k, v in request.headers.items()}
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in request.headers.items():
+            multi_headers.setdefault(name, []).append(value)
         if "Transfer-Encoding" in request.headers:
             self.refuse(request, LENGTH_REQUIRED)
             return
@@ -359,7 +367,7 @@ class Gateway:
             self.refuse(request, INCOMPLETE_BODY)
             return
         try:
-            response = self._invoke(request, method, path, headers, body)
+            response = self._invoke(request, method, path, headers, body, multi_headers)
         except Exception:
             # The Lambda boundary: API Gateway answers a failed authorizer or function
             # invocation itself (its DEFAULT_5XX response), so the client gets that answer
@@ -386,6 +394,7 @@ class Gateway:
         path: str,
         headers: dict[str, str],
         body: bytes,
+        multi_headers: dict[str, list[str]] | None = None,
     ) -> dict[str, Any] | None:
         """The API function's answer, or None when the authorizer step answered already."""
         authorizer = None
@@ -402,7 +411,13 @@ class Gateway:
                 return None
         # The peer's address, as API Gateway reports it (login throttling keys on it).
         event = rest_event(
-            method, request.path, headers, body, authorizer, source_ip=request.client_address[0]
+            method,
+            request.path,
+            headers,
+            body,
+            authorizer,
+            source_ip=request.client_address[0],
+            multi_headers=multi_headers,
         )
         with self._api_lock:
             return self.api(event, LocalContext("taskmill-api", 29))

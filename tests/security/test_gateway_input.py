@@ -232,3 +232,51 @@ def test_the_connection_still_serves_after_a_good_request(gateway: Gateway) -> N
             while reader.readline() not in (b"\r\n", b""):
                 pass
             assert reader.read(2) == b"{}"
+
+
+def test_a_header_sent_twice_reaches_the_api_with_both_values(services: Any, app: Any) -> None:
+    """API Gateway hands a repeated header to the function with every value
+    (`multiValueHeaders`; `headers` has the last). The gateway kept only the last, so two
+    `Idempotency-Key` headers created a job keyed by the second under `make run` where AWS
+    answers 400."""
+    from functions.api.authorizer import check
+    from functions.api.handler import handle
+    from tests.integration.api.conftest import PASSWORD, make_account
+    from tests.support.apigw import ApiClient
+
+    make_account(services.db, "ann@example.com")
+    token = ApiClient(app, services).login("ann@example.com", PASSWORD)["access_token"]
+    server = Gateway(
+        lambda event, context: handle(event, context, app, services),
+        lambda event, context: check(event, services.tokens),
+        host="127.0.0.1",
+        port=0,
+    )
+    server.start()
+    try:
+        body = b'{"type": "noop"}'
+        raw = (
+            "POST /v1/jobs HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nIdempotency-Key: k1\r\nIdempotency-Key: k2\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        answer = exchange(server, raw)
+    finally:
+        server.stop()
+    _envelope(answer, 400, "invalid_input")
+    [detail] = json.loads(answer.body)["error"]["details"]
+    assert detail["type"] == "repeated_parameter"
+    assert services.db.execute("SELECT count(*) AS n FROM jobs")[0]["n"] == 0
+
+
+def test_the_event_has_every_value_of_a_repeated_header(
+    gateway: Gateway, recorder: Recorder
+) -> None:
+    answer = exchange(
+        gateway,
+        b"GET /v1/health HTTP/1.1\r\nHost: local\r\nX-Thing: a\r\nX-Thing: b\r\n\r\n",
+    )
+    assert answer.status == 200
+    [event] = recorder.events
+    assert event["headers"]["X-Thing"] == "b"
+    assert event["multiValueHeaders"]["X-Thing"] == ["a", "b"]
