@@ -1544,26 +1544,38 @@ SELECT (SELECT to_jsonb(c) - 'from_status' FROM changed c) AS job,
         tags: list[str] | None = None,
         priority: str | None = None,
         run_at: datetime | None = None,
+        actor: str = "api",
     ) -> Job:
-        """Edit descriptive fields any time; `priority` and `run_at` only before it runs."""
+        """Edit descriptive fields any time; `priority` and `run_at` only before it runs. A
+        `run_at` past SQS's longest delay makes a queued job `scheduled`: that transition is
+        in its history (by `actor`), as every other is."""
         if priority is not None or run_at is not None:
             rows = self._db.execute(
                 """
-UPDATE jobs SET name = coalesce(%(name)s, name),
-       description = coalesce(%(description)s, description),
-       tags = coalesce(%(tags)s, tags), priority = coalesce(%(priority)s, priority),
-       run_at = coalesce(%(run_at)s, run_at), updated_at = now(),
-       send_pending = CASE WHEN status = 'queued' AND NOT external THEN true
-                           ELSE send_pending END,
-       -- A message a pause held is on the old priority's queue, where the claim drops it:
-       -- the one sent now is the job's only message, to be held in its turn if paused.
-       held_until = CASE WHEN %(priority)s::text IS DISTINCT FROM priority
-                              AND %(priority)s::text IS NOT NULL
-                         THEN NULL ELSE held_until END,
-       status = CASE WHEN status = 'queued' AND coalesce(%(run_at)s, run_at)
-                          > now() + make_interval(secs => %(max_delay)s)
-                     THEN 'scheduled' ELSE status END
-WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""",
+WITH old AS (SELECT id, status FROM jobs WHERE id = %(id)s FOR UPDATE
+), changed AS (
+    UPDATE jobs j SET name = coalesce(%(name)s, j.name),
+           description = coalesce(%(description)s, j.description),
+           tags = coalesce(%(tags)s, j.tags), priority = coalesce(%(priority)s, j.priority),
+           run_at = coalesce(%(run_at)s, j.run_at), updated_at = now(),
+           send_pending = CASE WHEN j.status = 'queued' AND NOT j.external THEN true
+                               ELSE j.send_pending END,
+           -- A message a pause held is on the old priority's queue, where the claim drops
+           -- it: the one sent now is the job's only message, to be held in its turn if paused.
+           held_until = CASE WHEN %(priority)s::text IS DISTINCT FROM j.priority
+                                  AND %(priority)s::text IS NOT NULL
+                             THEN NULL ELSE j.held_until END,
+           status = CASE WHEN j.status = 'queued' AND coalesce(%(run_at)s, j.run_at)
+                              > now() + make_interval(secs => %(max_delay)s)
+                         THEN 'scheduled' ELSE j.status END
+    FROM old
+    WHERE j.id = old.id AND j.status IN ('scheduled', 'waiting', 'queued')
+    RETURNING j.*, old.status AS from_status
+), events AS (
+    INSERT INTO job_events (job_id, to_status, actor, attempt)
+    SELECT c.id, c.status, %(actor)s, c.attempts FROM changed c WHERE c.status <> c.from_status
+)
+SELECT * FROM changed""",
                 {
                     "id": job_id,
                     "name": name,
@@ -1572,6 +1584,7 @@ WHERE id = %(id)s AND status IN ('scheduled', 'waiting', 'queued') RETURNING *""
                     "priority": priority,
                     "run_at": run_at,
                     "max_delay": SQS_MAX_DELAY_SECONDS,
+                    "actor": actor,
                 },
             )
             if not rows:

@@ -992,6 +992,25 @@ def test_a_time_filter_that_is_a_number_is_a_400(as_user, value) -> None:
         assert answer.body["error"]["details"][0]["loc"] == ["query", name]
 
 
+def test_a_patch_that_makes_a_job_scheduled_is_in_its_history(as_user) -> None:
+    """A `run_at` moved past SQS's longest delay makes a queued job `scheduled`; its history
+    kept no such transition, so once the sweep released it the history read `queued ->
+    queued` with nothing saying why it had waited."""
+    job = as_user.post("/v1/jobs", {"type": "noop"}).body
+    assert job["status"] == "queued"
+    assert as_user.patch(f"/v1/jobs/{job['id']}", {"name": "renamed"}).status == 200
+    moved = as_user.patch(f"/v1/jobs/{job['id']}", {"run_at": "2030-01-01T00:00:00Z"})
+    assert moved.body["status"] == "scheduled"
+    # Still scheduled, still before it runs: an edit that changes no status adds nothing.
+    assert as_user.patch(f"/v1/jobs/{job['id']}", {"priority": "high"}).status == 200
+    events = as_user.get(f"/v1/jobs/{job['id']}/events").body["items"]
+    assert [(e["from_status"], e["to_status"]) for e in events] == [
+        (None, "queued"),
+        ("queued", "scheduled"),
+    ]
+    assert events[-1]["actor"] == f"user:{job['owner_id']}"
+
+
 def test_a_page_of_audit_entries_fits_in_one_lambda_response(as_admin, db) -> None:
     """An admin.requeue of 1,000 jobs audits their ids: 200 such entries made an 8 MB page,
     above Lambda's 6 MB, which API Gateway would answer 5xx to every time it was asked."""

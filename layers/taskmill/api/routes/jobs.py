@@ -313,8 +313,11 @@ def router(services: ApiServices) -> Router:
         ),
     )
     def edit_job(job_id: UUID, body: JobPatch) -> JobOut:
-        owned(job_id, caller())
-        job = services.jobs.update_details(job_id, **body.model_dump(exclude_none=True))
+        who = caller()
+        owned(job_id, who)
+        job = services.jobs.update_details(
+            job_id, **body.model_dump(exclude_none=True), actor=who.actor
+        )
         send_pending(
             services.jobs, services.queue, [job], deadline=services.send_deadline(r.lambda_context)
         )
