@@ -6,15 +6,15 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 from taskmill.db import Database
 from taskmill.errors import DependencyFailed, Forbidden, IdempotencyMismatch, InvalidInput
 from taskmill.jobs.model import JobStatus
 from taskmill.jobs.retry import RetryDecision
-from taskmill.jobs.store import JobFilter, JobStore
-from taskmill.users.store import RefreshTokenStore, SessionCheck, UserStore
+from taskmill.jobs.store import AccountCheck, JobFilter, JobStore
+from taskmill.users.store import RefreshTokenStore, UserStore
 
 from tests.support.factories import create_job, make_user, new_job
 from tests.support.locks import waits_for_a_lock
@@ -388,24 +388,28 @@ def test_a_workers_fail_racing_the_sweeps_recovery_of_its_lease_is_no_repeat(
     assert [e["to_status"] for e in store.events(job.id)] == ["queued", "running", "failed"]
 
 
-def _worker_session(db: Database) -> SessionCheck:
+def _worker_session(db: Database) -> tuple[UUID, AccountCheck]:
     """A worker account signed in once: the check its claims pass while it may claim."""
     worker = make_user(db, role="worker")
     session = uuid4()
     RefreshTokenStore(db).add(worker, uuid4().bytes, family_id=session, ttl_seconds=600)
-    return SessionCheck(worker, session, ("worker", "admin"))
+    return worker, AccountCheck(session, ("worker", "admin"))
 
 
 def _claiming(
-    database: Database, claimant: SessionCheck, outcome: dict[str, Any]
+    database: Database, worker: UUID, account: AccountCheck, outcome: dict[str, Any]
 ) -> threading.Thread:
-    """A thread that claims a `render` job as `claimant` on `database`: what it claimed goes
+    """A thread that claims a `render` job as `worker` on `database`: what it claimed goes
     into `outcome["claimed"]`, or what it raised into `outcome["error"]`."""
 
     def claim() -> None:
         try:
             outcome["claimed"] = JobStore(database).claim_external(
-                types=["render"], limit=1, actor=f"worker:{claimant.user_id}", claimant=claimant
+                types=["render"],
+                limit=1,
+                actor=f"worker:{worker}",
+                claimant=worker,
+                account=account,
             )
         except BaseException as exc:  # surfaced by the test
             outcome["error"] = exc
@@ -420,16 +424,16 @@ def test_a_claim_waiting_for_an_account_an_admin_disables_claims_nothing(
     account check) waits for the account's row: the claim is refused as a request of a
     disabled account is, and the job stays queued for another worker."""
     store = JobStore(db)
-    claimant = _worker_session(db)
+    worker, account = _worker_session(db)
     job = create_job(store, make_user(db), type="render", external=True)
     admin, claimer = Database(database_url), Database(database_url)
     pid = claimer.connection().info.backend_pid
     outcome: dict[str, Any] = {}
 
-    thread = _claiming(claimer, claimant, outcome)
+    thread = _claiming(claimer, worker, account, outcome)
     try:
         with admin.transaction():
-            UserStore(admin).update(claimant.user_id, disabled=True)
+            UserStore(admin).update(worker, disabled=True)
             thread.start()
             blocked = waits_for_a_lock(db, pid, thread)
         thread.join()
@@ -451,7 +455,7 @@ def test_an_account_disabled_during_its_claim_gives_back_what_the_claim_took(
     from taskmill.lifecycle.outcomes import Outcomes
 
     store = JobStore(db)
-    claimant = _worker_session(db)
+    worker, account = _worker_session(db)
     db.execute("INSERT INTO limits (key, concurrency) VALUES ('render-farm', 5)")
     job = create_job(store, make_user(db), type="render", external=True, limit_keys=["render-farm"])
     holder, claimer, admin = (Database(database_url) for _ in range(3))
@@ -461,16 +465,15 @@ def test_an_account_disabled_during_its_claim_gives_back_what_the_claim_took(
 
     def disable() -> None:
         try:
-            UserStore(admin).update(claimant.user_id, disabled=True)
+            UserStore(admin).update(worker, disabled=True)
             outcome["released"] = Outcomes(
                 JobStore(admin), job_queue, job_registry
-            ).release_held_by(
-                claimant.user_id, "the account that claimed it was disabled", actor="admin:a"
-            )
+            ).release_held_by(worker, "the account that claimed it was disabled", actor="admin:a")
         except BaseException as exc:  # surfaced below
             outcome["disable_error"] = exc
 
-    claiming, disabling = _claiming(claimer, claimant, outcome), threading.Thread(target=disable)
+    claiming = _claiming(claimer, worker, account, outcome)
+    disabling = threading.Thread(target=disable)
     try:
         with holder.transaction():
             holder.execute("SELECT pg_advisory_xact_lock(hashtextextended('render-farm', 0))")

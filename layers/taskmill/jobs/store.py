@@ -32,12 +32,7 @@ from taskmill.jobs.model import LAST_ERROR_MAX, Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.paging import decode_cursor, encode_cursor
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
-from taskmill.users.store import (
-    LOCKED_SESSION_ACCOUNT_SQL,
-    SESSION_ACCOUNT_SQL,
-    SessionAccount,
-    SessionCheck,
-)
+from taskmill.users.store import LOCKED_SESSION_ACCOUNT_SQL, SESSION_ACCOUNT_SQL, SessionAccount
 
 # Seconds a lease outlives the job's timeout, so a worker finishing right at its timeout
 # still reports before the recovery sweep steps in.
@@ -998,7 +993,8 @@ RETURNING j.id""",
         types: Sequence[str] | None,
         limit: int,
         actor: str,
-        claimant: SessionCheck | None = None,
+        claimant: UUID | None = None,
+        account: AccountCheck | None = None,
         owner_concurrency: int | None = None,
         now: datetime | None = None,
     ) -> list[Job]:
@@ -1013,18 +1009,19 @@ RETURNING j.id""",
         counts again under them, so a stale read costs a claim that admits less, never one
         over a limit.
 
-        `claimant`: the account claiming, checked again under a lock on its row (a fresh
-        request's `Unauthorized` or `Forbidden` if it may no longer claim). An admin who
-        disables, deletes or demotes it meanwhile waits for this claim to commit, then
-        finds the jobs it took to give back; or commits first, and nothing is claimed."""
+        `claimant`, with `account`: the account claiming, checked again under a lock on its
+        row (a fresh request's `Unauthorized` or `Forbidden` if it may no longer claim). An
+        admin who disables, deletes or demotes it meanwhile waits for this claim to commit,
+        then finds the jobs it took to give back; or commits first, and nothing is claimed."""
+        if (claimant is None) != (account is None):
+            raise ValueError("claimant and account are given together")
         with self._db.transaction() as tx:
-            if claimant is not None:
+            if claimant is not None and account is not None:
                 rows = tx.execute(
-                    LOCKED_SESSION_ACCOUNT_SQL,
-                    {"caller": claimant.user_id, "session": claimant.session_id},
+                    LOCKED_SESSION_ACCOUNT_SQL, {"caller": claimant, "session": account.session_id}
                 )
-                account = SessionAccount.model_validate(rows[0]) if rows else None
-                SessionAccount.require(account, *claimant.roles)
+                now_as = SessionAccount.model_validate(rows[0]) if rows else None
+                SessionAccount.require(now_as, *account.roles)
             picked = tx.execute(
                 """
 WITH limited AS MATERIALIZED (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -30,16 +29,6 @@ FROM users u WHERE u.id = %(caller)s"""
 # committed first is what this reads. For statements whose effect the account must still be
 # allowed when they commit.
 LOCKED_SESSION_ACCOUNT_SQL = SESSION_ACCOUNT_SQL + "\nFOR SHARE OF u"
-
-
-@dataclass(frozen=True)
-class SessionCheck:
-    """An account acting through one of its sessions, and the roles it must hold when the
-    transaction it acts in commits (a fresh request's check, repeated under the lock)."""
-
-    user_id: UUID
-    session_id: UUID
-    roles: tuple[str, ...]
 
 
 class User(BaseModel):

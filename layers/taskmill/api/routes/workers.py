@@ -22,8 +22,8 @@ from taskmill.api.services import ApiServices
 from taskmill.errors import Conflict, PayloadTooLarge
 from taskmill.jobs.model import MAX_RESULT_BYTES, Job, result_bytes
 from taskmill.jobs.retry import JobFailure
+from taskmill.jobs.store import AccountCheck
 from taskmill.lifecycle.outcomes import REPORTING_ROLES, Success, report_digest
-from taskmill.users.store import SessionCheck
 
 LEASE_LOST = "the lease is not held: the job was recovered, finished or never claimed"
 
@@ -58,7 +58,8 @@ def router(services: ApiServices) -> Router:
             types=body.types,
             limit=body.limit,
             actor=who.actor,
-            claimant=SessionCheck(who.id, who.session_id, REPORTING_ROLES),
+            claimant=who.id,
+            account=AccountCheck(who.session_id, REPORTING_ROLES),
             owner_concurrency=services.settings.owner_concurrency,
         )
         return [ClaimedJob.model_validate(job.model_dump()) for job in jobs]
