@@ -110,6 +110,27 @@ export function schemaForm(rootSchema) {
     fields.set(name, wrapper);
     readers.push([name, made, wrapper]);
   }
+  // A schema that requires fields it does not describe (an external type declared as
+  // {"type": "object", "required": ["url"]}), or describes none while taking any, leaves no
+  // control to give them in: the rest of the payload is a JSON object of its own, under the
+  // key "" (the API's errors about the payload as a whole, `loc` [], go there too).
+  const undescribed = [...required].filter((name) => !fields.has(name));
+  let rest = null;
+  if (undescribed.length || (!fields.size && root.additionalProperties !== false)) {
+    const el = h("textarea", {
+      name: "payload",
+      rows: 4,
+      class: "code",
+      placeholder: JSON.stringify(Object.fromEntries(undescribed.map((name) => [name, "…"]))),
+    });
+    const needs = undescribed.length ? ` It must hold ${undescribed.join(", ")}.` : "";
+    const wrapper = field(fields.size ? "More of the payload (JSON)" : "Payload (JSON)", el, {
+      help: `A JSON object.${needs}`,
+      required: undescribed.length > 0,
+    });
+    rest = { wrapper };
+    fields.set("", wrapper);
+  }
   const element = h(
     "fieldset",
     { class: "payload" },
@@ -120,7 +141,17 @@ export function schemaForm(rootSchema) {
     element,
     fields,
     read() {
-      const payload = {};
+      let payload = {};
+      if (rest && rest.wrapper.control.value.trim() !== "") {
+        try {
+          payload = JSON.parse(rest.wrapper.control.value);
+        } catch {
+          throw new FieldError("", "This is not valid JSON.");
+        }
+        if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
+          throw new FieldError("", 'This must be a JSON object, such as {"name": "value"}.');
+        }
+      }
       for (const [name, made, wrapper] of readers) {
         const value = made.read(wrapper.control);
         if (value !== undefined) payload[name] = value;

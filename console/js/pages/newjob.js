@@ -10,7 +10,8 @@ import { PRIORITIES } from "./jobs.js";
 function target(loc, payloadFields, jobFields) {
   const parts = (loc || []).filter((p) => p !== "body");
   if (parts[0] === "payload") parts.shift();
-  const where = payloadFields.get(parts[0]) || jobFields.get(parts[0]) || null;
+  // [] is the payload as a whole: the form's JSON box for it where it has one.
+  const where = payloadFields.get(parts[0] ?? "") || jobFields.get(parts[0]) || null;
   return { where, inside: parts.slice(1).join(".") };
 }
 

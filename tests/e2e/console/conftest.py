@@ -5,6 +5,7 @@ fails on any it did not expect."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,6 +18,12 @@ import pytest
 from tests.e2e.conftest import RunningStack, start_stack
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+# The README's example of an external type ("Adding a job type").
+README_EXTERNAL_TYPE = {
+    "name": "video.render",
+    "schema": {"type": "object", "required": ["url"]},
+    "timeout_seconds": 7200,
+}
 # Chromium's own traffic (updates, sync, safe browsing) fails on a closed network and is of
 # no use to a test; the sandbox needs user namespaces a container may not give root.
 CHROMIUM_ARGS = [
@@ -47,10 +54,17 @@ def unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """One local stack for the module, with the README's fan-out job types: a parent whose
-    body submits children (`context.submit`) is how jobs get a `parent_id`."""
+    """One local stack for the module, with the README's fan-out job types (a parent whose
+    body submits children, `context.submit`, is how jobs get a `parent_id`) and its external
+    type, declared with a schema that has no properties."""
     data_dir = tmp_path_factory.mktemp("e2e-console") / "data"
-    running = start_stack(data_dir, {"TASKMILL_JOB_MODULES": "tests.support.fanout_jobs"})
+    running = start_stack(
+        data_dir,
+        {
+            "TASKMILL_JOB_MODULES": "tests.support.fanout_jobs",
+            "TASKMILL_EXTERNAL_TYPES": json.dumps([README_EXTERNAL_TYPE]),
+        },
+    )
     yield running
     if running.process.poll() is None:
         running.stop()

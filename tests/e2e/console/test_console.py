@@ -267,6 +267,34 @@ def test_a_field_error_inside_a_field_says_where(console: Console, stack: Runnin
     assert headers.get_attribute("aria-invalid") == "true"
 
 
+def test_an_external_type_declared_without_properties_takes_its_payload_as_json(
+    console: Console, stack: RunningStack
+) -> None:
+    """The README's external type (`"schema": {"type": "object", "required": ["url"]}`) showed
+    "This type takes no payload.": every create from the form was refused for its missing
+    url, and there was no field to give it in."""
+    page = console.page
+    console.open("/jobs/new")
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_role("heading", level=1, name="New job").wait_for()
+    page.get_by_label("Type").select_option("video.render")
+    assert page.get_by_text("This type takes no payload.").count() == 0
+    payload = page.get_by_label("Payload (JSON)")
+    assert "url" in page.locator("fieldset.payload").inner_text()  # what the type requires
+    console.expected_errors.append("status of 400")
+    page.get_by_role("button", name="Create").click()
+    page.locator(".field-error:visible").get_by_text("'url' is a required property").wait_for()
+    assert payload.get_attribute("aria-invalid") == "true"
+    payload.fill("[1, 2]")
+    page.get_by_role("button", name="Create").click()
+    page.locator(".field-error:visible").get_by_text("a JSON object").wait_for()
+    payload.fill('{"url": "https://example.com/film.mp4"}')
+    page.get_by_label("Name").fill("render from the console")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("heading", level=1, name="Render from the console").wait_for()
+    assert "https://example.com/film.mp4" in page.locator("pre.json").first.inner_text()
+
+
 def test_a_job_that_does_not_exist_says_so_and_stops_loading(
     console: Console, stack: RunningStack
 ) -> None:
