@@ -4,7 +4,8 @@ Embedded Postgres (unless DATABASE_URL), a moto SQS server on TASKMILL_SQS_PORT 
 AWS_ENDPOINT_URL) with the cloud's queues, the API behind an API Gateway emulation on
 TASKMILL_PORT (8000), worker pollers per queue, the recovery sweep every few seconds, and a
 first admin account. Ports, the data directory's lock, DATABASE_URL, the job modules, the
-first admin and the functions' settings are checked before anything starts; Ctrl-C, SIGTERM or SIGHUP stop everything at any moment, start-up included.
+first admin and the functions' settings are checked before anything starts; Ctrl-C, SIGTERM
+or SIGHUP stop everything at any moment, start-up included.
 
 Only the standard library is imported at module level, so that an old Python gets a one-line
 message from `main()` rather than a traceback from an import.
