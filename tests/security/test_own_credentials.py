@@ -120,6 +120,43 @@ def test_an_email_cannot_look_like_another_accounts(app, services, db, as_admin)
     assert can_log_in(app, services, FULLWIDTH_ROOT, PASSWORD)
 
 
+def test_an_email_mixing_scripts_in_one_part_cannot_pass_for_another(
+    app, services, db, as_admin
+) -> None:
+    """root@example.com spelt with two Cyrillic o's (U+043E) is another address that every
+    users list and audit log shows exactly as root@example.com (NFKC keeps it). A part of an
+    address (the local part, each label of the domain) must spell with the letters of one
+    script; a whole address in another script, or accented Latin, is still an address."""
+    lookalikes = [
+        "r\u043e\u043et@example.com",  # Cyrillic o (U+043E)
+        "root@ex\u0430mple.com",  # Cyrillic a (U+0430) in the domain
+        "\u03a1oot@example.com",  # Greek capital rho (U+03A1)
+    ]
+    for email in lookalikes:
+        created = as_admin.post("/v1/users", {"email": email, "password": PASSWORD})
+        registered = ApiClient(app, services).post(
+            "/v1/auth/register", {"email": email, "password": PASSWORD}, token=None
+        )
+        for answer in (created, registered):
+            assert answer.status == 400, (email, answer.body)
+            assert "script" in answer.body["error"]["details"][0]["msg"]
+    me = user_id(as_admin)
+    renamed = as_admin.patch(
+        f"/v1/users/{me}", {"email": lookalikes[0], "current_password": PASSWORD}
+    )
+    assert renamed.status == 400
+    assert [u["email"] for u in as_admin.get("/v1/users").body["items"]] == ["root@example.com"]
+    for email in (
+        "j\u00fcrgen@m\u00fcller.de",
+        "\u043f\u043e\u0447\u0442\u0430@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",
+        "\u7528\u6237@example.com",
+        "\u3086\u30fc\u3056\u30fc\u540d@example.jp",
+        "x-9_y@sub-1.example.com",
+    ):
+        answer = as_admin.post("/v1/users", {"email": email, "password": PASSWORD})
+        assert answer.status == 201, (email, answer.body)
+
+
 def test_a_stolen_access_token_cannot_delete_the_account(app, services, db, as_user) -> None:
     me = user_id(as_user)
     missing = as_user.delete(f"/v1/users/{me}")

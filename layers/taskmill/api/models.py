@@ -23,14 +23,47 @@ from taskmill.jobs.model import LAST_ERROR_MAX, PROGRESS_MESSAGE_MAX, Job, non_f
 from taskmill.jobs.options import STRICT_JSON, Instant, JobOptions, JsonUuid, PriorityName, Tag
 from taskmill.jobtypes.destinations import parse as parse_destination
 
+# Scripts written together in one word: Japanese mixes kana and kanji, Korean hangul and hanja.
+_SCRIPT_FAMILIES = {
+    "HIRAGANA": "CJK",
+    "KATAKANA": "CJK",
+    "KATAKANA-HIRAGANA": "CJK",
+    "HALFWIDTH": "CJK",
+    "HANGUL": "CJK",
+    "BOPOMOFO": "CJK",
+}
+
+
+def _scripts(part: str) -> set[str]:
+    """The scripts of the letters of `part` (the first word of each letter's Unicode name:
+    LATIN, CYRILLIC, GREEK, CJK...)."""
+    found = set()
+    for ch in part:
+        if unicodedata.category(ch).startswith("L"):
+            word = unicodedata.name(ch, "?").split(" ", 1)[0]
+            found.add(_SCRIPT_FAMILIES.get(word, word))
+    return found
+
 
 def _plain_email(value: str) -> str:
     # One spelling per address, so no account can be shown as another's in the users list
     # or the audit log: compatibility forms (fullwidth letters) become their plain letters,
-    # and invisible format characters (zero-width space, direction marks) are refused.
+    # and invisible format characters (zero-width space, direction marks) are refused, as
+    # is a part (the local part, a label of the domain) spelt in more than one script:
+    # root@example.com with Cyrillic o's (U+043E) reads as root@example.com (the rule browsers
+    # apply to domain names). An address wholly in another script is still an address.
     value = unicodedata.normalize("NFKC", value)
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
         raise ValueError("an e-mail cannot contain invisible or control characters")
+    local, _, domain = value.rpartition("@")
+    for part in [local, *domain.split(".")]:
+        scripts = _scripts(part)
+        if len(scripts) > 1:
+            raise ValueError(
+                f"an e-mail cannot mix letters of different scripts in one part ({part!r}: "
+                f"{', '.join(sorted(s.lower() for s in scripts))}); it would read as another "
+                "address"
+            )
     return value
 
 
