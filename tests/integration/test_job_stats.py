@@ -3,7 +3,6 @@ were computed with, one scan each), on jobs finished inside and outside each win
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -13,7 +12,6 @@ from taskmill.db import Database
 from taskmill.jobs.stats import job_stats
 
 from tests.support.factories import make_user
-from tests.support.locks import waits_for_a_lock
 
 # One statement per figure: the definition the figures must keep.
 _DEFINITION = """
@@ -181,28 +179,24 @@ def test_while_one_caller_computes_the_others_get_the_last_figures_at_once(
     assert job_stats(db, window_hours=1, max_age_seconds=5)["by_status"] == {"queued": 5}
 
 
-def test_with_nothing_kept_a_caller_waits_for_the_computation_under_way(
+def test_with_nothing_kept_a_caller_computes_beside_the_computation_under_way(
     db: Database, database_url: str
 ) -> None:
-    """The very first viewers: one computes, the others wait for its figures and take them
-    (no second computation; here the computing side's figures are marked to tell them apart)."""
+    """The very first viewers (or the first after a crash emptied the kept figures): one
+    computes, and another asking meanwhile computes its own rather than waiting for it (a
+    wait would span that computation's scans in one statement, each scan having the
+    statement timeout alone: a 503 where computing would have answered)."""
+    _add_jobs(db, make_user(db), 2)
     other = _computing_elsewhere(database_url, 1)
-    waiter = Database(database_url)
-    pid = waiter.connection().info.backend_pid
-    answers: list[dict[str, Any]] = []
-    thread = threading.Thread(
-        target=lambda: answers.append(job_stats(waiter, window_hours=1, max_age_seconds=5))
-    )
+    # The other computation never ends here: a caller that waited for it would hit this
+    # statement timeout (the API's is 5 s) and answer 503.
+    impatient = Database(database_url, statement_timeout_ms=300)
     try:
-        thread.start()
-        waited = waits_for_a_lock(db, pid, thread)
-        other.connection().execute(
-            'INSERT INTO stats_snapshots VALUES (1, now(), \'{"marker": "theirs"}\')'
-        )
-        other.connection().execute("COMMIT")
-        thread.join()
+        answer = job_stats(impatient, window_hours=1, max_age_seconds=5)
     finally:
+        other.connection().execute("ROLLBACK")
         other.close()
-        waiter.close()
-    assert waited, "the caller did not wait for the computation under way"
-    assert answers == [{"marker": "theirs"}]
+        impatient.close()
+    assert answer["by_status"] == {"queued": 2}
+    # And it is kept for the next poll.
+    assert job_stats(db, window_hours=1, max_age_seconds=5) == answer

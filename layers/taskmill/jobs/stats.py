@@ -67,8 +67,9 @@ def job_stats(
     `max_age_seconds` > 0: figures computed that long ago or less will do. The last ones
     kept are answered if so; else one caller computes them while any other asking meanwhile
     gets the last ones at once, however old (`computed_at` says), instead of a computation
-    of its own beside it: the jobs table is scanned by one of them at a time. 0 (the
-    default): computed now, whatever was kept. Every computation is kept for the next."""
+    of its own beside it: once figures are kept, the jobs table is scanned by one of them at
+    a time. 0 (the default): computed now, whatever was kept. Every computation is kept for
+    the next."""
     params = {"window": window_hours, "max_age": max_age_seconds}
     if max_age_seconds <= 0:
         return _keep(db, _compute(db, window_hours), window_hours)
@@ -77,15 +78,14 @@ def job_stats(
         return dict(kept[0]["figures"])
     with db.transaction() as tx:
         [lock] = tx.execute(f"SELECT pg_try_advisory_xact_lock({_COMPUTING}) AS mine", params)
-        if not lock["mine"]:
-            if kept:
-                return dict(kept[0]["figures"])
-            # Nothing kept yet: wait for the computation under way, and take its figures.
-            tx.execute(f"SELECT pg_advisory_xact_lock({_COMPUTING})", params)
-            kept = tx.execute(_SNAPSHOT, params)
-            if kept:
-                return dict(kept[0]["figures"])
-        return _keep(tx, _compute(tx, window_hours), window_hours)
+        if lock["mine"]:
+            return _keep(tx, _compute(tx, window_hours), window_hours)
+        if kept:
+            return dict(kept[0]["figures"])
+    # Nothing kept yet (the first callers, or after a crash emptied the table): computed
+    # beside the one under way rather than waiting for it. A wait would span all of that
+    # computation's scans in one statement, whose timeout each of its scans has alone.
+    return _keep(db, _compute(db, window_hours), window_hours)
 
 
 def _compute(db: Database | Transaction, window_hours: int) -> dict[str, Any]:
