@@ -11,18 +11,31 @@ from pydantic import BaseModel, ConfigDict
 from taskmill.db import Database
 from taskmill.errors import Conflict, Forbidden, NotFound, Unauthorized
 
+# Whether the session (refresh-token family) `{family}` has ended: any of its tokens revoked.
+# Every revocation revokes all of a family's live tokens at once, but a refresh under way may
+# add one more after it (its old token was used, not yet revoked, when the revocation read the
+# family): that token is live in an ended session. `refresh_tokens_revoked_family_idx`.
+_ENDED = """EXISTS (SELECT 1 FROM refresh_tokens e
+               WHERE e.family_id = {family} AND e.revoked_at IS NOT NULL)"""
+
 # The caller's current account and whether its session still stands: one index probe each
-# (users' primary key; the live tokens of a family, `refresh_tokens_live_family_idx`). A
-# session is the refresh-token family its login started; logging out, a reused refresh
-# token, a disable or a password change revoke its tokens, and so end it. Shared with the
+# (users' primary key; the live tokens of a family, `refresh_tokens_live_family_idx`; its
+# revoked ones, `_ENDED`). A session is the refresh-token family its login started; logging
+# out, a reused refresh token, a disable or a password change revoke its tokens, and so end
+# it. Shared with the
 # statement that creates jobs, which checks the same thing without a round trip of its own.
 # Parameters: %(caller)s (user id) and %(session)s (session id).
-SESSION_ACCOUNT_SQL = """
+SESSION_ACCOUNT_SQL = (
+    """
 SELECT u.id, u.role, u.email, u.disabled,
        EXISTS (SELECT 1 FROM refresh_tokens t
                WHERE t.family_id = %(session)s AND t.user_id = u.id
-                 AND t.revoked_at IS NULL) AS session_live
+                 AND t.revoked_at IS NULL)
+       AND NOT """
+    + _ENDED.replace("{family}", "%(session)s")
+    + """ AS session_live
 FROM users u WHERE u.id = %(caller)s"""
+)
 
 # The same, holding the account's row until the transaction ends: an admin's disable,
 # delete or role change of it (each writes the row) waits for the transaction, and one that
@@ -203,19 +216,25 @@ class RefreshTokenStore:
 
     def use(self, token_hash: bytes) -> dict[str, Any] | None:
         """Mark a refresh token used, once. Returns its row with `reused` telling whether it
-        had been used before (the sign of a stolen token) and `revoked`/`expired`."""
+        had been used before (the sign of a stolen token), `revoked` (the token, or another
+        of its session's: the session has ended) and `expired`."""
         rows = self._db.execute(
             """
-WITH target AS (SELECT * FROM refresh_tokens WHERE token_hash = %(hash)s FOR UPDATE),
+WITH target AS MATERIALIZED (
+    SELECT r.*, r.revoked_at IS NOT NULL OR """
+            + _ENDED.replace("{family}", "r.family_id")
+            + """ AS ended
+    FROM refresh_tokens r WHERE r.token_hash = %(hash)s FOR UPDATE OF r
+),
 used AS (
     UPDATE refresh_tokens r SET used_at = now()
     FROM target t
-    WHERE r.id = t.id AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > now()
+    WHERE r.id = t.id AND t.used_at IS NULL AND NOT t.ended AND t.expires_at > now()
     RETURNING r.id
 )
 SELECT t.user_id, t.family_id, t.expires_at,
        t.used_at IS NOT NULL AS reused,
-       t.revoked_at IS NOT NULL AS revoked,
+       t.ended AS revoked,
        t.expires_at <= now() AS expired
 FROM target t""",
             {"hash": token_hash},

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import time
+from uuid import UUID
 
 import jwt
+from taskmill.audit import AuditLog
+from taskmill.auth.service import AuthService
+from taskmill.db import Database
+from taskmill.errors import Unauthorized
+from taskmill.users.store import RefreshTokenStore, User, UserStore
+from taskmill.users.throttle import ThrottleStore
 
 from tests.integration.api.conftest import PASSWORD, SECRET, make_account
 
@@ -200,3 +207,46 @@ def test_a_user_cannot_change_its_own_role_and_an_admin_may_step_down_while_anot
     assert (stepped_down.status, stepped_down.body["role"]) == (200, "user")
     # Its very next request is a user's.
     assert as_admin.get("/v1/audit").status == 403
+
+
+class _RevokedMeanwhile(UserStore):
+    """The account read of a refresh, with the owner's "end my other sessions" (a password
+    change, a disable: `revoke_user`) committing on another connection just before it: after
+    the refresh marked its token used, before it added the new one."""
+
+    def __init__(self, db: Database, other: Database) -> None:
+        super().__init__(db)
+        self.other = other
+
+    def get(self, user_id: UUID) -> User:
+        RefreshTokenStore(self.other).revoke_user(user_id)
+        return super().get(user_id)
+
+
+def test_a_refresh_racing_the_end_of_its_session_does_not_keep_it(
+    client, services, db, database_url
+) -> None:
+    """A thief refreshing a stolen token in a loop while the owner changes the password: the
+    revocation lands between the refresh's use of the old token and its new one. The new
+    token must not carry the session on: its access token and its refresh are refused."""
+    make_account(db, "ann@example.com")
+    stolen = client.login("ann@example.com", PASSWORD)["refresh_token"]
+    other = Database(database_url)
+    try:
+        racing = AuthService(
+            _RevokedMeanwhile(db, other),
+            RefreshTokenStore(db),
+            AuditLog(db),
+            services.tokens,
+            ThrottleStore(db),
+            passwords=services.passwords,
+        )
+        try:
+            pair = racing.refresh(stolen)
+        except Unauthorized:
+            return  # refused outright: nothing carries the session on
+    finally:
+        other.close()
+    assert client.get("/v1/auth/me", token=pair.access_token).status == 401
+    again = client.post("/v1/auth/refresh", {"refresh_token": pair.refresh_token}, token=None)
+    assert again.status == 401
