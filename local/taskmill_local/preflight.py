@@ -195,6 +195,40 @@ def check_database(url: str, data_dir: Path, timeout_seconds: int = 5) -> None:
         ) from None
 
 
+def sqs_endpoint_problem(url: str, reason: str) -> str:
+    return (
+        f"cannot reach an SQS endpoint at AWS_ENDPOINT_URL {url}: {reason}. Start it or fix "
+        "AWS_ENDPOINT_URL, or unset it to use the local SQS the stack starts itself "
+        "(on TASKMILL_SQS_PORT): env -u AWS_ENDPOINT_URL make run"
+    )
+
+
+def check_sqs_endpoint(url: str, timeout_seconds: float = 3) -> None:
+    """Ask `AWS_ENDPOINT_URL` for one queue, without retries and with short timeouts; no SQS
+    answering there is one line saying how to use the local one instead."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client = boto3.client(
+            "sqs",
+            endpoint_url=url,
+            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            config=Config(
+                connect_timeout=timeout_seconds,
+                read_timeout=timeout_seconds,
+                retries={"max_attempts": 1, "mode": "standard"},
+            ),
+        )
+        client.list_queues(MaxResults=1)
+    except (BotoCoreError, ClientError, ValueError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise PreflightError(sqs_endpoint_problem(url, reason)) from None
+
+
 def job_module_paths(cwd: Path | None = None) -> list[Path]:
     """Where the local stack imports `TASKMILL_JOB_MODULES` from, as they are deployed: in a
     checkout, `layers/` (the package layer ships its packages beside `taskmill`; README,

@@ -3,9 +3,9 @@
 Embedded Postgres (unless DATABASE_URL), a moto SQS server on TASKMILL_SQS_PORT (9324; unless
 AWS_ENDPOINT_URL) with the cloud's queues, the API behind an API Gateway emulation on
 TASKMILL_PORT (8000), worker pollers per queue, the recovery sweep every few seconds, and a
-first admin account. Ports, the data directory's lock, DATABASE_URL, the job modules, the
-first admin and the functions' settings are checked before anything starts; Ctrl-C, SIGTERM
-or SIGHUP stop everything at any moment, start-up included.
+first admin account. Ports, the data directory's lock, DATABASE_URL, AWS_ENDPOINT_URL, the
+job modules, the first admin and the functions' settings are checked before anything starts;
+Ctrl-C, SIGTERM or SIGHUP stop everything at any moment, start-up included.
 
 Only the standard library is imported at module level, so that an old Python gets a one-line
 message from `main()` rather than a traceback from an import.
@@ -269,9 +269,16 @@ class LocalStack:
         )
         os.environ.update(env)  # the handlers read their settings from here, as in Lambda
         import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from taskmill_local.preflight import PreflightError, sqs_endpoint_problem
 
         sqs = boto3.client("sqs")
-        os.environ.update(create_queues(sqs, QUEUE_PREFIX))
+        try:
+            os.environ.update(create_queues(sqs, QUEUE_PREFIX))
+        except (BotoCoreError, ClientError) as exc:  # AWS_ENDPOINT_URL's SQS went away
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise PreflightError(sqs_endpoint_problem(endpoint, reason)) from None
         check_settings(os.environ)
         self._step()
 
@@ -614,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         check_database,
         check_job_types,
         check_ports,
+        check_sqs_endpoint,
     )
 
     try:
@@ -629,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         check_ports(ports)
         if config.database_url:
             check_database(config.database_url, config.data_dir)
+        if config.aws_endpoint_url:
+            check_sqs_endpoint(config.aws_endpoint_url)
         add_job_module_paths()
         check_job_types()
         check_admin(config.admin_email, config.admin_password, config.data_dir)

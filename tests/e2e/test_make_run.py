@@ -242,6 +242,29 @@ def test_a_data_dir_that_cannot_be_made_is_one_line(tmp_path, where: str) -> Non
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("answering", ["nothing", "not SQS"])
+def test_an_sqs_endpoint_that_does_not_answer_is_one_line_and_nothing_starts(
+    tmp_path, answering: str, listening: int
+) -> None:
+    """AWS_ENDPOINT_URL (an ElasticMQ or LocalStack of one's own, or one left exported in the
+    shell) where no SQS answers: a 70-line botocore traceback, after the embedded Postgres
+    had been made and started."""
+    data_dir = tmp_path / "data"
+    with closed_port() as closed:
+        port = closed if answering == "nothing" else listening  # accepts, never answers HTTP
+        endpoint = f"http://127.0.0.1:{port}"
+        env = {**stack_env(data_dir), "AWS_ENDPOINT_URL": endpoint}
+        done = run_to_exit(env, timeout=90)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"taskmill: cannot reach an SQS endpoint at AWS_ENDPOINT_URL {endpoint}")
+    assert "env -u AWS_ENDPOINT_URL make run" in line  # the way back to the local SQS
+    assert not (data_dir / "pgdata").exists()
+    assert processes_on(data_dir) == ""
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [
