@@ -281,3 +281,32 @@ def test_an_external_schema_with_references_that_resolve_is_declared() -> None:
     assert render.validate_payload({"source": "s3://a"}) == {"source": "s3://a"}
     with pytest.raises(InvalidInput):
         render.validate_payload({"source": "http://a"})
+
+
+BAD_DEFAULTS = [
+    ({"timeout_seconds": 0}, "timeout_seconds: input should be greater than or equal to 1"),
+    ({"max_attempts": 100}, "max_attempts: input should be less than or equal to 25"),
+    ({"priority": "urgent"}, "priority: input should be 'high', 'normal' or 'low'"),
+    ({"timeout": 60}, "unknown option 'timeout'"),
+]
+
+
+@pytest.mark.parametrize(("options", "said"), BAD_DEFAULTS)
+def test_a_bad_default_names_the_type_and_the_option(options: dict[str, Any], said: str) -> None:
+    """It was pydantic's own text: '1 validation error for JobDefaults timeout_seconds Input
+    should be ... [type=..., input_value=0, input_type=int] For further information visit
+    https://errors.pydantic.dev/...', naming neither the type nor where it was declared."""
+    with pytest.raises(ValueError, match=r"video\.render") as external:
+        JobTypeRegistry().load_external([{"name": "video.render", **options}])
+    with pytest.raises(ValueError, match=r"image\.resize") as code:
+        JobTypeRegistry().register("image.resize", **options)(lambda context, payload: {})
+    for raised, name in ((external, "video.render"), (code, "image.resize")):
+        message = str(raised.value)
+        assert message.startswith(f"job type {name!r}: "), message
+        assert said in message
+        assert "errors.pydantic.dev" not in message
+        assert "\n" not in message  # one line, as make run and make synth print it
+    if "unknown option" in said:  # what each may hold: a declaration, its schema too
+        assert "timeout_seconds" in str(code.value)
+        assert "schema" in str(external.value)
+        assert "schema" not in str(code.value)

@@ -44,6 +44,27 @@ class JobDefaults(BaseModel):
     backoff_max_seconds: float = Field(default=300.0, ge=0, le=7 * 86400)
 
 
+# What an external type's declaration holds besides the defaults (`load_external`).
+DECLARATION_KEYS = ("name", "schema", "description", "limit_keys")
+
+
+def job_defaults(name: str, options: dict[str, Any], *, external: bool = False) -> JobDefaults:
+    """A type's defaults, or a ValueError of one line naming the type and each option that
+    is wrong (pydantic's own text named neither the type nor where it was declared)."""
+    try:
+        return JobDefaults(**options)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            option = ".".join(str(part) for part in error["loc"])
+            if error["type"] == "extra_forbidden":
+                takes = (DECLARATION_KEYS if external else ()) + tuple(JobDefaults.model_fields)
+                problems.append(f"unknown option {option!r} (it takes {', '.join(takes)})")
+            else:
+                problems.append(f"{option}: {field_message(error).lower()}")
+        raise ValueError(f"job type {name!r}: " + "; ".join(problems)) from None
+
+
 class EmptyPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -291,7 +312,7 @@ class JobTypeRegistry:
                 JobType(
                     name=name,
                     description=description or (function.__doc__ or "").strip(),
-                    defaults=JobDefaults(**defaults),
+                    defaults=job_defaults(name, defaults),
                     payload_model=payload,
                     function=function,
                     internal=internal,
@@ -315,7 +336,7 @@ class JobTypeRegistry:
             JobType(
                 name=name,
                 description=description,
-                defaults=JobDefaults(**defaults),
+                defaults=job_defaults(name, defaults, external=True),
                 declared_schema=schema,
                 external=True,
                 limit_keys=tuple(limit_keys),
