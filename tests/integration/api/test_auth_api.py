@@ -250,3 +250,26 @@ def test_a_refresh_racing_the_end_of_its_session_does_not_keep_it(
     assert client.get("/v1/auth/me", token=pair.access_token).status == 401
     again = client.post("/v1/auth/refresh", {"refresh_token": pair.refresh_token}, token=None)
     assert again.status == 401
+
+
+def test_changing_ones_own_password_or_email_is_on_record(as_user, as_admin) -> None:
+    """An account taken over shows as its own password or e-mail changed: an admin finds it in
+    the audit log (which fields, from where, never the values), as an admin's change is."""
+    me = as_user.get("/v1/auth/me").body
+    new_password = "a different one, long enough"
+    changed = as_user.patch(
+        f"/v1/users/{me['id']}", {"password": new_password, "current_password": PASSWORD}
+    )
+    assert changed.status == 200, changed.body
+    renamed = as_user.patch(
+        f"/v1/users/{me['id']}", {"email": "ann3@example.com", "current_password": new_password}
+    )
+    assert renamed.status == 200, renamed.body
+    entries = as_admin.get("/v1/audit?action=user.updated").body["items"]
+    assert [(e["actor_id"], e["target_id"], e["detail"]["fields"]) for e in entries] == [
+        (me["id"], me["id"], ["email"]),
+        (me["id"], me["id"], ["password"]),
+    ]
+    assert all(e["detail"]["source_ip"] == "127.0.0.1" for e in entries)
+    assert new_password not in str(entries)
+    assert PASSWORD not in str(entries)

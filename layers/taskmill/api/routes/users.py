@@ -133,8 +133,19 @@ def router(services: ApiServices) -> Router:
             services.outcomes.release_held_by(
                 user_id, "the account that claimed it was disabled", actor=who.actor
             )
+        fields = sorted(set(body.model_dump(exclude_none=True)) - {"current_password"})
         if who.id != user_id:
-            audit("user.updated", who, user_id, fields=sorted(body.model_dump(exclude_none=True)))
+            audit("user.updated", who, user_id, fields=fields)
+        elif fields:
+            # One's own e-mail or password changed: what an account taken over looks like, so
+            # it is on record (with where the request came from), as an admin's change is.
+            audit(
+                "user.updated",
+                who,
+                user_id,
+                fields=fields,
+                source_ip=source_ip(r.current_event.raw_event),
+            )
         return _out(user)
 
     @r.delete(
