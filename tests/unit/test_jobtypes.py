@@ -146,8 +146,19 @@ def test_external_types_are_declared_by_configuration() -> None:
     assert render.defaults.timeout_seconds == 7200
     assert render.validate_payload({"url": "s3://x"}) == {"url": "s3://x"}
     with pytest.raises(InvalidInput) as caught:
-        render.validate_payload({"link": "s3://x"})
-    assert any("url" in problem["msg"] for problem in caught.value.details)
+        render.validate_payload({"link": "s3://x", "url": 5})
+    # Field errors in the shape the OpenAPI document gives every one: loc, msg and type (the
+    # schema keyword that refused it).
+    assert sorted((d["type"], d["loc"]) for d in caught.value.details) == [
+        ("additionalProperties", []),
+        ("type", ["url"]),
+    ]
+    assert all(set(d) == {"loc", "msg", "type"} for d in caught.value.details)
+    with pytest.raises(InvalidInput) as missing:
+        render.validate_payload({})
+    [required] = missing.value.details
+    assert required["type"] == "required"
+    assert "url" in required["msg"]
 
 
 def test_broken_external_configuration_fails_at_cold_start() -> None:

@@ -267,7 +267,12 @@ def _validate_declared(job_type: JobType, payload: Any) -> dict[str, Any]:
         if errors:
             raise InvalidInput(
                 f"payload is not valid for job type {job_type.name!r}",
-                details=[{"loc": list(e.path), "msg": e.message} for e in errors[:20]],
+                # `type`: the schema keyword that refused it, where a code type's field
+                # errors name pydantic's error type (the OpenAPI document's field error).
+                details=[
+                    {"loc": list(e.path), "msg": e.message, "type": str(e.validator)}
+                    for e in errors[:20]
+                ],
             )
     return payload
 
