@@ -16,7 +16,14 @@ export function queuesPage(cleanups) {
   const types = h("div");
   const chart = h("div", { class: "chart-box" });
   const summary = h("p", { class: "help" });
-  let shown = "";
+  // What each part last drew, as JSON: a part is redrawn only when its own data changed.
+  const shown = {};
+  function changed(part, data) {
+    const seen = JSON.stringify(data);
+    if (shown[part] === seen) return false;
+    shown[part] = seen;
+    return true;
+  }
 
   async function toggle(kind, name, paused) {
     const verb = paused ? "resume" : "pause";
@@ -53,11 +60,10 @@ export function queuesPage(cleanups) {
       ]);
       queues.setAttribute("aria-busy", "false");
       alert.show("");
-      // Unchanged data is not redrawn, so polling never moves the keyboard focus.
-      const seen = JSON.stringify([queueList, stats, typeList]);
-      if (seen === shown) return;
-      shown = seen;
-      replace(
+      // Unchanged data is not redrawn, so polling never moves the keyboard focus. Each part
+      // on its own: the figures' `computed_at` (new whenever they are computed again) or the
+      // chart's minutes moving on must not redraw the tables and their buttons.
+      if (changed("queues", queueList)) replace(
         queues,
         table(
           "Queues",
@@ -74,7 +80,7 @@ export function queuesPage(cleanups) {
           queueList.items,
         ),
       );
-      replace(
+      if (changed("types", typeList)) replace(
         types,
         table(
           "Job types",
@@ -88,8 +94,11 @@ export function queuesPage(cleanups) {
         ),
       );
       const per = stats.throughput_per_minute_last_hour;
-      summary.textContent = `Last hour: ${per.succeeded} succeeded and ${per.failed} failed per minute on average.`;
-      replace(chart, throughputChart(stats.throughput_last_hour || []), h("p", { class: "legend" }, h("span", { class: "key key-ok" }), " succeeded ", h("span", { class: "key key-failed" }), " failed"));
+      const minutes = stats.throughput_last_hour || [];
+      if (changed("chart", [per, minutes])) {
+        summary.textContent = `Last hour: ${per.succeeded} succeeded and ${per.failed} failed per minute on average.`;
+        replace(chart, throughputChart(minutes), h("p", { class: "legend" }, h("span", { class: "key key-ok" }), " succeeded ", h("span", { class: "key key-failed" }), " failed"));
+      }
     } catch (error) {
       alert.show(errorText(error));
     }

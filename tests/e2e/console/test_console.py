@@ -1448,3 +1448,27 @@ def test_try_again_reads_the_job_types_at_once(console: Console, stack: RunningS
     page.get_by_label("Type").locator("option[value=noop]").wait_for(state="attached")
     said.wait_for(state="hidden")
     assert len(refused) == 1
+
+
+def test_the_queues_page_keeps_the_keyboard_where_it_was_while_it_polls(
+    console: Console, stack: RunningStack
+) -> None:
+    """The Queues page re-reads its figures every 5 s and redraws only what changed, so a
+    keyboard user on a Pause button stays there. The job figures say when they were computed
+    (`computed_at`), new on every poll that finds them older than 5 s: that alone must not
+    redraw the tables (it took the focus back to the top of the page every few seconds)."""
+    page = console.page
+    console.open()
+    console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    console.nav("Queues")
+    button = page.get_by_role("table", name="Queues").get_by_role("button", name="Pause low")
+    button.focus()
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Pause low"
+    computed = set()
+    # Polls until one brings figures computed anew (the second or third, 5 s apart).
+    for _ in range(3):
+        with page.expect_response(lambda r: "/v1/stats" in r.url) as answer:
+            pass
+        computed.add(answer.value.json()["computed_at"])
+    assert len(computed) > 1, "no poll brought figures computed anew"
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Pause low"
