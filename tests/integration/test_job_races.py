@@ -495,3 +495,64 @@ def test_an_account_disabled_during_its_claim_gives_back_what_the_claim_took(
     after = store.get(job.id)
     assert (after.status, after.attempts) == (JobStatus.QUEUED, 0)
     assert [e["to_status"] for e in store.events(job.id)] == ["queued", "running", "queued"]
+
+
+def test_a_claim_that_comes_while_a_disable_waits_does_not_overtake_it(
+    db: Database, database_url: str, job_queue: Any, job_registry: Any
+) -> None:
+    """A fleet of workers sharing one account: the admin's disable waits for the claim under
+    way, and a claim that comes after the disable began waiting must wait behind it and be
+    refused, not slip in ahead. Were each later claim let ahead, a busy fleet, whose claims
+    overlap one another, would keep the disable of a compromised worker waiting until its
+    statement timeout (a 503, the account still enabled)."""
+    from taskmill.lifecycle.outcomes import Outcomes
+
+    store = JobStore(db)
+    worker, account = _worker_session(db)
+    db.execute("INSERT INTO limits (key, concurrency) VALUES ('render-farm', 5)")
+    owner = make_user(db)
+    # Five: the first claim's pick locks four (four times its limit, while limits exist).
+    first, *_ = (
+        create_job(store, owner, type="render", external=True, limit_keys=["render-farm"])
+        for _ in range(5)
+    )
+    holder, claimer, later, admin = (Database(database_url) for _ in range(4))
+    pids = [d.connection().info.backend_pid for d in (claimer, later, admin)]
+    outcome: dict[str, Any] = {}
+    second: dict[str, Any] = {}
+
+    def disable() -> None:
+        try:
+            UserStore(admin).update(worker, disabled=True)
+            outcome["released"] = Outcomes(
+                JobStore(admin), job_queue, job_registry
+            ).release_held_by(worker, "the account that claimed it was disabled", actor="admin:a")
+        except BaseException as exc:  # surfaced below
+            outcome["disable_error"] = exc
+
+    claiming, disabling = (
+        _claiming(claimer, worker, account, outcome),
+        threading.Thread(target=disable),
+    )
+    claiming_later = _claiming(later, worker, account, second)
+    try:
+        with holder.transaction():
+            # The first claim holds the account and waits for a limit's key.
+            holder.execute("SELECT pg_advisory_xact_lock(hashtextextended('render-farm', 0))")
+            claiming.start()
+            waits = [waits_for_a_lock(db, pids[0], claiming)]
+            disabling.start()
+            waits.append(waits_for_a_lock(db, pids[2], disabling))
+            claiming_later.start()
+            waits.append(waits_for_a_lock(db, pids[1], claiming_later))
+        for thread in (claiming, disabling, claiming_later):
+            thread.join()
+    finally:
+        for database in (holder, claimer, later, admin):
+            database.close()
+    assert waits == [True, True, True], (outcome, second)
+    assert "disable_error" not in outcome, outcome
+    assert [j.id for j in outcome["claimed"]] == [first.id]
+    assert [j.id for j in outcome["released"]] == [first.id]
+    assert isinstance(second.get("error"), Forbidden), second
+    assert [r["status"] for r in db.execute("SELECT DISTINCT status FROM jobs")] == ["queued"]

@@ -32,7 +32,7 @@ from taskmill.jobs.model import LAST_ERROR_MAX, Finished, Job, JobStatus, NewJob
 from taskmill.jobs.retry import RetryDecision
 from taskmill.paging import decode_cursor, encode_cursor
 from taskmill.topology import SQS_MAX_DELAY_SECONDS
-from taskmill.users.store import LOCKED_SESSION_ACCOUNT_SQL, SESSION_ACCOUNT_SQL, SessionAccount
+from taskmill.users.store import SESSION_ACCOUNT_SQL, SHARE_ACCOUNT_SQL, SessionAccount
 
 # Seconds a lease outlives the job's timeout, so a worker finishing right at its timeout
 # still reports before the recovery sweep steps in.
@@ -1009,16 +1009,17 @@ RETURNING j.id""",
         counts again under them, so a stale read costs a claim that admits less, never one
         over a limit.
 
-        `claimant`, with `account`: the account claiming, checked again under a lock on its
-        row (a fresh request's `Unauthorized` or `Forbidden` if it may no longer claim). An
+        `claimant`, with `account`: the account claiming, checked again under the account's
+        lock (a fresh request's `Unauthorized` or `Forbidden` if it may no longer claim). An
         admin who disables, deletes or demotes it meanwhile waits for this claim to commit,
         then finds the jobs it took to give back; or commits first, and nothing is claimed."""
         if (claimant is None) != (account is None):
             raise ValueError("claimant and account are given together")
         with self._db.transaction() as tx:
             if claimant is not None and account is not None:
+                tx.execute(SHARE_ACCOUNT_SQL, {"caller": claimant})
                 rows = tx.execute(
-                    LOCKED_SESSION_ACCOUNT_SQL, {"caller": claimant, "session": account.session_id}
+                    SESSION_ACCOUNT_SQL, {"caller": claimant, "session": account.session_id}
                 )
                 now_as = SessionAccount.model_validate(rows[0]) if rows else None
                 SessionAccount.require(now_as, *account.roles)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -37,11 +39,28 @@ SELECT u.id, u.role, u.email, u.disabled,
 FROM users u WHERE u.id = %(caller)s"""
 )
 
-# The same, holding the account's row until the transaction ends: an admin's disable,
-# delete or role change of it (each writes the row) waits for the transaction, and one that
-# committed first is what this reads. For statements whose effect the account must still be
-# allowed when they commit.
-LOCKED_SESSION_ACCOUNT_SQL = SESSION_ACCOUNT_SQL + "\nFOR SHARE OF u"
+# An account's lock, for statements whose effect the account must still be allowed when
+# they commit (an external claim): they hold it shared until their transaction ends, and an
+# admin's disable, delete or role change of the account holds it exclusive, so either waits
+# for the other. A transaction-level advisory lock in the two-key space (limit keys and the
+# other advisory locks use the one-key space, apart from it); accounts whose ids hash alike
+# only wait for each other. Not a `FOR SHARE` on the account's row: a share lock on a row is
+# granted at once to a transaction that comes while a writer waits for the row, so a fleet of
+# workers on one account, their claims overlapping, kept the admin's disable waiting, up to
+# its statement timeout; Postgres queues a request for this lock behind a waiting one it
+# conflicts with. Take it, then read the account (`SESSION_ACCOUNT_SQL`) in the next
+# statement, whose snapshot sees a change committed while this one waited.
+# Parameter: %(caller)s (user id).
+ACCOUNT_LOCK_CLASS = 0x746D6163  # "tmac"
+SHARE_ACCOUNT_SQL = (
+    f"SELECT pg_advisory_xact_lock_shared({ACCOUNT_LOCK_CLASS}, hashtext(%(caller)s::text))"
+)
+_HOLD_ACCOUNT_SQL = (
+    f"SELECT pg_advisory_xact_lock({ACCOUNT_LOCK_CLASS}, hashtext(%(caller)s::text))"
+)
+
+# Runs one statement and returns its rows (`Database.execute`, `Transaction.execute`).
+_Statement = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 
 
 class User(BaseModel):
@@ -128,8 +147,9 @@ class UserStore:
         """Change an account; disabling the last enabled admin is refused like demoting or
         deleting it (in the same statement, so two admins disabling each other at once
         cannot both succeed)."""
-        rows = self._db.execute(
-            """
+        with self._held(user_id, disabled is True) as run:
+            rows = run(
+                """
 UPDATE users SET email = coalesce(%(email)s, email),
        password_hash = coalesce(%(hash)s, password_hash),
        disabled = coalesce(%(disabled)s, disabled), updated_at = now()
@@ -139,8 +159,8 @@ WHERE id = %(id)s
                                  WHERE role = 'admin' AND NOT disabled AND id <> %(id)s
                                  FOR UPDATE) others) > 0)
 RETURNING *""",
-            {"email": email, "hash": password_hash, "disabled": disabled, "id": user_id},
-        )
+                {"email": email, "hash": password_hash, "disabled": disabled, "id": user_id},
+            )
         if not rows:
             self.get(user_id)
             raise Conflict("the last admin cannot be disabled")
@@ -158,8 +178,9 @@ RETURNING *""",
     def set_role(self, user_id: UUID, role: str) -> User:
         """Change a role; refused when it would leave no enabled admin (one statement, so
         two admins demoting each other at once cannot both succeed)."""
-        rows = self._db.execute(
-            """
+        with self._held(user_id) as run:
+            rows = run(
+                """
 UPDATE users SET role = %(role)s, updated_at = now()
 WHERE id = %(id)s
   AND (%(role)s = 'admin' OR role <> 'admin'
@@ -167,27 +188,41 @@ WHERE id = %(id)s
                                  WHERE role = 'admin' AND NOT disabled AND id <> %(id)s
                                  FOR UPDATE) others) > 0)
 RETURNING *""",
-            {"role": role, "id": user_id},
-        )
+                {"role": role, "id": user_id},
+            )
         if not rows:
             self.get(user_id)
             raise Conflict("the last admin cannot be demoted")
         return User.model_validate(rows[0])
 
     def delete(self, user_id: UUID) -> None:
-        rows = self._db.execute(
-            """
+        with self._held(user_id) as run:
+            rows = run(
+                """
 DELETE FROM users WHERE id = %(id)s
   AND (role <> 'admin'
        OR (SELECT count(*) FROM (SELECT 1 FROM users
                                  WHERE role = 'admin' AND NOT disabled AND id <> %(id)s
                                  FOR UPDATE) others) > 0)
 RETURNING id""",
-            {"id": user_id},
-        )
+                {"id": user_id},
+            )
         if not rows:
             self.get(user_id)
             raise Conflict("the last admin cannot be deleted")
+
+    @contextmanager
+    def _held(self, user_id: UUID, hold: bool = True) -> Iterator[_Statement]:
+        """Run a change of the account in a transaction holding its lock exclusive
+        (`SHARE_ACCOUNT_SQL`) when `hold`: one that ends what the account may do (a disable,
+        delete or role change) waits for its claims under way, and those that come meanwhile
+        wait for it. Else as one statement, as before."""
+        if not hold:
+            yield self._db.execute
+            return
+        with self._db.transaction() as tx:
+            tx.execute(_HOLD_ACCOUNT_SQL, {"caller": user_id})
+            yield tx.execute
 
     def ensure_admin(self, email: str, password_hash: str) -> tuple[User, bool]:
         """The first-admin bootstrap: create the account as admin if it does not exist.
