@@ -417,6 +417,26 @@ def _claiming(
     return threading.Thread(target=claim)
 
 
+def _disabling(
+    admin: Database, worker: UUID, outcome: dict[str, Any], job_queue: Any, job_registry: Any
+) -> threading.Thread:
+    """A thread that does what an admin's disable of `worker` does, on `admin`: the disable,
+    then the give-back of what the account holds (into `outcome["released"]`, or what it
+    raised into `outcome["disable_error"]`)."""
+    from taskmill.lifecycle.outcomes import Outcomes
+
+    def disable() -> None:
+        try:
+            UserStore(admin).update(worker, disabled=True)
+            outcome["released"] = Outcomes(
+                JobStore(admin), job_queue, job_registry
+            ).release_held_by(worker, "the account that claimed it was disabled", actor="admin:a")
+        except BaseException as exc:  # surfaced by the test
+            outcome["disable_error"] = exc
+
+    return threading.Thread(target=disable)
+
+
 def test_a_claim_waiting_for_an_account_an_admin_disables_claims_nothing(
     db: Database, database_url: str
 ) -> None:
@@ -452,7 +472,6 @@ def test_an_account_disabled_during_its_claim_gives_back_what_the_claim_took(
     admin disables the account: the disable waits for the claim to commit, then gives back
     the job it took, instead of leaving it `running` under an account that can no longer
     report until the job's timeout runs out."""
-    from taskmill.lifecycle.outcomes import Outcomes
 
     store = JobStore(db)
     worker, account = _worker_session(db)
@@ -463,17 +482,8 @@ def test_an_account_disabled_during_its_claim_gives_back_what_the_claim_took(
     admin_pid = admin.connection().info.backend_pid
     outcome: dict[str, Any] = {}
 
-    def disable() -> None:
-        try:
-            UserStore(admin).update(worker, disabled=True)
-            outcome["released"] = Outcomes(
-                JobStore(admin), job_queue, job_registry
-            ).release_held_by(worker, "the account that claimed it was disabled", actor="admin:a")
-        except BaseException as exc:  # surfaced below
-            outcome["disable_error"] = exc
-
     claiming = _claiming(claimer, worker, account, outcome)
-    disabling = threading.Thread(target=disable)
+    disabling = _disabling(admin, worker, outcome, job_queue, job_registry)
     try:
         with holder.transaction():
             holder.execute("SELECT pg_advisory_xact_lock(hashtextextended('render-farm', 0))")
@@ -505,7 +515,6 @@ def test_a_claim_that_comes_while_a_disable_waits_does_not_overtake_it(
     refused, not slip in ahead. Were each later claim let ahead, a busy fleet, whose claims
     overlap one another, would keep the disable of a compromised worker waiting until its
     statement timeout (a 503, the account still enabled)."""
-    from taskmill.lifecycle.outcomes import Outcomes
 
     store = JobStore(db)
     worker, account = _worker_session(db)
@@ -521,19 +530,8 @@ def test_a_claim_that_comes_while_a_disable_waits_does_not_overtake_it(
     outcome: dict[str, Any] = {}
     second: dict[str, Any] = {}
 
-    def disable() -> None:
-        try:
-            UserStore(admin).update(worker, disabled=True)
-            outcome["released"] = Outcomes(
-                JobStore(admin), job_queue, job_registry
-            ).release_held_by(worker, "the account that claimed it was disabled", actor="admin:a")
-        except BaseException as exc:  # surfaced below
-            outcome["disable_error"] = exc
-
-    claiming, disabling = (
-        _claiming(claimer, worker, account, outcome),
-        threading.Thread(target=disable),
-    )
+    claiming = _claiming(claimer, worker, account, outcome)
+    disabling = _disabling(admin, worker, outcome, job_queue, job_registry)
     claiming_later = _claiming(later, worker, account, second)
     try:
         with holder.transaction():
