@@ -24,6 +24,7 @@ from taskmill.recovery.redrive_tasks import RedriveTaskStore
 from taskmill.recovery.sweep import Sweeper, SweepLimits
 from taskmill.schedules.store import ScheduleStore
 from taskmill.settings import RecoverySettings, load_settings
+from taskmill.users.store import RefreshTokenStore
 
 logger = Logger(service="taskmill-recovery")
 _sweeper: Sweeper | None = None
@@ -51,6 +52,7 @@ def container_sweeper() -> Sweeper:
             event_sources=EventSources(settings.event_source_ids(), logger=logger),
             redrive_tasks=RedriveTaskStore(db),
             containers=ContainerTasks(settings.ecs_cluster_arn, logger=logger),
+            tokens=RefreshTokenStore(db),
             logger=logger,
         )
     return _sweeper

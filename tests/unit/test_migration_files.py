@@ -39,6 +39,9 @@ SHIPPED = {
     "0018_report_digest": "732154124e01b04d8f7d52901090d3b8f4a1b720c301f7a326f7c56a91a5159f",
     "0019_stats_snapshots": "c2d81f9771fee999e087c34a89fd7f040c4b4d1d45fc5f0bab6efd91a6476591",
     "0020_ended_sessions": "2a3156d8793869c8a055b2418b3e8386478ceb93e9e8c27045142a9585e5b973",
+    "0021_refresh_token_expiry": (
+        "29a40b4cb257fb8fe9e24b000601959e476a78cf02ca14bc31d8c73eaf238537"
+    ),
 }
 
 

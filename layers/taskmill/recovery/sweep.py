@@ -23,6 +23,7 @@ from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.redrive_tasks import RedriveTaskStore
 from taskmill.schedules.store import ScheduleStore
 from taskmill.topology import Priority
+from taskmill.users.store import RefreshTokenStore
 
 
 @dataclass
@@ -48,6 +49,8 @@ class SweepReport:
     redrives_abandoned: int = 0
     # container.run tasks asked to stop: their attempt timed out, or their job was cancelled.
     containers_stopped: int = 0
+    # Refresh tokens long past their expiry (RefreshTokenStore.delete_expired).
+    deleted_refresh_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -64,6 +67,8 @@ class SweepLimits:
     # merely waits gets one duplicate message per period, which its claim skips.
     requeue_after_seconds: float = 1800.0
     retention_days: float = 30.0
+    # How long past its expiry a refresh token is kept (a day: no clock skew matters).
+    refresh_token_grace_seconds: float = 86_400.0
     # Each owner's quota of unfinished jobs, which schedule runs count against like creates.
     max_unfinished_jobs: int | None = None
 
@@ -81,6 +86,7 @@ class Sweeper:
         event_sources: EventSources | None = None,
         redrive_tasks: RedriveTaskStore | None = None,
         containers: ContainerTasks | None = None,
+        tokens: RefreshTokenStore | None = None,
         logger: logging.Logger | Any = None,
     ) -> None:
         self.store = store
@@ -93,6 +99,7 @@ class Sweeper:
         self.redrive_tasks = redrive_tasks
         # Without a cluster (locally, container jobs off) it stops nothing.
         self.containers = containers or ContainerTasks(None)
+        self.tokens = tokens
         self.logger = logger or logging.getLogger("taskmill.recovery")
         self.outcomes = Outcomes(store, queue, registry, logger=self.logger)
 
@@ -144,6 +151,10 @@ class Sweeper:
         report.deleted_finished = self.store.delete_finished(
             older_than_days=self.limits.retention_days, limit=batch
         )
+        if self.tokens is not None:
+            report.deleted_refresh_tokens = self.tokens.delete_expired(
+                older_than_seconds=self.limits.refresh_token_grace_seconds, limit=batch
+            )
         report.redrives_abandoned = self._fail_abandoned_redrives()
         # A metric for what the run did only: CloudWatch bills a custom metric for each hour it
         # is published, so eleven zeros a minute would cost an idle environment ~$3.30 a month

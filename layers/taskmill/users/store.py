@@ -276,6 +276,44 @@ FROM target t""",
         )
         return rows[0] if rows else None
 
+    def delete_expired(self, *, older_than_seconds: float, limit: int) -> int:
+        """Delete up to `limit` refresh tokens (of each kind below) that expired more than
+        `older_than_seconds` ago, oldest first: a token past its expiry is refused whatever
+        its row says, so it is kept only where a row still decides something.
+
+        - A rotated token (used, not revoked): alone. A replay of it once expired is refused
+          as expired, with or without its row (reuse is told from a replay while it lives).
+        - A revoked token only with its whole session (family), once every token of the
+          session has expired: while any lives, the revoked one is what says the session
+          has ended (`_ENDED`), and a token a racing refresh added after the revocation
+          would carry the session on without it.
+        - A session's other tokens, likewise, with the session."""
+        params = {"age": older_than_seconds, "limit": limit}
+        rotated = self._db.execute(
+            """
+DELETE FROM refresh_tokens WHERE id IN (
+    SELECT id FROM refresh_tokens
+    WHERE expires_at < now() - make_interval(secs => %(age)s)
+      AND used_at IS NOT NULL AND revoked_at IS NULL
+    ORDER BY expires_at LIMIT %(limit)s)
+RETURNING id""",
+            params,
+        )
+        ended = self._db.execute(
+            """
+DELETE FROM refresh_tokens WHERE family_id IN (
+    SELECT o.family_id FROM (
+        SELECT family_id FROM refresh_tokens
+        WHERE expires_at < now() - make_interval(secs => %(age)s)
+        ORDER BY expires_at LIMIT %(limit)s) o
+    WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens l
+                      WHERE l.family_id = o.family_id
+                        AND l.expires_at >= now() - make_interval(secs => %(age)s)))
+RETURNING id""",
+            params,
+        )
+        return len(rotated) + len(ended)
+
     def revoke_family(self, family_id: UUID) -> int:
         rows = self._db.execute(
             "UPDATE refresh_tokens SET revoked_at = now() "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from taskmill.jobs.store import JobStore
 from taskmill.lifecycle.outcomes import LEASE_EXPIRED, LOST_LEASE_CAP
 from taskmill.queue.sqs import JobQueue
 from taskmill.recovery.sweep import Sweeper, SweepLimits
+from taskmill.users.store import RefreshTokenStore, UserStore
 
 from functions.retry.sweep import handler as sweep_handler
 from tests.integration.worker.conftest import queue_messages
@@ -283,3 +285,45 @@ def test_each_run_logs_one_structured_line(store, owner, job_queue, job_registry
     [(message, extra)] = recorder.lines
     assert message == "recovery sweep"
     assert extra["sweep"]["resent"] == 1
+
+
+def test_refresh_tokens_long_expired_are_deleted_without_reviving_an_ended_session(
+    store, owner, job_queue, db, job_registry
+) -> None:
+    """One row per refresh was kept for ever. The sweep deletes tokens a day past their
+    expiry: a rotated one alone, the rest only with their whole session once all of it has
+    expired, so a revoked token still ends a session a racing refresh left a live token in."""
+    tokens = RefreshTokenStore(db)
+    sessions = {name: uuid.uuid4() for name in ("open", "gone", "ended", "revoked", "recent")}
+    rows = [  # session, expired this many days ago (negative: still valid), used, revoked
+        ("open", 40, True, False),  # a rotation of an open session: deleted
+        ("open", -29, False, False),  # its current token: kept
+        ("gone", 10, True, False),
+        ("gone", 5, False, False),  # a session not refreshed for a month: all deleted
+        ("ended", 3, True, True),  # the revocation's mark, kept while...
+        ("ended", -20, False, False),  # ...the token a racing refresh added lives
+        ("revoked", 2, True, True),  # a logged-out session, all expired: deleted
+        ("recent", 0.01, True, False),  # expired a quarter of an hour ago: kept for now
+    ]
+    for session, days_ago, used, revoked in rows:
+        db.execute(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, "
+            "used_at, revoked_at) VALUES (gen_random_uuid(), %(user)s, %(family)s, "
+            "%(hash)s, now() - make_interval(secs => %(ago)s), "
+            "CASE WHEN %(used)s THEN now() END, CASE WHEN %(revoked)s THEN now() END)",
+            {"user": owner, "family": sessions[session], "hash": uuid.uuid4().bytes,
+             "ago": days_ago * 86400, "used": used, "revoked": revoked},
+        )  # fmt: skip
+    sweeper = Sweeper(store, job_queue, job_registry, SweepLimits(batch=100), tokens=tokens)
+    assert sweeper.run()[0].deleted_refresh_tokens == 4
+    assert sweeper.run()[0].deleted_refresh_tokens == 0
+    left = db.execute("SELECT family_id, count(*) AS n FROM refresh_tokens GROUP BY family_id")
+    kept = {name: 0 for name in sessions} | {
+        name: row["n"] for row in left for name, f in sessions.items() if f == row["family_id"]
+    }
+    assert kept == {"open": 1, "gone": 0, "ended": 2, "revoked": 0, "recent": 1}
+    live = {
+        name: getattr(UserStore(db).session_account(owner, sessions[name]), "session_live", None)
+        for name in ("open", "ended")
+    }
+    assert live == {"open": True, "ended": False}
