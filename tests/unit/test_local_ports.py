@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+from contextlib import ExitStack
 
 import pytest
 
@@ -58,18 +59,29 @@ def test_the_same_port_twice_is_fine_when_nothing_listens_on_one_of_them(
     assert LocalConfig.from_environment().port == 18011
 
 
-def test_two_ports_in_use_are_each_given_a_different_free_port_to_move_to() -> None:
-    # Both in use, side by side: each suggestion was the first free port above its own, so
-    # both named the same one, and following both lines could not start.
-    with socket.socket() as api, socket.socket() as sqs:
+def _two_listening_side_by_side(stack: ExitStack) -> int:
+    """Listen on two adjacent free ports; the lower one's number. Tries other pairs while
+    the port above an ephemeral one is taken (a shared machine), rather than skipping."""
+    for _ in range(50):
+        api = stack.enter_context(socket.socket())
         api.bind(("127.0.0.1", 0))
-        api.listen(1)
-        number = api.getsockname()[1]
+        number: int = api.getsockname()[1]
+        sqs = stack.enter_context(socket.socket())
         try:
             sqs.bind(("127.0.0.1", number + 1))
         except OSError:
-            pytest.skip(f"port {number + 1} is taken here")
+            continue
+        api.listen(1)
         sqs.listen(1)
+        return number
+    raise AssertionError("no two adjacent free ports in 50 tries")
+
+
+def test_two_ports_in_use_are_each_given_a_different_free_port_to_move_to() -> None:
+    # Both in use, side by side: each suggestion was the first free port above its own, so
+    # both named the same one, and following both lines could not start.
+    with ExitStack() as stack:
+        number = _two_listening_side_by_side(stack)
         with pytest.raises(PreflightError) as refused:
             check_ports(
                 [
