@@ -24,8 +24,8 @@ _ENDED = """EXISTS (SELECT 1 FROM refresh_tokens e
 # (users' primary key; the live tokens of a family, `refresh_tokens_live_family_idx`; its
 # revoked ones, `_ENDED`). A session is the refresh-token family its login started; logging
 # out, a reused refresh token, a disable or a password change revoke its tokens, and so end
-# it. Shared with the
-# statement that creates jobs, which checks the same thing without a round trip of its own.
+# it. Shared with the statement that creates jobs, which checks the same thing without a
+# round trip of its own.
 # Parameters: %(caller)s (user id) and %(session)s (session id).
 SESSION_ACCOUNT_SQL = (
     """
@@ -214,7 +214,7 @@ RETURNING id""",
     @contextmanager
     def _held(self, user_id: UUID, hold: bool = True) -> Iterator[_Statement]:
         """Run a change of the account in a transaction holding its lock exclusive
-        (`SHARE_ACCOUNT_SQL`) when `hold`: one that ends what the account may do (a disable,
+        (`_HOLD_ACCOUNT_SQL`; claims hold it shared, `SHARE_ACCOUNT_SQL`) when `hold`: one that ends what the account may do (a disable,
         delete or role change) waits for its claims under way, and those that come meanwhile
         wait for it. Else as one statement, as before."""
         if not hold:
