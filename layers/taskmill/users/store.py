@@ -214,9 +214,10 @@ RETURNING id""",
     @contextmanager
     def _held(self, user_id: UUID, hold: bool = True) -> Iterator[_Statement]:
         """Run a change of the account in a transaction holding its lock exclusive
-        (`_HOLD_ACCOUNT_SQL`; claims hold it shared, `SHARE_ACCOUNT_SQL`) when `hold`: one that ends what the account may do (a disable,
-        delete or role change) waits for its claims under way, and those that come meanwhile
-        wait for it. Else as one statement, as before."""
+        (`_HOLD_ACCOUNT_SQL`; claims hold it shared, `SHARE_ACCOUNT_SQL`) when `hold`: one
+        that ends what the account may do (a disable, delete or role change) waits for its
+        claims under way, and those that come meanwhile wait for it. Else as one statement,
+        as before."""
         if not hold:
             yield self._db.execute
             return
